@@ -1,0 +1,36 @@
+# kerasflow: `make run` sets up and runs the main job; `make test` sets up and passes the tests.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= configs/digits.yaml
+
+.PHONY: setup run test bench quality ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/kerasflow run $(CONFIG)
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/quality.py
+
+quality: setup
+	$(BIN)/python benchmarks/quality.py
+
+ui: setup
+	$(BIN)/kerasflow ui
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,29 @@
+"""Runs only the data-validation step of a pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from kerasflow import tracking
+from tasks import steps
+
+
+@flow(name="validate", log_prints=False)
+def validate_flow(config_path: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Loads the configured data and checks it against its expectation suite.
+
+    Args:
+        config_path: Pipeline YAML.
+        overrides: `section.key=value` overrides. Default none.
+
+    Returns:
+        The run id and the number of expectations checked.
+    """
+    config = steps.read_config(config_path, overrides)
+    with tracking.pipeline_run(config, "validate", flow_run.get_id()) as run:
+        raw = steps.load_data(run.id, config, run.workdir)
+        checked = steps.validate_data(run.id, config, raw)
+    return {"run_id": run.id, "expectations": checked}

@@ -1,0 +1,27 @@
+"""The errors that mean "bad input" (exit status 2) rather than a crash."""
+
+from __future__ import annotations
+
+from schemas.config import ConfigError
+from tasks.load import DataLoadError
+from tasks.preprocess import FeatureError
+from tasks.split import SplitError
+from tasks.validate import DataValidationError, SuiteError
+
+BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError, DataLoadError, DataValidationError, SuiteError, FeatureError, SplitError,
+)
+
+
+def describe(exc: BaseException) -> str:
+    """Returns a readable one-paragraph description of a bad-input error."""
+    kind = {
+        ConfigError: "bad config",
+        DataLoadError: "bad data file",
+        DataValidationError: "data failed its expectations",
+        SuiteError: "bad expectation suite",
+        FeatureError: "bad features",
+        SplitError: "cannot split the data",
+    }
+    label = next((text for cls, text in kind.items() if isinstance(exc, cls)), type(exc).__name__)
+    return f"{label}: {exc}"

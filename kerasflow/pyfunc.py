@@ -1,0 +1,126 @@
+"""The MLflow pyfunc model that every kerasflow pipeline logs.
+
+`mlflow.keras`'s own pyfunc flattens a DataFrame to `.values`, which loses
+the column names and mixed types that a model with in-graph preprocessing
+needs. This wrapper keeps the Keras model (`.keras` file, preprocessing
+layers inside) and maps raw rows by column name to the named model inputs,
+then returns labelled predictions: a `prediction` column and, for
+classifiers, one `proba_<class>` column per class.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+CODE_PATHS = [str(PACKAGE_ROOT / "kerasflow"), str(PACKAGE_ROOT / "tasks")]
+
+
+class KerasflowModel(mlflow.pyfunc.PythonModel):
+    """Serves a kerasflow Keras model on raw feature rows."""
+
+    def load_context(self, context: Any) -> None:
+        """Loads the Keras model and the feature and label specs."""
+        from kerasflow.quiet import silence
+
+        silence()
+        import keras
+
+        import kerasflow.layers  # noqa: F401  (registers custom layers)
+        from tasks.preprocess import FeatureSpec, LabelSpec
+
+        self.features = FeatureSpec.load(context.artifacts["features"])
+        self.labels = LabelSpec.load(context.artifacts["labels"])
+        self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """Predicts from a DataFrame of raw feature rows.
+
+        Args:
+            context: The MLflow context (unused after loading).
+            model_input: A pandas DataFrame with the training feature columns.
+            params: Unused.
+
+        Returns:
+            A DataFrame with `prediction` and, for classifiers, `proba_<class>` columns.
+        """
+        from tasks.preprocess import as_model_inputs, decode_predictions, frame_to_inputs
+
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        raw = self.model.predict(as_model_inputs(frame_to_inputs(frame, self.features)), verbose=0)
+        return decode_predictions(raw, self.labels).set_index(frame.index)
+
+
+def log_model(model_path: str, features_path: str, labels_path: str, example: Any) -> Any:
+    """Logs a Keras model as a kerasflow pyfunc in the active run.
+
+    Args:
+        model_path: The `.keras` file.
+        features_path: The feature spec JSON.
+        labels_path: The label spec JSON.
+        example: A few raw input rows (DataFrame) for the signature and example.
+
+    Returns:
+        MLflow's `ModelInfo`.
+    """
+    from mlflow.models import infer_signature
+
+    from tasks.preprocess import FeatureSpec, LabelSpec, decode_predictions
+
+    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
+    example = example[features.columns].astype({c: "float64" for c in features.numeric})
+    output = decode_predictions(_dummy_output(labels, len(example)), labels)
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(Path(__file__).with_name("serving_model.py")),
+        artifacts={"keras_model": model_path, "features": features_path, "labels": labels_path},
+        code_paths=CODE_PATHS,
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=_requirements(),
+    )
+
+
+def register_version(client: Any, name: str, model_uri: str, run_id: str) -> str:
+    """Registers a logged model as a new version, creating the model if needed.
+
+    Args:
+        client: An `MlflowClient`.
+        name: Registered model name.
+        model_uri: The logged model's URI.
+        run_id: The run that produced it.
+
+    Returns:
+        The new version number, as a string.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Trained and registered by kerasflow.")
+    return str(client.create_model_version(name, model_uri, run_id=run_id).version)
+
+
+def _dummy_output(labels: Any, rows: int) -> Any:
+    import numpy as np
+
+    if labels.task == "regression" or labels.binary:
+        return np.full((rows, 1), 0.5)
+    return np.full((rows, len(labels.classes)), 1.0 / len(labels.classes))
+
+
+def _requirements() -> list[str]:
+    names = ["mlflow", "tensorflow", "keras", "pandas", "numpy", "scikit-learn", "pydantic"]
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins

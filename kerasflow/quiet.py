@@ -1,0 +1,84 @@
+"""Process-wide settings that keep a run's output clean.
+
+TensorFlow, MLflow, Prefect and Great Expectations all read environment
+variables at import time, so `silence()` must run before any of them is
+imported. It only sets variables the user has not set already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from typing import Iterator
+
+_DEFAULTS = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "KERAS_BACKEND": "tensorflow",
+    "GRPC_VERBOSITY": "ERROR",
+    "ABSL_MIN_LOG_LEVEL": "3",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "DO_NOT_TRACK": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_UI_ENABLED": "true",
+    "PREFECT_LOGGING_LOG_PRINTS": "false",
+    "TQDM_DISABLE": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
+}
+
+_NOISY_LOGGERS = ("absl", "tensorflow", "h5py", "urllib3", "alembic", "mlflow", "great_expectations")
+
+
+def silence() -> None:
+    """Sets quiet defaults for the ML libraries' logging and telemetry.
+
+    Idempotent; values already present in the environment win.
+    """
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+    warnings.filterwarnings("ignore", module="mlflow.*")
+    warnings.filterwarnings("ignore", module="keras.*")
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def import_tensorflow() -> None:
+    """Imports TensorFlow once with native stderr muted.
+
+    TensorFlow's C++ runtime prints CUDA-probe and absl banners straight to
+    file descriptor 2 during import, past any Python logging setting.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    silence()
+    with muted_stderr():
+        import tensorflow  # noqa: F401
+        import keras  # noqa: F401
+
+
+@contextlib.contextmanager
+def muted_stderr() -> Iterator[None]:
+    """Points file descriptor 2 at /dev/null for the duration of the block."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        sys.stderr.flush()
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)

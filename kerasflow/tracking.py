@@ -1,0 +1,232 @@
+"""MLflow conventions: one experiment per pipeline, one parent run per flow run.
+
+Every helper takes the run id explicitly: MLflow's active-run stack is per
+thread, and Prefect runs tasks in worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from kerasflow.quiet import silence
+
+DEFAULT_STORE = Path("mlruns")
+RUN_KIND_TAG = "kerasflow.kind"
+
+
+@dataclass
+class PipelineRun:
+    """A parent MLflow run and its scratch folder.
+
+    Args:
+        id: The MLflow run id.
+        experiment_id: Its experiment.
+        workdir: A private folder for files passed between tasks.
+    """
+
+    id: str
+    experiment_id: str
+    workdir: str
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """Resolves the tracking URI: config, then `MLFLOW_TRACKING_URI`, then the local store.
+
+    Args:
+        configured: `registry.tracking_uri` from the config, if any.
+
+    Returns:
+        The URI to use; the local default is `sqlite:///mlruns/mlflow.db`.
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    DEFAULT_STORE.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(DEFAULT_STORE / 'mlflow.db').resolve()}"
+
+
+def configure(configured: str | None = None) -> Any:
+    """Points MLflow at the resolved store and returns a client.
+
+    Args:
+        configured: `registry.tracking_uri` from the config, if any.
+
+    Returns:
+        An `mlflow.MlflowClient` for that store.
+    """
+    silence()
+    import mlflow
+
+    uri = tracking_uri(configured)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(uri, uri)
+
+
+def ensure_experiment(client: Any, name: str) -> str:
+    """Returns the id of the experiment `name`, creating it if needed.
+
+    Local SQLite stores keep artifacts under `mlruns/artifacts/<name>`.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=_artifact_location(client.tracking_uri, name))
+
+
+def _artifact_location(uri: str, name: str) -> str | None:
+    root = os.environ.get("MLFLOW_DEFAULT_ARTIFACT_ROOT")
+    if root:
+        return f"{root.rstrip('/')}/{name}"
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / name).resolve().as_uri()
+    return None
+
+
+@contextlib.contextmanager
+def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iterator[PipelineRun]:
+    """Opens the parent run of a flow, and closes it FINISHED or FAILED.
+
+    On an exception the error report is attached as `errors/error.txt`, the
+    run is marked FAILED and the exception propagates.
+
+    Args:
+        config: The validated `PipelineConfig`.
+        kind: `train`, `tune`, `retrain` or `predict`; stored as a tag.
+        flow_run_id: The Prefect flow-run id, stored as a tag.
+
+    Yields:
+        A `PipelineRun`.
+    """
+    client = configure(config.registry.tracking_uri)
+    experiment_id = ensure_experiment(client, config.name)
+    run = client.create_run(experiment_id, run_name=f"{kind}-{config.name}", tags=_run_tags(config, kind, flow_run_id))
+    run_id = run.info.run_id
+    workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
+    try:
+        log_config(client, run_id, config)
+        yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir)
+    except BaseException as exc:
+        fail_run(client, run_id, exc)
+        raise
+    else:
+        client.set_terminated(run_id, "FINISHED")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def fail_run(client: Any, run_id: str, exc: BaseException) -> None:
+    """Attaches an error report to a run and marks it FAILED.
+
+    Args:
+        client: An `MlflowClient`.
+        run_id: The run.
+        exc: The exception that ended it.
+    """
+    report = f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
+    client.log_text(run_id, report, "errors/error.txt")
+    client.set_tag(run_id, "kerasflow.error", f"{type(exc).__name__}: {str(exc)[:4000]}")
+    client.set_terminated(run_id, "FAILED")
+
+
+def record_failed_run(experiment: str, kind: str, error: BaseException, attachments: dict[str, str] | None = None,
+                      tracking: str | None = None) -> str:
+    """Records a run that failed before a pipeline could start, e.g. a bad config.
+
+    Args:
+        experiment: Experiment name.
+        kind: The command that failed (`train`, `validate`, ...).
+        error: The error to report.
+        attachments: Extra `{artifact_path: text}` files to attach.
+        tracking: Tracking URI override.
+
+    Returns:
+        The FAILED run's id.
+    """
+    client = configure(tracking)
+    run = client.create_run(ensure_experiment(client, experiment), run_name=f"{kind}-{experiment}",
+                            tags={RUN_KIND_TAG: kind, **_git_tags()})
+    for path, text in (attachments or {}).items():
+        client.log_text(run.info.run_id, text, path)
+    fail_run(client, run.info.run_id, error)
+    return run.info.run_id
+
+
+def log_config(client: Any, run_id: str, config: Any) -> None:
+    """Logs a config as flat `section.key` params plus the YAML itself."""
+    import yaml
+
+    data = config.model_dump(mode="json")
+    params = {k: v for k, v in flatten(data).items() if k.split(".")[0] not in ("name",)}
+    log_params(client, run_id, params)
+    client.log_text(run_id, yaml.safe_dump(data, sort_keys=False), "config/config.yaml")
+
+
+def log_params(client: Any, run_id: str, params: dict[str, Any], prefix: str = "") -> None:
+    """Logs params in one batch, values rendered as strings up to MLflow's limit."""
+    from mlflow.entities import Param
+
+    items = [Param(f"{prefix}{k}", _param_text(v)) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start:start + 100])
+
+
+def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str = "", step: int = 0) -> None:
+    """Logs finite metrics in one batch, names prefixed by step."""
+    import math
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(f"{prefix}{k}", float(v), now, step) for k, v in metrics.items()
+             if v is not None and math.isfinite(float(v))]
+    for start in range(0, len(items), 500):
+        client.log_batch(run_id, metrics=items[start:start + 500])
+
+
+def log_json(client: Any, run_id: str, data: Any, artifact_file: str) -> None:
+    """Logs a JSON artifact."""
+    client.log_text(run_id, json.dumps(data, indent=2, default=str), artifact_file)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flattens nested dicts into `a.b.c` keys; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _param_text(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
+    return text[:6000]
+
+
+def _run_tags(config: Any, kind: str, flow_run_id: str | None) -> dict[str, str]:
+    tags = {RUN_KIND_TAG: kind, "kerasflow.config_hash": config.fingerprint(), "kerasflow.pipeline": config.name}
+    if flow_run_id:
+        tags["prefect.flow_run_id"] = str(flow_run_id)
+    return {**tags, **_git_tags()}
+
+
+def _git_tags() -> dict[str, str]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"mlflow.source.git.commit": commit} if commit else {}

@@ -1,0 +1,404 @@
+"""Pydantic models for a kerasflow pipeline config.
+
+A config is declarative YAML in sections: `data`, `validation`, `split`,
+`preprocessing`, `model`, `tuning`, `training`, `evaluation` and `registry`.
+It is read with `yaml.safe_load` (nothing in it is ever executed) and
+validated in full before any work is done: unknown keys, wrong types and
+impossible values are reported with their dotted key path and, where the
+set is closed, the allowed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Activation = Literal["relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish", "linear"]
+Initializer = Literal[
+    "glorot_uniform",
+    "glorot_normal",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "truncated_normal",
+    "random_normal",
+    "random_uniform",
+    "orthogonal",
+    "zeros",
+    "ones",
+]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam"]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A pipeline config that cannot be read or fails validation.
+
+    Args:
+        path: The config file the error is about.
+        problems: One line per problem, each naming its key path.
+    """
+
+    def __init__(self, path: str | Path, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid config {self.path}:\n{lines}")
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(Section):
+    """Where the raw data comes from and what to predict.
+
+    Args:
+        source: A built-in dataset name (`digits`, `breast_cancer`, `wine`,
+            `iris`, `diabetes`, `penguins`), a CSV or Parquet path, or a glob
+            whose newest match is used.
+        target: The label column.
+        features: Feature columns. Defaults to every column but the target.
+        categorical: Columns to one-hot encode. Defaults to the string and
+            boolean columns among the features.
+        task: `classification`, `regression`, or `auto` (default) to infer
+            from the label column.
+        label_encoding: `integer` (default, sparse categorical
+            cross-entropy) or `one_hot` (categorical cross-entropy).
+    """
+
+    source: str
+    target: str
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    label_encoding: Literal["integer", "one_hot"] = "integer"
+
+
+class ValidationConfig(Section):
+    """The Great Expectations suite the raw data must pass.
+
+    Args:
+        suite: Path to a suite JSON file, or null to skip validation.
+        on_failure: `fail` (default) stops the run; `warn` logs the report
+            and goes on.
+    """
+
+    suite: str | None = None
+    on_failure: Literal["fail", "warn"] = "fail"
+
+
+class SplitConfig(Section):
+    """How rows are divided into train, validation and test sets.
+
+    Args:
+        kind: `holdout` (default) or `kfold`.
+        test_fraction: Share of rows kept aside for the final test. Default 0.2.
+        val_fraction: Share of rows for validation (holdout). Default 0.1.
+        folds: Number of folds for `kfold`. Default 5.
+        stratify: Stratify by class for classification. Default true.
+        shuffle: Shuffle before splitting. Default true.
+        seed: Random seed of the splitters. Default 42.
+    """
+
+    kind: Literal["holdout", "kfold"] = "holdout"
+    test_fraction: Fraction = 0.2
+    val_fraction: Fraction = 0.1
+    folds: Annotated[int, Field(ge=2, le=50)] = 5
+    stratify: bool = True
+    shuffle: bool = True
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> "SplitConfig":
+        if self.kind == "holdout" and self.test_fraction + self.val_fraction >= 1.0:
+            raise ValueError(
+                f"test_fraction + val_fraction must be below 1, got "
+                f"{self.test_fraction} + {self.val_fraction} = {self.test_fraction + self.val_fraction:g}"
+            )
+        return self
+
+
+class PreprocessingConfig(Section):
+    """Standardization and vectorization, fitted on training rows only.
+
+    Args:
+        normalize: Z-score numeric columns with a `Normalization` layer. Default true.
+        impute: How missing numeric values are filled: `mean` (default),
+            `median` or `zero`, using training statistics.
+        max_categories: Keep at most this many most frequent levels per
+            categorical column; the rest map to the out-of-vocabulary slot.
+    """
+
+    normalize: bool = True
+    impute: Literal["mean", "median", "zero"] = "mean"
+    max_categories: PositiveInt | None = None
+
+
+class InitializerConfig(Section):
+    """A kernel initializer and its arguments.
+
+    Args:
+        name: Keras initializer name. Default `glorot_uniform`.
+        mean: Mean for `random_normal` and `truncated_normal`. Default 0.
+        stddev: Standard deviation for the normal initializers. Default 0.05.
+        minval: Lower bound for `random_uniform`. Default -0.05.
+        maxval: Upper bound for `random_uniform`. Default 0.05.
+    """
+
+    name: Initializer = "glorot_uniform"
+    mean: float = 0.0
+    stddev: Annotated[float, Field(gt=0)] = 0.05
+    minval: float = -0.05
+    maxval: float = 0.05
+
+
+class ModelConfig(Section):
+    """The network architecture.
+
+    Args:
+        kind: `dense` (default).
+        hidden_units: Units of each hidden layer. Default [64].
+        activation: Hidden-layer activation. Default `relu`.
+        initializer: Kernel initializer of every hidden layer.
+        l1: L1 kernel penalty. Default 0.
+        l2: L2 kernel penalty. Default 0.
+        dropout: Dropout rate after each hidden layer. Default 0.
+        batch_norm: Batch normalization after each hidden layer. Default false.
+    """
+
+    kind: Literal["dense"] = "dense"
+    hidden_units: list[PositiveInt] = Field(default_factory=lambda: [64])
+    activation: Activation = "relu"
+    initializer: InitializerConfig = Field(default_factory=InitializerConfig)
+    l1: Annotated[float, Field(ge=0)] = 0.0
+    l2: Annotated[float, Field(ge=0)] = 0.0
+    dropout: Fraction = 0.0
+    batch_norm: bool = False
+
+
+class OptimizerConfig(Section):
+    """The optimizer and its learning rate.
+
+    Args:
+        name: `adam` (default), `adamw`, `sgd`, `rmsprop`, `adagrad` or `nadam`.
+        learning_rate: Default 0.001.
+        momentum: Momentum for `sgd` and `rmsprop`. Default 0.
+        nesterov: Nesterov momentum for `sgd`. Default false.
+    """
+
+    name: OptimizerName = "adam"
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 1e-3
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    nesterov: bool = False
+
+
+class EarlyStoppingConfig(Section):
+    """Stops training when the monitored metric stops improving.
+
+    Args:
+        enabled: Default true.
+        monitor: Default `val_loss`.
+        patience: Epochs without improvement before stopping. Default 10.
+        min_delta: Smallest change that counts as improvement. Default 0.
+        restore_best_weights: Default true.
+    """
+
+    enabled: bool = True
+    monitor: str = "val_loss"
+    patience: PositiveInt = 10
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+    restore_best_weights: bool = True
+
+
+class ReduceLROnPlateauConfig(Section):
+    """Lowers the learning rate when the monitored metric plateaus.
+
+    Args:
+        enabled: Default false.
+        monitor: Default `val_loss`.
+        factor: Multiplier of the learning rate. Default 0.5.
+        patience: Default 5.
+        min_lr: Default 1e-6.
+    """
+
+    enabled: bool = False
+    monitor: str = "val_loss"
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    patience: PositiveInt = 5
+    min_lr: Annotated[float, Field(ge=0)] = 1e-6
+
+
+class TrainingConfig(Section):
+    """How the network is fitted.
+
+    Args:
+        epochs: Maximum epochs. Default 50.
+        batch_size: Default 32.
+        optimizer: See `OptimizerConfig`.
+        early_stopping: See `EarlyStoppingConfig`.
+        reduce_lr: See `ReduceLROnPlateauConfig`.
+        seed: Seed of weight initialization and shuffling. Default 42.
+    """
+
+    epochs: PositiveInt = 50
+    batch_size: PositiveInt = 32
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    reduce_lr: ReduceLROnPlateauConfig = Field(default_factory=ReduceLROnPlateauConfig)
+    seed: int = 42
+
+
+class EvaluationConfig(Section):
+    """What is reported on the test split.
+
+    Args:
+        classification_report: Log scikit-learn's report. Default true.
+        confusion_matrix: Log a confusion-matrix PNG. Default true.
+    """
+
+    classification_report: bool = True
+    confusion_matrix: bool = True
+
+
+class RegistryConfig(Section):
+    """Where the model is tracked and registered.
+
+    Args:
+        model_name: Registered model name. Defaults to the pipeline name.
+        enabled: Register a new model version. Default true.
+        tracking_uri: MLflow tracking URI; `MLFLOW_TRACKING_URI` or
+            `sqlite:///mlruns/mlflow.db` otherwise.
+        thresholds: Minimum test metrics for the `candidate` alias, e.g.
+            `{accuracy: 0.9}`; a model below them is registered but not
+            blessed.
+    """
+
+    model_name: str | None = None
+    enabled: bool = True
+    tracking_uri: str | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+
+class PipelineConfig(Section):
+    """A whole kerasflow pipeline."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+    data: DataConfig
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    @property
+    def model_name(self) -> str:
+        """The registered model name."""
+        return self.registry.model_name or self.name
+
+    def fingerprint(self) -> str:
+        """Returns a sha256 of the validated config, stable across key order."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Reads and validates a pipeline config.
+
+    Args:
+        path: YAML file.
+        overrides: `dotted.key=value` strings applied on top of the file;
+            values are parsed as YAML scalars. Default none.
+
+    Returns:
+        The validated `PipelineConfig`.
+
+    Raises:
+        ConfigError: The file is missing or not YAML, an override is
+            malformed, or validation fails; every problem is listed.
+    """
+    raw = read_raw_config(path)
+    for item in overrides or []:
+        _apply_override(raw, item, path)
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, [_describe(err) for err in exc.errors()]) from None
+
+
+def read_raw_config(path: str | Path) -> dict[str, Any]:
+    """Reads a config file as a plain mapping without validating it.
+
+    Args:
+        path: YAML file.
+
+    Returns:
+        The parsed mapping.
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not YAML, or not a mapping.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(path, [f"file not found: {file.resolve()}"])
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, [f"top level must be a mapping of sections, got {type(raw).__name__}"])
+    return raw
+
+
+def _apply_override(raw: dict[str, Any], item: str, path: str | Path) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(path, [f"override {item!r} must look like section.key=value"])
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(path, [f"override {item!r}: {part} is not a section"])
+        node = child
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(err["loc"][:-1])
+        return f"{where}: unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if err["type"] == "missing":
+        return f"{where}: required key is missing"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {message} (got {err.get('input')!r})"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] | None = PipelineConfig
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model else None
+        model = _section_type(field.annotation) if field else None
+    return sorted(model.model_fields) if model else []
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _section_type(arg)
+        if found:
+            return found
+    return None

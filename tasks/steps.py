@@ -1,0 +1,260 @@
+"""Prefect task boundaries of the training pipeline.
+
+Each task is thin: it reads its inputs from paths, calls the plain
+functions of its step module, writes its outputs to the run's scratch
+folder and logs params, metrics and artifacts into the parent MLflow run,
+whose id is passed explicitly. Retries and caching are set here, in the
+decorators.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow import tracking
+from kerasflow.quiet import import_tensorflow
+from schemas.config import PipelineConfig, load_config
+
+
+@dataclass
+class Prepared:
+    """Paths produced by the data steps, passed to training and evaluation.
+
+    Args:
+        raw: Raw rows as Parquet.
+        split: The `Split` JSON.
+        features: The fitted `FeatureSpec` JSON.
+        labels: The `LabelSpec` JSON.
+    """
+
+    raw: str
+    split: str
+    features: str
+    labels: str
+
+
+@task(name="read-config", retries=0, cache_policy=NO_CACHE)
+def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig:
+    """Reads and validates the pipeline config (see `schemas.config.load_config`)."""
+    return load_config(path, overrides)
+
+
+@task(name="load-data", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def load_data(run_id: str, config: PipelineConfig, workdir: str) -> str:
+    """Loads the raw data, fingerprints it and logs it as the run's input.
+
+    Returns:
+        Path of the raw rows as Parquet in `workdir`.
+    """
+    from tasks.load import fingerprint_frame, load_frame, resolve_source
+
+    source = resolve_source(config.data.source)
+    frame = load_frame(config.data.source)
+    digest = fingerprint_frame(frame)
+    client = tracking.configure(config.registry.tracking_uri)
+    client.set_tag(run_id, "kerasflow.data_fingerprint", digest)
+    client.set_tag(run_id, "kerasflow.data_source", source)
+    tracking.log_metrics(client, run_id, {"rows": len(frame), "columns": frame.shape[1]}, prefix="data.")
+    _log_dataset(run_id, frame, source, digest, config.data.target, config.registry.tracking_uri)
+    path = Path(workdir) / "raw.parquet"
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+@task(name="validate-data", retries=0, cache_policy=NO_CACHE)
+def validate_data(run_id: str, config: PipelineConfig, raw_path: str, skip_columns: list[str] | None = None) -> bool:
+    """Runs the Great Expectations suite and attaches its result and Data Docs.
+
+    Returns:
+        True when the data passed (or no suite is configured).
+
+    Raises:
+        DataValidationError: The data failed and `on_failure` is `fail`;
+            the message lists every violated expectation.
+    """
+    import pandas as pd
+
+    from tasks.validate import load_suite, require_valid, validate_frame
+
+    if config.validation.suite is None:
+        return True
+    report = validate_frame(pd.read_parquet(raw_path), load_suite(config.validation.suite), skip_columns=skip_columns or [])
+    client = tracking.configure(config.registry.tracking_uri)
+    tracking.log_json(client, run_id, report.result, "validation/result.json")
+    client.log_text(run_id, report.html, "validation/data_docs.html")
+    client.log_text(run_id, report.summary(), "validation/summary.txt")
+    tracking.log_metrics(client, run_id, {"expectations": report.evaluated, "failed": len(report.violations),
+                                          "success": float(report.success)}, prefix="validation.")
+    if config.validation.on_failure == "fail":
+        require_valid(report)
+    return report.success
+
+
+@task(name="split-data", retries=0, cache_policy=NO_CACHE)
+def split_data(run_id: str, config: PipelineConfig, raw_path: str, workdir: str) -> str:
+    """Splits rows with scikit-learn and logs sizes and class balance.
+
+    Returns:
+        Path of the `Split` JSON.
+    """
+    import pandas as pd
+
+    from tasks.preprocess import fit_labels
+    from tasks.split import class_balance, split_holdout, split_kfold
+
+    frame = pd.read_parquet(raw_path)
+    labels = frame[config.data.target]
+    s = config.split
+    classify = fit_labels(labels, config.data.task).task == "classification"
+    stratify = s.stratify and classify
+    if s.kind == "kfold":
+        split = split_kfold(labels, folds=s.folds, test_fraction=s.test_fraction, stratify=stratify,
+                            shuffle=s.shuffle, seed=s.seed)
+    else:
+        split = split_holdout(labels, test_fraction=s.test_fraction, val_fraction=s.val_fraction,
+                              stratify=stratify, shuffle=s.shuffle, seed=s.seed)
+    client = tracking.configure(config.registry.tracking_uri)
+    tracking.log_metrics(client, run_id, split.sizes(), prefix="split.")
+    if classify:
+        tracking.log_json(client, run_id, class_balance(labels, split), "split/class_balance.json")
+    return str(split.save(Path(workdir) / "split.json"))
+
+
+@task(name="fit-preprocessing", retries=0, cache_policy=NO_CACHE)
+def fit_preprocessing(run_id: str, config: PipelineConfig, raw_path: str, split_path: str, workdir: str) -> Prepared:
+    """Fits feature statistics and label encoding on the training rows only.
+
+    Returns:
+        The `Prepared` paths.
+    """
+    import pandas as pd
+
+    from tasks.preprocess import fit_features, fit_labels, select_columns
+    from tasks.split import Split
+
+    frame = pd.read_parquet(raw_path)
+    train = frame.iloc[Split.load(split_path).train]
+    d, p = config.data, config.preprocessing
+    numeric, categorical = select_columns(frame, d.target, d.features, d.categorical)
+    features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
+                            max_categories=p.max_categories)
+    labels = fit_labels(train[d.target], d.task, d.label_encoding)
+    out = Path(workdir)
+    prepared = Prepared(raw_path, split_path, str(features.save(out / "features.json")),
+                        str(labels.save(out / "labels.json")))
+    client = tracking.configure(config.registry.tracking_uri)
+    client.log_artifact(run_id, prepared.features, "preprocessing")
+    client.log_artifact(run_id, prepared.labels, "preprocessing")
+    tracking.log_params(client, run_id, {"task": labels.task, "numeric_columns": len(numeric),
+                                         "categorical_columns": len(categorical), "classes": labels.classes,
+                                         "loss": labels.output()[2]}, prefix="preprocessing.")
+    return prepared
+
+
+@task(name="train-model", retries=0, cache_policy=NO_CACHE)
+def train_model(run_id: str, config: PipelineConfig, prepared: Prepared, workdir: str,
+                hyperparameters: dict[str, Any] | None = None, refit: str = "train") -> str:
+    """Builds the model with `build_model` and trains it, logging each epoch once.
+
+    Args:
+        hyperparameters: Best values from a tuner search, or None.
+        refit: `train` fits on the training split with validation;
+            `train+val` fits on both for the best epoch count (k-fold and
+            tuned pipelines).
+
+    Returns:
+        Path of the trained `.keras` model.
+    """
+    import_tensorflow()
+    from tasks.fit import fit_final_model
+    from tasks.train import plot_history
+
+    client = tracking.configure(config.registry.tracking_uri)
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        tracking.log_metrics(client, run_id, logs, prefix="train.", step=epoch)
+
+    model_path = Path(workdir) / "model.keras"
+    result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
+                             model_path, hyperparameters=hyperparameters, refit=refit, on_epoch=on_epoch)
+    tracking.log_metrics(client, run_id, {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
+                         prefix="train.")
+    with tempfile.TemporaryDirectory() as tmp:
+        client.log_artifact(run_id, str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
+    return str(model_path)
+
+
+@task(name="evaluate-model", retries=0, cache_policy=NO_CACHE)
+def evaluate_model(run_id: str, config: PipelineConfig, prepared: Prepared, model_path: str) -> dict[str, float]:
+    """Scores the model on the untouched test split and logs reports and plots.
+
+    Returns:
+        The test metrics.
+    """
+    import_tensorflow()
+    from tasks.fit import evaluate_saved_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        evaluation, files = evaluate_saved_model(config, prepared.raw, prepared.split, prepared.features,
+                                                 prepared.labels, model_path, Path(tmp))
+        client = tracking.configure(config.registry.tracking_uri)
+        for file in files:
+            client.log_artifact(run_id, str(file), "evaluation")
+    tracking.log_metrics(client, run_id, evaluation.metrics, prefix="test.")
+    return evaluation.metrics
+
+
+@task(name="register-model", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def register_model(run_id: str, config: PipelineConfig, prepared: Prepared, model_path: str,
+                   metrics: dict[str, float]) -> dict[str, Any]:
+    """Logs the pyfunc model with a signature and registers a new version.
+
+    A version that meets every `registry.thresholds` entry gets the
+    `candidate` alias; nothing else in the registry is touched.
+
+    Returns:
+        `{"model_uri", "version", "blessed", "reasons"}`.
+    """
+    import mlflow
+    import pandas as pd
+
+    import_tensorflow()
+    from kerasflow.pyfunc import log_model, register_version
+    from tasks.gate import check_thresholds
+
+    tracking.configure(config.registry.tracking_uri)
+    example = pd.read_parquet(prepared.raw).head(5)
+    name = config.model_name if config.registry.enabled else None
+    with mlflow.start_run(run_id=run_id):
+        info = log_model(model_path, prepared.features, prepared.labels, example)
+    client = tracking.configure(config.registry.tracking_uri)
+    client.update_run(run_id, status="RUNNING")
+    outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}
+    if name is None:
+        return outcome
+    version = register_version(client, name, info.model_uri, run_id)
+    gate = check_thresholds(metrics, config.registry.thresholds)
+    outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
+    client.set_model_version_tag(name, version, "kerasflow.run_id", run_id)
+    client.set_model_version_tag(name, version, "kerasflow.blessed", str(gate.passed).lower())
+    if gate.passed:
+        client.set_registered_model_alias(name, "candidate", version)
+    client.set_tag(run_id, "kerasflow.model_version", version)
+    return outcome
+
+
+def _log_dataset(run_id: str, frame: Any, source: str, digest: str, target: str, uri: str | None) -> None:
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    dataset = mlflow.data.from_pandas(frame, source=source, targets=target, name=Path(source).stem or source,
+                                      digest=digest[:36])
+    client = tracking.configure(uri)
+    context = InputTag(key="mlflow.data.context", value="raw")
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[context])])

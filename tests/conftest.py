@@ -1,0 +1,42 @@
+"""Shared fixtures: a temporary SQLite MLflow store and a Prefect test harness.
+
+Both are real: MLflow writes to a SQLite file under a temporary folder, and
+Prefect runs flows against its test harness's temporary server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kerasflow.quiet import import_tensorflow, silence
+
+ROOT = Path(__file__).resolve().parents[1]
+silence()
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Points MLflow at a fresh SQLite store for the whole session."""
+    store = tmp_path_factory.mktemp("mlruns")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    return uri
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(mlflow_store: str):
+    """Runs flows against Prefect's test harness (one temporary server per session)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    import_tensorflow()
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _project_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs every test from the project root, where config paths are relative to."""
+    monkeypatch.chdir(ROOT)

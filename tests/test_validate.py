@@ -1,0 +1,346 @@
+"""Tests for tasks.validate: suite drafting, validation, reports and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.load import BUILTIN_SOURCES, load_frame
+from tasks.validate import (
+    DataValidationError,
+    SuiteError,
+    ValidationReport,
+    Violation,
+    build_suite,
+    load_suite,
+    require_valid,
+    validate_frame,
+    write_suite,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SUITES = REPO / "schemas" / "suites"
+SUITE_DATA = {name: name for name in BUILTIN_SOURCES} | {
+    "fine_foods": str(REPO / "data" / "fine_foods" / "train.csv")
+}
+
+
+@pytest.fixture(scope="module")
+def penguins() -> pd.DataFrame:
+    return load_frame("penguins")
+
+
+@pytest.fixture(scope="module")
+def penguin_suite() -> dict:
+    return load_suite(SUITES / "penguins.json")
+
+
+@pytest.fixture
+def tiny() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "num": [0.0, 5.0, 10.0, np.nan, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0],
+            "count": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            "color": ["red", "blue", "red", None, "blue", "red", "red", "blue", "red", "red"],
+            "text": [f"free text {i}" for i in range(10)],
+            "label": [0, 1, 0, 1, 0, 1, 0, 1, 0, 1],
+        }
+    )
+
+
+def _kwargs(suite: dict, rule: str, column: str) -> dict:
+    matches = [e["kwargs"] for e in suite["expectations"]
+               if e["type"] == rule and e["kwargs"].get("column") == column]  # fmt: skip
+    assert len(matches) == 1, (rule, column, matches)
+    return matches[0]
+
+
+def _rules(suite: dict, column: str) -> set[str]:
+    return {e["type"] for e in suite["expectations"] if e["kwargs"].get("column") == column}
+
+
+def _only(report: ValidationReport, column: str | None, rule: str) -> Violation:
+    found = [v for v in report.violations if v.column == column and v.rule == rule]
+    assert len(found) == 1, report.summary()
+    return found[0]
+
+
+# --- committed suites --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SUITE_DATA))
+def test_committed_suite_passes_on_its_own_data(name: str) -> None:
+    suite = load_suite(SUITES / f"{name}.json")
+    report = validate_frame(load_frame(SUITE_DATA[name]), suite)
+    assert report.success, report.summary()
+    assert report.evaluated == len(suite["expectations"])
+    assert report.violations == []
+    assert "passed" in report.summary()
+    assert require_valid(report) is report
+
+
+def test_fine_foods_test_split_passes_and_free_text_has_no_value_set() -> None:
+    suite = load_suite(SUITES / "fine_foods.json")
+    assert _kwargs(suite, "expect_column_values_to_be_in_set", "score")["value_set"] == [
+        "great", "other",
+    ]  # fmt: skip
+    assert "expect_column_values_to_be_in_set" not in _rules(suite, "review")
+    assert "expect_column_values_to_be_in_set" not in _rules(suite, "product")
+    test = load_frame(str(REPO / "data" / "fine_foods" / "test.csv"))
+    assert validate_frame(test, suite).success
+
+
+# --- corrupted data ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corrupted_report(penguins: pd.DataFrame, penguin_suite: dict) -> ValidationReport:
+    bad = penguins.drop(columns=["year"])
+    bad.loc[0, "bill_length_mm"] = 1000.0
+    bad.loc[1, "island"] = "Atlantis"
+    bad.loc[2, "species"] = None
+    bad["body_mass_g"] = bad["body_mass_g"].astype(str)
+    return validate_frame(bad, penguin_suite)
+
+
+def test_out_of_range_value(corrupted_report: ValidationReport) -> None:
+    v = _only(corrupted_report, "bill_length_mm", "expect_column_values_to_be_between")
+    assert v.expected == "min 29.35, max 62.35"
+    assert v.observed.startswith("0.3% of rows unexpected (1 of 344")
+    assert "1000" in v.observed
+    assert v.unexpected_percent == pytest.approx(100 / 344)
+
+
+def test_unknown_category(corrupted_report: ValidationReport) -> None:
+    v = _only(corrupted_report, "island", "expect_column_values_to_be_in_set")
+    assert v.expected == "one of ['Biscoe', 'Dream', 'Torgersen']"
+    assert "'Atlantis'" in v.observed
+
+
+def test_missing_column(corrupted_report: ValidationReport) -> None:
+    table = _only(corrupted_report, None, "expect_table_columns_to_match_set")
+    assert "missing ['year']" in table.observed
+    exists = _only(corrupted_report, "year", "expect_column_to_exist")
+    assert exists.observed == "column 'year' missing from the data"
+
+
+def test_null_in_target(corrupted_report: ValidationReport) -> None:
+    v = _only(corrupted_report, "species", "expect_column_values_to_not_be_null")
+    assert v.expected == "no null values"
+    assert "1 of 344" in v.observed
+
+
+def test_wrong_type(corrupted_report: ValidationReport) -> None:
+    v = _only(corrupted_report, "body_mass_g", "expect_column_values_to_be_in_type_list")
+    assert "float64" in v.expected and "int64" in v.expected
+    assert "100.0% of rows unexpected" in v.observed and "'3750.0'" in v.observed
+
+
+def test_error_message_lists_every_violation(corrupted_report: ValidationReport) -> None:
+    assert not corrupted_report.success
+    with pytest.raises(DataValidationError) as info:
+        require_valid(corrupted_report)
+    message = str(info.value)
+    assert info.value.report is corrupted_report
+    assert message.startswith("Suite 'penguins' failed: ")
+    assert f"{len(corrupted_report.violations)} of 33 expectations violated" in message
+    for violation in corrupted_report.violations:
+        assert str(violation) in message
+    assert len(message.splitlines()) == len(corrupted_report.violations) + 1
+
+
+def test_violations_ordered_table_first_then_columns(corrupted_report: ValidationReport) -> None:
+    columns = [v.column for v in corrupted_report.violations]
+    assert columns[0] is None
+    assert columns.index("species") < columns.index("island") < columns.index("year")
+
+
+def test_report_carries_json_result_and_html(corrupted_report: ValidationReport) -> None:
+    json.dumps(corrupted_report.result)
+    assert corrupted_report.result["success"] is False
+    assert "<html" in corrupted_report.html.lower()
+    assert "bill_length_mm" in corrupted_report.html
+
+
+def test_violation_str() -> None:
+    violation = Violation("a", "expect_column_values_to_be_between", "min 0, max 2",
+                          "33.3% of rows unexpected (e.g. [3.0])", 33.3)  # fmt: skip
+    assert str(violation) == (
+        "column 'a': expect_column_values_to_be_between — expected min 0, max 2; "
+        "observed 33.3% of rows unexpected (e.g. [3.0])"
+    )
+
+
+# --- skip_columns --------------------------------------------------------------
+
+
+def test_skip_columns_validates_prediction_inputs(penguins: pd.DataFrame, penguin_suite: dict) -> None:
+    features = penguins.drop(columns=["species"])
+    assert validate_frame(features, penguin_suite, skip_columns=["species"]).success
+    failing = validate_frame(features, penguin_suite)
+    assert {v.column for v in failing.violations} == {None, "species"}
+
+
+def test_skip_columns_ignores_skipped_column_if_present(penguins: pd.DataFrame,
+                                                        penguin_suite: dict) -> None:  # fmt: skip
+    unlabeled = penguins.assign(species=None)
+    assert validate_frame(unlabeled, penguin_suite, skip_columns=["species"]).success
+    assert not validate_frame(unlabeled, penguin_suite).success
+
+
+def test_skip_columns_does_not_mutate_suite(penguin_suite: dict) -> None:
+    before = json.dumps(penguin_suite)
+    validate_frame(load_frame("penguins"), penguin_suite, skip_columns=["species", "year"])
+    assert json.dumps(penguin_suite) == before
+
+
+# --- quiet -----------------------------------------------------------------------
+
+
+def test_validate_frame_prints_nothing(capfd: pytest.CaptureFixture[str], tiny: pd.DataFrame) -> None:
+    suite = build_suite(tiny, "label", name="tiny")
+    capfd.readouterr()
+    validate_frame(tiny, suite)
+    validate_frame(tiny.assign(num=99.0), suite)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_fresh_process_is_silent_and_import_is_lazy() -> None:
+    code = (
+        "import sys, pandas as pd\n"
+        "import tasks.validate as v\n"
+        "heavy = [m for m in ('great_expectations', 'prefect', 'mlflow', 'tensorflow') "
+        "if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "df = pd.DataFrame({'a': [1.0, 2.0, 3.0], 'b': ['x', 'y', 'x']})\n"
+        "report = v.validate_frame(df.assign(a=[1.0, 2.0, 30.0]), v.build_suite(df, 'b', name='t'))\n"
+        "assert not report.success\n"
+        "assert 'prefect' not in sys.modules and 'mlflow' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=REPO,
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "" and out.stderr == ""
+
+
+# --- build_suite -------------------------------------------------------------------
+
+
+def test_build_suite_rules(tiny: pd.DataFrame) -> None:
+    suite = build_suite(tiny, "label", name="tiny", categorical_max_levels=5)
+    assert suite["name"] == "tiny"
+    table = suite["expectations"][0]
+    assert table["type"] == "expect_table_columns_to_match_set"
+    assert table["kwargs"] == {"column_set": list(tiny.columns), "exact_match": True}
+    assert _kwargs(suite, "expect_column_values_to_not_be_null", "num") == {
+        "column": "num", "mostly": 0.85,
+    }  # fmt: skip
+    assert _kwargs(suite, "expect_column_values_to_not_be_null", "count") == {"column": "count"}
+    assert _kwargs(suite, "expect_column_values_to_be_between", "num") == {
+        "column": "num", "min_value": -1.0, "max_value": 11.0,
+    }  # fmt: skip
+    assert _kwargs(suite, "expect_column_values_to_be_between", "count")["min_value"] == pytest.approx(0.1)
+    assert _kwargs(suite, "expect_column_values_to_be_in_set", "color")["value_set"] == ["blue", "red"]
+    assert _kwargs(suite, "expect_column_values_to_be_in_set", "label")["value_set"] == [0, 1]
+    assert "expect_column_values_to_be_between" not in _rules(suite, "label")
+    assert "expect_column_values_to_be_in_set" not in _rules(suite, "text")
+    assert "str" in _kwargs(suite, "expect_column_values_to_be_in_type_list", "text")["type_list"]
+    for column in tiny.columns:
+        assert "expect_column_to_exist" in _rules(suite, column)
+
+
+def test_build_suite_is_json_and_gx_compatible(tiny: pd.DataFrame, tmp_path: Path) -> None:
+    import great_expectations as gx
+
+    suite = build_suite(tiny, "label", name="tiny")
+    path = write_suite(suite, tmp_path / "nested" / "tiny.json")
+    assert load_suite(path) == suite
+    assert len(gx.ExpectationSuite(**suite).expectations) == len(suite["expectations"])
+
+
+def test_numeric_target_with_many_levels_gets_range() -> None:
+    frame = pd.DataFrame({"x": range(30), "y": np.linspace(0.0, 1.0, 30)})
+    suite = build_suite(frame, "y", name="reg")
+    assert "expect_column_values_to_be_between" in _rules(suite, "y")
+    assert "expect_column_values_to_be_in_set" not in _rules(suite, "y")
+
+
+def test_constant_column_keeps_exact_bounds() -> None:
+    frame = pd.DataFrame({"c": [3.3, 3.3], "y": ["a", "b"]})
+    kwargs = _kwargs(build_suite(frame, "y", name="c"), "expect_column_values_to_be_between", "c")
+    assert kwargs["min_value"] == kwargs["max_value"] == 3.3
+
+
+def test_extension_dtypes_pass_their_own_suite() -> None:
+    frame = pd.DataFrame(
+        {
+            "i": pd.array([1, None, 3, 4], dtype="Int64"),
+            "f": pd.array([1.5, 2.5, None, 4.0], dtype="Float64"),
+            "cat": pd.Categorical(["a", "b", None, "a"]),
+            "flag": pd.array([True, False, None, True], dtype="boolean"),
+            "plain_bool": [True, False, True, True],
+            "obj": pd.Series(["u", "v", None, "u"], dtype=object),
+            "s": pd.Series(["u", "v", "w", "u"], dtype="string[python]"),
+            "when": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-04"]),
+            "y": ["p", "q", "p", "q"],
+        }
+    )
+    report = validate_frame(frame, build_suite(frame, "y", name="ext"))
+    assert report.success, report.summary()
+    bad = frame.assign(cat=pd.Categorical(["a", "b", "zzz", "a"]))
+    assert _only(validate_frame(bad, build_suite(frame, "y", name="ext")),
+                 "cat", "expect_column_values_to_be_in_set")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("frame", "target", "message"),
+    [
+        (pd.DataFrame({"a": [1]}), "missing", "not in the frame"),
+        (pd.DataFrame({"a": [1, 2], "y": ["x", None]}), "y", "1 missing value"),
+        (pd.DataFrame({"a": [], "y": []}), "y", "empty frame"),
+    ],
+)
+def test_build_suite_rejects_bad_reference(frame: pd.DataFrame, target: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_suite(frame, target, name="bad")
+
+
+# --- suite files -------------------------------------------------------------------
+
+
+def test_load_suite_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match="does not exist") as info:
+        load_suite(tmp_path / "nope.json")
+    assert str(tmp_path / "nope.json") in str(info.value)
+
+
+def test_load_suite_bad_json(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(SuiteError, match="not valid JSON") as info:
+        load_suite(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [[], {"expectations": []}, {"name": "x"}, {"name": "x", "expectations": [{"kwargs": {}}]}],
+)
+def test_load_suite_bad_structure(tmp_path: Path, content: object) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(SuiteError, match="odd.json"):
+        load_suite(path)
+
+
+def test_unknown_expectation_is_a_suite_error(tiny: pd.DataFrame) -> None:
+    suite = {"name": "x", "expectations": [{"type": "expect_nonsense", "kwargs": {}}]}
+    with pytest.raises(SuiteError, match="expect_nonsense"):
+        validate_frame(tiny, suite)
