@@ -130,7 +130,9 @@ def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -
 
 def _run_flow(call: Any, cfg: Any, kind: str) -> dict[str, Any]:
     from kerasflow.errors import BAD_INPUT_ERRORS, describe
+    from kerasflow.quiet import hide_tracebacks_for
 
+    hide_tracebacks_for(BAD_INPUT_ERRORS)
     try:
         return call()
     except BAD_INPUT_ERRORS as exc:

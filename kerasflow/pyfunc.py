@@ -73,7 +73,7 @@ def log_model(model_path: str, features_path: str, labels_path: str, example: An
     from tasks.preprocess import FeatureSpec, LabelSpec, decode_predictions
 
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
-    example = example[features.columns].astype({c: "float64" for c in features.numeric})
+    example = example[features.columns]
     output = decode_predictions(_dummy_output(labels, len(example)), labels)
     return mlflow.pyfunc.log_model(
         name="model",

@@ -82,3 +82,32 @@ def muted_stderr() -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+class _NoTracebackFor(logging.Filter):
+    """Drops the traceback, not the message, of records about expected errors."""
+
+    def __init__(self, errors: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.errors = errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and isinstance(exc, self.errors):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def hide_tracebacks_for(errors: tuple[type[BaseException], ...]) -> None:
+    """Keeps Prefect's run logs for bad-input errors to one readable line.
+
+    A bad config, data file or expectation failure is the user's input, not
+    a crash: its message says what is wrong, and a traceback only buries it.
+
+    Args:
+        errors: Exception classes whose tracebacks are dropped.
+    """
+    for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTracebackFor) for f in logger.filters):
+            logger.addFilter(_NoTracebackFor(errors))

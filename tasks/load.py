@@ -232,4 +232,6 @@ def _identifier(name: object) -> str:
 def _check_identifiers(columns: pd.Index, name: str) -> None:
     """Guards against sanitized feature names that collide or vanish."""
     if columns.has_duplicates or "" in columns:
-        raise DataLoadError(f"Built-in source '{name}' has ambiguous column names: {list(columns)}.")
+        raise DataLoadError(
+            f"Built-in source '{name}' has ambiguous column names: {list(columns)}."
+        )

@@ -55,7 +55,7 @@ def load_data(run_id: str, config: PipelineConfig, workdir: str) -> str:
     from tasks.load import fingerprint_frame, load_frame, resolve_source
 
     source = resolve_source(config.data.source)
-    frame = load_frame(config.data.source)
+    frame = load_frame(source)
     digest = fingerprint_frame(frame)
     client = tracking.configure(config.registry.tracking_uri)
     client.set_tag(run_id, "kerasflow.data_fingerprint", digest)

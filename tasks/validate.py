@@ -40,6 +40,10 @@ DATETIME_TYPES: tuple[str, ...] = (
     "datetime64[s]", "datetime64[ms]", "datetime64[us]", "datetime64[ns]",
 )  # fmt: skip
 """Type names accepted for (timezone-naive) datetime columns."""
+NULL_MARGIN = 0.05
+"""Slack below the observed non-null fraction for `mostly` in drafted suites."""
+RANGE_MARGIN = 0.10
+"""Fraction of the observed range added on each side of drafted numeric bounds."""
 
 _TYPE_LISTS = {
     "numeric": NUMERIC_TYPES,
@@ -47,9 +51,6 @@ _TYPE_LISTS = {
     "bool": BOOL_TYPES,
     "datetime": DATETIME_TYPES,
 }
-
-NULL_MARGIN = 0.05
-RANGE_MARGIN = 0.10
 
 _TABLE_COLUMN_RULES = frozenset(
     {"expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list"}
@@ -150,6 +151,10 @@ class DataValidationError(ValueError):
         super().__init__(report.summary())
         self.report = report
 
+    def __reduce__(self) -> tuple[type[DataValidationError], tuple[ValidationReport]]:
+        # Rebuild from the report when unpickled (e.g. by Prefect), not from the message.
+        return (type(self), (self.report,))
+
 
 def load_suite(path: str | Path) -> dict[str, Any]:
     """Reads an expectation suite from a JSON file.
@@ -173,7 +178,7 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         raise SuiteError(f"Cannot read expectation suite '{path}': {err}") from err
     except json.JSONDecodeError as err:
         raise SuiteError(f"Expectation suite '{path}' is not valid JSON: {err}") from err
-    _check_suite(suite, str(path))
+    _check_suite(suite, f"file '{path}'")
     return suite
 
 
@@ -190,8 +195,8 @@ def write_suite(suite: dict[str, Any], path: str | Path) -> Path:
     Raises:
         SuiteError: If `suite` does not have the suite structure.
     """
-    _check_suite(suite, "the suite to write")
     path = Path(path)
+    _check_suite(suite, f"to be written to '{path}'")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(suite, indent=2) + "\n")
     return path
@@ -219,16 +224,17 @@ def validate_frame(
     Raises:
         SuiteError: If the suite is malformed or GX rejects an expectation.
     """
-    _check_suite(suite, f"suite '{suite.get('name')}'" if isinstance(suite, dict) else "suite")
-    suite = _without_columns(suite, skip_columns)
+    _check_suite(suite, "argument of validate_frame")
+    skip = [skip_columns] if isinstance(skip_columns, str) else list(skip_columns)
+    suite = _without_columns(suite, skip)
     gx = _import_gx()
     gx_suite = _gx_suite(gx, suite)
+    frame = _gx_frame(df.drop(columns=skip, errors="ignore"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        frame = _gx_frame(df.drop(columns=list(skip_columns), errors="ignore"))
         result = _batch(gx, frame).validate(gx_suite, result_format="SUMMARY")
-    return _report(result, suite, frame.columns)
+        return _report(result, suite, frame.columns)
 
 
 def require_valid(report: ValidationReport) -> ValidationReport:
@@ -295,18 +301,19 @@ def _import_gx() -> Any:
 
 
 def _check_suite(suite: Any, where: str) -> None:
-    """Raises `SuiteError` unless `suite` looks like a suite dict."""
+    """Raises `SuiteError` unless `suite` has the suite structure; `where` names its origin."""
     if not isinstance(suite, dict) or not isinstance(suite.get("name"), str):
-        raise SuiteError(f"Expectation suite in {where} must be an object with a string 'name'.")
-    expectations = suite.get("expectations")
-    if not isinstance(expectations, list):
-        raise SuiteError(f"Expectation suite in {where} must have an 'expectations' list.")
-    for i, item in enumerate(expectations):
+        raise SuiteError(
+            f"Invalid expectation suite ({where}): expected an object with a string 'name'."
+        )
+    if not isinstance(suite.get("expectations"), list):
+        raise SuiteError(f"Invalid expectation suite ({where}): expected an 'expectations' list.")
+    for index, item in enumerate(suite["expectations"]):
         if not (isinstance(item, dict) and isinstance(item.get("type"), str)
-                and isinstance(item.get("kwargs", {}), dict)):
+                and isinstance(item.get("kwargs", {}), dict)):  # fmt: skip
             raise SuiteError(
-                f"Expectation #{i} in {where} must be an object with a string 'type' "
-                f"and a 'kwargs' object; got {item!r}."
+                f"Invalid expectation suite ({where}): expectation #{index} must be an "
+                f"object with a string 'type' and a 'kwargs' object; got {item!r}."
             )
 
 
@@ -342,15 +349,27 @@ def _columns_of(kwargs: dict[str, Any]) -> list[str]:
 
 
 def _gx_suite(gx: Any, suite: dict[str, Any]) -> Any:
-    """Builds the GX suite object, translating GX's errors into `SuiteError`."""
-    from great_expectations.exceptions import GreatExpectationsError
+    """Builds the GX suite object, raising `SuiteError` for invalid expectations.
 
-    try:
-        return gx.ExpectationSuite(
-            name=suite["name"], expectations=suite["expectations"], meta=suite.get("meta")
-        )
-    except (GreatExpectationsError, ValueError, TypeError, KeyError) as err:
-        raise SuiteError(f"Invalid expectation in suite '{suite['name']}': {err}") from err
+    `gx.ExpectationSuite(expectations=[dict, ...])` merely logs and drops
+    invalid entries, so each one is converted (and checked) here first.
+    """
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    expectations = []
+    for index, item in enumerate(suite["expectations"]):
+        try:
+            expectations.append(ExpectationConfiguration(**item).to_domain_obj())
+        except Exception as err:  # GX raises many unrelated types (pydantic, GX, Type...).
+            raise SuiteError(
+                f"Invalid expectation #{index} ({item.get('type')}) in suite "
+                f"'{suite['name']}': {err}"
+            ) from err
+    return gx.ExpectationSuite(
+        name=suite["name"], expectations=expectations, meta=suite.get("meta")
+    )
 
 
 def _batch(gx: Any, df: pd.DataFrame) -> Any:
@@ -376,15 +395,14 @@ def _gx_frame(df: pd.DataFrame) -> pd.DataFrame:
     categorical and nullable-boolean columns become `object` (GX then checks
     each value's Python type); nullable numbers become NumPy numbers.
     """
-    converted = {}
-    for column in df.columns:
+    frame = df.copy(deep=False)  # Copy-on-write: the caller's frame is untouched.
+    for column, dtype in df.dtypes.items():
         series = df[column]
-        dtype = series.dtype
         if isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype, pd.BooleanDtype)):
-            converted[column] = series.astype(object).where(series.notna(), None)
+            frame[column] = series.astype(object).where(series.notna(), None)
         elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and _is_number(dtype):
-            converted[column] = _numpy_numbers(series)
-    return df.assign(**converted) if converted else df
+            frame[column] = _numpy_numbers(series)
+    return frame
 
 
 def _is_number(dtype: Any) -> bool:
@@ -449,7 +467,8 @@ def _violation(item: dict[str, Any], present: frozenset[str]) -> Violation:
     column = _label(kwargs)
     absent = [c for c in _columns_of(kwargs) if c not in present and column is not None]
     if absent:
-        observed = f"column{'s' if len(absent) > 1 else ''} {_fmt(absent)[1:-1]} missing from the data"
+        noun = "columns" if len(absent) > 1 else "column"
+        observed = f"{noun} {_fmt(absent)[1:-1]} missing from the data"
     else:
         observed = _describe_observed(detail, item.get("exception_info"))
     return Violation(
@@ -488,15 +507,27 @@ def _describe_observed(detail: dict[str, Any], exception: Any) -> str:
 
 
 def _describe_unexpected(detail: dict[str, Any]) -> str:
-    """Renders the share of unexpected rows and a few example values."""
+    """Renders the share of unexpected rows, their count and a few example values.
+
+    GX computes the percentage over non-null rows for rules that ignore nulls.
+    """
     text = f"{detail['unexpected_percent']:.1f}% of rows unexpected"
+    facts = [_unexpected_count(detail)] if detail.get("unexpected_count") is not None else []
     counts = detail.get("partial_unexpected_counts")
     examples = [c["value"] for c in counts] if counts else detail.get("partial_unexpected_list")
-    count, total = detail.get("unexpected_count"), detail.get("element_count")
-    facts = [f"{count} of {total}"] if count is not None and total is not None else []
     if examples:
         facts.append(f"e.g. {_fmt(list(examples)[:_MAX_EXAMPLES])}")
     return f"{text} ({'; '.join(facts)})" if facts else text
+
+
+def _unexpected_count(detail: dict[str, Any]) -> str:
+    """Renders e.g. `1 of 342 non-null rows` or `2 of 344 rows`."""
+    total, missing = detail.get("element_count"), detail.get("missing_count")
+    if total is None:
+        return f"{detail['unexpected_count']} rows"
+    if missing:
+        return f"{detail['unexpected_count']} of {total - missing} non-null rows"
+    return f"{detail['unexpected_count']} of {total} rows"
 
 
 def _describe_mismatch(detail: dict[str, Any]) -> str:
@@ -544,7 +575,9 @@ def _check_reference(df: pd.DataFrame, target: str) -> None:
     if len(df) == 0:
         raise ValueError("Cannot build a suite from an empty frame.")
     if target not in df.columns:
-        raise ValueError(f"Target column '{target}' is not in the frame; columns: {list(df.columns)}.")
+        raise ValueError(
+            f"Target column '{target}' is not in the frame; columns: {list(df.columns)}."
+        )
     missing = int(df[target].isna().sum())
     if missing:
         raise ValueError(
@@ -601,7 +634,9 @@ def _null_expectations(series: pd.Series) -> list[dict]:
     return [_expectation("expect_column_values_to_not_be_null", column=column, mostly=mostly)]
 
 
-def _is_categorical(series: pd.Series, family: str | None, is_target: bool, max_levels: int) -> bool:
+def _is_categorical(
+    series: pd.Series, family: str | None, is_target: bool, max_levels: int
+) -> bool:
     """Whether a column gets a value-set expectation."""
     if family == "bool":
         return True
@@ -628,19 +663,20 @@ def _range_expectations(series: pd.Series) -> list[dict]:
     low, high = float(finite.min()), float(finite.max())
     margin = (high - low) * RANGE_MARGIN
     if margin > 0:
-        low, high = _round_outward(low - margin, up=False), _round_outward(high + margin, up=True)
+        digits = _readable_digits(margin)
+        low, high = round(low - margin, digits), round(high + margin, digits)
     return [_expectation("expect_column_values_to_be_between",
                          column=str(series.name), min_value=low, max_value=high)]
 
 
-def _round_outward(value: float, *, up: bool, digits: int = 6) -> float:
-    """Rounds to `digits` significant digits, away from the observed range."""
-    if value == 0 or not math.isfinite(value):
-        return value
-    exponent = math.floor(math.log10(abs(value))) - digits + 1
-    scaled = value / 10**exponent
-    rounded = math.ceil(scaled) if up else math.floor(scaled)
-    return round(rounded * 10**exponent, max(-exponent, 0))
+def _readable_digits(margin: float) -> int:
+    """Decimal places that keep 4 significant digits of a margin.
+
+    Rounding a widened bound to them moves it by at most 0.05% of the margin,
+    so it stays outside the observed range while reading cleanly (`29.35`,
+    not `29.349999999999998`).
+    """
+    return 3 - math.floor(math.log10(margin))
 
 
 def _plain(value: Any) -> Any:

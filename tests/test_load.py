@@ -194,6 +194,12 @@ def test_unparsable_csv(tmp_path: Path) -> None:
     _assert_load_error(path, "Cannot parse", str(path))
 
 
+def test_undecodable_csv(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"name\n\xff\xfe\n")
+    _assert_load_error(path, "Cannot parse", "codec can't decode", str(path))
+
+
 def test_unparsable_parquet(tmp_path: Path) -> None:
     path = tmp_path / "garbage.parquet"
     path.write_bytes(b"definitely not parquet")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -112,9 +113,8 @@ def corrupted_report(penguins: pd.DataFrame, penguin_suite: dict) -> ValidationR
 def test_out_of_range_value(corrupted_report: ValidationReport) -> None:
     v = _only(corrupted_report, "bill_length_mm", "expect_column_values_to_be_between")
     assert v.expected == "min 29.35, max 62.35"
-    assert v.observed.startswith("0.3% of rows unexpected (1 of 344")
-    assert "1000" in v.observed
-    assert v.unexpected_percent == pytest.approx(100 / 344)
+    assert v.observed == "0.3% of rows unexpected (1 of 342 non-null rows; e.g. [1000])"
+    assert v.unexpected_percent == pytest.approx(100 / 342)
 
 
 def test_unknown_category(corrupted_report: ValidationReport) -> None:
@@ -133,13 +133,13 @@ def test_missing_column(corrupted_report: ValidationReport) -> None:
 def test_null_in_target(corrupted_report: ValidationReport) -> None:
     v = _only(corrupted_report, "species", "expect_column_values_to_not_be_null")
     assert v.expected == "no null values"
-    assert "1 of 344" in v.observed
+    assert v.observed == "0.3% of rows unexpected (1 of 344 rows; e.g. [None])"
 
 
 def test_wrong_type(corrupted_report: ValidationReport) -> None:
     v = _only(corrupted_report, "body_mass_g", "expect_column_values_to_be_in_type_list")
     assert "float64" in v.expected and "int64" in v.expected
-    assert "100.0% of rows unexpected" in v.observed and "'3750.0'" in v.observed
+    assert v.observed.startswith("100.0% of rows unexpected (342 of 342 non-null rows; e.g. ['")
 
 
 def test_error_message_lists_every_violation(corrupted_report: ValidationReport) -> None:
@@ -153,6 +153,8 @@ def test_error_message_lists_every_violation(corrupted_report: ValidationReport)
     for violation in corrupted_report.violations:
         assert str(violation) in message
     assert len(message.splitlines()) == len(corrupted_report.violations) + 1
+    restored = pickle.loads(pickle.dumps(info.value))
+    assert str(restored) == message and restored.report.violations == corrupted_report.violations
 
 
 def test_violations_ordered_table_first_then_columns(corrupted_report: ValidationReport) -> None:
@@ -180,15 +182,18 @@ def test_violation_str() -> None:
 # --- skip_columns --------------------------------------------------------------
 
 
-def test_skip_columns_validates_prediction_inputs(penguins: pd.DataFrame, penguin_suite: dict) -> None:
+def test_skip_columns_validates_prediction_inputs(
+    penguins: pd.DataFrame, penguin_suite: dict
+) -> None:
     features = penguins.drop(columns=["species"])
     assert validate_frame(features, penguin_suite, skip_columns=["species"]).success
     failing = validate_frame(features, penguin_suite)
     assert {v.column for v in failing.violations} == {None, "species"}
 
 
-def test_skip_columns_ignores_skipped_column_if_present(penguins: pd.DataFrame,
-                                                        penguin_suite: dict) -> None:  # fmt: skip
+def test_skip_columns_ignores_skipped_column_if_present(
+    penguins: pd.DataFrame, penguin_suite: dict
+) -> None:
     unlabeled = penguins.assign(species=None)
     assert validate_frame(unlabeled, penguin_suite, skip_columns=["species"]).success
     assert not validate_frame(unlabeled, penguin_suite).success
@@ -203,7 +208,9 @@ def test_skip_columns_does_not_mutate_suite(penguin_suite: dict) -> None:
 # --- quiet -----------------------------------------------------------------------
 
 
-def test_validate_frame_prints_nothing(capfd: pytest.CaptureFixture[str], tiny: pd.DataFrame) -> None:
+def test_validate_frame_prints_nothing(
+    capfd: pytest.CaptureFixture[str], tiny: pd.DataFrame
+) -> None:
     suite = build_suite(tiny, "label", name="tiny")
     capfd.readouterr()
     validate_frame(tiny, suite)
@@ -220,7 +227,8 @@ def test_fresh_process_is_silent_and_import_is_lazy() -> None:
         "if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "df = pd.DataFrame({'a': [1.0, 2.0, 3.0], 'b': ['x', 'y', 'x']})\n"
-        "report = v.validate_frame(df.assign(a=[1.0, 2.0, 30.0]), v.build_suite(df, 'b', name='t'))\n"
+        "suite = v.build_suite(df, 'b', name='t')\n"
+        "report = v.validate_frame(df.assign(a=[1.0, 2.0, 30.0]), suite)\n"
         "assert not report.success\n"
         "assert 'prefect' not in sys.modules and 'mlflow' not in sys.modules\n"
     )
@@ -246,8 +254,11 @@ def test_build_suite_rules(tiny: pd.DataFrame) -> None:
     assert _kwargs(suite, "expect_column_values_to_be_between", "num") == {
         "column": "num", "min_value": -1.0, "max_value": 11.0,
     }  # fmt: skip
-    assert _kwargs(suite, "expect_column_values_to_be_between", "count")["min_value"] == pytest.approx(0.1)
-    assert _kwargs(suite, "expect_column_values_to_be_in_set", "color")["value_set"] == ["blue", "red"]
+    assert _kwargs(suite, "expect_column_values_to_be_between", "count") == {
+        "column": "count", "min_value": 0.1, "max_value": 10.9,
+    }  # fmt: skip
+    colors = _kwargs(suite, "expect_column_values_to_be_in_set", "color")["value_set"]
+    assert colors == ["blue", "red"]
     assert _kwargs(suite, "expect_column_values_to_be_in_set", "label")["value_set"] == [0, 1]
     assert "expect_column_values_to_be_between" not in _rules(suite, "label")
     assert "expect_column_values_to_be_in_set" not in _rules(suite, "text")
@@ -340,7 +351,16 @@ def test_load_suite_bad_structure(tmp_path: Path, content: object) -> None:
         load_suite(path)
 
 
-def test_unknown_expectation_is_a_suite_error(tiny: pd.DataFrame) -> None:
-    suite = {"name": "x", "expectations": [{"type": "expect_nonsense", "kwargs": {}}]}
-    with pytest.raises(SuiteError, match="expect_nonsense"):
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"type": "expect_nonsense", "kwargs": {}}, "expect_nonsense not found"),
+        ({"type": "expect_column_values_to_be_between", "kwargs": {"colum": "num"}}, "colum"),
+    ],
+)
+def test_invalid_expectation_is_a_suite_error(tiny: pd.DataFrame, item: dict, message: str) -> None:
+    suite = {"name": "x", "expectations": [{"type": "expect_column_to_exist",
+                                            "kwargs": {"column": "num"}}, item]}  # fmt: skip
+    with pytest.raises(SuiteError, match=message) as info:
         validate_frame(tiny, suite)
+    assert "#1" in str(info.value) and "'x'" in str(info.value)

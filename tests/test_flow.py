@@ -1,0 +1,125 @@
+"""The training flow end to end under Prefect's test harness, on real data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tasks.load import load_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["training.epochs=8", "training.early_stopping.patience=3"]
+
+
+@pytest.fixture(scope="module")
+def iris_run(prefect_harness) -> dict:
+    from flows.train import train_flow
+
+    return train_flow(str(ROOT / "configs/iris.yaml"), FAST)
+
+
+def test_run_is_one_comparable_row(iris_run: dict, mlflow_store: str) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    run = client.get_run(iris_run["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test.accuracy"] == pytest.approx(iris_run["metrics"]["accuracy"])
+    assert run.data.metrics["split.test_rows"] == 30
+    assert run.data.params["model.activation"] == "relu"
+    assert run.data.params["training.epochs"] == "8"
+    for tag in ("kerasflow.data_fingerprint", "kerasflow.config_hash", "prefect.flow_run_id"):
+        assert len(run.data.tags[tag]) >= 32
+    assert run.inputs.dataset_inputs, "the dataset is logged with log_input"
+    artifacts = {a.path for folder in ("validation", "evaluation", "train", "preprocessing")
+                 for a in client.list_artifacts(run.info.run_id, folder)}
+    assert {"validation/data_docs.html", "validation/result.json", "evaluation/confusion_matrix.png",
+            "evaluation/classification_report.json", "train/learning_curve.png",
+            "preprocessing/features.json"} <= artifacts
+    assert "test.class.setosa.precision" in run.data.metrics
+
+
+def test_epoch_metrics_are_logged_once_each(iris_run: dict, mlflow_store: str) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    history = client.get_metric_history(iris_run["run_id"], "train.loss")
+    steps = [m.step for m in history]
+    assert steps == sorted(set(steps)) and len(steps) == client.get_run(iris_run["run_id"]).data.metrics["train.epochs_run"]
+
+
+def test_registered_model_predicts_like_the_keras_model(iris_run: dict, mlflow_store: str) -> None:
+    import keras
+
+    from tasks.preprocess import FeatureSpec, as_model_inputs, frame_to_inputs
+
+    uri = f"models:/iris-dense/{iris_run['version']}"
+    model = mlflow.pyfunc.load_model(uri)
+    rows = load_frame("iris").drop(columns="target").sample(12, random_state=0)
+    served = model.predict(rows)
+    folder = Path(mlflow.artifacts.download_artifacts(f"{uri}"))
+    keras_model = keras.models.load_model(next(folder.rglob("*.keras")))
+    spec = FeatureSpec.load(next(folder.rglob("features.json")))
+    raw = keras_model.predict(as_model_inputs(frame_to_inputs(rows, spec)), verbose=0)
+    np.testing.assert_allclose(served[["proba_setosa", "proba_versicolor", "proba_virginica"]].to_numpy(), raw, rtol=1e-5)
+    assert set(served["prediction"]) <= {"setosa", "versicolor", "virginica"}
+    assert model.metadata.get_input_schema().input_names() == list(rows.columns)
+
+
+def test_penguins_with_missing_values(prefect_harness, mlflow_store: str) -> None:
+    from flows.train import train_flow
+
+    result = train_flow(str(ROOT / "configs/penguins.yaml"), FAST)
+    model = mlflow.pyfunc.load_model(result["model_uri"])
+    rows = load_frame("penguins").drop(columns="species")
+    rows = rows[rows.isna().any(axis=1)].head(5)
+    assert len(rows) and model.predict(rows)["prediction"].notna().all()
+
+
+def _cli(*args: str, env_uri: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": env_uri}
+    return subprocess.run([sys.executable, "-m", "kerasflow.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+
+
+def test_data_breaking_its_suite_stops_the_run(tmp_path: Path, iris_run: dict, mlflow_store: str) -> None:
+    frame = load_frame("iris")
+    frame.loc[0, "sepal_length_cm"] = 99.0
+    frame.loc[1, "target"] = "daisy"
+    frame.to_csv(tmp_path / "iris_bad.csv", index=False)
+    config = yaml.safe_load((ROOT / "configs/iris.yaml").read_text())
+    config["data"]["source"] = str(tmp_path / "iris_bad.csv")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    client = mlflow.MlflowClient(mlflow_store)
+    before = len(client.search_model_versions("name='iris-dense'"))
+
+    proc = _cli("run", str(tmp_path / "bad.yaml"), env_uri=mlflow_store)
+
+    assert proc.returncode == 2, proc.stderr
+    assert "sepal_length_cm" in proc.stderr and "expect_column_values_to_be_between" in proc.stderr
+    assert "daisy" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+    assert len(client.search_model_versions("name='iris-dense'")) == before
+    failed = client.search_runs([iris_run["experiment_id"]], "attributes.status = 'FAILED'")
+    assert failed, "the failed run is recorded"
+    files = {a.path for a in client.list_artifacts(failed[0].info.run_id, "validation")}
+    assert "validation/summary.txt" in files
+
+
+def test_bad_config_exits_2_and_records_a_failed_run(tmp_path: Path, mlflow_store: str) -> None:
+    (tmp_path / "c.yaml").write_text("name: broken\ndata: {source: iris, target: target}\ntraining: {epochs: -1}\n")
+    proc = _cli("run", str(tmp_path / "c.yaml"), env_uri=mlflow_store)
+    assert proc.returncode == 2 and "training.epochs" in proc.stderr
+    experiment = mlflow.MlflowClient(mlflow_store).get_experiment_by_name("broken")
+    runs = mlflow.MlflowClient(mlflow_store).search_runs([experiment.experiment_id])
+    assert runs[0].info.status == "FAILED"
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    code = "import sys; from typer.testing import CliRunner; from kerasflow.cli import app; " \
+           "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; " \
+           "assert 'tensorflow' not in sys.modules and 'great_expectations' not in sys.modules, 'heavy import'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
