@@ -16,27 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-Activation = Literal["relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish", "linear"]
-Initializer = Literal[
-    "glorot_uniform",
-    "glorot_normal",
-    "he_normal",
-    "he_uniform",
-    "lecun_normal",
-    "lecun_uniform",
-    "truncated_normal",
-    "random_normal",
-    "random_uniform",
-    "orthogonal",
-    "zeros",
-    "ones",
-]
-OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam"]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
-PositiveInt = Annotated[int, Field(gt=0)]
-
+from schemas.base import (  # noqa: F401  (re-exported for section modules)
+    Activation, Fraction, Initializer, InitializerConfig, OptimizerName, PositiveInt, Section,
+)
 
 class ConfigError(ValueError):
     """A pipeline config that cannot be read or fails validation.
@@ -51,12 +35,6 @@ class ConfigError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"invalid config {self.path}:\n{lines}")
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class DataConfig(Section):
@@ -142,24 +120,6 @@ class PreprocessingConfig(Section):
     normalize: bool = True
     impute: Literal["mean", "median", "zero"] = "mean"
     max_categories: PositiveInt | None = None
-
-
-class InitializerConfig(Section):
-    """A kernel initializer and its arguments.
-
-    Args:
-        name: Keras initializer name. Default `glorot_uniform`.
-        mean: Mean for `random_normal` and `truncated_normal`. Default 0.
-        stddev: Standard deviation for the normal initializers. Default 0.05.
-        minval: Lower bound for `random_uniform`. Default -0.05.
-        maxval: Upper bound for `random_uniform`. Default 0.05.
-    """
-
-    name: Initializer = "glorot_uniform"
-    mean: float = 0.0
-    stddev: Annotated[float, Field(gt=0)] = 0.05
-    minval: float = -0.05
-    maxval: float = 0.05
 
 
 class ModelConfig(Section):
