@@ -1,0 +1,154 @@
+"""Pipeline overhead against a bare Keras script doing the same job.
+
+Two measurements, each the pipeline (`kerasflow run` in a fresh process)
+side by side with a bare script (fresh process too) on the same data, model
+and epochs, and each printed as a ratio pipeline/bare:
+
+1. a small whole job: breast_cancer, 20 epochs, with validation, split,
+   z-scoring, training, evaluation and saving the model (goal <= 2x, peak
+   memory < 1 GB);
+2. a training of about a minute: digits, `--long-epochs` epochs (goal <= 1.10x).
+
+Then it breaks the fixed cost down: imports, the temporary Prefect server,
+MLflow store set-up, Great Expectations validation, and model logging.
+
+Usage: python benchmarks/overhead.py [--long-epochs N] [--skip-long]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+BARE = r'''
+import os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np, keras
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+from sklearn.metrics import accuracy_score
+name, epochs, batch, lr, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+units = [int(u) for u in sys.argv[6].split(",")]
+data = getattr(datasets, "load_" + name)()
+x, y = data.data.astype("float32"), data.target
+x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=42)
+x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.1 / 0.8, stratify=y_rest, random_state=42)
+keras.utils.set_random_seed(42)
+norm = keras.layers.Normalization()
+norm.adapt(x_train)
+inputs = keras.Input(shape=(x.shape[1],))
+h = norm(inputs)
+for u in units:
+    h = keras.layers.Dense(u, activation="relu", kernel_initializer="he_normal",
+                           kernel_regularizer=keras.regularizers.L2(1e-4))(h)
+    h = keras.layers.Dropout(0.1)(h)
+classes = len(np.unique(y))
+outputs = keras.layers.Dense(classes, activation="softmax")(h)
+model = keras.Model(inputs, outputs)
+model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch, verbose=0)
+model.evaluate(x_test, y_test, verbose=0)
+print("accuracy", accuracy_score(y_test, model.predict(x_test, verbose=0).argmax(1)))
+model.save(out)
+'''
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Runs a command; returns wall seconds, peak RSS (MB) of its process tree, and its output."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0.0]
+
+    def poll() -> None:
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                procs = [root, *root.children(recursive=True)]
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    out, _ = proc.communicate()
+    watcher.join()
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}")
+    return seconds, peak[0], out
+
+
+def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: float, units: list[int],
+            env: dict[str, str], tmp: Path) -> tuple[float, float, float]:
+    """Times the bare script and the pipeline on one job and prints the ratio."""
+    script = tmp / "bare.py"
+    script.write_text(BARE)
+    bare_s, bare_mb, _ = measure([PY, str(script), dataset, str(epochs), str(batch), str(lr), str(tmp / "bare.keras"),
+                                  ",".join(map(str, units))], env)
+    overrides = [f"training.epochs={epochs}", "training.early_stopping.enabled=false",
+                 f"training.batch_size={batch}", f"training.optimizer.learning_rate={lr}",
+                 f"model.hidden_units={units}", "split.val_fraction=0.1", "model.batch_norm=false",
+                 "model.dropout=0.1", "model.l2=0.0001", "model.initializer.name=he_normal",
+                 "training.reduce_lr.enabled=false"]
+    cmd = [PY, "-m", "kerasflow.cli", "run", config] + [x for o in overrides for x in ("--set", o)]
+    pipe_s, pipe_mb, _ = measure(cmd, env)
+    print(f"{label:<34}{bare_s:>9.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>10.0f}{pipe_mb:>10.0f}")
+    return bare_s, pipe_s, pipe_mb
+
+
+def breakdown(env: dict[str, str], tmp: Path) -> None:
+    """Times the pipeline's fixed costs one by one, each in a fresh process."""
+    probes = {
+        "import tensorflow+keras": "import tensorflow, keras",
+        "import mlflow": "import mlflow, mlflow.pyfunc",
+        "import prefect": "import prefect, prefect.flows",
+        "import great_expectations": "import great_expectations",
+        "prefect temporary server start+stop": (
+            "from prefect.server.api.server import SubprocessASGIServer as S\n"
+            "s = S(); s.start(timeout=120); s.stop()"),
+        "mlflow sqlite store set-up": (
+            f"import mlflow; c = mlflow.MlflowClient('sqlite:///{tmp}/probe.db'); c.create_experiment('x')"),
+        "great expectations validation": (
+            "from tasks.load import load_frame; from tasks.validate import load_suite, validate_frame\n"
+            "validate_frame(load_frame('breast_cancer'), load_suite('schemas/suites/breast_cancer.json'))"),
+    }
+    print("\nfixed costs (fresh process each; the import is inside the timed region)")
+    for label, code in probes.items():
+        timed = f"import time; t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
+        out = subprocess.run([PY, "-c", timed], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        print(f"  {label:<40}{float(out.stdout.strip().splitlines()[-1]):>7.2f} s")
+
+
+def main() -> None:
+    """Runs both comparisons and the breakdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long-epochs", type=int, default=250, help="epochs of the ~1 minute training")
+    parser.add_argument("--skip-long", action="store_true", help="only the small whole job")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kf-overhead-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PREFECT_HOME": str(tmp / "prefect"), "PYTHONPATH": str(ROOT)}
+        print(f"{'job':<34}{'bare s':>9}{'pipeline s':>11}{'ratio':>10}{'bare MB':>10}{'pipe MB':>10}")
+        compare("breast_cancer, 20 epochs (<=2x)", "breast_cancer", "configs/breast_cancer.yaml", 20, 16, 0.003,
+                [32, 16], env, tmp)
+        if not args.skip_long:
+            compare(f"digits, {args.long_epochs} epochs (<=1.10x)", "digits", "configs/digits.yaml",
+                    args.long_epochs, 32, 0.001, [128, 64], env, tmp)
+        breakdown(env, tmp)
+
+
+if __name__ == "__main__":
+    main()
