@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -21,6 +21,9 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from schemas.base import (  # noqa: F401  (re-exported for section modules)
     Activation, Fraction, Initializer, InitializerConfig, OptimizerName, PositiveInt, Section,
 )
+from schemas.registry import DriftConfig, GateConfig
+from schemas.images import CNNConfig, ImageConfig, image_model_problems
+from schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, problems_error
 
 class ConfigError(ValueError):
     """A pipeline config that cannot be read or fails validation.
@@ -52,6 +55,9 @@ class DataConfig(Section):
             from the label column.
         label_encoding: `integer` (default, sparse categorical
             cross-entropy) or `one_hot` (categorical cross-entropy).
+        image: Image data: a folder of class subfolders as `source`, or
+            pixel columns reshaped to an image; see
+            `schemas.images.ImageConfig`. Default none.
     """
 
     source: str
@@ -60,6 +66,7 @@ class DataConfig(Section):
     categorical: list[str] | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
     label_encoding: Literal["integer", "one_hot"] = "integer"
+    image: ImageConfig | None = None
 
 
 class ValidationConfig(Section):
@@ -144,6 +151,11 @@ class ModelConfig(Section):
     l2: Annotated[float, Field(ge=0)] = 0.0
     dropout: Fraction = 0.0
     batch_norm: bool = False
+
+
+# The `model` section, one member per model family, told apart by `kind`
+# (a section without `kind` is `dense`). Add a family by adding its config.
+AnyModelConfig = Annotated[Union[ModelConfig, CNNConfig], Field(discriminator="kind")]
 
 
 class OptimizerConfig(Section):
@@ -239,14 +251,21 @@ class RegistryConfig(Section):
         tracking_uri: MLflow tracking URI; `MLFLOW_TRACKING_URI` or
             `sqlite:///mlruns/mlflow.db` otherwise.
         thresholds: Minimum test metrics for the `candidate` alias, e.g.
-            `{accuracy: 0.9}`; a model below them is registered but not
-            blessed.
+            `{accuracy: 0.9}` (a maximum for losses and errors); a model
+            below them is registered but not blessed. Also the retraining
+            gate's value thresholds when `gate.thresholds` is empty.
+        gate: Champion/challenger promotion rules of the `retrain` flow;
+            see `schemas.registry.GateConfig`.
+        drift: Feature-drift check of the `retrain` flow; see
+            `schemas.registry.DriftConfig`.
     """
 
     model_name: str | None = None
     enabled: bool = True
     tracking_uri: str | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
 
 class PipelineConfig(Section):
@@ -257,10 +276,46 @@ class PipelineConfig(Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: AnyModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    tuning: TuningConfig | None = None
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_kind_defaults_to_dense(cls, data: Any) -> Any:
+        model = data.get("model") if isinstance(data, dict) else None
+        if isinstance(model, dict) and "kind" not in model:
+            data = {**data, "model": {"kind": "dense", **model}}
+        return data
+
+    @model_validator(mode="after")
+    def _image_data_fit_the_model(self) -> "PipelineConfig":
+        problems = image_model_problems(self.data.image, self.model)
+        if problems:
+            raise problems_error(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _tuning_fits_the_pipeline(self) -> "PipelineConfig":
+        t = self.tuning
+        if t is None:
+            return self
+        problems = []
+        if self.split.kind == "holdout" and self.split.val_fraction == 0 and t.cv_folds is None:
+            problems.append(("tuning", "the search needs validation rows: set split.val_fraction > 0 "
+                                       "or tuning.cv_folds"))
+        layers = len(getattr(self.model, "hidden_units", []))
+        for name, param in t.space.items():
+            match = UNITS_PATTERN.match(name)
+            if match and param.parent is None and int(match.group(1)) >= layers:
+                problems.append((f"tuning.space.{name}", f"never used: the model has {layers} hidden layers "
+                                                         "(model.hidden_units) and model.layers is not searched"))
+        if problems:
+            raise problems_error(problems)
+        return self
 
     @property
     def model_name(self) -> str:
@@ -294,7 +349,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(path, [_describe(err) for err in exc.errors()]) from None
+        raise ConfigError(path, [line for err in exc.errors() for line in _lines(err)]) from None
 
 
 def read_raw_config(path: str | Path) -> dict[str, Any]:
@@ -335,8 +390,16 @@ def _apply_override(raw: dict[str, Any], item: str, path: str | Path) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
+def _lines(err: dict[str, Any]) -> list[str]:
+    """One line per problem; a `problems` error (see `schemas.tuning.problems_error`) carries several."""
+    if err["type"] != "problems":
+        return [_describe(err)]
+    base = ".".join(str(p) for p in err["loc"])
+    return [f"{base + '.' if base else ''}{where}: {message}" for where, message in err["ctx"]["problems"]]
+
+
 def _describe(err: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    where = ".".join(_walk(err["loc"])[0]) or "(top level)"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(err["loc"][:-1])
         return f"{where}: unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
@@ -347,11 +410,41 @@ def _describe(err: dict[str, Any]) -> str:
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model = _walk(loc)[1]
+    return sorted(model.model_fields) if model else []
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
+    """Follows an error location through the sections.
+
+    Returns:
+        The location's key path without the tags pydantic inserts for
+        discriminated unions (`model.cnn.filters` is shown as
+        `model.filters`), and the section type it ends in.
+    """
+    parts: list[str] = []
     model: type[BaseModel] | None = PipelineConfig
+    members: dict[str, type[BaseModel]] | None = None
     for part in loc:
+        if members is not None:  # the union tag: pick that member, show nothing
+            model, members = members.get(str(part)), None
+            continue
+        parts.append(str(part))
+        if isinstance(part, int):  # a list item: same section type as its list
+            continue
         field = model.model_fields.get(str(part)) if model else None
         model = _section_type(field.annotation) if field else None
-    return sorted(model.model_fields) if model else []
+        members = _members_by_kind(field.annotation) if field is not None and field.discriminator else None
+    return parts, model
+
+
+def _members_by_kind(annotation: Any) -> dict[str, type[BaseModel]]:
+    members = {}
+    for member in getattr(annotation, "__args__", ()):
+        if isinstance(member, type) and issubclass(member, BaseModel) and "kind" in member.model_fields:
+            for tag in getattr(member.model_fields["kind"].annotation, "__args__", ()):
+                members[str(tag)] = member
+    return members
 
 
 def _section_type(annotation: Any) -> type[BaseModel] | None:

@@ -117,13 +117,15 @@ def choose(hp: Any, spec: ModelSpec, name: str, default: Any) -> Any:
         default: The config value.
 
     Returns:
-        The value to build with.
+        The value to build with; `default` when the parameter is
+        conditional and its condition does not hold.
     """
     if hp is None or name not in spec.search_space:
         return default
     from tasks.tune import declare
 
-    return declare(hp, name, spec.search_space[name], default)
+    value = declare(hp, name, spec.search_space[name], default, space=spec.search_space)
+    return default if value is None else value
 
 
 def _dense_body(x: Any, hp: Any, spec: ModelSpec) -> Any:
@@ -153,7 +155,8 @@ def _dense_block(x: Any, i: int, units: int, hp: Any, spec: ModelSpec) -> Any:
     if choose(hp, spec, "model.batch_norm", cfg.batch_norm):
         x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
     x = _activation(activation, f"{activation}_{i}")(x)
-    dropout = choose(hp, spec, "model.dropout", cfg.dropout)
+    use_dropout = choose(hp, spec, "model.use_dropout", cfg.dropout > 0)
+    dropout = choose(hp, spec, "model.dropout", cfg.dropout) if use_dropout else 0.0
     if dropout:
         x = keras.layers.Dropout(dropout, seed=spec.seed + i, name=f"dropout_{i}")(x)
     return x

@@ -45,7 +45,14 @@ def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig
     return load_config(path, overrides)
 
 
-@task(name="load-data", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition: retry I/O hiccups, never bad input (a retry cannot fix it)."""
+    from kerasflow.errors import BAD_INPUT_ERRORS
+
+    return not isinstance(state.result(raise_on_failure=False), BAD_INPUT_ERRORS)
+
+
+@task(name="load-data", retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def load_data(run_id: str, config: PipelineConfig, workdir: str) -> str:
     """Loads the raw data, fingerprints it and logs it as the run's input.
 
@@ -216,7 +223,10 @@ def register_model(run_id: str, config: PipelineConfig, prepared: Prepared, mode
     """Logs the pyfunc model with a signature and registers a new version.
 
     A version that meets every `registry.thresholds` entry gets the
-    `candidate` alias; nothing else in the registry is touched.
+    `candidate` alias; nothing else in the registry is touched. The run also
+    gets `reference/stats.json` (training-row drift statistics) and
+    `reference/suite.json` (the expectation suite) for retraining and batch
+    prediction.
 
     Returns:
         `{"model_uri", "version", "blessed", "reasons"}`.
@@ -235,6 +245,9 @@ def register_model(run_id: str, config: PipelineConfig, prepared: Prepared, mode
         info = log_model(model_path, prepared.features, prepared.labels, example)
     client = tracking.configure(config.registry.tracking_uri)
     client.update_run(run_id, status="RUNNING")
+    from kerasflow.registry import log_reference  # drift statistics and suite travel with the model
+
+    log_reference(client, run_id, config, prepared.raw, prepared.split, prepared.features)
     outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}
     if name is None:
         return outcome

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import logging
 import os
 import uuid
 import warnings
@@ -297,6 +298,10 @@ def _import_gx() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
+    # GX pins some module loggers to INFO at import; keep routine chatter out of run output.
+    for name, known in logging.Logger.manager.loggerDict.items():
+        if name.startswith("great_expectations") and isinstance(known, logging.Logger):
+            known.setLevel(logging.WARNING)
     return gx
 
 

@@ -123,3 +123,40 @@ def test_help_does_not_import_tensorflow() -> None:
            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; " \
            "assert 'tensorflow' not in sys.modules and 'great_expectations' not in sys.modules, 'heavy import'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def test_missing_data_file_is_bad_input(tmp_path: Path, mlflow_store: str) -> None:
+    config = yaml.safe_load((ROOT / "configs/iris.yaml").read_text())
+    config["data"]["source"] = str(tmp_path / "nowhere.csv")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = _cli("run", str(tmp_path / "c.yaml"), env_uri=mlflow_store)
+    assert proc.returncode == 2 and "nowhere.csv" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_suite_init_writes_a_suite_that_passes(tmp_path: Path, mlflow_store: str) -> None:
+    load_frame("wine").to_csv(tmp_path / "wine.csv", index=False)
+    proc = _cli("suite", "init", str(tmp_path / "wine.csv"), "--target", "target", "--out",
+                str(tmp_path / "wine.json"), env_uri=mlflow_store)
+    assert proc.returncode == 0, proc.stderr
+    from tasks.validate import load_suite, validate_frame
+
+    assert validate_frame(load_frame(str(tmp_path / "wine.csv")), load_suite(tmp_path / "wine.json")).success
+
+
+def test_validate_flow_only_validates(prefect_harness, mlflow_store: str) -> None:
+    from flows.validate import validate_flow
+
+    result = validate_flow(str(ROOT / "configs/wine.yaml"))
+    run = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.metrics["validation.failed"] == 0
+    assert "test.accuracy" not in run.data.metrics
+
+
+def test_regression_reports_mae_rmse_r2(prefect_harness, mlflow_store: str) -> None:
+    from flows.train import train_flow
+
+    result = train_flow(str(ROOT / "configs/diabetes.yaml"), FAST)
+    assert {"mae", "rmse", "r2", "loss"} <= set(result["metrics"])
+    files = {a.path for a in mlflow.MlflowClient(mlflow_store).list_artifacts(result["run_id"], "evaluation")}
+    assert "evaluation/residuals.png" in files

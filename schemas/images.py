@@ -1,0 +1,333 @@
+"""Config models of image pipelines: image data, CNN models, augmentation and transfer learning.
+
+An image pipeline sets `data.image` (see `ImageConfig`) and a `model` of
+kind `cnn` (see `CNNConfig`). Image data come either from a folder with one
+subfolder per class, or from a table whose pixel columns are reshaped to
+`[height, width, channels]` (e.g. the built-in `digits`):
+
+    data: {source: digits, target: target, image: {size: [8, 8], channels: 1}}
+    data: {source: data/images/, target: label, image: {size: [16, 16], channels: 1}}
+
+This module imports only `schemas.base`, so `schemas.config` can import it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from schemas.base import Activation, Fraction, InitializerConfig, PositiveInt, Section
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+Channels = Literal[1, 3, 4]
+FillMode = Literal["constant", "nearest", "reflect", "wrap"]
+Size = tuple[PositiveInt, PositiveInt]
+
+# keras.applications architectures that can serve as a base, with the pixel
+# range each expects: "tf" is [-1, 1], "raw" is [0, 255] (the model
+# rescales inside), "torch" is [0, 1] then ImageNet mean/std normalization.
+APPLICATIONS: dict[str, str] = {
+    "MobileNet": "tf",
+    "MobileNetV2": "tf",
+    "MobileNetV3Small": "raw",
+    "MobileNetV3Large": "raw",
+    "NASNetMobile": "tf",
+    "Xception": "tf",
+    "InceptionV3": "tf",
+    "ResNet50V2": "tf",
+    "DenseNet121": "torch",
+    "EfficientNetB0": "raw",
+    "EfficientNetB1": "raw",
+    "EfficientNetV2B0": "raw",
+    "ConvNeXtTiny": "raw",
+}
+_ALPHA_ARCHITECTURES = frozenset({"MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large"})
+
+# Tunable parameters of the `cnn` family: name -> (accepted types, value type).
+CNN_TUNABLE: dict[str, tuple[tuple[str, ...], Any]] = {
+    "model.conv_blocks": (("int", "choice"), Annotated[int, Field(ge=1, le=8)]),
+    "model.filters": (("int", "choice"), PositiveInt),
+    "model.kernel_size": (("int", "choice"), PositiveInt),
+    "model.convolution": (("choice",), Literal["conv2d", "separable"]),
+    "model.pooling": (("choice",), Literal["max", "none"]),
+    "model.reduce": (("choice",), Literal["flatten", "global_average"]),
+    "model.dense_units": (("int", "choice"), PositiveInt),
+    "model.head_dropout": (("float", "choice"), Fraction),
+}
+
+
+class ImageConfig(Section):
+    """Image inputs: a folder of class subfolders, or pixel columns of a table.
+
+    A `source` that is a directory is read as one subfolder per class (the
+    folder name is the label, stored in the `data.target` column); files in
+    class folders are read recursively, hidden files are ignored. Any other
+    source is a table whose feature columns (`data.features`, default all
+    but the target) hold the pixels in row-major `[height, width, channels]`
+    order, like the built-in `digits` (8x8x1).
+
+    Args:
+        size: `[height, width]`. Files are resized to it; pixel columns are
+            reshaped to it. Required.
+        channels: 1 (grayscale), 3 (RGB) or 4 (RGBA). Default 3.
+        max_value: Largest raw pixel value; the model's `Rescaling` layer
+            maps `[0, max_value]` to `[0, 1]`. Default 255 for files and the
+            training maximum for pixel columns.
+        extensions: File extensions read as images, lower case. Default
+            `.png .jpg .jpeg .bmp .gif .webp .tif .tiff`.
+        on_corrupt: `fail` (default) stops the run listing every unreadable,
+            corrupt or non-image file by name; `skip` leaves them out and
+            reports them.
+        on_channel_mismatch: `fail` (default) stops the run listing every
+            file whose channel count is not `channels`; `convert` converts
+            such files (e.g. RGB to grayscale) in training and serving.
+    """
+
+    size: Size
+    channels: Channels = 3
+    max_value: Annotated[float, Field(gt=0)] | None = None
+    extensions: list[str] = Field(default_factory=lambda: list(IMAGE_EXTENSIONS))
+    on_corrupt: Literal["fail", "skip"] = "fail"
+    on_channel_mismatch: Literal["fail", "convert"] = "fail"
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted_lower(cls, values: list[str]) -> list[str]:
+        if not values:
+            raise ValueError("list at least one extension")
+        return [v.lower() if v.startswith(".") else f".{v.lower()}" for v in values]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """`(height, width, channels)` of one model input."""
+        return (self.size[0], self.size[1], self.channels)
+
+
+class AugmentationConfig(Section):
+    """Random image augmentation, active only while training.
+
+    The options mirror Keras's `ImageDataGenerator`; they are implemented
+    with Keras augmentation layers inside the model (`RandomRotation`,
+    `RandomTranslation`, `RandomShear`, `RandomZoom`, `RandomFlip`), which
+    pass images through unchanged at inference.
+
+    Args:
+        rotation_range: Maximum rotation in degrees, either way. Default 0.
+        width_shift_range: Maximum horizontal shift as a fraction of the
+            width. Default 0.
+        height_shift_range: Maximum vertical shift as a fraction of the
+            height. Default 0.
+        shear_range: Maximum shear angle in degrees (at most 45). Default 0.
+        zoom_range: Zoom factor range: a float `z` means `[1 - z, 1 + z]`,
+            or give `[lower, upper]`; factors above 1 zoom out. Default 0.
+        horizontal_flip: Randomly flip left-right. Default false.
+        vertical_flip: Randomly flip upside down. Default false.
+        fill_mode: How points outside the image are filled: `nearest`
+            (default), `constant`, `reflect` or `wrap`.
+        cval: Fill value for `fill_mode: constant`, in raw pixel units.
+            Default 0.
+    """
+
+    rotation_range: Annotated[float, Field(ge=0, le=180)] = 0.0
+    width_shift_range: Fraction = 0.0
+    height_shift_range: Fraction = 0.0
+    shear_range: Annotated[float, Field(ge=0, le=45)] = 0.0
+    zoom_range: Annotated[float, Field(ge=0, lt=1)] | tuple[
+        Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = 0.0
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    fill_mode: FillMode = "nearest"
+    cval: float = 0.0
+
+    @field_validator("zoom_range")
+    @classmethod
+    def _ordered_zoom(cls, value: Any) -> Any:
+        if isinstance(value, tuple) and not 0 < value[0] <= value[1] <= 2:
+            raise ValueError("[lower, upper] needs 0 < lower <= upper <= 2")
+        return value
+
+    @property
+    def active(self) -> bool:
+        """True when any augmentation is configured."""
+        return bool(self.rotation_range or self.width_shift_range or self.height_shift_range
+                    or self.shear_range or self.zoom_factors() or self.horizontal_flip or self.vertical_flip)
+
+    def zoom_factors(self) -> tuple[float, float] | None:
+        """Returns `RandomZoom`'s `(lower, upper)` factor, or None for no zoom.
+
+        `ImageDataGenerator` zooms by a scale `s` in `[1 - z, 1 + z]` with
+        `s > 1` zooming out; `RandomZoom` takes `s - 1`.
+        """
+        low, high = (1.0 - self.zoom_range, 1.0 + self.zoom_range) if isinstance(self.zoom_range, float) \
+            else self.zoom_range
+        return None if low == high == 1.0 else (low - 1.0, high - 1.0)
+
+    def shear_factor(self) -> float:
+        """Returns `RandomShear`'s `x_factor` for `shear_range` degrees (tan of the angle)."""
+        return min(1.0, math.tan(math.radians(self.shear_range)))
+
+
+class FineTuneConfig(Section):
+    """Phase 2 of transfer learning: the base's top layers are unfrozen and trained.
+
+    Args:
+        layers: How many of the base's last layers are unfrozen
+            (`BatchNormalization` layers stay frozen). Required.
+        learning_rate: Learning rate of this phase, usually far below the
+            first phase's. Default 1e-5.
+        epochs: Maximum epochs of this phase; early stopping applies as in
+            training. Default 10.
+    """
+
+    layers: PositiveInt
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-5
+    epochs: PositiveInt = 10
+
+
+class BaseModelConfig(Section):
+    """A pretrained base under the CNN head (transfer learning).
+
+    The base is frozen (`trainable = False`) before the model is compiled,
+    so phase 1 trains only the head; `fine_tune` adds phase 2. Nothing is
+    ever downloaded.
+
+    Args:
+        source: One of: a `.keras` file; a registered MLflow model,
+            `models:/name@alias` or `models:/name/version` (a kerasflow
+            model, whose Keras file is found in its artifacts); or a
+            `keras.applications` architecture name (see `APPLICATIONS`),
+            which needs `weights`.
+        weights: Local weights file (`.h5`, `.weights.h5`) of a
+            `keras.applications` architecture built without its top.
+        output_layer: Layer whose output is the extracted features. Default:
+            `features` in kerasflow models, else the layer before the last.
+        input_size: `[height, width]` the base runs at; images are resized
+            inside the model. Default: the base's own input size, or the
+            data's size for an architecture.
+        input_range: `[low, high]` pixel range the base expects. Default:
+            raw pixels for kerasflow models (they rescale inside), the
+            architecture's range for `keras.applications`, `[0, 1]` for
+            other `.keras` files.
+        alpha: Width multiplier of the MobileNet architectures. Default 1.
+        fine_tune: Phase 2 settings, or null (default) for feature
+            extraction only.
+    """
+
+    source: Annotated[str, Field(min_length=1)]
+    weights: str | None = None
+    output_layer: str | None = None
+    input_size: Size | None = None
+    input_range: tuple[float, float] | None = None
+    alpha: Annotated[float, Field(gt=0, le=2)] = 1.0
+    fine_tune: FineTuneConfig | None = None
+
+    @property
+    def origin(self) -> Literal["application", "registry", "file"]:
+        """Where the base comes from."""
+        if self.source in APPLICATIONS:
+            return "application"
+        return "registry" if self.source.startswith("models:/") else "file"
+
+    @model_validator(mode="after")
+    def _reference_is_well_formed(self) -> "BaseModelConfig":
+        if self.origin == "application":
+            if not self.weights:
+                raise ValueError(f"{self.source} needs a local weights file (weights: path/to/file.h5); "
+                                 "nothing is downloaded")
+            if self.alpha != 1.0 and self.source not in _ALPHA_ARCHITECTURES:
+                raise ValueError(f"alpha applies to {sorted(_ALPHA_ARCHITECTURES)} only, not {self.source}")
+            return self
+        if self.weights:
+            raise ValueError("weights is for keras.applications architectures only; "
+                             f"{self.source!r} is a model file or registered model")
+        if self.origin == "registry" and not _is_model_uri(self.source):
+            raise ValueError(f"{self.source!r} is not models:/name@alias or models:/name/version")
+        if self.origin == "file" and not self.source.endswith(".keras"):
+            raise ValueError(f"{self.source!r} is neither a .keras file, a models:/ URI nor one of the "
+                             f"architectures {', '.join(APPLICATIONS)}")
+        if self.input_range is not None and self.input_range[0] >= self.input_range[1]:
+            raise ValueError(f"input_range must be [low, high] with low < high, got {list(self.input_range)}")
+        return self
+
+
+class CNNConfig(Section):
+    """A convolutional network for images.
+
+    Inside the model: augmentation (training only), a `Rescaling` layer,
+    convolution blocks (or a pretrained `base`), then `Flatten` or
+    `GlobalAveragePooling2D` and a dense head. Each block is
+    `convs_per_block` convolutions (each with optional batch normalization
+    and the activation), then 2x2 max pooling and dropout.
+
+    Tunable names: `model.conv_blocks` (default: `len(filters)`),
+    `model.filters` (all blocks) and `model.filters_<i>`, `model.kernel_size`,
+    `model.convolution`, `model.pooling`, `model.batch_norm`,
+    `model.activation`, `model.dropout`, `model.l2`, `model.reduce`,
+    `model.dense_units` and `model.head_dropout`.
+
+    Args:
+        kind: `cnn`.
+        filters: Filters of each convolution block. Default [32, 64].
+        kernel_size: Convolution kernel size. Default 3.
+        convs_per_block: Convolutions per block. Default 1.
+        convolution: `conv2d` (default) or `separable` (`SeparableConv2D`).
+        activation: Activation of convolutions and dense layers. Default `relu`.
+        initializer: Kernel initializer. Default `he_normal`.
+        batch_norm: `BatchNormalization` after each convolution. Default true.
+        pooling: `max` (default) adds `MaxPooling2D` after each block; `none`.
+        dropout: Dropout rate after each block. Default 0.
+        l2: L2 penalty of convolution and dense kernels. Default 0.
+        reduce: `global_average` (default, `GlobalAveragePooling2D`) or
+            `flatten`, between the convolutions and the head.
+        dense_units: Units of the head's hidden layers. Default [64].
+        head_dropout: Dropout rate before each head layer. Default 0.
+        augmentation: See `AugmentationConfig`. Default none.
+        base: A pretrained base replacing the convolution blocks; see
+            `BaseModelConfig`. Default none.
+    """
+
+    kind: Literal["cnn"] = "cnn"
+    filters: Annotated[list[PositiveInt], Field(min_length=1)] = Field(default_factory=lambda: [32, 64])
+    kernel_size: PositiveInt = 3
+    convs_per_block: PositiveInt = 1
+    convolution: Literal["conv2d", "separable"] = "conv2d"
+    activation: Activation = "relu"
+    initializer: InitializerConfig = Field(default_factory=lambda: InitializerConfig(name="he_normal"))
+    batch_norm: bool = True
+    pooling: Literal["max", "none"] = "max"
+    dropout: Fraction = 0.0
+    l2: Annotated[float, Field(ge=0)] = 0.0
+    reduce: Literal["global_average", "flatten"] = "global_average"
+    dense_units: list[PositiveInt] = Field(default_factory=lambda: [64])
+    head_dropout: Fraction = 0.0
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    base: BaseModelConfig | None = None
+
+
+def image_model_problems(data_image: ImageConfig | None, model: Any) -> list[tuple[str, str]]:
+    """Cross-section rules between `data.image` and `model`.
+
+    Args:
+        data_image: The `data.image` section, or None.
+        model: The `model` section.
+
+    Returns:
+        `(dotted path, message)` pairs; empty when the sections fit.
+    """
+    kind = getattr(model, "kind", None)
+    if kind == "cnn" and data_image is None:
+        return [("model.kind", "a cnn needs image data: set data.image (size and channels)")]
+    if data_image is not None and kind != "cnn":
+        return [("data.image", f"image data need an image model (model.kind: cnn), not {kind!r}")]
+    return []
+
+
+def _is_model_uri(text: str) -> bool:
+    rest = text.removeprefix("models:/")
+    if "@" in rest:
+        name, _, alias = rest.partition("@")
+        return bool(name) and bool(alias) and "/" not in alias
+    name, _, version = rest.rpartition("/")
+    return bool(name) and version.isdigit()

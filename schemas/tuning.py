@@ -1,0 +1,367 @@
+"""Config models of the `tuning` and `runner` sections.
+
+A search space maps dotted parameter names (`model.dropout`,
+`training.optimizer.learning_rate`, ...) to a parameter definition. Only the
+names that `tasks.model.build_model` consumes are tunable; they are listed in
+`TUNABLE`, together with the types each accepts and the values its config
+field allows. A parameter may be conditional on another (`parent` and
+`parent_values`), e.g. the dropout rate exists only when dropout is on, and
+`model.units_<i>` (units of hidden layer i) exists only when `model.layers`
+chooses more than i layers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from schemas.base import Activation, Fraction, OptimizerName, PositiveInt, Section
+
+Scalar = Union[bool, int, float, str]
+Sampling = Literal["linear", "log", "reverse_log"]
+UNITS_PATTERN = re.compile(r"^model\.units_(\d+)$")
+MAX_LAYERS = 16
+
+_LAYERS = Annotated[int, Field(ge=1, le=MAX_LAYERS)]
+_NON_NEGATIVE = Annotated[float, Field(ge=0)]
+_LEARNING_RATE = Annotated[float, Field(gt=0, le=10)]
+_MOMENTUM = Annotated[float, Field(ge=0, lt=1)]
+
+# name: (accepted parameter types, value type every candidate must satisfy)
+TUNABLE: dict[str, tuple[tuple[str, ...], Any]] = {
+    "model.layers": (("int", "choice"), _LAYERS),
+    "model.units": (("int", "choice"), PositiveInt),
+    "model.activation": (("choice",), Activation),
+    "model.l1": (("float", "choice"), _NON_NEGATIVE),
+    "model.l2": (("float", "choice"), _NON_NEGATIVE),
+    "model.use_dropout": (("boolean",), bool),
+    "model.dropout": (("float", "choice"), Fraction),
+    "model.batch_norm": (("boolean",), bool),
+    "training.optimizer.name": (("choice",), OptimizerName),
+    "training.optimizer.learning_rate": (("float", "choice"), _LEARNING_RATE),
+    "training.optimizer.momentum": (("float", "choice"), _MOMENTUM),
+}
+_UNITS_RULE: tuple[tuple[str, ...], Any] = (("int", "choice"), PositiveInt)
+
+
+def tunable_names() -> list[str]:
+    """Returns the parameter names a search space may use (`model.units_<i>` stands for every layer i)."""
+    return [*TUNABLE, "model.units_<i>"]
+
+
+def tunable_rule(name: str) -> tuple[tuple[str, ...], Any] | None:
+    """Returns `(accepted types, value type)` of a tunable name, or None if it is not tunable."""
+    if name in TUNABLE:
+        return TUNABLE[name]
+    match = UNITS_PATTERN.match(name)
+    return _UNITS_RULE if match and int(match.group(1)) < MAX_LAYERS else None
+
+
+class _Param(Section):
+    """Fields shared by every parameter type.
+
+    Args:
+        parent: Name of the parameter this one depends on. Default none.
+        parent_values: Values of `parent` for which this parameter exists.
+    """
+
+    parent: str | None = None
+    parent_values: list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _parent_pair(self) -> "_Param":
+        if (self.parent is None) != (self.parent_values is None):
+            raise ValueError("parent and parent_values go together: give both or neither")
+        if self.parent_values is not None and not self.parent_values:
+            raise ValueError("parent_values must list at least one value")
+        return self
+
+    def candidates(self) -> list[Any]:
+        """Returns the values that bound this parameter (extremes or choices)."""
+        raise NotImplementedError
+
+
+class IntParam(_Param):
+    """An integer drawn from `[min, max]`.
+
+    Args:
+        type: `int`.
+        min: Smallest value.
+        max: Largest value (inclusive).
+        step: Distance between values. Default 1.
+        sampling: `linear` (default), `log` or `reverse_log`.
+    """
+
+    type: Literal["int"]
+    min: int
+    max: int
+    step: PositiveInt = 1
+    sampling: Sampling = "linear"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntParam":
+        _check_range(self.min, self.max, self.sampling)
+        return self
+
+    def candidates(self) -> list[Any]:
+        return [self.min, self.max]
+
+    def values(self) -> list[int]:
+        """Returns every value the parameter can take."""
+        return list(range(self.min, self.max + 1, self.step))
+
+
+class FloatParam(_Param):
+    """A float drawn from `[min, max]`.
+
+    Args:
+        type: `float`.
+        min: Smallest value.
+        max: Largest value.
+        step: Distance between values; none (default) samples continuously.
+            The `grid` tuner takes 10 evenly spaced values without one.
+        sampling: `linear` (default), `log` or `reverse_log`; the log ones
+            need `min > 0`.
+    """
+
+    type: Literal["float"]
+    min: float
+    max: float
+    step: Annotated[float, Field(gt=0)] | None = None
+    sampling: Sampling = "linear"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatParam":
+        _check_range(self.min, self.max, self.sampling)
+        return self
+
+    def candidates(self) -> list[Any]:
+        return [self.min, self.max]
+
+
+class ChoiceParam(_Param):
+    """One of a list of values.
+
+    Args:
+        type: `choice`.
+        values: The values, all of one type (strings, numbers or booleans).
+    """
+
+    type: Literal["choice"]
+    values: Annotated[list[Scalar], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "ChoiceParam":
+        if len({(type(v).__name__, v) for v in self.values}) != len(self.values):
+            raise ValueError(f"values must be distinct, got {self.values}")
+        kinds = {"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+                 for v in self.values}
+        if len(kinds) > 1:
+            raise ValueError(f"values must all be of one type, got {self.values}")
+        return self
+
+    def candidates(self) -> list[Any]:
+        return list(self.values)
+
+
+class BooleanParam(_Param):
+    """True or false.
+
+    Args:
+        type: `boolean`.
+    """
+
+    type: Literal["boolean"]
+
+    def candidates(self) -> list[Any]:
+        return [False, True]
+
+
+Param = Annotated[Union[IntParam, FloatParam, ChoiceParam, BooleanParam], Field(discriminator="type")]
+
+
+class ObjectiveConfig(Section):
+    """The validation metric the search optimizes.
+
+    Args:
+        name: A validation metric: `val_loss` (default), `val_accuracy`
+            (classifiers) or `val_mae` (regressors).
+        direction: `min` or `max`; default: `min` for losses and errors,
+            `max` otherwise.
+    """
+
+    name: Annotated[str, Field(pattern=r"^val_[A-Za-z0-9_]+$")] = "val_loss"
+    direction: Literal["min", "max"] | None = None
+
+    @model_validator(mode="after")
+    def _infer_direction(self) -> "ObjectiveConfig":
+        if self.direction is None:
+            lower = any(token in self.name for token in ("loss", "error", "mae", "mse"))
+            self.direction = "min" if lower else "max"
+        return self
+
+
+class TuningConfig(Section):
+    """A Keras Tuner search over the config's hyperparameters.
+
+    Args:
+        tuner: `random` (default), `bayesian`, `hyperband` or `grid`.
+        objective: See `ObjectiveConfig`. Default `val_loss`, minimized.
+        max_trials: Most trials to run (hyperband: a cap on its brackets).
+            Default 20.
+        executions_per_trial: Models trained per trial, scores averaged.
+            Default 1.
+        max_epochs: Hyperband's largest epoch budget of one trial. Default
+            `training.epochs`.
+        factor: Hyperband's reduction factor between brackets. Default 3.
+        refit: How the final model is trained with the best values: `train`
+            (default) fits on the training rows with validation and early
+            stopping, like a trial; `train+val` fits on training and
+            validation rows for the best trial's epoch count.
+        cv_folds: Score each trial by the mean validation score over this
+            many folds of the non-test rows instead of one validation split.
+            Default none (k-fold split configs use their `split.folds`).
+        seed: Seed of the tuner's sampling and of trial training. Default 42.
+        directory: Folder of resumable tuner state; the search lives in
+            `<directory>/<pipeline name>`. Default `.kerasflow/tuning`.
+        space: The searched parameters by dotted name; see `tunable_names()`.
+    """
+
+    tuner: Literal["random", "bayesian", "hyperband", "grid"] = "random"
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    max_trials: PositiveInt = 20
+    executions_per_trial: Annotated[int, Field(ge=1, le=10)] = 1
+    max_epochs: PositiveInt | None = None
+    factor: Annotated[int, Field(ge=2)] = 3
+    refit: Literal["train", "train+val"] = "train"
+    cv_folds: Annotated[int, Field(ge=2, le=50)] | None = None
+    seed: int = 42
+    directory: str = ".kerasflow/tuning"
+    space: Annotated[dict[str, Param], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _space_is_consistent(self) -> "TuningConfig":
+        _condition_units_on_layers(self.space)
+        problems = [p for name, param in self.space.items() for p in _param_problems(name, param, self.space)]
+        problems += _cycles(self.space)
+        if problems:
+            raise problems_error([(f"space.{name}", message) for name, message in problems])
+        return self
+
+    def project_dir(self, pipeline: str) -> str:
+        """Returns the folder holding this pipeline's tuner state."""
+        return f"{self.directory.rstrip('/')}/{pipeline}"
+
+
+class RunnerConfig(Section):
+    """Where concurrent tasks (k-fold folds) run.
+
+    Args:
+        kind: `local` (default): a thread pool on this machine; `dask`: a
+            Dask cluster through prefect-dask.
+        address: Scheduler address of a running Dask cluster (`tcp://host:8786`);
+            none (default) starts a local cluster for the run. Its workers
+            must reach the tracking store and the run's files.
+        n_workers: Workers of a local Dask cluster, or threads of the local
+            pool. Default 2.
+        processes: Local Dask workers are processes (default) rather than
+            threads.
+    """
+
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = None
+    n_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    processes: bool = True
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> "RunnerConfig":
+        if self.address and self.kind != "dask":
+            raise ValueError("address is only used with kind: dask")
+        return self
+
+
+def problems_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """Builds one validation error that reports several problems, each on its own line.
+
+    Args:
+        problems: `(dotted path below the validated section, message)` pairs.
+
+    Returns:
+        An error whose type `problems` `schemas.config` expands line by line.
+    """
+    text = "; ".join(f"{where}: {message}" for where, message in problems)
+    return PydanticCustomError("problems", "{text}", {"text": text, "problems": problems})
+
+
+def _check_range(low: float, high: float, sampling: str) -> None:
+    if low > high:
+        raise ValueError(f"min must not exceed max, got min={low} > max={high}")
+    if sampling != "linear" and low <= 0:
+        raise ValueError(f"{sampling} sampling needs min > 0, got min={low}")
+
+
+def _condition_units_on_layers(space: dict[str, Any]) -> None:
+    layers = space.get("model.layers")
+    if layers is None:
+        return
+    counts = layers.values() if isinstance(layers, IntParam) else [v for v in layers.candidates() if isinstance(v, int)]
+    for name, param in space.items():
+        match = UNITS_PATTERN.match(name)
+        if match and param.parent is None:
+            param.parent = "model.layers"
+            param.parent_values = [n for n in counts if n > int(match.group(1))]
+
+
+def _param_problems(name: str, param: Any, space: dict[str, Any]) -> list[tuple[str, str]]:
+    rule = tunable_rule(name)
+    if rule is None:
+        return [(name, f"not a tunable parameter (tunable: {', '.join(tunable_names())})")]
+    types, value_type = rule
+    if param.type not in types:
+        return [(name, f"type {param.type!r} not allowed here (use {' or '.join(types)})")]
+    problems = [(name, msg) for msg in _bad_values(param.candidates(), value_type)]
+    if param.parent is not None:
+        problems += [(name, msg) for msg in _parent_problems(param, space)]
+    return problems
+
+
+def _bad_values(values: list[Any], value_type: Any) -> list[str]:
+    adapter = TypeAdapter(value_type)
+    problems = []
+    for value in values:
+        try:
+            adapter.validate_python(value, strict=isinstance(value, bool) or value_type is bool)
+        except ValidationError as exc:
+            problems.append(f"value {value!r} is not allowed: {exc.errors()[0]['msg']}")
+    return problems
+
+
+def _parent_problems(param: Any, space: dict[str, Any]) -> list[str]:
+    parent = space.get(param.parent)
+    if parent is None:
+        return [f"parent {param.parent!r} is not in the search space (have: {', '.join(space)})"]
+    if not param.parent_values:
+        return [f"can never be active: no value of parent {param.parent} activates it"]
+    if isinstance(parent, FloatParam):
+        return [f"parent {param.parent} is a float; a parent must be int, choice or boolean"]
+    allowed = parent.values() if isinstance(parent, IntParam) else parent.candidates()
+    unknown = [v for v in param.parent_values if not any(v == a and type(v) is type(a) for a in allowed)]
+    if unknown:
+        return [f"parent_values {unknown} are not values of {param.parent} ({allowed})"]
+    return []
+
+
+def _cycles(space: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for name in space:
+        seen, current = [name], space[name].parent
+        while current is not None and current in space:
+            if current in seen:
+                problems.append((name, f"conditions form a cycle ({' -> '.join([*seen, current])})"))
+                break
+            seen.append(current)
+            current = space[current].parent
+    return problems
