@@ -6,6 +6,12 @@ needs. This wrapper keeps the Keras model (`.keras` file, preprocessing
 layers inside) and maps raw rows by column name to the named model inputs,
 then returns labelled predictions: a `prediction` column and, for
 classifiers, one `proba_<class>` column per class.
+
+Image models (`tasks.images.ImageSpec`) take, per row, either the pixel
+columns they were trained on (e.g. `digits`' 64 columns), or, for models
+trained on an image folder, an `image` column of base64-encoded image files
+(PNG, JPEG, ...), which are decoded and resized as in training. A bad image
+is an error that names its row.
 """
 
 from __future__ import annotations
@@ -73,7 +79,8 @@ def log_model(model_path: str, features_path: str, labels_path: str, example: An
     from tasks.preprocess import FeatureSpec, LabelSpec, decode_predictions
 
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
-    example = example[features.columns]
+    # image specs convert listings to their serving format (base64-encoded files)
+    example = features.serving_frame(example) if hasattr(features, "serving_frame") else example[features.columns]
     output = decode_predictions(_dummy_output(labels, len(example)), labels)
     return mlflow.pyfunc.log_model(
         name="model",
@@ -86,13 +93,13 @@ def log_model(model_path: str, features_path: str, labels_path: str, example: An
     )
 
 
-def register_version(client: Any, name: str, model_uri: str, run_id: str) -> str:
+def register_version(client: Any, name: str, info: Any, run_id: str) -> str:
     """Registers a logged model as a new version, creating the model if needed.
 
     Args:
         client: An `MlflowClient`.
         name: Registered model name.
-        model_uri: The logged model's URI.
+        info: The `ModelInfo` of the logged model.
         run_id: The run that produced it.
 
     Returns:
@@ -104,7 +111,8 @@ def register_version(client: Any, name: str, model_uri: str, run_id: str) -> str
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="Trained and registered by kerasflow.")
-    return str(client.create_model_version(name, model_uri, run_id=run_id).version)
+    version = client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id)
+    return str(version.version)
 
 
 def _dummy_output(labels: Any, rows: int) -> Any:
@@ -116,7 +124,7 @@ def _dummy_output(labels: Any, rows: int) -> Any:
 
 
 def _requirements() -> list[str]:
-    names = ["mlflow", "tensorflow", "keras", "pandas", "numpy", "scikit-learn", "pydantic"]
+    names = ["mlflow", "tensorflow", "keras", "pandas", "numpy", "scikit-learn", "pydantic", "pillow"]
     pins = []
     for name in names:
         try:

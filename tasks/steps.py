@@ -59,8 +59,13 @@ def load_data(run_id: str, config: PipelineConfig, workdir: str) -> str:
     Returns:
         Path of the raw rows as Parquet in `workdir`.
     """
+    from tasks.images import is_image_folder
     from tasks.load import fingerprint_frame, load_frame, resolve_source
 
+    if config.data.image is not None and is_image_folder(config.data.source):
+        from tasks.image_steps import load_image_folder
+
+        return load_image_folder(run_id, config, workdir)
     source = resolve_source(config.data.source)
     frame = load_frame(source)
     digest = fingerprint_frame(frame)
@@ -89,6 +94,10 @@ def validate_data(run_id: str, config: PipelineConfig, raw_path: str, skip_colum
 
     from tasks.validate import load_suite, require_valid, validate_frame
 
+    if config.data.image is not None:  # files by name, channels, class folders, sizes (tasks/images.py)
+        from tasks.image_steps import check_images
+
+        check_images(run_id, config, raw_path)
     if config.validation.suite is None:
         return True
     report = validate_frame(pd.read_parquet(raw_path), load_suite(config.validation.suite), skip_columns=skip_columns or [])
@@ -145,6 +154,10 @@ def fit_preprocessing(run_id: str, config: PipelineConfig, raw_path: str, split_
     from tasks.preprocess import fit_features, fit_labels, select_columns
     from tasks.split import Split
 
+    if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec (tasks/image_steps.py)
+        from tasks.image_steps import prepare_images
+
+        return prepare_images(run_id, config, raw_path, split_path, workdir)
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
     d, p = config.data, config.preprocessing
@@ -166,7 +179,8 @@ def fit_preprocessing(run_id: str, config: PipelineConfig, raw_path: str, split_
 
 @task(name="train-model", retries=0, cache_policy=NO_CACHE)
 def train_model(run_id: str, config: PipelineConfig, prepared: Prepared, workdir: str,
-                hyperparameters: dict[str, Any] | None = None, refit: str = "train") -> str:
+                hyperparameters: dict[str, Any] | None = None, refit: str = "train",
+                epochs: int | None = None) -> str:
     """Builds the model with `build_model` and trains it, logging each epoch once.
 
     Args:
@@ -174,6 +188,7 @@ def train_model(run_id: str, config: PipelineConfig, prepared: Prepared, workdir
         refit: `train` fits on the training split with validation;
             `train+val` fits on both for the best epoch count (k-fold and
             tuned pipelines).
+        epochs: Epoch count of a `train+val` refit. Default `training.epochs`.
 
     Returns:
         Path of the trained `.keras` model.
@@ -189,11 +204,18 @@ def train_model(run_id: str, config: PipelineConfig, prepared: Prepared, workdir
 
     model_path = Path(workdir) / "model.keras"
     result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
-                             model_path, hyperparameters=hyperparameters, refit=refit, on_epoch=on_epoch)
+                             model_path, hyperparameters=hyperparameters, refit=refit, epochs=epochs,
+                             on_epoch=on_epoch)
     tracking.log_metrics(client, run_id, {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
                          prefix="train.")
     with tempfile.TemporaryDirectory() as tmp:
         client.log_artifact(run_id, str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
+    base = getattr(config.model, "base", None)
+    if base is not None and base.fine_tune is not None:  # transfer learning phase 2, logged as finetune.*
+        from tasks.image_steps import fine_tune_phase
+
+        fine_tune_phase(client, run_id, config, prepared, str(model_path), refit=refit,
+                        hyperparameters=hyperparameters)
     return str(model_path)
 
 
@@ -251,7 +273,7 @@ def register_model(run_id: str, config: PipelineConfig, prepared: Prepared, mode
     outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}
     if name is None:
         return outcome
-    version = register_version(client, name, info.model_uri, run_id)
+    version = register_version(client, name, info, run_id)
     gate = check_thresholds(metrics, config.registry.thresholds)
     outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
     client.set_model_version_tag(name, version, "kerasflow.run_id", run_id)
