@@ -37,8 +37,26 @@ def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Opt
     import_tensorflow()
     from flows.train import train_flow
 
-    result = _run_flow(lambda: train_flow(str(config), overrides), cfg, "train")
+    result = _run_flow(lambda: train_flow(str(config), overrides, fresh=fresh), cfg, "train")
     _print_result(result, cfg)
+
+
+@app.command()
+def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(
+        help="Start the search over instead of resuming it.")] = False) -> None:
+    """Run only the hyperparameter search of a config's tuning section and print its trials."""
+    overrides = list(set_ or [])
+    cfg = _preflight(config, overrides, "tune")
+    if cfg.tuning is None:
+        _fail(f"{config} has no tuning section: add one with a search space (see configs/wine_tuned.yaml)",
+              EXIT_BAD_INPUT)
+    from kerasflow.quiet import import_tensorflow
+
+    import_tensorflow()
+    from flows.tune import tune_flow
+
+    result = _run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh), cfg, "tune")
+    _print_search(result, cfg)
 
 
 @app.command()
@@ -49,7 +67,10 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     from flows.validate import validate_flow
 
     result = _run_flow(lambda: validate_flow(str(config), overrides), cfg, "validate")
-    typer.echo(f"data passed {result['expectations']} expectations of suite {cfg.validation.suite}")
+    if cfg.validation.suite or cfg.data.image is None:
+        typer.echo(f"data passed {result['expectations']} expectations of suite {cfg.validation.suite}")
+    if cfg.data.image is not None:
+        typer.echo("images passed their checks (counts per class and sizes: images/report.json in the run)")
     typer.echo(f"MLflow run: {result['run_id']}")
 
 
@@ -92,6 +113,130 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> 
         subprocess.run(cmd, env=env, check=False)
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[str], typer.Option(
+        help="Data file or glob (newest match) overriding data.source.")] = None) -> None:
+    """Retrain on the newest data; promote the challenger to @champion only if it passes the gate."""
+    overrides = list(set_ or [])
+    cfg = _preflight(config, overrides, "retrain")
+    from kerasflow.quiet import import_tensorflow
+
+    import_tensorflow()
+    from flows.retrain import retrain_flow
+
+    result = _run_flow(lambda: retrain_flow(str(config), overrides, source), cfg, "retrain")
+    typer.echo(f"\nmodel {cfg.model_name}: challenger v{result['version']} vs champion "
+               f"{'v' + result['compared_with'] if result['compared_with'] else '(none)'}")
+    typer.echo(f"drift:    {result['drift']['summary'].splitlines()[0]}")
+    where = f"v{result['champion']}" if result["champion"] else "none yet"
+    typer.echo(f"decision: {result['outcome']} ({'promoted' if result['promoted'] else 'not promoted'}); "
+               f"@champion is {where}")
+    for reason in result["reasons"]:
+        typer.echo(f"  {reason}")
+    typer.echo(f"MLflow run: {result['run_id']}")
+
+
+@app.command()
+def predict(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@champion, models:/NAME/VERSION or any model URI.")],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="CSV or Parquet file of raw rows, or a glob.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output file. Default: <input stem>.predictions.csv.")] = None,
+) -> None:
+    """Predict a file of raw rows with a registered model; writes the rows with predictions."""
+    silence()
+    from kerasflow import tracking
+    from kerasflow.errors import BAD_INPUT_ERRORS, describe
+    from kerasflow.registry import resolve_model
+
+    try:  # a wrong name or alias fails here, before any flow starts
+        resolve_model(tracking.configure(), model_uri)
+    except BAD_INPUT_ERRORS as exc:
+        _fail(describe(exc), EXIT_BAD_INPUT)
+    from flows.batch_predict import batch_predict_flow
+
+    result = _run_flow(lambda: batch_predict_flow(model_uri, input_path, str(out) if out else None), None, "predict")
+    typer.echo(f"wrote {result['rows']} rows with predictions to {result['output']}")
+    typer.echo(f"model: {result['model_uri']}   MLflow run: {result['run_id']}")
+
+
+@app.command()
+def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
+            version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
+    """Make a model version the champion by hand; the replaced one becomes @previous-champion."""
+    silence()
+    from kerasflow import tracking
+    from kerasflow.errors import BAD_INPUT_ERRORS, describe
+    from kerasflow.registry import promote as promote_version
+
+    try:
+        plan = promote_version(tracking.configure(), name, version)
+    except BAD_INPUT_ERRORS as exc:
+        _fail(describe(exc), EXIT_BAD_INPUT)
+    moves = ", ".join(f"@{alias} -> v{v}" for alias, v in plan.set.items())
+    typer.echo(f"{name}: {moves}")
+
+
+@app.command()
+def rollback(name: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
+    """Move @champion back to @previous-champion; the demoted version gets @rolled-back."""
+    silence()
+    from kerasflow import tracking
+    from kerasflow.errors import BAD_INPUT_ERRORS, describe
+    from kerasflow.registry import rollback as rollback_champion
+
+    try:
+        plan = rollback_champion(tracking.configure(), name)
+    except BAD_INPUT_ERRORS as exc:
+        _fail(describe(exc), EXIT_BAD_INPUT)
+    typer.echo(f"{name}: @champion -> v{plan.set['champion']} (v{plan.set['rolled-back']} is now @rolled-back)")
+
+
+@app.command()
+def serve(
+    home: Annotated[Path, typer.Option(help="Project folder with prefect.yaml.")] = Path("."),
+    prefect_port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow server port on 127.0.0.1.")] = 5000,
+    pool: Annotated[str, typer.Option(help="Process work pool name.")] = "kerasflow-process",
+) -> None:
+    """Start Prefect server, work pool, deployments, worker and MLflow UI on this machine; Ctrl-C stops all."""
+    import signal
+
+    from kerasflow.stack import Stack, StackError, StackSettings, write_env_file
+
+    silence()
+    settings = StackSettings(home=home, prefect_port=prefect_port, mlflow_port=mlflow_port, pool=pool)
+    stack = Stack(settings, echo=typer.echo)
+    signal.signal(signal.SIGTERM, _interrupt)  # while starting: unwind like Ctrl-C
+    typer.echo(f"starting the kerasflow stack in {settings.home} (logs in {settings.logs})")
+    try:
+        stack.start()
+        env_file = write_env_file(settings)
+        typer.echo(f"Prefect UI:  {settings.prefect_ui}")
+        typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {settings.store})")
+        typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}")
+        typer.echo(f"in another shell:  source {env_file} && prefect deployment run 'retrain/nightly'")
+        typer.echo("Ctrl-C stops everything")
+        signal.signal(signal.SIGINT, stack.stop_soon)
+        signal.signal(signal.SIGTERM, stack.stop_soon)
+        exited = stack.wait()
+    except StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        exited = "a part of the stack"
+    except KeyboardInterrupt:
+        exited = None
+    finally:
+        typer.echo("stopping the stack ...")
+        stack.stop()
+        typer.echo("stopped")
+    if exited:
+        typer.echo(f"error: {exited} stopped unexpectedly; logs in {settings.logs}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -148,9 +293,11 @@ def _print_result(result: dict[str, Any], cfg: Any) -> None:
 
     typer.echo("")
     typer.echo(f"pipeline {cfg.name}: test metrics")
-    for name, value in result["metrics"].items():
-        if not name.startswith("class."):
-            typer.echo(f"  {name:<14} {value:.4f}")
+    shown = {k: v for k, v in result["metrics"].items()  # per-class scores (`[<output>.]class.*`) stay in MLflow
+             if not (k.startswith("class.") or ".class." in k)}
+    width = max([14, *(len(k) for k in shown)])
+    for name, value in shown.items():
+        typer.echo(f"  {name:<{width}} {value:.4f}")
     typer.echo(f"MLflow run:  {result['run_id']}  (experiment {result['experiment_id']}, store {tracking_uri(cfg.registry.tracking_uri)})")
     if result.get("version"):
         blessed = "blessed as @candidate" if result.get("blessed") else "not blessed"
@@ -158,6 +305,18 @@ def _print_result(result: dict[str, Any], cfg: Any) -> None:
         for reason in result.get("reasons", []):
             typer.echo(f"  gate: {reason}")
     typer.echo("open the UI: kerasflow ui   (then http://127.0.0.1:5000)")
+
+
+def _print_search(result: dict[str, Any], cfg: Any) -> None:
+    resumed = len(result["trials"]) - result["new_trials"]
+    typer.echo("")
+    typer.echo(f"pipeline {cfg.name}: {cfg.tuning.tuner} search, {len(result['trials'])} trials "
+               f"({result['new_trials']} new, {resumed} resumed from {result['directory']})")
+    typer.echo(result["summary"])
+    typer.echo(f"best {result['objective']}: {result['score']:.4f} after {result['epochs']} epochs")
+    for name, value in result["hyperparameters"].items():
+        typer.echo(f"  {name} = {value}")
+    typer.echo(f"MLflow run:  {result['run_id']}  (experiment {result['experiment_id']})")
 
 
 def _fail(message: str, code: int) -> None:

@@ -1,7 +1,8 @@
 """Custom Keras layers that travel inside exported kerasflow models.
 
 This module is shipped with every logged model (MLflow `code_paths`), so it
-must import nothing from kerasflow beyond Keras itself.
+must import nothing beyond Keras and its shipped sibling `text_layers`
+(imported at the end, so loading any model registers every custom object).
 """
 
 from __future__ import annotations
@@ -33,3 +34,6 @@ class FillMissing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "values": self.values}
+
+
+from kerasflow import text_layers  # noqa: E402,F401  (registers the text standardizer and TextSegment)

@@ -53,13 +53,16 @@ class KerasflowModel(mlflow.pyfunc.PythonModel):
             params: Unused.
 
         Returns:
-            A DataFrame with `prediction` and, for classifiers, `proba_<class>` columns.
+            A DataFrame with `prediction` and, for classifiers, `proba_<class>`
+            columns; a model with several outputs prefixes them by output
+            (`<output>.prediction`, `<output>.proba_<class>`).
         """
-        from tasks.preprocess import as_model_inputs, decode_predictions, frame_to_inputs
+        from tasks.functional import decode_outputs
+        from tasks.preprocess import as_model_inputs, frame_to_inputs
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         raw = self.model.predict(as_model_inputs(frame_to_inputs(frame, self.features)), verbose=0)
-        return decode_predictions(raw, self.labels).set_index(frame.index)
+        return decode_outputs(raw, self.labels).set_index(frame.index)
 
 
 def log_model(model_path: str, features_path: str, labels_path: str, example: Any) -> Any:
@@ -76,12 +79,13 @@ def log_model(model_path: str, features_path: str, labels_path: str, example: An
     """
     from mlflow.models import infer_signature
 
-    from tasks.preprocess import FeatureSpec, LabelSpec, decode_predictions
+    from tasks.functional import decode_outputs, dummy_outputs
+    from tasks.preprocess import FeatureSpec, LabelSpec
 
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     # image specs convert listings to their serving format (base64-encoded files)
     example = features.serving_frame(example) if hasattr(features, "serving_frame") else example[features.columns]
-    output = decode_predictions(_dummy_output(labels, len(example)), labels)
+    output = decode_outputs(dummy_outputs(labels, len(example)), labels)
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).with_name("serving_model.py")),
@@ -113,14 +117,6 @@ def register_version(client: Any, name: str, info: Any, run_id: str) -> str:
         client.create_registered_model(name, description="Trained and registered by kerasflow.")
     version = client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id)
     return str(version.version)
-
-
-def _dummy_output(labels: Any, rows: int) -> Any:
-    import numpy as np
-
-    if labels.task == "regression" or labels.binary:
-        return np.full((rows, 1), 0.5)
-    return np.full((rows, len(labels.classes)), 1.0 / len(labels.classes))
 
 
 def _requirements() -> list[str]:

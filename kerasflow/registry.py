@@ -50,7 +50,11 @@ class ModelRef:
 
 
 def resolve_model(client: Any, uri: str) -> ModelRef:
-    """Resolves `models:/NAME@ALIAS`, `models:/NAME/VERSION`, `models:/NAME/latest` or `runs:/ID/PATH`.
+    """Resolves a model URI to its registered name, version and source run.
+
+    Accepts `models:/NAME@ALIAS`, `models:/NAME/VERSION`, `models:/NAME/latest`,
+    `models:/MODEL_ID` (a logged model) and `runs:/RUN_ID/PATH`; other URIs
+    pass through unresolved.
 
     Args:
         client: An `MlflowClient`.
@@ -67,7 +71,7 @@ def resolve_model(client: Any, uri: str) -> ModelRef:
     if match is None:
         run = re.match(r"^runs:/([0-9a-f]{32})/", uri)
         if uri.startswith("models:/") and run is None and "/" not in uri.removeprefix("models:/"):
-            return ModelRef(uri=uri)  # a logged-model id
+            return ModelRef(uri=uri, run_id=_logged_model_run(client, uri.removeprefix("models:/")))
         return ModelRef(uri=uri, run_id=run.group(1) if run else None)
     name, alias, version = match["name"], match["alias"], match["version"]
     aliases = registered_aliases(client, name)
@@ -156,7 +160,9 @@ def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_pa
 
     Both travel with every model version of the run: `retrain` checks new
     data for drift against `reference/stats.json`, and batch prediction
-    validates its input with `reference/suite.json`.
+    validates its input with `reference/suite.json`. Statistics that cannot
+    be computed are tagged (`kerasflow.reference_error`), not raised: the
+    drift check then reports the champion as having none.
 
     Args:
         client: An `MlflowClient`.
@@ -172,14 +178,21 @@ def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_pa
     from tasks.preprocess import FeatureSpec
     from tasks.split import Split
 
-    features = FeatureSpec.load(features_path)
-    train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
-    stats = reference_stats(train, features.numeric, features.categorical, bins=config.registry.drift.bins,
-                            seed=config.split.seed)
-    stats["target"] = config.data.target
-    client.log_text(run_id, json.dumps(stats), REFERENCE_STATS)
     if config.validation.suite and Path(config.validation.suite).is_file():
         client.log_text(run_id, Path(config.validation.suite).read_text(), REFERENCE_SUITE)
+    try:
+        features = FeatureSpec.load(features_path)
+        train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
+        numeric, categorical = (features.numeric, features.categorical) if isinstance(features, FeatureSpec) \
+            else features.drift_columns()  # an image spec (tasks/images.py): pixels or file sizes
+        text = getattr(features, "text_columns", [])  # free text: drift of word counts
+        stats = reference_stats(train, numeric, categorical, text, bins=config.registry.drift.bins,
+                                seed=config.split.seed)
+    except (ValueError, TypeError, KeyError) as exc:  # never block a registration on drift statistics
+        client.set_tag(run_id, "kerasflow.reference_error", f"{type(exc).__name__}: {exc}"[:4000])
+        return
+    stats["target"] = config.data.target
+    client.log_text(run_id, json.dumps(stats), REFERENCE_STATS)
 
 
 def load_run_json(client: Any, run_id: str, artifact: str) -> Any | None:
@@ -202,39 +215,57 @@ def run_params(client: Any, run_id: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def model_run(client: Any, model: ModelRef, kind: str, flow_run_id: str | None = None,
-              experiment: str | None = None) -> Iterator[Any]:
+def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
+              configured_uri: str | None = None) -> Iterator[tracking.PipelineRun]:
     """Opens a run about a model (e.g. a batch prediction), closed FINISHED or FAILED.
 
-    The run goes to the experiment of the run that logged the model (or
-    `experiment`), tagged with the model's URI and version. On an exception
-    the error report is attached and the run marked FAILED.
+    The run goes to the experiment of the run that logged the model (else
+    `kerasflow-predictions`), tagged with the model's URI and version. On an
+    exception the error report is attached and the run marked FAILED.
 
     Args:
-        client: An `MlflowClient`.
         model: The resolved model.
         kind: The run kind tag, e.g. `predict`.
         flow_run_id: The Prefect flow-run id, stored as a tag.
-        experiment: Experiment name when the model has no source run.
+        configured_uri: Tracking URI override. Default: as `tracking.tracking_uri`.
 
     Yields:
-        The MLflow `Run`.
+        A `tracking.PipelineRun` with a private scratch folder.
     """
+    client = tracking.configure(configured_uri)
     experiment_id = (client.get_run(model.run_id).info.experiment_id if model.run_id
-                     else tracking.ensure_experiment(client, experiment or "kerasflow-predictions"))
+                     else tracking.ensure_experiment(client, "kerasflow-predictions"))
     tags = {tracking.RUN_KIND_TAG: kind, "kerasflow.model_uri": model.uri}
     if model.name:
         tags.update({"kerasflow.model_name": model.name, "kerasflow.model_version": str(model.version)})
     if flow_run_id:
         tags["prefect.flow_run_id"] = str(flow_run_id)
-    run = client.create_run(experiment_id, run_name=f"{kind}-{model.name or 'model'}", tags=tags)
+    run_id = client.create_run(experiment_id, run_name=f"{kind}-{model.name or 'model'}", tags=tags).info.run_id
+    workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
     try:
-        yield run
+        yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir)
     except BaseException as exc:
-        tracking.fail_run(client, run.info.run_id, exc)
+        tracking.fail_run(client, run_id, exc)
         raise
     else:
-        client.set_terminated(run.info.run_id, "FINISHED")
+        client.set_terminated(run_id, "FINISHED")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _logged_model_run(client: Any, model_id: str) -> str | None:
+    """Returns the run that logged a model (`models:/<model_id>`).
+
+    Raises:
+        ModelReferenceError: No logged model has that id.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_logged_model(model_id).source_run_id
+    except MlflowException:
+        raise ModelReferenceError(f"no registered model alias or version, and no logged model, "
+                                  f"is called models:/{model_id}") from None
 
 
 def _model_version(client: Any, name: str, version: str | None) -> Any | None:

@@ -120,3 +120,29 @@ class TextSegment(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "part": self.part}
+
+
+@keras.saving.register_keras_serializable(package="kerasflow")
+class MaskedAverage(keras.layers.Layer):
+    """Mean of token vectors over unmasked positions; zeros for an empty text.
+
+    `GlobalAveragePooling1D` divides by the number of unmasked tokens, which
+    is 0 for an empty text (or an empty segment) and gives NaN.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return keras.ops.mean(inputs, axis=1)
+        weights = keras.ops.expand_dims(keras.ops.cast(mask, inputs.dtype), -1)
+        total = keras.ops.sum(inputs * weights, axis=1)
+        return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])

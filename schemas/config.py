@@ -23,7 +23,9 @@ from schemas.base import (  # noqa: F401  (re-exported for section modules)
 )
 from schemas.registry import DriftConfig, GateConfig
 from schemas.images import CNNConfig, ImageConfig, image_model_problems
-from schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, problems_error
+from schemas.text import TextModelConfig
+from schemas.functional import FunctionalModelConfig
+from schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, problems_error, space_problems
 
 class ConfigError(ValueError):
     """A pipeline config that cannot be read or fails validation.
@@ -58,9 +60,14 @@ class DataConfig(Section):
         image: Image data: a folder of class subfolders as `source`, or
             pixel columns reshaped to an image; see
             `schemas.images.ImageConfig`. Default none.
+        test_source: A CSV or Parquet file (or glob) with the columns of
+            `source` whose rows are the held-out test set; `split` then
+            divides only the `source` rows (its `test_fraction` is unused).
+            Default none: the test set is split off `source`.
     """
 
     source: str
+    test_source: str | None = None
     target: str
     features: list[str] | None = None
     categorical: list[str] | None = None
@@ -155,7 +162,8 @@ class ModelConfig(Section):
 
 # The `model` section, one member per model family, told apart by `kind`
 # (a section without `kind` is `dense`). Add a family by adding its config.
-AnyModelConfig = Annotated[Union[ModelConfig, CNNConfig], Field(discriminator="kind")]
+AnyModelConfig = Annotated[Union[ModelConfig, CNNConfig, TextModelConfig, FunctionalModelConfig],
+                          Field(discriminator="kind")]
 
 
 class OptimizerConfig(Section):
@@ -307,12 +315,17 @@ class PipelineConfig(Section):
         if self.split.kind == "holdout" and self.split.val_fraction == 0 and t.cv_folds is None:
             problems.append(("tuning", "the search needs validation rows: set split.val_fraction > 0 "
                                        "or tuning.cv_folds"))
+        problems += [(f"tuning.{where}", message) for where, message in space_problems(t.space, self.model.kind)]
         layers = len(getattr(self.model, "hidden_units", []))
         for name, param in t.space.items():
             match = UNITS_PATTERN.match(name)
-            if match and param.parent is None and int(match.group(1)) >= layers:
+            if self.model.kind == "dense" and match and param.parent is None and int(match.group(1)) >= layers:
                 problems.append((f"tuning.space.{name}", f"never used: the model has {layers} hidden layers "
                                                          "(model.hidden_units) and model.layers is not searched"))
+        no_rate = "model.dropout" not in t.space and getattr(self.model, "dropout", None) == 0
+        if "model.use_dropout" in t.space and no_rate:
+            problems.append(("tuning.space.model.use_dropout", "changes nothing: model.dropout is 0 and not "
+                                                               "searched; search model.dropout too or set it"))
         if problems:
             raise problems_error(problems)
         return self
@@ -394,7 +407,7 @@ def _lines(err: dict[str, Any]) -> list[str]:
     """One line per problem; a `problems` error (see `schemas.tuning.problems_error`) carries several."""
     if err["type"] != "problems":
         return [_describe(err)]
-    base = ".".join(str(p) for p in err["loc"])
+    base = ".".join(_walk(err["loc"])[0])
     return [f"{base + '.' if base else ''}{where}: {message}" for where, message in err["ctx"]["problems"]]
 
 
@@ -426,23 +439,33 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
     model: type[BaseModel] | None = PipelineConfig
     members: dict[str, type[BaseModel]] | None = None
     for part in loc:
+        if isinstance(part, int):  # a list item: same section type as its list
+            parts.append(str(part))
+            continue
         if members is not None:  # the union tag: pick that member, show nothing
             model, members = members.get(str(part)), None
             continue
         parts.append(str(part))
-        if isinstance(part, int):  # a list item: same section type as its list
-            continue
         field = model.model_fields.get(str(part)) if model else None
         model = _section_type(field.annotation) if field else None
-        members = _members_by_kind(field.annotation) if field is not None and field.discriminator else None
+        members = _tagged_members(field) if field is not None else None
     return parts, model
 
 
-def _members_by_kind(annotation: Any) -> dict[str, type[BaseModel]]:
+def _tagged_members(field: Any) -> dict[str, type[BaseModel]] | None:
+    """Members of a discriminated union field (or of its list items), by tag."""
+    annotation, key = field.annotation, field.discriminator
+    if key is None and getattr(annotation, "__origin__", None) is list:
+        annotation = annotation.__args__[0]
+        key = next((m.discriminator for m in getattr(annotation, "__metadata__", ())
+                    if getattr(m, "discriminator", None)), None)
+        annotation = getattr(annotation, "__origin__", annotation)
+    if not isinstance(key, str):
+        return None
     members = {}
     for member in getattr(annotation, "__args__", ()):
-        if isinstance(member, type) and issubclass(member, BaseModel) and "kind" in member.model_fields:
-            for tag in getattr(member.model_fields["kind"].annotation, "__args__", ()):
+        if isinstance(member, type) and issubclass(member, BaseModel) and key in member.model_fields:
+            for tag in getattr(member.model_fields[key].annotation, "__args__", ()):
                 members[str(tag)] = member
     return members
 

@@ -27,7 +27,8 @@ Size = tuple[PositiveInt, PositiveInt]
 
 # keras.applications architectures that can serve as a base, with the pixel
 # range each expects: "tf" is [-1, 1], "raw" is [0, 255] (the model
-# rescales inside), "torch" is [0, 1] then ImageNet mean/std normalization.
+# rescales inside). Caffe- and torch-style architectures (ResNet50, VGG,
+# DenseNet) need per-channel preprocessing and are not offered.
 APPLICATIONS: dict[str, str] = {
     "MobileNet": "tf",
     "MobileNetV2": "tf",
@@ -37,7 +38,6 @@ APPLICATIONS: dict[str, str] = {
     "Xception": "tf",
     "InceptionV3": "tf",
     "ResNet50V2": "tf",
-    "DenseNet121": "torch",
     "EfficientNetB0": "raw",
     "EfficientNetB1": "raw",
     "EfficientNetV2B0": "raw",
@@ -203,9 +203,10 @@ class BaseModelConfig(Section):
             `keras.applications` architecture built without its top.
         output_layer: Layer whose output is the extracted features. Default:
             `features` in kerasflow models, else the layer before the last.
-        input_size: `[height, width]` the base runs at; images are resized
-            inside the model. Default: the base's own input size, or the
-            data's size for an architecture.
+        input_size: `[height, width]` a `keras.applications` architecture is
+            built for; images are resized to it inside the model. Default:
+            the data's size. Saved models run at their own input size
+            (images are resized to it when it differs).
         input_range: `[low, high]` pixel range the base expects. Default:
             raw pixels for kerasflow models (they rescale inside), the
             architecture's range for `keras.applications`, `[0, 1]` for
@@ -239,8 +240,10 @@ class BaseModelConfig(Section):
             if self.alpha != 1.0 and self.source not in _ALPHA_ARCHITECTURES:
                 raise ValueError(f"alpha applies to {sorted(_ALPHA_ARCHITECTURES)} only, not {self.source}")
             return self
-        if self.weights:
-            raise ValueError("weights is for keras.applications architectures only; "
+        extra = [key for key, given in (("weights", self.weights), ("input_size", self.input_size),
+                                        ("alpha", self.alpha != 1.0)) if given]
+        if extra:
+            raise ValueError(f"{', '.join(extra)}: for keras.applications architectures only; "
                              f"{self.source!r} is a model file or registered model")
         if self.origin == "registry" and not _is_model_uri(self.source):
             raise ValueError(f"{self.source!r} is not models:/name@alias or models:/name/version")
@@ -262,10 +265,11 @@ class CNNConfig(Section):
     and the activation), then 2x2 max pooling and dropout.
 
     Tunable names: `model.conv_blocks` (default: `len(filters)`),
-    `model.filters` (all blocks) and `model.filters_<i>`, `model.kernel_size`,
+    `model.filters` (every block), `model.kernel_size`,
     `model.convolution`, `model.pooling`, `model.batch_norm`,
-    `model.activation`, `model.dropout`, `model.l2`, `model.reduce`,
-    `model.dense_units` and `model.head_dropout`.
+    `model.activation`, `model.use_dropout`, `model.dropout`, `model.l2`,
+    `model.reduce`, `model.dense_units` (every head layer) and
+    `model.head_dropout`, plus the `training.optimizer.*` names.
 
     Args:
         kind: `cnn`.

@@ -122,8 +122,9 @@ class TextEncoderConfig(Section):
         layers: Stacked recurrent, convolution or (`bag`) dense layers;
             every recurrent layer but the last returns sequences. Default 1.
         bidirectional: Wrap recurrent layers in `Bidirectional`. Default false.
-        dropout: Input dropout of recurrent layers, and dropout after the
-            embedding and after the encoder. Default 0.
+        dropout: Dropout of the embedded tokens (the input dropout of
+            recurrent layers), of `bag`'s dense layers, and after the
+            encoder. Default 0.
         recurrent_dropout: Dropout on recurrent state. Default 0.
         filters: Filters of each Conv1D layer. Default 64.
         kernel_size: Conv1D window in tokens. Default 5.
@@ -146,8 +147,9 @@ class TextEncoderConfig(Section):
     def _encoder_fits_vectors(self) -> "TextEncoderConfig":
         problems = encoder_problems(self)
         if problems:
-            where, message = problems[0]
-            raise ValueError(f"{where}: {message}" if where else message)
+            from schemas.tuning import problems_error  # lazy: schemas.tuning imports this module
+
+            raise problems_error(problems)
         return self
 
 

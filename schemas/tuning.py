@@ -19,6 +19,9 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.base import Activation, Fraction, OptimizerName, PositiveInt, Section
+from schemas.functional import FUNCTIONAL_TUNABLE
+from schemas.images import CNN_TUNABLE
+from schemas.text import TEXT_TUNABLE
 
 Scalar = Union[bool, int, float, str]
 Sampling = Literal["linear", "log", "reverse_log"]
@@ -43,21 +46,49 @@ TUNABLE: dict[str, tuple[tuple[str, ...], Any]] = {
     "training.optimizer.name": (("choice",), OptimizerName),
     "training.optimizer.learning_rate": (("float", "choice"), _LEARNING_RATE),
     "training.optimizer.momentum": (("float", "choice"), _MOMENTUM),
+    **CNN_TUNABLE,  # the image family's own parameters (schemas/images.py)
 }
+# The text and functional families' own parameters (schemas/text.py, schemas/functional.py);
+# a name they share with the dense family keeps the dense rule.
+TUNABLE.update({k: v for k, v in {**TEXT_TUNABLE, **FUNCTIONAL_TUNABLE}.items() if k not in TUNABLE})
 _UNITS_RULE: tuple[tuple[str, ...], Any] = (("int", "choice"), PositiveInt)
 
 
 def tunable_names() -> list[str]:
-    """Returns the parameter names a search space may use (`model.units_<i>` stands for every layer i)."""
+    """Returns the parameter names a search space may use (`model.units_<i>`: units of dense layer i)."""
     return [*TUNABLE, "model.units_<i>"]
 
 
-def tunable_rule(name: str) -> tuple[tuple[str, ...], Any] | None:
+def tunable_rule(name: str, kind: str = "dense") -> tuple[tuple[str, ...], Any] | None:
     """Returns `(accepted types, value type)` of a tunable name, or None if it is not tunable."""
     if name in TUNABLE:
         return TUNABLE[name]
     match = UNITS_PATTERN.match(name)
-    return _UNITS_RULE if match and int(match.group(1)) < MAX_LAYERS else None
+    return _UNITS_RULE if kind == "dense" and match and int(match.group(1)) < MAX_LAYERS else None
+
+
+def space_problems(space: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    """Checks a search space: parents, cycles, and the tunable names, types and values.
+
+    Args:
+        space: The validated `tuning.space`.
+        kind: `model.kind` (`model.units_<i>` is for dense models only).
+
+    Returns:
+        `(path below tuning, message)` per problem.
+    """
+    problems = [(f"space.{name}", msg) for name, param in space.items() if param.parent is not None
+                for msg in _parent_problems(param, space)]
+    problems += [(f"space.{name}", msg) for name, msg in _cycles(space)]
+    for name, param in space.items():
+        rule = tunable_rule(name, kind)
+        if rule is None:
+            problems.append((f"space.{name}", f"not a tunable parameter (tunable: {', '.join(tunable_names())})"))
+        elif param.type not in rule[0]:
+            problems.append((f"space.{name}", f"type {param.type!r} not allowed here (use {' or '.join(rule[0])})"))
+        else:
+            problems += [(f"space.{name}", msg) for msg in _bad_values(param.candidates(), rule[1])]
+    return problems
 
 
 class _Param(Section):
@@ -243,12 +274,8 @@ class TuningConfig(Section):
     space: Annotated[dict[str, Param], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _space_is_consistent(self) -> "TuningConfig":
+    def _units_follow_layers(self) -> "TuningConfig":
         _condition_units_on_layers(self.space)
-        problems = [p for name, param in self.space.items() for p in _param_problems(name, param, self.space)]
-        problems += _cycles(self.space)
-        if problems:
-            raise problems_error([(f"space.{name}", message) for name, message in problems])
         return self
 
     def project_dir(self, pipeline: str) -> str:
@@ -313,19 +340,6 @@ def _condition_units_on_layers(space: dict[str, Any]) -> None:
         if match and param.parent is None:
             param.parent = "model.layers"
             param.parent_values = [n for n in counts if n > int(match.group(1))]
-
-
-def _param_problems(name: str, param: Any, space: dict[str, Any]) -> list[tuple[str, str]]:
-    rule = tunable_rule(name)
-    if rule is None:
-        return [(name, f"not a tunable parameter (tunable: {', '.join(tunable_names())})")]
-    types, value_type = rule
-    if param.type not in types:
-        return [(name, f"type {param.type!r} not allowed here (use {' or '.join(types)})")]
-    problems = [(name, msg) for msg in _bad_values(param.candidates(), value_type)]
-    if param.parent is not None:
-        problems += [(name, msg) for msg in _parent_problems(param, space)]
-    return problems
 
 
 def _bad_values(values: list[Any], value_type: Any) -> list[str]:

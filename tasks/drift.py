@@ -124,33 +124,32 @@ class DriftReport:
                 "drifted_features": [f.feature for f in self.drifted]}
 
 
-def reference_stats(frame: pd.DataFrame, numeric: list[str], categorical: list[str], *, bins: int = 10,
-                    sample_size: int = SAMPLE_SIZE, seed: int = 0) -> dict[str, Any]:
+def reference_stats(frame: pd.DataFrame, numeric: list[str], categorical: list[str], text: list[str] | None = None,
+                    *, bins: int = 10, sample_size: int = SAMPLE_SIZE, seed: int = 0) -> dict[str, Any]:
     """Summarizes training rows for later drift checks.
 
     Args:
         frame: The training rows.
         numeric: Numeric feature columns.
         categorical: Categorical feature columns.
+        text: Free-text columns, summarized by their word counts. Default none.
         bins: Quantile bins per numeric feature. Default 10.
         sample_size: Values kept per numeric feature for the KS test. Default 2000.
         seed: Seed of the sample. Default 0.
 
     Returns:
         JSON-serializable statistics: `rows`, and per feature under
-        `numeric` its `edges`, `proportions` (one per bin, then missing),
-        and `sample`; under `categorical` its level `frequencies`.
+        `numeric` (and `text`, for word counts) its `edges`, `proportions`
+        (one per bin, then missing) and `sample`; under `categorical` its
+        level `frequencies`.
     """
     rng = np.random.default_rng(seed)
-    stats: dict[str, Any] = {"version": STATS_VERSION, "rows": int(len(frame)), "numeric": {}, "categorical": {}}
+    stats: dict[str, Any] = {"version": STATS_VERSION, "rows": int(len(frame)), "numeric": {}, "categorical": {},
+                             "text": {}}
     for column in numeric:
-        values = _numbers(frame[column])
-        present = values[np.isfinite(values)]
-        quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]) if present.size else np.array([])
-        edges = np.unique(quantiles)
-        sample = rng.choice(present, size=min(sample_size, present.size), replace=False) if present.size else present
-        stats["numeric"][column] = {"edges": edges.tolist(), "proportions": _bin_shares(values, edges).tolist(),
-                                    "sample": [float(v) for v in sample]}
+        stats["numeric"][column] = _distribution(_numbers(frame[column]), bins, sample_size, rng)
+    for column in text or []:
+        stats["text"][column] = _distribution(_word_counts(frame[column]), bins, sample_size, rng)
     for column in categorical:
         stats["categorical"][column] = {"frequencies": _level_shares(frame[column], None)}
     return stats
@@ -176,6 +175,8 @@ def measure_drift(frame: pd.DataFrame, reference: dict[str, Any], *, method: str
     features: list[FeatureDrift] = []
     for column, ref in reference.get("numeric", {}).items():
         features.append(_numeric_drift(frame, column, ref, method, threshold))
+    for column, ref in reference.get("text", {}).items():
+        features.append(_numeric_drift(frame, column, ref, method, threshold, kind="text"))
     for column, ref in reference.get("categorical", {}).items():
         features.append(_categorical_drift(frame, column, ref, threshold))
     features.sort(key=lambda f: (not f.drifted, -(f.statistic if f.statistic is not None else math.inf)))
@@ -198,22 +199,41 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> floa
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _numeric_drift(frame: pd.DataFrame, column: str, ref: dict[str, Any], method: str,
-                   threshold: float) -> FeatureDrift:
+def _numeric_drift(frame: pd.DataFrame, column: str, ref: dict[str, Any], method: str, threshold: float,
+                   kind: str = "numeric") -> FeatureDrift:
+    """Drift of a numeric column, or of a text column's word counts (`kind="text"`)."""
     if column not in frame.columns:
-        return FeatureDrift(column, "numeric", method, None, True, note="column missing from the new data")
-    values = _numbers(frame[column])
+        return FeatureDrift(column, kind, method, None, True, note="column missing from the new data")
+    values = _word_counts(frame[column]) if kind == "text" else _numbers(frame[column])
+    note = "word counts" if kind == "text" else ""
     if method == "ks":
         from scipy.stats import ks_2samp
 
         present, sample = values[np.isfinite(values)], np.asarray(ref["sample"], dtype="float64")
         if present.size == 0 or sample.size == 0:
-            return FeatureDrift(column, "numeric", "ks", None, True, note="no values to compare")
+            return FeatureDrift(column, kind, "ks", None, True, note="no values to compare")
         result = ks_2samp(sample, present)
         statistic = float(result.statistic)
-        return FeatureDrift(column, "numeric", "ks", statistic, statistic > threshold, p_value=float(result.pvalue))
+        return FeatureDrift(column, kind, "ks", statistic, statistic > threshold, p_value=float(result.pvalue),
+                            note=note)
     psi = population_stability_index(np.asarray(ref["proportions"]), _bin_shares(values, np.asarray(ref["edges"])))
-    return FeatureDrift(column, "numeric", "psi", psi, psi > threshold)
+    return FeatureDrift(column, kind, "psi", psi, psi > threshold, note=note)
+
+
+def _distribution(values: np.ndarray, bins: int, sample_size: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Quantile bin edges, the share of values per bin (then missing), and a random sample."""
+    present = values[np.isfinite(values)]
+    quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]) if present.size else np.array([])
+    edges = np.unique(quantiles)
+    sample = rng.choice(present, size=min(sample_size, present.size), replace=False) if present.size else present
+    return {"edges": edges.tolist(), "proportions": _bin_shares(values, edges).tolist(),
+            "sample": [float(v) for v in sample]}
+
+
+def _word_counts(series: pd.Series) -> np.ndarray:
+    """Whitespace-separated word count of each text value; NaN where missing."""
+    counts = series.astype(object).map(lambda v: float(len(str(v).split())) if isinstance(v, str) else np.nan)
+    return counts.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _categorical_drift(frame: pd.DataFrame, column: str, ref: dict[str, Any], threshold: float) -> FeatureDrift:

@@ -46,8 +46,15 @@ def evaluate_model(model: Any, x: dict[str, np.ndarray], y: pd.Series, labels: L
 
     Returns:
         `(evaluation, predictions)`: the metrics and reports, and the decoded
-        predictions of every test row.
+        predictions of every test row. A multi-output model (`labels` an
+        `OutputsSpec`, `y` a frame by output) gives `loss` and
+        `<output>.<metric>` metrics, and `<output>.*` prediction columns.
     """
+    if not isinstance(labels, LabelSpec):  # several outputs, each scored on its own (tasks/functional.py)
+        from tasks.functional import head_metrics, score_heads
+
+        evaluations, predictions = score_heads(model, x, y, labels, encoded)
+        return Evaluation(metrics=head_metrics(evaluations)), predictions
     x = as_model_inputs(x)
     keras_scores = model.evaluate(x, encoded, verbose=0, return_dict=True)
     predictions = decode_predictions(model.predict(x, verbose=0), labels)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from schemas.config import PipelineConfig
 from tasks.model import ModelSpec, build_model
-from tasks.preprocess import FeatureSpec, LabelSpec, encode_labels, frame_to_inputs
+from tasks.preprocess import FeatureSpec, LabelSpec, frame_to_inputs
 from tasks.split import Split
 from tasks.train import EpochHook, TrainingResult, fit_model, set_seed
 
@@ -48,11 +48,14 @@ def make_partition(frame: pd.DataFrame, rows: list[int], features: FeatureSpec, 
         labels: Label spec.
 
     Returns:
-        A `Partition`.
+        A `Partition`; with several outputs (`OutputsSpec`), `y` is a dict
+        and `raw_y` a frame, by head name.
     """
+    from tasks.functional import encode_targets, raw_targets
+
     part = frame.iloc[rows]
-    target = part[labels.column].reset_index(drop=True)
-    return Partition(x=frame_to_inputs(part, features), y=encode_labels(target, labels), raw_y=target)
+    target = raw_targets(part, labels)
+    return Partition(x=frame_to_inputs(part, features), y=encode_targets(target, labels), raw_y=target)
 
 
 def model_spec(config: PipelineConfig, features: FeatureSpec, labels: LabelSpec,
@@ -142,6 +145,11 @@ def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str,
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     test = make_partition(pd.read_parquet(raw_path), split.test, features, labels)
     model = keras.models.load_model(model_path)
+    if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own (tasks/functional.py)
+        from tasks.functional import evaluate_heads
+
+        return evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
+                              reports=config.evaluation.classification_report)
     evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
     if not config.evaluation.classification_report:
         evaluation = Evaluation(metrics=evaluation.metrics)

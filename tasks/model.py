@@ -14,6 +14,8 @@ from typing import Any
 from schemas.config import InitializerConfig, ModelConfig, OptimizerConfig
 from tasks.preprocess import FeatureSpec, LabelSpec, build_input_layers
 
+OUTPUT_SEED_OFFSET = 1000
+
 
 @dataclass
 class ModelSpec:
@@ -23,7 +25,8 @@ class ModelSpec:
         model: The `model` config section.
         optimizer: The `training.optimizer` config section.
         features: Fitted input spec.
-        labels: Label spec.
+        labels: Label spec; a `tasks.functional.OutputsSpec` for a
+            functional model with several outputs.
         search_space: Hyperparameter definitions by dotted name (e.g.
             `model.dropout`); empty outside a tuner search.
         seed: Seed of the weight initializers.
@@ -46,13 +49,31 @@ def build_model(hp: Any, spec: ModelSpec) -> Any:
 
     Returns:
         A compiled `keras.Model` that takes the raw named inputs.
+
+    Raises:
+        BaseModelError: A `cnn` model's pretrained base cannot be used.
     """
+    if spec.model.kind == "cnn":  # images: augmentation, conv blocks or a pretrained base (tasks/cnn.py)
+        from tasks.cnn import build_cnn
+
+        return build_cnn(hp, spec)
+    if spec.model.kind == "text":  # text column: vectorization, embedding, sequence encoders (tasks/sequence.py)
+        from tasks.sequence import build_text_model
+
+        return build_text_model(hp, spec)
+    if spec.model.kind == "functional":  # several inputs/outputs, shared encoders (tasks/functional.py)
+        from tasks.functional import build_functional_model
+
+        return build_functional_model(hp, spec)
     import keras
 
     inputs, x = build_input_layers(spec.features)
     x = _dense_body(x, hp, spec)
     units, activation, loss = spec.labels.output()
-    outputs = keras.layers.Dense(units, activation=activation, name="output")(x)
+    # A seeded initializer: an unseeded one draws from Python's process-wide `random`,
+    # which concurrent trainings (k-fold folds on threads) would interleave.
+    kernel = keras.initializers.GlorotUniform(seed=spec.seed + OUTPUT_SEED_OFFSET)
+    outputs = keras.layers.Dense(units, activation=activation, kernel_initializer=kernel, name="output")(x)
     model = keras.Model(inputs=inputs, outputs=outputs, name="kerasflow")
     model.compile(optimizer=build_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
     return model

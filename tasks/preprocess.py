@@ -37,6 +37,8 @@ class FeatureSpec:
         variance: Training variance of each numeric column after filling.
         vocabularies: Training levels of each categorical column.
         normalize: Whether numeric columns are z-scored.
+        text: Fitted text branches (`tasks.text.TextSpec` as dicts), each
+            reading a raw text column fed as one string input.
     """
 
     numeric: list[str]
@@ -46,11 +48,17 @@ class FeatureSpec:
     variance: list[float] = field(default_factory=list)
     vocabularies: dict[str, list[str]] = field(default_factory=dict)
     normalize: bool = True
+    text: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Raw text columns read by the text branches, each once."""
+        return [c for c in dict.fromkeys(t["column"] for t in self.text) if c not in self.numeric + self.categorical]
 
     @property
     def columns(self) -> list[str]:
-        """All raw feature columns, numeric first."""
-        return self.numeric + self.categorical
+        """All raw feature columns, numeric first, text last."""
+        return self.numeric + self.categorical + self.text_columns
 
     def save(self, path: str | Path) -> Path:
         """Writes the spec as JSON and returns the path."""
@@ -59,8 +67,13 @@ class FeatureSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureSpec":
-        """Reads a spec written by `save`."""
-        return cls(**json.loads(Path(path).read_text()))
+        """Reads a spec written by `save`; an image pipeline's spec loads as `tasks.images.ImageSpec`."""
+        data = json.loads(Path(path).read_text())
+        if data.get("kind") == "image":
+            from tasks.images import ImageSpec
+
+            return ImageSpec(**data)
+        return cls(**data)
 
 
 @dataclass
@@ -104,8 +117,18 @@ class LabelSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> "LabelSpec":
-        """Reads a spec written by `save`."""
-        return cls(**json.loads(Path(path).read_text()))
+        """Reads a spec written by `save`.
+
+        A multi-output model's file (`{"outputs": [...]}`) is read as a
+        `tasks.functional.OutputsSpec`, which every consumer of label specs
+        routes through `tasks.functional`'s helpers.
+        """
+        data = json.loads(Path(path).read_text())
+        if "outputs" in data:
+            from tasks.functional import OutputsSpec
+
+            return OutputsSpec.from_dict(data)
+        return cls(**data)
 
 
 def select_columns(
@@ -195,11 +218,14 @@ def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray
 
     Returns:
         A dict with a float32 `numeric` matrix (NaN where missing) and one
-        string column vector per categorical column.
+        string column vector per categorical column (`cat_<column>`) and
+        per text column (`text_<column>`, missing text as "").
 
     Raises:
         FeatureError: Columns are missing or a numeric column has text.
     """
+    if not isinstance(spec, FeatureSpec):  # an image spec converts its own rows (tasks/images.py)
+        return spec.frame_to_inputs(df)
     missing = [c for c in spec.columns if c not in df.columns]
     if missing:
         raise FeatureError(f"input is missing columns {missing}; the model expects {spec.columns}")
@@ -208,6 +234,9 @@ def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray
         inputs[NUMERIC_INPUT] = _numeric_matrix(df, spec.numeric)
     for column in spec.categorical:
         inputs[input_name(column)] = _as_tokens(df[column]).reshape(-1, 1)
+    for column in spec.text_columns:
+        text = df[column].astype(object).where(df[column].notna(), "")
+        inputs[text_input_name(column)] = text.map(str).to_numpy(dtype=object).reshape(-1, 1)
     return inputs
 
 
@@ -231,6 +260,11 @@ def as_model_inputs(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
 def input_name(column: str) -> str:
     """Returns the Keras input name of a categorical column."""
     return f"cat_{column}"
+
+
+def text_input_name(column: str) -> str:
+    """Returns the Keras input name of a raw text column."""
+    return f"text_{column}"
 
 
 def build_input_layers(spec: FeatureSpec) -> tuple[dict[str, Any], Any]:

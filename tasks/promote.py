@@ -163,8 +163,31 @@ def decide_promotion(challenger: dict[str, float], champion: dict[str, float] | 
                                                    + "; ".join(c.line() for c in failed)])
     if champion is None:
         why = f"all {len(checks)} value thresholds hold" if checks else "no value thresholds to check"
-        return Decision(True, "first-champion", checks, [f"no champion yet; {why}: the challenger becomes the first champion"])
-    return Decision(True, "promoted", checks, [f"all {len(checks)} gate rules hold: the challenger replaces the champion"])
+        return Decision(True, "first-champion", checks,
+                        [f"no champion yet; {why}: the challenger becomes the first champion"])
+    return Decision(True, "promoted", checks,
+                    [f"all {len(checks)} gate rules hold: the challenger replaces the champion"])
+
+
+def recheck_champion(decision: Decision, compared_with: str | None, current: str | None) -> Decision:
+    """Withdraws a promotion when `champion` moved after the challenger was compared with it.
+
+    Another retraining, a manual promotion or a rollback may have moved the
+    alias while this challenger trained; its comparison is then stale.
+
+    Args:
+        decision: The gate's decision.
+        compared_with: The champion version the challenger was scored against.
+        current: The version `champion` points at now.
+
+    Returns:
+        The decision unchanged, or `rejected` with the reason added.
+    """
+    if not decision.promote or str(compared_with) == str(current):
+        return decision
+    reason = (f"the champion changed during this run (compared with v{compared_with or 'none'}, now "
+              f"v{current or 'none'}): not promoted; retrain again to compare with the new champion")
+    return Decision(False, "rejected", decision.checks, [*decision.reasons, reason])
 
 
 def check_value(metrics: dict[str, float], rule: ValueThreshold) -> RuleCheck:
@@ -303,17 +326,18 @@ def decision_markdown(decision: Decision, model_name: str, version: str | None, 
     return "\n".join(lines) + "\n"
 
 
-def score_champion(model_dir: str | Path, raw_path: str, rows: list[int]) -> dict[str, float]:
-    """Scores a downloaded kerasflow model on given rows, like the challenger.
+def score_champion(config: Any, model_dir: str | Path, raw_path: str, split_path: str) -> dict[str, float]:
+    """Scores a downloaded kerasflow model on the test rows, exactly as the challenger is scored.
 
-    The champion keeps its own preprocessing and label encoding, read from
-    its `features.json` and `labels.json`; its loss is Keras's, computed
-    exactly as for the challenger.
+    The champion keeps its own preprocessing and label encoding (its
+    `features.json` and `labels.json`); the metrics, Keras's loss included,
+    come from the same `tasks.fit.evaluate_saved_model`.
 
     Args:
+        config: The pipeline config.
         model_dir: The downloaded pyfunc model folder.
         raw_path: Raw rows (Parquet), including the label column.
-        rows: Positions of the test rows.
+        split_path: The challenger's split JSON (its test rows are used).
 
     Returns:
         The test metrics, named as the challenger's.
@@ -322,21 +346,15 @@ def score_champion(model_dir: str | Path, raw_path: str, rows: list[int]) -> dic
         FeatureError: The rows do not fit the champion (missing columns,
             unknown classes).
     """
-    import keras
-    import pandas as pd
+    import tempfile
 
-    import kerasflow.layers  # noqa: F401  (registers custom layers)
-    from tasks.evaluate import evaluate_model
-    from tasks.fit import make_partition
-    from tasks.preprocess import FeatureSpec, LabelSpec
+    from tasks.fit import evaluate_saved_model
 
     folder = Path(model_dir)
-    features = FeatureSpec.load(next(folder.rglob("features.json")))
-    labels = LabelSpec.load(next(folder.rglob("labels.json")))
-    model = keras.models.load_model(next(folder.rglob("*.keras")))
-    test = make_partition(pd.read_parquet(raw_path), rows, features, labels)
-    evaluation, _ = evaluate_model(model, test.x, test.raw_y, labels, test.y)
-    return evaluation.metrics
+    files = [next(folder.rglob(pattern)) for pattern in ("features.json", "labels.json", "*.keras")]
+    with tempfile.TemporaryDirectory() as reports:
+        evaluation, _ = evaluate_saved_model(config, raw_path, split_path, *(str(f) for f in files), Path(reports))
+    return dict(evaluation.metrics)
 
 
 def _num(value: float | None) -> str:

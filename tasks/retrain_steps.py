@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from kerasflow import tracking
 from kerasflow.quiet import import_tensorflow
 from schemas.config import ConfigError, PipelineConfig
+from tasks.promote import Decision
 from tasks.steps import Prepared
 
 HYPERPARAMETER_PREFIX = "tune.best."
@@ -129,8 +130,8 @@ def check_drift(run_id: str, config: PipelineConfig, raw_path: str, champion: Ch
     client.log_text(run_id, report.summary() + "\n", "drift/report.txt")
     tracking.log_metrics(client, run_id, {"detected": float(report.detected), "drifted_share": report.drifted_share,
                                           "features_drifted": len(report.drifted)}, prefix="drift.")
-    tracking.log_metrics(client, run_id, {f.feature: f.statistic for f in report.features if f.statistic is not None},
-                         prefix=f"drift.{cfg.method}.")
+    tracking.log_metrics(client, run_id, {_metric_name(f.feature): f.statistic for f in report.features
+                                          if f.statistic is not None}, prefix=f"drift.{cfg.method}.")
     client.set_tag(run_id, "kerasflow.drift", "detected" if report.detected else "none")
     if report.detected and cfg.on_drift == "fail":
         raise DriftError(report)
@@ -139,29 +140,31 @@ def check_drift(run_id: str, config: PipelineConfig, raw_path: str, champion: Ch
 
 
 @task(name="choose-hyperparameters", retries=0, cache_policy=NO_CACHE)
-def choose_hyperparameters(run_id: str, config: PipelineConfig, prepared: Prepared, workdir: str,
-                           champion: Champion | None, retune: bool) -> dict[str, Any] | None:
-    """Picks the challenger's hyperparameters: a fresh search after drift, else the champion's.
+def choose_hyperparameters(run_id: str, config: PipelineConfig, champion: Champion | None,
+                           tuned: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Picks the challenger's hyperparameters: a fresh search's if one ran, else the champion's.
 
-    The values are logged as `tune.best.*` params, so the next retraining
-    of this challenger inherits them.
+    The values are logged as `tune.best.*` params (a search logs its own),
+    so the next retraining of this challenger inherits them.
+
+    Args:
+        champion: The current champion, or None.
+        tuned: Output of `tasks.tune_steps.search_hyperparameters` after
+            drift, or None.
 
     Returns:
         `{dotted_name: value}`, or None to train with the config's values.
     """
     client = tracking.configure(config.registry.tracking_uri)
-    if retune:
-        values = _search_hyperparameters(run_id, config, prepared, workdir)
-        source = "retuned after drift"
+    if tuned is not None:
+        values, source = dict(tuned["hyperparameters"]), "retuned after drift"
     else:
         values = dict(champion.hyperparameters) if champion else {}
         source = f"champion v{champion.version}" if champion and values else "config"
     client.set_tag(run_id, "kerasflow.hyperparameters_from", source)
-    if values:
-        existing = set(client.get_run(run_id).data.params)
-        tracking.log_params(client, run_id, {k: v for k, v in values.items()
-                                             if f"{HYPERPARAMETER_PREFIX}{k}" not in existing},
-                            prefix=HYPERPARAMETER_PREFIX)
+    existing = set(client.get_run(run_id).data.params)
+    new = {k: v for k, v in values.items() if f"{HYPERPARAMETER_PREFIX}{k}" not in existing}
+    tracking.log_params(client, run_id, new, prefix=HYPERPARAMETER_PREFIX)
     return values or None
 
 
@@ -179,7 +182,6 @@ def score_champion(run_id: str, config: PipelineConfig, prepared: Prepared,
 
     from tasks.preprocess import FeatureError
     from tasks.promote import score_champion as score
-    from tasks.split import Split
 
     if champion is None:
         return None
@@ -189,7 +191,7 @@ def score_champion(run_id: str, config: PipelineConfig, prepared: Prepared,
         folder = mlflow.artifacts.download_artifacts(champion.uri, dst_path=tmp,
                                                      tracking_uri=tracking.tracking_uri(config.registry.tracking_uri))
         try:
-            metrics = score(folder, prepared.raw, Split.load(prepared.split).test)
+            metrics = score(config, folder, prepared.raw, prepared.split)
         except FeatureError as exc:
             client.set_tag(run_id, "kerasflow.champion_not_scored", str(exc)[:4000])
             return {}
@@ -199,11 +201,14 @@ def score_champion(run_id: str, config: PipelineConfig, prepared: Prepared,
 
 @task(name="gate-challenger", retries=0, cache_policy=NO_CACHE)
 def gate_challenger(run_id: str, config: PipelineConfig, metrics: dict[str, float],
-                    champion_metrics: dict[str, float] | None) -> dict[str, Any]:
-    """Applies the champion/challenger gate and attaches `gate/decision.json` and `.txt`.
+                    champion_metrics: dict[str, float] | None) -> Decision:
+    """Applies the champion/challenger gate (see `tasks.promote.decide_promotion`).
+
+    Logs `gate.rules`, `gate.violations` and `gate.blessed` (1 when the
+    challenger may be promoted).
 
     Returns:
-        The decision as a dict (see `tasks.promote.Decision.to_dict`).
+        The `Decision`.
     """
     from tasks.promote import decide_promotion, value_thresholds
 
@@ -211,39 +216,33 @@ def gate_challenger(run_id: str, config: PipelineConfig, metrics: dict[str, floa
     decision = decide_promotion(metrics, champion_metrics,
                                 value_thresholds(gate.thresholds, config.registry.thresholds), gate.changes)
     client = tracking.configure(config.registry.tracking_uri)
-    tracking.log_json(client, run_id, decision.to_dict(), "gate/decision.json")
-    client.log_text(run_id, decision.summary() + "\n", "gate/decision.txt")
-    client.set_tag(run_id, "kerasflow.decision", decision.outcome)
-    return decision.to_dict()
+    tracking.log_metrics(client, run_id, {"rules": len(decision.checks), "violations": len(decision.violations),
+                                          "blessed": float(decision.promote)}, prefix="gate.")
+    return decision
 
 
 @task(name="promote-challenger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def promote_challenger(run_id: str, config: PipelineConfig, decision: dict[str, Any], version: str,
+def promote_challenger(run_id: str, config: PipelineConfig, decision: Decision, version: str,
                        champion: Champion | None, drift_summary: str | None) -> dict[str, Any]:
     """Moves `champion` to a blessed challenger and records the decision everywhere.
 
     Nothing moves unless the decision says so, and not if the champion
     changed while this run was training (another run or a rollback). The
-    challenger's model-version tags, the run's tags, and a Prefect Markdown
-    artifact record the outcome, every rule with its observed values, and
-    the reasons.
+    challenger's model-version tags, the run's tags and `gate/decision.json`
+    and `.txt`, and a Prefect Markdown artifact record the outcome, every
+    rule with its observed values, and the reasons.
 
     Returns:
         `{"outcome", "promoted", "champion", "previous_champion", "reasons"}`.
     """
     from kerasflow.registry import apply_plan, registered_aliases
-    from tasks.promote import CHAMPION, PREVIOUS, Decision, RuleCheck, decision_markdown, decision_tags, plan_promotion
+    from tasks.promote import CHAMPION, PREVIOUS, decision_markdown, decision_tags, plan_promotion, recheck_champion
 
     name = config.model_name
-    result = Decision(decision["promote"], decision["outcome"], [RuleCheck(**c) for c in decision["checks"]],
-                      list(decision["reasons"]))
     client = tracking.configure(config.registry.tracking_uri)
     aliases = registered_aliases(client, name) or {}
     expected = champion.version if champion else None
-    if result.promote and aliases.get(CHAMPION) != expected:
-        result.promote, result.outcome = False, "rejected"
-        result.reasons.append(f"the champion changed during this run (compared with v{expected or 'none'}, now "
-                              f"v{aliases.get(CHAMPION)}): not promoted; retrain again to compare with the new one")
+    result = recheck_champion(decision, expected, aliases.get(CHAMPION))
     if result.promote:
         apply_plan(client, name, plan_promotion(aliases, version))
     aliases = registered_aliases(client, name) or {}
@@ -254,6 +253,8 @@ def promote_challenger(run_id: str, config: PipelineConfig, decision: dict[str, 
         client.set_model_version_tag(name, version, key, value)
     client.set_tag(run_id, "kerasflow.decision", result.outcome)
     client.set_tag(run_id, "kerasflow.decided_at", f"{decided_at:.3f}")
+    tracking.log_json(client, run_id, result.to_dict(), "gate/decision.json")
+    client.log_text(run_id, result.summary() + "\n", "gate/decision.txt")
     _markdown_artifact(decision_markdown(result, name, version, expected, drift_summary), name)
     return {"outcome": result.outcome, "promoted": result.promote, "champion": aliases.get(CHAMPION),
             "previous_champion": aliases.get(PREVIOUS), "reasons": result.reasons}
@@ -266,14 +267,14 @@ def _markdown_artifact(markdown: str, model_name: str) -> None:
     create_markdown_artifact(markdown=markdown, key=key[:100], description=f"Champion decision for {model_name}")
 
 
+def _metric_name(feature: str) -> str:
+    """A feature name in the characters MLflow allows in metric names."""
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in str(feature))[:200]
+
+
 def _param_value(text: str) -> Any:
     """Parses a logged param back to its value (`0.2` -> 0.2, `true` -> True, `relu` stays text)."""
     try:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _search_hyperparameters(run_id: str, config: PipelineConfig, prepared: Prepared, workdir: str) -> dict[str, Any]:
-    """Runs the config's tuner search on the fresh data and returns its best values."""
-    raise ConfigError("registry.drift.on_drift", ["retune: no hyperparameter search is available in this build"])

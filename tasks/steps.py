@@ -67,15 +67,27 @@ def load_data(run_id: str, config: PipelineConfig, workdir: str) -> str:
 
         return load_image_folder(run_id, config, workdir)
     source = resolve_source(config.data.source)
-    frame = load_frame(source)
+    frame, test_rows = load_frame(source), 0
+    if config.data.test_source:  # a given test file: its rows are appended and become the test split
+        from tasks.holdout import append_test_rows
+
+        frame, test_rows, test_source = append_test_rows(frame, config.data.test_source)
     digest = fingerprint_frame(frame)
     client = tracking.configure(config.registry.tracking_uri)
     client.set_tag(run_id, "kerasflow.data_fingerprint", digest)
     client.set_tag(run_id, "kerasflow.data_source", source)
     tracking.log_metrics(client, run_id, {"rows": len(frame), "columns": frame.shape[1]}, prefix="data.")
+    if test_rows:
+        client.set_tag(run_id, "kerasflow.test_source", test_source)
+        tracking.log_metrics(client, run_id, {"test_rows": test_rows}, prefix="data.")
     _log_dataset(run_id, frame, source, digest, config.data.target, config.registry.tracking_uri)
     path = Path(workdir) / "raw.parquet"
-    frame.to_parquet(path, index=False)
+    if test_rows:
+        from tasks.holdout import save_raw
+
+        save_raw(frame, path, test_rows)
+    else:
+        frame.to_parquet(path, index=False)
     return str(path)
 
 
@@ -121,6 +133,7 @@ def split_data(run_id: str, config: PipelineConfig, raw_path: str, workdir: str)
     """
     import pandas as pd
 
+    from tasks.holdout import split_with_test, test_rows_of
     from tasks.preprocess import fit_labels
     from tasks.split import class_balance, split_holdout, split_kfold
 
@@ -129,7 +142,10 @@ def split_data(run_id: str, config: PipelineConfig, raw_path: str, workdir: str)
     s = config.split
     classify = fit_labels(labels, config.data.task).task == "classification"
     stratify = s.stratify and classify
-    if s.kind == "kfold":
+    if test_rows_of(raw_path):  # data.test_source: its rows are the test set
+        split = split_with_test(labels, test_rows_of(raw_path), kind=s.kind, val_fraction=s.val_fraction,
+                                folds=s.folds, stratify=stratify, shuffle=s.shuffle, seed=s.seed)
+    elif s.kind == "kfold":
         split = split_kfold(labels, folds=s.folds, test_fraction=s.test_fraction, stratify=stratify,
                             shuffle=s.shuffle, seed=s.seed)
     else:
@@ -158,6 +174,10 @@ def fit_preprocessing(run_id: str, config: PipelineConfig, raw_path: str, split_
         from tasks.image_steps import prepare_images
 
         return prepare_images(run_id, config, raw_path, split_path, workdir)
+    if config.model.kind in ("text", "functional"):  # vocabularies, several outputs (tasks/text_steps.py)
+        from tasks.text_steps import prepare_text_inputs
+
+        return prepare_text_inputs(run_id, config, raw_path, split_path, workdir)
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
     d, p = config.data, config.preprocessing
@@ -233,8 +253,8 @@ def evaluate_model(run_id: str, config: PipelineConfig, prepared: Prepared, mode
         evaluation, files = evaluate_saved_model(config, prepared.raw, prepared.split, prepared.features,
                                                  prepared.labels, model_path, Path(tmp))
         client = tracking.configure(config.registry.tracking_uri)
-        for file in files:
-            client.log_artifact(run_id, str(file), "evaluation")
+        for file in files:  # subfolders (one per output of a multi-output model) are kept
+            client.log_artifact(run_id, str(file), str(Path("evaluation", file.parent.relative_to(tmp))))
     tracking.log_metrics(client, run_id, evaluation.metrics, prefix="test.")
     return evaluation.metrics
 

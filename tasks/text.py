@@ -186,33 +186,33 @@ def idf_weights(vocabulary: list[str], document_frequency: Counter, documents: i
 
 
 def fit_text_spec(
-    texts: pd.Series,
+    sources: list[tuple[pd.Series, str]],
     *,
     name: str,
     column: str,
+    segment: str = "all",
     max_tokens: int = 10000,
     output_mode: str = "int",
     sequence_length: int | None = 200,
     standardize: str = "lower_strip_html",
     ngrams: int = 1,
     min_count: int = 1,
-    segments: list[str] | tuple[str, ...] = ("all",),
 ) -> TextSpec:
     """Fits a text branch's vocabulary on training texts.
 
     Args:
-        texts: Raw training texts only.
+        sources: `(training texts, segment)` pairs whose tokens make up the
+            vocabulary: one pair for a branch of its own, one per branch for
+            branches that share an encoder. Training rows only.
         name: Branch name.
-        column: The source column.
+        column: The column the branch reads.
+        segment: The part of each text the branch reads. Default `all`.
         max_tokens: Vocabulary size, padding and OOV included. Default 10000.
         output_mode: `int` (default), `multi_hot`, `count` or `tf_idf`.
         sequence_length: Sequence length for `int`. Default 200.
         standardize: Standardizer name. Default `lower_strip_html`.
         ngrams: Largest n-gram size. Default 1.
         min_count: Minimum token count. Default 1.
-        segments: Parts of each text the vocabulary is fitted on: one entry
-            per branch that will share it (e.g. `first_sentence` and `rest`).
-            The spec's `segment` is the first. Default `("all",)`.
 
     Returns:
         The `TextSpec`.
@@ -221,11 +221,12 @@ def fit_text_spec(
         FeatureError: No tokens are left in the training texts.
     """
     documents: list[list[str]] = []
-    for segment in segments:
-        documents += text_tokens(texts, standardize, segment, ngrams)
+    for texts, part in sources:
+        documents += text_tokens(texts, standardize, part, ngrams)
     vocabulary, frequency = fit_vocabulary(documents, max_tokens=max_tokens, min_count=min_count)
-    if not frequency:
-        raise FeatureError(f"text column {column!r} has no tokens in the training rows")
+    if not vocabulary:
+        raise FeatureError(f"text column {column!r} has no tokens (seen at least {min_count} times) "
+                           "in the training rows")
     return TextSpec(
         name=name,
         column=column,
@@ -234,7 +235,7 @@ def fit_text_spec(
         sequence_length=sequence_length if output_mode == "int" else None,
         standardize=standardize,
         ngrams=ngrams,
-        segment=segments[0],
+        segment=segment,
         idf_weights=idf_weights(vocabulary, frequency, len(documents)) if output_mode == "tf_idf" else [],
         documents=len(documents),
     )

@@ -13,12 +13,11 @@ caller is told about every trial, epoch and fold.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.config import PipelineConfig, TrainingConfig
-from schemas.tuning import TuningConfig
+from schemas.tuning import MAX_LAYERS, TuningConfig
 from tasks.fit import Partition, make_partition, model_spec
 from tasks.model import ModelSpec, build_model
 from tasks.preprocess import FeatureSpec, LabelSpec, as_model_inputs
@@ -154,6 +153,46 @@ def declare(hp: Any, name: str, param: Any, default: Any, space: dict[str, Any] 
             _ensure_declared(hp, parent, space or {})
             scopes.enter_context(hp.conditional_scope(parent, values))
         return _draw(hp, name, spec, default)
+
+
+def declare_space(hp: Any, spec: ModelSpec) -> None:
+    """Declares every parameter of a search space, parents first, with config defaults.
+
+    Keras Tuner only learns about a conditional parameter when a build
+    enters its scope; declaring the whole space up front makes every one of
+    them searchable, whichever branch the default build takes.
+
+    Args:
+        hp: A `keras_tuner.HyperParameters`.
+        spec: The `ModelSpec` with the search space and the config values.
+    """
+    space = spec.search_space
+    defaults = default_values(spec)
+    for name in sorted(space, key=lambda n: len(_conditions(n, _as_dict(space[n]), space))):
+        declare(hp, name, space[name], defaults.get(name), space)
+
+
+def default_values(spec: ModelSpec) -> dict[str, Any]:
+    """Returns the config's value of every tunable parameter of a dense model; {} for other kinds."""
+    m, o = spec.model, spec.optimizer
+    if m.kind != "dense":
+        return {}
+    if m.kind == "cnn":  # the image family's own parameters (tasks/cnn.py)
+        from tasks.cnn import default_values as cnn_defaults
+
+        return {**cnn_defaults(m), "training.optimizer.name": o.name,
+                "training.optimizer.learning_rate": o.learning_rate, "training.optimizer.momentum": o.momentum}
+    if m.kind in ("text", "functional"):  # the text families' own parameters (tasks/sequence.py)
+        from tasks.sequence import default_values as text_defaults
+
+        return {**text_defaults(m), "training.optimizer.name": o.name,
+                "training.optimizer.learning_rate": o.learning_rate, "training.optimizer.momentum": o.momentum}
+    units = {f"model.units_{i}": m.hidden_units[min(i, len(m.hidden_units) - 1)] for i in range(MAX_LAYERS)}
+    return {"model.layers": len(m.hidden_units), "model.units": m.hidden_units[0], **units,
+            "model.activation": m.activation, "model.l1": m.l1, "model.l2": m.l2,
+            "model.use_dropout": m.dropout > 0, "model.dropout": m.dropout, "model.batch_norm": m.batch_norm,
+            "training.optimizer.name": o.name, "training.optimizer.learning_rate": o.learning_rate,
+            "training.optimizer.momentum": o.momentum}
 
 
 def objective_of(settings: TuningConfig) -> Any:
@@ -300,7 +339,7 @@ def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: T
     }
     base, extra = kinds[s.tuner]
     tuner_class = type(f"Kerasflow{base.__name__}", (_TrialRunner, base), {})
-    hypermodel = functools.partial(build_model, spec=data.specs[0])
+    hypermodel = _hypermodel(data.specs[0])
     with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..." is printed unconditionally
         tuner = tuner_class(hypermodel=hypermodel, executions_per_trial=s.executions_per_trial, **common, **extra)
     tuner.configure(config.training, data, hook, s.seed)
@@ -434,7 +473,7 @@ class _TrialRunner:
 
         keras.backend.clear_session()
         set_seed(self._seed + execution)
-        model = build_model(hp, spec)
+        model = build_model(hp, replace(spec, seed=spec.seed + execution))  # executions differ in initial weights
         warm = initial > 0 and "tuner/trial_id" in hp.values
         if warm:
             model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
@@ -460,6 +499,19 @@ class _TrialRunner:
             raise ValueError(f"{self.oracle.objective.name} was never finite (diverged)")
         index = int(pick(values))
         return float(values[index]), initial + index + 1
+
+
+def _hypermodel(spec: ModelSpec) -> Any:
+    import keras_tuner
+
+    class _SpaceHyperModel(keras_tuner.HyperModel):
+        def build(self, hp: Any) -> Any:
+            return build_model(hp, spec)
+
+        def declare_hyperparameters(self, hp: Any) -> None:
+            declare_space(hp, spec)
+
+    return _SpaceHyperModel(name="kerasflow")
 
 
 def _record(trial: Any, new: bool) -> TrialRecord:

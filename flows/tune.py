@@ -1,0 +1,33 @@
+"""The tuning pipeline: the data steps, then only the hyperparameter search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from kerasflow import tracking
+from tasks import steps, tune_steps
+
+
+@flow(name="tune", log_prints=False)
+def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False) -> dict[str, Any]:
+    """Validates, splits and preprocesses the data, then runs or resumes the search.
+
+    Args:
+        config_path: Pipeline YAML with a `tuning` section.
+        overrides: `section.key=value` overrides. Default none.
+        fresh: Discard saved tuner state and start over. Default false.
+
+    Returns:
+        The run ids and the search outcome (best values, score, trials).
+    """
+    config = steps.read_config(config_path, overrides)
+    with tracking.pipeline_run(config, "tune", flow_run.get_id()) as run:
+        raw = steps.load_data(run.id, config, run.workdir)
+        steps.validate_data(run.id, config, raw)
+        split = steps.split_data(run.id, config, raw, run.workdir)
+        prepared = steps.fit_preprocessing(run.id, config, raw, split, run.workdir)
+        tuned = tune_steps.search_hyperparameters(run.id, config, prepared, fresh)
+    return {"run_id": run.id, "experiment_id": run.experiment_id, **tuned}

@@ -1,0 +1,112 @@
+"""K-fold cross-validation: folds as nested runs, CV summaries, and the same results on Dask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from schemas.config import load_config
+from schemas.tuning import RunnerConfig
+from tasks.cv import make_folds
+from tasks.load import load_frame
+from tasks.split import split_kfold
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs/iris_kfold.yaml")
+FAST = ["training.epochs=6", "training.early_stopping.patience=3", "split.folds=3"]
+
+
+def test_folds_cover_the_non_test_rows_once_and_never_the_test_rows() -> None:
+    labels = load_frame("iris")["target"]
+    split = split_kfold(labels, folds=4, test_fraction=0.2, seed=1)
+    rest = sorted(split.train)
+    folds = make_folds(labels, rest, folds=3, stratify=True, shuffle=True, seed=7)
+    assert len(folds) == 3
+    val_rows = sorted(r for _, val in folds for r in val)
+    assert val_rows == rest, "every non-test row is validated exactly once"
+    for train, val in folds:
+        assert not set(train) & set(val) and not (set(train) | set(val)) & set(split.test)
+        counts = labels.iloc[val].value_counts()
+        assert counts.max() - counts.min() <= 1, "stratified"
+
+
+@pytest.fixture(scope="module")
+def kfold_run(prefect_harness) -> dict:
+    from flows.train import train_flow
+
+    return train_flow(CONFIG, FAST)
+
+
+def _fold_runs(client: mlflow.MlflowClient, parent: dict) -> list:
+    runs = client.search_runs([parent["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent['run_id']}'")
+    return sorted(runs, key=lambda r: int(r.data.tags["kerasflow.fold"]))
+
+
+def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: dict, mlflow_store: str) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    folds = _fold_runs(client, kfold_run)
+    assert [r.data.tags["kerasflow.fold"] for r in folds] == ["0", "1", "2"]
+    assert all(r.info.status == "FINISHED" and r.data.tags["kerasflow.kind"] == "fold" for r in folds)
+    assert all(r.data.params["fold"] == str(i) for i, r in enumerate(folds))
+    history = client.get_metric_history(folds[0].info.run_id, "train.val_loss")
+    assert len(history) == folds[0].data.metrics["train.epochs_run"] >= 1
+
+    parent = client.get_run(kfold_run["run_id"])
+    accuracies = np.array([r.data.metrics["val.accuracy"] for r in folds])
+    assert parent.data.metrics["cv.accuracy.mean"] == pytest.approx(accuracies.mean())
+    assert parent.data.metrics["cv.accuracy.std"] == pytest.approx(accuracies.std())
+    for name in ("loss", "f1_macro", "best_epoch"):
+        assert {f"cv.{name}.mean", f"cv.{name}.std"} <= set(parent.data.metrics)
+    assert parent.data.metrics["train.epochs_run"] == round(parent.data.metrics["cv.best_epoch.mean"])
+    assert parent.data.metrics["split.test_rows"] == 30 and kfold_run["version"]
+
+
+def test_out_of_fold_predictions_cover_every_non_test_row(kfold_run: dict, mlflow_store: str) -> None:
+    path = mlflow.artifacts.download_artifacts(run_id=kfold_run["run_id"], artifact_path="cv/oof_predictions.csv",
+                                               tracking_uri=mlflow_store)
+    oof = pd.read_csv(path)
+    config = load_config(CONFIG, FAST)
+    labels = load_frame("iris")["target"]
+    s = config.split
+    split = split_kfold(labels, folds=s.folds, test_fraction=s.test_fraction, stratify=True, seed=s.seed)
+    assert sorted(oof["row"]) == sorted(split.train)
+    assert set(oof["fold"]) == {0, 1, 2}
+    assert (oof["actual"].to_numpy() == labels.iloc[oof["row"]].to_numpy()).all()
+    proba = oof[["proba_setosa", "proba_versicolor", "proba_virginica"]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflow_store: str,
+                                                          tmp_path: Path) -> None:
+    from flows.cv import cross_validate_flow
+    from kerasflow.runners import task_runner
+    from kerasflow.tracking import configure, ensure_experiment
+    from tasks import steps
+
+    config = load_config(CONFIG, FAST)
+    client = configure()
+    experiment = ensure_experiment(client, config.name)
+    results = {}
+    for name, runner in {"sequential": RunnerConfig(kind="local", n_workers=1),
+                         "dask": RunnerConfig(kind="dask", n_workers=2, processes=True)}.items():
+        run_id = client.create_run(experiment, run_name=f"cv-{name}").info.run_id
+        workdir = tmp_path / name
+        workdir.mkdir()
+        raw = steps.load_data.fn(run_id, config, str(workdir))
+        split = steps.split_data.fn(run_id, config, raw, str(workdir))
+        prepared = steps.fit_preprocessing.fn(run_id, config, raw, split, str(workdir))
+        results[name] = cross_validate_flow.with_options(task_runner=task_runner(runner))(run_id, config, prepared)
+        results[name]["folds_metrics"] = [r.data.metrics["val.accuracy"] for r in
+                                          _fold_runs(client, {"run_id": run_id, "experiment_id": experiment})]
+        client.set_terminated(run_id, "FINISHED")
+    threaded = [r.data.metrics["val.accuracy"] for r in _fold_runs(client, kfold_run)]
+    assert results["dask"]["folds_metrics"] == results["sequential"]["folds_metrics"] == threaded
+    seq, dask = results["sequential"]["summary"], results["dask"]["summary"]
+    assert seq.keys() == dask.keys()
+    for metric in seq:
+        assert dask[metric]["mean"] == pytest.approx(seq[metric]["mean"], abs=1e-6), metric
+    assert results["dask"]["epochs"] == results["sequential"]["epochs"]

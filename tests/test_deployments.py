@@ -1,0 +1,104 @@
+"""The deployed stack: a real Prefect server, process work pool, worker and `prefect deployment run`.
+
+Everything runs in subprocesses bound to 127.0.0.1 with a temporary
+PREFECT_HOME and MLflow store, and is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+
+from kerasflow.stack import Stack, StackSettings, declared_deployments, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # starts servers
+MODEL = "iris-deployed"
+OVERRIDES = ["training.epochs=2", f"registry.model_name={MODEL}",
+             "registry.gate.thresholds=[{metric: accuracy, min: 0.0}]"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    state = tmp_path_factory.mktemp("stack")
+    settings = StackSettings(home=ROOT, prefect_port=free_port(), mlflow_port=free_port(), state_dir=state,
+                             tracking_uri=f"sqlite:///{state / 'mlflow.db'}", deployments=["nightly"],
+                             worker_poll_seconds=2)
+    running = Stack(settings, echo=lambda line: None)
+    try:
+        running.start()
+        yield running
+    finally:
+        children = list(running.children.values())
+        running.stop()
+        for proc in children:
+            assert proc.poll() is not None, "every child is stopped"
+            assert not _live_members(proc.pid), "and every process of its group"
+
+
+def _live_members(group: int) -> list[int]:
+    """Processes of a process group that are alive (zombies awaiting a reaper do not count)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def test_prefect_yaml_declares_the_four_deployments() -> None:
+    declared = {d["name"]: d["entrypoint"] for d in declared_deployments(ROOT)}
+    assert declared == {"manual": "flows/train.py:train_flow", "search": "flows/tune.py:tune_flow",
+                        "nightly": "flows/retrain.py:retrain_flow",
+                        "default": "flows/batch_predict.py:batch_predict_flow"}
+
+
+def test_retrain_deployment_is_scheduled_and_limited(stack: Stack) -> None:
+    proc = stack.prefect("deployment", "inspect", "retrain/nightly", "--output", "json")
+    deployment = json.loads(proc.stdout)
+    assert deployment["work_pool_name"] == "kerasflow-process"
+    assert deployment["global_concurrency_limit"]["limit"] == 1
+    (schedule,) = deployment["schedules"]
+    assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"] == "UTC"
+    assert deployment["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]["directory"]
+    assert deployment["parameters"]["config_path"] == "configs/digits.yaml"
+
+
+def test_deployment_run_from_the_cli_lands_in_mlflow(stack: Stack) -> None:
+    proc = stack.prefect("deployment", "run", "retrain/nightly", "--param", "config_path=configs/iris.yaml",
+                         "--param", f"overrides={json.dumps(OVERRIDES)}", "--watch", "--watch-interval", "2",
+                         "--watch-timeout", "240", check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", proc.stdout).group(1)
+    state = requests.get(f"{stack.settings.api_url}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
+    assert state["type"] == "COMPLETED"
+    client = mlflow.MlflowClient(stack.settings.store, stack.settings.store)
+    experiment = client.get_experiment_by_name("iris")
+    (run,) = client.search_runs([experiment.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+    assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "retrain"
+    assert run.data.tags["kerasflow.decision"] == "first-champion"
+    assert str(client.get_registered_model(MODEL).aliases["champion"]) == run.data.tags["kerasflow.model_version"]
+    assert requests.get(f"{stack.settings.mlflow_ui}/health", timeout=10).ok
+
+
+def test_serve_refuses_a_busy_port() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "kerasflow.cli", "serve", "--prefect-port", str(port)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in proc.stderr
+    assert "pass --prefect-port" in proc.stderr and "Traceback" not in proc.stderr

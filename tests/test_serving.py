@@ -1,0 +1,147 @@
+"""Batch prediction and `mlflow models serve` with the champion, on real iris rows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from tasks.load import load_frame
+from tasks.predict import ModelReferenceError
+from tasks.preprocess import FeatureError
+from tasks.validate import DataValidationError
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # starts servers
+NAME = "iris-serving"
+PROBAS = ["proba_setosa", "proba_versicolor", "proba_virginica"]
+
+
+@pytest.fixture(scope="module")
+def champion(prefect_harness, mlflow_store: str) -> str:
+    from flows.train import train_flow
+    from kerasflow.registry import promote
+
+    result = train_flow(str(ROOT / "configs/iris.yaml"), ["training.epochs=5", f"registry.model_name={NAME}"])
+    promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, result["version"])
+    return result["version"]
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("incoming") / "iris_batch.csv"
+    load_frame("iris").drop(columns="target").sample(25, random_state=3).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def batch(champion: str, rows: Path) -> dict:
+    from flows.batch_predict import batch_predict_flow
+
+    return batch_predict_flow(f"models:/{NAME}@champion", str(rows))
+
+
+def test_batch_predict_writes_rows_with_predictions(batch: dict, champion: str, rows: Path,
+                                                    mlflow_store: str) -> None:
+    assert batch["output"] == str(rows.with_name("iris_batch.predictions.csv")) and batch["rows"] == 25
+    out = pd.read_csv(batch["output"])
+    inputs = pd.read_csv(rows)
+    assert list(out.columns) == [*inputs.columns, "prediction", *PROBAS]
+    pd.testing.assert_frame_equal(out[inputs.columns], inputs)
+    np.testing.assert_allclose(out[PROBAS].sum(axis=1), 1.0, rtol=1e-5)
+    assert (out["prediction"] == out[PROBAS].idxmax(axis=1).str.removeprefix("proba_")).all()
+    run = mlflow.MlflowClient(mlflow_store, mlflow_store).get_run(batch["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "predict"
+    assert run.data.tags["kerasflow.model_version"] == champion and batch["model_uri"] == f"models:/{NAME}/{champion}"
+    assert run.data.metrics["validation.failed"] == 0 and run.data.metrics["predictions.rows"] == 25
+
+
+def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow_store: str) -> None:
+    port = _free_port()
+    bin_dir = str(Path(sys.executable).parent)  # MLflow execs `uvicorn` from PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager",
+           "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    server = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/ping", server)
+        frame = pd.read_csv(rows)
+        body = {"dataframe_split": frame.to_dict(orient="split", index=False)}
+        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        served = pd.DataFrame(response.json()["predictions"])
+        expected = pd.read_csv(batch["output"])
+        assert served["prediction"].tolist() == expected["prediction"].tolist()
+        np.testing.assert_allclose(served[PROBAS].to_numpy(), expected[PROBAS].to_numpy(), rtol=1e-5, atol=1e-7)
+        bad = requests.post(f"http://127.0.0.1:{port}/invocations", timeout=60,
+                            json={"dataframe_split": frame.drop(columns="petal_width_cm").to_dict(orient="split",
+                                                                                               index=False)})
+        assert bad.status_code == 400 and "petal_width_cm" in bad.text
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_bad_model_reference_is_bad_input(champion: str, rows: Path, mlflow_store: str) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    proc = subprocess.run([sys.executable, "-m", "kerasflow.cli", "predict", f"models:/{NAME}@production", str(rows)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=180)
+    assert proc.returncode == 2, proc.stderr
+    assert f"bad model reference: model '{NAME}' has no alias 'production'; its aliases: champion=v{champion}" \
+        in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    from flows.batch_predict import batch_predict_flow
+
+    with pytest.raises(ModelReferenceError, match="no registered model named 'nope'"):
+        batch_predict_flow("models:/nope@champion", str(rows))
+
+
+def test_bad_input_rows_fail_the_prediction_run(champion: str, tmp_path: Path, mlflow_store: str) -> None:
+    from flows.batch_predict import batch_predict_flow
+
+    frame = load_frame("iris").drop(columns="target").head(10)
+    frame.loc[2, "sepal_length_cm"] = 99.0
+    frame.to_parquet(tmp_path / "odd.parquet")
+    with pytest.raises(DataValidationError, match="sepal_length_cm"):
+        batch_predict_flow(f"models:/{NAME}/{champion}", str(tmp_path / "odd.parquet"))
+    frame.drop(columns="petal_length_cm").to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(FeatureError, match=r"missing columns \['petal_length_cm'\]"):
+        batch_predict_flow(f"models:/{NAME}@champion", str(tmp_path / "short.csv"))
+    assert not (tmp_path / "short.predictions.csv").exists()
+    client = mlflow.MlflowClient(mlflow_store, mlflow_store)
+    runs = client.search_runs(client.search_experiments(filter_string="name = 'iris'")[0].experiment_id,
+                              "tags.`kerasflow.kind` = 'predict' and attributes.status = 'FAILED'")
+    assert len(runs) >= 2 and all("kerasflow.error" in r.data.tags for r in runs)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow models serve exited with {proc.returncode}: {proc.stderr.read()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer")

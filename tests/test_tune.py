@@ -1,0 +1,280 @@
+"""Keras Tuner search: strict search spaces, conditional parameters, test rows never seen,
+trials as nested MLflow runs, resume and --fresh, and tuned training end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from schemas.config import ConfigError, load_config
+from tasks.load import load_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs/wine_tuned.yaml")
+FAST = ["training.epochs=3", "training.early_stopping.patience=2", "tuning.tuner=random"]
+
+
+def _config_with(tmp_path: Path, tuning: dict, **sections) -> Path:
+    raw = {"name": "t", "data": {"source": "wine", "target": "target"}, "tuning": tuning, **sections}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(("tuning", "sections", "expected"), [
+    ({"space": {"model.units": {"type": "integer", "min": 1, "max": 2}}}, {},
+     "tuning.space.model.units: Input tag 'integer'"),
+    ({"space": {"model.units": {"type": "int", "min": 64, "max": 8}}}, {}, "min must not exceed max"),
+    ({"space": {"model.dropout": {"type": "float", "min": 0.1, "max": 0.5, "parent": "model.use_dropout",
+                                  "parent_values": [True]}}}, {},
+     "tuning.space.model.dropout: parent 'model.use_dropout' is not in the search space"),
+    ({"space": {"model.widht": {"type": "int", "min": 1, "max": 2}}}, {},
+     "tuning.space.model.widht: not a tunable parameter"),
+    ({"space": {"training.optimizer.name": {"type": "choice", "values": ["adam", "adamax"]}}}, {},
+     "tuning.space.training.optimizer.name: value 'adamax' is not allowed"),
+    ({"space": {"training.optimizer.learning_rate": {"type": "float", "min": 0, "max": 0.1, "sampling": "log"}}},
+     {}, "log sampling needs min > 0"),
+    ({"space": {"model.dropout": {"type": "float", "min": 0.0, "max": 1.5}}}, {},
+     "tuning.space.model.dropout: value 1.5 is not allowed"),
+    ({"space": {"model.activation": {"type": "int", "min": 1, "max": 2}}}, {},
+     "tuning.space.model.activation: type 'int' not allowed here (use choice)"),
+    ({"space": {"model.units": {"type": "int", "min": 8, "max": 16, "stride": 2}}}, {},
+     "tuning.space.model.units.int.stride: unknown key"),
+    ({"objective": {"name": "accuracy"}, "space": {"model.units": {"type": "int", "min": 8, "max": 16}}}, {},
+     "tuning.objective.name"),
+    ({"space": {"model.units": {"type": "int", "min": 8, "max": 16}}}, {"split": {"val_fraction": 0}},
+     "tuning: the search needs validation rows"),
+    ({"space": {"model.units_3": {"type": "int", "min": 8, "max": 16}}}, {},
+     "tuning.space.model.units_3: never used"),
+    ({"space": {"model.layers": {"type": "int", "min": 1, "max": 2},
+                "model.units_4": {"type": "int", "min": 8, "max": 16}}}, {},
+     "tuning.space.model.units_4: can never be active"),
+])
+def test_bad_search_spaces_name_their_path(tmp_path: Path, tuning: dict, sections: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(_config_with(tmp_path, tuning, **sections))
+    assert expected in str(err.value)
+
+
+def test_units_of_each_layer_are_conditioned_on_the_layer_count(tmp_path: Path) -> None:
+    config = load_config(_config_with(tmp_path, {"objective": {"name": "val_accuracy"}, "space": {
+        "model.layers": {"type": "int", "min": 1, "max": 3},
+        "model.units_1": {"type": "int", "min": 8, "max": 16}}}))
+    units = config.tuning.space["model.units_1"]
+    assert (units.parent, units.parent_values) == ("model.layers", [2, 3])
+    assert config.tuning.objective.direction == "max"
+
+
+def _spec(space: dict):
+    from schemas.config import ModelConfig, OptimizerConfig
+    from tasks.model import ModelSpec
+    from tasks.preprocess import fit_features, fit_labels
+
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": ["p", "q", "r", "p"]})
+    return ModelSpec(model=ModelConfig(hidden_units=[8], dropout=0.0), optimizer=OptimizerConfig(),
+                     features=fit_features(frame, ["a"], []), labels=fit_labels(frame["y"]), search_space=space)
+
+
+def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: Path) -> None:
+    import keras_tuner
+
+    from tasks.fit import fixed_hyperparameters, search_space_of
+    from tasks.model import build_model
+    from tasks.tune import declare_space
+
+    config = load_config(_config_with(tmp_path, {"space": {
+        "model.layers": {"type": "int", "min": 1, "max": 3},
+        "model.units_2": {"type": "int", "min": 4, "max": 12, "step": 4},
+        "model.use_dropout": {"type": "boolean"},
+        "model.dropout": {"type": "float", "min": 0.2, "max": 0.4, "parent": "model.use_dropout",
+                          "parent_values": [True]}}}))
+    spec = _spec(dict(config.tuning.space))
+    hp = keras_tuner.HyperParameters()
+    declare_space(hp, spec)
+    assert {p.name for p in hp.space} == {"model.layers", "model.units_2", "model.use_dropout", "model.dropout"}
+    assert not hp.is_active("model.dropout") and not hp.is_active("model.units_2")
+
+    hp.values.update({"model.use_dropout": True, "model.layers": 3})
+    hp.ensure_active_values()
+    hp.values.update({"model.dropout": 0.3, "model.units_2": 12})
+    trial = build_model(hp, spec)
+    assert trial.get_layer("dropout_2").rate == pytest.approx(0.3) and trial.get_layer("dense_2").units == 12
+
+    final = build_model(fixed_hyperparameters(hp.values), _spec(search_space_of(hp.values)))
+    assert [layer.get_config().get("units") for layer in final.layers] == \
+        [layer.get_config().get("units") for layer in trial.layers], "the final model is the trial's architecture"
+
+    hp.values.update({"model.use_dropout": False, "model.layers": 1})
+    hp.ensure_active_values()
+    assert "model.dropout" not in hp.values and "model.units_2" not in hp.values
+    names = {layer.name for layer in build_model(hp, spec).layers}
+    assert "dense_1" not in names and not any(n.startswith("dropout") for n in names)
+
+
+def _search_inputs(config, poison: bool = True):
+    from tasks.preprocess import fit_features, fit_labels, select_columns
+    from tasks.split import split_holdout
+
+    frame = load_frame("wine")
+    split = split_holdout(frame["target"], test_fraction=0.2, val_fraction=0.15, seed=config.split.seed)
+    if poison:  # any use of a test row (encoding, statistics, training) now fails or shows
+        frame.loc[split.test, "target"] = "poison"
+        frame.loc[split.test, [c for c in frame.columns if c != "target"]] = 1e12
+    numeric, categorical = select_columns(frame, "target")
+    features = fit_features(frame.iloc[split.train], numeric, categorical)
+    return frame, split, features, fit_labels(frame.iloc[split.train]["target"])
+
+
+class _Recorder:
+    """A trial hook that records events and can stop the search like Ctrl-C."""
+
+    def __init__(self, interrupt_at: str | None = None):
+        self.started: list[str] = []
+        self.ended: list = []
+        self.interrupt_at = interrupt_at
+
+    def trial_started(self, trial_id, values):
+        self.started.append(trial_id)
+
+    def epoch_ended(self, trial_id, label, epoch, logs):
+        if trial_id == self.interrupt_at:
+            raise KeyboardInterrupt
+
+    def fold_ended(self, trial_id, fold, score, best_epoch):
+        pass
+
+    def trial_ended(self, record):
+        self.ended.append(record)
+
+    def trial_interrupted(self, trial_id, error):
+        self.ended.append((trial_id, type(error).__name__))
+
+
+@pytest.mark.parametrize("cv_folds", [None, 2])
+def test_the_search_never_sees_test_rows(tmp_path: Path, cv_folds: int | None) -> None:
+    from tasks.tune import run_search, search_data
+
+    config = load_config(CONFIG, FAST + ["tuning.max_trials=2", "training.epochs=2", f"tuning.cv_folds={cv_folds or 'null'}"])
+    frame, split, features, labels = _search_inputs(config)
+    assert "poison" not in labels.classes
+    data = search_data(config, frame, split, features, labels)
+    used = {row for train, val in data.rows for row in train + val}
+    assert used and not used & set(split.test)
+    assert len(data.folds) == (cv_folds or 1)
+    recorder = _Recorder()
+    result = run_search(config, data, tmp_path / "search", fingerprint="f", hook=recorder)
+    assert [r.status for r in result.trials] == ["COMPLETED", "COMPLETED"]
+    assert all(len(r.fold_scores) == (cv_folds or 1) for r in result.trials)
+    assert 0 <= result.best_score <= 1
+
+
+def test_an_interrupted_search_resumes_without_rerunning_completed_trials(tmp_path: Path) -> None:
+    from tasks.tune import TuningError, run_search, search_data
+
+    config = load_config(CONFIG, FAST + ["tuning.max_trials=3", "training.epochs=2"])
+    frame, split, features, labels = _search_inputs(config, poison=False)
+    data = search_data(config, frame, split, features, labels)
+    project = tmp_path / "search"
+
+    interrupted = _Recorder(interrupt_at="1")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config, data, project, fingerprint="f", hook=interrupted)
+    assert interrupted.started == ["0", "1"] and interrupted.ended[-1] == ("1", "KeyboardInterrupt")
+
+    resumed = _Recorder()
+    result = run_search(config, data, project, fingerprint="f", hook=resumed)
+    assert resumed.started == ["1", "2"], "trial 0 completed before the interruption and is not run again"
+    assert [t.trial_id for t in result.trials if t.new] == ["1", "2"] and len(result.trials) == 3
+
+    with pytest.raises(TuningError, match="--fresh"):
+        run_search(config, data, project, fingerprint="changed config", hook=_Recorder())
+    fresh = _Recorder()
+    run_search(config, data, project, fingerprint="changed config", fresh=True, hook=fresh)
+    assert fresh.started == ["0", "1", "2"]
+
+
+@pytest.fixture(scope="module")
+def searches(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from flows.tune import tune_flow
+
+    directory = tmp_path_factory.mktemp("tuning")
+    overrides = FAST + [f"tuning.directory={directory}"]
+    first = tune_flow(CONFIG, overrides + ["tuning.max_trials=2"])
+    second = tune_flow(CONFIG, overrides + ["tuning.max_trials=3"])
+    return {"first": first, "second": second, "overrides": overrides}
+
+
+def _children(client: mlflow.MlflowClient, parent: dict) -> list:
+    runs = client.search_runs([parent["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent['run_id']}'")
+    return sorted(runs, key=lambda r: r.data.tags["kerasflow.trial_id"])
+
+
+def test_each_trial_is_a_nested_run_with_params_epochs_score_and_status(searches: dict, mlflow_store: str) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    trials = _children(client, searches["first"])
+    assert [t.data.tags["kerasflow.trial_id"] for t in trials] == ["0", "1"]
+    for trial in trials:
+        assert trial.info.status == "FINISHED" and trial.data.tags["kerasflow.trial_status"] == "COMPLETED"
+        assert {"model.layers", "model.units", "training.optimizer.name"} <= set(trial.data.params)
+        assert 0 <= trial.data.metrics["score"] <= 1
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "val_accuracy")]
+        assert steps == list(range(len(steps))) and 1 <= len(steps) <= 3
+
+    parent = client.get_run(searches["first"]["run_id"])
+    assert parent.data.tags["kerasflow.kind"] == "tune"
+    best = searches["first"]["hyperparameters"]
+    expected = {f"tune.best.{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in best.items()}
+    assert expected.items() <= parent.data.params.items()
+    assert parent.data.metrics["tune.best_score"] == pytest.approx(max(t.data.metrics["score"] for t in trials))
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "tuning")}
+    assert {"tuning/trials.csv", "tuning/scores.png", "tuning/summary.txt"} <= files
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
+                                                            artifact_path="tuning/trials.csv",
+                                                            tracking_uri=mlflow_store))
+    assert list(table["trial_id"]) == [0, 1] and set(table["status"]) == {"COMPLETED"}
+    assert {"score", "best_epoch", "model.layers", "training.optimizer.learning_rate"} <= set(table.columns)
+
+
+def test_a_rerun_continues_the_search(searches: dict, mlflow_store: str) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    second = searches["second"]
+    assert second["new_trials"] == 1 and len(second["trials"]) == 3
+    assert [t.data.tags["kerasflow.trial_id"] for t in _children(client, second)] == ["2"]
+
+
+def test_cli_tune_prints_the_trials_and_fresh_starts_over(searches: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kerasflow.cli import app
+
+    args = [f"--set={o}" for o in searches["overrides"] + ["tuning.max_trials=3"]]
+    resumed = CliRunner().invoke(app, ["tune", CONFIG, *args])
+    assert resumed.exit_code == 0, resumed.output
+    assert "3 trials (0 new, 3 resumed" in resumed.output and "val_accuracy" in resumed.output
+    assert "best val_accuracy:" in resumed.output and "model.units =" in resumed.output
+
+    fresh = CliRunner().invoke(app, ["tune", CONFIG, *args[:-1], "--set=tuning.max_trials=1", "--fresh"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "1 trials (1 new, 0 resumed" in fresh.output
+
+    (tmp_path / "plain.yaml").write_text((ROOT / "configs/wine.yaml").read_text())
+    untuned = CliRunner().invoke(app, ["tune", str(tmp_path / "plain.yaml")])
+    assert untuned.exit_code == 2 and "no tuning section" in untuned.output
+
+
+def test_run_with_a_tuning_section_refits_the_best_trial_and_tests_it(prefect_harness, mlflow_store: str,
+                                                                      tmp_path: Path) -> None:
+    from flows.train import train_flow
+
+    result = train_flow(CONFIG, FAST + ["tuning.max_trials=2", "tuning.refit=train+val",
+                                        f"tuning.directory={tmp_path}"], fresh=True)
+    client = mlflow.MlflowClient(mlflow_store)
+    run = client.get_run(result["run_id"])
+    assert len(_children(client, result)) == 2 and result["version"]
+    assert run.data.metrics["train.epochs_run"] == run.data.metrics["tune.best_epoch"]
+    assert not client.get_metric_history(run.info.run_id, "train.val_loss"), "train+val refits without validation"
+    assert "test.accuracy" in run.data.metrics and any(k.startswith("tune.best.") for k in run.data.params)
