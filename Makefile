@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/digits.yaml
 
-.PHONY: setup run test bench quality ui clean
+.PHONY: setup run test bench quality ui serve clean
 
 setup: $(STAMP)
 
@@ -25,12 +25,17 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/tuning.py
+	$(BIN)/python benchmarks/retrain.py
 
 quality: setup
 	$(BIN)/python benchmarks/quality.py
 
 ui: setup
 	$(BIN)/kerasflow ui
+
+serve: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/kerasflow serve
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
