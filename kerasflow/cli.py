@@ -32,9 +32,9 @@ def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Opt
     """Run the whole pipeline: validate, split, preprocess, train, evaluate, register."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "train")
-    from kerasflow.quiet import import_tensorflow
+    from kerasflow.warmup import warm_start
 
-    import_tensorflow()
+    warm_start(validation=cfg.validation.suite is not None)
     from flows.train import train_flow
 
     result = _run_flow(lambda: train_flow(str(config), overrides, fresh=fresh), cfg, "train")
@@ -50,9 +50,9 @@ def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Op
     if cfg.tuning is None:
         _fail(f"{config} has no tuning section: add one with a search space (see configs/wine_tuned.yaml)",
               EXIT_BAD_INPUT)
-    from kerasflow.quiet import import_tensorflow
+    from kerasflow.warmup import warm_start
 
-    import_tensorflow()
+    warm_start(validation=cfg.validation.suite is not None)
     from flows.tune import tune_flow
 
     result = _run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh), cfg, "tune")
@@ -121,9 +121,9 @@ def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[s
     """Retrain on the newest data; promote the challenger to @champion only if it passes the gate."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "retrain")
-    from kerasflow.quiet import import_tensorflow
+    from kerasflow.warmup import warm_start
 
-    import_tensorflow()
+    warm_start(validation=cfg.validation.suite is not None)
     from flows.retrain import retrain_flow
 
     result = _run_flow(lambda: retrain_flow(str(config), overrides, source), cfg, "retrain")

@@ -180,8 +180,14 @@ def log_params(client: Any, run_id: str, params: dict[str, Any], prefix: str = "
         client.log_batch(run_id, params=items[start:start + 100])
 
 
-def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str = "", step: int = 0) -> None:
-    """Logs finite metrics in one batch, names prefixed by step."""
+def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str = "", step: int = 0,
+                synchronous: bool = True) -> list[Any]:
+    """Logs finite metrics in one batch, names prefixed by step.
+
+    Returns:
+        With `synchronous=False`, the pending `RunOperations` to `wait()` on;
+        otherwise an empty list.
+    """
     import math
     import time
 
@@ -190,8 +196,39 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str
     now = int(time.time() * 1000)
     items = [Metric(f"{prefix}{k}", float(v), now, step) for k, v in metrics.items()
              if v is not None and math.isfinite(float(v))]
+    pending = []
     for start in range(0, len(items), 500):
-        client.log_batch(run_id, metrics=items[start:start + 500])
+        op = client.log_batch(run_id, metrics=items[start:start + 500], synchronous=synchronous)
+        if not synchronous and op is not None:
+            pending.append(op)
+    return pending
+
+
+class EpochLogger:
+    """A per-epoch hook that logs metrics asynchronously, once per epoch.
+
+    Logging each epoch synchronously costs a database round trip inside the
+    training loop; this queues it on MLflow's async logger instead. Call
+    `wait()` before the run moves on.
+
+    Args:
+        client: An `MlflowClient`.
+        run_id: The run to log into.
+        prefix: Metric-name prefix, e.g. `train.`.
+    """
+
+    def __init__(self, client: Any, run_id: str, prefix: str):
+        self.client, self.run_id, self.prefix = client, run_id, prefix
+        self.pending: list[Any] = []
+
+    def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        self.pending += log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
+
+    def wait(self) -> None:
+        """Blocks until every queued epoch is written."""
+        for op in self.pending:
+            op.wait()
+        self.pending.clear()
 
 
 def log_json(client: Any, run_id: str, data: Any, artifact_file: str) -> None:

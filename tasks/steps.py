@@ -218,14 +218,14 @@ def train_model(run_id: str, config: PipelineConfig, prepared: Prepared, workdir
     from tasks.train import plot_history
 
     client = tracking.configure(config.registry.tracking_uri)
-
-    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-        tracking.log_metrics(client, run_id, logs, prefix="train.", step=epoch)
-
+    on_epoch = tracking.EpochLogger(client, run_id, "train.")
     model_path = Path(workdir) / "model.keras"
-    result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
-                             model_path, hyperparameters=hyperparameters, refit=refit, epochs=epochs,
-                             on_epoch=on_epoch)
+    try:
+        result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
+                                 model_path, hyperparameters=hyperparameters, refit=refit, epochs=epochs,
+                                 on_epoch=on_epoch)
+    finally:
+        on_epoch.wait()
     tracking.log_metrics(client, run_id, {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
                          prefix="train.")
     with tempfile.TemporaryDirectory() as tmp:
