@@ -7,6 +7,8 @@ and epochs, and each printed as a ratio pipeline/bare:
 1. a small whole job: breast_cancer, 20 epochs, with validation, split,
    z-scoring, training, evaluation and saving the model (goal <= 2x, peak
    memory < 1 GB);
+   (and once more against an already running Prefect server, as under
+   `kerasflow serve`, where no temporary server has to boot);
 2. a training of about a minute: digits, `--long-epochs` epochs (goal <= 1.10x).
 
 Then it breaks the fixed cost down: imports, the temporary Prefect server,
@@ -18,13 +20,17 @@ Usage: python benchmarks/overhead.py [--long-epochs N] [--skip-long]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 
@@ -108,6 +114,30 @@ def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: 
     return bare_s, pipe_s, pipe_mb
 
 
+@contextlib.contextmanager
+def prefect_server(env: dict[str, str], tmp: Path) -> Iterator[dict[str, str]]:
+    """Runs a long-lived `prefect server start` on 127.0.0.1; yields env pointing at it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server_env = {**env, "PREFECT_HOME": str(tmp / "prefect-server")}
+    proc = subprocess.Popen([PY, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield {**env, "PREFECT_API_URL": url}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def breakdown(env: dict[str, str], tmp: Path) -> None:
     """Times the pipeline's fixed costs one by one, each in a fresh process."""
     probes = {
@@ -144,6 +174,9 @@ def main() -> None:
         print(f"{'job':<34}{'bare s':>9}{'pipeline s':>11}{'ratio':>10}{'bare MB':>10}{'pipe MB':>10}")
         compare("breast_cancer, 20 epochs (<=2x)", "breast_cancer", "configs/breast_cancer.yaml", 20, 16, 0.003,
                 [32, 16], env, tmp)
+        with prefect_server(env, tmp) as served:
+            compare("  same, Prefect server already up", "breast_cancer", "configs/breast_cancer.yaml", 20, 16,
+                    0.003, [32, 16], served, tmp)
         if not args.skip_long:
             compare(f"digits, {args.long_epochs} epochs (<=1.10x)", "digits", "configs/digits.yaml",
                     args.long_epochs, 32, 0.001, [128, 64], env, tmp)
