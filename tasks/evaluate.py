@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from tasks.plots import pyplot, save_figure
 from tasks.preprocess import LabelSpec, as_model_inputs, decode_predictions
 
 
@@ -145,24 +146,18 @@ def save_reports(evaluation: Evaluation, predictions: pd.DataFrame, y: pd.Series
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
     """Saves a confusion-matrix PNG with class names on both axes."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(classes), 1 + 0.6 * len(classes)))
     skm.ConfusionMatrixDisplay(np.asarray(matrix), display_labels=classes).plot(ax=ax, colorbar=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_residuals(y: np.ndarray, pred: np.ndarray, path: Path) -> Path:
     """Saves a residuals-versus-predicted PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     skm.PredictionErrorDisplay(y_true=y, y_pred=pred).plot(ax=ax, kind="residual_vs_predicted")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _roc_auc(y: pd.Series, predictions: pd.DataFrame, classes: list[str]) -> dict[str, float]:
@@ -191,12 +186,3 @@ def _safe(name: str) -> str:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt

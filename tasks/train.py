@@ -137,11 +137,9 @@ def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    import matplotlib
+    from tasks.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -151,10 +149,7 @@ def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def _monitor(name: str, has_val: bool) -> str:

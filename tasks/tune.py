@@ -392,11 +392,9 @@ def plot_scores(records: list[TrialRecord], objective: str, direction: str, path
     Returns:
         The path written.
     """
-    import matplotlib
+    from tasks.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     scores = np.array([r.score if r.score is not None else np.nan for r in records], dtype="float64")
     best = (np.fmin if direction == "min" else np.fmax).accumulate(scores)
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -406,10 +404,7 @@ def plot_scores(records: list[TrialRecord], objective: str, direction: str, path
     ax.set_xlabel("trial")
     ax.set_ylabel(objective)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def summary_table(records: list[TrialRecord], objective: str, direction: str) -> str:
