@@ -6,21 +6,29 @@ and epochs, and each printed as a ratio pipeline/bare:
 
 1. a small whole job: breast_cancer, 20 epochs, with validation, split,
    z-scoring, training, evaluation and saving the model (goal <= 2x, peak
-   memory < 1 GB);
-   (and once more against an already running Prefect server, as under
-   `kerasflow serve`, where no temporary server has to boot);
+   memory < 1 GB). It is measured three ways: with the shared local Prefect
+   server kerasflow keeps running between runs (the default), with a
+   temporary server per run (`KERASFLOW_PREFECT_SERVER=temporary`), and
+   against a separately started `prefect server start` (`PREFECT_API_URL`);
 2. a training of about a minute: digits, `--long-epochs` epochs (goal <= 1.10x).
+
+Both sides get one untimed warm-up run first (the pipeline's creates the
+MLflow store, Prefect's database and the shared server; its time is printed
+as the first-run cost), then each measurement is the median of `--repeats`
+runs. Peak memory is the sum over the command's process tree; the shared
+server is not part of that tree and is printed on its own.
 
 Then it breaks the fixed cost down: imports, the temporary Prefect server,
 MLflow store set-up, Great Expectations validation, and model logging.
 
-Usage: python benchmarks/overhead.py [--long-epochs N] [--skip-long]
+Usage: python benchmarks/overhead.py [--long-epochs N] [--repeats N] [--skip-long]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -97,21 +105,58 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 
 def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: float, units: list[int],
-            env: dict[str, str], tmp: Path) -> tuple[float, float, float]:
-    """Times the bare script and the pipeline on one job and prints the ratio."""
+            env: dict[str, str], tmp: Path, repeats: int = 3, bare: tuple[float, float] | None = None,
+            ) -> tuple[float, float, float, float]:
+    """Times the bare script and the pipeline on one job (median of `repeats`) and prints the ratio.
+
+    Args:
+        bare: A bare measurement (seconds, MB) to reuse instead of timing the script again.
+
+    Returns:
+        Bare seconds, bare peak MB, pipeline seconds, pipeline peak MB.
+    """
     script = tmp / "bare.py"
     script.write_text(BARE)
-    bare_s, bare_mb, _ = measure([PY, str(script), dataset, str(epochs), str(batch), str(lr), str(tmp / "bare.keras"),
-                                  ",".join(map(str, units))], env)
+    bare_cmd = [PY, str(script), dataset, str(epochs), str(batch), str(lr), str(tmp / "bare.keras"),
+                ",".join(map(str, units))]
     overrides = [f"training.epochs={epochs}", "training.early_stopping.enabled=false",
                  f"training.batch_size={batch}", f"training.optimizer.learning_rate={lr}",
                  f"model.hidden_units={units}", "split.val_fraction=0.1", "model.batch_norm=false",
                  "model.dropout=0.1", "model.l2=0.0001", "model.initializer.name=he_normal",
                  "training.reduce_lr.enabled=false"]
-    cmd = [PY, "-m", "kerasflow.cli", "run", config] + [x for o in overrides for x in ("--set", o)]
-    pipe_s, pipe_mb, _ = measure(cmd, env)
-    print(f"{label:<34}{bare_s:>9.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>10.0f}{pipe_mb:>10.0f}")
-    return bare_s, pipe_s, pipe_mb
+    pipe_cmd = [PY, "-m", "kerasflow.cli", "run", config] + [x for o in overrides for x in ("--set", o)]
+    bare_s, bare_mb = bare or _median([measure(bare_cmd, env)[:2] for _ in range(repeats)])
+    pipe_s, pipe_mb = _median([measure(pipe_cmd, env)[:2] for _ in range(repeats)])
+    print(f"{label:<44}{bare_s:>8.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>9.0f}{pipe_mb:>9.0f}")
+    return bare_s, bare_mb, pipe_s, pipe_mb
+
+
+def _median(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median seconds, and the peak memory of the run with that time."""
+    return sorted(samples)[len(samples) // 2]
+
+
+def warm_up(config: str, env: dict[str, str]) -> float:
+    """One untimed pipeline run: creates the MLflow store and starts the shared Prefect server.
+
+    Returns:
+        Its wall time (a first run on a fresh machine).
+    """
+    return measure([PY, "-m", "kerasflow.cli", "run", config, "--set", "training.epochs=1"], env)[0]
+
+
+def server_rss(env: dict[str, str]) -> float:
+    """Resident MB of the shared local Prefect server of `env`'s PREFECT_HOME (0 if none)."""
+    state = Path(env["PREFECT_HOME"]) / "kerasflow-server" / "server.json"
+    try:
+        return psutil.Process(json.loads(state.read_text())["pid"]).memory_info().rss / 2**20
+    except (OSError, ValueError, KeyError, psutil.Error):
+        return 0.0
+
+
+def stop_shared_server(env: dict[str, str]) -> None:
+    """Stops the shared Prefect server the benchmark's PREFECT_HOME started."""
+    subprocess.run([PY, "-m", "kerasflow.cli", "server", "stop"], cwd=ROOT, env=env, capture_output=True)
 
 
 @contextlib.contextmanager
@@ -165,22 +210,35 @@ def main() -> None:
     """Runs both comparisons and the breakdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-epochs", type=int, default=250, help="epochs of the ~1 minute training")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is printed")
     parser.add_argument("--skip-long", action="store_true", help="only the small whole job")
     args = parser.parse_args()
+    small = ("breast_cancer", "configs/breast_cancer.yaml", 20, 16, 0.003, [32, 16])
     with tempfile.TemporaryDirectory(prefix="kf-overhead-") as tmp_name:
         tmp = Path(tmp_name)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "TF_CPP_MIN_LOG_LEVEL": "3",
                "PREFECT_HOME": str(tmp / "prefect"), "PYTHONPATH": str(ROOT)}
-        print(f"{'job':<34}{'bare s':>9}{'pipeline s':>11}{'ratio':>10}{'bare MB':>10}{'pipe MB':>10}")
-        compare("breast_cancer, 20 epochs (<=2x)", "breast_cancer", "configs/breast_cancer.yaml", 20, 16, 0.003,
-                [32, 16], env, tmp)
-        with prefect_server(env, tmp) as served:
-            compare("  same, Prefect server already up", "breast_cancer", "configs/breast_cancer.yaml", 20, 16,
-                    0.003, [32, 16], served, tmp)
-        if not args.skip_long:
-            compare(f"digits, {args.long_epochs} epochs (<=1.10x)", "digits", "configs/digits.yaml",
-                    args.long_epochs, 32, 0.001, [128, 64], env, tmp)
-        breakdown(env, tmp)
+        for key in ("PREFECT_API_URL", "KERASFLOW_PREFECT_SERVER"):
+            env.pop(key, None)
+        try:
+            first = warm_up(small[1], env)
+            print(f"first run on a fresh machine (new MLflow store, Prefect database and shared server, 1 epoch): "
+                  f"{first:.1f} s\n")
+            print(f"{'job (median of %d)' % args.repeats:<44}{'bare s':>8}{'pipeline s':>11}{'ratio':>10}"
+                  f"{'bare MB':>9}{'pipe MB':>9}")
+            bare = compare("breast_cancer, 20 epochs (goal <=2x, <1 GB)", *small, env, tmp, args.repeats)
+            print(f"  (+ the shared Prefect server, resident once for all runs: {server_rss(env):.0f} MB)")
+            temporary = {**env, "KERASFLOW_PREFECT_SERVER": "temporary"}
+            compare("  same, temporary Prefect server per run", *small, temporary, tmp, args.repeats,
+                    bare=bare[:2])
+            with prefect_server(env, tmp) as served:
+                compare("  same, own server via PREFECT_API_URL", *small, served, tmp, args.repeats, bare=bare[:2])
+            if not args.skip_long:
+                compare(f"digits, {args.long_epochs} epochs (goal <=1.10x)", "digits", "configs/digits.yaml",
+                        args.long_epochs, 32, 0.001, [128, 64], env, tmp, repeats=1)
+            breakdown(env, tmp)
+        finally:
+            stop_shared_server(env)
 
 
 if __name__ == "__main__":

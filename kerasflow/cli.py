@@ -18,6 +18,9 @@ app = typer.Typer(help="Keras models from raw data to a tracked, tuned and promo
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 suite_app = typer.Typer(help="Great Expectations suites.", no_args_is_help=True)
 app.add_typer(suite_app, name="suite")
+server_app = typer.Typer(help="The shared local Prefect server that pipeline commands report to.",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False)]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config value: section.key=value.")]
@@ -32,13 +35,11 @@ def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Opt
     """Run the whole pipeline: validate, split, preprocess, train, evaluate, register."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "train")
-    from kerasflow.warmup import warm_start
-
-    warm_start(validation=cfg.validation.suite is not None)
+    server = _warm(cfg)
     from flows.train import train_flow
 
-    result = _run_flow(lambda: train_flow(str(config), overrides, fresh=fresh), cfg, "train")
-    _print_result(result, cfg)
+    result = _run_flow(lambda: train_flow(str(config), overrides, fresh=fresh), server, "train")
+    _print_result(result, cfg, server)
 
 
 @app.command()
@@ -50,12 +51,10 @@ def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Op
     if cfg.tuning is None:
         _fail(f"{config} has no tuning section: add one with a search space (see configs/wine_tuned.yaml)",
               EXIT_BAD_INPUT)
-    from kerasflow.warmup import warm_start
-
-    warm_start(validation=cfg.validation.suite is not None)
+    server = _warm(cfg)
     from flows.tune import tune_flow
 
-    result = _run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh), cfg, "tune")
+    result = _run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh), server, "tune")
     _print_search(result, cfg)
 
 
@@ -64,9 +63,10 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     """Validate the raw data against the config's expectation suite only."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "validate")
+    server = _warm(cfg, heavy=cfg.data.image is not None)
     from flows.validate import validate_flow
 
-    result = _run_flow(lambda: validate_flow(str(config), overrides), cfg, "validate")
+    result = _run_flow(lambda: validate_flow(str(config), overrides), server, "validate")
     if cfg.validation.suite or cfg.data.image is None:
         typer.echo(f"data passed {result['expectations']} expectations of suite {cfg.validation.suite}")
     if cfg.data.image is not None:
@@ -97,6 +97,47 @@ def suite_init(
     typer.echo(f"wrote {path} ({len(frame)} rows, {frame.shape[1]} columns)")
 
 
+@server_app.command("status")
+def server_status() -> None:
+    """Show the shared local Prefect server, if one is running."""
+    from kerasflow.prefect_server import configured_api_url, shared_server
+
+    silence()
+    if configured_api_url():
+        typer.echo(f"PREFECT_API_URL is set ({configured_api_url()}): commands report there, not to a local server")
+    server = shared_server()
+    if server is None:
+        typer.echo("no shared local Prefect server is running; the next pipeline command starts one")
+        return
+    typer.echo(f"shared local Prefect server: {server.ui_url}  (pid {server.pid}, log {server.log})")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the shared local Prefect server now (pipeline commands start it on demand)."""
+    from kerasflow.prefect_server import PrefectServerError, ensure_shared_server
+
+    silence()
+    try:
+        server = ensure_shared_server()
+        server.wait_ready()
+    except PrefectServerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    state = "started" if server.started else "already running"
+    typer.echo(f"shared local Prefect server {state}: {server.ui_url}  (pid {server.pid})")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the shared local Prefect server."""
+    from kerasflow.prefect_server import stop_shared_server
+
+    silence()
+    server = stop_shared_server()
+    typer.echo(f"stopped the shared local Prefect server (pid {server.pid})" if server
+               else "no shared local Prefect server was running")
+
+
 @app.command()
 def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
     """Open the MLflow UI on the local store."""
@@ -121,12 +162,10 @@ def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[s
     """Retrain on the newest data; promote the challenger to @champion only if it passes the gate."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "retrain")
-    from kerasflow.warmup import warm_start
-
-    warm_start(validation=cfg.validation.suite is not None)
+    server = _warm(cfg)
     from flows.retrain import retrain_flow
 
-    result = _run_flow(lambda: retrain_flow(str(config), overrides, source), cfg, "retrain")
+    result = _run_flow(lambda: retrain_flow(str(config), overrides, source), server, "retrain")
     typer.echo(f"\nmodel {cfg.model_name}: challenger v{result['version']} vs champion "
                f"{'v' + result['compared_with'] if result['compared_with'] else '(none)'}")
     typer.echo(f"drift:    {result['drift']['summary'].splitlines()[0]}")
@@ -154,9 +193,13 @@ def predict(
         resolve_model(tracking.configure(), model_uri)
     except BAD_INPUT_ERRORS as exc:
         _fail(describe(exc), EXIT_BAD_INPUT)
+    from kerasflow.warmup import warm_start
+
+    server = warm_start(validation=True)
     from flows.batch_predict import batch_predict_flow
 
-    result = _run_flow(lambda: batch_predict_flow(model_uri, input_path, str(out) if out else None), None, "predict")
+    result = _run_flow(lambda: batch_predict_flow(model_uri, input_path, str(out) if out else None), server,
+                       "predict")
     typer.echo(f"wrote {result['rows']} rows with predictions to {result['output']}")
     typer.echo(f"model: {result['model_uri']}   MLflow run: {result['run_id']}")
 
@@ -241,7 +284,35 @@ def _interrupt(*_: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(0)
+
+
+def _exit(code: Any) -> None:
+    """Exits with `code`, skipping interpreter teardown once TensorFlow is loaded.
+
+    Tearing down the modules of TensorFlow, MLflow and Prefect takes about 2 s
+    after the work is done. Threads are joined and `atexit` handlers run as
+    on a normal exit (Prefect and MLflow flush there; temporary servers
+    stop), then the process ends without the module teardown.
+    """
+    if "tensorflow" not in sys.modules:
+        raise SystemExit(code)
+    import atexit
+    import os
+    import threading
+
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    getattr(threading, "_shutdown", lambda: None)()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def _preflight(config: Path, overrides: list[str], kind: str) -> Any:
@@ -273,13 +344,31 @@ def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -
         typer.echo(f"could not record the failure in MLflow: {record_error}", err=True)
 
 
-def _run_flow(call: Any, cfg: Any, kind: str) -> dict[str, Any]:
+def _warm(cfg: Any, heavy: bool = True) -> Any:
+    """Starts the validation worker and the Prefect server while heavy libraries import."""
+    from kerasflow.prefect_server import PrefectServerError
+    from kerasflow.warmup import warm_start
+
+    try:
+        return warm_start(validation=cfg.validation.suite is not None, heavy=heavy)
+    except PrefectServerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
+def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
     from kerasflow.errors import BAD_INPUT_ERRORS, describe
+    from kerasflow.prefect_server import PrefectServerError, prefect_api
     from kerasflow.quiet import hide_tracebacks_for
 
     hide_tracebacks_for(BAD_INPUT_ERRORS)
     try:
-        return call()
+        with prefect_api(server):
+            if server is not None and server.started and server.shared:
+                typer.echo(f"started a local Prefect server at {server.ui_url}; it stays up for the next runs "
+                           f"(`kerasflow server stop` stops it)", err=True)
+            return call()
+    except PrefectServerError as exc:
+        _fail(str(exc), EXIT_FAILED)
     except BAD_INPUT_ERRORS as exc:
         _fail(describe(exc), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
@@ -288,7 +377,7 @@ def _run_flow(call: Any, cfg: Any, kind: str) -> dict[str, Any]:
         _fail(f"{kind} failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
-def _print_result(result: dict[str, Any], cfg: Any) -> None:
+def _print_result(result: dict[str, Any], cfg: Any, server: Any = None) -> None:
     from kerasflow.tracking import tracking_uri
 
     typer.echo("")
@@ -305,6 +394,8 @@ def _print_result(result: dict[str, Any], cfg: Any) -> None:
         for reason in result.get("reasons", []):
             typer.echo(f"  gate: {reason}")
     typer.echo("open the UI: kerasflow ui   (then http://127.0.0.1:5000)")
+    if server is not None and server.shared:
+        typer.echo(f"flow runs:   {server.ui_url}/runs  (Prefect UI)")
 
 
 def _print_search(result: dict[str, Any], cfg: Any) -> None:

@@ -72,7 +72,8 @@ def validate_input(run_id: str, model: ModelRef, raw_path: str, tracking_uri: st
 
     from kerasflow.registry import REFERENCE_SUITE, load_run_json, run_params
     from tasks.predict import check_columns
-    from tasks.validate import require_valid, validate_frame
+    from kerasflow.isolation import run_validation
+    from tasks.validate import require_valid, validate_file
 
     client = tracking.configure(tracking_uri)
     frame = pd.read_parquet(raw_path)
@@ -85,7 +86,7 @@ def validate_input(run_id: str, model: ModelRef, raw_path: str, tracking_uri: st
         return columns
     params = run_params(client, model.run_id)
     target = params.get("data.target")
-    report = validate_frame(frame, suite, skip_columns=[target] if target else [])
+    report = run_validation(validate_file, raw_path, suite, skip_columns=[target] if target else [])
     tracking.log_json(client, run_id, report.result, "validation/result.json")
     client.log_text(run_id, report.html, "validation/data_docs.html")
     client.log_text(run_id, report.summary(), "validation/summary.txt")

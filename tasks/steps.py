@@ -102,9 +102,9 @@ def validate_data(run_id: str, config: PipelineConfig, raw_path: str, skip_colum
         DataValidationError: The data failed and `on_failure` is `fail`;
             the message lists every violated expectation.
     """
-    import pandas as pd
-
-    from tasks.validate import load_suite, require_valid, validate_frame
+    from kerasflow.isolation import run_validation
+    from kerasflow.warmup import prefetch_light
+    from tasks.validate import load_suite, require_valid, validate_file
 
     if config.data.image is not None:  # files by name, channels, class folders, sizes (tasks/images.py)
         from tasks.image_steps import check_images
@@ -112,7 +112,8 @@ def validate_data(run_id: str, config: PipelineConfig, raw_path: str, skip_colum
         check_images(run_id, config, raw_path)
     if config.validation.suite is None:
         return True
-    report = validate_frame(pd.read_parquet(raw_path), load_suite(config.validation.suite), skip_columns=skip_columns or [])
+    report = run_validation(validate_file, raw_path, load_suite(config.validation.suite),
+                            skip_columns=skip_columns or [], while_waiting=prefetch_light)
     client = tracking.configure(config.registry.tracking_uri)
     tracking.log_json(client, run_id, report.result, "validation/result.json")
     client.log_text(run_id, report.html, "validation/data_docs.html")

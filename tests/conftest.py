@@ -7,6 +7,9 @@ Prefect runs flows against its test harness's temporary server.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,19 @@ from kerasflow.quiet import import_tensorflow, silence
 
 ROOT = Path(__file__).resolve().parents[1]
 silence()
+# CLI subprocesses start the shared local Prefect server in a PREFECT_HOME of this session, not ~/.prefect;
+# it is stopped when the session ends (see `_stop_shared_server`).
+SESSION_PREFECT_HOME = tempfile.mkdtemp(prefix="kerasflow-test-prefect-")
+os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_server():
+    """Stops the shared Prefect server CLI tests started, at the end of the session."""
+    yield
+    env = {**os.environ, "PREFECT_HOME": SESSION_PREFECT_HOME}
+    subprocess.run([sys.executable, "-m", "kerasflow.cli", "server", "stop"], cwd=ROOT, env=env,
+                   capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="session")

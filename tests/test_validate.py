@@ -364,3 +364,43 @@ def test_invalid_expectation_is_a_suite_error(tiny: pd.DataFrame, item: dict, me
     with pytest.raises(SuiteError, match=message) as info:
         validate_frame(tiny, suite)
     assert "#1" in str(info.value) and "'x'" in str(info.value)
+
+
+# --- the validation worker process --------------------------------------------
+
+
+def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_suite: dict,
+                                              corrupted_report: ValidationReport, tmp_path: Path) -> None:
+    from kerasflow.isolation import run_validation, start_validator
+    from tasks.validate import validate_file
+
+    bad = penguins.drop(columns=["year"])
+    bad.loc[0, "bill_length_mm"] = 1000.0
+    bad.loc[1, "island"] = "Atlantis"
+    bad.loc[2, "species"] = None
+    bad["body_mass_g"] = bad["body_mass_g"].astype(str)
+    bad.to_parquet(tmp_path / "bad.parquet")
+    start_validator()  # warm, as the CLI does before the flow
+    report = run_validation(validate_file, str(tmp_path / "bad.parquet"), penguin_suite)
+    assert not report.success
+    assert [str(v) for v in report.violations] == [str(v) for v in corrupted_report.violations]
+    with pytest.raises(DataValidationError, match="bill_length_mm"):
+        require_valid(report)
+
+
+def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -> None:
+    from kerasflow.isolation import run_validation
+    from tasks.validate import validate_file
+
+    tiny.to_parquet(tmp_path / "tiny.parquet")
+    with pytest.raises(SuiteError, match="suite"):
+        run_validation(validate_file, str(tmp_path / "tiny.parquet"), {"expectations": []})
+
+
+def test_worker_death_is_reported_with_its_status() -> None:
+    import os
+
+    from kerasflow.isolation import IsolationError, run_validation
+
+    with pytest.raises(IsolationError, match="status 3"):
+        run_validation(os._exit, 3)
