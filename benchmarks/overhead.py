@@ -193,6 +193,12 @@ def breakdown(env: dict[str, str], tmp: Path) -> None:
         "prefect temporary server start+stop": (
             "from prefect.server.api.server import SubprocessASGIServer as S\n"
             "s = S(); s.start(timeout=120); s.stop()"),
+        "kerasflow shared server boot (1st run only)": (
+            "from kerasflow.prefect_server import ensure_shared_server, stop_shared_server\n"
+            "ensure_shared_server().wait_ready(); stop_shared_server()"),
+        "validation worker: spawn, GX import, warm-up": (
+            "from kerasflow.isolation import start_validator, stop_validator\n"
+            "start_validator(); stop_validator()"),
         "mlflow sqlite store set-up": (
             f"import mlflow; c = mlflow.MlflowClient('sqlite:///{tmp}/probe.db'); c.create_experiment('x')"),
         "great expectations validation": (
@@ -202,7 +208,8 @@ def breakdown(env: dict[str, str], tmp: Path) -> None:
     print("\nfixed costs (fresh process each; the import is inside the timed region)")
     for label, code in probes.items():
         timed = f"import time; t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
-        out = subprocess.run([PY, "-c", timed], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        probe_env = {**env, "PREFECT_HOME": str(tmp / "prefect-probe")}  # the shared-server probe boots its own
+        out = subprocess.run([PY, "-c", timed], cwd=ROOT, env=probe_env, capture_output=True, text=True, check=True)
         print(f"  {label:<40}{float(out.stdout.strip().splitlines()[-1]):>7.2f} s")
 
 

@@ -18,6 +18,7 @@ comes back pickled in a file.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import subprocess
@@ -31,6 +32,7 @@ T = TypeVar("T")
 
 _LOCK = threading.Lock()
 _WORKER: subprocess.Popen | None = None
+_AT_EXIT = False
 
 
 class IsolationError(RuntimeError):
@@ -42,10 +44,13 @@ def start_validator() -> None:
 
     The worker imports Great Expectations and warms it up in the background.
     """
-    global _WORKER
+    global _WORKER, _AT_EXIT
     with _LOCK:
         if _WORKER is None or _WORKER.poll() is not None:
             _WORKER = _spawn()
+        if not _AT_EXIT:  # an unused worker is stopped, and its log removed, when this process exits
+            atexit.register(stop_validator)
+            _AT_EXIT = True
 
 
 def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callable[[], Any] | None = None,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -255,7 +254,13 @@ def _register_client(folder: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
+    """Serializes finding, starting and stopping the shared server across processes (POSIX `flock`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock, at worst two servers start
+        yield
+        return
     with open(folder / "lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -41,8 +41,18 @@ class Prepared:
 
 @task(name="read-config", retries=0, cache_policy=NO_CACHE)
 def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig:
-    """Reads and validates the pipeline config (see `schemas.config.load_config`)."""
-    return load_config(path, overrides)
+    """Reads and validates the pipeline config (see `schemas.config.load_config`).
+
+    With an expectation suite configured, also starts the validation worker
+    (`kerasflow.isolation`), so Great Expectations imports while the first
+    steps run; the `kerasflow` CLI has usually started it already.
+    """
+    config = load_config(path, overrides)
+    if config.validation.suite is not None:
+        from kerasflow.isolation import start_validator
+
+        start_validator()
+    return config
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
