@@ -10,6 +10,7 @@ and epochs, and each printed as a ratio pipeline/bare:
    server kerasflow keeps running between runs (the default), with a
    temporary server per run (`KERASFLOW_PREFECT_SERVER=temporary`), and
    against a separately started `prefect server start` (`PREFECT_API_URL`);
+   and with `KERASFLOW_LOW_MEMORY=0` (TensorFlow imported alongside validation);
 2. a training of about a minute: digits, `--long-epochs` epochs (goal <= 1.10x).
 
 Both sides get one untimed warm-up run first (the pipeline's creates the
@@ -208,7 +209,7 @@ def breakdown(env: dict[str, str], tmp: Path) -> None:
     print("\nfixed costs (fresh process each; the import is inside the timed region)")
     for label, code in probes.items():
         timed = f"import time; t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
-        probe_env = {**env, "PREFECT_HOME": str(tmp / "prefect-probe")}  # the shared-server probe boots its own
+        probe_env = {**env, "PREFECT_HOME": str(tmp / "prefect-probe")} if "shared server" in label else env
         out = subprocess.run([PY, "-c", timed], cwd=ROOT, env=probe_env, capture_output=True, text=True, check=True)
         print(f"  {label:<40}{float(out.stdout.strip().splitlines()[-1]):>7.2f} s")
 
@@ -238,11 +239,14 @@ def main() -> None:
             temporary = {**env, "KERASFLOW_PREFECT_SERVER": "temporary"}
             compare("  same, temporary Prefect server per run", *small, temporary, tmp, args.repeats,
                     bare=bare[:2])
+            eager = {**env, "KERASFLOW_LOW_MEMORY": "0"}
+            compare("  same, KERASFLOW_LOW_MEMORY=0", *small, eager, tmp, args.repeats, bare=bare[:2])
             with prefect_server(env, tmp) as served:
                 compare("  same, own server via PREFECT_API_URL", *small, served, tmp, args.repeats, bare=bare[:2])
             if not args.skip_long:
-                compare(f"digits, {args.long_epochs} epochs (goal <=1.10x)", "digits", "configs/digits.yaml",
-                        args.long_epochs, 32, 0.001, [128, 64], env, tmp, repeats=1)
+                long = ("digits", "configs/digits.yaml", args.long_epochs, 32, 0.001, [128, 64])
+                bare_long = compare(f"digits, {args.long_epochs} epochs (goal <=1.10x)", *long, env, tmp, repeats=1)
+                compare("  same, KERASFLOW_LOW_MEMORY=0", *long, eager, tmp, repeats=1, bare=bare_long[:2])
             breakdown(env, tmp)
         finally:
             stop_shared_server(env)

@@ -353,6 +353,8 @@ def _warm(cfg: Any, heavy: bool = True) -> Any:
         return warm_start(validation=cfg.validation.suite is not None, heavy=heavy)
     except PrefectServerError as exc:
         _fail(str(exc), EXIT_FAILED)
+    except ValueError as exc:  # a bad KERASFLOW_LOW_MEMORY value
+        _fail(str(exc), EXIT_BAD_INPUT)
 
 
 def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:

@@ -102,3 +102,17 @@ def test_unknown_server_mode_names_the_allowed_ones(tmp_path: Path, mlflow_store
     assert proc.returncode == 1
     assert "KERASFLOW_PREFECT_SERVER='cloudy' is not one of shared, temporary" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", True), ("1", True), ("on", True), ("0", False), ("off", False)])
+def test_low_memory_switch(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    from kerasflow.warmup import low_memory
+
+    monkeypatch.setenv("KERASFLOW_LOW_MEMORY", value)
+    assert low_memory() is expected
+
+
+def test_bad_low_memory_value_is_bad_input(tmp_path: Path, mlflow_store: str) -> None:
+    env = _env(tmp_path / "prefect", MLFLOW_TRACKING_URI=mlflow_store, KERASFLOW_LOW_MEMORY="maybe")
+    proc = _cli(env, "run", "configs/iris.yaml")
+    assert proc.returncode == 2 and "KERASFLOW_LOW_MEMORY='maybe'" in proc.stderr
