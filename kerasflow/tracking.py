@@ -225,7 +225,16 @@ class EpochLogger:
         self.pending += log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
 
     def wait(self) -> None:
-        """Blocks until every queued epoch is written."""
+        """Blocks until every queued epoch is written.
+
+        Flushes MLflow's async queue first: it batches for up to
+        `MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS` (1 s, see `quiet.py`), which
+        the end of training need not wait out.
+        """
+        if self.pending:
+            import mlflow
+
+            mlflow.flush_async_logging()
         for op in self.pending:
             op.wait()
         self.pending.clear()
