@@ -31,13 +31,11 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -163,21 +161,17 @@ def stop_shared_server(env: dict[str, str]) -> None:
 @contextlib.contextmanager
 def prefect_server(env: dict[str, str], tmp: Path) -> Iterator[dict[str, str]]:
     """Runs a long-lived `prefect server start` on 127.0.0.1; yields env pointing at it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from kerasflow.processes import free_port, wait_healthy
+
+    port = free_port()
     server_env = {**env, "PREFECT_HOME": str(tmp / "prefect-server")}
-    proc = subprocess.Popen([PY, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp / "prefect-server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([PY, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                env=server_env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
+        wait_healthy(f"{url}/health", proc.poll, log)
         yield {**env, "PREFECT_API_URL": url}
     finally:
         proc.terminate()

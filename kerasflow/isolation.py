@@ -28,6 +28,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from kerasflow.processes import child_environment, tail_log
+
 T = TypeVar("T")
 
 _LOCK = threading.Lock()
@@ -92,7 +94,7 @@ def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callab
         code = worker.wait()
         outcome = _read(result)
     log = Path(worker.args[-1])
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
+    tail = tail_log(log, 20)
     log.unlink(missing_ok=True)
     if outcome is None:
         raise IsolationError(f"the validation worker exited with status {code} and no result:\n{tail}")
@@ -115,8 +117,7 @@ def stop_validator() -> None:
 
 
 def _spawn() -> subprocess.Popen:
-    project = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))}
+    env = child_environment()
     fd, log = tempfile.mkstemp(prefix="kerasflow-validator-", suffix=".log")
     with os.fdopen(fd, "wb") as out:  # the log path rides along as the last argument
         return subprocess.Popen([sys.executable, "-m", "kerasflow.isolation", log], stdin=subprocess.PIPE,

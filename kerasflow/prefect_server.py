@@ -24,14 +24,14 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from kerasflow.processes import child_environment, free_port, wait_healthy
 
 MODE_ENV = "KERASFLOW_PREFECT_SERVER"
 IDLE_ENV = "KERASFLOW_PREFECT_SERVER_IDLE_MINUTES"
@@ -77,15 +77,8 @@ class Server:
         Raises:
             PrefectServerError: The server process died or did not answer in time.
         """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _healthy(self.url, timeout=2.0):
-                return
-            if not _alive(self.pid):
-                break
-            time.sleep(0.1)
-        raise PrefectServerError(f"the local Prefect server ({self.url}) did not start; "
-                                 f"its log is {self.log}:\n{_tail(self.log)}")
+        wait_healthy(f"{self.url}/health", lambda: None if _alive(self.pid) else "an unknown status", self.log,
+                     timeout=timeout, interval=0.1, error=PrefectServerError)
 
 
 def state_dir() -> Path:
@@ -187,7 +180,7 @@ def ensure_shared_server() -> Server:
         state = _read_state(folder)
         if state is not None and _alive(state["pid"]) and _is_daemon(state["pid"]):
             return Server(state["url"], state["pid"], True, False, Path(state["log"]))
-        port = _free_port()
+        port = free_port()
         log = folder / "server.log"
         process = _spawn(port, log, shared=True)
         url = f"http://127.0.0.1:{port}/api"
@@ -199,7 +192,7 @@ def ensure_shared_server() -> Server:
 def _start_temporary() -> Server:
     folder = state_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = folder / f"temporary-{os.getpid()}.log"
     process = _spawn(port, log, shared=False)
     atexit.register(_stop_temporary, process, log)
@@ -216,8 +209,7 @@ def _spawn(port: int, log: Path, shared: bool) -> subprocess.Popen:
         args += ["--clients", str(log.parent / "clients")]
     else:
         args += ["--ephemeral", "--parent", str(os.getpid())]
-    project = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))}
+    env = child_environment()
     env.pop("PREFECT_API_URL", None)
     with open(log, "ab") as out:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -294,12 +286,6 @@ def _idle_minutes() -> float:
     return minutes
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -318,18 +304,3 @@ def _is_daemon(pid: int) -> bool:
         return DAEMON_MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True
-
-
-def _healthy(url: str, timeout: float) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

@@ -23,17 +23,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
+from kerasflow.processes import LOCALHOST, wait_healthy
+
 DEFAULT_POOL = "kerasflow-process"
-LOCALHOST = "127.0.0.1"
 
 
 class StackError(RuntimeError):
@@ -107,13 +105,6 @@ class StackSettings:
         if self.store.startswith("sqlite:///"):
             return Path(self.store.removeprefix("sqlite:///")).parent / "artifacts"
         return self.home / "mlruns" / "artifacts"
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
 
 
 def port_in_use(port: int) -> bool:
@@ -222,12 +213,14 @@ class Stack:
                                            "--port", str(s.mlflow_port), "--backend-store-uri", s.store,
                                            "--artifacts-destination", str(s.artifacts),
                                            "--workers", "1"])
-        wait_healthy(f"{s.api_url}/health", self.children["prefect-server"], s.logs / "prefect-server.log")
+        wait_healthy(f"{s.api_url}/health", self.children["prefect-server"].poll, s.logs / "prefect-server.log",
+                     error=StackError)
         self.ensure_work_pool()
         self.deploy()
         self.start_child("worker", [*self._prefect, "worker", "start", "--pool", s.pool, "--type", "process",
                                     "--name", f"kerasflow-{socket.gethostname()}", "--install-policy", "never"])
-        wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"], s.logs / "mlflow-server.log")
+        wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
+                     error=StackError)
 
     def ensure_work_pool(self) -> None:
         """Creates the `process` work pool unless it exists."""
@@ -317,27 +310,6 @@ class Stack:
         return [sys.executable, "-m", "prefect"]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    """Polls a health URL until it answers 200.
-
-    Raises:
-        StackError: The process exited or the timeout passed; the last lines
-            of its log are included.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StackError(f"{url} did not come up: the process exited with {proc.returncode}\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise StackError(f"{url} did not answer within {timeout:.0f} s\n{_tail(log)}")
-
-
 def write_env_file(settings: StackSettings) -> Path:
     """Writes `.kerasflow/env` with the exports a second shell needs to talk to the stack."""
     path = settings.state_dir / "env"
@@ -352,11 +324,3 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _tail(log: Path, lines: int = 25) -> str:
-    try:
-        text = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return f"last lines of {log}:\n" + "\n".join(text[-lines:])

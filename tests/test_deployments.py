@@ -14,7 +14,8 @@ import mlflow
 import pytest
 import requests
 
-from kerasflow.stack import Stack, StackSettings, declared_deployments, free_port
+from kerasflow.processes import free_port
+from kerasflow.stack import Stack, StackSettings, declared_deployments
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts servers

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from kerasflow.prefect_server import _alive
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,15 +31,6 @@ def _cli(env: dict[str, str], *args: str, timeout: int = 300) -> subprocess.Comp
 def _state(home: Path) -> dict | None:
     path = home / "kerasflow-server" / "server.json"
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
 def _flow_runs(url: str) -> list[dict]:

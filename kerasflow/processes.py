@@ -1,0 +1,76 @@
+"""Child-process helpers shared by the stack, the local Prefect server and the validation worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+LOCALHOST = "127.0.0.1"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """Returns a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Returns an environment in which a `python -m kerasflow...` child finds this project.
+
+    Args:
+        base: Environment to start from. Default `os.environ`.
+
+    Returns:
+        `base` with the project root first on `PYTHONPATH`.
+    """
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def tail_log(log: Path, lines: int = 25) -> str:
+    """Returns the last `lines` lines of a log under a heading, or "" when it cannot be read."""
+    try:
+        text = Path(log).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return f"last lines of {log}:\n" + "\n".join(text[-lines:])
+
+
+def wait_healthy(url: str, exit_code: Callable[[], Any], log: Path, timeout: float = 120.0,
+                 interval: float = 0.5, error: type[Exception] = RuntimeError) -> None:
+    """Polls a health URL until it answers 200.
+
+    Args:
+        url: The health URL.
+        exit_code: Returns None while the serving process runs, else its exit
+            status (`Popen.poll` fits).
+        log: The process's log, quoted on failure.
+        timeout: Seconds to wait. Default 120.
+        interval: Seconds between polls. Default 0.5.
+        error: Exception type to raise. Default `RuntimeError`.
+
+    Raises:
+        error: The process exited or the timeout passed; the last lines of
+            its log are included.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = exit_code()
+        if code is not None:
+            raise error(f"{url} did not come up: the process exited with {code}\n{tail_log(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(interval)
+    raise error(f"{url} did not answer within {timeout:.0f} s\n{tail_log(log)}")
