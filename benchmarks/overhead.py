@@ -123,7 +123,7 @@ def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: 
                  f"model.hidden_units={units}", "split.val_fraction=0.1", "model.batch_norm=false",
                  "model.dropout=0.1", "model.l2=0.0001", "model.initializer.name=he_normal",
                  "training.reduce_lr.enabled=false"]
-    pipe_cmd = [PY, "-m", "kerasflow.cli", "run", config] + [x for o in overrides for x in ("--set", o)]
+    pipe_cmd = [PY, "-m", "kerasflow.runtime.cli", "run", config] + [x for o in overrides for x in ("--set", o)]
     bare_s, bare_mb = bare or _median([measure(bare_cmd, env)[:2] for _ in range(repeats)])
     pipe_s, pipe_mb = _median([measure(pipe_cmd, env)[:2] for _ in range(repeats)])
     print(f"{label:<44}{bare_s:>8.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>9.0f}{pipe_mb:>9.0f}")
@@ -141,7 +141,7 @@ def warm_up(config: str, env: dict[str, str]) -> float:
     Returns:
         Its wall time (a first run on a fresh machine).
     """
-    return measure([PY, "-m", "kerasflow.cli", "run", config, "--set", "training.epochs=1"], env)[0]
+    return measure([PY, "-m", "kerasflow.runtime.cli", "run", config, "--set", "training.epochs=1"], env)[0]
 
 
 def server_rss(env: dict[str, str]) -> float:
@@ -155,13 +155,13 @@ def server_rss(env: dict[str, str]) -> float:
 
 def stop_shared_server(env: dict[str, str]) -> None:
     """Stops the shared Prefect server the benchmark's PREFECT_HOME started."""
-    subprocess.run([PY, "-m", "kerasflow.cli", "server", "stop"], cwd=ROOT, env=env, capture_output=True)
+    subprocess.run([PY, "-m", "kerasflow.runtime.cli", "server", "stop"], cwd=ROOT, env=env, capture_output=True)
 
 
 @contextlib.contextmanager
 def prefect_server(env: dict[str, str], tmp: Path) -> Iterator[dict[str, str]]:
     """Runs a long-lived `prefect server start` on 127.0.0.1; yields env pointing at it."""
-    from kerasflow.processes import free_port, wait_healthy
+    from kerasflow.runtime.processes import free_port, wait_healthy
 
     port = free_port()
     server_env = {**env, "PREFECT_HOME": str(tmp / "prefect-server")}
@@ -189,15 +189,15 @@ def breakdown(env: dict[str, str], tmp: Path) -> None:
             "from prefect.server.api.server import SubprocessASGIServer as S\n"
             "s = S(); s.start(timeout=120); s.stop()"),
         "kerasflow shared server boot (1st run only)": (
-            "from kerasflow.prefect_server import ensure_shared_server, stop_shared_server\n"
+            "from kerasflow.runtime.prefect_server import ensure_shared_server, stop_shared_server\n"
             "ensure_shared_server().wait_ready(); stop_shared_server()"),
         "validation worker: spawn, GX import, warm-up": (
-            "from kerasflow.isolation import start_validator, stop_validator\n"
+            "from kerasflow.data.isolation import start_validator, stop_validator\n"
             "start_validator(); stop_validator()"),
         "mlflow sqlite store set-up": (
             f"import mlflow; c = mlflow.MlflowClient('sqlite:///{tmp}/probe.db'); c.create_experiment('x')"),
         "great expectations validation": (
-            "from tasks.load import load_frame; from tasks.validate import load_suite, validate_frame\n"
+            "from kerasflow.data.load import load_frame; from kerasflow.data.validate import load_suite, validate_frame\n"
             "validate_frame(load_frame('breast_cancer'), load_suite('schemas/suites/breast_cancer.json'))"),
     }
     print("\nfixed costs (fresh process each; the import is inside the timed region)")

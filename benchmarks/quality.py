@@ -44,8 +44,8 @@ def majority_baseline(config_path: str) -> float:
     The test rows are the config's `data.test_source`; the majority class
     is the most frequent one of its `data.source` (training) rows.
     """
-    from schemas.config import load_config
-    from tasks.load import load_frame
+    from kerasflow.schemas.config import load_config
+    from kerasflow.data.load import load_frame
 
     data = load_config(config_path).data
     if not data.test_source:
@@ -62,7 +62,7 @@ def main(names: list[str]) -> None:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp(prefix='kf-quality-')}/mlflow.db")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     import_tensorflow()
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     os.chdir(ROOT)
     rows = []

@@ -34,8 +34,8 @@ def main(epochs: int) -> None:
     import mlflow
     import requests
 
-    from kerasflow.processes import free_port
-    from kerasflow.stack import Stack, StackSettings
+    from kerasflow.runtime.processes import free_port
+    from kerasflow.runtime.stack import Stack, StackSettings
 
     state = Path(tempfile.mkdtemp(prefix="kf-retrain-bench-"))
     settings = StackSettings(home=ROOT, prefect_port=free_port(), mlflow_port=free_port(), state_dir=state,

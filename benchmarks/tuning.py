@@ -84,7 +84,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir}/mlflow.db")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     import_tensorflow()
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     os.chdir(ROOT)
     rows = []

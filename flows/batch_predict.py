@@ -7,8 +7,8 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from kerasflow.registry import model_run
-from tasks import predict_steps
+from kerasflow.tracking.registry import model_run
+from kerasflow.tasks import predict_steps
 
 
 @flow(name="batch-predict", log_prints=False)

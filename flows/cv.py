@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow
 
-from schemas.config import PipelineConfig
-from tasks import tune_steps
-from tasks.steps import Prepared
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks import tune_steps
+from kerasflow.tasks.steps import Prepared
 
 
 @flow(name="cross-validate", log_prints=False, validate_parameters=False)
@@ -17,7 +17,7 @@ def cross_validate_flow(run_id: str, config: PipelineConfig, prepared: Prepared,
     """Trains one model per fold of the split, then logs the folds' summary.
 
     Run it with `cross_validate_flow.with_options(task_runner=...)` to pick
-    where the folds run (see `kerasflow.runners.task_runner`).
+    where the folds run (see `kerasflow.flows.runners.task_runner`).
 
     Args:
         run_id: The pipeline run the fold runs nest under.

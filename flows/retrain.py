@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from kerasflow import tracking
-from tasks import retrain_steps, steps, tune_steps
+from kerasflow.tasks import retrain_steps, steps, tune_steps
 
 
 @flow(name="retrain", log_prints=False)

@@ -7,10 +7,10 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.cv import cross_validate_flow
+from kerasflow.flows.cv import cross_validate_flow
 from kerasflow import tracking
-from kerasflow.runners import task_runner
-from tasks import steps, tune_steps
+from kerasflow.flows.runners import task_runner
+from kerasflow.tasks import steps, tune_steps
 
 
 @flow(name="train", log_prints=False)

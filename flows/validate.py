@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from kerasflow import tracking
-from tasks import steps
+from kerasflow.tasks import steps
 
 
 @flow(name="validate", log_prints=False)

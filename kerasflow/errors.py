@@ -1,40 +1,39 @@
-"""The errors that mean "bad input" (exit status 2) rather than a crash."""
+"""The one base class for "bad input": exit status 2 rather than a crash.
+
+Every domain error that a user fixes by changing their config, data, suite
+or model reference subclasses `BadInputError` and names itself with a short
+`label`. The CLI, the retry conditions and the failure recorder test for
+this one class, so a new error never needs to be listed anywhere else.
+This module imports nothing of ours: every layer may use it.
+"""
 
 from __future__ import annotations
 
-from schemas.config import ConfigError
-from tasks.cnn import BaseModelError
-from tasks.drift import DriftError
-from tasks.images import ImageDataError
-from tasks.load import DataLoadError
-from tasks.predict import ModelReferenceError
-from tasks.preprocess import FeatureError
-from tasks.promote import PromotionError
-from tasks.split import SplitError
-from tasks.tune import TuningError
-from tasks.validate import DataValidationError, SuiteError
 
-BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError, DataLoadError, DataValidationError, SuiteError, FeatureError, SplitError, TuningError,
-    DriftError, ModelReferenceError, PromotionError, ImageDataError, BaseModelError,
-)
+class BadInputError(ValueError):
+    """Input the user must fix; retrying cannot help.
+
+    Subclasses set `label`, the short phrase that `describe` puts first.
+
+    Example:
+
+    ```python
+    class SplitError(BadInputError):
+        label = "cannot split the data"
+    ```
+    """
+
+    label = "bad input"
 
 
 def describe(exc: BaseException) -> str:
-    """Returns a readable one-paragraph description of a bad-input error."""
-    kind = {
-        ConfigError: "bad config",
-        DataLoadError: "bad data file",
-        DataValidationError: "data failed its expectations",
-        SuiteError: "bad expectation suite",
-        FeatureError: "bad features",
-        SplitError: "cannot split the data",
-        TuningError: "cannot tune",
-        DriftError: "new data drifted from the champion's training data",
-        ModelReferenceError: "bad model reference",
-        PromotionError: "cannot move the champion",
-        ImageDataError: "bad image data",
-        BaseModelError: "bad base model",
-    }
-    label = next((text for cls, text in kind.items() if isinstance(exc, cls)), type(exc).__name__)
+    """Returns a readable one-paragraph description of a bad-input error.
+
+    Args:
+        exc: Any exception; a `BadInputError` is prefixed with its label.
+
+    Returns:
+        `"<label>: <message>"`, or the class name and message otherwise.
+    """
+    label = exc.label if isinstance(exc, BadInputError) else type(exc).__name__
     return f"{label}: {exc}"

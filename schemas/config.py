@@ -10,6 +10,8 @@ set is closed, the allowed values.
 
 from __future__ import annotations
 
+from kerasflow.errors import BadInputError
+
 import hashlib
 import json
 from pathlib import Path
@@ -18,22 +20,24 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from schemas.base import (  # noqa: F401  (re-exported for section modules)
+from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section modules)
     Activation, Fraction, Initializer, InitializerConfig, OptimizerName, PositiveInt, Section,
 )
-from schemas.registry import DriftConfig, GateConfig
-from schemas.images import CNNConfig, ImageConfig, image_model_problems
-from schemas.text import TextModelConfig
-from schemas.functional import FunctionalModelConfig
-from schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, problems_error, space_problems
+from kerasflow.schemas.registry import DriftConfig, GateConfig
+from kerasflow.schemas.images import CNNConfig, ImageConfig, image_model_problems
+from kerasflow.schemas.text import TextModelConfig
+from kerasflow.schemas.functional import FunctionalModelConfig
+from kerasflow.schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, problems_error, space_problems
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError):
     """A pipeline config that cannot be read or fails validation.
 
     Args:
         path: The config file the error is about.
         problems: One line per problem, each naming its key path.
     """
+
+    label = "bad config"
 
     def __init__(self, path: str | Path, problems: list[str]):
         self.path = str(path)
@@ -59,7 +63,7 @@ class DataConfig(Section):
             cross-entropy) or `one_hot` (categorical cross-entropy).
         image: Image data: a folder of class subfolders as `source`, or
             pixel columns reshaped to an image; see
-            `schemas.images.ImageConfig`. Default none.
+            `kerasflow.schemas.images.ImageConfig`. Default none.
         test_source: A CSV or Parquet file (or glob) with the columns of
             `source` whose rows are the held-out test set; `split` then
             divides only the `source` rows (its `test_fraction` is unused).
@@ -263,9 +267,9 @@ class RegistryConfig(Section):
             below them is registered but not blessed. Also the retraining
             gate's value thresholds when `gate.thresholds` is empty.
         gate: Champion/challenger promotion rules of the `retrain` flow;
-            see `schemas.registry.GateConfig`.
+            see `kerasflow.schemas.registry.GateConfig`.
         drift: Feature-drift check of the `retrain` flow; see
-            `schemas.registry.DriftConfig`.
+            `kerasflow.schemas.registry.DriftConfig`.
     """
 
     model_name: str | None = None
@@ -404,7 +408,7 @@ def _apply_override(raw: dict[str, Any], item: str, path: str | Path) -> None:
 
 
 def _lines(err: dict[str, Any]) -> list[str]:
-    """One line per problem; a `problems` error (see `schemas.tuning.problems_error`) carries several."""
+    """One line per problem; a `problems` error (see `kerasflow.schemas.tuning.problems_error`) carries several."""
     if err["type"] != "problems":
         return [_describe(err)]
     base = ".".join(_walk(err["loc"])[0])

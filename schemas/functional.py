@@ -2,7 +2,7 @@
 
 A `model` of kind `functional` names its input branches and its output
 heads. Text inputs go through a `TextVectorization` + embedding + encoder
-branch (see `schemas.text.TextEncoderConfig`), the tabular input through the
+branch (see `kerasflow.schemas.text.TextEncoderConfig`), the tabular input through the
 usual numeric/categorical preprocessing; the branches are concatenated, run
 through a dense trunk, and each output head has its own loss and weight:
 
@@ -18,8 +18,8 @@ through a dense trunk, and each output head has its own loss and weight:
         - {name: score, target: score, loss_weight: 1.0}
         - {name: length, target: review, statistic: log_words, task: regression, loss_weight: 0.2}
 
-This module imports only `schemas.base` and `schemas.text` (and `schemas.tuning`
-lazily), so `schemas.config` and `schemas.tuning` can import it.
+This module imports only `kerasflow.schemas.base` and `kerasflow.schemas.text` (and `kerasflow.schemas.tuning`
+lazily), so `kerasflow.schemas.config` and `kerasflow.schemas.tuning` can import it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
-from schemas.base import Activation, Fraction, PositiveInt, Section
-from schemas.text import ENCODER_TUNABLE, TextEncoderConfig
+from kerasflow.schemas.base import Activation, Fraction, PositiveInt, Section
+from kerasflow.schemas.text import ENCODER_TUNABLE, TextEncoderConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 Statistic = Literal["words", "log_words", "chars"]
@@ -126,7 +126,7 @@ class FunctionalModelConfig(Section):
         inputs: The input branches (`type: text` or `type: tabular`, at most
             one tabular). Required.
         text: Vectorization, embedding and encoder of the text branches;
-            see `schemas.text.TextEncoderConfig`.
+            see `kerasflow.schemas.text.TextEncoderConfig`.
         shared_encoder: All text branches use one vectorizer, embedding and
             encoder: the same layers (and weights) applied to each input.
             Default false (each branch has its own).
@@ -160,7 +160,7 @@ class FunctionalModelConfig(Section):
         if self.shared_encoder and len(self.text_inputs) < 2:
             problems.append(("shared_encoder", "sharing needs at least two text inputs"))
         if problems:
-            from schemas.tuning import problems_error  # lazy: schemas.tuning imports this module
+            from kerasflow.schemas.tuning import problems_error  # lazy: kerasflow.schemas.tuning imports this module
 
             raise problems_error(problems)
         return self

@@ -8,7 +8,7 @@ subfolder per class, or from a table whose pixel columns are reshaped to
     data: {source: digits, target: target, image: {size: [8, 8], channels: 1}}
     data: {source: data/images/, target: label, image: {size: [16, 16], channels: 1}}
 
-This module imports only `schemas.base`, so `schemas.config` can import it.
+This module imports only `kerasflow.schemas.base`, so `kerasflow.schemas.config` can import it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from schemas.base import Activation, Fraction, InitializerConfig, PositiveInt, Section
+from kerasflow.schemas.base import Activation, Fraction, InitializerConfig, PositiveInt, Section
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 Channels = Literal[1, 3, 4]

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.base import Fraction, Section
+from kerasflow.schemas.base import Fraction, Section
 
 MetricName = Annotated[str, Field(min_length=1, max_length=200)]
 

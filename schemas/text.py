@@ -16,7 +16,7 @@ rows only), embedded, encoded and classified:
 `encoder: bag` is a dense network on `multi_hot`/`count`/`tf_idf` vectors;
 every other encoder reads `int` token sequences through an embedding.
 
-This module imports only `schemas.base`, so `schemas.config` can import it.
+This module imports only `kerasflow.schemas.base`, so `kerasflow.schemas.config` can import it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.base import Activation, Fraction, PositiveInt, Section
+from kerasflow.schemas.base import Activation, Fraction, PositiveInt, Section
 
 Encoder = Literal["bag", "average", "simple_rnn", "lstm", "gru", "conv1d", "conv1d_gru"]
 RECURRENT_ENCODERS = ("simple_rnn", "lstm", "gru")
@@ -147,7 +147,7 @@ class TextEncoderConfig(Section):
     def _encoder_fits_vectors(self) -> "TextEncoderConfig":
         problems = encoder_problems(self)
         if problems:
-            from schemas.tuning import problems_error  # lazy: schemas.tuning imports this module
+            from kerasflow.schemas.tuning import problems_error  # lazy: kerasflow.schemas.tuning imports this module
 
             raise problems_error(problems)
         return self

@@ -2,7 +2,7 @@
 
 A search space maps dotted parameter names (`model.dropout`,
 `training.optimizer.learning_rate`, ...) to a parameter definition. Only the
-names that `tasks.model.build_model` consumes are tunable; they are listed in
+names that `kerasflow.models.core.build_model` consumes are tunable; they are listed in
 `TUNABLE`, together with the types each accepts and the values its config
 field allows. A parameter may be conditional on another (`parent` and
 `parent_values`), e.g. the dropout rate exists only when dropout is on, and
@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.base import Activation, Fraction, OptimizerName, PositiveInt, Section
-from schemas.functional import FUNCTIONAL_TUNABLE
-from schemas.images import CNN_TUNABLE
-from schemas.text import TEXT_TUNABLE
+from kerasflow.schemas.base import Activation, Fraction, OptimizerName, PositiveInt, Section
+from kerasflow.schemas.functional import FUNCTIONAL_TUNABLE
+from kerasflow.schemas.images import CNN_TUNABLE
+from kerasflow.schemas.text import TEXT_TUNABLE
 
 Scalar = Union[bool, int, float, str]
 Sampling = Literal["linear", "log", "reverse_log"]
@@ -317,7 +317,7 @@ def problems_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
         problems: `(dotted path below the validated section, message)` pairs.
 
     Returns:
-        An error whose type `problems` `schemas.config` expands line by line.
+        An error whose type `problems` `kerasflow.schemas.config` expands line by line.
     """
     text = "; ".join(f"{where}: {message}" for where, message in problems)
     return PydanticCustomError("problems", "{text}", {"text": text, "problems": problems})

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
     from PIL import Image
 
-    from tasks.load import load_frame
+    from kerasflow.data.load import load_frame
 
     frame = load_frame("digits")
     out = Path(args.out)

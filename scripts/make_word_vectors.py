@@ -2,7 +2,7 @@
 
 An offline stand-in for downloaded GloVe vectors, used by the fine_foods
 configs and tests: positive-PMI co-occurrence counts reduced with truncated
-SVD (`tasks.text.fit_word_vectors`). Fit it on training rows only, never on
+SVD (`kerasflow.features.text.fit_word_vectors`). Fit it on training rows only, never on
 the test file. Usage:
 
     python scripts/make_word_vectors.py data/fine_foods/train.csv review \
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     from kerasflow.quiet import import_tensorflow
 
     import_tensorflow()
-    from tasks.load import load_frame
-    from tasks.text import fit_word_vectors, save_word_vectors, text_series
+    from kerasflow.data.load import load_frame
+    from kerasflow.features.text import fit_word_vectors, save_word_vectors, text_series
 
     frame = load_frame(args.source)
     words, vectors = fit_word_vectors(text_series(frame, args.column), dim=args.dim, words=args.words,

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kerasflow import tracking
-from schemas.config import PipelineConfig
-from tasks.cnn import BaseModelError
-from tasks.images import ImageFolder, ImageReport
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.models.cnn import BaseModelError
+from kerasflow.features.images import ImageFolder, ImageReport
 
 SIDECAR_SUFFIX = ".images.json"
 
@@ -44,7 +44,7 @@ def load_image_folder(run_id: str, config: PipelineConfig, workdir: str) -> str:
     """
     import pandas as pd
 
-    from tasks.images import FILE_COLUMN, fingerprint_listing, scan_image_folder
+    from kerasflow.features.images import FILE_COLUMN, fingerprint_listing, scan_image_folder
 
     data, image = config.data, config.data.image
     folder = scan_image_folder(data.source, data.target, image.extensions)
@@ -92,7 +92,7 @@ def check_images(run_id: str, config: PipelineConfig, raw_path: str) -> ImageRep
     """
     import pandas as pd
 
-    from tasks.images import check_image_folder, check_pixel_frame, is_image_folder, require_valid_images
+    from kerasflow.features.images import check_image_folder, check_pixel_frame, is_image_folder, require_valid_images
 
     data, image = config.data, config.data.image
     frame = pd.read_parquet(raw_path)
@@ -132,7 +132,7 @@ def prepare_images(run_id: str, config: PipelineConfig, raw_path: str, split_pat
         workdir: The run's scratch folder.
 
     Returns:
-        The `tasks.steps.Prepared` paths; `features` is the `ImageSpec` JSON.
+        The `kerasflow.tasks.steps.Prepared` paths; `features` is the `ImageSpec` JSON.
 
     Raises:
         BaseModelError: The registered base model cannot be found or holds
@@ -140,10 +140,10 @@ def prepare_images(run_id: str, config: PipelineConfig, raw_path: str, split_pat
     """
     import pandas as pd
 
-    from tasks.images import fit_image_spec, is_image_folder
-    from tasks.preprocess import fit_labels
-    from tasks.split import Split
-    from tasks.steps import Prepared
+    from kerasflow.features.images import fit_image_spec, is_image_folder
+    from kerasflow.features.tabular import fit_labels
+    from kerasflow.data.split import Split
+    from kerasflow.tasks.steps import Prepared
 
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
@@ -186,8 +186,8 @@ def fine_tune_phase(client: Any, run_id: str, config: PipelineConfig, prepared: 
         refit: As for the train step. Default `train`.
         hyperparameters: Tuned values, or None.
     """
-    from tasks.cnn import fine_tune_saved_model
-    from tasks.train import plot_history
+    from kerasflow.models.cnn import fine_tune_saved_model
+    from kerasflow.training.fitting import plot_history
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         tracking.log_metrics(client, run_id, logs, prefix="finetune.", step=epoch)

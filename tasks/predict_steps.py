@@ -1,7 +1,7 @@
 """Prefect task boundaries of batch prediction.
 
 Each task logs into the prediction's MLflow run, whose id is passed
-explicitly; the plain logic is in `tasks.predict`.
+explicitly; the plain logic is in `kerasflow.data.predictions`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
 from kerasflow.quiet import import_tensorflow
-from kerasflow.registry import ModelRef
+from kerasflow.tracking.registry import ModelRef
 
 
 @task(name="resolve-model", retries=0, cache_policy=NO_CACHE)
@@ -24,7 +24,7 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> ModelRef:
     Raises:
         ModelReferenceError: Unknown model name, alias or version.
     """
-    from kerasflow.registry import resolve_model as resolve
+    from kerasflow.tracking.registry import resolve_model as resolve
 
     return resolve(tracking.configure(tracking_uri), model_uri)
 
@@ -39,7 +39,7 @@ def read_input(run_id: str, input_path: str, workdir: str, tracking_uri: str | N
     Raises:
         DataLoadError: The file is missing, empty or unreadable.
     """
-    from tasks.load import fingerprint_frame, load_frame, resolve_source
+    from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
 
     source = resolve_source(input_path)
     frame = load_frame(source)
@@ -70,10 +70,10 @@ def validate_input(run_id: str, model: ModelRef, raw_path: str, tracking_uri: st
     import mlflow
     import pandas as pd
 
-    from kerasflow.registry import REFERENCE_SUITE, load_run_json, run_params
-    from tasks.predict import check_columns
-    from kerasflow.isolation import run_validation
-    from tasks.validate import require_valid, validate_file
+    from kerasflow.tracking.registry import REFERENCE_SUITE, load_run_json, run_params
+    from kerasflow.data.predictions import check_columns
+    from kerasflow.data.isolation import run_validation
+    from kerasflow.data.validate import require_valid, validate_file
 
     client = tracking.configure(tracking_uri)
     frame = pd.read_parquet(raw_path)
@@ -117,8 +117,8 @@ def predict_rows(run_id: str, model: ModelRef, raw_path: str, columns: list[str]
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from tasks.predict import default_output_path, join_predictions, prediction_summary, write_rows
-    from tasks.preprocess import FeatureError
+    from kerasflow.data.predictions import default_output_path, join_predictions, prediction_summary, write_rows
+    from kerasflow.features.tabular import FeatureError
 
     import_tensorflow()
     client = tracking.configure(tracking_uri)

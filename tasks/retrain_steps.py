@@ -1,8 +1,8 @@
 """Prefect task boundaries of the retraining flow.
 
-Thin, like `tasks.steps`: each reads its inputs from paths, calls the plain
-functions of `tasks.drift` and `tasks.promote`, applies registry changes
-through `kerasflow.registry`, and logs into the parent MLflow run whose id
+Thin, like `kerasflow.tasks.steps`: each reads its inputs from paths, calls the plain
+functions of `kerasflow.data.drift` and `kerasflow.promotion.plan`, applies registry changes
+through `kerasflow.tracking.registry`, and logs into the parent MLflow run whose id
 is passed explicitly.
 """
 
@@ -20,9 +20,9 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
 from kerasflow.quiet import import_tensorflow
-from schemas.config import ConfigError, PipelineConfig
-from tasks.promote import Decision
-from tasks.steps import Prepared
+from kerasflow.schemas.config import ConfigError, PipelineConfig
+from kerasflow.promotion.plan import Decision
+from kerasflow.tasks.steps import Prepared
 
 HYPERPARAMETER_PREFIX = "tune.best."
 
@@ -76,7 +76,7 @@ def find_champion(run_id: str, config: PipelineConfig, workdir: str) -> Champion
     Returns:
         The `Champion`, or None when the model has no champion yet.
     """
-    from kerasflow.registry import REFERENCE_STATS, champion_version, load_run_json, run_params
+    from kerasflow.tracking.registry import REFERENCE_STATS, champion_version, load_run_json, run_params
 
     client = tracking.configure(config.registry.tracking_uri)
     version = champion_version(client, config.model_name)
@@ -114,7 +114,7 @@ def check_drift(run_id: str, config: PipelineConfig, raw_path: str, champion: Ch
     """
     import pandas as pd
 
-    from tasks.drift import DriftError, measure_drift
+    from kerasflow.data.drift import DriftError, measure_drift
 
     client = tracking.configure(config.registry.tracking_uri)
     cfg = config.registry.drift
@@ -149,7 +149,7 @@ def choose_hyperparameters(run_id: str, config: PipelineConfig, champion: Champi
 
     Args:
         champion: The current champion, or None.
-        tuned: Output of `tasks.tune_steps.search_hyperparameters` after
+        tuned: Output of `kerasflow.tasks.tune_steps.search_hyperparameters` after
             drift, or None.
 
     Returns:
@@ -180,8 +180,8 @@ def score_champion(run_id: str, config: PipelineConfig, prepared: Prepared,
     """
     import mlflow
 
-    from tasks.preprocess import FeatureError
-    from tasks.promote import score_champion as score
+    from kerasflow.features.tabular import FeatureError
+    from kerasflow.promotion.plan import score_champion as score
 
     if champion is None:
         return None
@@ -202,7 +202,7 @@ def score_champion(run_id: str, config: PipelineConfig, prepared: Prepared,
 @task(name="gate-challenger", retries=0, cache_policy=NO_CACHE)
 def gate_challenger(run_id: str, config: PipelineConfig, metrics: dict[str, float],
                     champion_metrics: dict[str, float] | None) -> Decision:
-    """Applies the champion/challenger gate (see `tasks.promote.decide_promotion`).
+    """Applies the champion/challenger gate (see `kerasflow.promotion.plan.decide_promotion`).
 
     Logs `gate.rules`, `gate.violations` and `gate.blessed` (1 when the
     challenger may be promoted).
@@ -210,7 +210,7 @@ def gate_challenger(run_id: str, config: PipelineConfig, metrics: dict[str, floa
     Returns:
         The `Decision`.
     """
-    from tasks.promote import decide_promotion, value_thresholds
+    from kerasflow.promotion.plan import decide_promotion, value_thresholds
 
     gate = config.registry.gate
     decision = decide_promotion(metrics, champion_metrics,
@@ -235,8 +235,8 @@ def promote_challenger(run_id: str, config: PipelineConfig, decision: Decision, 
     Returns:
         `{"outcome", "promoted", "champion", "previous_champion", "reasons"}`.
     """
-    from kerasflow.registry import apply_plan, registered_aliases
-    from tasks.promote import CHAMPION, PREVIOUS, decision_markdown, decision_tags, plan_promotion, recheck_champion
+    from kerasflow.tracking.registry import apply_plan, registered_aliases
+    from kerasflow.promotion.plan import CHAMPION, PREVIOUS, decision_markdown, decision_tags, plan_promotion, recheck_champion
 
     name = config.model_name
     client = tracking.configure(config.registry.tracking_uri)

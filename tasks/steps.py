@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
 from kerasflow.quiet import import_tensorflow
-from schemas.config import PipelineConfig, load_config
+from kerasflow.schemas.config import PipelineConfig, load_config
 
 
 @dataclass
@@ -41,15 +41,15 @@ class Prepared:
 
 @task(name="read-config", retries=0, cache_policy=NO_CACHE)
 def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig:
-    """Reads and validates the pipeline config (see `schemas.config.load_config`).
+    """Reads and validates the pipeline config (see `kerasflow.schemas.config.load_config`).
 
     With an expectation suite configured, also starts the validation worker
-    (`kerasflow.isolation`), so Great Expectations imports while the first
+    (`kerasflow.data.isolation`), so Great Expectations imports while the first
     steps run; the `kerasflow` CLI has usually started it already.
     """
     config = load_config(path, overrides)
     if config.validation.suite is not None:
-        from kerasflow.isolation import start_validator
+        from kerasflow.data.isolation import start_validator
 
         start_validator()
     return config
@@ -57,9 +57,9 @@ def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry condition: retry I/O hiccups, never bad input (a retry cannot fix it)."""
-    from kerasflow.errors import BAD_INPUT_ERRORS
+    from kerasflow.errors import BadInputError
 
-    return not isinstance(state.result(raise_on_failure=False), BAD_INPUT_ERRORS)
+    return not isinstance(state.result(raise_on_failure=False), BadInputError)
 
 
 @task(name="load-data", retries=2, retry_delay_seconds=2, retry_condition_fn=_transient, cache_policy=NO_CACHE)
@@ -69,17 +69,17 @@ def load_data(run_id: str, config: PipelineConfig, workdir: str) -> str:
     Returns:
         Path of the raw rows as Parquet in `workdir`.
     """
-    from tasks.images import is_image_folder
-    from tasks.load import fingerprint_frame, load_frame, resolve_source
+    from kerasflow.features.images import is_image_folder
+    from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
 
     if config.data.image is not None and is_image_folder(config.data.source):
-        from tasks.image_steps import load_image_folder
+        from kerasflow.tasks.image_steps import load_image_folder
 
         return load_image_folder(run_id, config, workdir)
     source = resolve_source(config.data.source)
     frame, test_rows = load_frame(source), 0
     if config.data.test_source:  # a given test file: its rows are appended and become the test split
-        from tasks.holdout import append_test_rows
+        from kerasflow.data.holdout import append_test_rows
 
         frame, test_rows, test_source = append_test_rows(frame, config.data.test_source)
     digest = fingerprint_frame(frame)
@@ -93,7 +93,7 @@ def load_data(run_id: str, config: PipelineConfig, workdir: str) -> str:
     _log_dataset(run_id, frame, source, digest, config.data.target, config.registry.tracking_uri)
     path = Path(workdir) / "raw.parquet"
     if test_rows:
-        from tasks.holdout import save_raw
+        from kerasflow.data.holdout import save_raw
 
         save_raw(frame, path, test_rows)
     else:
@@ -112,12 +112,12 @@ def validate_data(run_id: str, config: PipelineConfig, raw_path: str, skip_colum
         DataValidationError: The data failed and `on_failure` is `fail`;
             the message lists every violated expectation.
     """
-    from kerasflow.isolation import run_validation
-    from kerasflow.warmup import prefetch_light
-    from tasks.validate import load_suite, require_valid, validate_file
+    from kerasflow.data.isolation import run_validation
+    from kerasflow.runtime.warmup import prefetch_light
+    from kerasflow.data.validate import load_suite, require_valid, validate_file
 
     if config.data.image is not None:  # files by name, channels, class folders, sizes (tasks/images.py)
-        from tasks.image_steps import check_images
+        from kerasflow.tasks.image_steps import check_images
 
         check_images(run_id, config, raw_path)
     if config.validation.suite is None:
@@ -144,9 +144,9 @@ def split_data(run_id: str, config: PipelineConfig, raw_path: str, workdir: str)
     """
     import pandas as pd
 
-    from tasks.holdout import split_with_test, test_rows_of
-    from tasks.preprocess import fit_labels
-    from tasks.split import class_balance, split_holdout, split_kfold
+    from kerasflow.data.holdout import split_with_test, test_rows_of
+    from kerasflow.features.tabular import fit_labels
+    from kerasflow.data.split import class_balance, split_holdout, split_kfold
 
     frame = pd.read_parquet(raw_path)
     labels = frame[config.data.target]
@@ -178,15 +178,15 @@ def fit_preprocessing(run_id: str, config: PipelineConfig, raw_path: str, split_
     """
     import pandas as pd
 
-    from tasks.preprocess import fit_features, fit_labels, select_columns
-    from tasks.split import Split
+    from kerasflow.features.tabular import fit_features, fit_labels, select_columns
+    from kerasflow.data.split import Split
 
     if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec (tasks/image_steps.py)
-        from tasks.image_steps import prepare_images
+        from kerasflow.tasks.image_steps import prepare_images
 
         return prepare_images(run_id, config, raw_path, split_path, workdir)
     if config.model.kind in ("text", "functional"):  # vocabularies, several outputs (tasks/text_steps.py)
-        from tasks.text_steps import prepare_text_inputs
+        from kerasflow.tasks.text_steps import prepare_text_inputs
 
         return prepare_text_inputs(run_id, config, raw_path, split_path, workdir)
     frame = pd.read_parquet(raw_path)
@@ -225,8 +225,8 @@ def train_model(run_id: str, config: PipelineConfig, prepared: Prepared, workdir
         Path of the trained `.keras` model.
     """
     import_tensorflow()
-    from tasks.fit import fit_final_model
-    from tasks.train import plot_history
+    from kerasflow.training.final import fit_final_model
+    from kerasflow.training.fitting import plot_history
 
     client = tracking.configure(config.registry.tracking_uri)
     on_epoch = tracking.EpochLogger(client, run_id, "train.")
@@ -243,7 +243,7 @@ def train_model(run_id: str, config: PipelineConfig, prepared: Prepared, workdir
         client.log_artifact(run_id, str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
     base = getattr(config.model, "base", None)
     if base is not None and base.fine_tune is not None:  # transfer learning phase 2, logged as finetune.*
-        from tasks.image_steps import fine_tune_phase
+        from kerasflow.tasks.image_steps import fine_tune_phase
 
         fine_tune_phase(client, run_id, config, prepared, str(model_path), refit=refit,
                         hyperparameters=hyperparameters)
@@ -258,7 +258,7 @@ def evaluate_model(run_id: str, config: PipelineConfig, prepared: Prepared, mode
         The test metrics.
     """
     import_tensorflow()
-    from tasks.fit import evaluate_saved_model
+    from kerasflow.training.final import evaluate_saved_model
 
     with tempfile.TemporaryDirectory() as tmp:
         evaluation, files = evaluate_saved_model(config, prepared.raw, prepared.split, prepared.features,
@@ -288,8 +288,8 @@ def register_model(run_id: str, config: PipelineConfig, prepared: Prepared, mode
     import pandas as pd
 
     import_tensorflow()
-    from kerasflow.pyfunc import log_model, register_version
-    from tasks.gate import check_thresholds
+    from kerasflow.tracking.models import log_model, register_version
+    from kerasflow.promotion.gate import check_thresholds
 
     tracking.configure(config.registry.tracking_uri)
     example = pd.read_parquet(prepared.raw).head(5)
@@ -298,7 +298,7 @@ def register_model(run_id: str, config: PipelineConfig, prepared: Prepared, mode
         info = log_model(model_path, prepared.features, prepared.labels, example)
     client = tracking.configure(config.registry.tracking_uri)
     client.update_run(run_id, status="RUNNING")
-    from kerasflow.registry import log_reference  # drift statistics and suite travel with the model
+    from kerasflow.tracking.registry import log_reference  # drift statistics and suite travel with the model
 
     log_reference(client, run_id, config, prepared.raw, prepared.split, prepared.features)
     outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}

@@ -1,6 +1,6 @@
 """Preprocessing boundary of the `text` and `functional` model families.
 
-Called by `tasks.steps.fit_preprocessing` (inside its Prefect task) for
+Called by `kerasflow.tasks.steps.fit_preprocessing` (inside its Prefect task) for
 those kinds: fits vocabularies, tabular statistics and labels on the
 training rows, writes the specs and logs them, with the text metrics
 (`text.vocabulary_size`, `text.embedding_coverage`, per branch
@@ -26,13 +26,13 @@ def prepare_text_inputs(run_id: str, config: Any, raw_path: str, split_path: str
         workdir: The run's scratch folder.
 
     Returns:
-        The `tasks.steps.Prepared` paths.
+        The `kerasflow.tasks.steps.Prepared` paths.
     """
     import pandas as pd
 
-    from tasks.functional import fit_model_inputs
-    from tasks.split import Split
-    from tasks.steps import Prepared
+    from kerasflow.features.outputs import fit_model_inputs
+    from kerasflow.data.split import Split
+    from kerasflow.tasks.steps import Prepared
 
     frame = pd.read_parquet(raw_path)
     fitted = fit_model_inputs(config, frame.iloc[Split.load(split_path).train])

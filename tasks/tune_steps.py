@@ -1,7 +1,7 @@
 """Prefect task boundaries of hyperparameter search and k-fold cross-validation.
 
-Like `tasks.steps`, each task reads its inputs from paths, calls the plain
-functions of `tasks.tune` or `tasks.cv`, and logs to MLflow with explicit
+Like `kerasflow.tasks.steps`, each task reads its inputs from paths, calls the plain
+functions of `kerasflow.training.tune` or `kerasflow.training.cv`, and logs to MLflow with explicit
 run ids. Every trial and every fold is a nested run under the pipeline run
 (tag `mlflow.parentRunId`).
 """
@@ -18,14 +18,14 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
 from kerasflow.quiet import import_tensorflow
-from schemas.config import PipelineConfig
-from tasks.steps import Prepared
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.steps import Prepared
 
 PARENT_TAG = "mlflow.parentRunId"
 
 
 class MlflowTrialLogger:
-    """A `tasks.tune.TrialHook` that tracks each trial as a nested MLflow run.
+    """A `kerasflow.training.tune.TrialHook` that tracks each trial as a nested MLflow run.
 
     Args:
         client: An `MlflowClient`.
@@ -119,10 +119,10 @@ def search_hyperparameters(run_id: str, config: PipelineConfig, prepared: Prepar
     import pandas as pd
 
     import_tensorflow()
-    from tasks.load import fingerprint_frame
-    from tasks.preprocess import FeatureSpec, LabelSpec
-    from tasks.split import Split
-    from tasks.tune import (TuningError, plot_scores, run_search, search_data, search_fingerprint, summary_table,
+    from kerasflow.data.load import fingerprint_frame
+    from kerasflow.features.tabular import FeatureSpec, LabelSpec
+    from kerasflow.data.split import Split
+    from kerasflow.training.tune import (TuningError, plot_scores, run_search, search_data, search_fingerprint, summary_table,
                             trials_frame)
 
     if config.tuning is None:
@@ -168,14 +168,14 @@ def train_fold(run_id: str, config: PipelineConfig, prepared: Prepared, fold: in
         hyperparameters: Fixed values from a search. Default none.
 
     Returns:
-        The fold's `tasks.cv.FoldResult` as a dict.
+        The fold's `kerasflow.training.cv.FoldResult` as a dict.
     """
     import pandas as pd
 
     import_tensorflow()
-    from tasks.cv import train_fold as fit_fold
-    from tasks.preprocess import FeatureSpec, LabelSpec
-    from tasks.split import Split
+    from kerasflow.training.cv import train_fold as fit_fold
+    from kerasflow.features.tabular import FeatureSpec, LabelSpec
+    from kerasflow.data.split import Split
 
     split = Split.load(prepared.split)
     client = tracking.configure(config.registry.tracking_uri)
@@ -216,8 +216,8 @@ def summarize_folds(run_id: str, config: PipelineConfig, results: list[dict[str,
     """
     import pandas as pd
 
-    from tasks.cv import FoldResult, out_of_fold_predictions, refit_epochs
-    from tasks.cv import summarize_folds as summarize
+    from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
+    from kerasflow.training.cv import summarize_folds as summarize
 
     folds = sorted((FoldResult(**r) for r in results), key=lambda r: r.fold)
     summary = summarize(folds)

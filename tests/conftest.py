@@ -29,7 +29,7 @@ def _stop_shared_server():
     """Stops the shared Prefect server CLI tests started, at the end of the session."""
     yield
     env = {**os.environ, "PREFECT_HOME": SESSION_PREFECT_HOME}
-    subprocess.run([sys.executable, "-m", "kerasflow.cli", "server", "stop"], cwd=ROOT, env=env,
+    subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "server", "stop"], cwd=ROOT, env=env,
                    capture_output=True, timeout=60)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tasks.load import load_frame
+from kerasflow.data.load import load_frame
 
 
 def digit_png(pixels: np.ndarray, size: int = 16, mode: str = "L") -> bytes:

@@ -21,12 +21,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from schemas.config import PipelineConfig
-from tasks.cnn import BaseModelError, build_cnn, find_base, load_base
-from tasks.fit import model_spec
-from tasks.images import ImageDataError, ImageSpec, fit_image_spec
-from tasks.load import load_frame
-from tasks.preprocess import encode_labels, fit_labels
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.models.cnn import BaseModelError, build_cnn, find_base, load_base
+from kerasflow.training.final import model_spec
+from kerasflow.features.images import ImageDataError, ImageSpec, fit_image_spec
+from kerasflow.data.load import load_frame
+from kerasflow.features.tabular import encode_labels, fit_labels
 
 from image_data import digit_png, write_digit_folder
 
@@ -178,7 +178,7 @@ def _keras_file(uri: str):
 
 @pytest.fixture(scope="module")
 def low_digits_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     folder = tmp_path_factory.mktemp("low")
     _digits(range(5)).to_csv(folder / "low.csv", index=False)
@@ -207,7 +207,7 @@ def test_registered_cnn_serves_raw_pixels(low_digits_run: dict, mlflow_store: st
 
 def test_registered_cnn_is_a_frozen_base_for_other_classes(low_digits_run: dict, mlflow_store: str,
                                                            tmp_path: Path) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     client = mlflow.MlflowClient(mlflow_store)
     client.set_registered_model_alias("cnn-low", "base", low_digits_run["version"])
@@ -251,7 +251,7 @@ def test_phase_one_leaves_a_registered_base_untouched(low_digits_run: dict, tmp_
 
 def test_unknown_registered_base_fails_the_run_and_keeps_the_registry(low_digits_run: dict, mlflow_store: str,
                                                                       tmp_path: Path) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     client = mlflow.MlflowClient(mlflow_store)
     versions = len(client.search_model_versions("name='cnn-low'"))
@@ -266,7 +266,7 @@ def test_unknown_registered_base_fails_the_run_and_keeps_the_registry(low_digits
 
 
 def test_image_folder_trains_and_serves_base64_files(prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     root = write_digit_folder(tmp_path / "folder", classes=(0, 1, 7), per_class=20)
     (root / "7" / "half.png").write_bytes((root / "7" / "img_000.png").read_bytes()[:40])
@@ -301,7 +301,7 @@ def test_a_messy_folder_is_rejected_before_training(mlflow_store: str, tmp_path:
     data = {"source": str(root), "target": "label", "image": {"size": [8, 8], "channels": 1}}
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     config = _write_config(tmp_path, "cnn-messy", data, TINY)
-    proc = subprocess.run([sys.executable, "-m", "kerasflow.cli", "validate", config], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "validate", config], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=300)
 
     assert proc.returncode == 2, proc.stderr

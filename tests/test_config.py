@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemas.config import ConfigError, PipelineConfig, load_config
+from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

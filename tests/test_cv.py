@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from schemas.config import load_config
-from schemas.tuning import RunnerConfig
-from tasks.cv import make_folds
-from tasks.load import load_frame
-from tasks.split import split_kfold
+from kerasflow.schemas.config import load_config
+from kerasflow.schemas.tuning import RunnerConfig
+from kerasflow.training.cv import make_folds
+from kerasflow.data.load import load_frame
+from kerasflow.data.split import split_kfold
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/iris_kfold.yaml")
@@ -36,7 +36,7 @@ def test_folds_cover_the_non_test_rows_once_and_never_the_test_rows() -> None:
 
 @pytest.fixture(scope="module")
 def kfold_run(prefect_harness) -> dict:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     return train_flow(CONFIG, FAST)
 
@@ -82,10 +82,10 @@ def test_out_of_fold_predictions_cover_every_non_test_row(kfold_run: dict, mlflo
 
 def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflow_store: str,
                                                           tmp_path: Path) -> None:
-    from flows.cv import cross_validate_flow
-    from kerasflow.runners import task_runner
+    from kerasflow.flows.cv import cross_validate_flow
+    from kerasflow.flows.runners import task_runner
     from kerasflow.tracking import configure, ensure_experiment
-    from tasks import steps
+    from kerasflow.tasks import steps
 
     config = load_config(CONFIG, FAST)
     client = configure()

@@ -14,8 +14,8 @@ import mlflow
 import pytest
 import requests
 
-from kerasflow.processes import free_port
-from kerasflow.stack import Stack, StackSettings, declared_deployments
+from kerasflow.runtime.processes import free_port
+from kerasflow.runtime.stack import Stack, StackSettings, declared_deployments
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts servers
@@ -99,7 +99,7 @@ def test_serve_refuses_a_busy_port() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "kerasflow.cli", "serve", "--prefect-port", str(port)],
+        proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "serve", "--prefect-port", str(port)],
                               capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in proc.stderr
     assert "pass --prefect-port" in proc.stderr and "Traceback" not in proc.stderr

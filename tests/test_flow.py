@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks.load import load_frame
+from kerasflow.data.load import load_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["training.epochs=8", "training.early_stopping.patience=3"]
@@ -21,7 +21,7 @@ FAST = ["training.epochs=8", "training.early_stopping.patience=3"]
 
 @pytest.fixture(scope="module")
 def iris_run(prefect_harness) -> dict:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     return train_flow(str(ROOT / "configs/iris.yaml"), FAST)
 
@@ -55,7 +55,7 @@ def test_epoch_metrics_are_logged_once_each(iris_run: dict, mlflow_store: str) -
 def test_registered_model_predicts_like_the_keras_model(iris_run: dict, mlflow_store: str) -> None:
     import keras
 
-    from tasks.preprocess import FeatureSpec, as_model_inputs, frame_to_inputs
+    from kerasflow.features.tabular import FeatureSpec, as_model_inputs, frame_to_inputs
 
     uri = f"models:/iris-dense/{iris_run['version']}"
     model = mlflow.pyfunc.load_model(uri)
@@ -71,7 +71,7 @@ def test_registered_model_predicts_like_the_keras_model(iris_run: dict, mlflow_s
 
 
 def test_penguins_with_missing_values(prefect_harness, mlflow_store: str) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     result = train_flow(str(ROOT / "configs/penguins.yaml"), FAST)
     model = mlflow.pyfunc.load_model(result["model_uri"])
@@ -82,7 +82,7 @@ def test_penguins_with_missing_values(prefect_harness, mlflow_store: str) -> Non
 
 def _cli(*args: str, env_uri: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": env_uri}
-    return subprocess.run([sys.executable, "-m", "kerasflow.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=300)
 
 
@@ -119,7 +119,7 @@ def test_bad_config_exits_2_and_records_a_failed_run(tmp_path: Path, mlflow_stor
 
 
 def test_help_does_not_import_tensorflow() -> None:
-    code = "import sys; from typer.testing import CliRunner; from kerasflow.cli import app; " \
+    code = "import sys; from typer.testing import CliRunner; from kerasflow.runtime.cli import app; " \
            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; " \
            "assert 'tensorflow' not in sys.modules and 'great_expectations' not in sys.modules, 'heavy import'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
@@ -139,13 +139,13 @@ def test_suite_init_writes_a_suite_that_passes(tmp_path: Path, mlflow_store: str
     proc = _cli("suite", "init", str(tmp_path / "wine.csv"), "--target", "target", "--out",
                 str(tmp_path / "wine.json"), env_uri=mlflow_store)
     assert proc.returncode == 0, proc.stderr
-    from tasks.validate import load_suite, validate_frame
+    from kerasflow.data.validate import load_suite, validate_frame
 
     assert validate_frame(load_frame(str(tmp_path / "wine.csv")), load_suite(tmp_path / "wine.json")).success
 
 
 def test_validate_flow_only_validates(prefect_harness, mlflow_store: str) -> None:
-    from flows.validate import validate_flow
+    from kerasflow.flows.validate import validate_flow
 
     result = validate_flow(str(ROOT / "configs/wine.yaml"))
     run = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
@@ -154,7 +154,7 @@ def test_validate_flow_only_validates(prefect_harness, mlflow_store: str) -> Non
 
 
 def test_regression_reports_mae_rmse_r2(prefect_harness, mlflow_store: str) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     result = train_flow(str(ROOT / "configs/diabetes.yaml"), FAST)
     assert {"mae", "rmse", "r2", "loss"} <= set(result["metrics"])

@@ -19,12 +19,12 @@ from kerasflow.quiet import import_tensorflow
 
 import_tensorflow()
 
-from schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
-from tasks.functional import (  # noqa: E402
+from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
+from kerasflow.features.outputs import (  # noqa: E402
     OutputsSpec, decode_outputs, encode_targets, fit_model_inputs, raw_targets, text_statistic,
 )
-from tasks.model import ModelSpec, build_model  # noqa: E402
-from tasks.preprocess import FeatureError, LabelSpec, as_model_inputs, frame_to_inputs  # noqa: E402
+from kerasflow.models.core import ModelSpec, build_model  # noqa: E402
+from kerasflow.features.tabular import FeatureError, LabelSpec, as_model_inputs, frame_to_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = {"encoder": "conv1d", "filters": 8, "kernel_size": 3, "embedding": {"dim": 8},
@@ -148,7 +148,7 @@ def test_leaks_and_bad_configs_are_named(reviews: pd.DataFrame, tmp_path: Path) 
 
 def test_functional_flow_logs_per_output_metrics_and_serves_raw_columns(prefect_harness, mlflow_store: str,
                                                                        tmp_path: Path) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     _split_reviews(pd.read_csv(ROOT / "data/fine_foods/train.csv").head(400)).to_csv(tmp_path / "train.csv",
                                                                                      index=False)

@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from schemas.config import ConfigError, load_config
-from tasks.images import (
+from kerasflow.schemas.config import ConfigError, load_config
+from kerasflow.features.images import (
     ImageDataError, ImageSpec, check_image_folder, check_pixel_frame, decode_image, fit_image_spec,
     pixel_array, scan_image_folder,
 )
-from tasks.load import load_frame
-from tasks.preprocess import FeatureSpec, frame_to_inputs
+from kerasflow.data.load import load_frame
+from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
 
 from image_data import digit_png, write_digit_folder
 

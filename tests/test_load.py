@@ -1,4 +1,4 @@
-"""Tests for tasks.load: built-in sets, files, globs, errors, fingerprints."""
+"""Tests for kerasflow.data.load: built-in sets, files, globs, errors, fingerprints."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.load import (
+from kerasflow.data.load import (
     BUILTIN_SOURCES,
     DataLoadError,
     fingerprint_frame,
@@ -238,7 +238,7 @@ def test_fingerprint_is_stable_and_content_sensitive(tiny: pd.DataFrame) -> None
 
 def test_fingerprint_is_stable_across_processes(tiny: pd.DataFrame) -> None:
     code = (
-        "import numpy as np, pandas as pd; from tasks.load import fingerprint_frame; "
+        "import numpy as np, pandas as pd; from kerasflow.data.load import fingerprint_frame; "
         "print(fingerprint_frame(pd.DataFrame({'x': [1.5, 2.5, np.nan], "
         "'color': ['red', 'blue', None], 'y': [0, 1, 0]})))"
     )
@@ -248,7 +248,7 @@ def test_fingerprint_is_stable_across_processes(tiny: pd.DataFrame) -> None:
 
 def test_module_imports_no_heavy_frameworks() -> None:
     code = (
-        "import sys, tasks.load; "
+        "import sys, kerasflow.data.load; "
         "print(sorted(m for m in ('prefect', 'mlflow', 'tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from schemas.config import ModelConfig, OptimizerConfig
-from tasks.model import ModelSpec, build_model
-from tasks.preprocess import fit_features, fit_labels
+from kerasflow.schemas.config import ModelConfig, OptimizerConfig
+from kerasflow.models.core import ModelSpec, build_model
+from kerasflow.features.tabular import fit_features, fit_labels
 
 FRAME = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0], "y": ["p", "q", "r", "p"]})
 

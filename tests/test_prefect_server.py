@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasflow.prefect_server import _alive
+from kerasflow.runtime.prefect_server import _alive
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kerasflow.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=timeout)
 
 
@@ -99,7 +99,7 @@ def test_unknown_server_mode_names_the_allowed_ones(tmp_path: Path, mlflow_store
 
 @pytest.mark.parametrize(("value", "expected"), [("", True), ("1", True), ("on", True), ("0", False), ("off", False)])
 def test_low_memory_switch(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
-    from kerasflow.warmup import low_memory
+    from kerasflow.runtime.warmup import low_memory
 
     monkeypatch.setenv("KERASFLOW_LOW_MEMORY", value)
     assert low_memory() is expected

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from schemas.config import ModelConfig, OptimizerConfig
-from tasks.load import load_frame
-from tasks.model import ModelSpec, build_model
-from tasks.preprocess import (
+from kerasflow.schemas.config import ModelConfig, OptimizerConfig
+from kerasflow.data.load import load_frame
+from kerasflow.models.core import ModelSpec, build_model
+from kerasflow.features.tabular import (
     FeatureError, as_model_inputs, decode_predictions, encode_labels, fit_features, fit_labels, frame_to_inputs, select_columns,
 )
-from tasks.split import split_holdout
+from kerasflow.data.split import split_holdout
 
 
 @pytest.fixture(scope="module")

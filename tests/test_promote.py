@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from schemas.config import ConfigError, load_config
-from schemas.registry import ChangeThreshold, ValueThreshold
-from tasks.drift import DriftError, measure_drift, population_stability_index, reference_stats
-from tasks.load import load_frame
-from tasks.promote import (CHAMPION, PREVIOUS, ROLLED_BACK, PromotionError, decide_promotion, decision_markdown,
+from kerasflow.schemas.config import ConfigError, load_config
+from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
+from kerasflow.data.drift import DriftError, measure_drift, population_stability_index, reference_stats
+from kerasflow.data.load import load_frame
+from kerasflow.promotion.plan import (CHAMPION, PREVIOUS, ROLLED_BACK, PromotionError, decide_promotion, decision_markdown,
                            decision_tags, plan_promotion, plan_rollback, value_thresholds)
 
 ACCURACY_MIN = [ValueThreshold(metric="accuracy", min=0.9), ValueThreshold(metric="loss", max=0.5)]
@@ -185,7 +185,7 @@ def test_text_columns_drift_by_word_counts() -> None:
 
 
 def test_a_champion_that_moved_meanwhile_blocks_the_promotion() -> None:
-    from tasks.promote import recheck_champion
+    from kerasflow.promotion.plan import recheck_champion
 
     decision = decide_promotion({"accuracy": 0.95, "loss": 0.2}, CHAMPION_METRICS, ACCURACY_MIN, NO_WORSE)
     assert recheck_champion(decision, "3", "3") is decision

@@ -15,9 +15,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from schemas.config import ConfigError
-from tasks.drift import DriftError
-from tasks.load import load_frame
+from kerasflow.schemas.config import ConfigError
+from kerasflow.data.drift import DriftError
+from kerasflow.data.load import load_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/iris.yaml")
@@ -29,7 +29,7 @@ SOME_ACCURACY = "registry.gate.thresholds=[{metric: accuracy, min: 0.1}]"
 
 
 def _retrain(*overrides: str, source: str | None = None) -> dict:
-    from flows.retrain import retrain_flow
+    from kerasflow.flows.retrain import retrain_flow
 
     return retrain_flow(CONFIG, [*BASE, *overrides], source)
 
@@ -149,15 +149,15 @@ def test_configs_that_cannot_retrain_are_rejected_up_front(first: dict) -> None:
 def test_rollback_command(second: dict, client: mlflow.MlflowClient, mlflow_store: str) -> None:
     before = _aliases(client)
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
-    cli = [sys.executable, "-m", "kerasflow.cli"]
+    cli = [sys.executable, "-m", "kerasflow.runtime.cli"]
     proc = subprocess.run([*cli, "rollback", NAME], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert _aliases(client) == {"champion": before["previous-champion"], "rolled-back": before["champion"]}
     assert client.get_model_version(NAME, before["champion"]).tags["kerasflow.decision"] == "rolled-back"
     assert "@champion -> v" in proc.stdout and "Traceback" not in proc.stderr
-    from kerasflow.registry import rollback
-    from tasks.predict import ModelReferenceError
-    from tasks.promote import PromotionError
+    from kerasflow.tracking.registry import rollback
+    from kerasflow.data.predictions import ModelReferenceError
+    from kerasflow.promotion.plan import PromotionError
 
     with pytest.raises(PromotionError, match="no `previous-champion` alias"):
         rollback(client, NAME)

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import requests
 
-from tasks.load import load_frame
-from tasks.predict import ModelReferenceError
-from tasks.preprocess import FeatureError
-from tasks.validate import DataValidationError
+from kerasflow.data.load import load_frame
+from kerasflow.data.predictions import ModelReferenceError
+from kerasflow.features.tabular import FeatureError
+from kerasflow.data.validate import DataValidationError
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts servers
@@ -28,8 +28,8 @@ PROBAS = ["proba_setosa", "proba_versicolor", "proba_virginica"]
 
 @pytest.fixture(scope="module")
 def champion(prefect_harness, mlflow_store: str) -> str:
-    from flows.train import train_flow
-    from kerasflow.registry import promote
+    from kerasflow.flows.train import train_flow
+    from kerasflow.tracking.registry import promote
 
     result = train_flow(str(ROOT / "configs/iris.yaml"), ["training.epochs=5", f"registry.model_name={NAME}"])
     promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, result["version"])
@@ -45,7 +45,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def batch(champion: str, rows: Path) -> dict:
-    from flows.batch_predict import batch_predict_flow
+    from kerasflow.flows.batch_predict import batch_predict_flow
 
     return batch_predict_flow(f"models:/{NAME}@champion", str(rows))
 
@@ -95,20 +95,20 @@ def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow
 
 def test_bad_model_reference_is_bad_input(champion: str, rows: Path, mlflow_store: str) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
-    proc = subprocess.run([sys.executable, "-m", "kerasflow.cli", "predict", f"models:/{NAME}@production", str(rows)],
+    proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "predict", f"models:/{NAME}@production", str(rows)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=180)
     assert proc.returncode == 2, proc.stderr
     assert f"bad model reference: model '{NAME}' has no alias 'production'; its aliases: champion=v{champion}" \
         in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
-    from flows.batch_predict import batch_predict_flow
+    from kerasflow.flows.batch_predict import batch_predict_flow
 
     with pytest.raises(ModelReferenceError, match="no registered model named 'nope'"):
         batch_predict_flow("models:/nope@champion", str(rows))
 
 
 def test_bad_input_rows_fail_the_prediction_run(champion: str, tmp_path: Path, mlflow_store: str) -> None:
-    from flows.batch_predict import batch_predict_flow
+    from kerasflow.flows.batch_predict import batch_predict_flow
 
     frame = load_frame("iris").drop(columns="target").head(10)
     frame.loc[2, "sepal_length_cm"] = 99.0

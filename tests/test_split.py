@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks.load import load_frame
-from tasks.split import Split, SplitError, class_balance, split_holdout, split_kfold
+from kerasflow.data.load import load_frame
+from kerasflow.data.split import Split, SplitError, class_balance, split_holdout, split_kfold
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from kerasflow.quiet import import_tensorflow
 
 import_tensorflow()
 
-from schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
-from tasks.functional import fit_model_inputs  # noqa: E402
-from tasks.model import ModelSpec, build_model  # noqa: E402
-from tasks.preprocess import FeatureError, LabelSpec, as_model_inputs, frame_to_inputs  # noqa: E402
-from tasks.text import (  # noqa: E402
+from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
+from kerasflow.features.outputs import fit_model_inputs  # noqa: E402
+from kerasflow.models.core import ModelSpec, build_model  # noqa: E402
+from kerasflow.features.tabular import FeatureError, LabelSpec, as_model_inputs, frame_to_inputs  # noqa: E402
+from kerasflow.features.text import (  # noqa: E402
     embedding_coverage, embedding_matrix, fit_text_spec, fit_word_vectors, load_word_vectors, save_word_vectors,
     text_tokens,
 )
@@ -67,7 +67,7 @@ def test_vocabulary_comes_from_training_rows_only(reviews: pd.DataFrame) -> None
 
 
 def test_vectorizer_in_the_model_matches_the_fitted_tokens(reviews: pd.DataFrame) -> None:
-    from tasks.sequence import build_vectorizer
+    from kerasflow.models.text import build_vectorizer
 
     spec = fit_text_spec([(reviews["review"], "all")], name="r", column="review", max_tokens=200,
                          sequence_length=12)
@@ -150,8 +150,8 @@ def test_encoder_settings_are_tunable(reviews: pd.DataFrame) -> None:
     model, _ = _build(config, reviews, hp=hp, space=space)
     assert model.get_layer("embedding_text").output_dim == 12
     assert model.get_layer("text_conv1d_0") is not None
-    from schemas.tuning import TUNABLE
-    from tasks.sequence import default_values
+    from kerasflow.schemas.tuning import TUNABLE
+    from kerasflow.models.text import default_values
 
     defaults = default_values(config.model)
     assert set(defaults) <= set(TUNABLE) and defaults["model.encoder"] == "gru"
@@ -176,7 +176,7 @@ def test_config_errors_name_their_path(tmp_path: Path) -> None:
 
 def test_text_flow_uses_the_test_file_and_serves_raw_strings(prefect_harness, mlflow_store: str,
                                                               tmp_path: Path) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     train = pd.read_csv(ROOT / "data/fine_foods/train.csv").head(400)
     test = pd.read_csv(ROOT / "data/fine_foods/test.csv").head(120)
@@ -210,8 +210,8 @@ def test_text_flow_uses_the_test_file_and_serves_raw_strings(prefect_harness, ml
 def _served_equals_keras(model, uri: str, rows: pd.DataFrame) -> None:
     import keras
 
-    import kerasflow.layers  # noqa: F401
-    from tasks.preprocess import FeatureSpec
+    import kerasflow.features.layers  # noqa: F401
+    from kerasflow.features.tabular import FeatureSpec
 
     folder = Path(mlflow.artifacts.download_artifacts(uri))
     keras_model = keras.models.load_model(next(folder.rglob("*.keras")))

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import requests
 
-from tasks.load import load_frame
+from kerasflow.data.load import load_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
 
 def test_pipeline_logs_and_registers_through_the_server(prefect_harness, tracking_server: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     result = train_flow(str(ROOT / "configs/wine.yaml"), ["training.epochs=5"])

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from schemas.config import ConfigError, load_config
-from tasks.load import load_frame
+from kerasflow.schemas.config import ConfigError, load_config
+from kerasflow.data.load import load_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/wine_tuned.yaml")
@@ -70,9 +70,9 @@ def test_units_of_each_layer_are_conditioned_on_the_layer_count(tmp_path: Path) 
 
 
 def _spec(space: dict):
-    from schemas.config import ModelConfig, OptimizerConfig
-    from tasks.model import ModelSpec
-    from tasks.preprocess import fit_features, fit_labels
+    from kerasflow.schemas.config import ModelConfig, OptimizerConfig
+    from kerasflow.models.core import ModelSpec
+    from kerasflow.features.tabular import fit_features, fit_labels
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": ["p", "q", "r", "p"]})
     return ModelSpec(model=ModelConfig(hidden_units=[8], dropout=0.0), optimizer=OptimizerConfig(),
@@ -82,9 +82,9 @@ def _spec(space: dict):
 def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: Path) -> None:
     import keras_tuner
 
-    from tasks.fit import fixed_hyperparameters, search_space_of
-    from tasks.model import build_model
-    from tasks.tune import declare_space
+    from kerasflow.training.final import fixed_hyperparameters, search_space_of
+    from kerasflow.models.core import build_model
+    from kerasflow.training.tune import declare_space
 
     config = load_config(_config_with(tmp_path, {"space": {
         "model.layers": {"type": "int", "min": 1, "max": 3},
@@ -116,8 +116,8 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
 
 
 def _search_inputs(config, poison: bool = True):
-    from tasks.preprocess import fit_features, fit_labels, select_columns
-    from tasks.split import split_holdout
+    from kerasflow.features.tabular import fit_features, fit_labels, select_columns
+    from kerasflow.data.split import split_holdout
 
     frame = load_frame("wine")
     split = split_holdout(frame["target"], test_fraction=0.2, val_fraction=0.15, seed=config.split.seed)
@@ -156,7 +156,7 @@ class _Recorder:
 
 @pytest.mark.parametrize("cv_folds", [None, 2])
 def test_the_search_never_sees_test_rows(tmp_path: Path, cv_folds: int | None) -> None:
-    from tasks.tune import run_search, search_data
+    from kerasflow.training.tune import run_search, search_data
 
     config = load_config(CONFIG, FAST + ["tuning.max_trials=2", "training.epochs=2", f"tuning.cv_folds={cv_folds or 'null'}"])
     frame, split, features, labels = _search_inputs(config)
@@ -173,7 +173,7 @@ def test_the_search_never_sees_test_rows(tmp_path: Path, cv_folds: int | None) -
 
 
 def test_an_interrupted_search_resumes_without_rerunning_completed_trials(tmp_path: Path) -> None:
-    from tasks.tune import TuningError, run_search, search_data
+    from kerasflow.training.tune import TuningError, run_search, search_data
 
     config = load_config(CONFIG, FAST + ["tuning.max_trials=3", "training.epochs=2"])
     frame, split, features, labels = _search_inputs(config, poison=False)
@@ -199,7 +199,7 @@ def test_an_interrupted_search_resumes_without_rerunning_completed_trials(tmp_pa
 
 @pytest.fixture(scope="module")
 def searches(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from flows.tune import tune_flow
+    from kerasflow.flows.tune import tune_flow
 
     directory = tmp_path_factory.mktemp("tuning")
     overrides = FAST + [f"tuning.directory={directory}"]
@@ -249,7 +249,7 @@ def test_a_rerun_continues_the_search(searches: dict, mlflow_store: str) -> None
 def test_cli_tune_prints_the_trials_and_fresh_starts_over(searches: dict, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from kerasflow.cli import app
+    from kerasflow.runtime.cli import app
 
     args = [f"--set={o}" for o in searches["overrides"] + ["tuning.max_trials=3"]]
     resumed = CliRunner().invoke(app, ["tune", CONFIG, *args])
@@ -268,7 +268,7 @@ def test_cli_tune_prints_the_trials_and_fresh_starts_over(searches: dict, tmp_pa
 
 def test_run_with_a_tuning_section_refits_the_best_trial_and_tests_it(prefect_harness, mlflow_store: str,
                                                                       tmp_path: Path) -> None:
-    from flows.train import train_flow
+    from kerasflow.flows.train import train_flow
 
     result = train_flow(CONFIG, FAST + ["tuning.max_trials=2", "tuning.refit=train+val",
                                         f"tuning.directory={tmp_path}"], fresh=True)

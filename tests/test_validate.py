@@ -1,4 +1,4 @@
-"""Tests for tasks.validate: suite drafting, validation, reports and errors."""
+"""Tests for kerasflow.data.validate: suite drafting, validation, reports and errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.load import BUILTIN_SOURCES, load_frame
-from tasks.validate import (
+from kerasflow.data.load import BUILTIN_SOURCES, load_frame
+from kerasflow.data.validate import (
     DataValidationError,
     SuiteError,
     ValidationReport,
@@ -222,7 +222,7 @@ def test_validate_frame_prints_nothing(
 def test_fresh_process_is_silent_and_import_is_lazy() -> None:
     code = (
         "import sys, pandas as pd\n"
-        "import tasks.validate as v\n"
+        "import kerasflow.data.validate as v\n"
         "heavy = [m for m in ('great_expectations', 'prefect', 'mlflow', 'tensorflow') "
         "if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -371,8 +371,8 @@ def test_invalid_expectation_is_a_suite_error(tiny: pd.DataFrame, item: dict, me
 
 def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_suite: dict,
                                               corrupted_report: ValidationReport, tmp_path: Path) -> None:
-    from kerasflow.isolation import run_validation, start_validator
-    from tasks.validate import validate_file
+    from kerasflow.data.isolation import run_validation, start_validator
+    from kerasflow.data.validate import validate_file
 
     bad = penguins.drop(columns=["year"])
     bad.loc[0, "bill_length_mm"] = 1000.0
@@ -389,8 +389,8 @@ def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_su
 
 
 def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -> None:
-    from kerasflow.isolation import run_validation
-    from tasks.validate import validate_file
+    from kerasflow.data.isolation import run_validation
+    from kerasflow.data.validate import validate_file
 
     tiny.to_parquet(tmp_path / "tiny.parquet")
     with pytest.raises(SuiteError, match="suite"):
@@ -400,7 +400,7 @@ def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -
 def test_worker_death_is_reported_with_its_status() -> None:
     import os
 
-    from kerasflow.isolation import IsolationError, run_validation
+    from kerasflow.data.isolation import IsolationError, run_validation
 
     with pytest.raises(IsolationError, match="status 3"):
         run_validation(os._exit, 3)

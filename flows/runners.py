@@ -1,0 +1,39 @@
+"""Prefect task runners built from the config's `runner` section."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+
+def task_runner(cfg: Any) -> Any:
+    """Returns the task runner that concurrent tasks (k-fold folds) run on.
+
+    Args:
+        cfg: The `runner` section (`kerasflow.schemas.tuning.RunnerConfig`).
+
+    Returns:
+        A `ThreadPoolTaskRunner` with `n_workers` threads for `local`; for
+        `dask`, a prefect-dask `DaskTaskRunner` on the cluster at `address`,
+        or on a temporary local cluster of `n_workers` single-threaded
+        workers (processes unless `processes` is false).
+    """
+    if cfg.kind == "local":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=cfg.n_workers)
+    from prefect_dask import DaskTaskRunner
+
+    _quiet_dask()
+    if cfg.address:
+        return DaskTaskRunner(address=cfg.address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.n_workers, "threads_per_worker": 1,
+                                          "processes": cfg.processes, "dashboard_address": None,
+                                          "silence_logs": logging.ERROR})
+
+
+def _quiet_dask() -> None:
+    """Keeps Dask's scheduler and worker chatter (INFO, shutdown warnings) out of a run's output."""
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # read by spawned worker processes
+    logging.getLogger("distributed").setLevel(logging.ERROR)

@@ -1,0 +1,105 @@
+"""A given test file as the held-out test set (`data.test_source`).
+
+Plain functions (no Prefect, no MLflow). The test file's rows are appended
+after the training file's, and their count is stored in the raw Parquet
+file's schema metadata, so the split step (which only gets the path) makes
+exactly those rows the test set and splits train/validation (or folds) from
+the training file alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kerasflow.data.load import DataLoadError, load_frame, resolve_source
+from kerasflow.data.split import Split, split_holdout, split_kfold
+
+TEST_ROWS_KEY = b"kerasflow.test_rows"
+
+
+def append_test_rows(frame: pd.DataFrame, test_source: str) -> tuple[pd.DataFrame, int, str]:
+    """Loads a test file and appends its rows after the training rows.
+
+    Args:
+        frame: Rows of `data.source`.
+        test_source: A CSV or Parquet path (or glob) of test rows with the
+            same columns.
+
+    Returns:
+        `(rows, test_rows, resolved_test_source)`: the combined frame with a
+        fresh index, and how many of its last rows are test rows.
+
+    Raises:
+        DataLoadError: The test file cannot be read or its columns differ.
+    """
+    resolved = resolve_source(test_source)
+    test = load_frame(resolved)
+    missing = [c for c in frame.columns if c not in test.columns]
+    extra = [c for c in test.columns if c not in frame.columns]
+    if missing or extra:
+        raise DataLoadError(f"data.test_source {resolved} must have the columns of data.source: "
+                            f"missing {missing}, unexpected {extra}")
+    combined = pd.concat([frame, test[list(frame.columns)]], ignore_index=True)
+    return combined, len(test), resolved
+
+
+def save_raw(frame: pd.DataFrame, path: str | Path, test_rows: int) -> Path:
+    """Writes raw rows as Parquet, recording how many trailing rows are test rows.
+
+    Args:
+        frame: The combined rows.
+        path: Output file.
+        test_rows: Count of trailing test rows.
+
+    Returns:
+        The path written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), TEST_ROWS_KEY: str(test_rows).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    return Path(path)
+
+
+def test_rows_of(path: str | Path) -> int:
+    """Returns how many trailing rows of a raw Parquet file are a given test set (0 if none)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    return int(metadata.get(TEST_ROWS_KEY, b"0"))
+
+
+def split_with_test(labels: pd.Series, test_rows: int, *, kind: str = "holdout", val_fraction: float = 0.1,
+                    folds: int = 5, stratify: bool = True, shuffle: bool = True, seed: int = 42) -> Split:
+    """Splits the training rows and keeps the trailing `test_rows` as the test set.
+
+    Args:
+        labels: Label of every row, training rows first.
+        test_rows: Count of trailing test rows.
+        kind: `holdout` (default) or `kfold`.
+        val_fraction: Share of the training rows for validation. Default 0.1.
+        folds: Folds for `kfold`. Default 5.
+        stratify: Stratify by class. Default true.
+        shuffle: Shuffle before splitting. Default true.
+        seed: Seed of the splitters. Default 42.
+
+    Returns:
+        A `Split` whose `test` is exactly the trailing rows.
+
+    Raises:
+        SplitError: Too few training rows or class members.
+    """
+    n_train = len(labels) - test_rows
+    train_labels = labels.iloc[:n_train].reset_index(drop=True)
+    if kind == "kfold":
+        split = split_kfold(train_labels, folds=folds, test_fraction=0.0, stratify=stratify, shuffle=shuffle,
+                            seed=seed)
+    else:
+        split = split_holdout(train_labels, test_fraction=0.0, val_fraction=val_fraction, stratify=stratify,
+                              shuffle=shuffle, seed=seed)
+    split.test = list(range(n_train, len(labels)))
+    return split

@@ -1,0 +1,113 @@
+"""Batch prediction: input rows in, the same rows with predictions out.
+
+This module deliberately imports neither Prefect, MLflow nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+from kerasflow.errors import BadInputError
+
+from pathlib import Path
+
+import pandas as pd
+
+from kerasflow.features.tabular import FeatureError
+
+PREDICTION_COLUMNS = ("prediction",)
+PROBA_PREFIX = "proba_"
+
+
+class ModelReferenceError(BadInputError):
+    """A model URI whose registered name, alias or version does not exist."""
+
+    label = "bad model reference"
+
+
+def default_output_path(input_path: str | Path) -> Path:
+    """Returns `<input stem>.predictions.csv` next to the input file.
+
+    Args:
+        input_path: The input CSV or Parquet file.
+
+    Returns:
+        The output path.
+    """
+    path = Path(input_path)
+    return path.with_name(f"{path.stem}.predictions.csv")
+
+
+def check_columns(frame: pd.DataFrame, expected: list[str], source: str = "the input") -> None:
+    """Checks that every column the model takes is present.
+
+    Args:
+        frame: The input rows.
+        expected: The model's input columns.
+        source: How to name the input in the message. Default `the input`.
+
+    Raises:
+        FeatureError: Columns are missing (all are listed), or the input
+            already has prediction columns.
+    """
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise FeatureError(f"{source} is missing columns {missing}; the model takes {expected}")
+    clashing = [c for c in frame.columns if c in PREDICTION_COLUMNS or str(c).startswith(PROBA_PREFIX)]
+    if clashing:
+        raise FeatureError(f"{source} already has prediction columns {clashing}; "
+                           "pass the raw feature rows, not an earlier output")
+
+
+def join_predictions(frame: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Appends prediction columns to the input rows.
+
+    Args:
+        frame: The input rows, in their original order.
+        predictions: One row per input row: `prediction` and, for
+            classifiers, `proba_<class>` columns.
+
+    Returns:
+        The input columns followed by the prediction columns.
+
+    Raises:
+        ValueError: The row counts differ.
+    """
+    if len(frame) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(frame)} input rows")
+    return pd.concat([frame.reset_index(drop=True), predictions.reset_index(drop=True)], axis=1)
+
+
+def write_rows(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Writes rows as CSV, or as Parquet for a `.parquet` path.
+
+    Args:
+        frame: The rows.
+        path: Output file; its folder is created.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def prediction_summary(predictions: pd.DataFrame) -> dict[str, object]:
+    """Summarizes predictions: row count and, for labels, the count per predicted class.
+
+    Args:
+        predictions: The prediction columns.
+
+    Returns:
+        `{"rows": n, "classes": {label: count}}` or, for regression,
+        `{"rows": n, "mean": ..., "min": ..., "max": ...}`.
+    """
+    values = predictions["prediction"]
+    if pd.api.types.is_numeric_dtype(values) and not any(str(c).startswith(PROBA_PREFIX) for c in predictions):
+        return {"rows": len(values), "mean": float(values.mean()), "min": float(values.min()),
+                "max": float(values.max())}
+    counts = values.astype(str).value_counts().sort_index()
+    return {"rows": len(values), "classes": {str(k): int(v) for k, v in counts.items()}}

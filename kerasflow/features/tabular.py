@@ -1,0 +1,432 @@
+"""Standardize and vectorize: statistics fitted on training rows only.
+
+The fitted statistics become Keras preprocessing layers inside the exported
+model (`FillMissing`, `Normalization`, `StringLookup`/`IntegerLookup` with
+one-hot output), so a logged model takes raw rows with their original column
+names. Label encoding lives here too, with the matching output layer and loss.
+"""
+
+from __future__ import annotations
+
+from kerasflow.errors import BadInputError
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+NUMERIC_INPUT = "numeric"
+MISSING_TOKEN = ""
+_CLASSIFICATION_MAX_LEVELS = 50
+
+
+class FeatureError(BadInputError):
+    """Feature or label columns that cannot be used as configured."""
+
+    label = "bad features"
+
+
+@dataclass
+class FeatureSpec:
+    """Columns and training-split statistics of the model's inputs.
+
+    Args:
+        numeric: Numeric columns, fed together as one `numeric` input.
+        categorical: Categorical columns, each its own string input.
+        fill: Training fill value of each numeric column.
+        mean: Training mean of each numeric column after filling.
+        variance: Training variance of each numeric column after filling.
+        vocabularies: Training levels of each categorical column.
+        normalize: Whether numeric columns are z-scored.
+        text: Fitted text branches (`kerasflow.features.text.TextSpec` as dicts), each
+            reading a raw text column fed as one string input.
+    """
+
+    numeric: list[str]
+    categorical: list[str]
+    fill: list[float] = field(default_factory=list)
+    mean: list[float] = field(default_factory=list)
+    variance: list[float] = field(default_factory=list)
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
+    normalize: bool = True
+    text: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Raw text columns read by the text branches, each once."""
+        return [c for c in dict.fromkeys(t["column"] for t in self.text) if c not in self.numeric + self.categorical]
+
+    @property
+    def columns(self) -> list[str]:
+        """All raw feature columns, numeric first, text last."""
+        return self.numeric + self.categorical + self.text_columns
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the spec as JSON and returns the path."""
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureSpec":
+        """Reads a spec written by `save`; an image pipeline's spec loads as `kerasflow.features.images.ImageSpec`."""
+        data = json.loads(Path(path).read_text())
+        if data.get("kind") == "image":
+            from kerasflow.features.images import ImageSpec
+
+            return ImageSpec(**data)
+        return cls(**data)
+
+
+@dataclass
+class LabelSpec:
+    """The learning task and how labels are encoded.
+
+    Args:
+        task: `classification` or `regression`.
+        classes: Class names in index order (classification only).
+        encoding: `integer` or `one_hot` (classification only).
+        column: The label column.
+    """
+
+    task: Literal["classification", "regression"]
+    column: str
+    classes: list[str] = field(default_factory=list)
+    encoding: Literal["integer", "one_hot"] = "integer"
+
+    @property
+    def binary(self) -> bool:
+        """True for two-class problems, which use one sigmoid unit."""
+        return self.task == "classification" and len(self.classes) == 2
+
+    def output(self) -> tuple[int, str, str]:
+        """Returns the output layer's units and activation, and the loss."""
+        if self.task == "regression":
+            return 1, "linear", "mse"
+        if self.binary:
+            return 1, "sigmoid", "binary_crossentropy"
+        loss = "categorical_crossentropy" if self.encoding == "one_hot" else "sparse_categorical_crossentropy"
+        return len(self.classes), "softmax", loss
+
+    def metrics(self) -> list[str]:
+        """Returns the Keras metrics compiled with the model."""
+        return ["mae"] if self.task == "regression" else ["accuracy"]
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the spec as JSON and returns the path."""
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LabelSpec":
+        """Reads a spec written by `save`.
+
+        A multi-output model's file (`{"outputs": [...]}`) is read as a
+        `kerasflow.features.outputs.OutputsSpec`, which every consumer of label specs
+        routes through `kerasflow.features.outputs`'s helpers.
+        """
+        data = json.loads(Path(path).read_text())
+        if "outputs" in data:
+            from kerasflow.features.outputs import OutputsSpec
+
+            return OutputsSpec.from_dict(data)
+        return cls(**data)
+
+
+def select_columns(
+    df: pd.DataFrame,
+    target: str,
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Splits the feature columns into numeric and categorical ones.
+
+    Args:
+        df: The raw frame.
+        target: The label column, never a feature.
+        features: Feature columns. Default: every column but the target.
+        categorical: Categorical columns. Default: string, boolean and
+            category-typed features.
+
+    Returns:
+        `(numeric, categorical)` column lists, in frame order.
+
+    Raises:
+        FeatureError: A named column is missing, or a column is neither
+            numeric nor declared categorical.
+    """
+    names = features if features is not None else [c for c in df.columns if c != target]
+    missing = [c for c in [target, *names, *(categorical or [])] if c not in df.columns]
+    if missing:
+        raise FeatureError(f"columns not in the data: {missing}; available: {list(df.columns)}")
+    if target in names:
+        raise FeatureError(f"target column {target!r} is also listed as a feature")
+    cats = categorical if categorical is not None else [c for c in names if not _is_numeric(df[c])]
+    bad = [c for c in names if c not in cats and not _is_numeric(df[c])]
+    if bad:
+        raise FeatureError(f"columns {bad} are not numeric; list them under data.categorical")
+    return [c for c in names if c not in cats], [c for c in names if c in cats]
+
+
+def fit_features(
+    train: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    impute: str = "mean",
+    normalize: bool = True,
+    max_categories: int | None = None,
+) -> FeatureSpec:
+    """Fits fill values, z-score statistics and vocabularies on training rows.
+
+    Args:
+        train: Training rows only.
+        numeric: Numeric columns.
+        categorical: Categorical columns.
+        impute: `mean` (default), `median` or `zero` for missing numbers.
+        normalize: Whether to z-score numeric columns. Default true.
+        max_categories: Keep the most frequent levels only. Default all.
+
+    Returns:
+        The fitted `FeatureSpec`.
+
+    Raises:
+        FeatureError: A numeric column has no values in the training rows.
+    """
+    values = train[numeric].to_numpy(dtype="float64") if numeric else np.empty((len(train), 0))
+    empty = [c for c, n in zip(numeric, np.isfinite(values).sum(axis=0)) if n == 0]
+    if empty:
+        raise FeatureError(f"numeric columns with no values in the training split: {empty}")
+    fill = _fill_values(values, impute)
+    filled = np.where(np.isnan(values), fill, values)
+    vocabularies = {c: _vocabulary(train[c], max_categories) for c in categorical}
+    return FeatureSpec(
+        numeric=list(numeric),
+        categorical=list(categorical),
+        fill=fill.tolist(),
+        mean=filled.mean(axis=0).tolist(),
+        variance=filled.var(axis=0).tolist(),
+        vocabularies=vocabularies,
+        normalize=normalize,
+    )
+
+
+def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Converts raw rows to the model's named input arrays.
+
+    Args:
+        df: Raw rows with (at least) the spec's columns.
+        spec: The fitted feature spec.
+
+    Returns:
+        A dict with a float32 `numeric` matrix (NaN where missing) and one
+        string column vector per categorical column (`cat_<column>`) and
+        per text column (`text_<column>`, missing text as "").
+
+    Raises:
+        FeatureError: Columns are missing or a numeric column has text.
+    """
+    if not isinstance(spec, FeatureSpec):  # an image spec converts its own rows (tasks/images.py)
+        return spec.frame_to_inputs(df)
+    missing = [c for c in spec.columns if c not in df.columns]
+    if missing:
+        raise FeatureError(f"input is missing columns {missing}; the model expects {spec.columns}")
+    inputs: dict[str, np.ndarray] = {}
+    if spec.numeric:
+        inputs[NUMERIC_INPUT] = _numeric_matrix(df, spec.numeric)
+    for column in spec.categorical:
+        inputs[input_name(column)] = _as_tokens(df[column]).reshape(-1, 1)
+    for column in spec.text_columns:
+        text = df[column].astype(object).where(df[column].notna(), "")
+        inputs[text_input_name(column)] = text.map(str).to_numpy(dtype=object).reshape(-1, 1)
+    return inputs
+
+
+def as_model_inputs(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Converts string columns to `tf.string` tensors, which Keras needs.
+
+    Keras's NumPy adapter rejects object and unicode arrays; numeric arrays
+    pass through unchanged.
+
+    Args:
+        inputs: Named arrays from `frame_to_inputs`.
+
+    Returns:
+        The same dict with string arrays as TensorFlow string tensors.
+    """
+    import tensorflow as tf
+
+    return {k: tf.constant(v.astype(str)) if v.dtype.kind in "OUS" else v for k, v in inputs.items()}
+
+
+def input_name(column: str) -> str:
+    """Returns the Keras input name of a categorical column."""
+    return f"cat_{column}"
+
+
+def text_input_name(column: str) -> str:
+    """Returns the Keras input name of a raw text column."""
+    return f"text_{column}"
+
+
+def build_input_layers(spec: FeatureSpec) -> tuple[dict[str, Any], Any]:
+    """Builds the Keras inputs and the preprocessing that encodes them.
+
+    Args:
+        spec: The fitted feature spec.
+
+    Returns:
+        `(inputs, encoded)`: a dict of `keras.Input` by name, and the
+        concatenated encoded feature tensor.
+    """
+    import keras
+
+    from kerasflow.features.layers import FillMissing
+
+    inputs: dict[str, Any] = {}
+    parts = []
+    if spec.numeric:
+        x = inputs[NUMERIC_INPUT] = keras.Input(shape=(len(spec.numeric),), name=NUMERIC_INPUT, dtype="float32")
+        x = FillMissing(spec.fill, name="fill_missing")(x)
+        if spec.normalize:
+            x = keras.layers.Normalization(mean=spec.mean, variance=_safe_variance(spec.variance), name="normalize")(x)
+        parts.append(x)
+    for column in spec.categorical:
+        name = input_name(column)
+        inputs[name] = keras.Input(shape=(1,), name=name, dtype="string")
+        lookup = keras.layers.StringLookup(vocabulary=spec.vocabularies[column], output_mode="one_hot", name=f"lookup_{column}")
+        parts.append(lookup(inputs[name]))
+    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features")(parts)
+    return inputs, encoded
+
+
+def fit_labels(y: pd.Series, task: str = "auto", encoding: str = "integer") -> LabelSpec:
+    """Infers the task and the class names from training labels.
+
+    Args:
+        y: Label values.
+        task: `classification`, `regression` or `auto` (default).
+        encoding: `integer` (default) or `one_hot`.
+
+    Returns:
+        The `LabelSpec`.
+
+    Raises:
+        FeatureError: Labels are missing, or a regression label is not numeric.
+    """
+    if y.isna().any():
+        raise FeatureError(f"label column {y.name!r} has {int(y.isna().sum())} missing values")
+    if task == "auto":
+        task = _infer_task(y)
+    if task == "regression":
+        if not _is_numeric(y):
+            raise FeatureError(f"regression label {y.name!r} is not numeric")
+        return LabelSpec(task="regression", column=str(y.name))
+    classes = sorted(pd.unique(y.astype(str)), key=_natural_key)
+    return LabelSpec(task="classification", column=str(y.name), classes=list(classes), encoding=encoding)
+
+
+def encode_labels(y: pd.Series, spec: LabelSpec) -> np.ndarray:
+    """Encodes labels as the model's loss expects them.
+
+    Args:
+        y: Label values.
+        spec: The label spec.
+
+    Returns:
+        float32 targets for regression and binary tasks, int32 class indices
+        for integer encoding, or a one-hot float32 matrix.
+
+    Raises:
+        FeatureError: A label is not one of the known classes.
+    """
+    if spec.task == "regression":
+        return y.to_numpy(dtype="float32")
+    index = {name: i for i, name in enumerate(spec.classes)}
+    tokens = y.astype(str)
+    unknown = sorted(set(tokens) - set(index))
+    if unknown:
+        raise FeatureError(f"labels {unknown[:10]} are not among the training classes {spec.classes}")
+    codes = tokens.map(index).to_numpy(dtype="int32")
+    if spec.binary:
+        return codes.astype("float32")
+    if spec.encoding == "one_hot":
+        return np.eye(len(spec.classes), dtype="float32")[codes]
+    return codes
+
+
+def decode_predictions(raw: np.ndarray, spec: LabelSpec) -> pd.DataFrame:
+    """Turns model outputs into labelled predictions.
+
+    Args:
+        raw: The model's output array.
+        spec: The label spec.
+
+    Returns:
+        A frame with a `prediction` column and, for classifiers, one
+        `proba_<class>` column per class.
+    """
+    raw = np.asarray(raw, dtype="float64")
+    if spec.task == "regression":
+        return pd.DataFrame({"prediction": raw.reshape(-1)})
+    proba = np.column_stack([1.0 - raw.reshape(-1), raw.reshape(-1)]) if spec.binary else raw
+    frame = pd.DataFrame(proba, columns=[f"proba_{c}" for c in spec.classes])
+    frame.insert(0, "prediction", np.asarray(spec.classes, dtype=object)[proba.argmax(axis=1)])
+    return frame
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _infer_task(y: pd.Series) -> str:
+    if not _is_numeric(y):
+        return "classification"
+    integral = pd.api.types.is_integer_dtype(y) or bool(np.all(np.mod(y.to_numpy(dtype="float64"), 1) == 0))
+    return "classification" if integral and y.nunique() <= _CLASSIFICATION_MAX_LEVELS else "regression"
+
+
+def _fill_values(values: np.ndarray, impute: str) -> np.ndarray:
+    if impute == "zero" or values.shape[1] == 0:
+        return np.zeros(values.shape[1])
+    return np.nanmedian(values, axis=0) if impute == "median" else np.nanmean(values, axis=0)
+
+
+def _vocabulary(series: pd.Series, max_categories: int | None) -> list[str]:
+    counts = _as_tokens(series).tolist()
+    levels = pd.Series(counts).value_counts(sort=True)
+    if max_categories:
+        levels = levels.head(max_categories)
+    return sorted(levels.index.tolist(), key=_natural_key)
+
+
+def _as_tokens(series: pd.Series) -> np.ndarray:
+    tokens = series.astype(object).where(series.notna(), MISSING_TOKEN)
+    return tokens.map(_token).to_numpy(dtype=object)
+
+
+def _token(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    try:
+        return df[columns].apply(pd.to_numeric, errors="raise").to_numpy(dtype="float32", na_value=np.nan)
+    except (ValueError, TypeError) as exc:
+        raise FeatureError(f"numeric input columns contain non-numeric values: {exc}") from None
+
+
+def _safe_variance(variance: list[float]) -> list[float]:
+    return [v if v > 1e-12 else 1.0 for v in variance]
+
+
+def _natural_key(value: Any) -> tuple[int, Any]:
+    text = str(value)
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1, text)

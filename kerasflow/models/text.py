@@ -1,0 +1,250 @@
+"""Text encoders and the `text` model family.
+
+A `TextEncoder` turns a raw string tensor into one vector per row:
+`TextVectorization` (vocabulary from a fitted `TextSpec`), then either dense
+layers on bag-of-words vectors, or an embedding (trainable, or initialized
+from pretrained vectors and frozen) followed by average pooling, stacked
+(optionally bidirectional) SimpleRNN/LSTM/GRU layers, Conv1D blocks with
+global max pooling, or a Conv1D block feeding a GRU. Calling one encoder on
+several inputs applies the same layers, so their weights are shared.
+
+Every encoder setting is read through `choose`, so a tuner search can vary
+it (`model.encoder`, `model.units`, `model.embedding_dim`, ... for the
+`text` family; `model.text.<param>` inside functional models).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kerasflow.schemas.text import RECURRENT_ENCODERS, TextEncoderConfig, conv_output_length
+from kerasflow.features.tabular import FeatureError, text_input_name
+from kerasflow.features.text import TextSpec, embedding_matrix, vectors_dim
+
+
+class TextEncoder:
+    """The layers of one text branch, callable on string tensors.
+
+    Args:
+        hp: Keras Tuner hyperparameters, or None for config values.
+        spec: The `ModelSpec` (search space, seed).
+        cfg: The encoder section.
+        text: The fitted `TextSpec` (vocabulary).
+        prefix: Dotted prefix of the tunable names, e.g. `model`.
+        name: Layer-name stem, unique within the model.
+    """
+
+    def __init__(self, hp: Any, spec: Any, cfg: TextEncoderConfig, text: TextSpec, prefix: str, name: str):
+        from kerasflow.models.core import choose
+
+        self.name = name
+        self.seed = spec.seed
+        self.encoder = choose(hp, spec, f"{prefix}.encoder", cfg.encoder)
+        self.units = choose(hp, spec, f"{prefix}.units", cfg.units)
+        self.depth = choose(hp, spec, f"{prefix}.layers", cfg.layers)
+        self.bidirectional = choose(hp, spec, f"{prefix}.bidirectional", cfg.bidirectional)
+        self.dropout = choose(hp, spec, f"{prefix}.dropout", cfg.dropout)
+        self.recurrent_dropout = choose(hp, spec, f"{prefix}.recurrent_dropout", cfg.recurrent_dropout)
+        self.filters = choose(hp, spec, f"{prefix}.filters", cfg.filters)
+        self.kernel_size = choose(hp, spec, f"{prefix}.kernel_size", cfg.kernel_size)
+        self.pool_size = cfg.pool_size
+        self.activation = getattr(cfg, "activation", "relu")
+        self._check(text, prefix)
+        self.vectorizer = build_vectorizer(text, f"vectorize_{name}")
+        self.embedding = None
+        if self.encoder != "bag":
+            dim = choose(hp, spec, f"{prefix}.embedding_dim", cfg.embedding.size)
+            self.embedding = build_embedding(cfg, text, dim, prefix, f"embedding_{name}", spec.seed)
+        self.layers = self._encoder_layers()
+
+    def __call__(self, strings: Any) -> Any:
+        """Encodes a `(batch, 1)` string tensor into a `(batch, features)` tensor."""
+        x = self.vectorizer(strings)
+        if self.embedding is not None:
+            x = self.embedding(x)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def _check(self, text: TextSpec, prefix: str) -> None:
+        if (self.encoder == "bag") != (text.output_mode != "int"):
+            raise FeatureError(f"{prefix}.encoder {self.encoder} does not fit vectorize.output_mode "
+                               f"{text.output_mode}: bag needs bag-of-words vectors, the others int sequences")
+        if self.encoder in ("conv1d", "conv1d_gru"):
+            blocks = self.depth if self.encoder == "conv1d" else 1
+            if conv_output_length(text.sequence_length or 0, self.kernel_size, self.pool_size, blocks,
+                                  pool_last=self.encoder == "conv1d_gru") < 1:
+                raise FeatureError(f"{prefix}.kernel_size {self.kernel_size} with {blocks} Conv1D layer(s) does "
+                                   f"not fit sequences of {text.sequence_length} tokens")
+
+    def _encoder_layers(self) -> list[Any]:
+        import keras
+
+        n, layers = self.name, []
+        if self.encoder == "bag":
+            for i in range(self.depth):
+                layers.append(keras.layers.Dense(self.units, activation=self.activation, name=f"{n}_dense_{i}"))
+                layers += self._dropout(f"{n}_dropout_{i}", self.seed + i)
+            return layers
+        layers += self._dropout(f"{n}_embedding_dropout", self.seed) if self.encoder not in RECURRENT_ENCODERS else []
+        if self.encoder == "average":
+            from kerasflow.features.text_layers import MaskedAverage
+
+            layers.append(MaskedAverage(name=f"{n}_average"))
+        elif self.encoder in RECURRENT_ENCODERS:
+            layers += [self._recurrent(self.encoder, i, i < self.depth - 1) for i in range(self.depth)]
+        elif self.encoder == "conv1d":
+            for i in range(self.depth):
+                layers.append(self._conv(i))
+                if i < self.depth - 1:
+                    layers.append(keras.layers.MaxPooling1D(self.pool_size, name=f"{n}_pool_{i}"))
+            layers.append(keras.layers.GlobalMaxPooling1D(name=f"{n}_global_max"))
+        else:  # conv1d_gru
+            layers += [self._conv(0), keras.layers.MaxPooling1D(self.pool_size, name=f"{n}_pool_0")]
+            layers += [self._recurrent("gru", i, i < self.depth - 1) for i in range(self.depth)]
+        return layers + self._dropout(f"{n}_dropout", self.seed + 101)
+
+    def _recurrent(self, kind: str, i: int, return_sequences: bool) -> Any:
+        import keras
+
+        classes = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+        layer = classes[kind](self.units, return_sequences=return_sequences, dropout=self.dropout,
+                              recurrent_dropout=self.recurrent_dropout, seed=self.seed + i,
+                              name=f"{self.name}_{kind}_{i}")
+        if self.bidirectional:
+            return keras.layers.Bidirectional(layer, name=f"{self.name}_bidirectional_{i}")
+        return layer
+
+    def _conv(self, i: int) -> Any:
+        import keras
+
+        return keras.layers.Conv1D(self.filters, self.kernel_size, activation="relu", name=f"{self.name}_conv1d_{i}")
+
+    def _dropout(self, name: str, seed: int) -> list[Any]:
+        import keras
+
+        return [keras.layers.Dropout(self.dropout, seed=seed, name=name)] if self.dropout else []
+
+
+def build_vectorizer(text: TextSpec, name: str) -> Any:
+    """Creates the `TextVectorization` layer of a fitted text spec.
+
+    Args:
+        text: The fitted spec (vocabulary, mode, length, standardizer).
+        name: Layer name.
+
+    Returns:
+        A `keras.layers.TextVectorization` that needs no `adapt`.
+    """
+    import keras
+
+    from kerasflow.features.text_layers import standardizer
+
+    return keras.layers.TextVectorization(
+        standardize=standardizer(text.standardize),
+        split="whitespace",
+        ngrams=text.ngrams if text.ngrams > 1 else None,
+        output_mode=text.output_mode,
+        output_sequence_length=text.sequence_length if text.output_mode == "int" else None,
+        vocabulary=text.vocabulary,
+        idf_weights=text.idf_weights if text.output_mode == "tf_idf" else None,
+        name=name,
+    )
+
+
+def build_embedding(cfg: TextEncoderConfig, text: TextSpec, dim: int, prefix: str, name: str, seed: int) -> Any:
+    """Creates the token embedding, with pretrained weights when configured.
+
+    Args:
+        cfg: The encoder section (`embedding`).
+        text: The fitted spec (vocabulary).
+        dim: Embedding size (ignored with pretrained vectors, whose size wins).
+        prefix: Dotted prefix of the section, for error messages.
+        name: Layer name.
+        seed: Seed of the rows of words without a pretrained vector.
+
+    Returns:
+        A `keras.layers.Embedding`; pretrained weights are set, and frozen
+        unless `embedding.trainable`.
+
+    Raises:
+        FeatureError: The pretrained file is missing or malformed, or its
+            dimension differs from `embedding.dim`.
+    """
+    import keras
+
+    emb = cfg.embedding
+    mask = emb.mask_padding and cfg.encoder not in ("conv1d", "conv1d_gru")
+    if not emb.pretrained:
+        return keras.layers.Embedding(text.input_dim, dim, mask_zero=mask, trainable=emb.trainable, name=name)
+    size = vectors_dim(emb.pretrained)
+    if emb.dim is not None and emb.dim != size:
+        raise FeatureError(f"{prefix}.embedding.dim is {emb.dim} but the vectors in {emb.pretrained} have {size} "
+                           "dimensions; drop dim or make them equal")
+    matrix = embedding_matrix(text.vocabulary, emb.pretrained, seed=seed)
+    return keras.layers.Embedding(text.input_dim, size, mask_zero=mask, trainable=emb.trainable,
+                                  weights=[matrix], name=name)
+
+
+def text_input(column: str) -> Any:
+    """Creates the raw string input of a text column, shape `(batch, 1)`."""
+    import keras
+
+    return keras.Input(shape=(1,), dtype="string", name=text_input_name(column))
+
+
+def build_text_model(hp: Any, spec: Any) -> Any:
+    """Builds and compiles a `text` model: raw strings in, labels out.
+
+    Args:
+        hp: Keras Tuner hyperparameters, or None for config values.
+        spec: The `ModelSpec`; `spec.model` is a `TextModelConfig` and
+            `spec.features.text` holds the column's fitted `TextSpec`.
+
+    Returns:
+        A compiled `keras.Model` with one string input.
+    """
+    import keras
+
+    from kerasflow.models.core import build_optimizer, choose
+
+    cfg = spec.model
+    text = text_specs(spec.features)[0]
+    inputs = {text_input_name(cfg.column): text_input(cfg.column)}
+    x = TextEncoder(hp, spec, cfg, text, "model", "text")(inputs[text_input_name(cfg.column)])
+    for i, default in enumerate(cfg.head_units):
+        units = choose(hp, spec, "model.head_units", default)
+        x = keras.layers.Dense(units, activation=cfg.activation, name=f"head_dense_{i}")(x)
+        if cfg.dropout:
+            x = keras.layers.Dropout(cfg.dropout, seed=spec.seed + 200 + i, name=f"head_dropout_{i}")(x)
+    units, activation, loss = spec.labels.output()
+    outputs = keras.layers.Dense(units, activation=activation, name="output")(x)
+    model = keras.Model(inputs=inputs, outputs=outputs, name="kerasflow_text")
+    model.compile(optimizer=build_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
+    return model
+
+
+def text_specs(features: Any) -> list[TextSpec]:
+    """Returns the fitted text branches stored in a `FeatureSpec`."""
+    return [TextSpec.from_dict(item) for item in features.text]
+
+
+def default_values(model: Any) -> dict[str, Any]:
+    """Returns the config value of every tunable name of a `text` or `functional` model section.
+
+    Args:
+        model: A `TextModelConfig` or `FunctionalModelConfig`.
+
+    Returns:
+        `{dotted name: value}`, what `build_model` uses without a tuner.
+    """
+    encoder = model if model.kind == "text" else model.text
+    prefix = "model" if model.kind == "text" else "model.text"
+    values = {f"{prefix}.{name}": getattr(encoder, name) for name in (
+        "encoder", "units", "layers", "bidirectional", "dropout", "recurrent_dropout", "filters", "kernel_size")}
+    values[f"{prefix}.embedding_dim"] = encoder.embedding.size
+    if model.kind == "text":
+        values["model.head_units"] = model.head_units[0] if model.head_units else None
+        return values
+    return {**values, "model.layers": len(model.hidden_units), "model.units": (model.hidden_units or [64])[0],
+            "model.dropout": model.dropout, "model.activation": model.activation}

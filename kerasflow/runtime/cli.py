@@ -1,0 +1,421 @@
+"""The `kerasflow` command line.
+
+Heavy libraries (TensorFlow, MLflow, Prefect, Great Expectations) are
+imported inside the commands, so `kerasflow --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from kerasflow.quiet import silence
+
+app = typer.Typer(help="Keras models from raw data to a tracked, tuned and promoted production model.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+suite_app = typer.Typer(help="Great Expectations suites.", no_args_is_help=True)
+app.add_typer(suite_app, name="suite")
+server_app = typer.Typer(help="The shared local Prefect server that pipeline commands report to.",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+ConfigArg = Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False)]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config value: section.key=value.")]
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+@app.command()
+def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(
+        help="Start a tuner search over instead of resuming it.")] = False) -> None:
+    """Run the whole pipeline: validate, split, preprocess, train, evaluate, register."""
+    overrides = list(set_ or [])
+    cfg = _preflight(config, overrides, "train")
+    server = _warm(cfg)
+    from kerasflow.flows.train import train_flow
+
+    result = _run_flow(lambda: train_flow(str(config), overrides, fresh=fresh), server, "train")
+    _print_result(result, cfg, server)
+
+
+@app.command()
+def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(
+        help="Start the search over instead of resuming it.")] = False) -> None:
+    """Run only the hyperparameter search of a config's tuning section and print its trials."""
+    overrides = list(set_ or [])
+    cfg = _preflight(config, overrides, "tune")
+    if cfg.tuning is None:
+        _fail(f"{config} has no tuning section: add one with a search space (see configs/wine_tuned.yaml)",
+              EXIT_BAD_INPUT)
+    server = _warm(cfg)
+    from kerasflow.flows.tune import tune_flow
+
+    result = _run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh), server, "tune")
+    _print_search(result, cfg)
+
+
+@app.command()
+def validate(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Validate the raw data against the config's expectation suite only."""
+    overrides = list(set_ or [])
+    cfg = _preflight(config, overrides, "validate")
+    server = _warm(cfg, heavy=cfg.data.image is not None)
+    from kerasflow.flows.validate import validate_flow
+
+    result = _run_flow(lambda: validate_flow(str(config), overrides), server, "validate")
+    if cfg.validation.suite or cfg.data.image is None:
+        typer.echo(f"data passed {result['expectations']} expectations of suite {cfg.validation.suite}")
+    if cfg.data.image is not None:
+        typer.echo("images passed their checks (counts per class and sizes: images/report.json in the run)")
+    typer.echo(f"MLflow run: {result['run_id']}")
+
+
+@suite_app.command("init")
+def suite_init(
+    data: Annotated[str, typer.Argument(help="Known-good data: a built-in name, CSV or Parquet file.")],
+    target: Annotated[str, typer.Option(help="The label column.")],
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the suite JSON.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Suite name. Default: the data file's stem.")] = None,
+) -> None:
+    """Write a starter expectation suite from a known-good data file."""
+    silence()
+    from kerasflow.data.load import DataLoadError, load_frame
+    from kerasflow.data.validate import build_suite, write_suite
+
+    suite_name = name or Path(data).stem
+    try:
+        frame = load_frame(data)
+        if target not in frame.columns:
+            raise DataLoadError(f"target column {target!r} is not in {data}; columns: {list(frame.columns)}")
+    except DataLoadError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    path = write_suite(build_suite(frame, target, name=suite_name), out or Path("schemas/suites") / f"{suite_name}.json")
+    typer.echo(f"wrote {path} ({len(frame)} rows, {frame.shape[1]} columns)")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Show the shared local Prefect server, if one is running."""
+    from kerasflow.runtime.prefect_server import configured_api_url, shared_server
+
+    silence()
+    if configured_api_url():
+        typer.echo(f"PREFECT_API_URL is set ({configured_api_url()}): commands report there, not to a local server")
+    server = shared_server()
+    if server is None:
+        typer.echo("no shared local Prefect server is running; the next pipeline command starts one")
+        return
+    typer.echo(f"shared local Prefect server: {server.ui_url}  (pid {server.pid}, log {server.log})")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the shared local Prefect server now (pipeline commands start it on demand)."""
+    from kerasflow.runtime.prefect_server import PrefectServerError, ensure_shared_server
+
+    silence()
+    try:
+        server = ensure_shared_server()
+        server.wait_ready()
+    except PrefectServerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    state = "started" if server.started else "already running"
+    typer.echo(f"shared local Prefect server {state}: {server.ui_url}  (pid {server.pid})")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the shared local Prefect server."""
+    from kerasflow.runtime.prefect_server import stop_shared_server
+
+    silence()
+    server = stop_shared_server()
+    typer.echo(f"stopped the shared local Prefect server (pid {server.pid})" if server
+               else "no shared local Prefect server was running")
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
+    """Open the MLflow UI on the local store."""
+    import os
+    import subprocess
+
+    from kerasflow.tracking import tracking_uri
+
+    uri = tracking_uri()
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C stops it")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    try:
+        subprocess.run(cmd, env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[str], typer.Option(
+        help="Data file or glob (newest match) overriding data.source.")] = None) -> None:
+    """Retrain on the newest data; promote the challenger to @champion only if it passes the gate."""
+    overrides = list(set_ or [])
+    cfg = _preflight(config, overrides, "retrain")
+    server = _warm(cfg)
+    from kerasflow.flows.retrain import retrain_flow
+
+    result = _run_flow(lambda: retrain_flow(str(config), overrides, source), server, "retrain")
+    typer.echo(f"\nmodel {cfg.model_name}: challenger v{result['version']} vs champion "
+               f"{'v' + result['compared_with'] if result['compared_with'] else '(none)'}")
+    typer.echo(f"drift:    {result['drift']['summary'].splitlines()[0]}")
+    where = f"v{result['champion']}" if result["champion"] else "none yet"
+    typer.echo(f"decision: {result['outcome']} ({'promoted' if result['promoted'] else 'not promoted'}); "
+               f"@champion is {where}")
+    for reason in result["reasons"]:
+        typer.echo(f"  {reason}")
+    typer.echo(f"MLflow run: {result['run_id']}")
+
+
+@app.command()
+def predict(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@champion, models:/NAME/VERSION or any model URI.")],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help="CSV or Parquet file of raw rows, or a glob.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output file. Default: <input stem>.predictions.csv.")] = None,
+) -> None:
+    """Predict a file of raw rows with a registered model; writes the rows with predictions."""
+    silence()
+    from kerasflow import tracking
+    from kerasflow.errors import BadInputError, describe
+    from kerasflow.tracking.registry import resolve_model
+
+    try:  # a wrong name or alias fails here, before any flow starts
+        resolve_model(tracking.configure(), model_uri)
+    except BadInputError as exc:
+        _fail(describe(exc), EXIT_BAD_INPUT)
+    from kerasflow.runtime.warmup import warm_start
+
+    server = warm_start(validation=True)
+    from kerasflow.flows.batch_predict import batch_predict_flow
+
+    result = _run_flow(lambda: batch_predict_flow(model_uri, input_path, str(out) if out else None), server,
+                       "predict")
+    typer.echo(f"wrote {result['rows']} rows with predictions to {result['output']}")
+    typer.echo(f"model: {result['model_uri']}   MLflow run: {result['run_id']}")
+
+
+@app.command()
+def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
+            version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
+    """Make a model version the champion by hand; the replaced one becomes @previous-champion."""
+    silence()
+    from kerasflow import tracking
+    from kerasflow.errors import BadInputError, describe
+    from kerasflow.tracking.registry import promote as promote_version
+
+    try:
+        plan = promote_version(tracking.configure(), name, version)
+    except BadInputError as exc:
+        _fail(describe(exc), EXIT_BAD_INPUT)
+    moves = ", ".join(f"@{alias} -> v{v}" for alias, v in plan.set.items())
+    typer.echo(f"{name}: {moves}")
+
+
+@app.command()
+def rollback(name: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
+    """Move @champion back to @previous-champion; the demoted version gets @rolled-back."""
+    silence()
+    from kerasflow import tracking
+    from kerasflow.errors import BadInputError, describe
+    from kerasflow.tracking.registry import rollback as rollback_champion
+
+    try:
+        plan = rollback_champion(tracking.configure(), name)
+    except BadInputError as exc:
+        _fail(describe(exc), EXIT_BAD_INPUT)
+    typer.echo(f"{name}: @champion -> v{plan.set['champion']} (v{plan.set['rolled-back']} is now @rolled-back)")
+
+
+@app.command()
+def serve(
+    home: Annotated[Path, typer.Option(help="Project folder with prefect.yaml.")] = Path("."),
+    prefect_port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow server port on 127.0.0.1.")] = 5000,
+    pool: Annotated[str, typer.Option(help="Process work pool name.")] = "kerasflow-process",
+) -> None:
+    """Start Prefect server, work pool, deployments, worker and MLflow UI on this machine; Ctrl-C stops all."""
+    import signal
+
+    from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file
+
+    silence()
+    settings = StackSettings(home=home, prefect_port=prefect_port, mlflow_port=mlflow_port, pool=pool)
+    stack = Stack(settings, echo=typer.echo)
+    signal.signal(signal.SIGTERM, _interrupt)  # while starting: unwind like Ctrl-C
+    typer.echo(f"starting the kerasflow stack in {settings.home} (logs in {settings.logs})")
+    try:
+        stack.start()
+        env_file = write_env_file(settings)
+        typer.echo(f"Prefect UI:  {settings.prefect_ui}")
+        typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {settings.store})")
+        typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}")
+        typer.echo(f"in another shell:  source {env_file} && prefect deployment run 'retrain/nightly'")
+        typer.echo("Ctrl-C stops everything")
+        signal.signal(signal.SIGINT, stack.stop_soon)
+        signal.signal(signal.SIGTERM, stack.stop_soon)
+        exited = stack.wait()
+    except StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        exited = "a part of the stack"
+    except KeyboardInterrupt:
+        exited = None
+    finally:
+        typer.echo("stopping the stack ...")
+        stack.stop()
+        typer.echo("stopped")
+    if exited:
+        typer.echo(f"error: {exited} stopped unexpectedly; logs in {settings.logs}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(0)
+
+
+def _exit(code: Any) -> None:
+    """Exits with `code`, skipping interpreter teardown once TensorFlow is loaded.
+
+    Tearing down the modules of TensorFlow, MLflow and Prefect takes about 2 s
+    after the work is done. Threads are joined and `atexit` handlers run as
+    on a normal exit (Prefect and MLflow flush there; temporary servers
+    stop), then the process ends without the module teardown.
+    """
+    if "tensorflow" not in sys.modules:
+        raise SystemExit(code)
+    import atexit
+    import os
+    import threading
+
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    getattr(threading, "_shutdown", lambda: None)()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+def _preflight(config: Path, overrides: list[str], kind: str) -> Any:
+    """Validates the config before any work; a bad one is recorded as a FAILED run."""
+    silence()
+    from kerasflow.schemas.config import ConfigError, load_config, read_raw_config
+
+    try:
+        return load_config(config, overrides)
+    except ConfigError as exc:
+        _record_bad_config(config, kind, exc, read_raw_config)
+        _fail(str(exc), EXIT_BAD_INPUT)
+
+
+def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -> None:
+    from kerasflow.tracking import record_failed_run
+
+    try:
+        raw = read_raw(config)
+        name = raw.get("name") if isinstance(raw.get("name"), str) else config.stem
+        tracking = (raw.get("registry") or {}).get("tracking_uri") if isinstance(raw.get("registry"), dict) else None
+    except Exception:
+        name, tracking = config.stem, None
+    text = config.read_text(errors="replace") if config.is_file() else ""
+    try:
+        run_id = record_failed_run(name or "kerasflow", kind, exc, {"config/config.yaml": text}, tracking)
+        typer.echo(f"recorded FAILED MLflow run {run_id}", err=True)
+    except Exception as record_error:  # the store itself may be what is misconfigured
+        typer.echo(f"could not record the failure in MLflow: {record_error}", err=True)
+
+
+def _warm(cfg: Any, heavy: bool = True) -> Any:
+    """Starts the validation worker and the Prefect server while heavy libraries import."""
+    from kerasflow.runtime.prefect_server import PrefectServerError
+    from kerasflow.runtime.warmup import warm_start
+
+    try:
+        return warm_start(validation=cfg.validation.suite is not None, heavy=heavy)
+    except PrefectServerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except ValueError as exc:  # a bad KERASFLOW_LOW_MEMORY value
+        _fail(str(exc), EXIT_BAD_INPUT)
+
+
+def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
+    from kerasflow.errors import BadInputError, describe
+    from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
+    from kerasflow.quiet import hide_tracebacks_for
+
+    hide_tracebacks_for((BadInputError,))
+    try:
+        with prefect_api(server):
+            if server is not None and server.started and server.shared:
+                typer.echo(f"started a local Prefect server at {server.ui_url}; it stays up for the next runs "
+                           f"(`kerasflow server stop` stops it)", err=True)
+            return call()
+    except PrefectServerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except BadInputError as exc:
+        _fail(describe(exc), EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        _fail(f"{kind} failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _print_result(result: dict[str, Any], cfg: Any, server: Any = None) -> None:
+    from kerasflow.tracking import tracking_uri
+
+    typer.echo("")
+    typer.echo(f"pipeline {cfg.name}: test metrics")
+    shown = {k: v for k, v in result["metrics"].items()  # per-class scores (`[<output>.]class.*`) stay in MLflow
+             if not (k.startswith("class.") or ".class." in k)}
+    width = max([14, *(len(k) for k in shown)])
+    for name, value in shown.items():
+        typer.echo(f"  {name:<{width}} {value:.4f}")
+    typer.echo(f"MLflow run:  {result['run_id']}  (experiment {result['experiment_id']}, store {tracking_uri(cfg.registry.tracking_uri)})")
+    if result.get("version"):
+        blessed = "blessed as @candidate" if result.get("blessed") else "not blessed"
+        typer.echo(f"model:       models:/{cfg.model_name}/{result['version']}  ({blessed})")
+        for reason in result.get("reasons", []):
+            typer.echo(f"  gate: {reason}")
+    typer.echo("open the UI: kerasflow ui   (then http://127.0.0.1:5000)")
+    if server is not None and server.shared:
+        typer.echo(f"flow runs:   {server.ui_url}/runs  (Prefect UI)")
+
+
+def _print_search(result: dict[str, Any], cfg: Any) -> None:
+    resumed = len(result["trials"]) - result["new_trials"]
+    typer.echo("")
+    typer.echo(f"pipeline {cfg.name}: {cfg.tuning.tuner} search, {len(result['trials'])} trials "
+               f"({result['new_trials']} new, {resumed} resumed from {result['directory']})")
+    typer.echo(result["summary"])
+    typer.echo(f"best {result['objective']}: {result['score']:.4f} after {result['epochs']} epochs")
+    for name, value in result["hyperparameters"].items():
+        typer.echo(f"  {name} = {value}")
+    typer.echo(f"MLflow run:  {result['run_id']}  (experiment {result['experiment_id']})")
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    main()

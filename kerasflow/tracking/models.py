@@ -1,0 +1,83 @@
+"""Logging and registering the kerasflow pyfunc model.
+
+The model is logged from code (`serving_entry.py`), with the Keras file and
+the feature and label specs as artifacts, and with the `kerasflow` library
+folder as its code, so `mlflow models serve` and `mlflow.pyfunc.load_model`
+need nothing but the logged model.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+# the `kerasflow` library folder: `serving` and the `features` it imports run inside the model
+CODE_PATHS = [str(Path(__file__).resolve().parents[1])]
+
+
+def log_model(model_path: str, features_path: str, labels_path: str, example: Any) -> Any:
+    """Logs a Keras model as a kerasflow pyfunc in the active run.
+
+    Args:
+        model_path: The `.keras` file.
+        features_path: The feature spec JSON.
+        labels_path: The label spec JSON.
+        example: A few raw input rows (DataFrame) for the signature and example.
+
+    Returns:
+        MLflow's `ModelInfo`.
+    """
+    from mlflow.models import infer_signature
+
+    from kerasflow.features.outputs import decode_outputs, dummy_outputs
+    from kerasflow.features.tabular import FeatureSpec, LabelSpec
+
+    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
+    # image specs convert listings to their serving format (base64-encoded files)
+    example = features.serving_frame(example) if hasattr(features, "serving_frame") else example[features.columns]
+    output = decode_outputs(dummy_outputs(labels, len(example)), labels)
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(Path(__file__).with_name("serving_entry.py")),
+        artifacts={"keras_model": model_path, "features": features_path, "labels": labels_path},
+        code_paths=CODE_PATHS,
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=_requirements(),
+    )
+
+
+def register_version(client: Any, name: str, info: Any, run_id: str) -> str:
+    """Registers a logged model as a new version, creating the model if needed.
+
+    Args:
+        client: An `MlflowClient`.
+        name: Registered model name.
+        info: The `ModelInfo` of the logged model.
+        run_id: The run that produced it.
+
+    Returns:
+        The new version number, as a string.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Trained and registered by kerasflow.")
+    version = client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id)
+    return str(version.version)
+
+
+def _requirements() -> list[str]:
+    names = ["mlflow", "tensorflow", "keras", "pandas", "numpy", "scikit-learn", "pydantic", "pillow"]
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins

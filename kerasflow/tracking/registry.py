@@ -1,0 +1,279 @@
+"""MLflow registry operations: champion lookup, alias moves, model references.
+
+The plain rules live in `kerasflow.promotion.plan` (which alias goes where) and
+`kerasflow.data.drift` (reference statistics); this module applies them to an
+MLflow store through an explicit `MlflowClient`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from kerasflow import tracking
+from kerasflow.data.predictions import ModelReferenceError
+from kerasflow.promotion.plan import CHAMPION, AliasPlan, plan_promotion, plan_rollback
+
+REFERENCE_STATS = "reference/stats.json"
+REFERENCE_SUITE = "reference/suite.json"
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+
+
+@dataclass
+class ModelRef:
+    """A resolved model reference.
+
+    Args:
+        uri: The URI as given.
+        name: Registered model name (None for non-registry URIs).
+        version: Registered version (None for non-registry URIs).
+        run_id: The run that logged the model, if known.
+        aliases: Aliases of the registered model, `{alias: version}`.
+    """
+
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+    aliases: dict[str, str] | None = None
+
+    @property
+    def version_uri(self) -> str:
+        """A URI pinned to the version (stable even if an alias moves)."""
+        return f"models:/{self.name}/{self.version}" if self.name and self.version else self.uri
+
+
+def resolve_model(client: Any, uri: str) -> ModelRef:
+    """Resolves a model URI to its registered name, version and source run.
+
+    Accepts `models:/NAME@ALIAS`, `models:/NAME/VERSION`, `models:/NAME/latest`,
+    `models:/MODEL_ID` (a logged model) and `runs:/RUN_ID/PATH`; other URIs
+    pass through unresolved.
+
+    Args:
+        client: An `MlflowClient`.
+        uri: The model URI.
+
+    Returns:
+        The `ModelRef`.
+
+    Raises:
+        ModelReferenceError: The name, alias or version does not exist,
+            with what does exist.
+    """
+    match = _MODELS_URI.match(uri)
+    if match is None:
+        run = re.match(r"^runs:/([0-9a-f]{32})/", uri)
+        if uri.startswith("models:/") and run is None and "/" not in uri.removeprefix("models:/"):
+            return ModelRef(uri=uri, run_id=_logged_model_run(client, uri.removeprefix("models:/")))
+        return ModelRef(uri=uri, run_id=run.group(1) if run else None)
+    name, alias, version = match["name"], match["alias"], match["version"]
+    aliases = registered_aliases(client, name)
+    if aliases is None:
+        known = sorted(m.name for m in client.search_registered_models(max_results=50))
+        raise ModelReferenceError(f"no registered model named {name!r} in {client.tracking_uri}; "
+                                  f"registered models: {known or 'none'}")
+    if alias is not None:
+        if alias not in aliases:
+            raise ModelReferenceError(f"model {name!r} has no alias {alias!r}; its aliases: "
+                                      f"{', '.join(f'{a}=v{v}' for a, v in sorted(aliases.items())) or 'none'}")
+        version = aliases[alias]
+    elif version.lower() == "latest":
+        version = str(max(int(v.version) for v in client.search_model_versions(f"name='{name}'")))
+    found = _model_version(client, name, version)
+    if found is None:
+        raise ModelReferenceError(f"model {name!r} has no version {version!r}")
+    return ModelRef(uri=uri, name=name, version=str(found.version), run_id=found.run_id, aliases=aliases)
+
+
+def registered_aliases(client: Any, name: str) -> dict[str, str] | None:
+    """Returns `{alias: version}` of a registered model, or None if it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return None
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
+def champion_version(client: Any, name: str) -> Any | None:
+    """Returns the `ModelVersion` behind the `champion` alias, or None."""
+    version = (registered_aliases(client, name) or {}).get(CHAMPION)
+    return _model_version(client, name, version) if version else None
+
+
+def apply_plan(client: Any, name: str, plan: AliasPlan) -> None:
+    """Points and removes aliases of a registered model as planned."""
+    for alias, version in plan.set.items():
+        client.set_registered_model_alias(name, alias, version)
+    for alias in plan.delete:
+        client.delete_registered_model_alias(name, alias)
+
+
+def promote(client: Any, name: str, version: str) -> AliasPlan:
+    """Makes a version the champion; the replaced one becomes `previous-champion`.
+
+    Returns:
+        The alias moves made.
+
+    Raises:
+        ModelReferenceError: The model or version does not exist.
+    """
+    aliases = registered_aliases(client, name)
+    if aliases is None or _model_version(client, name, version) is None:
+        raise ModelReferenceError(f"no version {version!r} of a registered model named {name!r}")
+    plan = plan_promotion(aliases, version)
+    apply_plan(client, name, plan)
+    return plan
+
+
+def rollback(client: Any, name: str) -> AliasPlan:
+    """Moves `champion` back to `previous-champion` and tags the demoted version.
+
+    Returns:
+        The alias moves made.
+
+    Raises:
+        ModelReferenceError: No registered model of that name.
+        PromotionError: No champion or no previous champion.
+    """
+    aliases = registered_aliases(client, name)
+    if aliases is None:
+        raise ModelReferenceError(f"no registered model named {name!r} in {client.tracking_uri}")
+    plan = plan_rollback(aliases)
+    apply_plan(client, name, plan)
+    demoted = aliases[CHAMPION]
+    client.set_model_version_tag(name, demoted, "kerasflow.decision", "rolled-back")
+    client.set_model_version_tag(name, demoted, "kerasflow.rolled_back_to", plan.set[CHAMPION])
+    return plan
+
+
+def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_path: str, features_path: str) -> None:
+    """Logs the training rows' drift statistics and the expectation suite with a run.
+
+    Both travel with every model version of the run: `retrain` checks new
+    data for drift against `reference/stats.json`, and batch prediction
+    validates its input with `reference/suite.json`. Statistics that cannot
+    be computed are tagged (`kerasflow.reference_error`), not raised: the
+    drift check then reports the champion as having none.
+
+    Args:
+        client: An `MlflowClient`.
+        run_id: The run that logs the model.
+        config: The pipeline config.
+        raw_path: Raw rows (Parquet).
+        split_path: The split JSON (its training rows are the reference).
+        features_path: The fitted feature spec JSON.
+    """
+    import pandas as pd
+
+    from kerasflow.data.drift import reference_stats
+    from kerasflow.features.tabular import FeatureSpec
+    from kerasflow.data.split import Split
+
+    if config.validation.suite and Path(config.validation.suite).is_file():
+        client.log_text(run_id, Path(config.validation.suite).read_text(), REFERENCE_SUITE)
+    try:
+        features = FeatureSpec.load(features_path)
+        train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
+        numeric, categorical = (features.numeric, features.categorical) if isinstance(features, FeatureSpec) \
+            else features.drift_columns()  # an image spec (tasks/images.py): pixels or file sizes
+        text = getattr(features, "text_columns", [])  # free text: drift of word counts
+        stats = reference_stats(train, numeric, categorical, text, bins=config.registry.drift.bins,
+                                seed=config.split.seed)
+    except (ValueError, TypeError, KeyError) as exc:  # never block a registration on drift statistics
+        client.set_tag(run_id, "kerasflow.reference_error", f"{type(exc).__name__}: {exc}"[:4000])
+        return
+    stats["target"] = config.data.target
+    client.log_text(run_id, json.dumps(stats), REFERENCE_STATS)
+
+
+def load_run_json(client: Any, run_id: str, artifact: str) -> Any | None:
+    """Downloads and parses a JSON artifact of a run, or returns None if it has none."""
+    from mlflow.exceptions import MlflowException
+
+    folder = tempfile.mkdtemp(prefix="kerasflow-ref-")
+    try:
+        path = client.download_artifacts(run_id, artifact, folder)
+        return json.loads(Path(path).read_text())
+    except (MlflowException, OSError, ValueError):
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_params(client: Any, run_id: str) -> dict[str, str]:
+    """Returns the params of a run."""
+    return dict(client.get_run(run_id).data.params)
+
+
+@contextlib.contextmanager
+def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
+              configured_uri: str | None = None) -> Iterator[tracking.PipelineRun]:
+    """Opens a run about a model (e.g. a batch prediction), closed FINISHED or FAILED.
+
+    The run goes to the experiment of the run that logged the model (else
+    `kerasflow-predictions`), tagged with the model's URI and version. On an
+    exception the error report is attached and the run marked FAILED.
+
+    Args:
+        model: The resolved model.
+        kind: The run kind tag, e.g. `predict`.
+        flow_run_id: The Prefect flow-run id, stored as a tag.
+        configured_uri: Tracking URI override. Default: as `tracking.tracking_uri`.
+
+    Yields:
+        A `tracking.PipelineRun` with a private scratch folder.
+    """
+    client = tracking.configure(configured_uri)
+    experiment_id = (client.get_run(model.run_id).info.experiment_id if model.run_id
+                     else tracking.ensure_experiment(client, "kerasflow-predictions"))
+    tags = {tracking.RUN_KIND_TAG: kind, "kerasflow.model_uri": model.uri}
+    if model.name:
+        tags.update({"kerasflow.model_name": model.name, "kerasflow.model_version": str(model.version)})
+    if flow_run_id:
+        tags["prefect.flow_run_id"] = str(flow_run_id)
+    run_id = client.create_run(experiment_id, run_name=f"{kind}-{model.name or 'model'}", tags=tags).info.run_id
+    workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
+    try:
+        yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir)
+    except BaseException as exc:
+        tracking.fail_run(client, run_id, exc)
+        raise
+    else:
+        client.set_terminated(run_id, "FINISHED")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _logged_model_run(client: Any, model_id: str) -> str | None:
+    """Returns the run that logged a model (`models:/<model_id>`).
+
+    Raises:
+        ModelReferenceError: No logged model has that id.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_logged_model(model_id).source_run_id
+    except MlflowException:
+        raise ModelReferenceError(f"no registered model alias or version, and no logged model, "
+                                  f"is called models:/{model_id}") from None
+
+
+def _model_version(client: Any, name: str, version: str | None) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    if version is None:
+        return None
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        return None

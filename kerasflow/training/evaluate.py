@@ -1,0 +1,188 @@
+"""Evaluates a trained model on the untouched test split."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from kerasflow.training.plots import pyplot, save_figure
+from kerasflow.features.tabular import LabelSpec, as_model_inputs, decode_predictions
+
+
+@dataclass
+class Evaluation:
+    """Test-split results.
+
+    Args:
+        metrics: Scalar metrics by name (`loss`, `accuracy`, `f1_macro`, ...).
+        report_text: scikit-learn's classification report, or empty.
+        report: The same report as a dict, or empty.
+        confusion: Confusion matrix rows (classification only).
+        classes: Class names of the matrix rows and columns.
+    """
+
+    metrics: dict[str, float]
+    report_text: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
+    confusion: list[list[int]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+
+
+def evaluate_model(model: Any, x: dict[str, np.ndarray], y: pd.Series, labels: LabelSpec,
+                   encoded: np.ndarray) -> tuple[Evaluation, pd.DataFrame]:
+    """Scores a model on held-out rows.
+
+    Args:
+        model: A trained `keras.Model`.
+        x: Named inputs of the test rows.
+        y: Raw test labels.
+        labels: The label spec.
+        encoded: Test labels encoded for the model's loss.
+
+    Returns:
+        `(evaluation, predictions)`: the metrics and reports, and the decoded
+        predictions of every test row. A multi-output model (`labels` an
+        `OutputsSpec`, `y` a frame by output) gives `loss` and
+        `<output>.<metric>` metrics, and `<output>.*` prediction columns.
+    """
+    if not isinstance(labels, LabelSpec):  # several outputs, each scored on its own (tasks/functional.py)
+        from kerasflow.features.outputs import head_metrics, score_heads
+
+        evaluations, predictions = score_heads(model, x, y, labels, encoded)
+        return Evaluation(metrics=head_metrics(evaluations)), predictions
+    x = as_model_inputs(x)
+    keras_scores = model.evaluate(x, encoded, verbose=0, return_dict=True)
+    predictions = decode_predictions(model.predict(x, verbose=0), labels)
+    if labels.task == "regression":
+        scores = regression_metrics(y.to_numpy(dtype="float64"), predictions["prediction"].to_numpy())
+        return Evaluation(metrics={"loss": float(keras_scores["loss"]), **scores}), predictions
+    return classification_evaluation(y.astype(str), predictions, labels, keras_scores["loss"]), predictions
+
+
+def classification_evaluation(y: pd.Series, predictions: pd.DataFrame, labels: LabelSpec,
+                              loss: float) -> Evaluation:
+    """Builds the classification metrics and reports.
+
+    Args:
+        y: True class names.
+        predictions: Decoded predictions with a `prediction` column.
+        labels: The label spec.
+        loss: Test loss from Keras.
+
+    Returns:
+        An `Evaluation` with accuracy, macro and weighted F1, per-class
+        precision/recall/F1, ROC AUC where defined, and the confusion matrix.
+    """
+    pred = predictions["prediction"].astype(str)
+    classes = labels.classes
+    report = skm.classification_report(y, pred, labels=classes, output_dict=True, zero_division=0)
+    scores = {
+        "loss": float(loss),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "f1_macro": float(skm.f1_score(y, pred, labels=classes, average="macro", zero_division=0)),
+        "f1_weighted": float(skm.f1_score(y, pred, labels=classes, average="weighted", zero_division=0)),
+        **_roc_auc(y, predictions, classes),
+        **_per_class(report, classes),
+    }
+    return Evaluation(
+        metrics=scores,
+        report_text=skm.classification_report(y, pred, labels=classes, zero_division=0, digits=4),
+        report=report,
+        confusion=skm.confusion_matrix(y, pred, labels=classes).tolist(),
+        classes=list(classes),
+    )
+
+
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Returns MAE, RMSE and R² of regression predictions.
+
+    Args:
+        y: True values.
+        pred: Predicted values.
+
+    Returns:
+        `{"mae": ..., "rmse": ..., "r2": ...}`.
+    """
+    return {
+        "mae": float(skm.mean_absolute_error(y, pred)),
+        "rmse": float(skm.root_mean_squared_error(y, pred)),
+        "r2": float(skm.r2_score(y, pred)),
+    }
+
+
+def save_reports(evaluation: Evaluation, predictions: pd.DataFrame, y: pd.Series, directory: str | Path) -> list[Path]:
+    """Writes the evaluation's reports and plots into a folder.
+
+    Args:
+        evaluation: The evaluation.
+        predictions: Decoded test predictions.
+        y: True test labels.
+        directory: Output folder (created).
+
+    Returns:
+        The files written.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [_write(out / "metrics.json", json.dumps(evaluation.metrics, indent=2))]
+    frame = predictions.copy()
+    frame.insert(0, "actual", y.to_numpy())
+    frame.to_csv(out / "predictions.csv", index=False)
+    files.append(out / "predictions.csv")
+    if evaluation.report:
+        files.append(_write(out / "classification_report.txt", evaluation.report_text))
+        files.append(_write(out / "classification_report.json", json.dumps(evaluation.report, indent=2)))
+        files.append(plot_confusion(evaluation.confusion, evaluation.classes, out / "confusion_matrix.png"))
+    else:
+        files.append(plot_residuals(y.to_numpy(dtype="float64"), predictions["prediction"].to_numpy(), out / "residuals.png"))
+    return files
+
+
+def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+    """Saves a confusion-matrix PNG with class names on both axes."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(classes), 1 + 0.6 * len(classes)))
+    skm.ConfusionMatrixDisplay(np.asarray(matrix), display_labels=classes).plot(ax=ax, colorbar=False)
+    return save_figure(fig, path)
+
+
+def plot_residuals(y: np.ndarray, pred: np.ndarray, path: Path) -> Path:
+    """Saves a residuals-versus-predicted PNG."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    skm.PredictionErrorDisplay(y_true=y, y_pred=pred).plot(ax=ax, kind="residual_vs_predicted")
+    return save_figure(fig, path)
+
+
+def _roc_auc(y: pd.Series, predictions: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+    proba = predictions[[f"proba_{c}" for c in classes]].to_numpy()
+    if y.nunique() < 2:
+        return {}
+    if len(classes) == 2:
+        return {"roc_auc": float(skm.roc_auc_score(y == classes[1], proba[:, 1]))}
+    if set(y) != set(classes):
+        return {}
+    return {"roc_auc_ovr": float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes))}
+
+
+def _per_class(report: dict[str, Any], classes: list[str]) -> dict[str, float]:
+    out = {}
+    for name in classes:
+        for key in ("precision", "recall", "f1-score"):
+            out[f"class.{_safe(name)}.{key.replace('-score', '')}"] = float(report[name][key])
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in str(name))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -1,0 +1,187 @@
+"""Glue between files on disk and the model: partitions, final fit, test scoring.
+
+Plain functions (no Prefect, no MLflow) shared by the training, tuning and
+k-fold boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.models.core import ModelSpec, build_model
+from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
+from kerasflow.data.split import Split
+from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, set_seed
+
+
+@dataclass
+class Partition:
+    """Model-ready arrays of one set of rows.
+
+    Args:
+        x: Named model inputs.
+        y: Encoded labels.
+        raw_y: The original labels.
+    """
+
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    raw_y: pd.Series
+
+    def __len__(self) -> int:
+        return len(self.raw_y)
+
+
+def make_partition(frame: pd.DataFrame, rows: list[int], features: FeatureSpec, labels: LabelSpec) -> Partition:
+    """Selects rows and converts them to model inputs and encoded labels.
+
+    Args:
+        frame: Raw rows.
+        rows: Positions to take.
+        features: Fitted feature spec.
+        labels: Label spec.
+
+    Returns:
+        A `Partition`; with several outputs (`OutputsSpec`), `y` is a dict
+        and `raw_y` a frame, by head name.
+    """
+    from kerasflow.features.outputs import encode_targets, raw_targets
+
+    part = frame.iloc[rows]
+    target = raw_targets(part, labels)
+    return Partition(x=frame_to_inputs(part, features), y=encode_targets(target, labels), raw_y=target)
+
+
+def model_spec(config: PipelineConfig, features: FeatureSpec, labels: LabelSpec,
+               search_space: dict[str, Any] | None = None) -> ModelSpec:
+    """Assembles the `ModelSpec` of a pipeline.
+
+    Args:
+        config: The pipeline config.
+        features: Fitted feature spec.
+        labels: Label spec.
+        search_space: Tuner search space by dotted name. Default none.
+
+    Returns:
+        The `ModelSpec`.
+    """
+    return ModelSpec(model=config.model, optimizer=config.training.optimizer, features=features,
+                     labels=labels, search_space=search_space or {}, seed=config.training.seed)
+
+
+def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
+                    labels_path: str, model_path: str | Path, *, hyperparameters: dict[str, Any] | None = None,
+                    refit: str = "train", epochs: int | None = None,
+                    on_epoch: EpochHook | None = None) -> TrainingResult:
+    """Builds, trains and saves the final model.
+
+    Args:
+        config: The pipeline config.
+        raw_path: Raw rows (Parquet).
+        split_path: The split JSON.
+        features_path: Feature spec JSON.
+        labels_path: Label spec JSON.
+        model_path: Where to save the `.keras` file.
+        hyperparameters: Fixed values for searched parameters. Default none.
+        refit: `train` (default) fits on the training rows and validates on
+            the validation rows; `train+val` fits on all non-test rows
+            without validation, for `epochs` epochs.
+        epochs: Epoch count for `train+val`. Default `training.epochs`.
+        on_epoch: Per-epoch hook. Default none.
+
+    Returns:
+        The `TrainingResult`.
+    """
+    frame = pd.read_parquet(raw_path)
+    split = Split.load(split_path)
+    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
+    set_seed(config.training.seed)
+    model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
+                                                                          search_space_of(hyperparameters)))
+    if refit == "train+val" or not split.val:
+        train = make_partition(frame, sorted(split.train + split.val), features, labels)
+        result = fit_model(model, train.x, train.y, _without_early_stop(config), epochs=epochs, on_epoch=on_epoch)
+    else:
+        train = make_partition(frame, split.train, features, labels)
+        val = make_partition(frame, split.val, features, labels)
+        result = fit_model(model, train.x, train.y, config.training, validation=(val.x, val.y), on_epoch=on_epoch)
+    model.save(model_path)
+    return result
+
+
+def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
+                         labels_path: str, model_path: str, out_dir: Path) -> tuple[Any, list[Path]]:
+    """Scores a saved model on the test rows and writes its reports.
+
+    Args:
+        config: The pipeline config.
+        raw_path: Raw rows (Parquet).
+        split_path: The split JSON.
+        features_path: Feature spec JSON.
+        labels_path: Label spec JSON.
+        model_path: The `.keras` file.
+        out_dir: Folder for reports and plots.
+
+    Returns:
+        `(evaluation, files)`.
+
+    Raises:
+        ValueError: The split has no test rows.
+    """
+    import keras
+
+    import kerasflow.features.layers  # noqa: F401
+    from kerasflow.training.evaluate import Evaluation, evaluate_model, save_reports
+
+    split = Split.load(split_path)
+    if not split.test:
+        raise ValueError("the split has no test rows (split.test_fraction is 0); nothing to evaluate on")
+    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
+    test = make_partition(pd.read_parquet(raw_path), split.test, features, labels)
+    model = keras.models.load_model(model_path)
+    if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own (tasks/functional.py)
+        from kerasflow.features.outputs import evaluate_heads
+
+        return evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
+                              reports=config.evaluation.classification_report)
+    evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
+    if not config.evaluation.classification_report:
+        evaluation = Evaluation(metrics=evaluation.metrics)
+    return evaluation, save_reports(evaluation, predictions, test.raw_y, out_dir)
+
+
+def fixed_hyperparameters(values: dict[str, Any] | None) -> Any:
+    """Wraps fixed hyperparameter values so `build_model` can read them.
+
+    Args:
+        values: `{dotted_name: value}` or None.
+
+    Returns:
+        A `keras_tuner.HyperParameters` with each value fixed, or None.
+    """
+    if not values:
+        return None
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return hp
+
+
+def search_space_of(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Returns a search space in which every given name is fixed."""
+    return {name: {"type": "fixed", "value": value} for name, value in (values or {}).items()}
+
+
+def _without_early_stop(config: PipelineConfig) -> Any:
+    training = config.training.model_copy(deep=True)
+    training.early_stopping.enabled = False
+    training.reduce_lr.enabled = False
+    return training

@@ -1,0 +1,160 @@
+"""Fits a compiled model with early stopping and learning-rate schedules."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from kerasflow.schemas.config import TrainingConfig
+
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainingResult:
+    """What a fit produced.
+
+    Args:
+        history: Per-epoch values of every metric, by name.
+        epochs_run: Epochs actually run (early stopping may cut them).
+        best_epoch: 1-based epoch of the best monitored value.
+    """
+
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int
+
+
+def set_seed(seed: int) -> None:
+    """Seeds Python, NumPy and the Keras backend for reproducible runs.
+
+    Args:
+        seed: The seed from the config.
+    """
+    import keras
+
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    keras.utils.set_random_seed(seed)
+
+
+def build_callbacks(cfg: TrainingConfig, on_epoch: EpochHook | None = None, has_val: bool = True) -> list[Any]:
+    """Creates the callbacks a config asks for.
+
+    Args:
+        cfg: The `training` section.
+        on_epoch: Called with `(epoch, logs)` after each epoch, e.g. to log
+            metrics once each. Default none.
+        has_val: Whether validation data exist; without them, monitors on
+            `val_*` fall back to the training metric. Default true.
+
+    Returns:
+        A list of `keras.callbacks.Callback`.
+    """
+    import keras
+
+    callbacks: list[Any] = []
+    es, rl = cfg.early_stopping, cfg.reduce_lr
+    if es.enabled:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=_monitor(es.monitor, has_val), patience=es.patience, min_delta=es.min_delta,
+            restore_best_weights=es.restore_best_weights, mode="auto"))
+    if rl.enabled:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=_monitor(rl.monitor, has_val), factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+    if on_epoch is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: on_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})))
+    return callbacks
+
+
+def fit_model(
+    model: Any,
+    x_train: dict[str, np.ndarray],
+    y_train: np.ndarray,
+    cfg: TrainingConfig,
+    *,
+    validation: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
+    epochs: int | None = None,
+    on_epoch: EpochHook | None = None,
+) -> TrainingResult:
+    """Trains a compiled model.
+
+    Args:
+        model: A compiled `keras.Model`.
+        x_train: Named training inputs.
+        y_train: Encoded training labels.
+        cfg: The `training` section.
+        validation: `(x_val, y_val)`, or None to train without.
+        epochs: Overrides `cfg.epochs` (e.g. a refit for the best epoch count).
+        on_epoch: Per-epoch hook. Default none.
+
+    Returns:
+        A `TrainingResult`.
+    """
+    from kerasflow.features.tabular import as_model_inputs
+
+    callbacks = build_callbacks(cfg, on_epoch, has_val=validation is not None)
+    if validation is not None:
+        validation = (as_model_inputs(validation[0]), validation[1])
+    history = model.fit(
+        as_model_inputs(x_train), y_train, validation_data=validation, epochs=epochs or cfg.epochs,
+        batch_size=cfg.batch_size, callbacks=callbacks, verbose=0, shuffle=True,
+    ).history
+    history = {k: [float(v) for v in vals] for k, vals in history.items()}
+    monitor = _monitor(cfg.early_stopping.monitor, validation is not None)
+    return TrainingResult(history=history, epochs_run=len(next(iter(history.values()), [])),
+                          best_epoch=best_epoch(history, monitor))
+
+
+def best_epoch(history: dict[str, list[float]], monitor: str) -> int:
+    """Returns the 1-based epoch at which `monitor` was best.
+
+    Args:
+        history: Per-epoch metric values.
+        monitor: Metric name; losses and errors are minimized, others maximized.
+
+    Returns:
+        The best epoch, or the last one if `monitor` is absent.
+    """
+    values = history.get(monitor)
+    if not values:
+        return len(next(iter(history.values()), [0]))
+    pick = np.argmin if _minimized(monitor) else np.argmax
+    return int(pick(values)) + 1
+
+
+def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
+    """Saves learning curves, one panel per metric with its validation twin.
+
+    Args:
+        history: Per-epoch metric values.
+        path: PNG path to write.
+
+    Returns:
+        The path written.
+    """
+    from kerasflow.training.plots import pyplot, save_figure
+
+    plt = pyplot()
+    names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        ax.plot(range(1, len(history[name]) + 1), history[name], label=f"train {name}")
+        if f"val_{name}" in history:
+            ax.plot(range(1, len(history[f"val_{name}"]) + 1), history[f"val_{name}"], label=f"val {name}")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+    return save_figure(fig, path)
+
+
+def _monitor(name: str, has_val: bool) -> str:
+    return name if has_val or not name.startswith("val_") else name.removeprefix("val_")
+
+
+def _minimized(name: str) -> bool:
+    return any(token in name for token in ("loss", "error", "mae", "mse"))

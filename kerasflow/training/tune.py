@@ -1,0 +1,606 @@
+"""Hyperparameter search: config search spaces drawn through Keras Tuner.
+
+`declare` turns one parameter definition of the config's `tuning.space` into
+a Keras Tuner hyperparameter (inside the conditional scopes of its parents),
+and `run_search` runs a resumable search whose trials train `build_model`
+models on the training rows and score them on the validation rows, or on
+k folds of the non-test rows. The test rows are never passed to it.
+
+Nothing here imports MLflow or Prefect: a `TrialHook` passed in by the
+caller is told about every trial, epoch and fold.
+"""
+
+from __future__ import annotations
+
+from kerasflow.errors import BadInputError
+
+import contextlib
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from kerasflow.schemas.config import PipelineConfig, TrainingConfig
+from kerasflow.schemas.tuning import MAX_LAYERS, TuningConfig
+from kerasflow.training.final import Partition, make_partition, model_spec
+from kerasflow.models.core import ModelSpec, build_model
+from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
+from kerasflow.data.split import Split
+from kerasflow.training.fitting import build_callbacks, set_seed
+
+STATE_FILE = "kerasflow_search.json"
+_TUNER_KEYS = "tuner/"
+_FOLD_METRIC = "fold_score_"
+
+
+class TuningError(BadInputError):
+    """A search that cannot run as configured (bad objective, stale state, no tuning section)."""
+
+    label = "cannot tune"
+
+
+class TrialHook(Protocol):
+    """Receives the events of a search, e.g. to track each trial as a run."""
+
+    def trial_started(self, trial_id: str, values: dict[str, Any]) -> None:
+        """A trial begins with these hyperparameter values."""
+
+    def epoch_ended(self, trial_id: str, label: str, epoch: int, logs: dict[str, float]) -> None:
+        """An epoch of one model of a trial ended; `label` names its fold/execution (may be empty)."""
+
+    def fold_ended(self, trial_id: str, fold: int, score: float, best_epoch: int) -> None:
+        """One fold (cross-validated search) or execution of a trial was scored."""
+
+    def trial_ended(self, record: "TrialRecord") -> None:
+        """A trial finished (completed, failed or invalid)."""
+
+    def trial_interrupted(self, trial_id: str, error: BaseException) -> None:
+        """A trial was stopped by an exception that also stops the search."""
+
+
+@dataclass
+class TrialRecord:
+    """One trial of a search.
+
+    Args:
+        trial_id: Keras Tuner's trial id.
+        status: `COMPLETED`, `FAILED`, `INVALID`, `RUNNING` or `STOPPED`.
+        score: The objective value (mean over folds and executions), or None.
+        values: The trial's hyperparameter values (active ones only).
+        best_epoch: Epoch count at the best objective value, averaged.
+        fold_scores: Score of each fold (or execution).
+        message: Error text of a failed trial.
+        new: True when the trial ran in this search call, not a resumed one.
+    """
+
+    trial_id: str
+    status: str
+    score: float | None
+    values: dict[str, Any]
+    best_epoch: int | None = None
+    fold_scores: list[float] = field(default_factory=list)
+    message: str = ""
+    new: bool = False
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search.
+
+    Args:
+        best_values: Hyperparameter values of the best trial.
+        best_score: Its objective value.
+        best_epoch: Its epoch count at the best objective value.
+        trials: Every trial of the search so far, in start order.
+        objective: Objective name.
+        direction: `min` or `max`.
+    """
+
+    best_values: dict[str, Any]
+    best_score: float
+    best_epoch: int
+    trials: list[TrialRecord]
+    objective: str
+    direction: str
+
+    @property
+    def new_trials(self) -> int:
+        """Trials run by this call (the rest were resumed from disk)."""
+        return sum(t.new for t in self.trials)
+
+
+@dataclass
+class SearchData:
+    """The rows a search may use: one `(train, val)` pair per fold.
+
+    Args:
+        folds: Partitions of each fold; one pair for a holdout search.
+        specs: The `ModelSpec` of each fold (feature statistics are fitted
+            on that fold's training rows).
+        rows: Row positions of each fold, `(train, val)`.
+    """
+
+    folds: list[tuple[Partition, Partition]]
+    specs: list[ModelSpec]
+    rows: list[tuple[list[int], list[int]]]
+
+
+def declare(hp: Any, name: str, param: Any, default: Any, space: dict[str, Any] | None = None) -> Any:
+    """Declares one searched parameter on `hp` and returns its current value.
+
+    A parameter with a `parent` is declared inside Keras Tuner conditional
+    scopes for its whole chain of parents, which are declared first if the
+    builder has not drawn them yet.
+
+    Args:
+        hp: A `keras_tuner.HyperParameters`.
+        name: Dotted parameter name, e.g. `model.dropout`.
+        param: The parameter's definition (a dict or pydantic model with a
+            `type` of `int`, `float`, `choice`, `boolean` or `fixed`).
+        default: The config's value, used as the search's default.
+        space: The whole search space, to look up parents. Default none.
+
+    Returns:
+        The value for this trial, or None when a condition does not hold.
+    """
+    spec = _as_dict(param)
+    if name in hp.values:
+        return hp.get(name)
+    with contextlib.ExitStack() as scopes:
+        for parent, values in _conditions(name, spec, space or {}):
+            _ensure_declared(hp, parent, space or {})
+            scopes.enter_context(hp.conditional_scope(parent, values))
+        return _draw(hp, name, spec, default)
+
+
+def declare_space(hp: Any, spec: ModelSpec) -> None:
+    """Declares every parameter of a search space, parents first, with config defaults.
+
+    Keras Tuner only learns about a conditional parameter when a build
+    enters its scope; declaring the whole space up front makes every one of
+    them searchable, whichever branch the default build takes.
+
+    Args:
+        hp: A `keras_tuner.HyperParameters`.
+        spec: The `ModelSpec` with the search space and the config values.
+    """
+    space = spec.search_space
+    defaults = default_values(spec)
+    for name in sorted(space, key=lambda n: len(_conditions(n, _as_dict(space[n]), space))):
+        declare(hp, name, space[name], defaults.get(name), space)
+
+
+def default_values(spec: ModelSpec) -> dict[str, Any]:
+    """Returns the config's value of every tunable parameter of a dense model; {} for other kinds."""
+    m, o = spec.model, spec.optimizer
+    if m.kind != "dense":
+        return {}
+    if m.kind == "cnn":  # the image family's own parameters (tasks/cnn.py)
+        from kerasflow.models.cnn import default_values as cnn_defaults
+
+        return {**cnn_defaults(m), "training.optimizer.name": o.name,
+                "training.optimizer.learning_rate": o.learning_rate, "training.optimizer.momentum": o.momentum}
+    if m.kind in ("text", "functional"):  # the text families' own parameters (tasks/sequence.py)
+        from kerasflow.models.text import default_values as text_defaults
+
+        return {**text_defaults(m), "training.optimizer.name": o.name,
+                "training.optimizer.learning_rate": o.learning_rate, "training.optimizer.momentum": o.momentum}
+    units = {f"model.units_{i}": m.hidden_units[min(i, len(m.hidden_units) - 1)] for i in range(MAX_LAYERS)}
+    return {"model.layers": len(m.hidden_units), "model.units": m.hidden_units[0], **units,
+            "model.activation": m.activation, "model.l1": m.l1, "model.l2": m.l2,
+            "model.use_dropout": m.dropout > 0, "model.dropout": m.dropout, "model.batch_norm": m.batch_norm,
+            "training.optimizer.name": o.name, "training.optimizer.learning_rate": o.learning_rate,
+            "training.optimizer.momentum": o.momentum}
+
+
+def objective_of(settings: TuningConfig) -> Any:
+    """Returns the Keras Tuner `Objective` of a tuning section."""
+    import keras_tuner
+
+    return keras_tuner.Objective(settings.objective.name, direction=settings.objective.direction)
+
+
+def check_objective(settings: TuningConfig, labels: LabelSpec) -> None:
+    """Checks that the model reports the objective metric.
+
+    Raises:
+        TuningError: The objective is not one of `val_loss` and the
+            validation twins of the compiled metrics.
+    """
+    known = ["val_loss", *(f"val_{m}" for m in labels.metrics())]
+    if settings.objective.name not in known:
+        raise TuningError(f"tuning.objective.name: {settings.objective.name!r} is not reported by a "
+                          f"{labels.task} model; use one of {known}")
+
+
+def search_data(config: PipelineConfig, frame: pd.DataFrame, split: Split, features: FeatureSpec,
+                labels: LabelSpec) -> SearchData:
+    """Builds the partitions a search trains and scores on, never from test rows.
+
+    A holdout search uses the training and validation rows. A
+    cross-validated one (`tuning.cv_folds`, or a k-fold split) uses folds of
+    the non-test rows, each with feature statistics fitted on its own
+    training rows.
+
+    Args:
+        config: The pipeline config with a `tuning` section.
+        frame: All raw rows.
+        split: The pipeline's split.
+        features: Feature spec fitted on the split's training rows.
+        labels: Label spec.
+
+    Returns:
+        The `SearchData`.
+    """
+    from kerasflow.training.cv import fold_features, search_folds
+
+    folds = search_folds(config, frame, split, labels)
+    if not folds:
+        spec = model_spec(config, features, labels, dict(config.tuning.space))
+        pair = (make_partition(frame, split.train, features, labels), make_partition(frame, split.val, features, labels))
+        return SearchData(folds=[pair], specs=[spec], rows=[(split.train, split.val)])
+    pairs, specs = [], []
+    for train_rows, val_rows in folds:
+        fold_spec = fold_features(config, frame, train_rows, features)
+        specs.append(model_spec(config, fold_spec, labels, dict(config.tuning.space)))
+        pairs.append((make_partition(frame, train_rows, fold_spec, labels),
+                      make_partition(frame, val_rows, fold_spec, labels)))
+    return SearchData(folds=pairs, specs=specs, rows=folds)
+
+
+def search_fingerprint(config: PipelineConfig, data_digest: str) -> str:
+    """Returns a digest of everything that makes trial scores comparable.
+
+    `max_trials`, `refit` and `directory` are left out, so a search can be
+    resumed with a larger budget.
+
+    Args:
+        config: The pipeline config.
+        data_digest: Fingerprint of the raw data.
+
+    Returns:
+        A hex digest.
+    """
+    import hashlib
+
+    data = config.model_dump(mode="json", include={"data", "split", "preprocessing", "model", "training", "tuning"})
+    for key in ("max_trials", "refit", "directory"):
+        data["tuning"].pop(key, None)
+    payload = json.dumps({"config": data, "data": data_digest}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def run_search(config: PipelineConfig, data: SearchData, project_dir: str | Path, *, fingerprint: str,
+               fresh: bool = False, hook: TrialHook | None = None) -> SearchResult:
+    """Runs (or resumes) the configured Keras Tuner search.
+
+    Tuner state lives in `project_dir`; a later call with the same
+    fingerprint continues it without re-running completed trials, and an
+    interrupted trial is run again.
+
+    Args:
+        config: The pipeline config with a `tuning` section.
+        data: The search's partitions, from `search_data`.
+        project_dir: Folder of the tuner's state.
+        fingerprint: `search_fingerprint` of this search.
+        fresh: Delete any saved state and start over. Default false.
+        hook: Receives trial, epoch and fold events. Default none.
+
+    Returns:
+        The `SearchResult`.
+
+    Raises:
+        TuningError: No trial completed, or saved state belongs to a
+            different search and `fresh` is false.
+    """
+    settings = config.tuning
+    check_objective(settings, data.specs[0].labels)
+    project = Path(project_dir)
+    _claim_project(project, fingerprint, fresh)
+    tuner = build_tuner(config, data, project, hook=hook)
+    tuner.search(verbose=0)
+    records = trial_records(tuner, tuner.new_trial_ids)
+    completed = [t for t in records if t.status == "COMPLETED" and t.score is not None]
+    if not completed:
+        reasons = "; ".join(sorted({t.message.strip().splitlines()[-1] for t in records if t.message})) or "none ran"
+        raise TuningError(f"no trial of the search completed ({reasons})")
+    best = tuner.oracle.get_best_trials(1)[0]
+    best_record = next(t for t in records if t.trial_id == best.trial_id)
+    return SearchResult(best_values=best_record.values, best_score=float(best.score),
+                        best_epoch=best_record.best_epoch or config.training.epochs, trials=records,
+                        objective=settings.objective.name, direction=settings.objective.direction)
+
+
+def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: TrialHook | None = None) -> Any:
+    """Creates the configured Keras Tuner tuner over `build_model`.
+
+    Args:
+        config: The pipeline config with a `tuning` section.
+        data: The search's partitions.
+        project: Folder of the tuner's state (`<directory>/<name>`).
+        hook: Trial event receiver. Default none.
+
+    Returns:
+        A tuner whose `search()` takes no arguments.
+    """
+    import keras_tuner
+
+    s = config.tuning
+    common = dict(objective=objective_of(s), seed=s.seed, max_consecutive_failed_trials=3,
+                  directory=str(project.parent), project_name=project.name, overwrite=False)
+    kinds = {
+        "random": (keras_tuner.RandomSearch, dict(max_trials=s.max_trials)),
+        "bayesian": (keras_tuner.BayesianOptimization, dict(max_trials=s.max_trials)),
+        "grid": (keras_tuner.GridSearch, dict(max_trials=s.max_trials)),
+        "hyperband": (keras_tuner.Hyperband, dict(max_epochs=s.max_epochs or config.training.epochs,
+                                                  factor=s.factor)),
+    }
+    base, extra = kinds[s.tuner]
+    tuner_class = type(f"Kerasflow{base.__name__}", (_TrialRunner, base), {})
+    hypermodel = _hypermodel(data.specs[0])
+    with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..." is printed unconditionally
+        tuner = tuner_class(hypermodel=hypermodel, executions_per_trial=s.executions_per_trial, **common, **extra)
+    tuner.configure(config.training, data, hook, s.seed)
+    if s.tuner == "hyperband":
+        tuner.oracle.max_trials = s.max_trials
+    tuner.oracle.verbose = 0
+    return tuner
+
+
+def trial_records(tuner: Any, new_ids: set[str] | None = None) -> list[TrialRecord]:
+    """Returns a record of every trial the tuner knows, in start order.
+
+    Args:
+        tuner: A tuner built by `build_tuner`.
+        new_ids: Ids of trials run by this call. Default none.
+
+    Returns:
+        The `TrialRecord`s.
+    """
+    oracle = tuner.oracle
+    order = [tid for tid in oracle.start_order if tid in oracle.trials]
+    order += [tid for tid in sorted(oracle.trials) if tid not in order]
+    return [_record(oracle.trials[tid], tid in (new_ids or set())) for tid in order]
+
+
+def trials_frame(records: list[TrialRecord]) -> pd.DataFrame:
+    """Tabulates trials: id, status, score, best epoch, fold scores and one column per hyperparameter."""
+    names = sorted({name for r in records for name in r.values})
+    folds = max((len(r.fold_scores) for r in records), default=0)
+    rows = []
+    for r in records:
+        row = {"trial_id": r.trial_id, "status": r.status, "score": r.score, "best_epoch": r.best_epoch,
+               "new": r.new}
+        row.update({f"fold_{k}_score": (r.fold_scores[k] if k < len(r.fold_scores) else None) for k in range(folds)})
+        row.update({name: r.values.get(name) for name in names})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["trial_id", "status", "score", "best_epoch", "new",
+                                       *(f"fold_{k}_score" for k in range(folds)), *names])
+
+
+def plot_scores(records: list[TrialRecord], objective: str, direction: str, path: str | Path) -> Path:
+    """Saves a PNG of each trial's score in start order, with the best so far.
+
+    Args:
+        records: Trials in start order.
+        objective: Objective name, the y label.
+        direction: `min` or `max`.
+        path: PNG path to write.
+
+    Returns:
+        The path written.
+    """
+    from kerasflow.training.plots import pyplot, save_figure
+
+    plt = pyplot()
+    scores = np.array([r.score if r.score is not None else np.nan for r in records], dtype="float64")
+    best = (np.fmin if direction == "min" else np.fmax).accumulate(scores)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(1, len(records) + 1)
+    ax.plot(x, scores, "o", label="trial")
+    ax.plot(x, best, "-", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def summary_table(records: list[TrialRecord], objective: str, direction: str) -> str:
+    """Formats trials as a plain-text table, best first."""
+    frame = trials_frame(records)
+    if frame.empty:
+        return "(no trials)"
+    frame = frame.sort_values("score", ascending=direction == "min", na_position="last")
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("fold_")] + ["new"])
+    frame = frame.rename(columns={"score": objective})
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
+
+
+class _TrialRunner:
+    """Mixin over a Keras Tuner tuner: trains each trial on every fold and reports to a hook."""
+
+    def configure(self, training: TrainingConfig, data: SearchData, hook: TrialHook | None, seed: int) -> None:
+        self._training, self._data, self._hook, self._seed = training, data, hook, seed
+        self.new_trial_ids: set[str] = set()
+
+    def on_trial_begin(self, trial: Any) -> None:
+        super().on_trial_begin(trial)
+        self.new_trial_ids.add(trial.trial_id)
+        if self._hook:
+            self._hook.trial_started(trial.trial_id, _public(trial.hyperparameters.values))
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)
+        if self._hook:
+            self._hook.trial_ended(_record(self.oracle.get_trial(trial.trial_id), True))
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+        try:
+            return self._score_trial(trial)
+        except BaseException as exc:
+            if self._hook and not isinstance(exc, Exception):
+                self._hook.trial_interrupted(trial.trial_id, exc)
+            raise
+
+    def _score_trial(self, trial: Any) -> dict[str, float]:
+        hp = trial.hyperparameters
+        objective = self.oracle.objective
+        single = len(self._data.folds) == 1
+        epochs = int(hp.values.get("tuner/epochs", self._training.epochs))
+        initial = int(hp.values.get("tuner/initial_epoch", 0)) if single else 0
+        scores, best_epochs = [], []
+        for k, ((train, val), spec) in enumerate(zip(self._data.folds, self._data.specs)):
+            for execution in range(self.executions_per_trial):
+                label = _label(k, execution, len(self._data.folds), self.executions_per_trial)
+                score, best = self._fit_one(trial, hp, spec, train, val, epochs, initial, execution, label)
+                scores.append(score)
+                best_epochs.append(best)
+                if self._hook:
+                    self._hook.fold_ended(trial.trial_id, len(scores) - 1, score, best)
+        folds = {f"{_FOLD_METRIC}{k}": score for k, score in enumerate(scores)}
+        return {objective.name: float(np.mean(scores)), "best_epoch": float(np.mean(best_epochs)), **folds}
+
+    def _fit_one(self, trial: Any, hp: Any, spec: ModelSpec, train: Partition, val: Partition, epochs: int,
+                 initial: int, execution: int, label: str) -> tuple[float, int]:
+        import keras
+
+        keras.backend.clear_session()
+        set_seed(self._seed + execution)
+        model = build_model(hp, replace(spec, seed=spec.seed + execution))  # executions differ in initial weights
+        warm = initial > 0 and "tuner/trial_id" in hp.values
+        if warm:
+            model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
+        hook = self._hook
+
+        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            if hook:
+                hook.epoch_ended(trial.trial_id, label, epoch, logs)
+
+        callbacks = build_callbacks(self._training, on_epoch, has_val=True)
+        if "tuner/epochs" in hp.values and len(self._data.folds) == 1:
+            from keras_tuner.src.engine import tuner_utils
+
+            callbacks.append(tuner_utils.SaveBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
+        history = model.fit(as_model_inputs(train.x), train.y, validation_data=(as_model_inputs(val.x), val.y),
+                            epochs=epochs, initial_epoch=initial, batch_size=self._training.batch_size,
+                            callbacks=callbacks, verbose=0, shuffle=True).history
+        values = history.get(self.oracle.objective.name)
+        if not values:
+            raise TuningError(f"the model did not report {self.oracle.objective.name}; got {sorted(history)}")
+        pick = np.nanargmin if self.oracle.objective.direction == "min" else np.nanargmax
+        if all(not math.isfinite(v) for v in values):
+            raise ValueError(f"{self.oracle.objective.name} was never finite (diverged)")
+        index = int(pick(values))
+        return float(values[index]), initial + index + 1
+
+
+def _hypermodel(spec: ModelSpec) -> Any:
+    import keras_tuner
+
+    class _SpaceHyperModel(keras_tuner.HyperModel):
+        def build(self, hp: Any) -> Any:
+            return build_model(hp, spec)
+
+        def declare_hyperparameters(self, hp: Any) -> None:
+            declare_space(hp, spec)
+
+    return _SpaceHyperModel(name="kerasflow")
+
+
+def _record(trial: Any, new: bool) -> TrialRecord:
+    metrics = trial.metrics
+    best_epoch = metrics.get_best_value("best_epoch") if metrics.exists("best_epoch") else None
+    count = sum(1 for name in metrics.metrics if name.startswith(_FOLD_METRIC))
+    folds = [metrics.get_last_value(f"{_FOLD_METRIC}{k}") for k in range(count)]
+    return TrialRecord(trial_id=trial.trial_id, status=str(trial.status), score=_finite(trial.score),
+                       values=_public(trial.hyperparameters.values),
+                       best_epoch=int(round(best_epoch)) if best_epoch is not None else None,
+                       fold_scores=[float(s) for s in folds], message=trial.message or "", new=new)
+
+
+def _public(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in values.items() if not k.startswith(_TUNER_KEYS)}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def _label(fold: int, execution: int, folds: int, executions: int) -> str:
+    parts = ([f"fold_{fold}"] if folds > 1 else []) + ([f"execution_{execution}"] if executions > 1 else [])
+    return ".".join(parts)
+
+
+def _claim_project(project: Path, fingerprint: str, fresh: bool) -> None:
+    import shutil
+
+    state = project / STATE_FILE
+    if fresh and project.exists():
+        shutil.rmtree(project)
+    if state.is_file():
+        saved = json.loads(state.read_text()).get("fingerprint")
+        if saved != fingerprint:
+            raise TuningError(f"tuner state in {project} belongs to a different search (the config or data "
+                              f"changed since it was saved); rerun with --fresh to start over, or set "
+                              f"tuning.directory elsewhere")
+        return
+    if project.exists() and any(project.iterdir()):
+        raise TuningError(f"{project} holds files that are not a kerasflow search; rerun with --fresh "
+                          f"to replace them, or set tuning.directory elsewhere")
+    project.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"fingerprint": fingerprint, "created": time.time()}))
+
+
+def _as_dict(param: Any) -> dict[str, Any]:
+    return dict(param) if isinstance(param, dict) else param.model_dump()
+
+
+def _conditions(name: str, spec: dict[str, Any], space: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    chain = []
+    parent, values = spec.get("parent"), spec.get("parent_values")
+    while parent:
+        chain.append((parent, list(values)))
+        parent_spec = _as_dict(space[parent]) if parent in space else {}
+        parent, values = parent_spec.get("parent"), parent_spec.get("parent_values")
+    return list(reversed(chain))
+
+
+def _ensure_declared(hp: Any, name: str, space: dict[str, Any]) -> None:
+    try:
+        hp.get(name)
+    except KeyError:
+        declare(hp, name, space[name], None, space)
+    except ValueError:
+        pass  # declared, but inactive in this trial
+
+
+def _draw(hp: Any, name: str, spec: dict[str, Any], default: Any) -> Any:
+    kind = spec["type"]
+    if kind == "fixed":
+        return hp.Fixed(name, spec["value"])
+    if kind == "int":
+        return hp.Int(name, spec["min"], spec["max"], step=spec.get("step") or 1,
+                      sampling=spec.get("sampling", "linear"), default=_within(default, spec))
+    if kind == "float":
+        return hp.Float(name, spec["min"], spec["max"], step=spec.get("step"),
+                        sampling=spec.get("sampling", "linear"), default=_within(default, spec))
+    if kind == "boolean":
+        return hp.Boolean(name, default=bool(default))
+    values = spec["values"]
+    return hp.Choice(name, values, default=default if default in values else values[0])
+
+
+def _within(default: Any, spec: dict[str, Any]) -> Any:
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and spec["min"] <= default <= spec["max"]:
+        return default
+    return None
