@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/digits.yaml
 
-.PHONY: setup run test bench quality ui serve clean
+.PHONY: setup run test lint bench quality ui serve clean
 
 setup: $(STAMP)
 
@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/kerasflow run $(CONFIG)
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/lint-imports --no-cache
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py

@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from kerasflow import tracking
+from kerasflow.flows.prepare import prepare_data
 from kerasflow.tasks import retrain_steps, steps, tune_steps
 
 
@@ -30,11 +31,8 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
     retrain_steps.check_retrain_config(config_path, config)
     with tracking.pipeline_run(config, "retrain", flow_run.get_id()) as run:
         champion = retrain_steps.find_champion(run.id, config, run.workdir)
-        raw = steps.load_data(run.id, config, run.workdir)
-        steps.validate_data(run.id, config, raw)
-        drift = retrain_steps.check_drift(run.id, config, raw, champion)
-        split = steps.split_data(run.id, config, raw, run.workdir)
-        prepared = steps.fit_preprocessing(run.id, config, raw, split, run.workdir)
+        prepared = prepare_data(run, config)
+        drift = retrain_steps.check_drift(run.id, config, prepared.raw, champion)
         retune = drift["action"] == "retune"
         tuned = tune_steps.search_hyperparameters(run.id, config, prepared, True) if retune else None
         hyper = retrain_steps.choose_hyperparameters(run.id, config, champion, tuned)

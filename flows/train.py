@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 
 from kerasflow.flows.cv import cross_validate_flow
 from kerasflow import tracking
+from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.runners import task_runner
 from kerasflow.tasks import steps, tune_steps
 
@@ -32,10 +33,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     """
     config = steps.read_config(config_path, overrides)
     with tracking.pipeline_run(config, "train", flow_run.get_id()) as run:
-        raw = steps.load_data(run.id, config, run.workdir)
-        steps.validate_data(run.id, config, raw)
-        split = steps.split_data(run.id, config, raw, run.workdir)
-        prepared = steps.fit_preprocessing(run.id, config, raw, split, run.workdir)
+        prepared = prepare_data(run, config)
         tuned = tune_steps.search_hyperparameters(run.id, config, prepared, fresh) if config.tuning else None
         best = tuned["hyperparameters"] if tuned else None
         cv = None

@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from kerasflow import tracking
+from kerasflow.flows.prepare import prepare_data
 from kerasflow.tasks import steps, tune_steps
 
 
@@ -25,9 +26,6 @@ def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool 
     """
     config = steps.read_config(config_path, overrides)
     with tracking.pipeline_run(config, "tune", flow_run.get_id()) as run:
-        raw = steps.load_data(run.id, config, run.workdir)
-        steps.validate_data(run.id, config, raw)
-        split = steps.split_data(run.id, config, raw, run.workdir)
-        prepared = steps.fit_preprocessing(run.id, config, raw, split, run.workdir)
+        prepared = prepare_data(run, config)
         tuned = tune_steps.search_hyperparameters(run.id, config, prepared, fresh)
     return {"run_id": run.id, "experiment_id": run.experiment_id, **tuned}

@@ -7,6 +7,7 @@ thread, and Prefect runs tasks in worker threads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -36,6 +37,12 @@ class PipelineRun:
     id: str
     experiment_id: str
     workdir: str
+    uri: str = ""
+
+    @property
+    def tracker(self) -> "Tracker":
+        """The `Tracker` that logs into this run."""
+        return Tracker(self.id, self.uri or tracking_uri())
 
 
 def tracking_uri(configured: str | None = None) -> str:
@@ -114,7 +121,8 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iter
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
     try:
         log_config(client, run_id, config)
-        yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir)
+        yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
+                          uri=tracking_uri(config.registry.tracking_uri))
     except BaseException as exc:
         fail_run(client, run_id, exc)
         raise
@@ -276,3 +284,70 @@ def _git_tags() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"mlflow.source.git.commit": commit} if commit else {}
+
+
+@functools.lru_cache(maxsize=8)
+def client_for(uri: str) -> Any:
+    """Returns the `MlflowClient` of a store, configuring MLflow for it once per process."""
+    return configure(uri)
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """Where a task hands its results: one MLflow run, by id and store.
+
+    A tracker is two strings, so it travels to thread, process and Dask
+    workers alike; its client is made (and MLflow pointed at the store)
+    once per process on first use.
+
+    Args:
+        run_id: The run to log into.
+        uri: Its tracking URI.
+
+    Example:
+
+    ```python
+    run.tracker.metrics({"rows": 120}, prefix="split.")
+    run.tracker.json(report, "validation/result.json")
+    ```
+    """
+
+    run_id: str
+    uri: str
+
+    @property
+    def client(self) -> Any:
+        """The `MlflowClient` of the tracker's store."""
+        return client_for(self.uri)
+
+    def params(self, params: dict[str, Any], prefix: str = "") -> None:
+        """Logs params in one batch (see `log_params`)."""
+        log_params(self.client, self.run_id, params, prefix)
+
+    def metrics(self, metrics: dict[str, float], prefix: str = "", step: int = 0) -> None:
+        """Logs finite metrics in one batch (see `log_metrics`)."""
+        log_metrics(self.client, self.run_id, metrics, prefix, step)
+
+    def epochs(self, prefix: str) -> EpochLogger:
+        """Returns a per-epoch hook that logs asynchronously under `prefix`."""
+        return EpochLogger(self.client, self.run_id, prefix)
+
+    def json(self, data: Any, artifact_file: str) -> None:
+        """Logs a JSON artifact."""
+        log_json(self.client, self.run_id, data, artifact_file)
+
+    def text(self, text: str, artifact_file: str) -> None:
+        """Logs a text artifact."""
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def artifact(self, path: str | Path, folder: str | None = None) -> None:
+        """Logs a file (or a folder's files) under `folder`."""
+        if Path(path).is_dir():
+            self.client.log_artifacts(self.run_id, str(path), folder)
+        else:
+            self.client.log_artifact(self.run_id, str(path), folder)
+
+    def tags(self, tags: dict[str, Any]) -> None:
+        """Sets tags, values as strings."""
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
