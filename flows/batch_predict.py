@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from kerasflow.tracking.registry import model_run
-from kerasflow.tasks import predict_steps
+from kerasflow.tasks.predict import predict_rows, read_input, resolve_model, validate_input
 
 
 @flow(name="batch-predict", log_prints=False)
@@ -31,9 +31,9 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
         The run id, the model version used, the output path, the row count
         and a summary of the predictions.
     """
-    model = predict_steps.resolve_model(model_uri, tracking_uri)
+    model = resolve_model(model_uri, tracking_uri)
     with model_run(model, "predict", flow_run.get_id(), tracking_uri) as run:
-        source, raw = predict_steps.read_input(run.id, input_path, run.workdir, tracking_uri)
-        columns = predict_steps.validate_input(run.id, model, raw, tracking_uri)
-        result = predict_steps.predict_rows(run.id, model, raw, columns, source, output_path, tracking_uri)
+        source, raw = read_input(run.tracker, input_path, run.workdir)
+        columns = validate_input(run.tracker, model, raw)
+        result = predict_rows(run.tracker, model, raw, columns, source, output_path)
     return {"run_id": run.id, "experiment_id": run.experiment_id, "model_uri": model.version_uri, **result}

@@ -7,12 +7,13 @@ from typing import Any
 from prefect import flow
 
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks import tune_steps
-from kerasflow.tasks.steps import Prepared
+from kerasflow.data.prepared import Prepared
+from kerasflow.tracking import Tracker
+from kerasflow.tasks.cv import summarize_folds, train_fold
 
 
 @flow(name="cross-validate", log_prints=False, validate_parameters=False)
-def cross_validate_flow(run_id: str, config: PipelineConfig, prepared: Prepared,
+def cross_validate_flow(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
                         hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Trains one model per fold of the split, then logs the folds' summary.
 
@@ -20,14 +21,14 @@ def cross_validate_flow(run_id: str, config: PipelineConfig, prepared: Prepared,
     where the folds run (see `kerasflow.flows.runners.task_runner`).
 
     Args:
-        run_id: The pipeline run the fold runs nest under.
+        tracker: The pipeline run the fold runs nest under.
         config: The pipeline config (k-fold split).
         prepared: Paths from the data steps.
         hyperparameters: Fixed values from a search. Default none.
 
     Returns:
-        `{"epochs", "folds", "summary"}` from `tune_steps.summarize_folds`.
+        `{"epochs", "folds", "summary"}` from `summarize_folds`.
     """
-    futures = [tune_steps.train_fold.submit(run_id, config, prepared, fold, hyperparameters)
+    futures = [train_fold.submit(tracker, config, prepared, fold, hyperparameters)
                for fold in range(config.split.folds)]
-    return tune_steps.summarize_folds(run_id, config, [future.result() for future in futures])
+    return summarize_folds(tracker, config, [future.result() for future in futures])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks import steps
-from kerasflow.tasks.steps import Prepared
+from kerasflow.data.prepared import Prepared
 from kerasflow.tracking import PipelineRun
+from kerasflow.tasks.load import load_data
+from kerasflow.tasks.preprocess import fit_preprocessing
+from kerasflow.tasks.split import split_data
+from kerasflow.tasks.validate import validate_data
 
 
 def prepare_data(run: PipelineRun, config: PipelineConfig) -> Prepared:
@@ -21,7 +24,7 @@ def prepare_data(run: PipelineRun, config: PipelineConfig) -> Prepared:
     Raises:
         BadInputError: The data cannot be read, fails its checks or cannot be split.
     """
-    raw = steps.load_data(run.id, config, run.workdir)
-    steps.validate_data(run.id, config, raw)
-    split = steps.split_data(run.id, config, raw, run.workdir)
-    return steps.fit_preprocessing(run.id, config, raw, split, run.workdir)
+    raw = load_data(run.tracker, config, run.workdir)
+    validate_data(run.tracker, config, raw)
+    split = split_data(run.tracker, config, raw, run.workdir)
+    return fit_preprocessing(run.tracker, config, raw, split, run.workdir)

@@ -9,7 +9,15 @@ from prefect.runtime import flow_run
 
 from kerasflow import tracking
 from kerasflow.flows.prepare import prepare_data
-from kerasflow.tasks import retrain_steps, steps, tune_steps
+from kerasflow.training.refit import refit_plan
+from kerasflow.tasks.champion import check_retrain_config, choose_hyperparameters, find_champion, score_champion
+from kerasflow.tasks.config import read_config
+from kerasflow.tasks.drift import check_drift
+from kerasflow.tasks.evaluate import evaluate_model
+from kerasflow.tasks.promote import gate_challenger, promote_challenger
+from kerasflow.tasks.register import register_model
+from kerasflow.tasks.train import train_model
+from kerasflow.tasks.tune import search_hyperparameters
 
 
 @flow(name="retrain", log_prints=False)
@@ -27,22 +35,22 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         champion's metrics, the drift verdict and the decision.
     """
     extra = [f"data.source={source}"] if source else []
-    config = steps.read_config(config_path, [*(overrides or []), *extra])
-    retrain_steps.check_retrain_config(config_path, config)
+    config = read_config(config_path, [*(overrides or []), *extra])
+    check_retrain_config(config_path, config)
     with tracking.pipeline_run(config, "retrain", flow_run.get_id()) as run:
-        champion = retrain_steps.find_champion(run.id, config, run.workdir)
+        champion = find_champion(run.tracker, config, run.workdir)
         prepared = prepare_data(run, config)
-        drift = retrain_steps.check_drift(run.id, config, prepared.raw, champion)
+        drift = check_drift(run.tracker, config, prepared.raw, champion)
         retune = drift["action"] == "retune"
-        tuned = tune_steps.search_hyperparameters(run.id, config, prepared, True) if retune else None
-        hyper = retrain_steps.choose_hyperparameters(run.id, config, champion, tuned)
-        model = steps.train_model(run.id, config, prepared, run.workdir, hyper,
-                                  **tune_steps.refit_plan(config, tuned, None))
-        metrics = steps.evaluate_model(run.id, config, prepared, model)
-        champion_metrics = retrain_steps.score_champion(run.id, config, prepared, champion)
-        registered = steps.register_model(run.id, config, prepared, model, metrics)
-        decision = retrain_steps.gate_challenger(run.id, config, metrics, champion_metrics)
-        outcome = retrain_steps.promote_challenger(run.id, config, decision, registered["version"], champion,
+        tuned = search_hyperparameters(run.tracker, config, prepared, True) if retune else None
+        hyper = choose_hyperparameters(run.tracker, config, champion, tuned)
+        model = train_model(run.tracker, config, prepared, run.workdir, hyper,
+                                  **refit_plan(config, tuned, None))
+        metrics = evaluate_model(run.tracker, config, prepared, model)
+        champion_metrics = score_champion(run.tracker, config, prepared, champion)
+        registered = register_model(run.tracker, config, prepared, model, metrics)
+        decision = gate_challenger(run.tracker, config, metrics, champion_metrics)
+        outcome = promote_challenger(run.tracker, config, decision, registered["version"], champion,
                                                    drift["summary"] if drift["checked"] else None)
     return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics,
             "champion_metrics": champion_metrics, "version": registered["version"],

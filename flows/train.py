@@ -11,7 +11,12 @@ from kerasflow.flows.cv import cross_validate_flow
 from kerasflow import tracking
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.runners import task_runner
-from kerasflow.tasks import steps, tune_steps
+from kerasflow.training.refit import refit_plan
+from kerasflow.tasks.config import read_config
+from kerasflow.tasks.evaluate import evaluate_model
+from kerasflow.tasks.register import register_model
+from kerasflow.tasks.train import train_model
+from kerasflow.tasks.tune import search_hyperparameters
 
 
 @flow(name="train", log_prints=False)
@@ -31,16 +36,16 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     Returns:
         The run id, test metrics, model URI and registered version.
     """
-    config = steps.read_config(config_path, overrides)
+    config = read_config(config_path, overrides)
     with tracking.pipeline_run(config, "train", flow_run.get_id()) as run:
         prepared = prepare_data(run, config)
-        tuned = tune_steps.search_hyperparameters(run.id, config, prepared, fresh) if config.tuning else None
+        tuned = search_hyperparameters(run.tracker, config, prepared, fresh) if config.tuning else None
         best = tuned["hyperparameters"] if tuned else None
         cv = None
         if config.split.kind == "kfold":
-            cv = cross_validate_flow.with_options(task_runner=task_runner(config.runner))(run.id, config, prepared, best)
-        plan = tune_steps.refit_plan(config, tuned, cv)
-        model = steps.train_model(run.id, config, prepared, run.workdir, best, **plan)
-        metrics = steps.evaluate_model(run.id, config, prepared, model)
-        registered = steps.register_model(run.id, config, prepared, model, metrics)
+            cv = cross_validate_flow.with_options(task_runner=task_runner(config.runner))(run.tracker, config, prepared, best)
+        plan = refit_plan(config, tuned, cv)
+        model = train_model(run.tracker, config, prepared, run.workdir, best, **plan)
+        metrics = evaluate_model(run.tracker, config, prepared, model)
+        registered = register_model(run.tracker, config, prepared, model, metrics)
     return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics, **registered}

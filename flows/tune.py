@@ -9,7 +9,8 @@ from prefect.runtime import flow_run
 
 from kerasflow import tracking
 from kerasflow.flows.prepare import prepare_data
-from kerasflow.tasks import steps, tune_steps
+from kerasflow.tasks.config import read_config
+from kerasflow.tasks.tune import search_hyperparameters
 
 
 @flow(name="tune", log_prints=False)
@@ -24,8 +25,8 @@ def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool 
     Returns:
         The run ids and the search outcome (best values, score, trials).
     """
-    config = steps.read_config(config_path, overrides)
+    config = read_config(config_path, overrides)
     with tracking.pipeline_run(config, "tune", flow_run.get_id()) as run:
         prepared = prepare_data(run, config)
-        tuned = tune_steps.search_hyperparameters(run.id, config, prepared, fresh)
+        tuned = search_hyperparameters(run.tracker, config, prepared, fresh)
     return {"run_id": run.id, "experiment_id": run.experiment_id, **tuned}

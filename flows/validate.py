@@ -8,7 +8,9 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from kerasflow import tracking
-from kerasflow.tasks import steps
+from kerasflow.tasks.config import read_config
+from kerasflow.tasks.load import load_data
+from kerasflow.tasks.validate import validate_data
 
 
 @flow(name="validate", log_prints=False)
@@ -22,8 +24,8 @@ def validate_flow(config_path: str, overrides: list[str] | None = None) -> dict[
     Returns:
         The run id and the number of expectations checked.
     """
-    config = steps.read_config(config_path, overrides)
+    config = read_config(config_path, overrides)
     with tracking.pipeline_run(config, "validate", flow_run.get_id()) as run:
-        raw = steps.load_data(run.id, config, run.workdir)
-        checked = steps.validate_data(run.id, config, raw)
+        raw = load_data(run.tracker, config, run.workdir)
+        checked = validate_data(run.tracker, config, raw)
     return {"run_id": run.id, "expectations": checked}

@@ -85,7 +85,10 @@ def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflo
     from kerasflow.flows.cv import cross_validate_flow
     from kerasflow.flows.runners import task_runner
     from kerasflow.tracking import configure, ensure_experiment
-    from kerasflow.tasks import steps
+    from kerasflow.tasks.load import load_data
+    from kerasflow.tasks.preprocess import fit_preprocessing
+    from kerasflow.tasks.split import split_data
+    from kerasflow.tracking import Tracker, tracking_uri
 
     config = load_config(CONFIG, FAST)
     client = configure()
@@ -96,10 +99,11 @@ def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflo
         run_id = client.create_run(experiment, run_name=f"cv-{name}").info.run_id
         workdir = tmp_path / name
         workdir.mkdir()
-        raw = steps.load_data.fn(run_id, config, str(workdir))
-        split = steps.split_data.fn(run_id, config, raw, str(workdir))
-        prepared = steps.fit_preprocessing.fn(run_id, config, raw, split, str(workdir))
-        results[name] = cross_validate_flow.with_options(task_runner=task_runner(runner))(run_id, config, prepared)
+        tracker = Tracker(run_id, tracking_uri())
+        raw = load_data.fn(tracker, config, str(workdir))
+        split = split_data.fn(tracker, config, raw, str(workdir))
+        prepared = fit_preprocessing.fn(tracker, config, raw, split, str(workdir))
+        results[name] = cross_validate_flow.with_options(task_runner=task_runner(runner))(tracker, config, prepared)
         results[name]["folds_metrics"] = [r.data.metrics["val.accuracy"] for r in
                                           _fold_runs(client, {"run_id": run_id, "experiment_id": experiment})]
         client.set_terminated(run_id, "FINISHED")

@@ -22,6 +22,7 @@ from kerasflow.quiet import silence
 
 DEFAULT_STORE = Path("mlruns")
 RUN_KIND_TAG = "kerasflow.kind"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow shows runs with this tag nested under their parent
 
 
 @dataclass
@@ -351,3 +352,20 @@ class Tracker:
         """Sets tags, values as strings."""
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
+
+    def dataset(self, frame: Any, *, source: str, digest: str, target: str) -> None:
+        """Records a DataFrame as the run's raw input (MLflow dataset tracking).
+
+        Args:
+            frame: The rows (a listing, for image folders).
+            source: Where they came from (path or folder).
+            digest: Their fingerprint; MLflow keeps the first 36 characters.
+            target: The label column.
+        """
+        import mlflow.data
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = mlflow.data.from_pandas(frame, source=source, targets=target, name=Path(source).stem or source,
+                                          digest=digest[:36])
+        context = InputTag(key="mlflow.data.context", value="raw")
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(Dataset(**dataset.to_dict()), tags=[context])])

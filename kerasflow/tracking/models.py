@@ -18,10 +18,11 @@ import mlflow.pyfunc
 CODE_PATHS = [str(Path(__file__).resolve().parents[1])]
 
 
-def log_model(model_path: str, features_path: str, labels_path: str, example: Any) -> Any:
-    """Logs a Keras model as a kerasflow pyfunc in the active run.
+def log_model(run_id: str, model_path: str, features_path: str, labels_path: str, example: Any) -> Any:
+    """Logs a Keras model as a kerasflow pyfunc in a run, which stays RUNNING.
 
     Args:
+        run_id: The run to log into.
         model_path: The `.keras` file.
         features_path: The feature spec JSON.
         labels_path: The label spec JSON.
@@ -39,15 +40,18 @@ def log_model(model_path: str, features_path: str, labels_path: str, example: An
     # image specs convert listings to their serving format (base64-encoded files)
     example = features.serving_frame(example) if hasattr(features, "serving_frame") else example[features.columns]
     output = decode_outputs(dummy_outputs(labels, len(example)), labels)
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(Path(__file__).with_name("serving_entry.py")),
-        artifacts={"keras_model": model_path, "features": features_path, "labels": labels_path},
-        code_paths=CODE_PATHS,
-        signature=infer_signature(example, output),
-        input_example=example,
-        pip_requirements=_requirements(),
-    )
+    with mlflow.start_run(run_id=run_id):  # log_model logs into the active run, and closes it on exit
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("serving_entry.py")),
+            artifacts={"keras_model": model_path, "features": features_path, "labels": labels_path},
+            code_paths=CODE_PATHS,
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
+    mlflow.MlflowClient().update_run(run_id, status="RUNNING")
+    return info
 
 
 def register_version(client: Any, name: str, info: Any, run_id: str) -> str:

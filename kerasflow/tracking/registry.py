@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from kerasflow import tracking
 from kerasflow.data.predictions import ModelReferenceError
+from kerasflow.models.cnn import BaseModelError
 from kerasflow.promotion.plan import CHAMPION, AliasPlan, plan_promotion, plan_rollback
 
 REFERENCE_STATS = "reference/stats.json"
@@ -243,7 +244,8 @@ def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
     run_id = client.create_run(experiment_id, run_name=f"{kind}-{model.name or 'model'}", tags=tags).info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
     try:
-        yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir)
+        yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
+                                   uri=tracking.tracking_uri(configured_uri))
     except BaseException as exc:
         tracking.fail_run(client, run_id, exc)
         raise
@@ -277,3 +279,109 @@ def _model_version(client: Any, name: str, version: str | None) -> Any | None:
         return client.get_model_version(name, str(version))
     except MlflowException:
         return None
+
+
+def check_base_reference(client: Any, base: Any) -> str:
+    """Checks that a configured base model exists, without loading it.
+
+    Args:
+        client: An `MlflowClient`.
+        base: The `BaseModelConfig`.
+
+    Returns:
+        The reference, with a registered alias resolved to its version.
+
+    Raises:
+        BaseModelError: The file, weights file or registered version is missing.
+    """
+    if base.origin == "registry":
+        return _registered_version(client, base.source)[1]
+    path = Path(base.weights if base.origin == "application" else base.source).expanduser()
+    if not path.is_file():
+        key = "model.base.weights" if base.origin == "application" else "model.base.source"
+        raise BaseModelError(f"{key}: {path.resolve()} does not exist"
+                             + ("; weights are never downloaded, give a local file" if base.weights else ""))
+    return base.source
+
+
+def resolve_registered_base(client: Any, reference: str, destination: Path) -> tuple[Path, str]:
+    """Downloads a registered kerasflow model and finds its Keras file.
+
+    Args:
+        client: An `MlflowClient`.
+        reference: `models:/name@alias` or `models:/name/version`.
+        destination: Folder to download into.
+
+    Returns:
+        `(keras_file, resolved)`: the local `.keras` file and the reference
+        with the alias resolved, e.g. `models:/digits-cnn/3`.
+
+    Raises:
+        BaseModelError: The model, version or alias does not exist, or its
+            artifacts hold no `.keras` file.
+    """
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    version, resolved = _registered_version(client, reference)
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=resolved, dst_path=str(destination))
+    except MlflowException as exc:
+        raise BaseModelError(f"model.base.source {reference}: cannot download {resolved}: {exc.message}") from None
+    found = sorted(Path(local).rglob("*.keras"))
+    if not found:
+        raise BaseModelError(f"model.base.source {reference}: {resolved} holds no .keras file "
+                             "(not a kerasflow Keras model)")
+    return found[0], resolved
+
+
+def _registered_version(client: Any, reference: str) -> tuple[Any, str]:
+    from mlflow.exceptions import MlflowException
+
+    rest = reference.removeprefix("models:/")
+    try:
+        if "@" in rest:
+            name, _, alias = rest.partition("@")
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, number = rest.rpartition("/")
+            version = client.get_model_version(name, number)
+    except MlflowException as exc:
+        raise BaseModelError(f"model.base.source {reference}: no such registered model version "
+                             f"({exc.message})") from None
+    return version, f"models:/{version.name}/{version.version}"
+
+
+def download_model(uri: str, destination: str, tracking: str | None = None) -> str:
+    """Downloads a logged model's files (e.g. `models:/name/3`) into a folder and returns its path."""
+    import mlflow.artifacts
+
+    from kerasflow.tracking import tracking_uri
+
+    return mlflow.artifacts.download_artifacts(uri, dst_path=destination, tracking_uri=tracking_uri(tracking))
+
+
+def input_columns(model_uri: str) -> list[str]:
+    """Returns the input column names of a logged model's signature ([] without one)."""
+    import mlflow.models
+
+    signature = mlflow.models.get_model_info(model_uri).signature
+    return signature.inputs.input_names() if signature is not None else []
+
+
+def predict_with(model_uri: str, frame: Any) -> Any:
+    """Loads a logged pyfunc model and predicts a frame of raw rows.
+
+    Raises:
+        FeatureError: The rows do not fit the model's input schema.
+    """
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from kerasflow.features.tabular import FeatureError
+
+    try:
+        return mlflow.pyfunc.load_model(model_uri).predict(frame)
+    except MlflowException as exc:
+        raise FeatureError(f"the input does not fit the model's schema: {exc.message}") from None

@@ -1,8 +1,4 @@
-"""Prefect task boundaries of batch prediction.
-
-Each task logs into the prediction's MLflow run, whose id is passed
-explicitly; the plain logic is in `kerasflow.data.predictions`.
-"""
+"""Batch prediction: resolving the model, reading and checking the input, writing predictions."""
 
 from __future__ import annotations
 
@@ -14,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
 from kerasflow.quiet import import_tensorflow
+from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import ModelRef
 
 
@@ -30,7 +27,7 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> ModelRef:
 
 
 @task(name="read-input", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def read_input(run_id: str, input_path: str, workdir: str, tracking_uri: str | None = None) -> tuple[str, str]:
+def read_input(tracker: Tracker, input_path: str, workdir: str) -> tuple[str, str]:
     """Reads the input rows (CSV, Parquet, or the newest match of a glob) and fingerprints them.
 
     Returns:
@@ -43,17 +40,16 @@ def read_input(run_id: str, input_path: str, workdir: str, tracking_uri: str | N
 
     source = resolve_source(input_path)
     frame = load_frame(source)
-    client = tracking.configure(tracking_uri)
-    client.set_tag(run_id, "kerasflow.input", source)
-    client.set_tag(run_id, "kerasflow.data_fingerprint", fingerprint_frame(frame))
-    tracking.log_metrics(client, run_id, {"rows": len(frame), "columns": frame.shape[1]}, prefix="input.")
+    tracker.tags({"kerasflow.input": source})
+    tracker.tags({"kerasflow.data_fingerprint": fingerprint_frame(frame)})
+    tracker.metrics({"rows": len(frame), "columns": frame.shape[1]}, prefix="input.")
     path = Path(workdir) / "input.parquet"
     frame.to_parquet(path, index=False)
     return source, str(path)
 
 
 @task(name="validate-input", retries=0, cache_policy=NO_CACHE)
-def validate_input(run_id: str, model: ModelRef, raw_path: str, tracking_uri: str | None = None) -> list[str]:
+def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str]:
     """Checks the input against the model's columns and its training expectation suite (minus the target).
 
     The suite is the one logged with the model (`reference/suite.json`);
@@ -67,30 +63,28 @@ def validate_input(run_id: str, model: ModelRef, raw_path: str, tracking_uri: st
         DataValidationError: The rows violate the suite, listing every
             violated expectation (unless the model's config says `warn`).
     """
-    import mlflow
     import pandas as pd
 
-    from kerasflow.tracking.registry import REFERENCE_SUITE, load_run_json, run_params
-    from kerasflow.data.predictions import check_columns
     from kerasflow.data.isolation import run_validation
+    from kerasflow.data.predictions import check_columns
     from kerasflow.data.validate import require_valid, validate_file
+    from kerasflow.tracking.registry import REFERENCE_SUITE, input_columns, load_run_json, run_params
 
-    client = tracking.configure(tracking_uri)
+    client = tracker.client
     frame = pd.read_parquet(raw_path)
-    signature = mlflow.models.get_model_info(model.version_uri).signature
-    columns = signature.inputs.input_names() if signature is not None else []
-    check_columns(frame, columns, client.get_run(run_id).data.tags.get("kerasflow.input", "the input"))
+    columns = input_columns(model.version_uri)
+    check_columns(frame, columns, client.get_run(tracker.run_id).data.tags.get("kerasflow.input", "the input"))
     suite = load_run_json(client, model.run_id, REFERENCE_SUITE) if model.run_id else None
     if suite is None:
-        client.set_tag(run_id, "kerasflow.validation", "skipped: the model has no expectation suite")
+        tracker.tags({"kerasflow.validation": "skipped: the model has no expectation suite"})
         return columns
     params = run_params(client, model.run_id)
     target = params.get("data.target")
     report = run_validation(validate_file, raw_path, suite, skip_columns=[target] if target else [])
-    tracking.log_json(client, run_id, report.result, "validation/result.json")
-    client.log_text(run_id, report.html, "validation/data_docs.html")
-    client.log_text(run_id, report.summary(), "validation/summary.txt")
-    tracking.log_metrics(client, run_id, {"expectations": report.evaluated, "failed": len(report.violations),
+    tracker.json(report.result, "validation/result.json")
+    tracker.text(report.html, "validation/data_docs.html")
+    tracker.text(report.summary(), "validation/summary.txt")
+    tracker.metrics({"expectations": report.evaluated, "failed": len(report.violations),
                                           "success": float(report.success)}, prefix="validation.")
     if params.get("validation.on_failure", "fail") == "fail":
         require_valid(report)
@@ -98,8 +92,8 @@ def validate_input(run_id: str, model: ModelRef, raw_path: str, tracking_uri: st
 
 
 @task(name="predict-rows", retries=0, cache_policy=NO_CACHE)
-def predict_rows(run_id: str, model: ModelRef, raw_path: str, columns: list[str], source: str,
-                 output_path: str | None = None, tracking_uri: str | None = None) -> dict[str, Any]:
+def predict_rows(tracker: Tracker, model: ModelRef, raw_path: str, columns: list[str], source: str,
+                 output_path: str | None = None) -> dict[str, Any]:
     """Predicts every input row with the pyfunc model and writes rows plus predictions.
 
     Args:
@@ -113,25 +107,23 @@ def predict_rows(run_id: str, model: ModelRef, raw_path: str, columns: list[str]
     Raises:
         FeatureError: The rows do not fit the model's input schema.
     """
-    import mlflow
     import pandas as pd
-    from mlflow.exceptions import MlflowException
 
-    from kerasflow.data.predictions import default_output_path, join_predictions, prediction_summary, write_rows
-    from kerasflow.features.tabular import FeatureError
+    from kerasflow.data.predictions import (
+        default_output_path,
+        join_predictions,
+        prediction_summary,
+        write_rows,
+    )
+    from kerasflow.tracking.registry import predict_with
 
     import_tensorflow()
-    client = tracking.configure(tracking_uri)
     frame = pd.read_parquet(raw_path)
-    pyfunc = mlflow.pyfunc.load_model(model.version_uri)
-    try:
-        predictions = pyfunc.predict(frame[columns] if columns else frame)
-    except MlflowException as exc:
-        raise FeatureError(f"the input does not fit the model's schema: {exc.message}") from None
+    predictions = predict_with(model.version_uri, frame[columns] if columns else frame)
     target = Path(output_path) if output_path else default_output_path(source)
     out = write_rows(join_predictions(frame, predictions), target)
     summary = prediction_summary(predictions)
-    client.set_tag(run_id, "kerasflow.output", str(out.resolve()))
-    tracking.log_json(client, run_id, summary, "predictions/summary.json")
-    tracking.log_metrics(client, run_id, {"rows": len(predictions)}, prefix="predictions.")
+    tracker.tags({"kerasflow.output": str(out.resolve())})
+    tracker.json(summary, "predictions/summary.json")
+    tracker.metrics({"rows": len(predictions)}, prefix="predictions.")
     return {"output": str(out.resolve()), "rows": len(predictions), "summary": summary}

@@ -1,0 +1,22 @@
+"""The paths the data steps hand to training, tuning and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Prepared:
+    """Paths produced by the data steps, passed to training and evaluation.
+
+    Args:
+        raw: Raw rows as Parquet.
+        split: The `Split` JSON.
+        features: The fitted `FeatureSpec` (or `ImageSpec`) JSON.
+        labels: The `LabelSpec` (or `OutputsSpec`) JSON.
+    """
+
+    raw: str
+    split: str
+    features: str
+    labels: str

@@ -1,0 +1,28 @@
+"""How the final model is refitted after a search or k-fold cross-validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kerasflow.schemas.config import PipelineConfig
+
+
+def refit_plan(config: PipelineConfig, tuned: dict[str, Any] | None, cv: dict[str, Any] | None) -> dict[str, Any]:
+    """Decides how the final model is trained after a search and/or cross-validation.
+
+    Args:
+        config: The pipeline config.
+        tuned: Output of `search_hyperparameters`, or None.
+        cv: Output of `summarize_folds`, or None.
+
+    Returns:
+        `train_model` keyword arguments `refit` and `epochs`: k-fold refits
+        on all non-test rows for the folds' mean best epoch; a search
+        follows `tuning.refit` with the best trial's epoch count; otherwise
+        the training rows with early stopping.
+    """
+    if cv is not None:
+        return {"refit": "train+val", "epochs": cv["epochs"]}
+    if tuned is not None:
+        return {"refit": config.tuning.refit, "epochs": tuned["epochs"]}
+    return {"refit": "train", "epochs": None}

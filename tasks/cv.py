@@ -1,0 +1,99 @@
+"""K-fold cross-validation: one task per fold and their summary."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow import tracking
+from kerasflow.data.prepared import Prepared
+from kerasflow.quiet import import_tensorflow
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tracking import Tracker
+
+
+
+
+@task(name="train-fold", retries=0, cache_policy=NO_CACHE)
+def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fold: int,
+               hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Trains and scores one fold of a k-fold split as a nested run.
+
+    Safe to run on any task runner: it reads its inputs from paths, seeds
+    itself, and logs through its own client.
+
+    Args:
+        tracker: Where results are logged (the pipeline's MLflow run).
+        config: The pipeline config.
+        prepared: Paths from the data steps; the split has `folds`.
+        fold: The fold's index.
+        hyperparameters: Fixed values from a search. Default none.
+
+    Returns:
+        The fold's `kerasflow.training.cv.FoldResult` as a dict.
+    """
+    import pandas as pd
+
+    import_tensorflow()
+    from kerasflow.data.split import Split
+    from kerasflow.features.tabular import FeatureSpec, LabelSpec
+    from kerasflow.training.cv import train_fold as fit_fold
+
+    split = Split.load(prepared.split)
+    client = tracker.client
+    experiment_id = client.get_run(tracker.run_id).info.experiment_id
+    child = client.create_run(experiment_id, run_name=f"fold-{fold}", tags={
+        tracking.PARENT_TAG: tracker.run_id, tracking.RUN_KIND_TAG: "fold", "kerasflow.fold": str(fold)}).info.run_id
+    try:
+        train_rows, val_rows = split.folds[fold]
+        tracking.log_params(client, child, {"fold": fold, "train_rows": len(train_rows), "val_rows": len(val_rows),
+                                            **(hyperparameters or {})})
+
+        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            tracking.log_metrics(client, child, logs, prefix="train.", step=epoch)
+
+        result = fit_fold(config, pd.read_parquet(prepared.raw), split.folds[fold], fold,
+                          FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
+                          hyperparameters=hyperparameters, on_epoch=on_epoch)
+        tracking.log_metrics(client, child, result.metrics, prefix="val.")
+        tracking.log_metrics(client, child, {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run},
+                             prefix="train.")
+    except BaseException as exc:
+        tracking.fail_run(client, child, exc)
+        raise
+    client.set_terminated(child, "FINISHED")
+    return asdict(result)
+
+
+@task(name="summarize-folds", retries=0, cache_policy=NO_CACHE)
+def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Logs the folds' mean and standard deviation and the out-of-fold predictions.
+
+    Metrics go to the pipeline run as `cv.<metric>.mean` and
+    `cv.<metric>.std`; artifacts are `cv/oof_predictions.csv` and
+    `cv/folds.csv`.
+
+    Returns:
+        `{"epochs": refit epoch count, "folds": k, "summary": {metric: {mean, std}}}`.
+    """
+    import pandas as pd
+
+    from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
+    from kerasflow.training.cv import summarize_folds as summarize
+
+    folds = sorted((FoldResult(**r) for r in results), key=lambda r: r.fold)
+    summary = summarize(folds)
+    flat = {f"{name}.{stat}": value for name, stats in summary.items() for stat, value in stats.items()}
+    tracker.metrics(flat, prefix="cv.")
+    with tempfile.TemporaryDirectory() as tmp:
+        out_of_fold_predictions(folds).to_csv(Path(tmp) / "oof_predictions.csv", index=False)
+        tracker.artifact(str(Path(tmp) / "oof_predictions.csv"), "cv")
+        table = [{"fold": r.fold, "best_epoch": r.best_epoch, "epochs_run": r.epochs_run, **r.metrics} for r in folds]
+        pd.DataFrame(table).to_csv(Path(tmp) / "folds.csv", index=False)
+        tracker.artifact(str(Path(tmp) / "folds.csv"), "cv")
+    return {"epochs": refit_epochs(folds), "folds": len(folds), "summary": summary}

@@ -1,0 +1,60 @@
+"""Drift of the new data against the champion's training rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.champion import Champion
+from kerasflow.tracking import Tracker
+
+
+@task(name="check-drift", retries=0, cache_policy=NO_CACHE)
+def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champion: Champion | None) -> dict[str, Any]:
+    """Measures feature drift of the new data against the champion's training rows.
+
+    Attaches `drift/report.json` and `drift/report.txt` and logs
+    `drift.*` metrics. Skipped (and said so) without a champion or without
+    its reference statistics.
+
+    Returns:
+        `{"checked", "detected", "action", "summary"}`; `action` is
+        `none`, `retune` or `ignore`.
+
+    Raises:
+        DriftError: Drift was detected and `registry.drift.on_drift` is `fail`.
+    """
+    import pandas as pd
+
+    from kerasflow.data.drift import DriftError, measure_drift
+
+    cfg = config.registry.drift
+    if champion is None or champion.reference is None:
+        why = "no champion yet" if champion is None else f"champion v{champion.version} has no reference statistics"
+        tracker.text(f"drift check skipped: {why}\n", "drift/report.txt")
+        tracker.tags({"kerasflow.drift": "skipped"})
+        return {"checked": False, "detected": False, "action": "none", "summary": f"skipped: {why}"}
+    reference = json.loads(Path(champion.reference).read_text())
+    report = measure_drift(pd.read_parquet(raw_path), reference, method=cfg.method, threshold=cfg.threshold,
+                           max_drifted_share=cfg.max_drifted_share)
+    tracker.json(report.to_dict(), "drift/report.json")
+    tracker.text(report.summary() + "\n", "drift/report.txt")
+    tracker.metrics({"detected": float(report.detected), "drifted_share": report.drifted_share,
+                                          "features_drifted": len(report.drifted)}, prefix="drift.")
+    tracker.metrics({_metric_name(f.feature): f.statistic for f in report.features
+                                          if f.statistic is not None}, prefix=f"drift.{cfg.method}.")
+    tracker.tags({"kerasflow.drift": "detected" if report.detected else "none"})
+    if report.detected and cfg.on_drift == "fail":
+        raise DriftError(report)
+    action = cfg.on_drift if report.detected else "none"
+    return {"checked": True, "detected": report.detected, "action": action, "summary": report.summary()}
+
+
+def _metric_name(feature: str) -> str:
+    """A feature name in the characters MLflow allows in metric names."""
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in str(feature))[:200]

@@ -1,0 +1,88 @@
+"""The champion/challenger gate and the alias moves it allows."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow.promotion.plan import Decision
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.champion import Champion
+from kerasflow.tracking import Tracker
+
+
+@task(name="gate-challenger", retries=0, cache_policy=NO_CACHE)
+def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str, float],
+                    champion_metrics: dict[str, float] | None) -> Decision:
+    """Applies the champion/challenger gate (see `kerasflow.promotion.plan.decide_promotion`).
+
+    Logs `gate.rules`, `gate.violations` and `gate.blessed` (1 when the
+    challenger may be promoted).
+
+    Returns:
+        The `Decision`.
+    """
+    from kerasflow.promotion.plan import decide_promotion, value_thresholds
+
+    gate = config.registry.gate
+    decision = decide_promotion(metrics, champion_metrics,
+                                value_thresholds(gate.thresholds, config.registry.thresholds), gate.changes)
+    tracker.metrics({"rules": len(decision.checks), "violations": len(decision.violations),
+                                          "blessed": float(decision.promote)}, prefix="gate.")
+    return decision
+
+
+@task(name="promote-challenger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def promote_challenger(tracker: Tracker, config: PipelineConfig, decision: Decision, version: str,
+                       champion: Champion | None, drift_summary: str | None) -> dict[str, Any]:
+    """Moves `champion` to a blessed challenger and records the decision everywhere.
+
+    Nothing moves unless the decision says so, and not if the champion
+    changed while this run was training (another run or a rollback). The
+    challenger's model-version tags, the run's tags and `gate/decision.json`
+    and `.txt`, and a Prefect Markdown artifact record the outcome, every
+    rule with its observed values, and the reasons.
+
+    Returns:
+        `{"outcome", "promoted", "champion", "previous_champion", "reasons"}`.
+    """
+    from kerasflow.promotion.plan import (
+        CHAMPION,
+        PREVIOUS,
+        decision_markdown,
+        decision_tags,
+        plan_promotion,
+        recheck_champion,
+    )
+    from kerasflow.tracking.registry import apply_plan, registered_aliases
+
+    name = config.model_name
+    client = tracker.client
+    aliases = registered_aliases(client, name) or {}
+    expected = champion.version if champion else None
+    result = recheck_champion(decision, expected, aliases.get(CHAMPION))
+    if result.promote:
+        apply_plan(client, name, plan_promotion(aliases, version))
+    aliases = registered_aliases(client, name) or {}
+    decided_at = time.time()
+    tags = {**decision_tags(result, expected), "kerasflow.decided_at": f"{decided_at:.3f}",
+            "kerasflow.run_id": tracker.run_id}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    tracker.tags({"kerasflow.decision": result.outcome})
+    tracker.tags({"kerasflow.decided_at": f"{decided_at:.3f}"})
+    tracker.json(result.to_dict(), "gate/decision.json")
+    tracker.text(result.summary() + "\n", "gate/decision.txt")
+    _markdown_artifact(decision_markdown(result, name, version, expected, drift_summary), name)
+    return {"outcome": result.outcome, "promoted": result.promote, "champion": aliases.get(CHAMPION),
+            "previous_champion": aliases.get(PREVIOUS), "reasons": result.reasons}
+
+
+def _markdown_artifact(markdown: str, model_name: str) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    key = "retrain-" + "".join(c if c.isalnum() else "-" for c in model_name.lower()).strip("-")
+    create_markdown_artifact(markdown=markdown, key=key[:100], description=f"Champion decision for {model_name}")

@@ -1,0 +1,56 @@
+"""Logging the pyfunc model and registering a new version behind the thresholds gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow.data.prepared import Prepared
+from kerasflow.quiet import import_tensorflow
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tracking import Tracker
+
+
+@task(name="register-model", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
+                   metrics: dict[str, float]) -> dict[str, Any]:
+    """Logs the pyfunc model with a signature and registers a new version.
+
+    A version that meets every `registry.thresholds` entry gets the
+    `candidate` alias; nothing else in the registry is touched. The run also
+    gets `reference/stats.json` (training-row drift statistics) and
+    `reference/suite.json` (the expectation suite) for retraining and batch
+    prediction.
+
+    Returns:
+        `{"model_uri", "version", "blessed", "reasons"}`.
+    """
+    import pandas as pd
+
+    import_tensorflow()
+    from kerasflow.promotion.gate import check_thresholds
+    from kerasflow.tracking.models import log_model, register_version
+
+    example = pd.read_parquet(prepared.raw).head(5)
+    name = config.model_name if config.registry.enabled else None
+    info = log_model(tracker.run_id, model_path, prepared.features, prepared.labels, example)
+    client = tracker.client
+    from kerasflow.tracking.registry import (
+        log_reference,  # drift statistics and suite travel with the model
+    )
+
+    log_reference(client, tracker.run_id, config, prepared.raw, prepared.split, prepared.features)
+    outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}
+    if name is None:
+        return outcome
+    version = register_version(client, name, info, tracker.run_id)
+    gate = check_thresholds(metrics, config.registry.thresholds)
+    outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
+    client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
+    client.set_model_version_tag(name, version, "kerasflow.blessed", str(gate.passed).lower())
+    if gate.passed:
+        client.set_registered_model_alias(name, "candidate", version)
+    tracker.tags({"kerasflow.model_version": version})
+    return outcome

@@ -1,0 +1,83 @@
+"""Training the final model with `build_model`, and the fine-tuning phase of transfer learning."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow.data.prepared import Prepared
+from kerasflow.quiet import import_tensorflow
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tracking import Tracker
+
+
+@task(name="train-model", retries=0, cache_policy=NO_CACHE)
+def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, workdir: str,
+                hyperparameters: dict[str, Any] | None = None, refit: str = "train",
+                epochs: int | None = None) -> str:
+    """Builds the model with `build_model` and trains it, logging each epoch once.
+
+    Args:
+        hyperparameters: Best values from a tuner search, or None.
+        refit: `train` fits on the training split with validation;
+            `train+val` fits on both for the best epoch count (k-fold and
+            tuned pipelines).
+        epochs: Epoch count of a `train+val` refit. Default `training.epochs`.
+
+    Returns:
+        Path of the trained `.keras` model.
+    """
+    import_tensorflow()
+    from kerasflow.training.final import fit_final_model
+    from kerasflow.training.fitting import plot_history
+
+    on_epoch = tracker.epochs("train.")
+    model_path = Path(workdir) / "model.keras"
+    try:
+        result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
+                                 model_path, hyperparameters=hyperparameters, refit=refit, epochs=epochs,
+                                 on_epoch=on_epoch)
+    finally:
+        on_epoch.wait()
+    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
+                         prefix="train.")
+    with tempfile.TemporaryDirectory() as tmp:
+        tracker.artifact(str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
+    base = getattr(config.model, "base", None)
+    if base is not None and base.fine_tune is not None:  # transfer learning phase 2, logged as finetune.*
+
+        fine_tune_phase(tracker, config, prepared, str(model_path), refit=refit,
+                        hyperparameters=hyperparameters)
+    return str(model_path)
+
+
+def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, model_path: str, *,
+                    refit: str = "train", hyperparameters: dict[str, Any] | None = None) -> None:
+    """Runs phase 2 of transfer learning on the trained model file, logging it under `finetune.`.
+
+    Args:
+        tracker: Where results are logged (the pipeline's MLflow run).
+        config: The pipeline config; `model.base.fine_tune` is set.
+        prepared: The `Prepared` paths.
+        model_path: The phase-1 `.keras` file, replaced by the fine-tuned model.
+        refit: As for the train step. Default `train`.
+        hyperparameters: Tuned values, or None.
+    """
+    from kerasflow.models.cnn import fine_tune_saved_model
+    from kerasflow.training.fitting import plot_history
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        tracker.metrics(logs, prefix="finetune.", step=epoch)
+
+    result, unfrozen = fine_tune_saved_model(config, prepared.raw, prepared.split, prepared.features,
+                                             prepared.labels, model_path, refit=refit,
+                                             hyperparameters=hyperparameters, on_epoch=on_epoch)
+    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                                          "unfrozen_layers": len(unfrozen)}, prefix="finetune.")
+    tracker.params({"unfrozen": unfrozen}, prefix="finetune.")
+    with tempfile.TemporaryDirectory() as tmp:
+        tracker.artifact(str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "finetune")

@@ -1,0 +1,133 @@
+"""The hyperparameter search with Keras Tuner; each trial is a nested MLflow run."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow import tracking
+from kerasflow.data.prepared import Prepared
+from kerasflow.quiet import import_tensorflow
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tracking import Tracker
+
+
+
+
+class MlflowTrialLogger:
+    """A `kerasflow.training.tune.TrialHook` that tracks each trial as a nested MLflow run.
+
+    Args:
+        client: An `MlflowClient`.
+        parent_run_id: The pipeline run.
+        experiment_id: Its experiment.
+    """
+
+    def __init__(self, client: Any, parent_run_id: str, experiment_id: str):
+        self.client, self.parent, self.experiment_id = client, parent_run_id, experiment_id
+        self.runs: dict[str, str] = {}
+
+    def trial_started(self, trial_id: str, values: dict[str, Any]) -> None:
+        """Opens the trial's run and logs its hyperparameters as params."""
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags={
+            tracking.PARENT_TAG: self.parent, tracking.RUN_KIND_TAG: "trial", "kerasflow.trial_id": trial_id})
+        self.runs[trial_id] = run.info.run_id
+        tracking.log_params(self.client, run.info.run_id, values)
+
+    def epoch_ended(self, trial_id: str, label: str, epoch: int, logs: dict[str, float]) -> None:
+        """Logs one epoch's metrics, prefixed by fold/execution when there are several."""
+        tracking.log_metrics(self.client, self.runs[trial_id], logs, prefix=f"{label}." if label else "", step=epoch)
+
+    def fold_ended(self, trial_id: str, fold: int, score: float, best_epoch: int) -> None:
+        """Logs the score and best epoch of one fold (or execution)."""
+        tracking.log_metrics(self.client, self.runs[trial_id], {"score": score, "best_epoch": best_epoch},
+                             prefix=f"fold_{fold}.")
+
+    def trial_ended(self, record: Any) -> None:
+        """Logs the trial's score and status and closes its run."""
+        run_id = self.runs.get(record.trial_id)
+        if run_id is None:
+            return
+        tracking.log_metrics(self.client, run_id, {"score": record.score, "best_epoch": record.best_epoch})
+        self.client.set_tag(run_id, "kerasflow.trial_status", record.status)
+        if record.message:
+            self.client.log_text(run_id, record.message, "errors/trial_error.txt")
+        self.client.set_terminated(run_id, "FINISHED" if record.status == "COMPLETED" else "FAILED")
+
+    def trial_interrupted(self, trial_id: str, error: BaseException) -> None:
+        """Marks the trial's run KILLED; the resumed search runs the trial again."""
+        run_id = self.runs.get(trial_id)
+        if run_id is not None:
+            self.client.set_tag(run_id, "kerasflow.trial_status", f"INTERRUPTED: {type(error).__name__}")
+            self.client.set_terminated(run_id, "KILLED")
+
+
+@task(name="search-hyperparameters", retries=0, cache_policy=NO_CACHE)
+def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
+                           fresh: bool = False) -> dict[str, Any]:
+    """Runs or resumes the configured tuner search on train/validation rows only.
+
+    Each trial becomes a nested run; the pipeline run gets the best values
+    (`tune.best.<name>` params), the trials table (`tuning/trials.csv`) and
+    the score plot (`tuning/scores.png`).
+
+    Args:
+        tracker: Where results are logged (the pipeline's MLflow run).
+        config: The pipeline config; it must have a `tuning` section.
+        prepared: Paths from the data steps.
+        fresh: Discard saved tuner state and start over. Default false.
+
+    Returns:
+        `{"hyperparameters", "epochs", "score", "objective", "direction",
+        "trials", "new_trials", "directory", "summary"}`.
+
+    Raises:
+        TuningError: No `tuning` section, an objective the model does not
+            report, stale state without `fresh`, or no completed trial.
+    """
+    import pandas as pd
+
+    import_tensorflow()
+    from kerasflow.data.load import fingerprint_frame
+    from kerasflow.data.split import Split
+    from kerasflow.features.tabular import FeatureSpec, LabelSpec
+    from kerasflow.training.tune import (
+        TuningError,
+        plot_scores,
+        run_search,
+        search_data,
+        search_fingerprint,
+        summary_table,
+        trials_frame,
+    )
+
+    if config.tuning is None:
+        raise TuningError("the config has no tuning section: add one with a search space (see configs/wine_tuned.yaml)")
+    frame = pd.read_parquet(prepared.raw)
+    data = search_data(config, frame, Split.load(prepared.split), FeatureSpec.load(prepared.features),
+                       LabelSpec.load(prepared.labels))
+    client = tracker.client
+    hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id)
+    project = config.tuning.project_dir(config.name)
+    result = run_search(config, data, project, fingerprint=search_fingerprint(config, fingerprint_frame(frame)),
+                        fresh=fresh, hook=hook)
+    summary = summary_table(result.trials, result.objective, result.direction)
+    tracker.params(result.best_values, prefix="tune.best.")
+    tracker.metrics({"best_score": result.best_score, "best_epoch": result.best_epoch,
+                                          "trials": len(result.trials), "new_trials": result.new_trials,
+                                          "folds": len(data.folds)}, prefix="tune.")
+    tracker.tags({"kerasflow.tuning_dir": str(Path(project).resolve())})
+    with tempfile.TemporaryDirectory() as tmp:
+        trials_frame(result.trials).to_csv(Path(tmp) / "trials.csv", index=False)
+        tracker.artifact(str(Path(tmp) / "trials.csv"), "tuning")
+        plot = plot_scores(result.trials, result.objective, result.direction, Path(tmp) / "scores.png")
+        tracker.artifact(str(plot), "tuning")
+    tracker.text(summary + "\n", "tuning/summary.txt")
+    return {"hyperparameters": result.best_values, "epochs": result.best_epoch, "score": result.best_score,
+            "objective": result.objective, "direction": result.direction, "new_trials": result.new_trials,
+            "trials": [asdict(t) for t in result.trials], "directory": project, "summary": summary}
