@@ -5,6 +5,7 @@ It adapts `kerasflow.serving.Predictor` to MLflow's `PythonModel` interface.
 
 import mlflow.models
 import mlflow.pyfunc
+import pandas as pd
 
 
 class KerasflowModel(mlflow.pyfunc.PythonModel):
@@ -17,7 +18,7 @@ class KerasflowModel(mlflow.pyfunc.PythonModel):
         a = context.artifacts
         self.predictor = Predictor(a["keras_model"], a["features"], a["labels"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Raw rows in, `prediction` and `proba_<class>` columns out (see `Predictor.predict`)."""
         return self.predictor.predict(model_input)
 
