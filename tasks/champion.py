@@ -26,14 +26,14 @@ class Champion:
     Args:
         name: Registered model name.
         version: Its version.
-        tracker: Where results are logged (the pipeline's MLflow run).
+        run_id: The run that trained it.
         hyperparameters: Its tuned values (`tune.best.*` params), by dotted name.
         reference: Path of its training-row statistics JSON, if it has them.
     """
 
     name: str
     version: str
-    tracker: Tracker
+    run_id: str
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None
 
