@@ -1,10 +1,11 @@
-"""Shared building blocks of the config schema: the strict section base and value types."""
+"""Shared building blocks of the config schema: the strict section base, value types and the several-problems error."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 Activation = Literal["relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "gelu", "swish", "linear"]
 Initializer = Literal[
@@ -48,3 +49,16 @@ class InitializerConfig(Section):
     stddev: Annotated[float, Field(gt=0)] = 0.05
     minval: float = -0.05
     maxval: float = 0.05
+
+
+def problems_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """Builds one validation error that reports several problems, each on its own line.
+
+    Args:
+        problems: `(dotted path below the validated section, message)` pairs.
+
+    Returns:
+        An error whose type `problems` `kerasflow.schemas.config` expands line by line.
+    """
+    text = "; ".join(f"{where}: {message}" for where, message in problems)
+    return PydanticCustomError("problems", "{text}", {"text": text, "problems": problems})

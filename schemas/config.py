@@ -21,13 +21,13 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section modules)
-    Activation, Fraction, Initializer, InitializerConfig, OptimizerName, PositiveInt, Section,
+    Activation, Fraction, Initializer, InitializerConfig, OptimizerName, PositiveInt, Section, problems_error,
 )
 from kerasflow.schemas.registry import DriftConfig, GateConfig
 from kerasflow.schemas.images import CNNConfig, ImageConfig, image_model_problems
 from kerasflow.schemas.text import TextModelConfig
 from kerasflow.schemas.functional import FunctionalModelConfig
-from kerasflow.schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, problems_error, space_problems
+from kerasflow.schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, space_problems
 
 class ConfigError(BadInputError):
     """A pipeline config that cannot be read or fails validation.
@@ -408,7 +408,7 @@ def _apply_override(raw: dict[str, Any], item: str, path: str | Path) -> None:
 
 
 def _lines(err: dict[str, Any]) -> list[str]:
-    """One line per problem; a `problems` error (see `kerasflow.schemas.tuning.problems_error`) carries several."""
+    """One line per problem; a `problems` error (see `kerasflow.schemas.base.problems_error`) carries several."""
     if err["type"] != "problems":
         return [_describe(err)]
     base = ".".join(_walk(err["loc"])[0])

@@ -18,8 +18,8 @@ through a dense trunk, and each output head has its own loss and weight:
         - {name: score, target: score, loss_weight: 1.0}
         - {name: length, target: review, statistic: log_words, task: regression, loss_weight: 0.2}
 
-This module imports only `kerasflow.schemas.base` and `kerasflow.schemas.text` (and `kerasflow.schemas.tuning`
-lazily), so `kerasflow.schemas.config` and `kerasflow.schemas.tuning` can import it.
+This module imports only `kerasflow.schemas.base` and `kerasflow.schemas.text`, so
+`kerasflow.schemas.config` and `kerasflow.schemas.tuning` can import it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
-from kerasflow.schemas.base import Activation, Fraction, PositiveInt, Section
+from kerasflow.schemas.base import Activation, Fraction, PositiveInt, Section, problems_error
 from kerasflow.schemas.text import ENCODER_TUNABLE, TextEncoderConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
@@ -160,8 +160,6 @@ class FunctionalModelConfig(Section):
         if self.shared_encoder and len(self.text_inputs) < 2:
             problems.append(("shared_encoder", "sharing needs at least two text inputs"))
         if problems:
-            from kerasflow.schemas.tuning import problems_error  # lazy: kerasflow.schemas.tuning imports this module
-
             raise problems_error(problems)
         return self
 

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from kerasflow.schemas.base import Activation, Fraction, PositiveInt, Section
+from kerasflow.schemas.base import Activation, Fraction, PositiveInt, Section, problems_error
 
 Encoder = Literal["bag", "average", "simple_rnn", "lstm", "gru", "conv1d", "conv1d_gru"]
 RECURRENT_ENCODERS = ("simple_rnn", "lstm", "gru")
@@ -147,8 +147,6 @@ class TextEncoderConfig(Section):
     def _encoder_fits_vectors(self) -> "TextEncoderConfig":
         problems = encoder_problems(self)
         if problems:
-            from kerasflow.schemas.tuning import problems_error  # lazy: kerasflow.schemas.tuning imports this module
-
             raise problems_error(problems)
         return self
 

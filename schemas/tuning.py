@@ -2,7 +2,7 @@
 
 A search space maps dotted parameter names (`model.dropout`,
 `training.optimizer.learning_rate`, ...) to a parameter definition. Only the
-names that `kerasflow.models.core.build_model` consumes are tunable; they are listed in
+names that `kerasflow.models.registry.build_model` consumes are tunable; they are listed in
 `TUNABLE`, together with the types each accepts and the values its config
 field allows. A parameter may be conditional on another (`parent` and
 `parent_values`), e.g. the dropout rate exists only when dropout is on, and
@@ -16,7 +16,6 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
 
 from kerasflow.schemas.base import Activation, Fraction, OptimizerName, PositiveInt, Section
 from kerasflow.schemas.functional import FUNCTIONAL_TUNABLE
@@ -308,19 +307,6 @@ class RunnerConfig(Section):
         if self.address and self.kind != "dask":
             raise ValueError("address is only used with kind: dask")
         return self
-
-
-def problems_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
-    """Builds one validation error that reports several problems, each on its own line.
-
-    Args:
-        problems: `(dotted path below the validated section, message)` pairs.
-
-    Returns:
-        An error whose type `problems` `kerasflow.schemas.config` expands line by line.
-    """
-    text = "; ".join(f"{where}: {message}" for where, message in problems)
-    return PydanticCustomError("problems", "{text}", {"text": text, "problems": problems})
 
 
 def _check_range(low: float, high: float, sampling: str) -> None:

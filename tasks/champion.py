@@ -134,7 +134,7 @@ def score_champion(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
         is tagged and change rules then fail.
     """
     from kerasflow.features.tabular import FeatureError
-    from kerasflow.promotion.plan import score_champion as score
+    from kerasflow.training.final import score_champion as score
     from kerasflow.tracking.registry import download_model
 
     if champion is None:

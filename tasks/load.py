@@ -21,7 +21,7 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
         Path of the raw rows as Parquet in `workdir`.
     """
     from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
-    from kerasflow.features.images import is_image_folder
+    from kerasflow.data.images import is_image_folder
 
     if config.data.image is not None and is_image_folder(config.data.source):
 
@@ -74,7 +74,7 @@ def load_image_folder(tracker: Tracker, config: PipelineConfig, workdir: str) ->
     """
     import pandas as pd
 
-    from kerasflow.features.images import (
+    from kerasflow.data.images import (
         FILE_COLUMN,
         fingerprint_listing,
         scan_image_folder,

@@ -74,7 +74,8 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
     import pandas as pd
 
     from kerasflow.data.split import Split
-    from kerasflow.features.images import fit_image_spec, is_image_folder
+    from kerasflow.data.images import is_image_folder
+    from kerasflow.features.images import fit_image_spec
     from kerasflow.features.tabular import fit_labels
 
     frame = pd.read_parquet(raw_path)

@@ -67,7 +67,7 @@ def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, mod
         refit: As for the train step. Default `train`.
         hyperparameters: Tuned values, or None.
     """
-    from kerasflow.models.cnn import fine_tune_saved_model
+    from kerasflow.training.finetune import fine_tune_saved_model
     from kerasflow.training.fitting import plot_history
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:

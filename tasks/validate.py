@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kerasflow.features.images import ImageFolder, ImageReport
+from kerasflow.data.images import ImageFolder, ImageReport
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.load import sidecar_path
 from kerasflow.tracking import Tracker
@@ -71,7 +71,7 @@ def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> Ima
     """
     import pandas as pd
 
-    from kerasflow.features.images import (
+    from kerasflow.data.images import (
         check_image_folder,
         check_pixel_frame,
         is_image_folder,

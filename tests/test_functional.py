@@ -21,10 +21,13 @@ import_tensorflow()
 
 from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
 from kerasflow.features.outputs import (  # noqa: E402
-    OutputsSpec, decode_outputs, encode_targets, fit_model_inputs, raw_targets, text_statistic,
+    decode_outputs, encode_targets, fit_model_inputs, raw_targets, text_statistic,
 )
-from kerasflow.models.core import ModelSpec, build_model  # noqa: E402
-from kerasflow.features.tabular import FeatureError, LabelSpec, as_model_inputs, frame_to_inputs  # noqa: E402
+from kerasflow.models.registry import build_model  # noqa: E402
+from kerasflow.models.spec import ModelSpec  # noqa: E402
+from kerasflow.features.tabular import (  # noqa: E402
+    FeatureError, LabelSpec, OutputsSpec, as_model_inputs, frame_to_inputs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = {"encoder": "conv1d", "filters": 8, "kernel_size": 3, "embedding": {"dim": 8},

@@ -16,10 +16,8 @@ import pytest
 import yaml
 
 from kerasflow.schemas.config import ConfigError, load_config
-from kerasflow.features.images import (
-    ImageDataError, ImageSpec, check_image_folder, check_pixel_frame, decode_image, fit_image_spec,
-    pixel_array, scan_image_folder,
-)
+from kerasflow.data.images import check_image_folder, check_pixel_frame, scan_image_folder
+from kerasflow.features.images import ImageDataError, ImageSpec, decode_image, fit_image_spec, pixel_array
 from kerasflow.data.load import load_frame
 from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
 

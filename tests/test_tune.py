@@ -71,7 +71,7 @@ def test_units_of_each_layer_are_conditioned_on_the_layer_count(tmp_path: Path) 
 
 def _spec(space: dict):
     from kerasflow.schemas.config import ModelConfig, OptimizerConfig
-    from kerasflow.models.core import ModelSpec
+    from kerasflow.models.spec import ModelSpec
     from kerasflow.features.tabular import fit_features, fit_labels
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": ["p", "q", "r", "p"]})
@@ -83,7 +83,7 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
     import keras_tuner
 
     from kerasflow.training.final import fixed_hyperparameters, search_space_of
-    from kerasflow.models.core import build_model
+    from kerasflow.models.registry import build_model
     from kerasflow.training.tune import declare_space
 
     config = load_config(_config_with(tmp_path, {"space": {

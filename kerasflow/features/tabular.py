@@ -3,7 +3,8 @@
 The fitted statistics become Keras preprocessing layers inside the exported
 model (`FillMissing`, `Normalization`, `StringLookup`/`IntegerLookup` with
 one-hot output), so a logged model takes raw rows with their original column
-names. Label encoding lives here too, with the matching output layer and loss.
+names. Label encoding lives here too, with the matching output layer and loss,
+and the `OutputsSpec` of a model with several output heads.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from kerasflow.errors import BadInputError
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import numpy as np
 import pandas as pd
+
+from kerasflow.features.images import ImageSpec
 
 NUMERIC_INPUT = "numeric"
 MISSING_TOKEN = ""
@@ -74,8 +77,6 @@ class FeatureSpec:
         """Reads a spec written by `save`; an image pipeline's spec loads as `kerasflow.features.images.ImageSpec`."""
         data = json.loads(Path(path).read_text())
         if data.get("kind") == "image":
-            from kerasflow.features.images import ImageSpec
-
             return ImageSpec(**data)
         return cls(**data)
 
@@ -123,16 +124,82 @@ class LabelSpec:
     def load(cls, path: str | Path) -> "LabelSpec":
         """Reads a spec written by `save`.
 
-        A multi-output model's file (`{"outputs": [...]}`) is read as a
-        `kerasflow.features.outputs.OutputsSpec`, which every consumer of label specs
-        routes through `kerasflow.features.outputs`'s helpers.
+        A multi-output model's file (`{"outputs": [...]}`) is read as an
+        `OutputsSpec`, which every consumer of label specs routes through
+        `kerasflow.features.outputs`'s helpers.
         """
         data = json.loads(Path(path).read_text())
         if "outputs" in data:
-            from kerasflow.features.outputs import OutputsSpec
-
             return OutputsSpec.from_dict(data)
         return cls(**data)
+
+
+@dataclass
+class HeadSpec:
+    """One output head.
+
+    Args:
+        name: Head (and Keras output) name.
+        labels: Its label spec; `labels.column` is the target column.
+        statistic: `words`, `log_words` or `chars` when the label is
+            computed from the text column `labels.column`; else None.
+        loss_weight: Weight of its loss.
+        offset: Training mean of a regression label; the head's raw output
+            is rescaled by `scale` and shifted by `offset` inside the model,
+            so the network learns a standardized target. 0 for classifiers.
+        scale: Training standard deviation of a regression label (1 for
+            classifiers).
+    """
+
+    name: str
+    labels: LabelSpec
+    statistic: str | None = None
+    loss_weight: float = 1.0
+    offset: float = 0.0
+    scale: float = 1.0
+
+
+@dataclass
+class OutputsSpec:
+    """The heads of a multi-output model, in config order.
+
+    Args:
+        heads: One `HeadSpec` per output.
+    """
+
+    heads: list[HeadSpec] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        """Head names in order."""
+        return [h.name for h in self.heads]
+
+    @property
+    def task(self) -> str:
+        """`multi-output` (a `LabelSpec` says `classification` or `regression`)."""
+        return "multi-output"
+
+    def metrics(self) -> list[str]:
+        """Returns the per-head metric names Keras reports, e.g. `score_accuracy`, `length_mae`."""
+        return [f"{h.name}_{m}" for h in self.heads for m in ["loss", *h.labels.metrics()]]
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the spec as JSON (`{"outputs": [...]}`) and returns the path."""
+        Path(path).write_text(json.dumps({"outputs": [asdict(h) for h in self.heads]}, indent=2))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "OutputsSpec":
+        """Reads a spec written by `save` (`LabelSpec.load` reads both kinds)."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OutputsSpec":
+        """Rebuilds a spec from its JSON data."""
+        return cls([HeadSpec(**{**h, "labels": LabelSpec(**h["labels"])}) for h in data["outputs"]])
+
+
+Labels = Union[LabelSpec, OutputsSpec]
 
 
 def select_columns(
@@ -228,7 +295,7 @@ def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray
     Raises:
         FeatureError: Columns are missing or a numeric column has text.
     """
-    if not isinstance(spec, FeatureSpec):  # an image spec converts its own rows (tasks/images.py)
+    if not isinstance(spec, FeatureSpec):  # an image spec converts its own rows (kerasflow.features.images)
         return spec.frame_to_inputs(df)
     missing = [c for c in spec.columns if c not in df.columns]
     if missing:
@@ -283,7 +350,7 @@ def build_input_layers(spec: FeatureSpec) -> tuple[dict[str, Any], Any]:
     """
     import keras
 
-    from kerasflow.features.layers import FillMissing
+    from kerasflow.features.layers import FillMissing  # deferred: layers imports Keras
 
     inputs: dict[str, Any] = {}
     parts = []

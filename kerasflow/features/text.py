@@ -110,7 +110,7 @@ def standardize_texts(texts: Iterable[str], standardize: str = "lower_strip_html
     """
     import tensorflow as tf
 
-    from kerasflow.features.text_layers import segment_text, standardizer
+    from kerasflow.features.text_layers import segment_text, standardizer  # deferred: imports TensorFlow
 
     tensor = segment_text(tf.constant(list(texts), dtype=tf.string), segment)
     how = standardizer(standardize)

@@ -1,0 +1,12 @@
+"""Model families and `build_model(hp, spec)`, the one builder for the tuner and the final fit.
+
+`kerasflow.models.registry` finds the family of `spec.model.kind`; each
+family module registers itself when imported, so every family is imported
+here, one line each. None of them imports TensorFlow at import time: Keras
+is imported inside the builders.
+"""
+
+from kerasflow.models import dense  # noqa: F401  (registers model.kind dense)
+from kerasflow.models import cnn  # noqa: F401  (registers model.kind cnn)
+from kerasflow.models import text  # noqa: F401  (registers model.kind text)
+from kerasflow.models import functional  # noqa: F401  (registers model.kind functional)

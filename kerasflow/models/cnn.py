@@ -1,7 +1,7 @@
-"""The `cnn` model family: augmentation, convolution blocks, pretrained bases, fine-tuning.
+"""The `cnn` model family: augmentation, convolution blocks, pretrained bases.
 
-`build_cnn(hp, spec)` is what `kerasflow.models.core.build_model` calls for
-`model.kind: cnn`, for tuner trials and final training alike. The model
+`build_cnn(hp, spec)` is what `kerasflow.models.registry.build_model` calls
+for `model.kind: cnn`, for tuner trials and final training alike. The model
 takes the raw `image` input (`kerasflow.features.images.ImageSpec`) and holds its own
 preprocessing: augmentation layers (active only in training), then a
 `Rescaling` layer, then convolution blocks or a frozen pretrained base, a
@@ -11,20 +11,22 @@ A base comes from a `.keras` file, a registered kerasflow model (resolved
 to a local file by the pipeline's preparation step, which records it in
 the `ImageSpec`) or a `keras.applications` architecture with a local
 weights file. It is frozen before the model is compiled (phase 1);
-`fine_tune_saved_model` unfreezes its top layers and trains on at a lower
-learning rate (phase 2).
+`kerasflow.training.finetune.fine_tune_saved_model` unfreezes its top
+layers (`unfreeze_top`) and trains on at a lower learning rate (phase 2).
 """
 
 from __future__ import annotations
 
 from kerasflow.errors import BadInputError
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kerasflow.features.images import IMAGE_INPUT, ImageSpec
-from kerasflow.training.fitting import EpochHook, TrainingResult
+from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
+from kerasflow.models.registry import register_family
+from kerasflow.quiet import muted_stderr
+from kerasflow.schemas.images import APPLICATIONS
 
 KERASFLOW_MODEL_NAME = "kerasflow"
 BASE_NAME = "base"
@@ -42,7 +44,7 @@ def build_cnn(hp: Any, spec: Any) -> Any:
 
     Args:
         hp: A Keras Tuner `HyperParameters`, or None to use config values.
-        spec: The `kerasflow.models.core.ModelSpec`; `spec.model` is a `CNNConfig`
+        spec: The `kerasflow.models.spec.ModelSpec`; `spec.model` is a `CNNConfig`
             and `spec.features` an `ImageSpec`.
 
     Returns:
@@ -52,8 +54,6 @@ def build_cnn(hp: Any, spec: Any) -> Any:
         BaseModelError: The configured base cannot be used.
     """
     import keras
-
-    from kerasflow.models.core import build_optimizer, choose
 
     cfg, image = spec.model, spec.features
     inputs = keras.Input(shape=image.shape, name=IMAGE_INPUT, dtype="float32")
@@ -177,59 +177,6 @@ def unfreeze_top(model: Any, layers: int) -> list[str]:
     return unfrozen
 
 
-def fine_tune_saved_model(config: Any, raw_path: str, split_path: str, features_path: str, labels_path: str,
-                          model_path: str | Path, *, refit: str = "train",
-                          hyperparameters: dict[str, Any] | None = None,
-                          on_epoch: EpochHook | None = None) -> tuple[TrainingResult, list[str]]:
-    """Phase 2 of transfer learning: unfreezes the base's top layers and trains on.
-
-    Args:
-        config: The pipeline config; `model.base.fine_tune` is set.
-        raw_path: Raw rows (Parquet).
-        split_path: The split JSON.
-        features_path: The `ImageSpec` JSON.
-        labels_path: The `LabelSpec` JSON.
-        model_path: The phase-1 `.keras` file; overwritten with the result.
-        refit: `train` (default) validates on the validation rows;
-            `train+val` fits on all non-test rows for the phase's epochs.
-        hyperparameters: Tuned values; the tuned optimizer name is kept.
-        on_epoch: Per-epoch hook. Default none.
-
-    Returns:
-        `(result, unfrozen)`: the phase's `TrainingResult` and the names of
-        the unfrozen layers.
-    """
-    import keras
-    import pandas as pd
-
-    from kerasflow.training.final import make_partition, model_spec
-    from kerasflow.models.core import build_optimizer
-    from kerasflow.features.tabular import FeatureSpec, LabelSpec
-    from kerasflow.data.split import Split
-    from kerasflow.training.fitting import fit_model, set_seed
-
-    tune = config.model.base.fine_tune
-    frame, split = pd.read_parquet(raw_path), Split.load(split_path)
-    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
-    set_seed(config.training.seed)
-    model = keras.models.load_model(model_path, compile=False)
-    unfrozen = unfreeze_top(model, tune.layers)
-    name = (hyperparameters or {}).get("training.optimizer.name", config.training.optimizer.name)
-    optimizer = config.training.optimizer.model_copy(update={"name": name, "learning_rate": tune.learning_rate})
-    spec = replace(model_spec(config, features, labels), optimizer=optimizer)
-    model.compile(optimizer=build_optimizer(None, spec), loss=labels.output()[2], metrics=labels.metrics())
-    training = config.training.model_copy(update={"epochs": tune.epochs})
-    if refit == "train+val" or not split.val:
-        train = make_partition(frame, sorted(split.train + split.val), features, labels)
-        result = fit_model(model, train.x, train.y, _without_callbacks(training), on_epoch=on_epoch)
-    else:
-        train = make_partition(frame, split.train, features, labels)
-        val = make_partition(frame, split.val, features, labels)
-        result = fit_model(model, train.x, train.y, training, validation=(val.x, val.y), on_epoch=on_epoch)
-    model.save(model_path)
-    return result, unfrozen
-
-
 def default_values(cfg: Any) -> dict[str, Any]:
     """Returns the config value of every tunable `cnn` parameter, as `build_cnn` uses it without a tuner.
 
@@ -250,8 +197,6 @@ def default_values(cfg: Any) -> dict[str, Any]:
 def _conv_blocks(x: Any, hp: Any, spec: Any) -> Any:
     import keras
 
-    from kerasflow.models.core import choose
-
     cfg = spec.model
     blocks = choose(hp, spec, "model.conv_blocks", len(cfg.filters))
     pooling = choose(hp, spec, "model.pooling", cfg.pooling)
@@ -269,8 +214,6 @@ def _conv_blocks(x: Any, hp: Any, spec: Any) -> Any:
 
 def _conv_block(x: Any, i: int, filters: int, hp: Any, spec: Any) -> Any:
     import keras
-
-    from kerasflow.models.core import _activation, build_initializer, choose
 
     cfg = spec.model
     kernel = choose(hp, spec, "model.kernel_size", cfg.kernel_size)
@@ -291,7 +234,7 @@ def _conv_block(x: Any, i: int, filters: int, hp: Any, spec: Any) -> Any:
         x = layer(x)
         if batch_norm:
             x = keras.layers.BatchNormalization(name=f"batch_norm_{i}_{j}")(x)
-        x = _activation(activation, f"{activation}_{i}_{j}")(x)
+        x = activation_layer(activation, f"{activation}_{i}_{j}")(x)
     return x
 
 
@@ -308,8 +251,6 @@ def _reduce(x: Any, how: str) -> Any:
 def _head(x: Any, hp: Any, spec: Any) -> Any:
     import keras
 
-    from kerasflow.models.core import _activation, build_initializer, choose
-
     cfg = spec.model
     rate = choose(hp, spec, "model.head_dropout", cfg.head_dropout)
     activation = choose(hp, spec, "model.activation", cfg.activation)
@@ -320,7 +261,7 @@ def _head(x: Any, hp: Any, spec: Any) -> Any:
         x = keras.layers.Dense(choose(hp, spec, "model.dense_units", default), name=f"head_{i}",
                                kernel_initializer=build_initializer(cfg.initializer, spec.seed + 100 + i),
                                kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)(x)
-        x = _activation(activation, f"head_{activation}_{i}")(x)
+        x = activation_layer(activation, f"head_{activation}_{i}")(x)
     if rate:
         x = keras.layers.Dropout(rate, seed=spec.seed + 199, name="head_dropout_out")(x)
     return x
@@ -347,8 +288,6 @@ def _base_features(x: Any, cfg: Any, image: ImageSpec) -> Any:
 def _application(cfg: Any, image: ImageSpec) -> Any:
     import keras
 
-    from kerasflow.quiet import muted_stderr
-
     weights = Path(cfg.weights).expanduser()
     if not weights.is_file():
         raise BaseModelError(f"model.base.weights: {weights.resolve()} does not exist; weights of "
@@ -366,15 +305,13 @@ def _application(cfg: Any, image: ImageSpec) -> Any:
 
 
 def _application_range(name: str) -> tuple[float, float]:
-    from kerasflow.schemas.images import APPLICATIONS
-
     return (-1.0, 1.0) if APPLICATIONS[name] == "tf" else (0.0, 255.0)
 
 
 def _load_keras_file(path: str, reference: str) -> Any:
     import keras
 
-    import kerasflow.features.layers  # noqa: F401  (registers kerasflow's custom layers)
+    import kerasflow.features.layers  # noqa: F401  (registers kerasflow's custom layers; deferred: imports Keras)
 
     file = Path(path).expanduser()
     if not file.is_file():
@@ -400,8 +337,4 @@ def _features_model(source: Any, output_layer: str | None, reference: str) -> An
     return keras.Model(source.inputs, source.get_layer(name).output, name=BASE_NAME)
 
 
-def _without_callbacks(training: Any) -> Any:
-    copy = training.model_copy(deep=True)
-    copy.early_stopping.enabled = False
-    copy.reduce_lr.enabled = False
-    return copy
+register_family("cnn", build=build_cnn, default_values=default_values)

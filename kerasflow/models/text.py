@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kerasflow.schemas.text import RECURRENT_ENCODERS, TextEncoderConfig, conv_output_length
 from kerasflow.features.tabular import FeatureError, text_input_name
 from kerasflow.features.text import TextSpec, embedding_matrix, vectors_dim
+from kerasflow.models.hyper import build_optimizer, choose
+from kerasflow.models.registry import register_family
+from kerasflow.schemas.text import RECURRENT_ENCODERS, TextEncoderConfig, conv_output_length
 
 
 class TextEncoder:
@@ -35,8 +37,6 @@ class TextEncoder:
     """
 
     def __init__(self, hp: Any, spec: Any, cfg: TextEncoderConfig, text: TextSpec, prefix: str, name: str):
-        from kerasflow.models.core import choose
-
         self.name = name
         self.seed = spec.seed
         self.encoder = choose(hp, spec, f"{prefix}.encoder", cfg.encoder)
@@ -88,7 +88,7 @@ class TextEncoder:
             return layers
         layers += self._dropout(f"{n}_embedding_dropout", self.seed) if self.encoder not in RECURRENT_ENCODERS else []
         if self.encoder == "average":
-            from kerasflow.features.text_layers import MaskedAverage
+            from kerasflow.features.text_layers import MaskedAverage  # deferred: text_layers imports TensorFlow
 
             layers.append(MaskedAverage(name=f"{n}_average"))
         elif self.encoder in RECURRENT_ENCODERS:
@@ -138,7 +138,7 @@ def build_vectorizer(text: TextSpec, name: str) -> Any:
     """
     import keras
 
-    from kerasflow.features.text_layers import standardizer
+    from kerasflow.features.text_layers import standardizer  # deferred: text_layers imports TensorFlow
 
     return keras.layers.TextVectorization(
         standardize=standardizer(text.standardize),
@@ -206,8 +206,6 @@ def build_text_model(hp: Any, spec: Any) -> Any:
     """
     import keras
 
-    from kerasflow.models.core import build_optimizer, choose
-
     cfg = spec.model
     text = text_specs(spec.features)[0]
     inputs = {text_input_name(cfg.column): text_input(cfg.column)}
@@ -230,21 +228,32 @@ def text_specs(features: Any) -> list[TextSpec]:
 
 
 def default_values(model: Any) -> dict[str, Any]:
-    """Returns the config value of every tunable name of a `text` or `functional` model section.
+    """Returns the config value of every tunable name of a `text` model, as `build_text_model` uses it.
 
     Args:
-        model: A `TextModelConfig` or `FunctionalModelConfig`.
+        model: The `TextModelConfig`.
 
     Returns:
-        `{dotted name: value}`, what `build_model` uses without a tuner.
+        `{dotted name: value}`.
     """
-    encoder = model if model.kind == "text" else model.text
-    prefix = "model" if model.kind == "text" else "model.text"
+    return {**encoder_defaults(model, "model"), "model.head_units": model.head_units[0] if model.head_units else None}
+
+
+def encoder_defaults(encoder: TextEncoderConfig, prefix: str) -> dict[str, Any]:
+    """Returns the config value of every tunable name of a text encoder section.
+
+    Args:
+        encoder: The encoder section (a `TextModelConfig`, or a functional
+            model's `text`).
+        prefix: Dotted prefix of its tunable names, e.g. `model` or `model.text`.
+
+    Returns:
+        `{dotted name: value}`, what `TextEncoder` uses without a tuner.
+    """
     values = {f"{prefix}.{name}": getattr(encoder, name) for name in (
         "encoder", "units", "layers", "bidirectional", "dropout", "recurrent_dropout", "filters", "kernel_size")}
     values[f"{prefix}.embedding_dim"] = encoder.embedding.size
-    if model.kind == "text":
-        values["model.head_units"] = model.head_units[0] if model.head_units else None
-        return values
-    return {**values, "model.layers": len(model.hidden_units), "model.units": (model.hidden_units or [64])[0],
-            "model.dropout": model.dropout, "model.activation": model.activation}
+    return values
+
+
+register_family("text", build=build_text_model, default_values=default_values)

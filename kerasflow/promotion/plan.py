@@ -20,7 +20,6 @@ from __future__ import annotations
 from kerasflow.errors import BadInputError
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
@@ -328,37 +327,6 @@ def decision_markdown(decision: Decision, model_name: str, version: str | None, 
     if drift_summary:
         lines += ["", "## Drift", "", "```", drift_summary, "```"]
     return "\n".join(lines) + "\n"
-
-
-def score_champion(config: Any, model_dir: str | Path, raw_path: str, split_path: str) -> dict[str, float]:
-    """Scores a downloaded kerasflow model on the test rows, exactly as the challenger is scored.
-
-    The champion keeps its own preprocessing and label encoding (its
-    `features.json` and `labels.json`); the metrics, Keras's loss included,
-    come from the same `kerasflow.training.final.evaluate_saved_model`.
-
-    Args:
-        config: The pipeline config.
-        model_dir: The downloaded pyfunc model folder.
-        raw_path: Raw rows (Parquet), including the label column.
-        split_path: The challenger's split JSON (its test rows are used).
-
-    Returns:
-        The test metrics, named as the challenger's.
-
-    Raises:
-        FeatureError: The rows do not fit the champion (missing columns,
-            unknown classes).
-    """
-    import tempfile
-
-    from kerasflow.training.final import evaluate_saved_model
-
-    folder = Path(model_dir)
-    files = [next(folder.rglob(pattern)) for pattern in ("features.json", "labels.json", "*.keras")]
-    with tempfile.TemporaryDirectory() as reports:
-        evaluation, _ = evaluate_saved_model(config, raw_path, split_path, *(str(f) for f in files), Path(reports))
-    return dict(evaluation.metrics)
 
 
 def _num(value: float | None) -> str:

@@ -20,6 +20,10 @@ from typing import Any
 
 import pandas as pd
 
+from kerasflow.features.outputs import decode_outputs
+from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs, frame_to_inputs
+from kerasflow.quiet import silence
+
 
 class Predictor:
     """Serves a kerasflow Keras model on raw feature rows.
@@ -38,13 +42,10 @@ class Predictor:
     """
 
     def __init__(self, model_path: str, features_path: str, labels_path: str) -> None:
-        from kerasflow.quiet import silence
-
         silence()
         import keras  # deferred: TensorFlow loads only when a model is served
 
-        import kerasflow.features.layers  # noqa: F401  (registers custom layers)
-        from kerasflow.features.tabular import FeatureSpec, LabelSpec
+        import kerasflow.features.layers  # noqa: F401  (registers custom layers; deferred: imports Keras)
 
         self.features = FeatureSpec.load(features_path)
         self.labels = LabelSpec.load(labels_path)
@@ -62,9 +63,6 @@ class Predictor:
             columns; a model with several outputs prefixes them by output
             (`<output>.prediction`, `<output>.proba_<class>`).
         """
-        from kerasflow.features.outputs import decode_outputs
-        from kerasflow.features.tabular import as_model_inputs, frame_to_inputs
-
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
         raw = self.model.predict(as_model_inputs(frame_to_inputs(frame, self.features)), verbose=0)
         return decode_outputs(raw, self.labels).set_index(frame.index)

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.schemas.config import PipelineConfig
-from kerasflow.training.final import fixed_hyperparameters, make_partition, model_spec, search_space_of
-from kerasflow.models.core import build_model
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, fit_features
 from kerasflow.data.split import Split, split_kfold
+from kerasflow.features.outputs import fit_model_inputs
+from kerasflow.features.tabular import FeatureSpec, LabelSpec, fit_features
+from kerasflow.models.registry import build_model
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.training.evaluate import evaluate_model
+from kerasflow.training.final import fixed_hyperparameters, make_partition, model_spec, search_space_of
 from kerasflow.training.fitting import EpochHook, fit_model, set_seed
 
 
@@ -104,11 +106,9 @@ def fold_features(config: PipelineConfig, frame: pd.DataFrame, train_rows: list[
     Returns:
         A `FeatureSpec` with the same columns and the fold's statistics.
     """
-    if not isinstance(features, FeatureSpec):  # an image spec refits its own statistics (tasks/images.py)
+    if not isinstance(features, FeatureSpec):  # an image spec refits its own statistics
         return features.refit(frame.iloc[train_rows])
-    if features.text:  # text branches refit their vocabularies as well (tasks/functional.py)
-        from kerasflow.features.outputs import fit_model_inputs
-
+    if features.text:  # text branches refit their vocabularies as well
         return fit_model_inputs(config, frame.iloc[train_rows]).features
     p = config.preprocessing
     return fit_features(frame.iloc[train_rows], features.numeric, features.categorical, impute=p.impute,
@@ -136,8 +136,6 @@ def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[lis
     Returns:
         The `FoldResult`.
     """
-    from kerasflow.training.evaluate import evaluate_model
-
     train_rows, val_rows = fold_rows
     spec = fold_features(config, frame, train_rows, features)
     train = make_partition(frame, train_rows, spec, labels)

@@ -1,4 +1,8 @@
-"""Evaluates a trained model on the untouched test split."""
+"""Evaluates a trained model on held-out rows: the untouched test split, or a validation fold.
+
+A model with several outputs (`OutputsSpec`) is scored head by head
+(`<head>.<metric>`), each head with the metrics of its own task.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from kerasflow.features.tabular import LabelSpec, OutputsSpec, as_model_inputs, decode_predictions
 from kerasflow.training.plots import pyplot, save_figure
-from kerasflow.features.tabular import LabelSpec, as_model_inputs, decode_predictions
 
 
 @dataclass
@@ -51,9 +55,7 @@ def evaluate_model(model: Any, x: dict[str, np.ndarray], y: pd.Series, labels: L
         `OutputsSpec`, `y` a frame by output) gives `loss` and
         `<output>.<metric>` metrics, and `<output>.*` prediction columns.
     """
-    if not isinstance(labels, LabelSpec):  # several outputs, each scored on its own (tasks/functional.py)
-        from kerasflow.features.outputs import head_metrics, score_heads
-
+    if not isinstance(labels, LabelSpec):  # several outputs, each scored on its own
         evaluations, predictions = score_heads(model, x, y, labels, encoded)
         return Evaluation(metrics=head_metrics(evaluations)), predictions
     x = as_model_inputs(x)
@@ -142,6 +144,82 @@ def save_reports(evaluation: Evaluation, predictions: pd.DataFrame, y: pd.Series
     else:
         files.append(plot_residuals(y.to_numpy(dtype="float64"), predictions["prediction"].to_numpy(), out / "residuals.png"))
     return files
+
+
+def score_heads(model: Any, x: dict[str, np.ndarray], targets: pd.DataFrame, labels: OutputsSpec,
+                encoded: dict[str, np.ndarray], reports: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Scores every head of a multi-output model on held-out rows.
+
+    Args:
+        model: The trained model.
+        x: Named inputs.
+        targets: Raw targets, one column per head (`raw_targets`).
+        labels: The outputs spec.
+        encoded: Encoded targets by head.
+        reports: Include classification reports and confusion matrices.
+            Default true.
+
+    Returns:
+        `(evaluations, predictions)`: an `Evaluation` per
+        head, and one frame with `<head>.actual` next to each head's
+        decoded predictions.
+    """
+    inputs = as_model_inputs(x)
+    scores = model.evaluate(inputs, encoded, verbose=0, return_dict=True)
+    raw = model.predict(inputs, verbose=0)
+    evaluations: dict[str, Any] = {"": Evaluation(metrics={"loss": float(scores["loss"])})}
+    frames = []
+    for head in labels.heads:
+        y = targets[head.name].rename(head.labels.column)
+        predictions = decode_predictions(raw[head.name], head.labels)
+        loss = float(scores.get(f"{head.name}_loss", float("nan")))
+        if head.labels.task == "regression":
+            evaluation = Evaluation(metrics={"loss": loss, **regression_metrics(
+                y.to_numpy(dtype="float64"), predictions["prediction"].to_numpy())})
+        else:
+            evaluation = classification_evaluation(y.astype(str), predictions, head.labels, loss)
+            if not reports:
+                evaluation = Evaluation(metrics=evaluation.metrics)
+        evaluations[head.name] = evaluation
+        predictions.insert(0, "actual", y.to_numpy())
+        frames.append(predictions.add_prefix(f"{head.name}."))
+    return evaluations, pd.concat(frames, axis=1)
+
+
+def head_metrics(evaluations: dict[str, Any]) -> dict[str, float]:
+    """Flattens per-head evaluations into `loss` and `<head>.<metric>` names."""
+    return {f"{head}.{k}" if head else k: v for head, e in evaluations.items() for k, v in e.metrics.items()}
+
+
+def evaluate_heads(model: Any, x: dict[str, np.ndarray], targets: pd.DataFrame, labels: OutputsSpec,
+                   encoded: dict[str, np.ndarray], out_dir: str | Path, reports: bool = True) -> tuple[Any, list[Path]]:
+    """Scores every head of a multi-output model on held-out rows and writes its reports.
+
+    Args:
+        model: The trained model.
+        x: Named inputs.
+        targets: Raw targets, one column per head (`raw_targets`).
+        labels: The outputs spec.
+        encoded: Encoded targets by head.
+        out_dir: Folder; each head's reports go to `<out_dir>/<head>/`.
+        reports: Include classification reports and plots. Default true.
+
+    Returns:
+        `(evaluation, files)`: an `Evaluation` whose metrics are the total
+        `loss` and `<head>.<metric>` for each head, and the files written.
+    """
+    evaluations, predictions = score_heads(model, x, targets, labels, encoded, reports)
+    metrics = head_metrics(evaluations)
+    files: list[Path] = []
+    for head in labels.heads:
+        prefix = f"{head.name}."
+        own = predictions[[c for c in predictions.columns if c.startswith(prefix) and c != f"{prefix}actual"]]
+        own = own.rename(columns=lambda c: c.removeprefix(prefix))
+        y = targets[head.name].rename(head.labels.column)
+        files += save_reports(evaluations[head.name], own, y, Path(out_dir) / head.name)
+    summary = Path(out_dir) / "metrics.json"
+    summary.write_text(json.dumps(metrics, indent=2))
+    return Evaluation(metrics=metrics), [summary, *files]
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:

@@ -1,11 +1,13 @@
 """Glue between files on disk and the model: partitions, final fit, test scoring.
 
 Plain functions (no Prefect, no MLflow) shared by the training, tuning and
-k-fold boundaries.
+k-fold boundaries; the champion of a retrain is scored here too, exactly as
+the challenger.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.schemas.config import PipelineConfig
-from kerasflow.models.core import ModelSpec, build_model
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
 from kerasflow.data.split import Split
-from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, set_seed
+from kerasflow.features.outputs import encode_targets, raw_targets
+from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
+from kerasflow.models.registry import build_model
+from kerasflow.models.spec import ModelSpec
+from kerasflow.schemas.config import PipelineConfig, TrainingConfig
+from kerasflow.training.evaluate import Evaluation, evaluate_heads, evaluate_model, save_reports
+from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, set_seed, without_early_stopping
 
 
 @dataclass
@@ -51,8 +56,6 @@ def make_partition(frame: pd.DataFrame, rows: list[int], features: FeatureSpec, 
         A `Partition`; with several outputs (`OutputsSpec`), `y` is a dict
         and `raw_y` a frame, by head name.
     """
-    from kerasflow.features.outputs import encode_targets, raw_targets
-
     part = frame.iloc[rows]
     target = raw_targets(part, labels)
     return Partition(x=frame_to_inputs(part, features), y=encode_targets(target, labels), raw_y=target)
@@ -104,15 +107,39 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
     set_seed(config.training.seed)
     model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
                                                                           search_space_of(hyperparameters)))
-    if refit == "train+val" or not split.val:
-        train = make_partition(frame, sorted(split.train + split.val), features, labels)
-        result = fit_model(model, train.x, train.y, _without_early_stop(config), epochs=epochs, on_epoch=on_epoch)
-    else:
-        train = make_partition(frame, split.train, features, labels)
-        val = make_partition(frame, split.val, features, labels)
-        result = fit_model(model, train.x, train.y, config.training, validation=(val.x, val.y), on_epoch=on_epoch)
+    result = fit_on_split(model, frame, split, features, labels, config.training, refit=refit, epochs=epochs,
+                          on_epoch=on_epoch)
     model.save(model_path)
     return result
+
+
+def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: FeatureSpec, labels: LabelSpec,
+                 training: TrainingConfig, *, refit: str = "train", epochs: int | None = None,
+                 on_epoch: EpochHook | None = None) -> TrainingResult:
+    """Fits a compiled model on a split's rows, with validation or on all non-test rows.
+
+    Args:
+        model: A compiled `keras.Model`.
+        frame: All raw rows.
+        split: The pipeline's split.
+        features: Fitted feature spec.
+        labels: Label spec.
+        training: The `training` section.
+        refit: `train` (default) fits on the training rows and validates on
+            the validation rows; `train+val` (or a split without validation
+            rows) fits on all non-test rows without early stopping.
+        epochs: Epoch count for `train+val`. Default `training.epochs`.
+        on_epoch: Per-epoch hook. Default none.
+
+    Returns:
+        The `TrainingResult`.
+    """
+    if refit == "train+val" or not split.val:
+        train = make_partition(frame, sorted(split.train + split.val), features, labels)
+        return fit_model(model, train.x, train.y, without_early_stopping(training), epochs=epochs, on_epoch=on_epoch)
+    train = make_partition(frame, split.train, features, labels)
+    val = make_partition(frame, split.val, features, labels)
+    return fit_model(model, train.x, train.y, training, validation=(val.x, val.y), on_epoch=on_epoch)
 
 
 def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
@@ -136,8 +163,7 @@ def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str,
     """
     import keras
 
-    import kerasflow.features.layers  # noqa: F401
-    from kerasflow.training.evaluate import Evaluation, evaluate_model, save_reports
+    import kerasflow.features.layers  # noqa: F401  (registers custom layers; deferred: imports Keras)
 
     split = Split.load(split_path)
     if not split.test:
@@ -145,15 +171,40 @@ def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str,
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     test = make_partition(pd.read_parquet(raw_path), split.test, features, labels)
     model = keras.models.load_model(model_path)
-    if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own (tasks/functional.py)
-        from kerasflow.features.outputs import evaluate_heads
-
+    if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own
         return evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
                               reports=config.evaluation.classification_report)
     evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
     if not config.evaluation.classification_report:
         evaluation = Evaluation(metrics=evaluation.metrics)
     return evaluation, save_reports(evaluation, predictions, test.raw_y, out_dir)
+
+
+def score_champion(config: Any, model_dir: str | Path, raw_path: str, split_path: str) -> dict[str, float]:
+    """Scores a downloaded kerasflow model on the test rows, exactly as the challenger is scored.
+
+    The champion keeps its own preprocessing and label encoding (its
+    `features.json` and `labels.json`); the metrics, Keras's loss included,
+    come from the same `evaluate_saved_model`.
+
+    Args:
+        config: The pipeline config.
+        model_dir: The downloaded pyfunc model folder.
+        raw_path: Raw rows (Parquet), including the label column.
+        split_path: The challenger's split JSON (its test rows are used).
+
+    Returns:
+        The test metrics, named as the challenger's.
+
+    Raises:
+        FeatureError: The rows do not fit the champion (missing columns,
+            unknown classes).
+    """
+    folder = Path(model_dir)
+    files = [next(folder.rglob(pattern)) for pattern in ("features.json", "labels.json", "*.keras")]
+    with tempfile.TemporaryDirectory() as reports:
+        evaluation, _ = evaluate_saved_model(config, raw_path, split_path, *(str(f) for f in files), Path(reports))
+    return dict(evaluation.metrics)
 
 
 def fixed_hyperparameters(values: dict[str, Any] | None) -> Any:
@@ -178,10 +229,3 @@ def fixed_hyperparameters(values: dict[str, Any] | None) -> Any:
 def search_space_of(values: dict[str, Any] | None) -> dict[str, Any]:
     """Returns a search space in which every given name is fixed."""
     return {name: {"type": "fixed", "value": value} for name, value in (values or {}).items()}
-
-
-def _without_early_stop(config: PipelineConfig) -> Any:
-    training = config.training.model_copy(deep=True)
-    training.early_stopping.enabled = False
-    training.reduce_lr.enabled = False
-    return training

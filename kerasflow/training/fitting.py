@@ -9,7 +9,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kerasflow.features.tabular import as_model_inputs
 from kerasflow.schemas.config import TrainingConfig
+from kerasflow.training.plots import pyplot, save_figure
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -71,6 +73,24 @@ def build_callbacks(cfg: TrainingConfig, on_epoch: EpochHook | None = None, has_
     return callbacks
 
 
+def without_early_stopping(cfg: TrainingConfig) -> TrainingConfig:
+    """Returns a copy of the `training` section with early stopping and learning-rate reduction off.
+
+    A fit without validation rows (e.g. a refit on all non-test rows) runs
+    its epochs in full.
+
+    Args:
+        cfg: The `training` section.
+
+    Returns:
+        The modified copy.
+    """
+    copy = cfg.model_copy(deep=True)
+    copy.early_stopping.enabled = False
+    copy.reduce_lr.enabled = False
+    return copy
+
+
 def fit_model(
     model: Any,
     x_train: dict[str, np.ndarray],
@@ -95,8 +115,6 @@ def fit_model(
     Returns:
         A `TrainingResult`.
     """
-    from kerasflow.features.tabular import as_model_inputs
-
     callbacks = build_callbacks(cfg, on_epoch, has_val=validation is not None)
     if validation is not None:
         validation = (as_model_inputs(validation[0]), validation[1])
@@ -137,8 +155,6 @@ def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    from kerasflow.training.plots import pyplot, save_figure
-
     plt = pyplot()
     names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)

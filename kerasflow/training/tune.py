@@ -1,8 +1,8 @@
 """Hyperparameter search: config search spaces drawn through Keras Tuner.
 
-`declare` turns one parameter definition of the config's `tuning.space` into
-a Keras Tuner hyperparameter (inside the conditional scopes of its parents),
-and `run_search` runs a resumable search whose trials train `build_model`
+`declare_space` declares every parameter of the config's `tuning.space` as a
+Keras Tuner hyperparameter (`kerasflow.models.hyper.declare`, inside the
+conditional scopes of its parents), and `run_search` runs a resumable search whose trials train `build_model`
 models on the training rows and score them on the validation rows, or on
 k folds of the non-test rows. The test rows are never passed to it.
 
@@ -26,13 +26,17 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from kerasflow.schemas.config import PipelineConfig, TrainingConfig
-from kerasflow.schemas.tuning import MAX_LAYERS, TuningConfig
-from kerasflow.training.final import Partition, make_partition, model_spec
-from kerasflow.models.core import ModelSpec, build_model
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
 from kerasflow.data.split import Split
+from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
+from kerasflow.models.hyper import declaration_order, declare
+from kerasflow.models.registry import build_model, default_values
+from kerasflow.models.spec import ModelSpec
+from kerasflow.schemas.config import PipelineConfig, TrainingConfig
+from kerasflow.schemas.tuning import TuningConfig
+from kerasflow.training.cv import fold_features, search_folds
+from kerasflow.training.final import Partition, make_partition, model_spec
 from kerasflow.training.fitting import build_callbacks, set_seed
+from kerasflow.training.plots import pyplot, save_figure
 
 STATE_FILE = "kerasflow_search.json"
 _TUNER_KEYS = "tuner/"
@@ -131,34 +135,6 @@ class SearchData:
     rows: list[tuple[list[int], list[int]]]
 
 
-def declare(hp: Any, name: str, param: Any, default: Any, space: dict[str, Any] | None = None) -> Any:
-    """Declares one searched parameter on `hp` and returns its current value.
-
-    A parameter with a `parent` is declared inside Keras Tuner conditional
-    scopes for its whole chain of parents, which are declared first if the
-    builder has not drawn them yet.
-
-    Args:
-        hp: A `keras_tuner.HyperParameters`.
-        name: Dotted parameter name, e.g. `model.dropout`.
-        param: The parameter's definition (a dict or pydantic model with a
-            `type` of `int`, `float`, `choice`, `boolean` or `fixed`).
-        default: The config's value, used as the search's default.
-        space: The whole search space, to look up parents. Default none.
-
-    Returns:
-        The value for this trial, or None when a condition does not hold.
-    """
-    spec = _as_dict(param)
-    if name in hp.values:
-        return hp.get(name)
-    with contextlib.ExitStack() as scopes:
-        for parent, values in _conditions(name, spec, space or {}):
-            _ensure_declared(hp, parent, space or {})
-            scopes.enter_context(hp.conditional_scope(parent, values))
-        return _draw(hp, name, spec, default)
-
-
 def declare_space(hp: Any, spec: ModelSpec) -> None:
     """Declares every parameter of a search space, parents first, with config defaults.
 
@@ -172,31 +148,8 @@ def declare_space(hp: Any, spec: ModelSpec) -> None:
     """
     space = spec.search_space
     defaults = default_values(spec)
-    for name in sorted(space, key=lambda n: len(_conditions(n, _as_dict(space[n]), space))):
+    for name in declaration_order(space):
         declare(hp, name, space[name], defaults.get(name), space)
-
-
-def default_values(spec: ModelSpec) -> dict[str, Any]:
-    """Returns the config's value of every tunable parameter of a dense model; {} for other kinds."""
-    m, o = spec.model, spec.optimizer
-    if m.kind != "dense":
-        return {}
-    if m.kind == "cnn":  # the image family's own parameters (tasks/cnn.py)
-        from kerasflow.models.cnn import default_values as cnn_defaults
-
-        return {**cnn_defaults(m), "training.optimizer.name": o.name,
-                "training.optimizer.learning_rate": o.learning_rate, "training.optimizer.momentum": o.momentum}
-    if m.kind in ("text", "functional"):  # the text families' own parameters (tasks/sequence.py)
-        from kerasflow.models.text import default_values as text_defaults
-
-        return {**text_defaults(m), "training.optimizer.name": o.name,
-                "training.optimizer.learning_rate": o.learning_rate, "training.optimizer.momentum": o.momentum}
-    units = {f"model.units_{i}": m.hidden_units[min(i, len(m.hidden_units) - 1)] for i in range(MAX_LAYERS)}
-    return {"model.layers": len(m.hidden_units), "model.units": m.hidden_units[0], **units,
-            "model.activation": m.activation, "model.l1": m.l1, "model.l2": m.l2,
-            "model.use_dropout": m.dropout > 0, "model.dropout": m.dropout, "model.batch_norm": m.batch_norm,
-            "training.optimizer.name": o.name, "training.optimizer.learning_rate": o.learning_rate,
-            "training.optimizer.momentum": o.momentum}
 
 
 def objective_of(settings: TuningConfig) -> Any:
@@ -238,8 +191,6 @@ def search_data(config: PipelineConfig, frame: pd.DataFrame, split: Split, featu
     Returns:
         The `SearchData`.
     """
-    from kerasflow.training.cv import fold_features, search_folds
-
     folds = search_folds(config, frame, split, labels)
     if not folds:
         spec = model_spec(config, features, labels, dict(config.tuning.space))
@@ -396,8 +347,6 @@ def plot_scores(records: list[TrialRecord], objective: str, direction: str, path
     Returns:
         The path written.
     """
-    from kerasflow.training.plots import pyplot, save_figure
-
     plt = pyplot()
     scores = np.array([r.score if r.score is not None else np.nan for r in records], dtype="float64")
     best = (np.fmin if direction == "min" else np.fmax).accumulate(scores)
@@ -559,48 +508,3 @@ def _claim_project(project: Path, fingerprint: str, fresh: bool) -> None:
                           f"to replace them, or set tuning.directory elsewhere")
     project.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"fingerprint": fingerprint, "created": time.time()}))
-
-
-def _as_dict(param: Any) -> dict[str, Any]:
-    return dict(param) if isinstance(param, dict) else param.model_dump()
-
-
-def _conditions(name: str, spec: dict[str, Any], space: dict[str, Any]) -> list[tuple[str, list[Any]]]:
-    chain = []
-    parent, values = spec.get("parent"), spec.get("parent_values")
-    while parent:
-        chain.append((parent, list(values)))
-        parent_spec = _as_dict(space[parent]) if parent in space else {}
-        parent, values = parent_spec.get("parent"), parent_spec.get("parent_values")
-    return list(reversed(chain))
-
-
-def _ensure_declared(hp: Any, name: str, space: dict[str, Any]) -> None:
-    try:
-        hp.get(name)
-    except KeyError:
-        declare(hp, name, space[name], None, space)
-    except ValueError:
-        pass  # declared, but inactive in this trial
-
-
-def _draw(hp: Any, name: str, spec: dict[str, Any], default: Any) -> Any:
-    kind = spec["type"]
-    if kind == "fixed":
-        return hp.Fixed(name, spec["value"])
-    if kind == "int":
-        return hp.Int(name, spec["min"], spec["max"], step=spec.get("step") or 1,
-                      sampling=spec.get("sampling", "linear"), default=_within(default, spec))
-    if kind == "float":
-        return hp.Float(name, spec["min"], spec["max"], step=spec.get("step"),
-                        sampling=spec.get("sampling", "linear"), default=_within(default, spec))
-    if kind == "boolean":
-        return hp.Boolean(name, default=bool(default))
-    values = spec["values"]
-    return hp.Choice(name, values, default=default if default in values else values[0])
-
-
-def _within(default: Any, spec: dict[str, Any]) -> Any:
-    if isinstance(default, (int, float)) and not isinstance(default, bool) and spec["min"] <= default <= spec["max"]:
-        return default
-    return None

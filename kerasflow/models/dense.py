@@ -1,0 +1,96 @@
+"""The `dense` model family: tabular inputs, a stack of dense blocks, one output layer.
+
+Each block is a `Dense` layer with an optional L1/L2 penalty, batch
+normalization, an activation and dropout; every setting is read through
+`choose`, so a tuner search can vary it (`model.layers`, `model.units`,
+`model.units_<i>`, `model.dropout`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kerasflow.features.tabular import build_input_layers
+from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
+from kerasflow.models.registry import register_family
+from kerasflow.models.spec import ModelSpec
+from kerasflow.schemas.tuning import MAX_LAYERS
+
+OUTPUT_SEED_OFFSET = 1000
+
+
+def build_dense(hp: Any, spec: ModelSpec) -> Any:
+    """Builds and compiles a dense network on the tabular inputs.
+
+    Args:
+        hp: A Keras Tuner `HyperParameters`, or None to use config values.
+        spec: The `ModelSpec`; `spec.model` is a dense `ModelConfig`.
+
+    Returns:
+        A compiled `keras.Model` named `kerasflow` that takes the raw named inputs.
+    """
+    import keras
+
+    inputs, x = build_input_layers(spec.features)
+    x = _dense_body(x, hp, spec)
+    units, activation, loss = spec.labels.output()
+    # A seeded initializer: an unseeded one draws from Python's process-wide `random`,
+    # which concurrent trainings (k-fold folds on threads) would interleave.
+    kernel = keras.initializers.GlorotUniform(seed=spec.seed + OUTPUT_SEED_OFFSET)
+    outputs = keras.layers.Dense(units, activation=activation, kernel_initializer=kernel, name="output")(x)
+    model = keras.Model(inputs=inputs, outputs=outputs, name="kerasflow")
+    model.compile(optimizer=build_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
+    return model
+
+
+def default_values(model: Any) -> dict[str, Any]:
+    """Returns the config value of every tunable `dense` parameter, as `build_dense` uses it without a tuner.
+
+    Args:
+        model: The dense `ModelConfig`.
+
+    Returns:
+        `{dotted name: value}`.
+    """
+    units = {f"model.units_{i}": model.hidden_units[min(i, len(model.hidden_units) - 1)] for i in range(MAX_LAYERS)}
+    return {"model.layers": len(model.hidden_units), "model.units": model.hidden_units[0], **units,
+            "model.activation": model.activation, "model.l1": model.l1, "model.l2": model.l2,
+            "model.use_dropout": model.dropout > 0, "model.dropout": model.dropout,
+            "model.batch_norm": model.batch_norm}
+
+
+def _dense_body(x: Any, hp: Any, spec: ModelSpec) -> Any:
+    cfg = spec.model
+    layers = choose(hp, spec, "model.layers", len(cfg.hidden_units))
+    for i in range(layers):
+        default_units = cfg.hidden_units[min(i, len(cfg.hidden_units) - 1)]
+        units = choose(hp, spec, f"model.units_{i}", choose(hp, spec, "model.units", default_units))
+        x = _dense_block(x, i, units, hp, spec)
+    return x
+
+
+def _dense_block(x: Any, i: int, units: int, hp: Any, spec: ModelSpec) -> Any:
+    import keras
+
+    cfg = spec.model
+    activation = choose(hp, spec, "model.activation", cfg.activation)
+    l1 = choose(hp, spec, "model.l1", cfg.l1)
+    l2 = choose(hp, spec, "model.l2", cfg.l2)
+    regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+    x = keras.layers.Dense(
+        units,
+        kernel_initializer=build_initializer(cfg.initializer, spec.seed + i),
+        kernel_regularizer=regularizer,
+        name=f"dense_{i}",
+    )(x)
+    if choose(hp, spec, "model.batch_norm", cfg.batch_norm):
+        x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+    x = activation_layer(activation, f"{activation}_{i}")(x)
+    use_dropout = choose(hp, spec, "model.use_dropout", cfg.dropout > 0)
+    dropout = choose(hp, spec, "model.dropout", cfg.dropout) if use_dropout else 0.0
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=spec.seed + i, name=f"dropout_{i}")(x)
+    return x
+
+
+register_family("dense", build=build_dense, default_values=default_values)
