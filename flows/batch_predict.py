@@ -7,8 +7,13 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from kerasflow.tasks.predict import (
+    predict_rows,
+    read_input,
+    resolve_model,
+    validate_input,
+)
 from kerasflow.tracking.registry import model_run
-from kerasflow.tasks.predict import predict_rows, read_input, resolve_model, validate_input
 
 
 @flow(name="batch-predict", log_prints=False)

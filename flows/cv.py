@@ -6,10 +6,10 @@ from typing import Any
 
 from prefect import flow
 
-from kerasflow.schemas.config import PipelineConfig
 from kerasflow.data.prepared import Prepared
-from kerasflow.tracking import Tracker
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.cv import summarize_folds, train_fold
+from kerasflow.tracking import Tracker
 
 
 @flow(name="cross-validate", log_prints=False, validate_parameters=False)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from kerasflow.schemas.config import PipelineConfig
 from kerasflow.data.prepared import Prepared
-from kerasflow.tracking import PipelineRun
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.load import load_data
 from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.split import split_data
 from kerasflow.tasks.validate import validate_data
+from kerasflow.tracking import PipelineRun
 
 
 def prepare_data(run: PipelineRun, config: PipelineConfig) -> Prepared:

@@ -9,8 +9,12 @@ from prefect.runtime import flow_run
 
 from kerasflow import tracking
 from kerasflow.flows.prepare import prepare_data
-from kerasflow.training.refit import refit_plan
-from kerasflow.tasks.champion import check_retrain_config, choose_hyperparameters, find_champion, score_champion
+from kerasflow.tasks.champion import (
+    check_retrain_config,
+    choose_hyperparameters,
+    find_champion,
+    score_champion,
+)
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.drift import check_drift
 from kerasflow.tasks.evaluate import evaluate_model
@@ -18,6 +22,7 @@ from kerasflow.tasks.promote import gate_challenger, promote_challenger
 from kerasflow.tasks.register import register_model
 from kerasflow.tasks.train import train_model
 from kerasflow.tasks.tune import search_hyperparameters
+from kerasflow.training.refit import refit_plan
 
 
 @flow(name="retrain", log_prints=False)

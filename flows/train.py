@@ -7,16 +7,16 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from kerasflow.flows.cv import cross_validate_flow
 from kerasflow import tracking
+from kerasflow.flows.cv import cross_validate_flow
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.runners import task_runner
-from kerasflow.training.refit import refit_plan
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.register import register_model
 from kerasflow.tasks.train import train_model
 from kerasflow.tasks.tune import search_hyperparameters
+from kerasflow.training.refit import refit_plan
 
 
 @flow(name="train", log_prints=False)

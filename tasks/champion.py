@@ -12,9 +12,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
+from kerasflow.features.tabular import FeatureError
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import ConfigError, PipelineConfig
 from kerasflow.tracking import Tracker
+from kerasflow.tracking.registry import (
+    REFERENCE_STATS,
+    champion_version,
+    download_model,
+    load_run_json,
+    run_params,
+)
+from kerasflow.training.final import score_champion as score
 
 HYPERPARAMETER_PREFIX = "tune.best."
 
@@ -68,12 +77,6 @@ def find_champion(tracker: Tracker, config: PipelineConfig, workdir: str) -> Cha
     Returns:
         The `Champion`, or None when the model has no champion yet.
     """
-    from kerasflow.tracking.registry import (
-        REFERENCE_STATS,
-        champion_version,
-        load_run_json,
-        run_params,
-    )
 
     client = tracker.client
     version = champion_version(client, config.model_name)
@@ -133,9 +136,6 @@ def score_champion(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
         fresh rows do not fit it (e.g. a class it never saw); the reason
         is tagged and change rules then fail.
     """
-    from kerasflow.features.tabular import FeatureError
-    from kerasflow.training.final import score_champion as score
-    from kerasflow.tracking.registry import download_model
 
     if champion is None:
         return None

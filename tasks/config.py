@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.data.isolation import start_validator
 from kerasflow.schemas.config import PipelineConfig, load_config
 
 
@@ -18,7 +19,6 @@ def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig
     """
     config = load_config(path, overrides)
     if config.validation.suite is not None:
-        from kerasflow.data.isolation import start_validator
 
         start_validator()
     return config

@@ -12,11 +12,14 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
 from kerasflow.data.prepared import Prepared
+from kerasflow.data.split import Split
+from kerasflow.features.tabular import FeatureSpec, LabelSpec
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
-
-
+from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
+from kerasflow.training.cv import summarize_folds as summarize
+from kerasflow.training.cv import train_fold as fit_fold
 
 
 @task(name="train-fold", retries=0, cache_policy=NO_CACHE)
@@ -40,9 +43,6 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
     import pandas as pd
 
     import_tensorflow()
-    from kerasflow.data.split import Split
-    from kerasflow.features.tabular import FeatureSpec, LabelSpec
-    from kerasflow.training.cv import train_fold as fit_fold
 
     split = Split.load(prepared.split)
     client = tracker.client
@@ -83,8 +83,6 @@ def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict
     """
     import pandas as pd
 
-    from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
-    from kerasflow.training.cv import summarize_folds as summarize
 
     folds = sorted((FoldResult(**r) for r in results), key=lambda r: r.fold)
     summary = summarize(folds)

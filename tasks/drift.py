@@ -9,6 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.data.drift import DriftError, measure_drift
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.champion import Champion
 from kerasflow.tracking import Tracker
@@ -31,7 +32,6 @@ def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champio
     """
     import pandas as pd
 
-    from kerasflow.data.drift import DriftError, measure_drift
 
     cfg = config.registry.drift
     if champion is None or champion.reference is None:

@@ -12,6 +12,7 @@ from kerasflow.data.prepared import Prepared
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
+from kerasflow.training.final import evaluate_saved_model
 
 
 @task(name="evaluate-model", retries=0, cache_policy=NO_CACHE)
@@ -22,7 +23,6 @@ def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
         The test metrics.
     """
     import_tensorflow()
-    from kerasflow.training.final import evaluate_saved_model
 
     with tempfile.TemporaryDirectory() as tmp:
         evaluation, files = evaluate_saved_model(config, prepared.raw, prepared.split, prepared.features,

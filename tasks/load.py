@@ -8,6 +8,14 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.data.holdout import append_test_rows, save_raw
+from kerasflow.data.images import (
+    FILE_COLUMN,
+    fingerprint_listing,
+    is_image_folder,
+    scan_image_folder,
+)
+from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
@@ -20,8 +28,6 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     Returns:
         Path of the raw rows as Parquet in `workdir`.
     """
-    from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
-    from kerasflow.data.images import is_image_folder
 
     if config.data.image is not None and is_image_folder(config.data.source):
 
@@ -29,7 +35,6 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     source = resolve_source(config.data.source)
     frame, test_rows = load_frame(source), 0
     if config.data.test_source:  # a given test file: its rows are appended and become the test split
-        from kerasflow.data.holdout import append_test_rows
 
         frame, test_rows, test_source = append_test_rows(frame, config.data.test_source)
     digest = fingerprint_frame(frame)
@@ -42,7 +47,6 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     tracker.dataset(frame, source=source, digest=digest, target=config.data.target)
     path = Path(workdir) / "raw.parquet"
     if test_rows:
-        from kerasflow.data.holdout import save_raw
 
         save_raw(frame, path, test_rows)
     else:
@@ -74,11 +78,6 @@ def load_image_folder(tracker: Tracker, config: PipelineConfig, workdir: str) ->
     """
     import pandas as pd
 
-    from kerasflow.data.images import (
-        FILE_COLUMN,
-        fingerprint_listing,
-        scan_image_folder,
-    )
 
     data, image = config.data, config.data.image
     folder = scan_image_folder(data.source, data.target, image.extensions)

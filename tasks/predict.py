@@ -9,9 +9,27 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
+from kerasflow.data.isolation import run_validation
+from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
+from kerasflow.data.predictions import (
+    check_columns,
+    default_output_path,
+    join_predictions,
+    prediction_summary,
+    write_rows,
+)
+from kerasflow.data.validate import require_valid, validate_file
 from kerasflow.quiet import import_tensorflow
 from kerasflow.tracking import Tracker
-from kerasflow.tracking.registry import ModelRef
+from kerasflow.tracking.registry import (
+    REFERENCE_SUITE,
+    ModelRef,
+    input_columns,
+    load_run_json,
+    predict_with,
+    run_params,
+)
+from kerasflow.tracking.registry import resolve_model as resolve
 
 
 @task(name="resolve-model", retries=0, cache_policy=NO_CACHE)
@@ -21,7 +39,6 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> ModelRef:
     Raises:
         ModelReferenceError: Unknown model name, alias or version.
     """
-    from kerasflow.tracking.registry import resolve_model as resolve
 
     return resolve(tracking.configure(tracking_uri), model_uri)
 
@@ -36,7 +53,6 @@ def read_input(tracker: Tracker, input_path: str, workdir: str) -> tuple[str, st
     Raises:
         DataLoadError: The file is missing, empty or unreadable.
     """
-    from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
 
     source = resolve_source(input_path)
     frame = load_frame(source)
@@ -65,10 +81,6 @@ def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str
     """
     import pandas as pd
 
-    from kerasflow.data.isolation import run_validation
-    from kerasflow.data.predictions import check_columns
-    from kerasflow.data.validate import require_valid, validate_file
-    from kerasflow.tracking.registry import REFERENCE_SUITE, input_columns, load_run_json, run_params
 
     client = tracker.client
     frame = pd.read_parquet(raw_path)
@@ -109,13 +121,6 @@ def predict_rows(tracker: Tracker, model: ModelRef, raw_path: str, columns: list
     """
     import pandas as pd
 
-    from kerasflow.data.predictions import (
-        default_output_path,
-        join_predictions,
-        prediction_summary,
-        write_rows,
-    )
-    from kerasflow.tracking.registry import predict_with
 
     import_tensorflow()
     frame = pd.read_parquet(raw_path)

@@ -8,7 +8,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.data.images import is_image_folder
 from kerasflow.data.prepared import Prepared
+from kerasflow.data.split import Split
+from kerasflow.features.images import fit_image_spec
+from kerasflow.features.outputs import fit_model_inputs
+from kerasflow.features.tabular import fit_features, fit_labels, select_columns
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import resolve_registered_base
@@ -23,8 +28,6 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     """
     import pandas as pd
 
-    from kerasflow.data.split import Split
-    from kerasflow.features.tabular import fit_features, fit_labels, select_columns
 
     if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec (tasks/image_steps.py)
 
@@ -73,10 +76,6 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
     """
     import pandas as pd
 
-    from kerasflow.data.split import Split
-    from kerasflow.data.images import is_image_folder
-    from kerasflow.features.images import fit_image_spec
-    from kerasflow.features.tabular import fit_labels
 
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
@@ -121,8 +120,6 @@ def prepare_text_inputs(tracker: Tracker, config: Any, raw_path: str, split_path
     """
     import pandas as pd
 
-    from kerasflow.data.split import Split
-    from kerasflow.features.outputs import fit_model_inputs
 
     frame = pd.read_parquet(raw_path)
     fitted = fit_model_inputs(config, frame.iloc[Split.load(split_path).train])

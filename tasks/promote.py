@@ -8,10 +8,21 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kerasflow.promotion.plan import Decision
+from kerasflow.promotion.plan import (
+    CHAMPION,
+    PREVIOUS,
+    Decision,
+    decide_promotion,
+    decision_markdown,
+    decision_tags,
+    plan_promotion,
+    recheck_champion,
+    value_thresholds,
+)
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.champion import Champion
 from kerasflow.tracking import Tracker
+from kerasflow.tracking.registry import apply_plan, registered_aliases
 
 
 @task(name="gate-challenger", retries=0, cache_policy=NO_CACHE)
@@ -25,7 +36,6 @@ def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     Returns:
         The `Decision`.
     """
-    from kerasflow.promotion.plan import decide_promotion, value_thresholds
 
     gate = config.registry.gate
     decision = decide_promotion(metrics, champion_metrics,
@@ -49,15 +59,6 @@ def promote_challenger(tracker: Tracker, config: PipelineConfig, decision: Decis
     Returns:
         `{"outcome", "promoted", "champion", "previous_champion", "reasons"}`.
     """
-    from kerasflow.promotion.plan import (
-        CHAMPION,
-        PREVIOUS,
-        decision_markdown,
-        decision_tags,
-        plan_promotion,
-        recheck_champion,
-    )
-    from kerasflow.tracking.registry import apply_plan, registered_aliases
 
     name = config.model_name
     client = tracker.client

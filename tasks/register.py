@@ -8,9 +8,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
+from kerasflow.promotion.gate import check_thresholds
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
+from kerasflow.tracking.registry import log_reference
 
 
 @task(name="register-model", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -30,16 +32,12 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     import pandas as pd
 
     import_tensorflow()
-    from kerasflow.promotion.gate import check_thresholds
     from kerasflow.tracking.models import log_model, register_version
 
     example = pd.read_parquet(prepared.raw).head(5)
     name = config.model_name if config.registry.enabled else None
     info = log_model(tracker.run_id, model_path, prepared.features, prepared.labels, example)
     client = tracker.client
-    from kerasflow.tracking.registry import (
-        log_reference,  # drift statistics and suite travel with the model
-    )
 
     log_reference(client, tracker.run_id, config, prepared.raw, prepared.split, prepared.features)
     outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}

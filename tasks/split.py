@@ -7,6 +7,9 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.data.holdout import split_with_test, test_rows_of
+from kerasflow.data.split import class_balance, split_holdout, split_kfold
+from kerasflow.features.tabular import fit_labels
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
 
@@ -20,9 +23,6 @@ def split_data(tracker: Tracker, config: PipelineConfig, raw_path: str, workdir:
     """
     import pandas as pd
 
-    from kerasflow.data.holdout import split_with_test, test_rows_of
-    from kerasflow.data.split import class_balance, split_holdout, split_kfold
-    from kerasflow.features.tabular import fit_labels
 
     frame = pd.read_parquet(raw_path)
     labels = frame[config.data.target]

@@ -13,6 +13,9 @@ from kerasflow.data.prepared import Prepared
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
+from kerasflow.training.final import fit_final_model
+from kerasflow.training.finetune import fine_tune_saved_model
+from kerasflow.training.fitting import plot_history
 
 
 @task(name="train-model", retries=0, cache_policy=NO_CACHE)
@@ -32,8 +35,6 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
         Path of the trained `.keras` model.
     """
     import_tensorflow()
-    from kerasflow.training.final import fit_final_model
-    from kerasflow.training.fitting import plot_history
 
     on_epoch = tracker.epochs("train.")
     model_path = Path(workdir) / "model.keras"
@@ -67,8 +68,6 @@ def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, mod
         refit: As for the train step. Default `train`.
         hyperparameters: Tuned values, or None.
     """
-    from kerasflow.training.finetune import fine_tune_saved_model
-    from kerasflow.training.fitting import plot_history
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         tracker.metrics(logs, prefix="finetune.", step=epoch)

@@ -11,12 +11,22 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
+from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
+from kerasflow.data.split import Split
+from kerasflow.features.tabular import FeatureSpec, LabelSpec
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
-
-
+from kerasflow.training.tune import (
+    TuningError,
+    plot_scores,
+    run_search,
+    search_data,
+    search_fingerprint,
+    summary_table,
+    trials_frame,
+)
 
 
 class MlflowTrialLogger:
@@ -93,18 +103,6 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     import pandas as pd
 
     import_tensorflow()
-    from kerasflow.data.load import fingerprint_frame
-    from kerasflow.data.split import Split
-    from kerasflow.features.tabular import FeatureSpec, LabelSpec
-    from kerasflow.training.tune import (
-        TuningError,
-        plot_scores,
-        run_search,
-        search_data,
-        search_fingerprint,
-        summary_table,
-        trials_frame,
-    )
 
     if config.tuning is None:
         raise TuningError("the config has no tuning section: add one with a search space (see configs/wine_tuned.yaml)")

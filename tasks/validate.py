@@ -8,7 +8,17 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kerasflow.data.images import ImageFolder, ImageReport
+from kerasflow.data.images import (
+    ImageFolder,
+    ImageReport,
+    check_image_folder,
+    check_pixel_frame,
+    is_image_folder,
+    require_valid_images,
+)
+from kerasflow.data.isolation import run_validation
+from kerasflow.data.validate import load_suite, require_valid, validate_file
+from kerasflow.runtime.warmup import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.load import sidecar_path
 from kerasflow.tracking import Tracker
@@ -26,9 +36,6 @@ def validate_data(tracker: Tracker, config: PipelineConfig, raw_path: str, skip_
         DataValidationError: The data failed and `on_failure` is `fail`;
             the message lists every violated expectation.
     """
-    from kerasflow.data.isolation import run_validation
-    from kerasflow.data.validate import load_suite, require_valid, validate_file
-    from kerasflow.runtime.warmup import prefetch_light
 
     if config.data.image is not None:  # files by name, channels, class folders, sizes (tasks/images.py)
 
@@ -71,12 +78,6 @@ def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> Ima
     """
     import pandas as pd
 
-    from kerasflow.data.images import (
-        check_image_folder,
-        check_pixel_frame,
-        is_image_folder,
-        require_valid_images,
-    )
 
     data, image = config.data, config.data.image
     frame = pd.read_parquet(raw_path)
