@@ -28,7 +28,7 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
     """Trains and scores one fold of a k-fold split as a nested run.
 
     Safe to run on any task runner: it reads its inputs from paths, seeds
-    itself, and logs through its own client.
+    itself, and logs into its own nested run.
 
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).
@@ -45,28 +45,15 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
     import_tensorflow()
 
     split = Split.load(prepared.split)
-    client = tracker.client
-    experiment_id = client.get_run(tracker.run_id).info.experiment_id
-    child = client.create_run(experiment_id, run_name=f"fold-{fold}", tags={
-        tracking.PARENT_TAG: tracker.run_id, tracking.RUN_KIND_TAG: "fold", "kerasflow.fold": str(fold)}).info.run_id
-    try:
-        train_rows, val_rows = split.folds[fold]
-        tracking.log_params(client, child, {"fold": fold, "train_rows": len(train_rows), "val_rows": len(val_rows),
-                                            **(hyperparameters or {})})
-
-        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-            tracking.log_metrics(client, child, logs, prefix="train.", step=epoch)
-
+    train_rows, val_rows = split.folds[fold]
+    with tracking.nested_run(tracker, f"fold-{fold}", "fold", {"kerasflow.fold": str(fold)}) as child:
+        child.params({"fold": fold, "train_rows": len(train_rows), "val_rows": len(val_rows), **(hyperparameters or {})})
         result = fit_fold(config, pd.read_parquet(prepared.raw), split.folds[fold], fold,
                           FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
-                          hyperparameters=hyperparameters, on_epoch=on_epoch)
-        tracking.log_metrics(client, child, result.metrics, prefix="val.")
-        tracking.log_metrics(client, child, {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run},
-                             prefix="train.")
-    except BaseException as exc:
-        tracking.fail_run(client, child, exc)
-        raise
-    client.set_terminated(child, "FINISHED")
+                          hyperparameters=hyperparameters,
+                          on_epoch=lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch))
+        child.metrics(result.metrics, prefix="val.")
+        child.metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, prefix="train.")
     return asdict(result)
 
 
@@ -82,7 +69,6 @@ def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict
         `{"epochs": refit epoch count, "folds": k, "summary": {metric: {mean, std}}}`.
     """
     import pandas as pd
-
 
     folds = sorted((FoldResult(**r) for r in results), key=lambda r: r.fold)
     summary = summarize(folds)

@@ -32,7 +32,6 @@ def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champio
     """
     import pandas as pd
 
-
     cfg = config.registry.drift
     if champion is None or champion.reference is None:
         why = "no champion yet" if champion is None else f"champion v{champion.version} has no reference statistics"

@@ -78,7 +78,6 @@ def load_image_folder(tracker: Tracker, config: PipelineConfig, workdir: str) ->
     """
     import pandas as pd
 
-
     data, image = config.data, config.data.image
     folder = scan_image_folder(data.source, data.target, image.extensions)
     frame = folder.frame

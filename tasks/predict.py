@@ -81,7 +81,6 @@ def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str
     """
     import pandas as pd
 
-
     client = tracker.client
     frame = pd.read_parquet(raw_path)
     columns = input_columns(model.version_uri)
@@ -120,7 +119,6 @@ def predict_rows(tracker: Tracker, model: ModelRef, raw_path: str, columns: list
         FeatureError: The rows do not fit the model's input schema.
     """
     import pandas as pd
-
 
     import_tensorflow()
     frame = pd.read_parquet(raw_path)

@@ -28,7 +28,6 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     """
     import pandas as pd
 
-
     if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec (tasks/image_steps.py)
 
         return prepare_images(tracker, config, raw_path, split_path, workdir)
@@ -76,7 +75,6 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
     """
     import pandas as pd
 
-
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
     data, image = config.data, config.data.image
@@ -119,7 +117,6 @@ def prepare_text_inputs(tracker: Tracker, config: Any, raw_path: str, split_path
         The `kerasflow.data.prepared.Prepared` paths.
     """
     import pandas as pd
-
 
     frame = pd.read_parquet(raw_path)
     fitted = fit_model_inputs(config, frame.iloc[Split.load(split_path).train])

@@ -23,7 +23,6 @@ def split_data(tracker: Tracker, config: PipelineConfig, raw_path: str, workdir:
     """
     import pandas as pd
 
-
     frame = pd.read_parquet(raw_path)
     labels = frame[config.data.target]
     s = config.split

@@ -78,7 +78,6 @@ def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> Ima
     """
     import pandas as pd
 
-
     data, image = config.data, config.data.image
     frame = pd.read_parquet(raw_path)
     if is_image_folder(data.source):

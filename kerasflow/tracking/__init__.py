@@ -369,3 +369,29 @@ class Tracker:
                                           digest=digest[:36])
         context = InputTag(key="mlflow.data.context", value="raw")
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(Dataset(**dataset.to_dict()), tags=[context])])
+
+
+@contextlib.contextmanager
+def nested_run(parent: Tracker, name: str, kind: str, tags: dict[str, str] | None = None) -> Iterator[Tracker]:
+    """Opens a run nested under `parent` (a fold, a trial), and closes it FINISHED or FAILED.
+
+    Args:
+        parent: The pipeline run's tracker.
+        name: The nested run's name, e.g. `fold-2`.
+        kind: Its `kerasflow.kind` tag, e.g. `fold`.
+        tags: More tags. Default none.
+
+    Yields:
+        The nested run's `Tracker`.
+    """
+    client = parent.client
+    experiment_id = client.get_run(parent.run_id).info.experiment_id
+    run = client.create_run(experiment_id, run_name=name,
+                            tags={PARENT_TAG: parent.run_id, RUN_KIND_TAG: kind, **(tags or {})})
+    child = Tracker(run.info.run_id, parent.uri)
+    try:
+        yield child
+    except BaseException as exc:
+        fail_run(client, child.run_id, exc)
+        raise
+    client.set_terminated(child.run_id, "FINISHED")
