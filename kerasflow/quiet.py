@@ -64,8 +64,8 @@ def import_tensorflow() -> None:
         return
     silence()
     with muted_stderr():
-        import tensorflow  # noqa: F401
         import keras  # noqa: F401
+        import tensorflow  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -114,3 +114,22 @@ def hide_tracebacks_for(errors: tuple[type[BaseException], ...]) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _NoTracebackFor) for f in logger.filters):
             logger.addFilter(_NoTracebackFor(errors))
+
+
+def prefetch_light() -> None:
+    """Loads what later steps need that is heavy on CPU but light on memory.
+
+    Meant for time this process would otherwise spend waiting (the
+    validation worker's job, see `kerasflow.data.isolation.run_validation`): matplotlib
+    for the plots and scikit-learn's metrics for the reports. TensorFlow is
+    not imported here, to keep it out of memory until validation is done.
+    Any failure is ignored: a cold cache only costs time later.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+    except Exception:
+        return

@@ -18,7 +18,7 @@ from kerasflow.data.images import (
 )
 from kerasflow.data.isolation import run_validation
 from kerasflow.data.validate import load_suite, require_valid, validate_file
-from kerasflow.runtime.warmup import prefetch_light
+from kerasflow.quiet import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.load import sidecar_path
 from kerasflow.tracking import Tracker

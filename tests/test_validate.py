@@ -371,7 +371,7 @@ def test_invalid_expectation_is_a_suite_error(tiny: pd.DataFrame, item: dict, me
 
 def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_suite: dict,
                                               corrupted_report: ValidationReport, tmp_path: Path) -> None:
-    from kerasflow.data.isolation import run_validation, start_validator
+    from kerasflow.data import isolation
     from kerasflow.data.validate import validate_file
 
     bad = penguins.drop(columns=["year"])
@@ -380,12 +380,21 @@ def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_su
     bad.loc[2, "species"] = None
     bad["body_mass_g"] = bad["body_mass_g"].astype(str)
     bad.to_parquet(tmp_path / "bad.parquet")
-    start_validator()  # warm, as the CLI does before the flow
-    report = run_validation(validate_file, str(tmp_path / "bad.parquet"), penguin_suite)
+    isolation.start_validator()  # warm, as the CLI does before the flow
+    isolation.start_validator()  # a no-op: the same worker
+    pool = isolation._POOL
+    waited = []
+    report = isolation.run_validation(validate_file, str(tmp_path / "bad.parquet"), penguin_suite,
+                                      while_waiting=lambda: waited.append(True))
+    assert waited == [True]
     assert not report.success
     assert [str(v) for v in report.violations] == [str(v) for v in corrupted_report.violations]
+    assert (report.evaluated, report.summary()) == (corrupted_report.evaluated, corrupted_report.summary())
     with pytest.raises(DataValidationError, match="bill_length_mm"):
         require_valid(report)
+    assert isolation._POOL is None  # the worker is shut down after its job
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(validate_file, str(tmp_path / "bad.parquet"), penguin_suite)
 
 
 def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -> None:
@@ -393,14 +402,26 @@ def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -
     from kerasflow.data.validate import validate_file
 
     tiny.to_parquet(tmp_path / "tiny.parquet")
-    with pytest.raises(SuiteError, match="suite"):
+    with pytest.raises(SuiteError, match="suite") as info:
         run_validation(validate_file, str(tmp_path / "tiny.parquet"), {"expectations": []})
+    assert type(info.value) is SuiteError
 
 
-def test_worker_death_is_reported_with_its_status() -> None:
+def test_worker_reraises_a_data_validation_error_with_its_report(corrupted_report: ValidationReport) -> None:
+    from kerasflow.data.isolation import run_validation
+
+    with pytest.raises(DataValidationError, match="bill_length_mm") as info:
+        run_validation(require_valid, corrupted_report)
+    assert info.value.report.summary() == corrupted_report.summary()
+
+
+def test_worker_death_is_reported_clearly() -> None:
     import os
 
-    from kerasflow.data.isolation import IsolationError, run_validation
+    from kerasflow.data.isolation import ValidationWorkerDied, run_validation, start_validator
 
-    with pytest.raises(IsolationError, match="status 3"):
+    start_validator()
+    with pytest.raises(ValidationWorkerDied, match="validation worker process died .* of _exit") as info:
         run_validation(os._exit, 3)
+    assert isinstance(info.value, RuntimeError)
+    assert run_validation(abs, -2) == 2  # a fresh worker after a dead one

@@ -1,63 +1,51 @@
 """Great Expectations validation in a worker process of its own.
 
 Importing Great Expectations, and its first validation, cost about 3 s of
-CPU and 150 MB that the training process never needs again. The validator
-runs them in one worker process instead: `start_validator()` launches it at
-the start of a command, where it imports Great Expectations and validates a
-one-row frame while the main process imports TensorFlow (on a two-core
-machine, at the same time); the validate step then hands its job to the warm
-worker, and the worker exits when the job is done, so its memory is free
-again before training starts.
+CPU and 270 MB that the training process never needs again. Validation
+therefore runs in a one-worker `ProcessPoolExecutor`: `start_validator()`
+starts it at the start of a command and submits a warm-up job (import GX,
+validate a two-row frame) that overlaps this process's imports of Prefect
+and MLflow; `run_validation()` hands the real job to the warm worker and
+shuts the pool down once it returns, so the worker's memory is free again
+before TensorFlow is imported. An unused pool is shut down at exit.
 
-The worker is a plain `python -m kerasflow.data.isolation` child, not a
-`multiprocessing` one, so it never re-imports the caller's `__main__` (a
-script without a main guard would otherwise run twice). A job is a pickled
-`(function, args, kwargs)` on the worker's stdin; the result or exception
-comes back pickled in a file.
+The worker is started with `spawn`, never forked from a process running
+TensorFlow's or Prefect's threads. Like any spawned `multiprocessing` child
+it imports the caller's main module first: a script that runs a flow at
+import time needs the usual `if __name__ == "__main__":` guard.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
-import pickle
-import subprocess
-import sys
-import tempfile
+import multiprocessing
 import threading
-from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, TypeVar
-
-from kerasflow.runtime.processes import child_environment, tail_log
 
 T = TypeVar("T")
 
 _LOCK = threading.Lock()
-_WORKER: subprocess.Popen | None = None
-_AT_EXIT = False
+_POOL: ProcessPoolExecutor | None = None
 
 
-class IsolationError(RuntimeError):
-    """The validation worker died before returning a result."""
+class ValidationWorkerDied(RuntimeError):
+    """The validation worker process died before returning a result."""
 
 
 def start_validator() -> None:
-    """Starts the validation worker, if not running; returns at once.
-
-    The worker imports Great Expectations and warms it up in the background.
-    """
-    global _WORKER, _AT_EXIT
+    """Starts the validation worker, if not running, and its warm-up; returns at once."""
+    global _POOL
     with _LOCK:
-        if _WORKER is None or _WORKER.poll() is not None:
-            _WORKER = _spawn()
-        if not _AT_EXIT:  # an unused worker is stopped, and its log removed, when this process exits
-            atexit.register(stop_validator)
-            _AT_EXIT = True
+        if _POOL is None:
+            _POOL = _new_pool()
+            _POOL.submit(warm_up)
 
 
 def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callable[[], Any] | None = None,
                    **kwargs: Any) -> T:
-    """Runs `function(*args, **kwargs)` in the validation worker; the worker then exits.
+    """Runs `function(*args, **kwargs)` in the validation worker, then shuts the worker down.
 
     Uses the worker `start_validator` started, or starts one.
 
@@ -73,86 +61,47 @@ def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callab
         What `function` returns.
 
     Raises:
-        Whatever `function` raises, re-raised here.
-        IsolationError: The worker died without a result; the message has
-            the end of its output.
+        Whatever `function` raises, re-raised here as the same class.
+        ValidationWorkerDied: The worker process died (killed, crashed or
+            exited) before returning a result.
     """
-    global _WORKER
+    global _POOL
     with _LOCK:
-        worker, _WORKER = _WORKER, None
-    if worker is None or worker.poll() is not None:
-        worker = _spawn()
-    with tempfile.TemporaryDirectory(prefix="kerasflow-job-") as tmp:
-        result = Path(tmp) / "result.pickle"
-        try:
-            worker.stdin.write(pickle.dumps((function, args, kwargs, str(result))))
-            worker.stdin.close()
-        except BrokenPipeError:
-            pass
+        pool, _POOL = _POOL, None
+    pool = pool or _new_pool()
+    try:
+        future = pool.submit(function, *args, **kwargs)
         if while_waiting is not None:
             while_waiting()
-        code = worker.wait()
-        outcome = _read(result)
-    log = Path(worker.args[-1])
-    tail = tail_log(log, 20)
-    log.unlink(missing_ok=True)
-    if outcome is None:
-        raise IsolationError(f"the validation worker exited with status {code} and no result:\n{tail}")
-    ok, value = outcome
-    if ok:
-        return value
-    raise value
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise ValidationWorkerDied(
+            f"the validation worker process died before returning a result of {function.__name__} "
+            f"(killed, e.g. out of memory, or crashed): {exc}") from exc
+    finally:
+        pool.shutdown()  # the worker exits: its memory is free before TensorFlow loads
 
 
 def stop_validator() -> None:
-    """Stops an unused validation worker (a no-op when none runs)."""
-    global _WORKER
+    """Shuts an unused validation worker down, after its warm-up (a no-op when none runs)."""
+    global _POOL
     with _LOCK:
-        worker, _WORKER = _WORKER, None
-    if worker is not None:
-        if worker.poll() is None:
-            worker.stdin.close()  # the worker exits at the end of its input
-            worker.wait(timeout=60)
-        Path(worker.args[-1]).unlink(missing_ok=True)
+        pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown(cancel_futures=True)
 
 
-def _spawn() -> subprocess.Popen:
-    env = child_environment()
-    fd, log = tempfile.mkstemp(prefix="kerasflow-validator-", suffix=".log")
-    with os.fdopen(fd, "wb") as out:  # the log path rides along as the last argument
-        return subprocess.Popen([sys.executable, "-m", "kerasflow.data.isolation", log], stdin=subprocess.PIPE,
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def _read(path: Path) -> tuple[bool, Any] | None:
-    try:
-        return pickle.loads(path.read_bytes())
-    except (OSError, EOFError, pickle.UnpicklingError):
-        return None
-
-
-def _serve() -> None:
-    """The worker: warm up, wait for one job on stdin, write its outcome."""
-    from kerasflow.quiet import silence
-
-    silence()
+def warm_up() -> None:
+    """The warm-up job, run in the worker: imports Great Expectations and validates a two-row frame."""
     from kerasflow.data.validate import warm_up_gx
 
     warm_up_gx()
-    payload = sys.stdin.buffer.read()
-    if not payload:
-        return
-    function, args, kwargs, result = pickle.loads(payload)
-    try:
-        outcome: tuple[bool, Any] = (True, function(*args, **kwargs))
-    except Exception as exc:  # sent back and re-raised in the caller
-        outcome = (False, exc)
-    try:
-        data = pickle.dumps(outcome)
-    except Exception as exc:
-        data = pickle.dumps((False, RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]} ({exc})")))
-    Path(result).write_bytes(data)
 
 
-if __name__ == "__main__":
-    _serve()
+def _new_pool() -> ProcessPoolExecutor:
+    from kerasflow.quiet import silence
+
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=silence)
+
+
+atexit.register(stop_validator)

@@ -16,7 +16,7 @@ it, when the worker has exited: the worker's 270 MB and TensorFlow's 700 MB
 are never resident together, which keeps a small job's process tree under
 1 GB, and data that fails its suite fails before TensorFlow is loaded at
 all. On two cores this costs no time on small jobs, since the wait for the
-validation result is filled with light preloading (`prefetch_light`). With
+validation result is filled with light preloading (`kerasflow.quiet.prefetch_light`). With
 `KERASFLOW_LOW_MEMORY=0`, TensorFlow imports here instead, alongside Great
 Expectations: measured 1-2 s sooner on a one-minute job, 200 MB more at peak.
 """
@@ -29,7 +29,6 @@ from typing import Any
 from kerasflow.quiet import import_tensorflow, silence
 
 LOW_MEMORY_ENV = "KERASFLOW_LOW_MEMORY"
-
 
 
 def warm_start(validation: bool = True, heavy: bool = True) -> Any:
@@ -75,29 +74,3 @@ def low_memory() -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{LOW_MEMORY_ENV}={raw!r}: use 1/true/yes/on or 0/false/no/off")
-
-
-def prefetch_light() -> None:
-    """Loads what later steps need that is heavy on CPU but light on memory.
-
-    Meant for time this process would otherwise spend waiting (the
-    validation worker's job, see `isolation.run_validation`): matplotlib
-    for the plots, scikit-learn's metrics for the reports, and MLflow's map
-    of installed packages, which model logging builds once per process to
-    check the model's pinned requirements (about 0.8 s). TensorFlow is not
-    imported here, to keep it out of memory until validation is done. Any
-    failure is ignored: a cold cache only costs time later.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-        from mlflow.utils import requirements_utils
-
-        warm = getattr(requirements_utils, "_init_modules_to_packages_map", None)  # private: a cache, optional
-        if warm is not None:
-            warm()
-    except Exception:
-        return
