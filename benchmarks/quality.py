@@ -44,8 +44,8 @@ def majority_baseline(config_path: str) -> float:
     The test rows are the config's `data.test_source`; the majority class
     is the most frequent one of its `data.source` (training) rows.
     """
-    from kerasflow.schemas.config import load_config
     from kerasflow.data.load import load_frame
+    from kerasflow.schemas.config import load_config
 
     data = load_config(config_path).data
     if not data.test_source:

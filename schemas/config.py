@@ -10,8 +10,6 @@ set is closed, the allowed values.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import hashlib
 import json
 from pathlib import Path
@@ -20,14 +18,23 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from kerasflow.errors import BadInputError
 from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section modules)
-    Activation, Fraction, Initializer, InitializerConfig, OptimizerName, PositiveInt, Section, problems_error,
+    Activation,
+    Fraction,
+    Initializer,
+    InitializerConfig,
+    OptimizerName,
+    PositiveInt,
+    Section,
+    problems_error,
 )
-from kerasflow.schemas.registry import DriftConfig, GateConfig
-from kerasflow.schemas.images import CNNConfig, ImageConfig, image_model_problems
-from kerasflow.schemas.text import TextModelConfig
 from kerasflow.schemas.functional import FunctionalModelConfig
+from kerasflow.schemas.images import CNNConfig, ImageConfig, image_model_problems
+from kerasflow.schemas.registry import DriftConfig, GateConfig
+from kerasflow.schemas.text import TextModelConfig
 from kerasflow.schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, space_problems
+
 
 class ConfigError(BadInputError):
     """A pipeline config that cannot be read or fails validation.

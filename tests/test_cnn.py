@@ -20,15 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from kerasflow.schemas.config import PipelineConfig
-from kerasflow.models.cnn import BaseModelError, build_cnn, find_base, load_base
-from kerasflow.training.final import model_spec
-from kerasflow.features.images import ImageDataError, ImageSpec, fit_image_spec
-from kerasflow.data.load import load_frame
-from kerasflow.features.tabular import encode_labels, fit_labels
-
 from image_data import digit_png, write_digit_folder
+
+from kerasflow.data.load import load_frame
+from kerasflow.features.images import ImageDataError, ImageSpec, fit_image_spec
+from kerasflow.features.tabular import encode_labels, fit_labels
+from kerasflow.models.cnn import BaseModelError, build_cnn, find_base, load_base
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.training.final import model_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = {"size": [8, 8], "channels": 1}

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kerasflow.data.load import load_frame
+from kerasflow.data.split import split_kfold
 from kerasflow.schemas.config import load_config
 from kerasflow.schemas.tuning import RunnerConfig
 from kerasflow.training.cv import make_folds
-from kerasflow.data.load import load_frame
-from kerasflow.data.split import split_kfold
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/iris_kfold.yaml")
@@ -84,11 +84,10 @@ def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflo
                                                           tmp_path: Path) -> None:
     from kerasflow.flows.cv import cross_validate_flow
     from kerasflow.flows.runners import task_runner
-    from kerasflow.tracking import configure, ensure_experiment
     from kerasflow.tasks.load import load_data
     from kerasflow.tasks.preprocess import fit_preprocessing
     from kerasflow.tasks.split import split_data
-    from kerasflow.tracking import Tracker, tracking_uri
+    from kerasflow.tracking import Tracker, configure, ensure_experiment, tracking_uri
 
     config = load_config(CONFIG, FAST)
     client = configure()

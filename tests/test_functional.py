@@ -19,15 +19,23 @@ from kerasflow.quiet import import_tensorflow
 
 import_tensorflow()
 
-from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
 from kerasflow.features.outputs import (  # noqa: E402
-    decode_outputs, encode_targets, fit_model_inputs, raw_targets, text_statistic,
+    decode_outputs,
+    encode_targets,
+    fit_model_inputs,
+    raw_targets,
+    text_statistic,
+)
+from kerasflow.features.tabular import (  # noqa: E402
+    FeatureError,
+    LabelSpec,
+    OutputsSpec,
+    as_model_inputs,
+    frame_to_inputs,
 )
 from kerasflow.models.registry import build_model  # noqa: E402
 from kerasflow.models.spec import ModelSpec  # noqa: E402
-from kerasflow.features.tabular import (  # noqa: E402
-    FeatureError, LabelSpec, OutputsSpec, as_model_inputs, frame_to_inputs,
-)
+from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = {"encoder": "conv1d", "filters": 8, "kernel_size": 3, "embedding": {"dim": 8},

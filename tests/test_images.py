@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from kerasflow.schemas.config import ConfigError, load_config
-from kerasflow.data.images import check_image_folder, check_pixel_frame, scan_image_folder
-from kerasflow.features.images import ImageDataError, ImageSpec, decode_image, fit_image_spec, pixel_array
-from kerasflow.data.load import load_frame
-from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
-
 from image_data import digit_png, write_digit_folder
+
+from kerasflow.data.images import check_image_folder, check_pixel_frame, scan_image_folder
+from kerasflow.data.load import load_frame
+from kerasflow.features.images import ImageDataError, ImageSpec, decode_image, fit_image_spec, pixel_array
+from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
+from kerasflow.schemas.config import ConfigError, load_config
 
 EXTENSIONS = [".png", ".jpg", ".jpeg"]
 

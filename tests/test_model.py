@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kerasflow.schemas.config import ModelConfig, OptimizerConfig
+from kerasflow.features.tabular import fit_features, fit_labels
 from kerasflow.models.registry import build_model
 from kerasflow.models.spec import ModelSpec
-from kerasflow.features.tabular import fit_features, fit_labels
+from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 
 FRAME = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0], "y": ["p", "q", "r", "p"]})
 

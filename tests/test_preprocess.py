@@ -6,14 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 from kerasflow.data.load import load_frame
+from kerasflow.data.split import split_holdout
+from kerasflow.features.tabular import (
+    FeatureError,
+    as_model_inputs,
+    decode_predictions,
+    encode_labels,
+    fit_features,
+    fit_labels,
+    frame_to_inputs,
+    select_columns,
+)
 from kerasflow.models.registry import build_model
 from kerasflow.models.spec import ModelSpec
-from kerasflow.features.tabular import (
-    FeatureError, as_model_inputs, decode_predictions, encode_labels, fit_features, fit_labels, frame_to_inputs, select_columns,
-)
-from kerasflow.data.split import split_holdout
+from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,22 @@ import pandas as pd
 import pytest
 import yaml
 
-from kerasflow.schemas.config import ConfigError, load_config
-from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
 from kerasflow.data.drift import DriftError, measure_drift, population_stability_index, reference_stats
 from kerasflow.data.load import load_frame
-from kerasflow.promotion.plan import (CHAMPION, PREVIOUS, ROLLED_BACK, PromotionError, decide_promotion, decision_markdown,
-                           decision_tags, plan_promotion, plan_rollback, value_thresholds)
+from kerasflow.promotion.plan import (
+    CHAMPION,
+    PREVIOUS,
+    ROLLED_BACK,
+    PromotionError,
+    decide_promotion,
+    decision_markdown,
+    decision_tags,
+    plan_promotion,
+    plan_rollback,
+    value_thresholds,
+)
+from kerasflow.schemas.config import ConfigError, load_config
+from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
 
 ACCURACY_MIN = [ValueThreshold(metric="accuracy", min=0.9), ValueThreshold(metric="loss", max=0.5)]
 NO_WORSE = [ChangeThreshold(metric="accuracy", direction="higher", min_delta=-0.005),

@@ -15,9 +15,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from kerasflow.schemas.config import ConfigError
 from kerasflow.data.drift import DriftError
 from kerasflow.data.load import load_frame
+from kerasflow.schemas.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/iris.yaml")
@@ -155,9 +155,9 @@ def test_rollback_command(second: dict, client: mlflow.MlflowClient, mlflow_stor
     assert _aliases(client) == {"champion": before["previous-champion"], "rolled-back": before["champion"]}
     assert client.get_model_version(NAME, before["champion"]).tags["kerasflow.decision"] == "rolled-back"
     assert "@champion -> v" in proc.stdout and "Traceback" not in proc.stderr
-    from kerasflow.tracking.registry import rollback
     from kerasflow.data.predictions import ModelReferenceError
     from kerasflow.promotion.plan import PromotionError
+    from kerasflow.tracking.registry import rollback
 
     with pytest.raises(PromotionError, match="no `previous-champion` alias"):
         rollback(client, NAME)

@@ -17,8 +17,8 @@ import requests
 
 from kerasflow.data.load import load_frame
 from kerasflow.data.predictions import ModelReferenceError
-from kerasflow.features.tabular import FeatureError
 from kerasflow.data.validate import DataValidationError
+from kerasflow.features.tabular import FeatureError
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts servers

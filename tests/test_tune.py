@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from kerasflow.schemas.config import ConfigError, load_config
 from kerasflow.data.load import load_frame
+from kerasflow.schemas.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/wine_tuned.yaml")
@@ -70,9 +70,9 @@ def test_units_of_each_layer_are_conditioned_on_the_layer_count(tmp_path: Path) 
 
 
 def _spec(space: dict):
-    from kerasflow.schemas.config import ModelConfig, OptimizerConfig
-    from kerasflow.models.spec import ModelSpec
     from kerasflow.features.tabular import fit_features, fit_labels
+    from kerasflow.models.spec import ModelSpec
+    from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": ["p", "q", "r", "p"]})
     return ModelSpec(model=ModelConfig(hidden_units=[8], dropout=0.0), optimizer=OptimizerConfig(),
@@ -82,8 +82,8 @@ def _spec(space: dict):
 def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: Path) -> None:
     import keras_tuner
 
-    from kerasflow.training.final import fixed_hyperparameters, search_space_of
     from kerasflow.models.registry import build_model
+    from kerasflow.training.final import fixed_hyperparameters, search_space_of
     from kerasflow.training.tune import declare_space
 
     config = load_config(_config_with(tmp_path, {"space": {
@@ -116,8 +116,8 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
 
 
 def _search_inputs(config, poison: bool = True):
-    from kerasflow.features.tabular import fit_features, fit_labels, select_columns
     from kerasflow.data.split import split_holdout
+    from kerasflow.features.tabular import fit_features, fit_labels, select_columns
 
     frame = load_frame("wine")
     split = split_holdout(frame["target"], test_fraction=0.2, val_fraction=0.15, seed=config.split.seed)

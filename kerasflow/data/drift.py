@@ -13,14 +13,14 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from kerasflow.errors import BadInputError
 
 STATS_VERSION = 1
 SAMPLE_SIZE = 2000

@@ -13,8 +13,6 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import glob
 import hashlib
 import os
@@ -22,6 +20,8 @@ import re
 from pathlib import Path
 
 import pandas as pd
+
+from kerasflow.errors import BadInputError
 
 BUILTIN_SOURCES: tuple[str, ...] = (
     "digits",

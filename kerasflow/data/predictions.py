@@ -5,12 +5,11 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 from pathlib import Path
 
 import pandas as pd
 
+from kerasflow.errors import BadInputError
 from kerasflow.features.tabular import FeatureError
 
 PREDICTION_COLUMNS = ("prediction",)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+from kerasflow.errors import BadInputError
 
 
 class SplitError(BadInputError):

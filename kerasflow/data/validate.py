@@ -13,12 +13,10 @@ nor TensorFlow.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import copy
 import json
-import math
 import logging
+import math
 import os
 import uuid
 import warnings
@@ -29,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from kerasflow.errors import BadInputError
 
 NUMERIC_TYPES: tuple[str, ...] = (
     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -668,7 +668,7 @@ def _family(series: pd.Series) -> str | None:
         return "string"
     if isinstance(dtype, pd.CategoricalDtype):
         return _family(pd.Series(dtype.categories))
-    if dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+    if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
         return "string"
     if pd.api.types.is_datetime64_dtype(dtype):
         return "datetime"

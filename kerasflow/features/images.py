@@ -20,8 +20,6 @@ ships with every logged model (MLflow `code_paths`).
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import base64
 import binascii
 import io
@@ -32,6 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from kerasflow.errors import BadInputError
 
 IMAGE_INPUT = "image"
 IMAGE_COLUMN = "image"

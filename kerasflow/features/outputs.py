@@ -22,8 +22,17 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.features.tabular import (
-    FeatureError, FeatureSpec, HeadSpec, LabelSpec, Labels, OutputsSpec, decode_predictions, encode_labels,
-    fit_features, fit_labels, select_columns,
+    FeatureError,
+    FeatureSpec,
+    HeadSpec,
+    Labels,
+    LabelSpec,
+    OutputsSpec,
+    decode_predictions,
+    encode_labels,
+    fit_features,
+    fit_labels,
+    select_columns,
 )
 from kerasflow.features.text import TextSpec, embedding_coverage, fit_text_spec, text_series, vectors_dim
 

@@ -9,8 +9,6 @@ and the `OutputsSpec` of a model with several output heads.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import pandas as pd
 
+from kerasflow.errors import BadInputError
 from kerasflow.features.images import ImageSpec
 
 NUMERIC_INPUT = "numeric"

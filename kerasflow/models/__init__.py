@@ -6,7 +6,9 @@ here, one line each. None of them imports TensorFlow at import time: Keras
 is imported inside the builders.
 """
 
-from kerasflow.models import dense  # noqa: F401  (registers model.kind dense)
-from kerasflow.models import cnn  # noqa: F401  (registers model.kind cnn)
-from kerasflow.models import text  # noqa: F401  (registers model.kind text)
-from kerasflow.models import functional  # noqa: F401  (registers model.kind functional)
+from kerasflow.models import (
+    cnn,  # noqa: F401  (registers model.kind cnn)
+    dense,  # noqa: F401  (registers model.kind dense)
+    functional,  # noqa: F401  (registers model.kind functional)
+    text,  # noqa: F401  (registers model.kind text)
+)

@@ -17,11 +17,10 @@ layers (`unfreeze_top`) and trains on at a lower learning rate (phase 2).
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 from pathlib import Path
 from typing import Any
 
+from kerasflow.errors import BadInputError
 from kerasflow.features.images import IMAGE_INPUT, ImageSpec
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
 from kerasflow.models.registry import register_family

@@ -17,13 +17,12 @@ This module deliberately imports neither Prefect nor MLflow.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
+from kerasflow.errors import BadInputError
 from kerasflow.promotion.gate import lower_is_better
+from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"

@@ -176,8 +176,8 @@ def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_pa
     import pandas as pd
 
     from kerasflow.data.drift import reference_stats
-    from kerasflow.features.tabular import FeatureSpec
     from kerasflow.data.split import Split
+    from kerasflow.features.tabular import FeatureSpec
 
     if config.validation.suite and Path(config.validation.suite).is_file():
         client.log_text(run_id, Path(config.validation.suite).read_text(), REFERENCE_SUITE)

@@ -12,8 +12,6 @@ caller is told about every trial, epoch and fold.
 
 from __future__ import annotations
 
-from kerasflow.errors import BadInputError
-
 import contextlib
 import io
 import json
@@ -27,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.data.split import Split
+from kerasflow.errors import BadInputError
 from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
 from kerasflow.models.hyper import declaration_order, declare
 from kerasflow.models.registry import build_model, default_values
