@@ -18,15 +18,18 @@ from kerasflow.quiet import import_tensorflow, silence
 
 ROOT = Path(__file__).resolve().parents[1]
 silence()
-# CLI subprocesses start the shared local Prefect server in a PREFECT_HOME of this session, not ~/.prefect;
-# it is stopped when the session ends (see `_stop_shared_server`).
+# CLI subprocesses start the shared local Prefect server in a PREFECT_HOME of this session, not ~/.prefect,
+# on a free port, not 4200; it is stopped when the session ends (see `_stop_shared_server`).
 SESSION_PREFECT_HOME = tempfile.mkdtemp(prefix="kerasflow-test-prefect-")
 os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_shared_server():
-    """Stops the shared Prefect server CLI tests started, at the end of the session."""
+    """Gives the session's shared Prefect server a free port; stops it at the end of the session."""
+    from kerasflow.runtime.processes import free_port
+
+    os.environ["KERASFLOW_PREFECT_PORT"] = str(free_port())  # never a developer's server on 4200
     yield
     env = {**os.environ, "PREFECT_HOME": SESSION_PREFECT_HOME}
     subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "server", "stop"], cwd=ROOT, env=env,

@@ -99,22 +99,35 @@ def suite_init(
 
 @server_app.command("status")
 def server_status() -> None:
-    """Show the shared local Prefect server, if one is running."""
-    from kerasflow.runtime.prefect_server import configured_api_url, shared_server
+    """Show the shared local Prefect server: its address and whether it answers."""
+    from kerasflow.runtime.prefect_server import (
+        PrefectServerError,
+        configured_api_url,
+        prefect_home,
+        server_port,
+        shared_server,
+    )
 
     silence()
     if configured_api_url():
         typer.echo(f"PREFECT_API_URL is set ({configured_api_url()}): commands report there, not to a local server")
-    server = shared_server()
+    try:
+        server = shared_server()
+        port = server_port()
+    except PrefectServerError as exc:
+        _fail(str(exc), EXIT_FAILED)
     if server is None:
-        typer.echo("no shared local Prefect server is running; the next pipeline command starts one")
+        typer.echo(f"no shared local Prefect server is running (PREFECT_HOME {prefect_home()}); "
+                   f"the next pipeline command starts one on port {port}")
         return
-    typer.echo(f"shared local Prefect server: {server.ui_url}  (pid {server.pid}, log {server.log})")
+    health = "healthy" if server.healthy() else "not answering"
+    started = f"pid {server.pid}, " if server.pid else "not started in the background from this PREFECT_HOME, "
+    typer.echo(f"shared local Prefect server: {server.ui_url}  ({health}; {started}PREFECT_HOME {prefect_home()})")
 
 
 @server_app.command("start")
 def server_start() -> None:
-    """Start the shared local Prefect server now (pipeline commands start it on demand)."""
+    """Start the shared local Prefect server now (`prefect server start --background`; commands start it on demand)."""
     from kerasflow.runtime.prefect_server import PrefectServerError, ensure_shared_server
 
     silence()
@@ -124,18 +137,18 @@ def server_start() -> None:
     except PrefectServerError as exc:
         _fail(str(exc), EXIT_FAILED)
     state = "started" if server.started else "already running"
-    typer.echo(f"shared local Prefect server {state}: {server.ui_url}  (pid {server.pid})")
+    typer.echo(f"shared local Prefect server {state}: {server.ui_url}" + (f"  (pid {server.pid})" if server.pid else ""))
 
 
 @server_app.command("stop")
 def server_stop() -> None:
-    """Stop the shared local Prefect server."""
+    """Stop the shared local Prefect server (`prefect server stop`)."""
     from kerasflow.runtime.prefect_server import stop_shared_server
 
     silence()
     server = stop_shared_server()
-    typer.echo(f"stopped the shared local Prefect server (pid {server.pid})" if server
-               else "no shared local Prefect server was running")
+    typer.echo(f"stopped the shared local Prefect server {server.ui_url} (pid {server.pid})" if server
+               else "no shared local Prefect server was running in the background")
 
 
 @app.command()
@@ -239,11 +252,13 @@ def rollback(name: Annotated[str, typer.Argument(help="Registered model name.")]
 @app.command()
 def serve(
     home: Annotated[Path, typer.Option(help="Project folder with prefect.yaml.")] = Path("."),
-    prefect_port: Annotated[int, typer.Option(help="Prefect server port on 127.0.0.1.")] = 4200,
+    prefect_port: Annotated[Optional[int], typer.Option(
+        help="Port for the shared Prefect server if none runs yet. Default: KERASFLOW_PREFECT_PORT, else 4200.",
+        show_default=False)] = None,
     mlflow_port: Annotated[int, typer.Option(help="MLflow server port on 127.0.0.1.")] = 5000,
     pool: Annotated[str, typer.Option(help="Process work pool name.")] = "kerasflow-process",
 ) -> None:
-    """Start Prefect server, work pool, deployments, worker and MLflow UI on this machine; Ctrl-C stops all."""
+    """Use or start the shared Prefect server; start work pool, deployments, worker and MLflow UI; Ctrl-C stops them."""
     import signal
 
     from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file
@@ -256,11 +271,14 @@ def serve(
     try:
         stack.start()
         env_file = write_env_file(settings)
-        typer.echo(f"Prefect UI:  {settings.prefect_ui}")
+        started = stack.server is not None and stack.server.started
+        typer.echo(f"Prefect UI:  {settings.prefect_ui}   (the shared server, "
+                   f"{'started now' if started else 'already running'})")
         typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {settings.store})")
         typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}")
         typer.echo(f"in another shell:  source {env_file} && prefect deployment run 'retrain/nightly'")
-        typer.echo("Ctrl-C stops everything")
+        typer.echo("Ctrl-C stops the worker and the MLflow UI" + (", and the Prefect server" if started else
+                   "; the shared Prefect server keeps running (`kerasflow server stop` stops it)"))
         signal.signal(signal.SIGINT, stack.stop_soon)
         signal.signal(signal.SIGTERM, stack.stop_soon)
         exited = stack.wait()
@@ -284,6 +302,9 @@ def _interrupt(*_: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    import atexit
+
+    atexit.register(_skip_teardown)  # registered first, so it runs last
     try:
         app()
     except SystemExit as exc:
@@ -291,28 +312,35 @@ def main() -> None:
     _exit(0)
 
 
+_exit_status: int | None = None
+
+
 def _exit(code: Any) -> None:
     """Exits with `code`, skipping interpreter teardown once TensorFlow is loaded.
 
-    Tearing down the modules of TensorFlow, MLflow and Prefect takes about 2 s
-    after the work is done. Threads are joined and `atexit` handlers run as
-    on a normal exit (Prefect and MLflow flush there; temporary servers
-    stop), then the process ends without the module teardown.
+    Tearing down the modules of TensorFlow, MLflow and Prefect takes about
+    1.6 s after the work is done. The exit is otherwise a normal one: threads
+    are joined and every `atexit` handler runs (Prefect and MLflow flush
+    there; temporary servers and the validation worker stop); then
+    `_skip_teardown`, the first handler registered and so the last to run,
+    ends the process without the module teardown.
     """
-    if "tensorflow" not in sys.modules:
-        raise SystemExit(code)
-    import atexit
-    import os
-    import threading
+    global _exit_status
+    _exit_status = code if isinstance(code, int) else (0 if code is None else 1)
+    raise SystemExit(code)
 
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    getattr(threading, "_shutdown", lambda: None)()
-    atexit._run_exitfuncs()
+
+def _skip_teardown() -> None:
+    """The last `atexit` handler: after `_exit`, with TensorFlow loaded, ends the process at once."""
+    if _exit_status is None or "tensorflow" not in sys.modules:
+        return
+    import logging
+    import os
+
+    logging.shutdown()  # its own handler was registered before this one, so would not run
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code or 0)
+    os._exit(_exit_status)
 
 
 def _preflight(config: Path, overrides: list[str], kind: str) -> Any:
@@ -359,8 +387,8 @@ def _warm(cfg: Any, heavy: bool = True) -> Any:
 
 def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
     from kerasflow.errors import BadInputError, describe
-    from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
     from kerasflow.quiet import hide_tracebacks_for
+    from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
 
     hide_tracebacks_for((BadInputError,))
     try:

@@ -2,8 +2,9 @@
 
 `kerasflow serve` runs everything on one machine, bound to 127.0.0.1:
 
-- a Prefect server whose SQLite database lives under the project
-  (`PREFECT_HOME=.kerasflow/prefect`),
+- the shared local Prefect server that `kerasflow run` reports to
+  (`kerasflow.runtime.prefect_server`: Prefect's background server of
+  `PREFECT_HOME`), reused if it runs, else started,
 - the `process` work pool (created if missing) and the deployments of
   `prefect.yaml` (`prefect deploy`),
 - a process worker that runs the flows in the project directory, and
@@ -12,11 +13,13 @@
 
 Each child runs in its own process group with its output in
 `.kerasflow/logs/`; `Stack.stop` (on Ctrl-C or SIGTERM) terminates them in
-reverse order, waits, and kills whatever is left.
+reverse order, waits, and kills whatever is left, then stops the shared
+Prefect server only if this stack started it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,6 +32,14 @@ from typing import Any, Callable
 
 import yaml
 
+from kerasflow.runtime.prefect_server import (
+    PrefectServerError,
+    Server,
+    launch_shared_server,
+    server_port,
+    shared_server,
+    stop_shared_server,
+)
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 
 DEFAULT_POOL = "kerasflow-process"
@@ -44,10 +55,14 @@ class StackSettings:
 
     Args:
         home: The project folder (holds `prefect.yaml`); flows run there.
-        prefect_port: Prefect server port. Default 4200.
+        prefect_port: Port of the shared Prefect server: a Prefect server
+            answering there is used, else the shared server already running
+            from `PREFECT_HOME` on another port, else one is started there.
+            Default `KERASFLOW_PREFECT_PORT`, else 4200. `Stack.start` sets it
+            to the port of the server in use.
         mlflow_port: MLflow server port. Default 5000.
         pool: Work pool name. Default `kerasflow-process`.
-        state_dir: Stack state (Prefect database, logs). Default `home/.kerasflow`.
+        state_dir: Stack state (logs, the `env` file). Default `home/.kerasflow`.
         tracking_uri: MLflow store. Default `sqlite:///home/mlruns/mlflow.db`.
         deployments: Deployment names to deploy. Default: every deployment
             of `prefect.yaml` whose flow file exists.
@@ -56,7 +71,7 @@ class StackSettings:
     """
 
     home: Path
-    prefect_port: int = 4200
+    prefect_port: int | None = None
     mlflow_port: int = 5000
     pool: str = DEFAULT_POOL
     state_dir: Path | None = None
@@ -68,11 +83,6 @@ class StackSettings:
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
         self.state_dir = Path(self.state_dir).resolve() if self.state_dir else self.home / ".kerasflow"
-
-    @property
-    def prefect_home(self) -> Path:
-        """`PREFECT_HOME` of every child: profiles and the server's SQLite database."""
-        return self.state_dir / "prefect"
 
     @property
     def logs(self) -> Path:
@@ -122,9 +132,9 @@ def stack_environment(settings: StackSettings, base: dict[str, str] | None = Non
         base: Environment to start from. Default `os.environ`.
 
     Returns:
-        `base` plus the Prefect API and home, the MLflow store, quiet
-        telemetry settings, and `KERASFLOW_HOME` (the `prefect.yaml` pull
-        step's working directory).
+        `base` plus the Prefect API, the MLflow store, quiet telemetry
+        settings, and `KERASFLOW_HOME` (the `prefect.yaml` pull step's
+        working directory). `PREFECT_HOME` is inherited: the shared server's.
     """
     from kerasflow.quiet import silence
 
@@ -132,11 +142,7 @@ def stack_environment(settings: StackSettings, base: dict[str, str] | None = Non
     env = {**(os.environ if base is None else base)}
     env.update({
         "KERASFLOW_HOME": str(settings.home),
-        "PREFECT_HOME": str(settings.prefect_home),
         "PREFECT_API_URL": settings.api_url,
-        "PREFECT_SERVER_API_HOST": LOCALHOST,
-        "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_CLI_PROMPT": "false",
         "PREFECT_WORKER_QUERY_SECONDS": f"{settings.worker_poll_seconds:g}",
         "MLFLOW_TRACKING_URI": settings.store,
@@ -187,6 +193,7 @@ class Stack:
         self.env = stack_environment(settings)
         self.children: dict[str, subprocess.Popen] = {}
         self.deployed: list[str] = []
+        self.server: Server | None = None  # the shared Prefect server in use
         self._stopping = threading.Event()
 
     def __enter__(self) -> "Stack":
@@ -196,25 +203,38 @@ class Stack:
         self.stop()
 
     def start(self) -> None:
-        """Starts the Prefect server, pool, deployments, worker and MLflow server, in that order.
+        """Finds or starts the shared Prefect server, then starts pool, deployments, worker and MLflow server.
 
         Raises:
             StackError: A part failed; what started is left for `stop`.
         """
         s = self.settings
-        for port, option in ((s.prefect_port, "--prefect-port"), (s.mlflow_port, "--mlflow-port")):
+        chosen = s.prefect_port is not None
+        try:
+            s.prefect_port = s.prefect_port or server_port()
+            self.server = shared_server(s.prefect_port)
+        except PrefectServerError as exc:
+            raise StackError(str(exc)) from None
+        busy = [(s.mlflow_port, "--mlflow-port")]
+        if self.server is None or (chosen and self.server.port != s.prefect_port):
+            busy.insert(0, (s.prefect_port, "--prefect-port"))  # to start the server on, or asked for
+        for port, option in busy:
             if port_in_use(port):
                 raise StackError(f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}")
-        for folder in (s.prefect_home, s.logs, s.artifacts):
+        for folder in (s.logs, s.artifacts):
             folder.mkdir(parents=True, exist_ok=True)
-        self.start_child("prefect-server", [*self._prefect, "server", "start", "--host", LOCALHOST,
-                                            "--port", str(s.prefect_port)])
+        if self.server is None:
+            self.server = launch_shared_server(s.prefect_port)
+        s.prefect_port = self.server.port
+        self.env = stack_environment(s)
         self.start_child("mlflow-server", [sys.executable, "-m", "mlflow", "server", "--host", LOCALHOST,
                                            "--port", str(s.mlflow_port), "--backend-store-uri", s.store,
                                            "--artifacts-destination", str(s.artifacts),
                                            "--workers", "1"])
-        wait_healthy(f"{s.api_url}/health", self.children["prefect-server"].poll, s.logs / "prefect-server.log",
-                     error=StackError)
+        try:
+            self.server.wait_ready()
+        except PrefectServerError as exc:
+            raise StackError(str(exc)) from None
         self.ensure_work_pool()
         self.deploy()
         self.start_child("worker", [*self._prefect, "worker", "start", "--pool", s.pool, "--type", "process",
@@ -271,15 +291,17 @@ class Stack:
         return proc
 
     def wait(self) -> str | None:
-        """Blocks until `stop_soon` is called or a child exits.
+        """Blocks until `stop_soon` is called, a child exits or the Prefect server stops answering.
 
         Returns:
-            The name of a child that exited on its own, or None.
+            The name of what stopped on its own, or None.
         """
         while not self._stopping.wait(1.0):
             for name, proc in self.children.items():
                 if proc.poll() is not None:
                     return name
+            if self.server is not None and not self.server.running():
+                return "the Prefect server"
         return None
 
     def stop_soon(self, *_: Any) -> None:
@@ -291,7 +313,8 @@ class Stack:
 
         Each child's process group gets SIGTERM; a child still running after
         `timeout` seconds is killed, and so are stragglers of its group
-        (server workers, flow-run subprocesses).
+        (server workers, flow-run subprocesses). Then the shared Prefect
+        server is stopped if this stack started it; one already running stays up.
         """
         self._stopping.set()
         for name in reversed(list(self.children)):
@@ -304,6 +327,12 @@ class Stack:
                 proc.wait(timeout=10)
             _signal_group(proc, signal.SIGKILL)
             proc.log.close()  # type: ignore[attr-defined]
+        server, self.server = self.server, None
+        if server is not None and server.started:
+            if server.launcher is not None:  # still launching: let it record the server, so it can be stopped
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.launcher.wait(timeout)
+            stop_shared_server()
 
     @property
     def _prefect(self) -> list[str]:
