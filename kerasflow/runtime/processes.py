@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 LOCALHOST = "127.0.0.1"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds the `kerasflow` package
 
 
 def free_port() -> int:
@@ -28,10 +28,10 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
         base: Environment to start from. Default `os.environ`.
 
     Returns:
-        `base` with the project root first on `PYTHONPATH`.
+        `base` with the folder holding `kerasflow` first on `PYTHONPATH`.
     """
     env = dict(os.environ if base is None else base)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
     return env
 
 
