@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Iterator
 
 import psutil
+
+from kerasflow.runtime.processes import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -146,10 +147,10 @@ def warm_up(config: str, env: dict[str, str]) -> float:
 
 def server_rss(env: dict[str, str]) -> float:
     """Resident MB of the shared local Prefect server of `env`'s PREFECT_HOME (0 if none)."""
-    state = Path(env["PREFECT_HOME"]) / "kerasflow-server" / "server.json"
+    pid_file = Path(env["PREFECT_HOME"]) / "server.pid"  # written by `prefect server start --background`
     try:
-        return psutil.Process(json.loads(state.read_text())["pid"]).memory_info().rss / 2**20
-    except (OSError, ValueError, KeyError, psutil.Error):
+        return psutil.Process(int(pid_file.read_text().strip())).memory_info().rss / 2**20
+    except (OSError, ValueError, psutil.Error):
         return 0.0
 
 
@@ -161,7 +162,6 @@ def stop_shared_server(env: dict[str, str]) -> None:
 @contextlib.contextmanager
 def prefect_server(env: dict[str, str], tmp: Path) -> Iterator[dict[str, str]]:
     """Runs a long-lived `prefect server start` on 127.0.0.1; yields env pointing at it."""
-    from kerasflow.runtime.processes import free_port, wait_healthy
 
     port = free_port()
     server_env = {**env, "PREFECT_HOME": str(tmp / "prefect-server")}
@@ -219,7 +219,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kf-overhead-") as tmp_name:
         tmp = Path(tmp_name)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PREFECT_HOME": str(tmp / "prefect"), "PYTHONPATH": str(ROOT)}
+               "PREFECT_HOME": str(tmp / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port())}
         for key in ("PREFECT_API_URL", "KERASFLOW_PREFECT_SERVER"):
             env.pop(key, None)
         try:
