@@ -24,6 +24,7 @@ test: setup lint
 
 lint: setup
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check .
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py
