@@ -32,7 +32,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     import pandas as pd
 
     import_tensorflow()
-    from kerasflow.tracking.models import log_model, register_version
+    from kerasflow.tracking.models import log_model, register_version  # deferred: imports mlflow.pyfunc
 
     example = pd.read_parquet(prepared.raw).head(5)
     name = config.model_name if config.registry.enabled else None

@@ -24,6 +24,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, TypeVar
 
+from kerasflow.data.validate import warm_up_gx
+from kerasflow.quiet import silence
+
 T = TypeVar("T")
 
 _LOCK = threading.Lock()
@@ -93,14 +96,10 @@ def stop_validator() -> None:
 
 def warm_up() -> None:
     """The warm-up job, run in the worker: imports Great Expectations and validates a two-row frame."""
-    from kerasflow.data.validate import warm_up_gx
-
     warm_up_gx()
 
 
 def _new_pool() -> ProcessPoolExecutor:
-    from kerasflow.quiet import silence
-
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=silence)
 
 

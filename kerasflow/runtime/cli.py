@@ -1,7 +1,9 @@
 """The `kerasflow` command line.
 
-Heavy libraries (TensorFlow, MLflow, Prefect, Great Expectations) are
-imported inside the commands, so `kerasflow --help` stays fast.
+Each command imports what it runs (its flow, the tracking or registry
+helpers) inside its function: those modules bring Prefect, MLflow, and
+through them TensorFlow or Great Expectations, which must stay off the path
+of `kerasflow --help` and of the commands that do not need them.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import yaml
 
+from kerasflow.quiet import silence
 from kerasflow.runtime.prefect_server import (
     PrefectServerError,
     Server,
@@ -136,7 +137,6 @@ def stack_environment(settings: StackSettings, base: dict[str, str] | None = Non
         settings, and `KERASFLOW_HOME` (the `prefect.yaml` pull step's
         working directory). `PREFECT_HOME` is inherited: the shared server's.
     """
-    from kerasflow.quiet import silence
 
     silence()  # quiet defaults (telemetry off, no TensorFlow banners) into os.environ
     env = {**(os.environ if base is None else base)}

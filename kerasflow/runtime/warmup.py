@@ -26,7 +26,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from kerasflow.data.isolation import start_validator
 from kerasflow.quiet import import_tensorflow, silence
+from kerasflow.runtime.prefect_server import start_server
 
 LOW_MEMORY_ENV = "KERASFLOW_LOW_MEMORY"
 
@@ -48,10 +50,8 @@ def warm_start(validation: bool = True, heavy: bool = True) -> Any:
     silence()
     tensorflow_now = not (validation and low_memory())  # a bad KERASFLOW_LOW_MEMORY fails before anything starts
     if validation:
-        from kerasflow.data.isolation import start_validator
 
         start_validator()
-    from kerasflow.runtime.prefect_server import start_server
 
     server = start_server()
     if heavy:

@@ -14,6 +14,9 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from kerasflow.features.outputs import decode_outputs, dummy_outputs
+from kerasflow.features.tabular import FeatureSpec, LabelSpec
+
 # the `kerasflow` library folder: `serving` and the `features` it imports run inside the model
 CODE_PATHS = [str(Path(__file__).resolve().parents[1])]
 
@@ -33,8 +36,6 @@ def log_model(run_id: str, model_path: str, features_path: str, labels_path: str
     """
     from mlflow.models import infer_signature
 
-    from kerasflow.features.outputs import decode_outputs, dummy_outputs
-    from kerasflow.features.tabular import FeatureSpec, LabelSpec
 
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     # image specs convert listings to their serving format (base64-encoded files)

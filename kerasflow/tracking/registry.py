@@ -175,7 +175,7 @@ def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_pa
     """
     import pandas as pd
 
-    from kerasflow.data.drift import reference_stats
+    from kerasflow.data.drift import reference_stats  # deferred: scikit-learn, off the registry commands' path
     from kerasflow.data.split import Split
     from kerasflow.features.tabular import FeatureSpec
 
@@ -353,13 +353,11 @@ def _registered_version(client: Any, reference: str) -> tuple[Any, str]:
     return version, f"models:/{version.name}/{version.version}"
 
 
-def download_model(uri: str, destination: str, tracking: str | None = None) -> str:
+def download_model(uri: str, destination: str, configured_uri: str | None = None) -> str:
     """Downloads a logged model's files (e.g. `models:/name/3`) into a folder and returns its path."""
     import mlflow.artifacts
 
-    from kerasflow.tracking import tracking_uri
-
-    return mlflow.artifacts.download_artifacts(uri, dst_path=destination, tracking_uri=tracking_uri(tracking))
+    return mlflow.artifacts.download_artifacts(uri, dst_path=destination, tracking_uri=tracking.tracking_uri(configured_uri))
 
 
 def input_columns(model_uri: str) -> list[str]:
