@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from kerasflow.errors import BadInputError
 
@@ -114,6 +113,8 @@ def split_kfold(
     Raises:
         SplitError: Too few rows or class members for the folds.
     """
+    from sklearn.model_selection import KFold, StratifiedKFold  # deferred: loads while validation runs
+
     positions = np.arange(len(labels))
     strata = labels.to_numpy() if stratify else None
     rest, test = _cut(positions, strata, test_fraction, shuffle, seed)
@@ -145,6 +146,8 @@ def class_balance(labels: pd.Series, split: Split) -> dict[str, dict[str, int]]:
 def _cut(
     positions: np.ndarray, strata: np.ndarray | None, fraction: float, shuffle: bool, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split  # deferred: loads while validation runs
+
     if fraction <= 0:
         return positions, positions[:0]
     try:

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from kerasflow.features.tabular import LabelSpec, OutputsSpec, as_model_inputs, decode_predictions
 from kerasflow.training.plots import pyplot, save_figure
@@ -81,6 +80,8 @@ def classification_evaluation(y: pd.Series, predictions: pd.DataFrame, labels: L
         An `Evaluation` with accuracy, macro and weighted F1, per-class
         precision/recall/F1, ROC AUC where defined, and the confusion matrix.
     """
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+
     pred = predictions["prediction"].astype(str)
     classes = labels.classes
     report = skm.classification_report(y, pred, labels=classes, output_dict=True, zero_division=0)
@@ -111,6 +112,8 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     Returns:
         `{"mae": ..., "rmse": ..., "r2": ...}`.
     """
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+
     return {
         "mae": float(skm.mean_absolute_error(y, pred)),
         "rmse": float(skm.root_mean_squared_error(y, pred)),
@@ -224,6 +227,8 @@ def evaluate_heads(model: Any, x: dict[str, np.ndarray], targets: pd.DataFrame, 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
     """Saves a confusion-matrix PNG with class names on both axes."""
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(classes), 1 + 0.6 * len(classes)))
     skm.ConfusionMatrixDisplay(np.asarray(matrix), display_labels=classes).plot(ax=ax, colorbar=False)
@@ -232,6 +237,8 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> P
 
 def plot_residuals(y: np.ndarray, pred: np.ndarray, path: Path) -> Path:
     """Saves a residuals-versus-predicted PNG."""
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     skm.PredictionErrorDisplay(y_true=y, y_pred=pred).plot(ax=ax, kind="residual_vs_predicted")
@@ -239,6 +246,8 @@ def plot_residuals(y: np.ndarray, pred: np.ndarray, path: Path) -> Path:
 
 
 def _roc_auc(y: pd.Series, predictions: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+
     proba = predictions[[f"proba_{c}" for c in classes]].to_numpy()
     if y.nunique() < 2:
         return {}
