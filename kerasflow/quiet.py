@@ -121,7 +121,7 @@ def prefetch_light() -> None:
 
     Meant for time this process would otherwise spend waiting (the
     validation worker's job, see `kerasflow.data.isolation.run_validation`): matplotlib
-    for the plots and scikit-learn's metrics for the reports. TensorFlow is
+    for the plots, and scikit-learn's splitters and metrics. TensorFlow is
     not imported here, to keep it out of memory until validation is done.
     Any failure is ignored: a cold cache only costs time later.
     """
@@ -131,5 +131,6 @@ def prefetch_light() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401
         import sklearn.metrics  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
     except Exception:
         return
