@@ -203,7 +203,8 @@ def breakdown(env: dict[str, str], tmp: Path) -> None:
     print("\nfixed costs (fresh process each; the import is inside the timed region)")
     for label, code in probes.items():
         timed = f"import time; t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
-        probe_env = {**env, "PREFECT_HOME": str(tmp / "prefect-probe")} if "shared server" in label else env
+        probe_env = ({**env, "PREFECT_HOME": str(tmp / "prefect-probe"), "KERASFLOW_PREFECT_PORT": str(free_port())}
+                     if "shared server" in label else env)
         out = subprocess.run([PY, "-c", timed], cwd=ROOT, env=probe_env, capture_output=True, text=True, check=True)
         print(f"  {label:<40}{float(out.stdout.strip().splitlines()[-1]):>7.2f} s")
 
