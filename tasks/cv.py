@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -40,8 +41,6 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
     Returns:
         The fold's `kerasflow.training.cv.FoldResult` as a dict.
     """
-    import pandas as pd
-
     import_tensorflow()
 
     split = Split.load(prepared.split)
@@ -68,8 +67,6 @@ def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict
     Returns:
         `{"epochs": refit epoch count, "folds": k, "summary": {metric: {mean, std}}}`.
     """
-    import pandas as pd
-
     folds = sorted((FoldResult(**r) for r in results), key=lambda r: r.fold)
     summary = summarize(folds)
     flat = {f"{name}.{stat}": value for name, stats in summary.items() for stat, value in stats.items()}

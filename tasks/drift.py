@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -30,8 +31,6 @@ def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champio
     Raises:
         DriftError: Drift was detected and `registry.drift.on_drift` is `fail`.
     """
-    import pandas as pd
-
     cfg = config.registry.drift
     if champion is None or champion.reference is None:
         why = "no champion yet" if champion is None else f"champion v{champion.version} has no reference statistics"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -76,8 +77,6 @@ def load_image_folder(tracker: Tracker, config: PipelineConfig, workdir: str) ->
     Raises:
         ImageDataError: The folder is missing or unusable as a whole.
     """
-    import pandas as pd
-
     data, image = config.data, config.data.image
     folder = scan_image_folder(data.source, data.target, image.extensions)
     frame = folder.frame

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -79,8 +80,6 @@ def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str
         DataValidationError: The rows violate the suite, listing every
             violated expectation (unless the model's config says `warn`).
     """
-    import pandas as pd
-
     client = tracker.client
     frame = pd.read_parquet(raw_path)
     columns = input_columns(model.version_uri)
@@ -118,8 +117,6 @@ def predict_rows(tracker: Tracker, model: ModelRef, raw_path: str, columns: list
     Raises:
         FeatureError: The rows do not fit the model's input schema.
     """
-    import pandas as pd
-
     import_tensorflow()
     frame = pd.read_parquet(raw_path)
     predictions = predict_with(model.version_uri, frame[columns] if columns else frame)

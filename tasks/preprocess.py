@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,8 +27,6 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     Returns:
         The `Prepared` paths.
     """
-    import pandas as pd
-
     if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec (tasks/image_steps.py)
 
         return prepare_images(tracker, config, raw_path, split_path, workdir)
@@ -73,8 +72,6 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
         BaseModelError: The registered base model cannot be found or holds
             no Keras model.
     """
-    import pandas as pd
-
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
     data, image = config.data, config.data.image
@@ -116,8 +113,6 @@ def prepare_text_inputs(tracker: Tracker, config: Any, raw_path: str, split_path
     Returns:
         The `kerasflow.data.prepared.Prepared` paths.
     """
-    import pandas as pd
-
     frame = pd.read_parquet(raw_path)
     fitted = fit_model_inputs(config, frame.iloc[Split.load(split_path).train])
     out = Path(workdir)

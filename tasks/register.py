@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -29,8 +30,6 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     Returns:
         `{"model_uri", "version", "blessed", "reasons"}`.
     """
-    import pandas as pd
-
     import_tensorflow()
     from kerasflow.tracking.models import log_model, register_version  # deferred: imports mlflow.pyfunc
 

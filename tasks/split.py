@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kerasflow.data.holdout import split_with_test, test_rows_of
-from kerasflow.data.split import class_balance, split_holdout, split_kfold
+from kerasflow.data.holdout import split_rows, test_rows_of
+from kerasflow.data.split import class_balance
 from kerasflow.features.tabular import fit_labels
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
@@ -21,22 +22,10 @@ def split_data(tracker: Tracker, config: PipelineConfig, raw_path: str, workdir:
     Returns:
         Path of the `Split` JSON.
     """
-    import pandas as pd
-
     frame = pd.read_parquet(raw_path)
     labels = frame[config.data.target]
-    s = config.split
     classify = fit_labels(labels, config.data.task).task == "classification"
-    stratify = s.stratify and classify
-    if test_rows_of(raw_path):  # data.test_source: its rows are the test set
-        split = split_with_test(labels, test_rows_of(raw_path), kind=s.kind, val_fraction=s.val_fraction,
-                                folds=s.folds, stratify=stratify, shuffle=s.shuffle, seed=s.seed)
-    elif s.kind == "kfold":
-        split = split_kfold(labels, folds=s.folds, test_fraction=s.test_fraction, stratify=stratify,
-                            shuffle=s.shuffle, seed=s.seed)
-    else:
-        split = split_holdout(labels, test_fraction=s.test_fraction, val_fraction=s.val_fraction,
-                              stratify=stratify, shuffle=s.shuffle, seed=s.seed)
+    split = split_rows(labels, config.split, classify=classify, test_rows=test_rows_of(raw_path))
     tracker.metrics(split.sizes(), prefix="split.")
     if classify:
         tracker.json(class_balance(labels, split), "split/class_balance.json")

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -100,8 +101,6 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
         TuningError: No `tuning` section, an objective the model does not
             report, stale state without `fresh`, or no completed trial.
     """
-    import pandas as pd
-
     import_tensorflow()
 
     if config.tuning is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -76,8 +77,6 @@ def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> Ima
         ImageDataError: Any rule is violated; every problem file is listed.
         BaseModelError: The configured base model cannot be found.
     """
-    import pandas as pd
-
     data, image = config.data, config.data.image
     frame = pd.read_parquet(raw_path)
     if is_image_folder(data.source):

@@ -10,6 +10,7 @@ the training file alone.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -103,3 +104,35 @@ def split_with_test(labels: pd.Series, test_rows: int, *, kind: str = "holdout",
                               shuffle=shuffle, seed=seed)
     split.test = list(range(n_train, len(labels)))
     return split
+
+
+def split_rows(labels: pd.Series, cfg: Any, *, classify: bool, test_rows: int = 0) -> Split:
+    """Splits rows as a `split` config section asks, with scikit-learn splitters.
+
+    Stratification applies to classification labels only. When the raw rows
+    end with `test_rows` rows of a given test file (`data.test_source`),
+    those are the test set and the rest is split into train/validation (or
+    folds).
+
+    Args:
+        labels: The label of each row.
+        cfg: The `split` section (`kind`, fractions, `folds`, `stratify`,
+            `shuffle`, `seed`).
+        classify: Whether the task is classification.
+        test_rows: Rows at the end that form the test set. Default 0.
+
+    Returns:
+        The `Split`.
+
+    Raises:
+        SplitError: Too few rows or class members for the requested split.
+    """
+    stratify = cfg.stratify and classify
+    if test_rows:
+        return split_with_test(labels, test_rows, kind=cfg.kind, val_fraction=cfg.val_fraction, folds=cfg.folds,
+                               stratify=stratify, shuffle=cfg.shuffle, seed=cfg.seed)
+    if cfg.kind == "kfold":
+        return split_kfold(labels, folds=cfg.folds, test_fraction=cfg.test_fraction, stratify=stratify,
+                           shuffle=cfg.shuffle, seed=cfg.seed)
+    return split_holdout(labels, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction,
+                         stratify=stratify, shuffle=cfg.shuffle, seed=cfg.seed)
