@@ -22,7 +22,7 @@ server is not part of that tree and is printed on its own.
 Then it breaks the fixed cost down: imports, the temporary Prefect server,
 MLflow store set-up, Great Expectations validation, and model logging.
 
-Usage: python benchmarks/overhead.py [--long-epochs N] [--repeats N] [--skip-long]
+Usage: python benchmarks/overhead.py [--long-epochs N] [--repeats N] [--long-repeats N] [--skip-long | --skip-small]
 """
 
 from __future__ import annotations
@@ -125,8 +125,13 @@ def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: 
                  "model.dropout=0.1", "model.l2=0.0001", "model.initializer.name=he_normal",
                  "training.reduce_lr.enabled=false"]
     pipe_cmd = [PY, "-m", "kerasflow.runtime.cli", "run", config] + [x for o in overrides for x in ("--set", o)]
-    bare_s, bare_mb = bare or _median([measure(bare_cmd, env)[:2] for _ in range(repeats)])
-    pipe_s, pipe_mb = _median([measure(pipe_cmd, env)[:2] for _ in range(repeats)])
+    bare_runs, pipe_runs = [], []
+    for _ in range(repeats):  # interleaved, so a change in the machine's load hits both sides alike
+        if bare is None:
+            bare_runs.append(measure(bare_cmd, env)[:2])
+        pipe_runs.append(measure(pipe_cmd, env)[:2])
+    bare_s, bare_mb = bare or _median(bare_runs)
+    pipe_s, pipe_mb = _median(pipe_runs)
     print(f"{label:<44}{bare_s:>8.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>9.0f}{pipe_mb:>9.0f}")
     return bare_s, bare_mb, pipe_s, pipe_mb
 
@@ -214,7 +219,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-epochs", type=int, default=250, help="epochs of the ~1 minute training")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is printed")
+    parser.add_argument("--long-repeats", type=int, default=3, help="runs of the ~1 minute training; the median is printed")
     parser.add_argument("--skip-long", action="store_true", help="only the small whole job")
+    parser.add_argument("--skip-small", action="store_true", help="only the ~1 minute training")
     args = parser.parse_args()
     small = ("breast_cancer", "configs/breast_cancer.yaml", 20, 16, 0.003, [32, 16])
     with tempfile.TemporaryDirectory(prefix="kf-overhead-") as tmp_name:
@@ -227,22 +234,26 @@ def main() -> None:
             first = warm_up(small[1], env)
             print(f"first run on a fresh machine (new MLflow store, Prefect database and shared server, 1 epoch): "
                   f"{first:.1f} s\n")
-            print(f"{'job (median of %d)' % args.repeats:<44}{'bare s':>8}{'pipeline s':>11}{'ratio':>10}"
+            print(f"{'job (median of runs)':<44}{'bare s':>8}{'pipeline s':>11}{'ratio':>10}"
                   f"{'bare MB':>9}{'pipe MB':>9}")
-            bare = compare("breast_cancer, 20 epochs (goal <=2x, <1 GB)", *small, env, tmp, args.repeats)
-            print(f"  (+ the shared Prefect server, resident once for all runs: {server_rss(env):.0f} MB)")
-            temporary = {**env, "KERASFLOW_PREFECT_SERVER": "temporary"}
-            compare("  same, temporary Prefect server per run", *small, temporary, tmp, args.repeats,
-                    bare=bare[:2])
             eager = {**env, "KERASFLOW_LOW_MEMORY": "0"}
-            compare("  same, KERASFLOW_LOW_MEMORY=0", *small, eager, tmp, args.repeats, bare=bare[:2])
-            with prefect_server(env, tmp) as served:
-                compare("  same, own server via PREFECT_API_URL", *small, served, tmp, args.repeats, bare=bare[:2])
+            if not args.skip_small:
+                bare = compare("breast_cancer, 20 epochs (goal <=2x, <1 GB)", *small, env, tmp, args.repeats)
+                print(f"  (+ the shared Prefect server, resident once for all runs: {server_rss(env):.0f} MB)")
+                temporary = {**env, "KERASFLOW_PREFECT_SERVER": "temporary"}
+                compare("  same, temporary Prefect server per run", *small, temporary, tmp, args.repeats,
+                        bare=bare[:2])
+                compare("  same, KERASFLOW_LOW_MEMORY=0", *small, eager, tmp, args.repeats, bare=bare[:2])
+                with prefect_server(env, tmp) as served:
+                    compare("  same, own server via PREFECT_API_URL", *small, served, tmp, args.repeats,
+                            bare=bare[:2])
             if not args.skip_long:
                 long = ("digits", "configs/digits.yaml", args.long_epochs, 32, 0.001, [128, 64])
-                bare_long = compare(f"digits, {args.long_epochs} epochs (goal <=1.10x)", *long, env, tmp, repeats=1)
-                compare("  same, KERASFLOW_LOW_MEMORY=0", *long, eager, tmp, repeats=1, bare=bare_long[:2])
-            breakdown(env, tmp)
+                bare_long = compare(f"digits, {args.long_epochs} epochs (goal <=1.10x)", *long, env, tmp,
+                                    args.long_repeats)
+                compare("  same, KERASFLOW_LOW_MEMORY=0", *long, eager, tmp, args.long_repeats, bare=bare_long[:2])
+            if not args.skip_small:
+                breakdown(env, tmp)
         finally:
             stop_shared_server(env)
 
