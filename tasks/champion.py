@@ -91,8 +91,7 @@ def find_champion(tracker: Tracker, config: PipelineConfig, workdir: str) -> Cha
     if stats is not None:
         reference = str(Path(workdir) / "champion_reference.json")
         Path(reference).write_text(json.dumps(stats))
-    tracker.tags({"kerasflow.champion_version": str(version.version)})
-    tracker.tags({"kerasflow.champion_run_id": version.run_id})
+    tracker.tags({"kerasflow.champion_version": str(version.version), "kerasflow.champion_run_id": version.run_id})
     return Champion(name=config.model_name, version=str(version.version), run_id=version.run_id,
                     hyperparameters=hyper, reference=reference)
 

@@ -19,6 +19,5 @@ def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig
     """
     config = load_config(path, overrides)
     if config.validation.suite is not None:
-
         start_validator()
     return config

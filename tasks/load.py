@@ -31,16 +31,13 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     """
 
     if config.data.image is not None and is_image_folder(config.data.source):
-
         return load_image_folder(tracker, config, workdir)
     source = resolve_source(config.data.source)
     frame, test_rows = load_frame(source), 0
     if config.data.test_source:  # a given test file: its rows are appended and become the test split
-
         frame, test_rows, test_source = append_test_rows(frame, config.data.test_source)
     digest = fingerprint_frame(frame)
-    tracker.tags({"kerasflow.data_fingerprint": digest})
-    tracker.tags({"kerasflow.data_source": source})
+    tracker.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": source})
     tracker.metrics({"rows": len(frame), "columns": frame.shape[1]}, prefix="data.")
     if test_rows:
         tracker.tags({"kerasflow.test_source": test_source})
@@ -48,7 +45,6 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     tracker.dataset(frame, source=source, digest=digest, target=config.data.target)
     path = Path(workdir) / "raw.parquet"
     if test_rows:
-
         save_raw(frame, path, test_rows)
     else:
         frame.to_parquet(path, index=False)
@@ -86,8 +82,7 @@ def load_image_folder(tracker: Tracker, config: PipelineConfig, workdir: str) ->
         skipped = [f"{row.file}: {row.problem}" for row in frame[bad].itertuples()]
         frame = frame[~bad].reset_index(drop=True)
     digest = fingerprint_listing(folder.frame)
-    tracker.tags({"kerasflow.data_fingerprint": digest})
-    tracker.tags({"kerasflow.data_source": folder.root})
+    tracker.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": folder.root})
     tracker.metrics({"rows": len(frame), "files": len(folder.frame),
                                           "classes": len(folder.classes)}, prefix="data.")
     tracker.dataset(frame[[FILE_COLUMN, data.target, "width", "height", "channels"]], source=folder.root, digest=digest, target=data.target)

@@ -57,8 +57,7 @@ def read_input(tracker: Tracker, input_path: str, workdir: str) -> tuple[str, st
 
     source = resolve_source(input_path)
     frame = load_frame(source)
-    tracker.tags({"kerasflow.input": source})
-    tracker.tags({"kerasflow.data_fingerprint": fingerprint_frame(frame)})
+    tracker.tags({"kerasflow.input": source, "kerasflow.data_fingerprint": fingerprint_frame(frame)})
     tracker.metrics({"rows": len(frame), "columns": frame.shape[1]}, prefix="input.")
     path = Path(workdir) / "input.parquet"
     frame.to_parquet(path, index=False)

@@ -27,11 +27,9 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     Returns:
         The `Prepared` paths.
     """
-    if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec (tasks/image_steps.py)
-
+    if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec
         return prepare_images(tracker, config, raw_path, split_path, workdir)
-    if config.model.kind in ("text", "functional"):  # vocabularies, several outputs (tasks/text_steps.py)
-
+    if config.model.kind in ("text", "functional"):  # vocabularies, several outputs (kerasflow/features/outputs.py)
         return prepare_text_inputs(tracker, config, raw_path, split_path, workdir)
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]

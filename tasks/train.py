@@ -50,7 +50,6 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
         tracker.artifact(str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
     base = getattr(config.model, "base", None)
     if base is not None and base.fine_tune is not None:  # transfer learning phase 2, logged as finetune.*
-
         fine_tune_phase(tracker, config, prepared, str(model_path), refit=refit,
                         hyperparameters=hyperparameters)
     return str(model_path)

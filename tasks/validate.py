@@ -38,8 +38,7 @@ def validate_data(tracker: Tracker, config: PipelineConfig, raw_path: str, skip_
             the message lists every violated expectation.
     """
 
-    if config.data.image is not None:  # files by name, channels, class folders, sizes (tasks/images.py)
-
+    if config.data.image is not None:  # files by name, channels, class folders, sizes (kerasflow/data/images.py)
         check_images(tracker, config, raw_path)
     if config.validation.suite is None:
         return True

@@ -185,7 +185,7 @@ def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_pa
         features = FeatureSpec.load(features_path)
         train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
         numeric, categorical = (features.numeric, features.categorical) if isinstance(features, FeatureSpec) \
-            else features.drift_columns()  # an image spec (tasks/images.py): pixels or file sizes
+            else features.drift_columns()  # an image spec (kerasflow/features/images.py): pixels or file sizes
         text = getattr(features, "text_columns", [])  # free text: drift of word counts
         stats = reference_stats(train, numeric, categorical, text, bins=config.registry.drift.bins,
                                 seed=config.split.seed)
