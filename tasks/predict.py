@@ -40,8 +40,7 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> ModelRef:
     Raises:
         ModelReferenceError: Unknown model name, alias or version.
     """
-
-    return resolve(tracking.configure(tracking_uri), model_uri)
+    return resolve(tracking.client_for(tracking.tracking_uri(tracking_uri)), model_uri)
 
 
 @task(name="read-input", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
