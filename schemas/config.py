@@ -10,13 +10,14 @@ set is closed, the allowed values.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from kerasflow.errors import BadInputError
 from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section modules)
@@ -30,7 +31,7 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
     problems_error,
 )
 from kerasflow.schemas.functional import FunctionalModelConfig
-from kerasflow.schemas.images import CNNConfig, ImageConfig, image_model_problems
+from kerasflow.schemas.images import CNNConfig, ImageConfig, image_model_problems, image_source_problems
 from kerasflow.schemas.registry import DriftConfig, GateConfig
 from kerasflow.schemas.text import TextModelConfig
 from kerasflow.schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, space_problems
@@ -72,19 +73,37 @@ class DataConfig(Section):
             pixel columns reshaped to an image; see
             `kerasflow.schemas.images.ImageConfig`. Default none.
         test_source: A CSV or Parquet file (or glob) with the columns of
-            `source` whose rows are the held-out test set; `split` then
-            divides only the `source` rows (its `test_fraction` is unused).
-            Default none: the test set is split off `source`.
+            `source` whose rows are the held-out test set or, with a folder
+            `source`, a folder of the same class subfolders whose files are
+            the test set; `split` then divides only the `source` rows (its
+            `test_fraction` is unused). Default none: the test set is split
+            off `source`.
+        delimiter: CSV field delimiter, one character. Default none: a
+            comma, or the `;`, tab or `|` a file evidently uses (detected and
+            reported as a warning).
+        encoding: Text encoding of CSV files, any Python codec name such as
+            `latin-1` or `cp1252`. Default `utf-8`.
     """
 
     source: str
     test_source: str | None = None
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] | None = None
+    encoding: str = "utf-8"
     target: str
     features: list[str] | None = None
     categorical: list[str] | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
     label_encoding: Literal["integer", "one_hot"] = "integer"
     image: ImageConfig | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
+        return value
 
 
 class ValidationConfig(Section):
@@ -140,11 +159,27 @@ class PreprocessingConfig(Section):
             `median` or `zero`, using training statistics.
         max_categories: Keep at most this many most frequent levels per
             categorical column; the rest map to the out-of-vocabulary slot.
+        non_finite: What the data contract does with ±inf and with numbers
+            beyond float32's range (about ±3.4e38) in numeric features:
+            `fail` (default) stops the run naming column and rows; `clip`
+            clips them to the column's largest finite training-range
+            values; `missing` treats them as missing (imputed).
+        invalid_numbers: What it does with the few text tokens (`n/a`,
+            `abc`) in a column whose values are mostly numbers: `missing`
+            (default) treats them as missing values, with a warning that
+            names the tokens; `fail` stops the run. Such a column is never
+            silently made categorical.
+        drop_constant: Drop features with a single value (they carry no
+            information), with a warning that names them. Applies when
+            `data.features` is not listed. Default true.
     """
 
     normalize: bool = True
     impute: Literal["mean", "median", "zero"] = "mean"
     max_categories: PositiveInt | None = None
+    non_finite: Literal["fail", "clip", "missing"] = "fail"
+    invalid_numbers: Literal["missing", "fail"] = "missing"
+    drop_constant: bool = True
 
 
 class ModelConfig(Section):
@@ -318,6 +353,13 @@ class PipelineConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _test_source_fits_the_source(self) -> "PipelineConfig":
+        problems = image_source_problems(self.data)
+        if problems:
+            raise problems_error(problems)
+        return self
+
+    @model_validator(mode="after")
     def _tuning_fits_the_pipeline(self) -> "PipelineConfig":
         t = self.tuning
         if t is None:
@@ -411,7 +453,12 @@ def _apply_override(raw: dict[str, Any], item: str, path: str | Path) -> None:
         if not isinstance(child, dict):
             raise ConfigError(path, [f"override {item!r}: {part} is not a section"])
         node = child
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(path, [f"{key.strip()}: the --set value {value!r} is not a plain YAML value ({problem}); "
+                                 "quote text and write lists as [a, b]"]) from None
 
 
 def _lines(err: dict[str, Any]) -> list[str]:

@@ -8,12 +8,17 @@ subfolder per class, or from a table whose pixel columns are reshaped to
     data: {source: digits, target: target, image: {size: [8, 8], channels: 1}}
     data: {source: data/images/, target: label, image: {size: [16, 16], channels: 1}}
 
+A folder `source` may have a folder `test_source` (same class names), whose
+files are the test split; `image_source_problems` refuses the combinations
+that cannot work (a folder with a table, a table with a folder).
+
 This module imports only `kerasflow.schemas.base`, so `kerasflow.schemas.config` can import it.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -325,6 +330,38 @@ def image_model_problems(data_image: ImageConfig | None, model: Any) -> list[tup
         return [("model.kind", "a cnn needs image data: set data.image (size and channels)")]
     if data_image is not None and kind != "cnn":
         return [("data.image", f"image data need an image model (model.kind: cnn), not {kind!r}")]
+    return []
+
+
+def image_source_problems(data: Any) -> list[tuple[str, str]]:
+    """Cross-field rules between `data.source` and `data.test_source`.
+
+    A folder of class subfolders as `source` takes a folder of the same
+    layout as `test_source`; a table (or built-in set) takes a CSV or
+    Parquet file. Only `Path.is_dir` is asked of the filesystem; paths that
+    do not exist are left to the load step.
+
+    Args:
+        data: The `data` section (`source`, `test_source`).
+
+    Returns:
+        `(dotted path, message)` pairs; empty when the sources fit.
+    """
+    if not data.test_source:
+        return []
+    source, test = Path(data.source).expanduser(), Path(data.test_source).expanduser()
+    if source.is_dir() and not test.is_dir():
+        kind = f"a {test.suffix} file" if test.suffix else "not a folder"
+        return [("data.test_source", f"{data.test_source!r} is {kind}, but data.source {data.source!r} is a "
+                                     f"folder of class subfolders: give the test images as a folder of the same "
+                                     f"class subfolders (a table of test rows goes with a table source)")]
+    if test.is_dir() and not source.is_dir():
+        return [("data.test_source", f"{data.test_source!r} is a folder, but data.source {data.source!r} is a "
+                                     f"table (or built-in set): give the test rows as a CSV or Parquet file with "
+                                     f"the columns of data.source (a test folder goes with a folder source)")]
+    if test.is_dir() and test.resolve() == source.resolve():
+        return [("data.test_source", f"{data.test_source!r} is the same folder as data.source; keep the test "
+                                     f"images in a folder of their own")]
     return []
 
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from kerasflow.data.holdout import append_test_rows, save_raw
+from kerasflow.data.contract import (
+    ContractReport,
+    check_contract,
+    label_columns,
+    read_sources,
+    require_contract,
+    save_dropped,
+)
+from kerasflow.data.holdout import save_raw
 from kerasflow.data.images import (
     FILE_COLUMN,
+    ImageFolder,
     fingerprint_listing,
     is_image_folder,
-    scan_image_folder,
+    scan_image_folders,
 )
-from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
+from kerasflow.data.load import fingerprint_frame, resolve_source
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
@@ -24,42 +31,68 @@ from kerasflow.tracking import Tracker
 
 @task(name="load-data", retries=2, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
 def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
-    """Loads the raw data, fingerprints it and logs it as the run's input.
+    """Loads the raw data, checks the data contract, fingerprints the rows and logs them as the run's input.
 
     Returns:
         Path of the raw rows as Parquet in `workdir`.
+
+    Raises:
+        DataLoadError: A file cannot be read.
+        DataContractError: The rows break the contract; the report is logged first.
     """
 
     if config.data.image is not None and is_image_folder(config.data.source):
         return load_image_folder(tracker, config, workdir)
-    source = resolve_source(config.data.source)
-    frame, test_rows = load_frame(source), 0
-    if config.data.test_source:  # a given test file: its rows are appended and become the test split
-        frame, test_rows, test_source = append_test_rows(frame, config.data.test_source)
+    report = check_contract(config, *read_sources(config))
+    log_contract(tracker, report)
+    frame, test_rows = require_contract(report).frame, report.test_rows
+    source = report_source(config)
     digest = fingerprint_frame(frame)
     tracker.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": source})
     tracker.metrics({"rows": len(frame), "columns": frame.shape[1]}, prefix="data.")
     if test_rows:
-        tracker.tags({"kerasflow.test_source": test_source})
+        tracker.tags({"kerasflow.test_source": resolve_source(config.data.test_source)})
         tracker.metrics({"test_rows": test_rows}, prefix="data.")
-    tracker.dataset(frame, source=source, digest=digest, target=config.data.target)
+    tracker.dataset(frame, source=source, digest=digest, target=label_columns(config)[0][0])
     path = Path(workdir) / "raw.parquet"
-    if test_rows:
-        save_raw(frame, path, test_rows)
-    else:
-        frame.to_parquet(path, index=False)
+    save_raw(frame, path, test_rows)
+    if report.dropped:
+        save_dropped(path, report.dropped)
     return str(path)
 
 
-SIDECAR_SUFFIX = ".images.json"
+def log_contract(tracker: Tracker, report: ContractReport) -> None:
+    """Logs the contract report (`contract/report.json` and `.txt`) and shows its warnings.
+
+    Args:
+        tracker: Where results are logged (the pipeline's MLflow run).
+        report: The contract report.
+    """
+    tracker.json(report.as_dict(), "contract/report.json")
+    tracker.text(report.summary(), "contract/report.txt")
+    tracker.metrics({"errors": len(report.errors), "warnings": len(report.warnings)}, prefix="contract.")
+    logger = get_run_logger()
+    for finding in report.warnings:
+        logger.warning(str(finding))
+
+
+def report_source(config: PipelineConfig) -> str:
+    """The resolved `data.source`: the built-in name or the file read."""
+    return resolve_source(config.data.source)
+
+
+SIDECAR_SUFFIX = ".images.parquet"
 
 
 def load_image_folder(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
-    """Lists and decodes every file of an image folder, fingerprints it and logs it as the run's input.
+    """Lists and decodes every file of an image folder (and test folder), fingerprints them and logs the input.
 
-    With `on_corrupt: skip`, unusable files are left out of the listing
-    here and reported by the image check; with `fail` they stay in it, so
-    the check rejects them by name.
+    With `data.test_source` (a folder of the same class subfolders), its
+    files follow the training files and are recorded as the test rows, so
+    the split makes exactly them the test set. With `on_corrupt: skip`,
+    unusable files are left out of the raw rows here and reported by the
+    image check; with `fail` they stay in, so the check rejects them by
+    name. The full listing is kept beside the raw rows for the check.
 
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).
@@ -67,31 +100,40 @@ def load_image_folder(tracker: Tracker, config: PipelineConfig, workdir: str) ->
         workdir: The run's scratch folder.
 
     Returns:
-        Path of the listing (Parquet, one row per file), with a sidecar
-        JSON holding the class folders and skipped files.
+        Path of the raw rows (Parquet, one row per file, test files last).
 
     Raises:
-        ImageDataError: The folder is missing or unusable as a whole.
+        ImageDataError: A folder is missing or unusable as a whole.
     """
     data, image = config.data, config.data.image
-    folder = scan_image_folder(data.source, data.target, image.extensions)
-    frame = folder.frame
-    skipped = []
-    if image.on_corrupt == "skip":
-        bad = frame["problem"].notna()
-        skipped = [f"{row.file}: {row.problem}" for row in frame[bad].itertuples()]
-        frame = frame[~bad].reset_index(drop=True)
+    folder = scan_image_folders(data.source, data.target, image.extensions, test_source=data.test_source)
+    rows = folder.usable() if image.on_corrupt == "skip" else folder
     digest = fingerprint_listing(folder.frame)
     tracker.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": folder.root})
-    tracker.metrics({"rows": len(frame), "files": len(folder.frame),
-                                          "classes": len(folder.classes)}, prefix="data.")
-    tracker.dataset(frame[[FILE_COLUMN, data.target, "width", "height", "channels"]], source=folder.root, digest=digest, target=data.target)
+    tracker.metrics({"rows": len(rows.frame), "files": len(folder.frame), "classes": len(folder.classes)},
+                    prefix="data.")
+    if folder.test_root is not None:
+        log_test_folder(tracker, folder, rows.test_rows)
+    tracker.dataset(rows.frame[[FILE_COLUMN, data.target, "width", "height", "channels"]], source=folder.root,
+                    digest=digest, target=data.target)
     path = Path(workdir) / "raw.parquet"
-    pd.DataFrame(frame).to_parquet(path, index=False)
-    sidecar_path(path).write_text(json.dumps({"root": folder.root, "classes": folder.classes, "skipped": skipped}))
+    save_raw(rows.frame, path, rows.test_rows)
+    folder.save(sidecar_path(path))
     return str(path)
 
 
 def sidecar_path(raw_path: Path) -> Path:
-    """Returns the JSON beside an image listing that holds its root, classes and skipped files."""
+    """Returns the full image listing kept beside the raw rows (every file found, with its folders and classes)."""
     return raw_path.with_suffix(SIDECAR_SUFFIX)
+
+
+def log_test_folder(tracker: Tracker, folder: ImageFolder, test_rows: int) -> None:
+    """Records the test folder of an image listing: its path as a tag, its file and row counts as metrics.
+
+    Args:
+        tracker: Where results are logged (the pipeline's MLflow run).
+        folder: The full listing, with `test_root` set.
+        test_rows: Usable test files, which make the test split.
+    """
+    tracker.tags({"kerasflow.test_source": folder.test_root})
+    tracker.metrics({"test_rows": test_rows, "test_files": folder.test_rows}, prefix="data.")

@@ -14,18 +14,20 @@ from kerasflow.data.isolation import run_validation
 from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
 from kerasflow.data.predictions import (
     check_columns,
+    check_numeric_input,
     default_output_path,
     join_predictions,
     prediction_summary,
     write_rows,
 )
 from kerasflow.data.validate import require_valid, validate_file
+from kerasflow.features.tabular import InputRowsError
 from kerasflow.quiet import import_tensorflow
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import (
     REFERENCE_SUITE,
     ModelRef,
-    input_columns,
+    input_types,
     load_run_json,
     predict_with,
     run_params,
@@ -75,13 +77,18 @@ def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str
 
     Raises:
         FeatureError: Input columns are missing.
+        InputRowsError: Numeric columns hold text, ±inf or values beyond
+            float32's range (file, columns and rows named).
         DataValidationError: The rows violate the suite, listing every
             violated expectation (unless the model's config says `warn`).
     """
     client = tracker.client
     frame = pd.read_parquet(raw_path)
-    columns = input_columns(model.version_uri)
-    check_columns(frame, columns, client.get_run(tracker.run_id).data.tags.get("kerasflow.input", "the input"))
+    types = input_types(model.version_uri)
+    columns = list(types)
+    source = client.get_run(tracker.run_id).data.tags.get("kerasflow.input", "the input")
+    check_columns(frame, columns, source)
+    check_numeric_input(frame, types, source)
     suite = load_run_json(client, model.run_id, REFERENCE_SUITE) if model.run_id else None
     if suite is None:
         tracker.tags({"kerasflow.validation": "skipped: the model has no expectation suite"})
@@ -114,10 +121,14 @@ def predict_rows(tracker: Tracker, model: ModelRef, raw_path: str, columns: list
 
     Raises:
         FeatureError: The rows do not fit the model's input schema.
+        InputRowsError: The model refused rows (file, columns and rows named).
     """
     import_tensorflow()
     frame = pd.read_parquet(raw_path)
-    predictions = predict_with(model.version_uri, frame[columns] if columns else frame)
+    try:
+        predictions = predict_with(model.version_uri, frame[columns] if columns else frame)
+    except InputRowsError as exc:
+        raise exc.located(source) from None
     target = Path(output_path) if output_path else default_output_path(source)
     out = write_rows(join_predictions(frame, predictions), target)
     summary = prediction_summary(predictions)

@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.data.contract import dropped_columns
 from kerasflow.data.images import is_image_folder
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
@@ -34,7 +35,8 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
     d, p = config.data, config.preprocessing
-    numeric, categorical = select_columns(frame, d.target, d.features, d.categorical)
+    usable = frame.drop(columns=dropped_columns(raw_path))  # constant columns the data contract dropped
+    numeric, categorical = select_columns(usable, d.target, d.features, d.categorical)
     features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
                             max_categories=p.max_categories)
     labels = fit_labels(train[d.target], d.task, d.label_encoding)

@@ -10,13 +10,15 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.promotion.gate import check_thresholds
+from kerasflow.promotion.inputs import CANDIDATE
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import log_reference
 
 
-@task(name="register-model", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="register-model", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
 def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
                    metrics: dict[str, float]) -> dict[str, Any]:
     """Logs the pyfunc model with a signature and registers a new version.
@@ -29,6 +31,10 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
 
     Returns:
         `{"model_uri", "version", "blessed", "reasons"}`.
+
+    Raises:
+        IncompatibleInputsError: The registered name's versions take other
+            input columns; no version is created.
     """
     import_tensorflow()
     from kerasflow.tracking.models import log_model, register_version  # deferred: imports mlflow.pyfunc
@@ -48,6 +54,6 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
     client.set_model_version_tag(name, version, "kerasflow.blessed", str(gate.passed).lower())
     if gate.passed:
-        client.set_registered_model_alias(name, "candidate", version)
+        client.set_registered_model_alias(name, CANDIDATE, version)
     tracker.tags({"kerasflow.model_version": version})
     return outcome

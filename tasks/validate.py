@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.images import (
@@ -57,12 +56,15 @@ def validate_data(tracker: Tracker, config: PipelineConfig, raw_path: str, skip_
 def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> ImageReport:
     """Checks image data before any training and logs the report and statistics.
 
-    Folder sources: unreadable, corrupt and non-image files, files with
-    another channel count and empty class folders are named one by one.
-    Pixel tables: the column count must match the image shape, and pixels
-    must be present and non-negative. A configured base model must exist.
-    Counts per class and image-size statistics are logged as `images.*`
-    metrics and `images/report.json`.
+    Folder sources (and a test folder, `data.test_source`): unreadable,
+    corrupt and non-image files, files with another channel count, class
+    folders without usable images and test classes the training folder has
+    no images of are named one by one. Pixel tables: the column count must
+    match the image shape, and pixels must be present and non-negative. A
+    configured base model must exist. Counts per class and image-size
+    statistics are logged as `images.*` metrics and `images/report.json`;
+    warnings and skipped files (the first ten, by name) are shown on the
+    terminal and in the Prefect UI.
 
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).
@@ -77,16 +79,13 @@ def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> Ima
         BaseModelError: The configured base model cannot be found.
     """
     data, image = config.data, config.data.image
-    frame = pd.read_parquet(raw_path)
     if is_image_folder(data.source):
-        meta = json.loads(sidecar_path(Path(raw_path)).read_text())
-        folder = ImageFolder(root=meta["root"], target=data.target, classes=meta["classes"], frame=frame)
+        folder = ImageFolder.load(sidecar_path(Path(raw_path)))
         report = check_image_folder(folder, image.channels, on_corrupt=image.on_corrupt,
                                     on_channel_mismatch=image.on_channel_mismatch)
-        report.skipped = [*meta["skipped"], *report.skipped]
-        report.statistics.update(files=report.statistics["files"] + len(meta["skipped"]), skipped=len(report.skipped))
-        where = meta["root"]
+        where = folder.root
     else:
+        frame = pd.read_parquet(raw_path)
         columns = data.features or [c for c in frame.columns if c != data.target]
         report = check_pixel_frame(frame, data.target, columns, image.shape)
         where = data.source
@@ -101,16 +100,22 @@ def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> Ima
 
 def _log_report(tracker: Tracker, report: ImageReport) -> None:
     stats = report.statistics
-    tracker.json({"passed": report.passed, "problems": report.problems,
-                                       "skipped": report.skipped, "statistics": stats}, "images/report.json")
+    tracker.json({"passed": report.passed, "problems": report.problems, "warnings": report.warnings,
+                  "skipped": report.skipped, "statistics": stats}, "images/report.json")
     tracker.text(report.summary(), "images/summary.txt")
     metrics = {"images": stats.get("images", len(report.kept)), "problems": len(report.problems),
-               "skipped": len(report.skipped), "classes": len(stats.get("classes", {}))}
+               "skipped": len(report.skipped), "warnings": len(report.warnings),
+               "classes": len(stats.get("classes", {}))}
     metrics.update({f"class.{_safe(name)}": count for name, count in stats.get("classes", {}).items()})
     for dim in ("width", "height"):
         if isinstance(stats.get(dim), dict):
             metrics.update({f"{dim}_{key}": value for key, value in stats[dim].items()})
+    if "test" in stats:
+        metrics["test_images"] = stats["test"]["images"]
     tracker.metrics(metrics, prefix="images.")
+    logger = get_run_logger()
+    for notice in report.notices():
+        logger.warning(notice)
 
 
 def _safe(name: str) -> str:

@@ -2,27 +2,42 @@
 
 Folders are real PNG files written with Pillow from scikit-learn's digits
 (upscaled), plus a corrupt file, a truncated one, a text file, an empty
-class folder and a colour image among grayscale ones.
+class folder and a colour image among grayscale ones. A test folder
+(`data.test_source`) runs end to end through the `kerasflow` CLI with a
+temporary MLflow store: one tiny CNN, one epoch.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from image_data import digit_png, write_digit_folder
 
-from kerasflow.data.images import check_image_folder, check_pixel_frame, scan_image_folder
+from kerasflow.data import holdout
+from kerasflow.data.images import (
+    ImageFolder,
+    ImageReport,
+    check_image_folder,
+    check_pixel_frame,
+    scan_image_folder,
+    scan_image_folders,
+)
 from kerasflow.data.load import load_frame
 from kerasflow.features.images import ImageDataError, ImageSpec, decode_image, fit_image_spec, pixel_array
 from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
-from kerasflow.schemas.config import ConfigError, load_config
+from kerasflow.schemas.config import ConfigError, SplitConfig, load_config
 
 EXTENSIONS = [".png", ".jpg", ".jpeg"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -56,21 +71,83 @@ def test_every_problem_file_is_named(messy_folder: Path) -> None:
     assert stats["width"]["min"] == stats["width"]["max"] == 16 and stats["sizes"] == {"16x16": 25}
 
 
-def test_skip_and_convert_leave_only_structural_problems(messy_folder: Path) -> None:
+def test_skip_and_convert_leave_files_and_empty_classes_out_with_warnings(messy_folder: Path) -> None:
     folder = scan_image_folder(messy_folder, "label", EXTENSIONS)
     report = check_image_folder(folder, channels=1, on_corrupt="skip", on_channel_mismatch="convert")
 
-    assert report.problems == ["3/: empty class folder, no usable images"]
+    assert report.passed
+    assert report.warnings == ["3/: class folder without usable images; class '3' is left out (it cannot be learned)"]
     assert sorted(line.split(":")[0] for line in report.skipped) == ["1/notes.txt", "2/broken.png", "2/truncated.png"]
-    assert len(report.kept) == 25
+    assert len(report.kept) == 25 and report.statistics["skipped"] == 3
+    assert report.notices()[0] == report.warnings[0]
+    assert report.notices()[1].startswith("3 files skipped under data.image.on_corrupt: skip "
+                                          "(all 3 in images/report.json):\n  - 1/notes.txt: not an image file")
 
 
-def test_a_class_emptied_by_skipping_is_reported(tmp_path: Path) -> None:
-    root = write_digit_folder(tmp_path / "d", classes=(0,), per_class=3)
+def test_a_class_emptied_by_skipping_is_named(tmp_path: Path) -> None:
+    root = write_digit_folder(tmp_path / "d", classes=(0, 1), per_class=3)
     (root / "7").mkdir()
     (root / "7" / "x.png").write_bytes(b"garbage")
-    report = check_image_folder(scan_image_folder(root, "label", EXTENSIONS), channels=1, on_corrupt="skip")
-    assert report.problems == ["7/: empty class folder, no usable images (1 unusable files)"]
+    folder = scan_image_folder(root, "label", EXTENSIONS)
+
+    skipped = check_image_folder(folder, channels=1, on_corrupt="skip")
+    assert skipped.passed and skipped.skipped == ["7/x.png: corrupt: not a decodable image"]
+    assert skipped.warnings == ["7/: class folder without usable images (1 unusable file); class '7' is left out "
+                                "(it cannot be learned)"]
+    failed = check_image_folder(folder, channels=1)
+    assert failed.problems[-1] == ("7/: empty class folder, no usable images (1 unusable file); add images, remove "
+                                   "the folder, or set data.image.on_corrupt: skip to leave the class out")
+    (root / "1" / "img_000.png").rename(root / "1" / "img_000.txt")
+    for name in ("img_001.png", "img_002.png"):
+        (root / "1" / name).unlink()
+    alone = check_image_folder(scan_image_folder(root, "label", EXTENSIONS), channels=1, on_corrupt="skip")
+    assert alone.problems == [f"{root.resolve()}: 1 class with usable images (0); a classifier needs at least 2"]
+
+
+def test_notices_name_the_first_ten_skipped_files() -> None:
+    report = ImageReport(skipped=[f"0/f{i:02d}.png: corrupt" for i in range(13)])
+    (notice,) = report.notices()
+    lines = notice.splitlines()
+    assert lines[0] == "13 files skipped under data.image.on_corrupt: skip (all 13 in images/report.json):"
+    assert lines[1:11] == [f"  - 0/f{i:02d}.png: corrupt" for i in range(10)] and lines[11] == "  - ... and 3 more"
+
+
+def test_a_test_folder_becomes_the_trailing_test_rows(tmp_path: Path) -> None:
+    root = write_digit_folder(tmp_path / "train", classes=(0, 1), per_class=6)
+    test = write_digit_folder(tmp_path / "test", classes=(0, 1), per_class=3)
+    (test / "1" / "broken.png").write_bytes(b"garbage")
+    (test / "4").mkdir()  # an empty test class folder is fine: no test rows of that class
+    folder = scan_image_folders(root, "label", EXTENSIONS, test_source=test)
+
+    assert folder.test_rows == 7 and folder.test_classes == ["0", "1", "4"] and folder.test_root == str(test.resolve())
+    assert folder.frame["file"].iloc[-1] == "test_source/1/img_002.png"
+    report = check_image_folder(folder, channels=1, on_corrupt="skip")
+    assert report.passed and report.skipped == ["test_source/1/broken.png: corrupt: not a decodable image"]
+    assert report.statistics["images"] == 12 and report.statistics["test"]["images"] == 6
+    rows = folder.usable()
+    assert len(rows.frame) == 18 and rows.test_rows == 6
+    assert ImageFolder.load(folder.save(tmp_path / "listing.parquet")).test_rows == 7
+    raw = holdout.save_raw(rows.frame, tmp_path / "raw.parquet", rows.test_rows)
+    cfg = SplitConfig(val_fraction=0.2)
+    split = holdout.split_rows(pd.read_parquet(raw)["label"], cfg, classify=True,
+                               test_rows=holdout.test_rows_of(raw))
+    assert split.test == list(range(12, 18)) and sorted(split.train + split.val) == list(range(12))
+
+
+def test_a_test_class_unseen_in_training_is_named_with_its_count(tmp_path: Path) -> None:
+    root = write_digit_folder(tmp_path / "train", classes=(0, 1), per_class=4)
+    (root / "2").mkdir()
+    test = write_digit_folder(tmp_path / "test", classes=(0, 2, 9), per_class=2)
+    folder = scan_image_folders(root, "label", EXTENSIONS, test_source=test)
+
+    problems = check_image_folder(folder, channels=1, on_corrupt="skip").problems
+    assert problems == [
+        f"test_source/2/: 2 test images of class '2', which has no usable images in data.source {root.resolve()}; "
+        f"the model cannot predict it",
+        f"test_source/9/: 2 test images of class '9', which is not a class folder of data.source {root.resolve()}; "
+        f"the model cannot predict it"]
+    with pytest.raises(ImageDataError, match="is the same folder as data.source"):
+        scan_image_folders(root, "label", EXTENSIONS, test_source=root)
 
 
 def test_missing_folder_and_clashing_label_are_bad_input(tmp_path: Path) -> None:
@@ -177,6 +254,22 @@ def test_image_config_validates_with_paths(tmp_path: Path) -> None:
     assert _problems(path) == ["model.kind: a cnn needs image data: set data.image (size and channels)"]
 
 
+def test_test_source_must_be_the_same_kind_as_source(tmp_path: Path) -> None:
+    root = write_digit_folder(tmp_path / "train", classes=(0,), per_class=1)
+    test = write_digit_folder(tmp_path / "test", classes=(0,), per_class=1)
+    path = _config(tmp_path)
+    folder = [f"data.source={root}", "data.target=label"]
+
+    assert _problems(path, [*folder, f"data.test_source={tmp_path / 'test.csv'}"]) == [
+        f"data.test_source: '{tmp_path / 'test.csv'}' is a .csv file, but data.source '{root}' is a folder of class "
+        f"subfolders: give the test images as a folder of the same class subfolders (a table of test rows goes "
+        f"with a table source)"]
+    assert _problems(path, [f"data.test_source={test}"])[0].startswith(
+        f"data.test_source: '{test}' is a folder, but data.source 'digits' is a table (or built-in set)")
+    assert "is the same folder as data.source" in _problems(path, [*folder, f"data.test_source={root}"])[0]
+    assert load_config(path, [*folder, f"data.test_source={test}"]).data.test_source == str(test)
+
+
 @pytest.mark.parametrize(("base", "fragment"), [
     ({"source": "MobileNetV2"}, "needs a local weights file"),
     ({"source": "models:/digits"}, "is not models:/name@alias or models:/name/version"),
@@ -195,3 +288,48 @@ def test_bundled_image_configs_validate() -> None:
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(root / "configs/digits_cnn.yaml")
     assert cfg.model.kind == "cnn" and cfg.data.image.shape == (8, 8, 1)
+
+
+def _kerasflow(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+    return proc, store
+
+
+def _folder_run(name: str, source: Path, test_source: Path | str, *more: str) -> list[str]:
+    sets = [f"name={name}", f"data.source={source}", f"data.test_source={test_source}", "data.image.size=[8,8]",
+            "training.epochs=1", "model.filters=[4]", "model.convs_per_block=1", "model.dense_units=[8]", *more]
+    return ["run", "configs/digits_folder.yaml", *(arg for item in sets for arg in ("--set", item))]
+
+
+def test_a_test_folder_is_the_test_split_of_a_cli_run(tmp_path: Path) -> None:
+    root = write_digit_folder(tmp_path / "train", classes=(0, 1, 2), per_class=8)
+    (root / "5").mkdir()
+    (root / "1" / "broken.png").write_bytes(b"garbage")
+    test = write_digit_folder(tmp_path / "test", classes=(0, 1, 2), per_class=3)
+    (test / "2" / "notes.txt").write_text("labelled by hand")
+    proc, store = _kerasflow(tmp_path, *_folder_run("folder-test-source", root, test, "data.image.on_corrupt=skip"))
+
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "5/: class folder without usable images; class '5' is left out (it cannot be learned)" in output
+    assert "2 files skipped under data.image.on_corrupt: skip (all 2 in images/report.json):" in output
+    assert "  - 1/broken.png: corrupt: not a decodable image" in output
+    assert "  - test_source/2/notes.txt: not an image file (extension .txt" in output
+    client = mlflow.MlflowClient(store)
+    run = client.search_runs([client.get_experiment_by_name("folder-test-source").experiment_id])[0]
+    metrics = run.data.metrics
+    assert metrics["split.test_rows"] == len(list(test.rglob("*.png"))) == 9
+    assert metrics["split.train_rows"] + metrics["split.val_rows"] == 24 and metrics["images.test_images"] == 9
+    assert run.data.tags["kerasflow.test_source"] == str(test.resolve())
+
+
+def test_a_folder_source_with_a_csv_test_source_is_a_config_error(tmp_path: Path) -> None:
+    root = write_digit_folder(tmp_path / "train", classes=(0, 1), per_class=2)
+    proc, _ = _kerasflow(tmp_path, *_folder_run("folder-csv-test", root, tmp_path / "test.csv"))
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: invalid config configs/digits_folder.yaml:\n  - data.test_source: " in proc.stderr
+    assert "is a folder of class subfolders: give the test images as a folder" in proc.stderr

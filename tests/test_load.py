@@ -17,6 +17,7 @@ from kerasflow.data.load import (
     DataLoadError,
     fingerprint_frame,
     load_frame,
+    read_table,
     resolve_source,
 )
 
@@ -196,8 +197,26 @@ def test_unparsable_csv(tmp_path: Path) -> None:
 
 def test_undecodable_csv(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
-    path.write_bytes(b"name\n\xff\xfe\n")
-    _assert_load_error(path, "Cannot parse", "codec can't decode", str(path))
+    path.write_bytes(b"name\nok\nCaf\xe9 cr\xe8me\n")
+    _assert_load_error(path, "not valid utf-8", "line 3", "Caf\\xe9", "data.encoding: cp1252", str(path))
+    assert load_frame(path, encoding="latin-1")["name"].tolist() == ["ok", "Café crème"]
+
+
+def test_semicolon_file_is_sniffed_and_read(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("a;b;label\n1,5;2;x\n3,5;4;y\n")
+    table = read_table(path)
+    assert table.sniffed and table.delimiter == ";"
+    assert list(table.frame.columns) == ["a", "b", "label"]
+    assert not read_table(path, delimiter=";").sniffed
+
+
+def test_truncated_last_line_is_noticed(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_text("a,b,c,label\n1,2,3,x\n4,5,6,y\n7,8")
+    assert read_table(path).truncated == (4, 2)
+    path.write_text("a,b,c,label\n1,2,3,x\n4,5,6,y\n")
+    assert read_table(path).truncated is None
 
 
 def test_unparsable_parquet(tmp_path: Path) -> None:

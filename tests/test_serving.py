@@ -18,7 +18,7 @@ import requests
 from kerasflow.data.load import load_frame
 from kerasflow.data.predictions import ModelReferenceError
 from kerasflow.data.validate import DataValidationError
-from kerasflow.features.tabular import FeatureError
+from kerasflow.features.tabular import FeatureError, InputRowsError, check_numeric_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts servers
@@ -83,10 +83,21 @@ def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow
         expected = pd.read_csv(batch["output"])
         assert served["prediction"].tolist() == expected["prediction"].tolist()
         np.testing.assert_allclose(served[PROBAS].to_numpy(), expected[PROBAS].to_numpy(), rtol=1e-5, atol=1e-7)
-        bad = requests.post(f"http://127.0.0.1:{port}/invocations", timeout=60,
-                            json={"dataframe_split": frame.drop(columns="petal_width_cm").to_dict(orient="split",
-                                                                                               index=False)})
-        assert bad.status_code == 400 and "petal_width_cm" in bad.text
+        short = requests.post(f"http://127.0.0.1:{port}/invocations", timeout=60,
+                              json={"dataframe_split": frame.drop(columns="petal_width_cm").to_dict(orient="split",
+                                                                                                 index=False)})
+        assert short.status_code == 400, short.text
+        first = short.json()["message"].splitlines()[0]
+        assert first.startswith("bad features: input is missing columns ['petal_width_cm']"), first
+        assert "Failed to predict data" not in short.text and "5.1" not in short.text, "no dump of the request"
+        rows = frame.to_dict(orient="split", index=False)
+        rows["data"][3][2] = "Infinity"  # JSON has no inf; MLflow parses the string for a double column
+        overflow = requests.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_split": rows}, timeout=60)
+        assert overflow.status_code == 400, overflow.text
+        lines = overflow.json()["message"].splitlines()
+        assert "column 'petal_length_cm'" in lines[0] and lines[0].startswith("bad input rows: "), lines
+        assert "'petal_length_cm': 1 row with infinite values" in lines[1] and "row 3 = inf" in lines[1]
+        assert "NaN" not in overflow.text and "predictions" not in overflow.json()
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -123,6 +134,76 @@ def test_bad_input_rows_fail_the_prediction_run(champion: str, tmp_path: Path, m
     runs = client.search_runs(client.search_experiments(filter_string="name = 'iris'")[0].experiment_id,
                               "tags.`kerasflow.kind` = 'predict' and attributes.status = 'FAILED'")
     assert len(runs) >= 2 and all("kerasflow.error" in r.data.tags for r in runs)
+
+
+def test_numeric_columns_refuse_text_and_overflow_but_not_missing_values() -> None:
+    frame = pd.DataFrame({"a": [1.0, np.inf, np.nan, -4e38, 2.0, 3.0, np.inf, np.inf, np.inf, np.inf, np.inf],
+                          "b": ["1", "abc", None, "2", "", "1e39", "3", "4", "5", "6", "7"],
+                          "c": list(range(11))}, index=range(100, 111))
+    with pytest.raises(InputRowsError) as err:
+        check_numeric_rows(frame, ["a", "b", "c"])
+    lines = str(err.value).splitlines()
+    assert lines[0] == "the input has values the model cannot take in columns 'a', 'b' (rows counted from 0):"
+    assert lines[1].startswith("  - 'a': 7 rows with infinite values or values beyond float32's range")
+    assert "row 1 (index 101) = inf, row 3 (index 103) = -4e+38" in lines[1] and lines[1].endswith(" and 2 more")
+    assert lines[2] == "  - 'b': 2 rows with non-numeric text: row 1 (index 101) = 'abc', row 4 (index 104) = ''"
+    assert "'b': 1 row with infinite values" in lines[3] and "row 5 (index 105) = '1e39'" in lines[3]
+    assert str(err.value.located("the file x.csv")).startswith("the file x.csv has values")
+    values = check_numeric_rows(frame.iloc[[0, 2]], ["a", "b", "c"])
+    assert np.isnan(values[1, :2]).all() and values[0].tolist() == [1.0, 1.0, 0.0]
+
+
+def test_pyfunc_model_refuses_inf_and_overflow_and_imputes_nan(champion: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    frame = load_frame("iris").drop(columns="target").head(6).reset_index(drop=True)
+    frame.loc[2, "sepal_width_cm"] = np.nan
+    answered = model.predict(frame)
+    assert np.isfinite(answered[PROBAS].to_numpy()).all(), "a missing number is imputed"
+    frame.loc[4, "petal_length_cm"] = -np.inf
+    with pytest.raises(MlflowException, match="column 'petal_length_cm'") as err:
+        model.predict(frame)
+    assert "row 4 = -inf" in err.value.message and isinstance(err.value.__cause__, InputRowsError)
+    frame.loc[4, "petal_length_cm"] = 1.5
+    frame.loc[4, "sepal_length_cm"] = 3.3e38  # within float32, but standardized (std ~0.8) it overflows
+    with pytest.raises(MlflowException, match="values too extreme for the model") as err:
+        model.predict(frame)
+    assert "row 4 ('sepal_length_cm' = 3.3e+38)" in err.value.message
+    assert err.value.get_http_status_code() == 400
+
+
+def test_batch_predict_refuses_inf_with_exit_2(champion: str, tmp_path: Path, mlflow_store: str) -> None:
+    frame = load_frame("iris").drop(columns="target").head(20).reset_index(drop=True)
+    frame.loc[7, "petal_length_cm"] = np.inf
+    frame.to_csv(tmp_path / "inf.csv", index=False)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+
+    proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "predict", f"models:/{NAME}@champion",
+                           str(tmp_path / "inf.csv")], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert (f"error: bad input rows: {tmp_path / 'inf.csv'} has values the model cannot take in column "
+            "'petal_length_cm' (rows counted from 0):") in proc.stderr
+    assert "'petal_length_cm': 1 row with infinite values or values beyond float32's range" in proc.stderr
+    assert "row 7 = inf" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "inf.predictions.csv").exists()
+    client = mlflow.MlflowClient(mlflow_store, mlflow_store)
+    runs = client.search_runs(client.search_experiments(filter_string="name = 'iris'")[0].experiment_id,
+                              f"tags.`kerasflow.input` = '{tmp_path / 'inf.csv'}'")
+    assert runs[0].info.status == "FAILED" and runs[0].data.tags["kerasflow.error"].startswith("InputRowsError: ")
+
+
+def test_batch_predict_names_text_in_a_numeric_column(champion: str, tmp_path: Path) -> None:
+    from kerasflow.flows.batch_predict import batch_predict_flow
+
+    frame = load_frame("iris").drop(columns="target").head(10).reset_index(drop=True).astype({"sepal_width_cm": object})
+    frame.loc[[2, 5], "sepal_width_cm"] = ["wide", "tall"]
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(InputRowsError, match=r"text.csv has values the model cannot take in column 'sepal_width_cm'") \
+            as err:
+        batch_predict_flow(f"models:/{NAME}@champion", str(tmp_path / "text.csv"))
+    assert "'sepal_width_cm': 2 rows with non-numeric text: row 2 = 'wide', row 5 = 'tall'" in str(err.value)
 
 
 def _free_port() -> int:

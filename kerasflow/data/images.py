@@ -6,7 +6,9 @@ Two layouts are checked:
   every file with its label, size and channel count (decoding each one), and
   `check_image_folder` applies the configured rules, naming every problem
   file. Partitions are made BY FILE from the listing, with the usual
-  splitters.
+  splitters. A test folder (`data.test_source`, same layout) is appended
+  after the training files by `scan_image_folders`; its files are the test
+  split (`test_rows`), as for a test table.
 * `pixels`: a table whose feature columns hold the pixels of one image per
   row; `check_pixel_frame` checks their count and values.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,9 @@ import pandas as pd
 from kerasflow.features.images import CHANNEL_NAMES, MAX_ROWS_NAMED, PATH_COLUMN, ImageDataError, channel_count
 
 FILE_COLUMN = "file"
+TEST_PREFIX = "test_source/"  # marks test-folder files in the `file` column and in reports
+FOLDER_KEY = b"kerasflow.image_folder"
+MAX_FILES_SHOWN = 10
 LISTING_COLUMNS = (PATH_COLUMN, FILE_COLUMN, "bytes", "sha256", "width", "height", "channels", "mode",
                    "format", "problem")
 
@@ -43,15 +48,64 @@ class ImageFolder:
         target: Name of the label column.
         classes: Class folder names, sorted.
         frame: One row per file: `path` (absolute), `file` (relative to the
-            root), the label, `bytes`, `sha256`, `width`, `height`,
-            `channels`, `mode`, `format`, and `problem` (None when the file
-            decodes as an image).
+            root; `test_source/...` for test files), the label, `bytes`,
+            `sha256`, `width`, `height`, `channels`, `mode`, `format`, and
+            `problem` (None when the file decodes as an image).
+        test_root: The test folder (`data.test_source`), or None (default).
+        test_classes: Class folder names of the test folder. Default none.
+        test_rows: How many trailing rows of `frame` are test files. Default 0.
     """
 
     root: str
     target: str
     classes: list[str]
     frame: pd.DataFrame
+    test_root: str | None = None
+    test_classes: list[str] = field(default_factory=list)
+    test_rows: int = 0
+
+    @property
+    def train_frame(self) -> pd.DataFrame:
+        """Rows of the `source` folder."""
+        return self.frame.iloc[:len(self.frame) - self.test_rows]
+
+    @property
+    def test_frame(self) -> pd.DataFrame:
+        """Rows of the test folder (empty without one)."""
+        return self.frame.iloc[len(self.frame) - self.test_rows:]
+
+    def usable(self) -> "ImageFolder":
+        """Returns the listing without its unusable files (`problem` set), test rows still last."""
+        keep = self.frame["problem"].isna()
+        test_kept = int(keep.iloc[len(self.frame) - self.test_rows:].sum())
+        return replace(self, frame=self.frame[keep].reset_index(drop=True), test_rows=test_kept)
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the listing as Parquet, with its folders and classes in the schema metadata.
+
+        Args:
+            path: Output file.
+
+        Returns:
+            The path written.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        meta = {"root": self.root, "target": self.target, "classes": self.classes, "test_root": self.test_root,
+                "test_classes": self.test_classes, "test_rows": self.test_rows}
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        metadata = {**(table.schema.metadata or {}), FOLDER_KEY: json.dumps(meta).encode()}
+        pq.write_table(table.replace_schema_metadata(metadata), path)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ImageFolder":
+        """Reads a listing written by `save`."""
+        import pyarrow.parquet as pq
+
+        meta = json.loads(pq.read_schema(path).metadata[FOLDER_KEY])
+        return cls(frame=pd.read_parquet(path), **meta)
 
 
 @dataclass
@@ -62,12 +116,15 @@ class ImageReport:
         problems: Violations, each naming its file (or rows); non-empty
             means the data are rejected.
         skipped: Files left out under `on_corrupt: skip`, each with its reason.
+        warnings: Things left out that do not stop the run, e.g. class
+            folders without usable images under `on_corrupt: skip`.
         kept: Positions of the usable rows of the listing or table.
         statistics: Counts per class, image sizes and channel counts.
     """
 
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     kept: list[int] = field(default_factory=list)
     statistics: dict[str, Any] = field(default_factory=dict)
 
@@ -77,13 +134,33 @@ class ImageReport:
         return not self.problems
 
     def summary(self) -> str:
-        """Returns a readable report: verdict, problems, skipped files and statistics."""
+        """Returns a readable report: verdict, problems, warnings, skipped files and statistics."""
         lines = [f"image check {'passed' if self.passed else 'FAILED'}: {len(self.kept)} usable, "
                  f"{len(self.skipped)} skipped, {len(self.problems)} problems"]
         lines += [f"problem: {p}" for p in self.problems]
+        lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"skipped: {s}" for s in self.skipped]
         lines.append(json.dumps(self.statistics, indent=2, default=str))
         return "\n".join(lines)
+
+    def notices(self, limit: int = MAX_FILES_SHOWN) -> list[str]:
+        """Returns what a user should see on screen although the check passed.
+
+        Args:
+            limit: Skipped files listed by name; the rest are counted. Default 10.
+
+        Returns:
+            One message per warning, then one listing the skipped files (if any).
+        """
+        notices = list(self.warnings)
+        if self.skipped:
+            count = len(self.skipped)
+            shown = [f"  - {line}" for line in self.skipped[:limit]]
+            if count > limit:
+                shown.append(f"  - ... and {count - limit} more")
+            notices.append(f"{count} file{'s' if count != 1 else ''} skipped under data.image.on_corrupt: skip "
+                           f"(all {count} in images/report.json):\n" + "\n".join(shown))
+        return notices
 
 
 def is_image_folder(source: str) -> bool:
@@ -128,21 +205,58 @@ def scan_image_folder(root: str | Path, target: str, extensions: list[str]) -> I
     return ImageFolder(root=str(base), target=target, classes=classes, frame=frame)
 
 
-def check_image_folder(folder: ImageFolder, channels: int, *, on_corrupt: str = "fail",
-                       on_channel_mismatch: str = "fail") -> ImageReport:
-    """Applies the image rules to a folder listing.
+def scan_image_folders(source: str | Path, target: str, extensions: list[str],
+                       test_source: str | Path | None = None) -> ImageFolder:
+    """Lists a folder of class subfolders and, after its files, those of a test folder.
+
+    The test folder (`data.test_source`) has the same layout; its files are
+    named `test_source/<class>/<file>` in the listing and are its last
+    `test_rows` rows, which the split makes exactly the test set.
 
     Args:
-        folder: The scanned folder.
+        source: The training folder.
+        target: Name given to the label column.
+        extensions: Lower-case extensions read as images, with the dot.
+        test_source: The test folder, or None (default) for none.
+
+    Returns:
+        An `ImageFolder` of both folders' files, training files first.
+
+    Raises:
+        ImageDataError: A folder is missing, both are the same folder, or
+            the label column name clashes with a listing column.
+    """
+    folder = scan_image_folder(source, target, extensions)
+    if test_source is None:
+        return folder
+    test = scan_image_folder(test_source, target, extensions)
+    if test.root == folder.root:
+        raise ImageDataError(str(test_source), [f"data.test_source is the same folder as data.source ({folder.root}); "
+                                                "keep the test images in a folder of their own"])
+    files = test.frame.assign(**{FILE_COLUMN: [f"{TEST_PREFIX}{name}" for name in test.frame[FILE_COLUMN]]})
+    parts = [part for part in (folder.frame, files) if len(part)] or [folder.frame]
+    return replace(folder, frame=pd.concat(parts, ignore_index=True), test_root=test.root,
+                   test_classes=test.classes, test_rows=len(files))
+
+
+def check_image_folder(folder: ImageFolder, channels: int, *, on_corrupt: str = "fail",
+                       on_channel_mismatch: str = "fail") -> ImageReport:
+    """Applies the image rules to a folder listing (and its test folder, if any).
+
+    Args:
+        folder: The scanned folder(s).
         channels: The channel count the model takes.
         on_corrupt: `fail` (default) reports unreadable, corrupt and
-            non-image files as problems; `skip` leaves them out.
+            non-image files and class folders without usable images as
+            problems; `skip` leaves them out, listing the files as skipped
+            and the class folders as warnings.
         on_channel_mismatch: `fail` (default) reports every file with
             another channel count; `convert` accepts them.
 
     Returns:
-        An `ImageReport` naming every problem file; empty class folders
-        (after skipping) and a folder without classes are problems too.
+        An `ImageReport` naming every problem file. A folder without
+        classes, fewer than two classes with usable images, and test classes
+        without usable training images are problems too.
     """
     frame = folder.frame
     report = ImageReport()
@@ -154,14 +268,12 @@ def check_image_folder(folder: ImageFolder, channels: int, *, on_corrupt: str = 
     usable = frame[frame["problem"].isna()]
     if on_channel_mismatch == "fail":
         report.problems.extend(_channel_problems(usable, channels))
-    counts = usable[folder.target].value_counts()
-    for name in folder.classes:
-        if not counts.get(name, 0):
-            dropped = int((bad[folder.target] == name).sum())
-            reason = f" ({dropped} unusable files)" if dropped else ""
-            report.problems.append(f"{name}/: empty class folder, no usable images{reason}")
+    _check_classes(folder, report, on_corrupt)
+    if folder.test_root is not None:
+        report.problems.extend(_test_class_problems(folder))
     report.kept = [int(i) for i in np.flatnonzero(frame["problem"].isna().to_numpy())]
-    report.statistics = folder_statistics(usable, folder.target, total=len(frame), skipped=len(bad))
+    report.statistics = _split_statistics(folder)
+    report.statistics["skipped"] = len(report.skipped)
     return report
 
 
@@ -307,3 +419,56 @@ def _row_list(positions: np.ndarray) -> str:
     shown = ", ".join(str(int(p)) for p in positions[:MAX_ROWS_NAMED])
     more = f", ... (+{len(positions) - MAX_ROWS_NAMED} more)" if len(positions) > MAX_ROWS_NAMED else ""
     return f"[{shown}{more}]"
+
+
+def _check_classes(folder: ImageFolder, report: ImageReport, on_corrupt: str) -> None:
+    train = folder.train_frame
+    usable = train[train["problem"].isna()]
+    counts = usable[folder.target].value_counts()
+    for name in folder.classes:
+        if counts.get(name, 0):
+            continue
+        dropped = int((train[folder.target] == name).sum())
+        reason = f" ({_count(dropped, 'unusable file')})" if dropped else ""
+        if on_corrupt == "skip":
+            report.warnings.append(f"{name}/: class folder without usable images{reason}; class {name!r} is "
+                                   f"left out (it cannot be learned)")
+        else:
+            report.problems.append(f"{name}/: empty class folder, no usable images{reason}; add images, remove "
+                                   f"the folder, or set data.image.on_corrupt: skip to leave the class out")
+    learned = [name for name in folder.classes if counts.get(name, 0)]
+    if folder.classes and len(learned) < 2:
+        report.problems.append(f"{folder.root}: {_count(len(learned), 'class')} with usable images "
+                               f"({', '.join(learned) or 'none'}); a classifier needs at least 2")
+
+
+def _test_class_problems(folder: ImageFolder) -> list[str]:
+    train, test = folder.train_frame, folder.test_frame
+    learned = set(train.loc[train["problem"].isna(), folder.target])
+    usable = test[test["problem"].isna()]
+    if usable.empty:
+        return [f"data.test_source {folder.test_root}: no usable images, the test set would be empty"]
+    problems = []
+    for name, count in sorted(usable[folder.target].value_counts().items()):
+        if name not in learned:
+            why = "has no usable images in" if name in folder.classes else "is not a class folder of"
+            problems.append(f"{TEST_PREFIX}{name}/: {_count(int(count), 'test image')} of class {name!r}, which "
+                            f"{why} data.source {folder.root}; the model cannot predict it")
+    return problems
+
+
+def _split_statistics(folder: ImageFolder) -> dict[str, Any]:
+    stats = _part_statistics(folder.train_frame, folder.target)
+    if folder.test_root is not None:
+        stats["test"] = _part_statistics(folder.test_frame, folder.target)
+    return stats
+
+
+def _part_statistics(part: pd.DataFrame, target: str) -> dict[str, Any]:
+    bad = int(part["problem"].notna().sum())
+    return folder_statistics(part[part["problem"].isna()], target, total=len(part), skipped=bad)
+
+
+def _count(n: int, noun: str) -> str:
+    plural = "es" if noun.endswith("ss") else "s"
+    return f"{n} {noun}{'' if n == 1 else plural}"

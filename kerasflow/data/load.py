@@ -13,10 +13,12 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +40,10 @@ _PENGUINS_LABEL = "species"
 _NAMED_CLASSES = frozenset({"iris", "wine", "breast_cancer"})
 _GLOB_CHARS = frozenset("*?[")
 _NON_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]+")
+_OTHER_DELIMITERS = ";\t|"
+_TAIL_BYTES = 65_536
+# Tried in order on bytes that are not valid in the configured encoding; the first that decodes is suggested.
+_LIKELY_ENCODINGS = ("utf-8", "cp1252", "latin-1")
 
 
 class DataLoadError(BadInputError):
@@ -46,7 +52,28 @@ class DataLoadError(BadInputError):
     label = "bad data file"
 
 
-def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None) -> pd.DataFrame:
+@dataclass
+class Table:
+    """A data source as read, with what the reader noticed on the way.
+
+    Args:
+        frame: The rows.
+        source: The built-in name or the absolute path of the file read.
+        delimiter: The CSV delimiter used, `None` for other formats.
+        sniffed: True when the delimiter was detected, not configured.
+        truncated: `(line, fields)` when the last line of a CSV file has
+            fewer fields than its header, else `None`.
+    """
+
+    frame: pd.DataFrame
+    source: str
+    delimiter: str | None = None
+    sniffed: bool = False
+    truncated: tuple[int, int] | None = None
+
+
+def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None, delimiter: str | None = None,
+               encoding: str = "utf-8") -> pd.DataFrame:
     """Loads a data source into a DataFrame.
 
     Args:
@@ -56,6 +83,9 @@ def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None) 
             Built-in names take precedence over files of the same name.
         base_dir: Directory that relative paths and patterns are resolved
             against. Defaults to `None` (the current working directory).
+        delimiter: CSV field delimiter. Default `None`: a comma, or the
+            `;`, tab or `|` a file evidently uses (see `read_table`).
+        encoding: Text encoding of CSV files. Default `utf-8`.
 
     Returns:
         The raw frame. Built-in sets include their label column (`target`,
@@ -63,13 +93,49 @@ def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None) 
 
     Raises:
         DataLoadError: If the file is missing, the pattern matches nothing,
-            the extension is unsupported, the file cannot be parsed, it has
-            no rows, or it has duplicate column names.
+            the extension is unsupported, the file cannot be decoded or
+            parsed, it has no rows, or it has duplicate column names.
+    """
+    return read_table(source, base_dir=base_dir, delimiter=delimiter, encoding=encoding).frame
+
+
+def read_table(source: str | os.PathLike[str], *, base_dir: Path | None = None, delimiter: str | None = None,
+               encoding: str = "utf-8") -> Table:
+    """Reads a data source and notes how: the delimiter used and a truncated last line.
+
+    Without a configured `delimiter`, a CSV file that parses to a single
+    column whose name holds `;`, a tab or `|` is sniffed (`csv.Sniffer`)
+    and read again with the delimiter found.
+
+    Args:
+        source: A built-in name, a file path or a glob pattern; see `load_frame`.
+        base_dir: Directory that relative paths are resolved against. Default
+            `None` (the working directory).
+        delimiter: CSV field delimiter. Default `None` (comma, or sniffed).
+        encoding: Text encoding of CSV files. Default `utf-8`.
+
+    Returns:
+        The `Table`.
+
+    Raises:
+        DataLoadError: As `load_frame`; bytes invalid in `encoding` are
+            reported with their line and a likely encoding.
+
+    Example:
+
+    ```python
+    table = read_table("exports/orders.csv")
+    if table.sniffed:
+        print(f"read with delimiter {table.delimiter!r}")
+    ```
     """
     resolved = resolve_source(source, base_dir=base_dir)
     if resolved in BUILTIN_SOURCES:
-        return _load_builtin(resolved)
-    return _read_file(Path(resolved))
+        return Table(_load_builtin(resolved), resolved)
+    path = Path(resolved)
+    if path.suffix.lower() == ".csv":
+        return _read_csv_table(path, delimiter, encoding)
+    return Table(_read_file(path, _read_parquet), resolved)
 
 
 def resolve_source(source: str | os.PathLike[str], *, base_dir: Path | None = None) -> str:
@@ -159,16 +225,30 @@ def _check_file(path: Path) -> None:
         )
 
 
-def _read_file(path: Path) -> pd.DataFrame:
-    """Reads a CSV or Parquet file and checks it has unique columns and rows."""
+def _read_csv_table(path: Path, delimiter: str | None, encoding: str) -> Table:
+    """Reads a CSV file with the configured or sniffed delimiter and checks its last line."""
+    sep = delimiter or ","
+    frame = _read_file(path, lambda p: _read_csv(p, sep, encoding))
+    sniffed = delimiter is None and _looks_delimited(frame)
+    if sniffed:
+        sep = _sniff_delimiter(path, encoding, str(frame.columns[0]))
+        frame = _read_file(path, lambda p: _read_csv(p, sep, encoding))
+    return Table(frame, str(path), sep, sniffed, _truncated_last_line(path, sep, encoding, frame.shape[1]))
+
+
+def _read_file(path: Path, reader) -> pd.DataFrame:
+    """Reads a file with `reader` and checks it has unique columns and rows."""
     if path.stat().st_size == 0:
         raise DataLoadError(f"Data file '{path}' is empty.")
-    reader = _read_csv if path.suffix.lower() == ".csv" else _read_parquet
     try:
         df = reader(path)
+    except DataLoadError:
+        raise
     except pd.errors.EmptyDataError as err:
         raise DataLoadError(f"Data file '{path}' is empty: {err}") from err
-    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise DataLoadError(_decode_problem(path, err)) from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataLoadError(f"Cannot parse data file '{path}': {err}") from err
     _check_columns(df.columns, path)
     if len(df) == 0:
@@ -176,11 +256,81 @@ def _read_file(path: Path) -> pd.DataFrame:
     return df
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, sep: str, encoding: str) -> pd.DataFrame:
     """Reads a CSV file, rejecting duplicate header names before pandas renames them."""
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep, encoding=encoding)
     _check_columns(pd.Index(header.iloc[0].tolist()), path)
-    return pd.read_csv(path)
+    return pd.read_csv(path, sep=sep, encoding=encoding)
+
+
+def _looks_delimited(frame: pd.DataFrame) -> bool:
+    """True when a frame read with commas is one column whose name holds another delimiter."""
+    return frame.shape[1] == 1 and any(ch in str(frame.columns[0]) for ch in _OTHER_DELIMITERS)
+
+
+def _sniff_delimiter(path: Path, encoding: str, header: str) -> str:
+    """Detects which of `;`, tab and `|` a file uses, from its first lines."""
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
+        sample = handle.read(_TAIL_BYTES)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_OTHER_DELIMITERS).delimiter
+    except csv.Error:  # too irregular to sniff: the character that splits the header most
+        return max(_OTHER_DELIMITERS, key=header.count)
+
+
+def _truncated_last_line(path: Path, sep: str, encoding: str, columns: int) -> tuple[int, int] | None:
+    """Returns `(line number, fields)` when the file's last line has fewer fields than its header.
+
+    A last line holding a quote is not judged: it may close a quoted field
+    that spans several lines.
+    """
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - _TAIL_BYTES))
+        tail = handle.read().decode(encoding, errors="replace").rstrip("\r\n")
+    last = tail.rsplit("\n", 1)[-1].rstrip("\r")
+    if not last or '"' in last:
+        return None
+    fields = len(next(csv.reader([last], delimiter=sep)))
+    if fields >= columns:
+        return None
+    return _count_lines(path), fields
+
+
+def _count_lines(path: Path) -> int:
+    """Counts the lines of a file, the last one with or without its newline."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count, last = count + block.count(b"\n"), block[-1:]
+    return count + (last != b"\n")
+
+
+def _decode_problem(path: Path, err: UnicodeDecodeError) -> str:
+    """Describes undecodable bytes: where they are, what they are and the encoding that reads them."""
+    data = path.read_bytes()
+    try:
+        data.decode(err.encoding)
+        start = err.start
+    except UnicodeDecodeError as whole:  # the error's offset is relative to the chunk pandas decoded
+        start = whole.start
+    line = data.count(b"\n", 0, start) + 1
+    begin = data.rfind(b"\n", 0, start) + 1
+    end = data.find(b"\n", start)
+    excerpt = data[begin: end if end >= 0 else len(data)][:80].decode(err.encoding, errors="backslashreplace")
+    likely = next((name for name in _LIKELY_ENCODINGS if _decodes(data, name)), None)
+    hint = f"it decodes as {likely}: set data.encoding: {likely}" if likely else "set data.encoding to the file's encoding"
+    return (f"Data file '{path}' is not valid {err.encoding}: byte 0x{data[start]:02x} on line {line} "
+            f"(\"{excerpt}\"); {hint}.")
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

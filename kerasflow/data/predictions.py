@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from kerasflow.errors import BadInputError
-from kerasflow.features.tabular import FeatureError
+from kerasflow.features.tabular import FeatureError, InputRowsError, check_numeric_rows
 
 PREDICTION_COLUMNS = ("prediction",)
 PROBA_PREFIX = "proba_"
+NUMERIC_TYPES = ("double", "float", "long", "integer")
 
 
 class ModelReferenceError(BadInputError):
@@ -54,6 +55,30 @@ def check_columns(frame: pd.DataFrame, expected: list[str], source: str = "the i
     if clashing:
         raise FeatureError(f"{source} already has prediction columns {clashing}; "
                            "pass the raw feature rows, not an earlier output")
+
+
+def check_numeric_input(frame: pd.DataFrame, types: dict[str, str], source: str = "the input") -> None:
+    """Refuses text, ±inf and float32-overflowing numbers in the model's numeric input columns.
+
+    Missing values pass (the model imputes them). The model refuses such
+    rows too, but MLflow's schema check turns text into an error that dumps
+    the rows; this names the file, the columns and the rows first.
+
+    Args:
+        frame: The input rows.
+        types: The model's input columns and their signature types, e.g.
+            `{"age": "double", "city": "string"}`.
+        source: How to name the input in the message. Default `the input`.
+
+    Raises:
+        InputRowsError: Every bad column with its bad rows (a few with their
+            values, and how many).
+    """
+    numeric = [c for c, kind in types.items() if kind in NUMERIC_TYPES and c in frame.columns]
+    try:
+        check_numeric_rows(frame, numeric)
+    except InputRowsError as exc:
+        raise exc.located(source) from None
 
 
 def join_predictions(frame: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:

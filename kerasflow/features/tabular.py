@@ -10,6 +10,7 @@ and the `OutputsSpec` of a model with several output heads.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -22,6 +23,8 @@ from kerasflow.features.images import ImageSpec
 
 NUMERIC_INPUT = "numeric"
 MISSING_TOKEN = ""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+ROWS_SHOWN = 5
 _CLASSIFICATION_MAX_LEVELS = 50
 
 
@@ -29,6 +32,41 @@ class FeatureError(BadInputError):
     """Feature or label columns that cannot be used as configured."""
 
     label = "bad features"
+
+
+class InputRowsError(FeatureError):
+    """Rows whose values a numeric feature column cannot take, named by column and row.
+
+    Missing values (NaN, None, an empty cell) are not among them: the
+    model's preprocessing fills them in.
+
+    Args:
+        columns: The columns with bad values, in input order (empty if
+            none can be blamed).
+        problems: One line per problem, naming its column and rows.
+        where: The input the rows are in, e.g. a file. Default `the input`.
+    """
+
+    label = "bad input rows"
+
+    def __init__(self, columns: list[str], problems: list[str], where: str = "the input") -> None:
+        self.columns, self.problems, self.where = list(columns), list(problems), where
+        noun = "column" if len(self.columns) == 1 else "columns"
+        blamed = f"values the model cannot take in {noun} {', '.join(map(repr, self.columns))}" if self.columns \
+            else "rows the model cannot take"
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{where} has {blamed} (rows counted from 0):\n{lines}")
+
+    def located(self, where: str) -> "InputRowsError":
+        """Returns the same error naming where the rows come from.
+
+        Args:
+            where: The input, e.g. `the file data/incoming.csv`.
+
+        Returns:
+            A new `InputRowsError` with the same columns and problems.
+        """
+        return InputRowsError(self.columns, self.problems, where)
 
 
 @dataclass
@@ -292,9 +330,14 @@ def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray
         per text column (`text_<column>`, missing text as "").
 
     Raises:
-        FeatureError: Columns are missing or a numeric column has text.
+        FeatureError: Columns are missing.
+        InputRowsError: A numeric (or pixel) column has text, or values
+            that are infinite or beyond float32's range; NaN is missing,
+            not bad.
     """
     if not isinstance(spec, FeatureSpec):  # an image spec converts its own rows (kerasflow.features.images)
+        if isinstance(spec, ImageSpec) and spec.layout == "pixels":
+            check_numeric_rows(df, [c for c in spec.pixel_columns if c in df.columns])
         return spec.frame_to_inputs(df)
     missing = [c for c in spec.columns if c not in df.columns]
     if missing:
@@ -308,6 +351,56 @@ def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray
         text = df[column].astype(object).where(df[column].notna(), "")
         inputs[text_input_name(column)] = text.map(str).to_numpy(dtype=object).reshape(-1, 1)
     return inputs
+
+
+def check_numeric_rows(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Checks that numeric columns hold numbers a float32 model input can take.
+
+    A missing value (NaN, None) is fine: the model imputes it. Text that is
+    not a number, ±inf and values beyond float32's range (|x| > 3.4e38,
+    which become inf inside the model) are refused, because the model would
+    answer them with NaN probabilities.
+
+    Args:
+        df: Raw rows.
+        columns: The numeric columns to check, all in `df`.
+
+    Returns:
+        The values as a float64 matrix `(rows, columns)`, NaN where missing.
+
+    Raises:
+        InputRowsError: Every bad column, with its bad rows (a few with
+            their values, and how many).
+    """
+    values = np.empty((len(df), len(columns)), dtype="float64")
+    bad_columns, problems = [], []
+    for j, column in enumerate(columns):
+        values[:, j], text = _column_numbers(df[column])
+        overflow = ~np.isnan(values[:, j]) & ~(np.abs(values[:, j]) <= FLOAT32_MAX)
+        found = [_rows_problem(df, column, text, "with non-numeric text"),
+                 _rows_problem(df, column, overflow,
+                               f"with infinite values or values beyond float32's range (|x| > {FLOAT32_MAX:.3g})")]
+        found = [p for p in found if p]
+        if found:
+            bad_columns.append(column)
+            problems.extend(found)
+    if problems:
+        raise InputRowsError(bad_columns, problems)
+    return values
+
+
+def row_label(position: int, index: Any) -> str:
+    """Names a row by its position, and its index label if that differs, e.g. `row 3 (index 117)`."""
+    return f"row {position}" if index == position else f"row {position} (index {show_value(index)})"
+
+
+def show_value(value: Any) -> str:
+    """Renders a cell for a message: text quoted, numbers short (`inf`, `1e+39`)."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return f"{float(value):g}" if isinstance(value, (float, np.floating)) else str(int(value))
+    return repr(value)
 
 
 def as_model_inputs(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -480,10 +573,40 @@ def _token(value: Any) -> str:
 
 
 def _numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    return check_numeric_rows(df, columns).astype("float32")
+
+
+def _column_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Returns a column's values as float64 (NaN where missing or text) and the mask of its text cells."""
+    if pd.api.types.is_numeric_dtype(series):  # booleans too
+        return series.to_numpy(dtype="float64", na_value=np.nan), np.zeros(len(series), dtype=bool)
+    parsed = [_parse_number(v) for v in series.to_numpy(dtype=object)]
+    text = np.array([p is None for p in parsed], dtype=bool)
+    return np.array([np.nan if p is None else p for p in parsed], dtype="float64"), text
+
+
+def _parse_number(value: Any) -> float | None:
+    """Returns a cell as a float (NaN if missing), or None if it is not a number."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return math.nan
     try:
-        return df[columns].apply(pd.to_numeric, errors="raise").to_numpy(dtype="float32", na_value=np.nan)
-    except (ValueError, TypeError) as exc:
-        raise FeatureError(f"numeric input columns contain non-numeric values: {exc}") from None
+        return float(value)
+    except OverflowError:  # an integer beyond float64
+        return math.inf
+    except (TypeError, ValueError):
+        return None
+
+
+def _rows_problem(df: pd.DataFrame, column: str, mask: np.ndarray, what: str) -> str | None:
+    """Describes the rows of a column that `mask` marks: their count and the first few, with values."""
+    positions = np.flatnonzero(mask)
+    if not positions.size:
+        return None
+    shown = ", ".join(f"{row_label(int(p), df.index[p])} = {show_value(df[column].iloc[p])}"
+                      for p in positions[:ROWS_SHOWN])
+    more = f" and {positions.size - ROWS_SHOWN} more" if positions.size > ROWS_SHOWN else ""
+    rows = "row" if positions.size == 1 else "rows"
+    return f"{column!r}: {positions.size} {rows} {what}: {shown}{more}"
 
 
 def _safe_variance(variance: list[float]) -> list[float]:

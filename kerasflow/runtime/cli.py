@@ -82,8 +82,15 @@ def suite_init(
     target: Annotated[str, typer.Option(help="The label column.")],
     out: Annotated[Optional[Path], typer.Option(help="Where to write the suite JSON.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Suite name. Default: the data file's stem.")] = None,
+    range_margin: Annotated[float, typer.Option(
+        min=0.0, help="Widen numeric bounds by this fraction of the observed range.")] = 0.1,
+    out_of_range: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, help="Share of rows allowed outside numeric bounds (0 = strict). "
+        "Default: 10/(n+1), at most 0.05.", show_default=False)] = None,
+    unseen_categories: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of rows allowed unseen categories, features only (0 = strict).")] = 0.01,
 ) -> None:
-    """Write a starter expectation suite from a known-good data file."""
+    """Write a starter expectation suite from a known-good data file (see docs/validation.md)."""
     silence()
     from kerasflow.data.load import DataLoadError, load_frame
     from kerasflow.data.validate import build_suite, write_suite
@@ -93,9 +100,11 @@ def suite_init(
         frame = load_frame(data)
         if target not in frame.columns:
             raise DataLoadError(f"target column {target!r} is not in {data}; columns: {list(frame.columns)}")
-    except DataLoadError as exc:
+        suite = build_suite(frame, target, name=suite_name, range_margin=range_margin,
+                            out_of_range=out_of_range, unseen_categories=unseen_categories)
+    except (DataLoadError, ValueError) as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
-    path = write_suite(build_suite(frame, target, name=suite_name), out or Path("schemas/suites") / f"{suite_name}.json")
+    path = write_suite(suite, out or Path("schemas/suites") / f"{suite_name}.json")
     typer.echo(f"wrote {path} ({len(frame)} rows, {frame.shape[1]} columns)")
 
 

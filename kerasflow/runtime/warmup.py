@@ -11,11 +11,11 @@ process imports Prefect and MLflow and the flow loads the data:
 - the local Prefect server (`kerasflow.runtime.prefect_server`) is found running, or
   boots in its own process.
 
-TensorFlow is imported only after validation, by the first step that needs
-it, when the worker has exited: the worker's 270 MB and TensorFlow's 700 MB
+TensorFlow is imported only after the data contract and validation, by the
+first step that needs it, when the worker has exited: the worker's 270 MB and TensorFlow's 700 MB
 are never resident together, which keeps a small job's process tree under
-1 GB, and data that fails its suite fails before TensorFlow is loaded at
-all. On two cores this costs no time on small jobs, since the wait for the
+1 GB, and data that breaks the contract or fails its suite fails before
+TensorFlow is loaded at all, with or without a suite. On two cores this costs no time on small jobs, since the wait for the
 validation result is filled with light preloading (`kerasflow.quiet.prefetch_light`). With
 `KERASFLOW_LOW_MEMORY=0`, TensorFlow imports here instead, alongside Great
 Expectations: measured 1-2 s sooner on a one-minute job, 200 MB more at peak.
@@ -40,15 +40,15 @@ def warm_start(validation: bool = True, heavy: bool = True) -> Any:
 
     Args:
         validation: Start the Great Expectations worker. Default true.
-        heavy: Import MLflow and TensorFlow here (TensorFlow not in
-            low-memory mode with validation). Default true.
+        heavy: Import MLflow here, and TensorFlow too when low-memory mode
+            is off. Default true.
 
     Returns:
         The local Prefect server in use (`prefect_server.Server`), or None
         when `PREFECT_API_URL` names one.
     """
     silence()
-    tensorflow_now = not (validation and low_memory())  # a bad KERASFLOW_LOW_MEMORY fails before anything starts
+    tensorflow_now = not low_memory()  # a bad KERASFLOW_LOW_MEMORY fails before anything starts
     if validation:
 
         start_validator()

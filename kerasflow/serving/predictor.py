@@ -12,16 +12,34 @@ the pixel columns they were trained on (e.g. `digits`' 64 columns), or, for
 models trained on an image folder, an `image` column of base64-encoded image
 files (PNG, JPEG, ...), which are decoded and resized as in training. A bad
 image is an error that names its row.
+
+Rows the model cannot answer are refused with a `BadInputError` that names
+the columns and rows, never answered with NaN probabilities: missing
+columns, text or ±inf or float32-overflowing numbers in a numeric column
+(`kerasflow.features.tabular.InputRowsError`), and finite values so extreme
+that the model's output overflows. A missing number (NaN) is imputed by the
+model, as in training.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kerasflow.features.outputs import decode_outputs
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs, frame_to_inputs
+from kerasflow.features.tabular import (
+    NUMERIC_INPUT,
+    ROWS_SHOWN,
+    FeatureSpec,
+    InputRowsError,
+    LabelSpec,
+    as_model_inputs,
+    frame_to_inputs,
+    row_label,
+    show_value,
+)
 from kerasflow.quiet import silence
 
 
@@ -62,7 +80,59 @@ class Predictor:
             A DataFrame with `prediction` and, for classifiers, `proba_<class>`
             columns; a model with several outputs prefixes them by output
             (`<output>.prediction`, `<output>.proba_<class>`).
+
+        Raises:
+            FeatureError: Feature columns are missing (all are named).
+            InputRowsError: Numeric columns hold text, ±inf or values beyond
+                float32's range, or rows are so extreme that the model's
+                output is not finite; columns and rows are named.
+            ImageDataError: Rows hold bad images (named by row).
         """
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-        raw = self.model.predict(as_model_inputs(frame_to_inputs(frame, self.features)), verbose=0)
-        return decode_outputs(raw, self.labels).set_index(frame.index)
+        inputs = frame_to_inputs(frame, self.features)
+        predictions = decode_outputs(self.model.predict(as_model_inputs(inputs), verbose=0), self.labels)
+        check_finite_outputs(predictions, frame, inputs, self.features)
+        return predictions.set_index(frame.index)
+
+
+def check_finite_outputs(predictions: pd.DataFrame, frame: pd.DataFrame, inputs: dict[str, np.ndarray],
+                         features: Any) -> None:
+    """Refuses rows whose predicted numbers are not finite.
+
+    Finite inputs can still overflow inside the network (e.g. 3e38 in a
+    column whose training values were near 5); such a row would get NaN
+    probabilities. Each is named with its numeric value farthest from the
+    training mean (counted in training standard deviations).
+
+    Args:
+        predictions: Decoded predictions, one row per input row.
+        frame: The raw input rows.
+        inputs: The model inputs made from them (`frame_to_inputs`).
+        features: The feature spec.
+
+    Raises:
+        InputRowsError: Rows with NaN or infinite predicted numbers.
+    """
+    numbers = predictions.select_dtypes("number").to_numpy(dtype="float64")
+    bad = np.flatnonzero(~np.isfinite(numbers).all(axis=1))
+    if not bad.size:
+        return
+    blamed = [_most_extreme(inputs, features, int(p)) for p in bad]
+    shown = ", ".join(row_label(int(p), frame.index[p]) + (f" ({c!r} = {show_value(v)})" if c else "")
+                      for p, (c, v) in zip(bad[:ROWS_SHOWN], blamed))
+    more = f" and {bad.size - ROWS_SHOWN} more" if bad.size > ROWS_SHOWN else ""
+    rows = "row has" if bad.size == 1 else "rows have"
+    columns = list(dict.fromkeys(c for c, _ in blamed if c))
+    raise InputRowsError(columns, [f"{bad.size} {rows} values too extreme for the model, whose output "
+                                   f"overflows (not finite): {shown}{more}"])
+
+
+def _most_extreme(inputs: dict[str, np.ndarray], features: Any, position: int) -> tuple[str | None, float]:
+    """Returns the numeric column of a row farthest from its training mean (in standard deviations), and its value."""
+    if not isinstance(features, FeatureSpec) or not features.numeric:
+        return None, float("nan")
+    values = inputs[NUMERIC_INPUT][position].astype("float64")
+    spread = np.sqrt(np.maximum(np.asarray(features.variance, dtype="float64"), 1e-12))
+    distance = np.nan_to_num(np.abs(values - np.asarray(features.mean, dtype="float64")) / spread, nan=-1.0)
+    column = int(np.argmax(distance))
+    return features.numeric[column], float(values[column])

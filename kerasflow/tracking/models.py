@@ -16,6 +16,7 @@ import mlflow.pyfunc
 
 from kerasflow.features.outputs import decode_outputs, dummy_outputs
 from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.tracking.registry import check_registrable
 
 # the `kerasflow` library folder: `serving` and the `features` it imports run inside the model
 CODE_PATHS = [str(Path(__file__).resolve().parents[1])]
@@ -34,25 +35,44 @@ def log_model(run_id: str, model_path: str, features_path: str, labels_path: str
     Returns:
         MLflow's `ModelInfo`.
     """
-    from mlflow.models import infer_signature
-
-
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     # image specs convert listings to their serving format (base64-encoded files)
     example = features.serving_frame(example) if hasattr(features, "serving_frame") else example[features.columns]
-    output = decode_outputs(dummy_outputs(labels, len(example)), labels)
     with mlflow.start_run(run_id=run_id):  # log_model logs into the active run, and closes it on exit
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).with_name("serving_entry.py")),
             artifacts={"keras_model": model_path, "features": features_path, "labels": labels_path},
             code_paths=CODE_PATHS,
-            signature=infer_signature(example, output),
+            signature=infer_model_signature(example, labels),
             input_example=example,
             pip_requirements=_requirements(),
         )
     mlflow.MlflowClient().update_run(run_id, status="RUNNING")
     return info
+
+
+def infer_model_signature(example: Any, labels: Any) -> Any:
+    """Infers the signature of a kerasflow model: its raw input columns and its prediction columns.
+
+    Every input column is declared optional, so MLflow's schema check lets a
+    request that lacks one through to `Predictor`, which names the missing
+    columns in the first line of its error (MLflow's own error starts with
+    a dump of the whole request). The types are still enforced.
+
+    Args:
+        example: A few raw input rows in the serving format.
+        labels: The label spec (`LabelSpec` or `OutputsSpec`).
+
+    Returns:
+        The `ModelSignature`.
+    """
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    inferred = infer_signature(example, decode_outputs(dummy_outputs(labels, len(example)), labels))
+    inputs = Schema([ColSpec(spec.type, spec.name, required=False) for spec in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
 def register_version(client: Any, name: str, info: Any, run_id: str) -> str:
@@ -66,9 +86,15 @@ def register_version(client: Any, name: str, info: Any, run_id: str) -> str:
 
     Returns:
         The new version number, as a string.
+
+    Raises:
+        IncompatibleInputsError: The name's versions take other input
+            columns (`kerasflow.tracking.registry.check_registrable`); the
+            registry is left unchanged.
     """
     from mlflow.exceptions import MlflowException
 
+    check_registrable(client, name, info.signature)
     try:
         client.get_registered_model(name)
     except MlflowException:

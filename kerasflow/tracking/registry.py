@@ -1,6 +1,7 @@
 """MLflow registry operations: champion lookup, alias moves, model references.
 
-The plain rules live in `kerasflow.promotion.plan` (which alias goes where) and
+The plain rules live in `kerasflow.promotion.plan` (which alias goes where),
+`kerasflow.promotion.inputs` (which models may share a registered name) and
 `kerasflow.data.drift` (reference statistics); this module applies them to an
 MLflow store through an explicit `MlflowClient`.
 """
@@ -18,7 +19,9 @@ from typing import Any, Iterator
 
 from kerasflow import tracking
 from kerasflow.data.predictions import ModelReferenceError
+from kerasflow.errors import BadInputError
 from kerasflow.models.cnn import BaseModelError
+from kerasflow.promotion.inputs import check_same_inputs, choose_reference
 from kerasflow.promotion.plan import CHAMPION, AliasPlan, plan_promotion, plan_rollback
 
 REFERENCE_STATS = "reference/stats.json"
@@ -368,10 +371,59 @@ def input_columns(model_uri: str) -> list[str]:
     return signature.inputs.input_names() if signature is not None else []
 
 
+def input_types(model_uri: str) -> dict[str, str]:
+    """Returns `{column: type}` of a logged model's input signature, e.g. `{"age": "double"}` ({} without one)."""
+    import mlflow.models
+
+    return signature_types(mlflow.models.get_model_info(model_uri).signature)
+
+
+def signature_types(signature: Any) -> dict[str, str]:
+    """Returns `{column: type}` of a `ModelSignature`'s named inputs ({} for None or unnamed inputs).
+
+    Types are MLflow's names: `double`, `long`, `string`, ... (`Array(string)`
+    for other kinds). Whether a column is required is left out.
+    """
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return {}
+    return {spec.name: _type_name(spec.type) for spec in signature.inputs.inputs}
+
+
+def check_registrable(client: Any, name: str, signature: Any) -> None:
+    """Refuses to register a model under a name whose versions take other input columns.
+
+    The model is compared with the `@champion`'s version, else the
+    `@candidate`'s, else the newest version; a new name, or a version
+    without a signature, is not compared. Nothing in the registry changes.
+
+    Args:
+        client: An `MlflowClient`.
+        name: The registered model name.
+        signature: The new model's `ModelSignature`.
+
+    Raises:
+        IncompatibleInputsError: Its input columns or their types differ,
+            listing the differences and the version compared with.
+    """
+    aliases = registered_aliases(client, name)
+    if aliases is None:
+        return
+    versions = [str(v.version) for v in client.search_model_versions(f"name='{name}'")]
+    reference = choose_reference(aliases, versions)
+    if reference is None:
+        return
+    version, why = reference
+    registered = input_types(f"models:/{name}/{version}")
+    if registered:
+        check_same_inputs(name, version, why, registered, signature_types(signature))
+
+
 def predict_with(model_uri: str, frame: Any) -> Any:
     """Loads a logged pyfunc model and predicts a frame of raw rows.
 
     Raises:
+        BadInputError: The model refused the rows (e.g. an `InputRowsError`
+            naming columns and rows), re-raised as the model raised it.
         FeatureError: The rows do not fit the model's input schema.
     """
     import mlflow.pyfunc
@@ -382,4 +434,12 @@ def predict_with(model_uri: str, frame: Any) -> Any:
     try:
         return mlflow.pyfunc.load_model(model_uri).predict(frame)
     except MlflowException as exc:
+        if isinstance(exc.__cause__, BadInputError):  # a kerasflow model's refusal (serving_entry.RefusedInput)
+            raise exc.__cause__ from None
         raise FeatureError(f"the input does not fit the model's schema: {exc.message}") from None
+
+
+def _type_name(kind: Any) -> str:
+    from mlflow.types import DataType
+
+    return kind.name if isinstance(kind, DataType) else str(kind)

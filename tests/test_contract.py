@@ -1,0 +1,146 @@
+"""The data contract: every broken file of the catalogue through the real CLI, plus the report's own rules.
+
+The catalogue (`tests/data/bad/`, written by `make_catalogue.py` from the
+bundled datasets) holds one file per class of defect. Each runs through
+`kerasflow run` against a temporary SQLite MLflow store: a refused file
+exits 2 with a message naming file, column and rows, leaves a FAILED run and
+an unchanged registry; a repairable one exits 0 with the named warning.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from kerasflow.data.contract import check_contract, read_sources, require_contract
+from kerasflow.data.load import Table
+from kerasflow.schemas.config import PipelineConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOGUE = ROOT / "tests" / "data" / "bad"
+sys.path.insert(0, str(CATALOGUE))
+from make_catalogue import CASES, Case, write_catalogue  # noqa: E402
+
+MODEL = "contract-bad"
+
+
+def _config(case: Case, folder: Path) -> Path:
+    data = {"source": str(CATALOGUE / case.file), "target": case.target}
+    if case.test_file:
+        data["test_source"] = str(CATALOGUE / case.test_file)
+    raw = {"name": "contract", "data": data, "model": {"hidden_units": [8]},
+           "training": {"epochs": 1, "batch_size": 64},
+           "evaluation": {"confusion_matrix": False}, "registry": {"model_name": MODEL}}
+    path = folder / f"{case.name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _registry(client: mlflow.MlflowClient) -> tuple[list[str], dict[str, str]]:
+    versions = sorted(v.version for v in client.search_model_versions(f"name='{MODEL}'"))
+    if not versions:
+        return [], {}
+    return versions, dict(client.get_registered_model(MODEL).aliases)
+
+
+def _latest_run(client: mlflow.MlflowClient) -> mlflow.entities.Run:
+    experiment = client.get_experiment_by_name("contract")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_broken_file_through_the_cli(case: Case, tmp_path: Path, mlflow_store: str) -> None:
+    client = mlflow.MlflowClient(mlflow_store)
+    before = _registry(client)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "run", str(_config(case, tmp_path)),
+                           *(arg for item in case.overrides for arg in ("--set", item))],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == case.exit_code, output
+    assert "Traceback" not in output, output
+    for word in case.words:
+        assert word.lower() in output.lower(), f"{word!r} not in:\n{output}"
+    if case.exit_code == 2:
+        assert _registry(client) == before
+        run = _latest_run(client)
+        assert run.info.status == "FAILED"
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "errors")} == {"errors/error.txt"}
+        contract = {a.path for a in client.list_artifacts(run.info.run_id, "contract")}
+        if "Fix:" in output:  # a finding of the contract (not a file that cannot be read, or a bad config)
+            assert contract == {"contract/report.json", "contract/report.txt"}
+            report = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/contract/report.json")
+            assert report["passed"] is False and report["errors"] >= 1
+
+
+def test_catalogue_is_reproducible(tmp_path: Path) -> None:
+    for written in write_catalogue(tmp_path):
+        assert written.read_bytes() == (CATALOGUE / written.name).read_bytes(), written.name
+
+
+@pytest.mark.parametrize("overrides, rule, words", [
+    ({"preprocessing": {"non_finite": "missing"}}, "non_finite", "treated as missing"),
+    ({"preprocessing": {"non_finite": "clip"}}, "non_finite", "clipped to"),
+    ({"preprocessing": {"invalid_numbers": "fail"}}, "invalid_numbers", "'abc'"),
+])
+def test_config_chooses_the_repair(overrides: dict, rule: str, words: str) -> None:
+    file = "polluted_numeric.csv" if rule == "invalid_numbers" else "infinite.csv"
+    config = PipelineConfig.model_validate({"name": "t", "data": {"source": str(CATALOGUE / file), "target": "target"},
+                                            **overrides})
+    report = check_contract(config, *read_sources(config))
+    finding = next(f for f in report.findings if f.rule == rule)
+    assert words in str(finding)
+    assert finding.severity == ("error" if rule == "invalid_numbers" else "warning")
+    if finding.severity == "warning":
+        column = report.frame[finding.column]
+        assert column.notna().sum() + (rule == "non_finite" and "missing" in str(finding)) * 2 == len(column)
+
+
+def test_configured_encoding_reads_a_latin1_file() -> None:
+    config = PipelineConfig.model_validate({"name": "t", "data": {"source": str(CATALOGUE / "latin1.csv"),
+                                                                  "target": "target", "encoding": "latin-1"}})
+    report = require_contract(check_contract(config, *read_sources(config)))
+    assert "Hôpital Nord" in set(report.frame["clinic"])
+
+
+def _check(frame: pd.DataFrame, **data: object) -> object:
+    config = PipelineConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "y", **data}})
+    return check_contract(config, Table(frame, "x.csv"))
+
+
+def test_clean_frame_passes_untouched() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 3, "b": ["u", "v", "w", "u"] * 3, "y": ["p", "q"] * 6})
+    report = require_contract(_check(frame))
+    assert report.findings == [] and report.frame.equals(frame)
+
+
+def test_clip_policy_clips_to_the_finite_range() -> None:
+    frame = pd.DataFrame({"a": [1.0, float("inf"), -5.0, 2.0] * 3, "y": ["p", "q"] * 6})
+    report = _check(frame)
+    assert [f.rule for f in report.errors] == ["non_finite"]
+    config = PipelineConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "y"},
+                                            "preprocessing": {"non_finite": "clip"}})
+    repaired = check_contract(config, Table(frame, "x.csv"))
+    assert repaired.frame["a"].max() == 2.0 and not repaired.errors
+
+
+def test_text_column_stays_categorical() -> None:
+    frame = pd.DataFrame({"city": ["Oslo", "Rome", "Lima", "1"] * 3, "y": ["p", "q"] * 6})
+    report = _check(frame)
+    assert report.findings == [] and report.frame["city"].tolist() == frame["city"].tolist()
+
+
+def test_kfold_needs_folds_members_per_class() -> None:
+    frame = pd.DataFrame({"a": range(14), "y": ["p"] * 10 + ["q"] * 4})
+    config = PipelineConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "y"},
+                                            "split": {"kind": "kfold", "folds": 5}})
+    report = check_contract(config, Table(frame, "x.csv"))
+    assert [f.rule for f in report.errors] == ["rare_class"]
+    assert "'q' (4 rows)" in report.errors[0].message and "6 rows per class" in report.errors[0].message
