@@ -68,7 +68,9 @@ class Finding:
     fix: str
 
     def __str__(self) -> str:
-        where = f"{self.file}, column {self.column!r}" if self.column else self.file
+        several = self.column is not None and ", " in self.column  # a finding about a list of columns
+        where = (f"{self.file}, columns {self.column}" if several else
+                 f"{self.file}, column {self.column!r}" if self.column else self.file)
         return f"{where}: {self.message}. Fix: {self.fix}."
 
 
