@@ -287,8 +287,9 @@ def test_image_folder_trains_and_serves_base64_files(prefect_harness, mlflow_sto
     bigger = base64.b64encode(digit_png(np.full(64, 8.0), size=40)).decode()  # resized like training files
     predictions = served.predict(pd.DataFrame({"image": [*encoded, bigger]}))
     assert len(predictions) == 4 and set(predictions["prediction"]) <= {"0", "1", "7"}
-    with pytest.raises(ImageDataError, match=r"row 1: not a decodable image"):
+    with pytest.raises(mlflow.exceptions.MlflowException, match=r"row 1: not a decodable image") as refused:
         served.predict(pd.DataFrame({"image": [encoded[0], base64.b64encode(b"<html>").decode()]}))
+    assert isinstance(refused.value.__cause__, ImageDataError)  # a 400 when served, naming the row
 
 
 def test_a_messy_folder_is_rejected_before_training(mlflow_store: str, tmp_path: Path) -> None:
