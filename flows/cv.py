@@ -14,7 +14,7 @@ from kerasflow.tracking import Tracker
 
 @flow(name="cross-validate", log_prints=False, validate_parameters=False)
 def cross_validate_flow(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
-                        hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
+                        hyperparameters: dict[str, Any] | None = None, fresh: bool = False) -> dict[str, Any]:
     """Trains one model per fold of the split, then logs the folds' summary.
 
     Run it with `cross_validate_flow.with_options(task_runner=...)` to pick
@@ -25,10 +25,11 @@ def cross_validate_flow(tracker: Tracker, config: PipelineConfig, prepared: Prep
         config: The pipeline config (k-fold split).
         prepared: Paths from the data steps.
         hyperparameters: Fixed values from a search. Default none.
+        fresh: Retrain every fold instead of reusing an interrupted run's. Default false.
 
     Returns:
         `{"epochs", "folds", "summary"}` from `summarize_folds`.
     """
-    futures = [train_fold.submit(tracker, config, prepared, fold, hyperparameters)
+    futures = [train_fold.submit(tracker, config, prepared, fold, hyperparameters, fresh)
                for fold in range(config.split.folds)]
     return summarize_folds(tracker, config, [future.result() for future in futures])

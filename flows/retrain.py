@@ -6,10 +6,12 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
 from kerasflow import tracking
-from kerasflow.flows.prepare import prepare_data
+from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.tasks.champion import (
+    check_new_data,
     check_retrain_config,
     choose_hyperparameters,
     find_champion,
@@ -18,45 +20,70 @@ from kerasflow.tasks.champion import (
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.drift import check_drift
 from kerasflow.tasks.evaluate import evaluate_model
+from kerasflow.tasks.load import load_data
+from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.promote import gate_challenger, promote_challenger
 from kerasflow.tasks.register import register_model
+from kerasflow.tasks.split import split_data
 from kerasflow.tasks.train import train_model
 from kerasflow.tasks.tune import search_hyperparameters
+from kerasflow.tasks.validate import validate_data
 from kerasflow.training.refit import refit_plan
 
 
 @flow(name="retrain", log_prints=False)
-def retrain_flow(config_path: str, overrides: list[str] | None = None, source: str | None = None) -> dict[str, Any]:
+def retrain_flow(config_path: str, overrides: list[str] | None = None, source: str | None = None,
+                 force: bool = False) -> State[dict[str, Any]]:
     """Retrains on the newest data and promotes the challenger only if it passes the gate.
+
+    When the newest data, the config and the code all equal those of the
+    champion's training run, nothing is trained: the outcome is `skipped`
+    (no new data), nothing is registered and no alias moves.
 
     Args:
         config_path: Pipeline YAML.
         overrides: `section.key=value` overrides. Default none.
         source: Data source (path or glob; the newest match is used),
             overriding `data.source`. Default: the config's.
+        force: Retrain even when nothing changed since the champion. Default False.
 
     Returns:
-        The run id, the challenger's test metrics and version, the
-        champion's metrics, the drift verdict and the decision.
+        A `Completed` state named after the outcome (`Promoted`, `Rejected`
+        with the first failed rule as its message, `Not gated`, `Skipped`),
+        whose result (what calling the flow returns) is the run id, the
+        challenger's test metrics and version, the champion's metrics, the
+        drift verdict and the decision. A failure raises (state `Failed`).
     """
     extra = [f"data.source={source}"] if source else []
     config = read_config(config_path, [*(overrides or []), *extra])
     check_retrain_config(config_path, config)
     with tracking.pipeline_run(config, "retrain", flow_run.get_id()) as run:
         champion = find_champion(run.tracker, config, run.workdir)
-        prepared = prepare_data(run, config)
+        # prepare_data's steps, with the unchanged-data check right after loading
+        raw = load_data(run.tracker, config, run.workdir)
+        skipped = check_new_data(run.tracker, champion, force)
+        if skipped is not None:
+            result = {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": None,
+                      "champion_metrics": None, "version": None, "compared_with": champion.version,
+                      "drift": None, "outcome": SKIPPED, "promoted": False, "champion": champion.version,
+                      "previous_champion": None, "reasons": [skipped], "state": "Skipped", "message": skipped}
+            return Completed(name="Skipped", message=skipped, data=result)
+        validate_data(run.tracker, config, raw)
+        split = split_data(run.tracker, config, raw, run.workdir)
+        prepared = fit_preprocessing(run.tracker, config, raw, split, run.workdir)
         drift = check_drift(run.tracker, config, prepared.raw, champion)
         retune = drift["action"] == "retune"
         tuned = search_hyperparameters(run.tracker, config, prepared, True) if retune else None
         hyper = choose_hyperparameters(run.tracker, config, champion, tuned)
         model = train_model(run.tracker, config, prepared, run.workdir, hyper,
-                                  **refit_plan(config, tuned, None))
+                            **refit_plan(config, tuned, None))
         metrics = evaluate_model(run.tracker, config, prepared, model)
         champion_metrics = score_champion(run.tracker, config, prepared, champion)
         registered = register_model(run.tracker, config, prepared, model, metrics)
         decision = gate_challenger(run.tracker, config, metrics, champion_metrics)
         outcome = promote_challenger(run.tracker, config, decision, registered["version"], champion,
-                                                   drift["summary"] if drift["checked"] else None)
-    return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics,
-            "champion_metrics": champion_metrics, "version": registered["version"],
-            "compared_with": champion.version if champion else None, "drift": drift, **outcome}
+                                     drift["summary"] if drift["checked"] else None)
+    result = {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics,
+              "champion_metrics": champion_metrics, "version": registered["version"],
+              "compared_with": champion.version if champion else None, "drift": drift, **outcome}
+    return Completed(name=outcome["state"], message=outcome["message"], data=result)

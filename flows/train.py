@@ -31,7 +31,8 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     Args:
         config_path: Pipeline YAML.
         overrides: `section.key=value` overrides. Default none.
-        fresh: Start a tuner search over instead of resuming it. Default false.
+        fresh: Start over instead of resuming an interrupted run: the tuner
+            search, the k-fold folds and the final fit. Default false.
 
     Returns:
         The run id, test metrics, model URI and registered version.
@@ -43,9 +44,10 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         best = tuned["hyperparameters"] if tuned else None
         cv = None
         if config.split.kind == "kfold":
-            cv = cross_validate_flow.with_options(task_runner=task_runner(config.runner))(run.tracker, config, prepared, best)
+            cv_flow = cross_validate_flow.with_options(task_runner=task_runner(config.runner))
+            cv = cv_flow(run.tracker, config, prepared, best, fresh)
         plan = refit_plan(config, tuned, cv)
-        model = train_model(run.tracker, config, prepared, run.workdir, best, **plan)
+        model = train_model(run.tracker, config, prepared, run.workdir, best, **plan, fresh=fresh)
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model, metrics)
     return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics, **registered}

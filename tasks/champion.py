@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.features.tabular import FeatureError
+from kerasflow.promotion.lineage import CODE_TAG, differences, lineage_of, skip_reason, unchanged
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import ConfigError, PipelineConfig
 from kerasflow.tracking import Tracker
@@ -94,6 +97,47 @@ def find_champion(tracker: Tracker, config: PipelineConfig, workdir: str) -> Cha
     tracker.tags({"kerasflow.champion_version": str(version.version), "kerasflow.champion_run_id": version.run_id})
     return Champion(name=config.model_name, version=str(version.version), run_id=version.run_id,
                     hyperparameters=hyper, reference=reference)
+
+
+@task(name="check-new-data", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def check_new_data(tracker: Tracker, champion: Champion | None, force: bool = False) -> str | None:
+    """Decides whether a retraining would only train the champion again.
+
+    Compares this run's data fingerprint (tagged by `load-data`), config
+    hash and code version (git commit, else the installed kerasflow
+    version, tagged here as `kerasflow.code_version`) with the champion's
+    training run. Tags `kerasflow.new_data`: `forced`, `no-champion`,
+    `changed` or `unchanged`.
+
+    Args:
+        champion: The current champion, or None.
+        force: Retrain even when nothing changed.
+
+    Returns:
+        The reason to skip (outcome `skipped (no new data)`), or None to
+        go on.
+    """
+    client = tracker.client
+    mine = lineage_of(client.get_run(tracker.run_id).data.tags, _installed_version())
+    tracker.tags({CODE_TAG: mine.code or "unknown"})
+    if champion is None or force:
+        tracker.tags({"kerasflow.new_data": "forced" if force else "no-champion"})
+        return None
+    theirs = lineage_of(client.get_run(champion.run_id).data.tags)
+    if not unchanged(mine, theirs):
+        tracker.tags({"kerasflow.new_data": "changed",
+                      "kerasflow.changed_since_champion": "; ".join(differences(mine, theirs))})
+        return None
+    reason = skip_reason(mine, champion.version, champion.run_id)
+    tracker.tags({"kerasflow.new_data": "unchanged", "kerasflow.decision": "skipped", "kerasflow.reasons": reason})
+    return reason
+
+
+def _installed_version() -> str | None:
+    try:
+        return package_version("kerasflow")
+    except PackageNotFoundError:
+        return None
 
 
 @task(name="choose-hyperparameters", retries=0, cache_policy=NO_CACHE)

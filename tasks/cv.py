@@ -8,28 +8,41 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
+from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
 from kerasflow.features.tabular import FeatureSpec, LabelSpec
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.train import announce_resume
 from kerasflow.tracking import Tracker
 from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
 from kerasflow.training.cv import summarize_folds as summarize
 from kerasflow.training.cv import train_fold as fit_fold
+from kerasflow.training.resume import (
+    checkpoint_root,
+    claim,
+    clear,
+    fold_checkpoint,
+    load_fold_result,
+    save_fold_result,
+)
 
 
 @task(name="train-fold", retries=0, cache_policy=NO_CACHE)
 def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fold: int,
-               hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
+               hyperparameters: dict[str, Any] | None = None, fresh: bool = False) -> dict[str, Any]:
     """Trains and scores one fold of a k-fold split as a nested run.
 
     Safe to run on any task runner: it reads its inputs from paths, seeds
-    itself, and logs into its own nested run.
+    itself, and logs into its own nested run. The fold checkpoints every
+    epoch and keeps its result under `.kerasflow/checkpoints/` (see
+    `kerasflow.training.resume`): after a kill, a rerun reuses a finished
+    fold and resumes an unfinished one at its last completed epoch.
 
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).
@@ -37,6 +50,7 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
         prepared: Paths from the data steps; the split has `folds`.
         fold: The fold's index.
         hyperparameters: Fixed values from a search. Default none.
+        fresh: Delete the fold's saved result and checkpoint first. Default false.
 
     Returns:
         The fold's `kerasflow.training.cv.FoldResult` as a dict.
@@ -45,12 +59,26 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
 
     split = Split.load(prepared.split)
     train_rows, val_rows = split.folds[fold]
+    frame = pd.read_parquet(prepared.raw)
+    checkpoint = fold_checkpoint(checkpoint_root(config.name, fingerprint_frame(frame), config.fingerprint()),
+                                 fold, hyperparameters)
+    if fresh:
+        clear(checkpoint)
+    name = f"fold {fold + 1}/{len(split.folds)}"
     with tracking.nested_run(tracker, f"fold-{fold}", "fold", {"kerasflow.fold": str(fold)}) as child:
         child.params({"fold": fold, "train_rows": len(train_rows), "val_rows": len(val_rows), **(hyperparameters or {})})
-        result = fit_fold(config, pd.read_parquet(prepared.raw), split.folds[fold], fold,
-                          FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
-                          hyperparameters=hyperparameters,
-                          on_epoch=lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch))
+        saved = load_fold_result(checkpoint)
+        if saved is not None:
+            result = FoldResult(**saved[0])
+            get_run_logger().info(f"{name} reused from the interrupted run {saved[1]}".rstrip())
+            child.tags({"kerasflow.reused_from": saved[1]})
+        else:
+            announce_resume(child, claim(checkpoint, child.run_id), config.training.epochs, f"{name} ")
+            result = fit_fold(config, frame, split.folds[fold], fold,
+                              FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
+                              hyperparameters=hyperparameters, checkpoint=checkpoint,
+                              on_epoch=lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch))
+            save_fold_result(checkpoint, asdict(result), child.run_id)
         child.metrics(result.metrics, prefix="val.")
         child.metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, prefix="train.")
     return asdict(result)

@@ -13,16 +13,17 @@ from kerasflow.promotion.plan import (
     PREVIOUS,
     Decision,
     decide_promotion,
+    decision_description,
     decision_markdown,
     decision_tags,
-    plan_promotion,
     recheck_champion,
+    state_of,
     value_thresholds,
 )
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.champion import Champion
 from kerasflow.tracking import Tracker
-from kerasflow.tracking.registry import apply_plan, registered_aliases
+from kerasflow.tracking.registry import promote_if_champion, registered_aliases
 
 
 @task(name="gate-challenger", retries=0, cache_policy=NO_CACHE)
@@ -51,35 +52,44 @@ def promote_challenger(tracker: Tracker, config: PipelineConfig, decision: Decis
     """Moves `champion` to a blessed challenger and records the decision everywhere.
 
     Nothing moves unless the decision says so, and not if the champion
-    changed while this run was training (another run or a rollback). The
-    challenger's model-version tags, the run's tags and `gate/decision.json`
-    and `.txt`, and a Prefect Markdown artifact record the outcome, every
-    rule with its observed values, and the reasons.
+    changed while this run was training (another run or a rollback): the
+    move is a compare-and-set under the model's alias lock
+    (`kerasflow.tracking.registry.promote_if_champion`). The challenger's
+    description and model-version tags, the run's tags and
+    `gate/decision.json` and `.txt`, and a Prefect Markdown artifact record
+    the outcome, every rule with its expected and observed values, and the
+    reasons.
 
     Returns:
-        `{"outcome", "promoted", "champion", "previous_champion", "reasons"}`.
+        `{"outcome", "promoted", "champion", "previous_champion", "reasons",
+        "state", "message"}`; `state` and `message` name the flow's final
+        Prefect state (`Promoted`, `Rejected`, `Not gated`).
     """
 
     name = config.model_name
     client = tracker.client
-    aliases = registered_aliases(client, name) or {}
     expected = champion.version if champion else None
-    result = recheck_champion(decision, expected, aliases.get(CHAMPION))
-    if result.promote:
-        apply_plan(client, name, plan_promotion(aliases, version))
+    result = decision
+    if decision.promote:
+        _, current = promote_if_champion(client, name, version, expected)
+        if str(current) != str(version):  # already champion: a retry of this task after the move
+            result = recheck_champion(decision, expected, current)
     aliases = registered_aliases(client, name) or {}
     decided_at = time.time()
     tags = {**decision_tags(result, expected), "kerasflow.decided_at": f"{decided_at:.3f}",
             "kerasflow.run_id": tracker.run_id}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(name, version, description=decision_description(result, expected))
     tracker.tags({"kerasflow.decision": result.outcome})
     tracker.tags({"kerasflow.decided_at": f"{decided_at:.3f}"})
     tracker.json(result.to_dict(), "gate/decision.json")
     tracker.text(result.summary() + "\n", "gate/decision.txt")
     _markdown_artifact(decision_markdown(result, name, version, expected, drift_summary), name)
+    state, message = state_of(result, version)
     return {"outcome": result.outcome, "promoted": result.promote, "champion": aliases.get(CHAMPION),
-            "previous_champion": aliases.get(PREVIOUS), "reasons": result.reasons}
+            "previous_champion": aliases.get(PREVIOUS), "reasons": result.reasons, "state": state,
+            "message": message}
 
 
 def _markdown_artifact(markdown: str, model_name: str) -> None:

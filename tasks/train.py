@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
@@ -16,13 +16,20 @@ from kerasflow.tracking import Tracker
 from kerasflow.training.final import fit_final_model
 from kerasflow.training.finetune import fine_tune_saved_model
 from kerasflow.training.fitting import plot_history
+from kerasflow.training.resume import ResumePoint, claim, clear, final_checkpoint, pipeline_checkpoints
 
 
 @task(name="train-model", retries=0, cache_policy=NO_CACHE)
 def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, workdir: str,
                 hyperparameters: dict[str, Any] | None = None, refit: str = "train",
-                epochs: int | None = None) -> str:
+                epochs: int | None = None, fresh: bool = False) -> str:
     """Builds the model with `build_model` and trains it, logging each epoch once.
+
+    Every epoch is checkpointed under `.kerasflow/checkpoints/` (see
+    `kerasflow.training.resume`): after a kill, the same command resumes at
+    the last completed epoch, says so, and tags the run
+    `kerasflow.resumed_from` / `kerasflow.resumed_epoch`. The pipeline's
+    checkpoints (k-fold folds included) are deleted once the model is trained.
 
     Args:
         hyperparameters: Best values from a tuner search, or None.
@@ -30,20 +37,27 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
             `train+val` fits on both for the best epoch count (k-fold and
             tuned pipelines).
         epochs: Epoch count of a `train+val` refit. Default `training.epochs`.
+        fresh: Delete the checkpoint of an interrupted run and start at epoch 0. Default false.
 
     Returns:
         Path of the trained `.keras` model.
     """
     import_tensorflow()
 
+    root = pipeline_checkpoints(config.name, config.fingerprint(), prepared.raw)
+    checkpoint = final_checkpoint(root, hyperparameters, refit, epochs)
+    if fresh:
+        clear(checkpoint)
+    announce_resume(tracker, claim(checkpoint, tracker.run_id), epochs or config.training.epochs)
     on_epoch = tracker.epochs("train.")
     model_path = Path(workdir) / "model.keras"
     try:
         result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
                                  model_path, hyperparameters=hyperparameters, refit=refit, epochs=epochs,
-                                 on_epoch=on_epoch)
+                                 on_epoch=on_epoch, checkpoint=checkpoint)
     finally:
         on_epoch.wait()
+    clear(root)  # trained and saved: nothing left to resume, fold results included
     tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
                          prefix="train.")
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,6 +67,22 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
         fine_tune_phase(tracker, config, prepared, str(model_path), refit=refit,
                         hyperparameters=hyperparameters)
     return str(model_path)
+
+
+def announce_resume(tracker: Tracker, point: ResumePoint | None, total: int, what: str = "") -> None:
+    """Says on the terminal where an interrupted fit resumes and tags the run with it.
+
+    Args:
+        tracker: The run that continues the fit.
+        point: From `kerasflow.training.resume.claim`; None logs nothing.
+        total: The fit's epoch count.
+        what: Prefix of the message, e.g. `fold 2/5 `. Default none.
+    """
+    if point is None:
+        return
+    get_run_logger().info(f"{what}resumed at epoch {point.epoch} of {total}"
+                          + (f" (checkpoint of run {point.run_id})" if point.run_id else ""))
+    tracker.tags({"kerasflow.resumed_from": point.run_id, "kerasflow.resumed_epoch": point.epoch})
 
 
 def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, model_path: str, *,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +67,7 @@ def test_worse_challenger_is_rejected_with_every_violation() -> None:
     assert [c.metric for c in decision.violations] == ["accuracy", "loss"]
     lines = [c.line() for c in decision.violations]
     assert "challenger 0.9100 vs champion 0.9300 (improvement -0.0200)" in lines[0]
-    assert "relative improvement >= -5.00%" in lines[1] and "lower is better" in lines[1]
+    assert lines[1] == "loss: -50% relative (0.45 vs 0.3), needs >= -5% (lower is better) -> FAIL"
     assert "2 of 4 gate rules failed" in decision.reasons[0]
 
 
@@ -203,3 +208,140 @@ def test_a_champion_that_moved_meanwhile_blocks_the_promotion() -> None:
     assert not stale.promote and stale.outcome == "rejected" and "champion changed during this run" in stale.reasons[-1]
     first = decide_promotion({"accuracy": 0.95, "loss": 0.2}, None, ACCURACY_MIN, [])
     assert not recheck_champion(first, None, "1").promote
+
+
+def test_relative_rule_shows_the_relative_change_it_judged() -> None:
+    rule = [ChangeThreshold(metric="accuracy", min_relative_delta=0.02)]
+    (check,) = decide_promotion({"accuracy": 0.912}, {"accuracy": 0.901}, [], rule).checks
+    assert check.line() == "accuracy: +1.22% relative (0.912 vs 0.901), needs >= +2% (higher is better) -> FAIL"
+    both = [ChangeThreshold(metric="loss", min_delta=0.0, min_relative_delta=0.1)]
+    (check,) = decide_promotion({"loss": 0.2}, {"loss": 0.25}, [], both).checks
+    assert check.line() == ("loss: +20% relative (0.2 vs 0.25), needs >= +10%; improvement +0.05, needs >= +0 "
+                            "(lower is better) -> pass")
+
+
+def test_decision_names_the_final_state_and_fills_the_description() -> None:
+    from kerasflow.promotion.plan import decision_description, recheck_champion, state_of
+
+    rejected = decide_promotion({"accuracy": 0.91, "loss": 0.45}, CHAMPION_METRICS, ACCURACY_MIN, NO_WORSE)
+    name, message = state_of(rejected, "4")
+    assert name == "Rejected" and message == "rejected v4: " + rejected.violations[0].line()
+    text = decision_description(rejected, "3")
+    assert text.startswith("Gate decision: rejected (not promoted); compared with champion v3")
+    assert "- threshold: accuracy: expected >= 0.9, observed 0.9100 -> pass" in text
+    assert "- change: loss: -50% relative (0.45 vs 0.3), needs >= -5%" in text
+    promoted = decide_promotion({"accuracy": 0.95, "loss": 0.25}, CHAMPION_METRICS, ACCURACY_MIN, NO_WORSE)
+    assert state_of(promoted, "4") == ("Promoted", "promoted: v4 is now @champion")
+    stale = recheck_champion(promoted, "3", "5")
+    assert state_of(stale, "4")[0] == "Rejected" and "champion changed during this run" in state_of(stale, "4")[1]
+    assert state_of(decide_promotion({"accuracy": 1.0}, None, [], []), "1")[0] == "Not gated"
+
+
+def test_unchanged_lineage_means_nothing_to_retrain() -> None:
+    from kerasflow.promotion.lineage import Lineage, differences, lineage_of, skip_reason, unchanged
+
+    tags = {"kerasflow.data_fingerprint": "d" * 64, "kerasflow.config_hash": "c1", "mlflow.source.git.commit": "abc"}
+    mine = lineage_of(tags, "0.1.0")
+    assert mine == Lineage("d" * 64, "c1", "git:abc")
+    assert unchanged(mine, lineage_of(tags)) and not differences(mine, lineage_of(tags))
+    no_git = {k: v for k, v in tags.items() if not k.startswith("mlflow.")}
+    assert lineage_of(no_git, "0.1.0").code == "kerasflow 0.1.0"
+    assert not unchanged(lineage_of(no_git, "0.1.0"), lineage_of(no_git)), "a champion without a code version"
+    assert unchanged(lineage_of(no_git, "0.1.0"), lineage_of({**no_git, "kerasflow.code_version": "kerasflow 0.1.0"}))
+    moved = lineage_of({**tags, "kerasflow.config_hash": "c2"})
+    assert differences(moved, mine) == ["config hash c1 -> c2"] and not unchanged(moved, mine)
+    assert not unchanged(Lineage(None, None, None), Lineage(None, None, None)), "unknown is never unchanged"
+    assert skip_reason(mine, "3", "r1").startswith("skipped (no new data): data fingerprint dddddddddddd…")
+
+
+RACER = """
+import json, os, sys, time
+from pathlib import Path
+import mlflow
+from kerasflow.tracking.registry import promote, promote_if_champion
+
+uri, name, version, expected, go = sys.argv[1:6]
+client = mlflow.MlflowClient(uri, uri)
+Path(go + "." + version + ".ready").touch()
+while not Path(go).exists():
+    time.sleep(0.001)
+if expected == "-":
+    plan, current = promote(client, name, version), None
+else:
+    plan, current = promote_if_champion(client, name, version, expected)
+print(json.dumps({"moved": plan is not None and plan.set, "current": current}))
+"""
+
+
+def _registered(store: str, name: str, versions: int):
+    import mlflow
+
+    client = mlflow.MlflowClient(store, store)
+    client.create_registered_model(name)
+    for _ in range(versions):
+        client.create_model_version(name, source="file:///nowhere/model")
+    client.set_registered_model_alias(name, CHAMPION, "1")
+    return client
+
+
+def _racers(store: str, name: str, tmp_path: Path, moves: list[tuple[str, str]]) -> list[subprocess.Popen]:
+    go = str(tmp_path / "go")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, store, name, version, expected, go], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for version, expected in moves]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{go}.{v}.ready").exists() for v, _ in moves):
+        assert time.monotonic() < deadline, [p.communicate() for p in procs]
+        time.sleep(0.01)
+    return procs
+
+
+def _results(procs: list[subprocess.Popen]) -> list[dict]:
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+
+
+def _aliases(client, name: str) -> dict[str, str]:
+    return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
+
+
+def test_racing_champion_moves_lose_no_update(mlflow_store: str, tmp_path: Path) -> None:
+    """Two processes released together: the compare-and-set lets exactly one move @champion."""
+    client = _registered(mlflow_store, "race-cas", 3)
+    procs = _racers(mlflow_store, "race-cas", tmp_path, [("2", "1"), ("3", "1")])
+    (tmp_path / "go").touch()
+    results = _results(procs)
+    winners = [r for r in results if r["moved"]]
+    assert len(winners) == 1, results
+    winner = winners[0]["moved"][CHAMPION]
+    loser = next(r for r in results if not r["moved"])
+    assert loser["current"] == winner, "the loser re-read the champion under the lock"
+    assert _aliases(client, "race-cas") == {CHAMPION: winner, PREVIOUS: "1"}
+
+    client = _registered(mlflow_store, "race-manual", 3)  # hand promotions: both move, one after the other
+    (tmp_path / "manual").mkdir()
+    procs = _racers(mlflow_store, "race-manual", tmp_path / "manual", [("2", "-"), ("3", "-")])
+    (tmp_path / "manual" / "go").touch()
+    _results(procs)
+    final = _aliases(client, "race-manual")
+    assert final[CHAMPION] in ("2", "3") and final[PREVIOUS] == ({"2", "3"} - {final[CHAMPION]}).pop(), \
+        f"previous-champion must be the champion the last move replaced, not a stale read: {final}"
+
+
+def test_a_move_waits_for_the_lock_and_rechecks_under_it(mlflow_store: str, tmp_path: Path) -> None:
+    from kerasflow.promotion.plan import plan_promotion
+    from kerasflow.tracking.registry import alias_lock, alias_lock_path, apply_plan
+
+    client = _registered(mlflow_store, "race-held", 3)
+    assert alias_lock_path(client, "race-held").parent == Path(mlflow_store.removeprefix("sqlite:///")).parent / \
+        ".kerasflow-locks"
+    with alias_lock(client, "race-held"):
+        (proc,) = _racers(mlflow_store, "race-held", tmp_path, [("3", "1")])
+        (tmp_path / "go").touch()
+        time.sleep(1.5)
+        assert proc.poll() is None, "the move must wait while another process holds the lock"
+        apply_plan(client, "race-held", plan_promotion(_aliases(client, "race-held"), "2"))
+    (result,) = _results([proc])
+    assert result == {"moved": False, "current": "2"}
+    assert _aliases(client, "race-held") == {CHAMPION: "2", PREVIOUS: "1"}

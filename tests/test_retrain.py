@@ -28,10 +28,22 @@ STRONG = ["training.epochs=40", "training.optimizer.learning_rate=0.03"]
 SOME_ACCURACY = "registry.gate.thresholds=[{metric: accuracy, min: 0.1}]"
 
 
-def _retrain(*overrides: str, source: str | None = None) -> dict:
+def _retrain(*overrides: str, source: str | None = None, force: bool = False) -> dict:
     from kerasflow.flows.retrain import retrain_flow
 
-    return retrain_flow(CONFIG, [*BASE, *overrides], source)
+    return retrain_flow(CONFIG, [*BASE, *overrides], source, force=force)
+
+
+def _retrain_state(*overrides: str, force: bool = False):
+    """Runs the flow and returns its final Prefect state, as the API records it, and its result."""
+    from prefect.client.orchestration import get_client
+
+    from kerasflow.flows.retrain import retrain_flow
+
+    state = retrain_flow(CONFIG, [*BASE, *overrides], None, force=force, return_state=True)
+    with get_client(sync_client=True) as prefect:
+        recorded = prefect.read_flow_run(state.state_details.flow_run_id).state
+    return recorded, state.result()
 
 
 def _aliases(client: mlflow.MlflowClient) -> dict[str, str]:
@@ -68,6 +80,8 @@ def test_first_model_becomes_champion(first: dict, client: mlflow.MlflowClient) 
 
 def test_better_challenger_replaces_the_champion(second: dict, first: dict, client: mlflow.MlflowClient) -> None:
     assert second["outcome"] == "promoted", second["reasons"]
+    assert client.get_model_version(NAME, second["version"]).description.startswith(
+        "Gate decision: promoted (promoted to @champion)")
     assert second["compared_with"] == first["version"]
     assert second["metrics"]["accuracy"] > second["champion_metrics"]["accuracy"]
     assert _aliases(client) == {"champion": second["version"], "previous-champion": first["version"]}
@@ -82,8 +96,16 @@ def test_better_challenger_replaces_the_champion(second: dict, first: dict, clie
 
 
 def test_worse_challenger_is_rejected(second: dict, client: mlflow.MlflowClient) -> None:
-    result = _retrain(*WEAK, SOME_ACCURACY, "registry.gate.changes=[{metric: accuracy, min_delta: -0.005}]")
+    state, result = _retrain_state(*WEAK, SOME_ACCURACY,
+                                   "registry.gate.changes=[{metric: accuracy, min_delta: -0.005}]")
     assert result["outcome"] == "rejected" and not result["promoted"]
+    assert state.name == "Rejected" and state.type.value == "COMPLETED"
+    assert state.message.startswith(f"rejected v{result['version']}: accuracy: expected improvement >= -0.005")
+    assert state.message.endswith("-> FAIL")
+    description = client.get_model_version(NAME, result["version"]).description
+    assert description.startswith(f"Gate decision: rejected (not promoted); compared with champion v{second['version']}")
+    assert "- change: accuracy: expected improvement >= -0.005" in description
+    assert "- threshold: accuracy: expected >= 0.1, observed" in description
     assert _aliases(client)["champion"] == second["version"]
     tags = client.get_model_version(NAME, result["version"]).tags
     assert tags["kerasflow.decision"] == "rejected" and tags["kerasflow.gate.change.accuracy"].endswith("FAIL")
@@ -165,6 +187,29 @@ def test_rollback_command(second: dict, client: mlflow.MlflowClient, mlflow_stor
         rollback(client, "no-such-model")
     missing = subprocess.run([*cli, "rollback", NAME], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert missing.returncode == 2 and "cannot move the champion: champion is v" in missing.stderr
+
+
+def test_unchanged_data_config_and_code_skip_the_retraining(client: mlflow.MlflowClient, first: dict) -> None:
+    same = ("training.epochs=2", SOME_ACCURACY, "registry.gate.changes=[]")
+    base = _retrain(*same)
+    assert base["outcome"] == "promoted", base["reasons"]
+    versions, aliases = len(client.search_model_versions(f"name='{NAME}'")), _aliases(client)
+    state, again = _retrain_state(*same)
+    assert again["outcome"] == "skipped" and again["version"] is None and not again["promoted"]
+    assert state.name == "Skipped" and state.message.startswith("skipped (no new data): data fingerprint ")
+    assert f"champion v{base['version']}" in state.message
+    assert len(client.search_model_versions(f"name='{NAME}'")) == versions and _aliases(client) == aliases
+    run = client.get_run(again["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["kerasflow.new_data"] == "unchanged"
+    assert run.data.tags["kerasflow.decision"] == "skipped" and "kerasflow.model_version" not in run.data.tags
+    assert "kerasflow.code_version" in run.data.tags
+    forced = _retrain(*same, force=True)
+    assert forced["outcome"] == "promoted" and forced["version"] not in (None, base["version"])
+    assert client.get_run(forced["run_id"]).data.tags["kerasflow.new_data"] == "forced"
+    assert len(client.search_model_versions(f"name='{NAME}'")) == versions + 1
+    changed = client.get_run(_retrain("training.epochs=3", SOME_ACCURACY, "registry.gate.changes=[]")["run_id"])
+    assert changed.data.tags["kerasflow.new_data"] == "changed"
+    assert changed.data.tags["kerasflow.changed_since_champion"].startswith("config hash ")
 
 
 def _assert_markdown_artifact(outcome: str) -> None:

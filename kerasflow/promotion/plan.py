@@ -29,6 +29,7 @@ PREVIOUS = "previous-champion"
 ROLLED_BACK = "rolled-back"
 
 Outcome = Literal["first-champion", "promoted", "rejected", "not-gated"]
+DESCRIPTION_LIMIT = 5000  # MLflow's limit on a model version's description
 
 
 class PromotionError(BadInputError):
@@ -49,6 +50,10 @@ class RuleCheck:
         champion: The champion's value (change rules only).
         change: The improvement measured (change rules only).
         passed: Whether the rule held.
+        relative: The relative improvement, `change / |champion|` (change rules only).
+        min_delta: The rule's least improvement, if it has one (change rules only).
+        min_relative: The rule's least relative improvement, if it has one (change rules only).
+        higher: Whether higher is better (change rules only).
     """
 
     kind: str
@@ -58,6 +63,10 @@ class RuleCheck:
     passed: bool
     champion: float | None = None
     change: float | None = None
+    relative: float | None = None
+    min_delta: float | None = None
+    min_relative: float | None = None
+    higher: bool | None = None
 
     def line(self) -> str:
         """Returns the rule, the observed values and the verdict on one line."""
@@ -68,8 +77,15 @@ class RuleCheck:
         if self.challenger is None or self.champion is None:
             who = "challenger" if self.challenger is None else "champion"
             return f"{self.metric}: expected {self.expected}, observed nothing ({who} metric not produced) -> {verdict}"
-        return (f"{self.metric}: expected {self.expected}, observed challenger {self.challenger:.4f} vs champion "
-                f"{self.champion:.4f} (improvement {self.change:+.4f}) -> {verdict}")
+        if self.min_relative is None:
+            return (f"{self.metric}: expected {self.expected}, observed challenger {self.challenger:.4f} vs champion "
+                    f"{self.champion:.4f} (improvement {self.change:+.4f}) -> {verdict}")
+        judged = (f"{_percent(self.relative)} relative ({self.challenger:.4g} vs {self.champion:.4g}), "
+                  f"needs >= {_percent(self.min_relative)}")
+        if self.min_delta is not None:
+            judged += f"; improvement {self.change:+.4g}, needs >= {self.min_delta:+g}"
+        better = "" if self.higher is None else f" ({'higher' if self.higher else 'lower'} is better)"
+        return f"{self.metric}: {judged}{better} -> {verdict}"
 
 
 @dataclass
@@ -227,12 +243,14 @@ def check_change(challenger: dict[str, float], champion: dict[str, float], rule:
     expected = " and ".join(bounds) + f" ({'higher' if higher else 'lower'} is better)"
     new, old = challenger.get(rule.metric), champion.get(rule.metric)
     if new is None or old is None:
-        return RuleCheck("change", rule.metric, expected, new, False, champion=old)
+        return RuleCheck("change", rule.metric, expected, new, False, champion=old, min_delta=rule.min_delta,
+                         min_relative=rule.min_relative_delta, higher=higher)
     change = (new - old) if higher else (old - new)
     relative = change / abs(old) if old else (0.0 if change == 0 else float("inf") if change > 0 else float("-inf"))
     passed = (rule.min_delta is None or change >= rule.min_delta) and (
         rule.min_relative_delta is None or relative >= rule.min_relative_delta)
-    return RuleCheck("change", rule.metric, expected, new, passed, champion=old, change=change)
+    return RuleCheck("change", rule.metric, expected, new, passed, champion=old, change=change, relative=relative,
+                     min_delta=rule.min_delta, min_relative=rule.min_relative_delta, higher=higher)
 
 
 def plan_promotion(aliases: dict[str, str], version: str) -> AliasPlan:
@@ -326,6 +344,53 @@ def decision_markdown(decision: Decision, model_name: str, version: str | None, 
     if drift_summary:
         lines += ["", "## Drift", "", "```", drift_summary, "```"]
     return "\n".join(lines) + "\n"
+
+
+def decision_description(decision: Decision, champion_version: str | None) -> str:
+    """Renders a decision as a registered version's description (plain text, at most 5000 characters).
+
+    Args:
+        decision: The gate's decision.
+        champion_version: The champion the challenger was compared with, or None.
+
+    Returns:
+        The outcome, the champion compared with, the reasons, and every
+        rule with its expected and observed values.
+    """
+    verdict = "promoted to @champion" if decision.promote else "not promoted"
+    lines = [f"Gate decision: {decision.outcome} ({verdict}); compared with champion "
+             f"{'v' + str(champion_version) if champion_version else '(none)'} on the same test rows."]
+    lines += [f"Reason: {r}" for r in decision.reasons]
+    lines += ["Rules (expected vs observed):"] if decision.checks else []
+    lines += [f"- {c.kind}: {c.line()}" for c in decision.checks]
+    text = "\n".join(lines)
+    return text if len(text) <= DESCRIPTION_LIMIT else text[:DESCRIPTION_LIMIT - 3] + "..."
+
+
+def state_of(decision: Decision, version: str | None) -> tuple[str, str]:
+    """Names a retraining's final Prefect state after its decision, with a one-line message.
+
+    Args:
+        decision: The decision after the champion recheck.
+        version: The challenger's version.
+
+    Returns:
+        `(name, message)`: `Promoted` (also a first champion), `Rejected`
+        with the first failed rule (or the last reason, e.g. the champion
+        moved meanwhile), or `Not gated`.
+    """
+    challenger = f"v{version}" if version else "the challenger"
+    if decision.promote:
+        return "Promoted", f"{decision.outcome}: {challenger} is now @champion"
+    if decision.outcome == "not-gated":
+        return "Not gated", f"not gated: {challenger} registered, nothing promoted (no gate rules configured)"
+    first = decision.violations[0].line() if decision.violations else (decision.reasons or ["rejected"])[-1]
+    return "Rejected", f"rejected {challenger}: {first}"
+
+
+def _percent(value: float | None) -> str:
+    """`0.012` -> `+1.2%`, `0.02` -> `+2%`, `-0.05` -> `-5%`."""
+    return "n/a" if value is None else f"{value * 100:+.3g}%"
 
 
 def _num(value: float | None) -> str:

@@ -9,13 +9,18 @@ MLflow store through an explicit `MlflowClient`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import unquote, urlparse
 
 from kerasflow import tracking
 from kerasflow.data.predictions import ModelReferenceError
@@ -114,15 +119,134 @@ def champion_version(client: Any, name: str) -> Any | None:
 
 
 def apply_plan(client: Any, name: str, plan: AliasPlan) -> None:
-    """Points and removes aliases of a registered model as planned."""
+    """Points and removes aliases of a registered model as planned (callers hold `alias_lock`)."""
     for alias, version in plan.set.items():
         client.set_registered_model_alias(name, alias, version)
     for alias in plan.delete:
         client.delete_registered_model_alias(name, alias)
 
 
+ALIAS_LOCK_TIMEOUT = 120.0
+
+
+class AliasLockTimeout(TimeoutError):
+    """Another process held a model's alias lock for longer than the timeout."""
+
+
+def alias_lock_path(client: Any, name: str) -> Path:
+    """Returns the lock file that serializes alias moves of one registered model.
+
+    For a SQLite or file store the lock sits beside the store
+    (`.kerasflow-locks/` next to `mlflow.db`, or inside the `mlruns`
+    folder), so every process that writes that store takes the same lock.
+    For a remote registry (an MLflow server, a database URI) the lock is in
+    the local temporary folder: it serializes the processes of this machine
+    only; MLflow has no conditional alias update, so processes on other
+    machines are left to the re-read under the lock (see `move_aliases`)
+    and to one retraining at a time (`concurrency_limit: 1` of the
+    deployment).
+    """
+    uri = str(getattr(client, "_registry_uri", None) or client.tracking_uri)
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite" and uri.startswith("sqlite:///") and ":memory:" not in uri:
+        folder = Path(unquote(uri.removeprefix("sqlite:///")).split("?")[0]).parent
+    elif parsed.scheme in ("", "file"):
+        folder = Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
+    else:
+        digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+        folder = Path(tempfile.gettempdir()) / f"kerasflow-locks-{digest}"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", name)[:80]
+    return folder / ".kerasflow-locks" / f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.lock"
+
+
+@contextlib.contextmanager
+def alias_lock(client: Any, name: str, timeout: float = ALIAS_LOCK_TIMEOUT) -> Iterator[Path]:
+    """Holds the exclusive lock on a registered model's aliases (`fcntl.flock` on `alias_lock_path`).
+
+    Args:
+        client: An `MlflowClient`.
+        name: Registered model name.
+        timeout: Seconds to wait for another holder.
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        AliasLockTimeout: The lock stayed held for `timeout` seconds.
+    """
+    path = alias_lock_path(client, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AliasLockTimeout(f"the aliases of {name!r} stayed locked for {timeout:.0f} s "
+                                           f"({path}); is another promotion stuck?") from None
+                time.sleep(0.05)
+        yield path
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def move_aliases(client: Any, name: str, plan_for: Any) -> tuple[dict[str, str], AliasPlan | None]:
+    """Plans and applies an alias move atomically: re-read, decide, set, all under `alias_lock`.
+
+    Args:
+        client: An `MlflowClient`.
+        name: Registered model name.
+        plan_for: `aliases -> AliasPlan | None`, called with the aliases
+            read under the lock (None: move nothing).
+
+    Returns:
+        `(aliases read under the lock, the plan applied or None)`.
+
+    Raises:
+        ModelReferenceError: No registered model of that name.
+    """
+    with alias_lock(client, name):
+        aliases = registered_aliases(client, name)
+        if aliases is None:
+            raise ModelReferenceError(f"no registered model named {name!r} in {client.tracking_uri}")
+        plan = plan_for(aliases)
+        if plan is not None:
+            apply_plan(client, name, plan)
+        return aliases, plan
+
+
+def promote_if_champion(client: Any, name: str, version: str, expected: str | None) -> tuple[AliasPlan | None, str | None]:
+    """Compare-and-set: makes `version` the champion only if `champion` still points at `expected`.
+
+    The check and the move happen under `alias_lock`, so two promotions
+    cannot both read the same champion and both move it (the second would
+    lose the first's `previous-champion`).
+
+    Args:
+        client: An `MlflowClient`.
+        name: Registered model name.
+        version: The new champion.
+        expected: The champion the gate compared with (None: there was none).
+
+    Returns:
+        `(plan applied or None, the champion found under the lock)`.
+    """
+    def plan_for(aliases: dict[str, str]) -> AliasPlan | None:
+        current = aliases.get(CHAMPION)
+        return plan_promotion(aliases, version) if str(current) == str(expected) else None
+
+    aliases, plan = move_aliases(client, name, plan_for)
+    return plan, aliases.get(CHAMPION)
+
+
 def promote(client: Any, name: str, version: str) -> AliasPlan:
     """Makes a version the champion; the replaced one becomes `previous-champion`.
+
+    The aliases are read and moved under `alias_lock`, so the recorded
+    `previous-champion` is the champion this move replaced.
 
     Returns:
         The alias moves made.
@@ -130,12 +254,9 @@ def promote(client: Any, name: str, version: str) -> AliasPlan:
     Raises:
         ModelReferenceError: The model or version does not exist.
     """
-    aliases = registered_aliases(client, name)
-    if aliases is None or _model_version(client, name, version) is None:
+    if registered_aliases(client, name) is None or _model_version(client, name, version) is None:
         raise ModelReferenceError(f"no version {version!r} of a registered model named {name!r}")
-    plan = plan_promotion(aliases, version)
-    apply_plan(client, name, plan)
-    return plan
+    return move_aliases(client, name, lambda aliases: plan_promotion(aliases, version))[1]
 
 
 def rollback(client: Any, name: str) -> AliasPlan:
@@ -148,11 +269,7 @@ def rollback(client: Any, name: str) -> AliasPlan:
         ModelReferenceError: No registered model of that name.
         PromotionError: No champion or no previous champion.
     """
-    aliases = registered_aliases(client, name)
-    if aliases is None:
-        raise ModelReferenceError(f"no registered model named {name!r} in {client.tracking_uri}")
-    plan = plan_rollback(aliases)
-    apply_plan(client, name, plan)
+    aliases, plan = move_aliases(client, name, plan_rollback)
     demoted = aliases[CHAMPION]
     client.set_model_version_tag(name, demoted, "kerasflow.decision", "rolled-back")
     client.set_model_version_tag(name, demoted, "kerasflow.rolled_back_to", plan.set[CHAMPION])

@@ -9,6 +9,7 @@ never part of a fold. Plain functions: no Prefect, no MLflow.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,7 +118,7 @@ def fold_features(config: PipelineConfig, frame: pd.DataFrame, train_rows: list[
 
 def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[list[int], list[int]], fold: int,
                features: FeatureSpec, labels: LabelSpec, *, hyperparameters: dict[str, Any] | None = None,
-               on_epoch: EpochHook | None = None) -> FoldResult:
+               on_epoch: EpochHook | None = None, checkpoint: str | Path | None = None) -> FoldResult:
     """Trains and scores the model of one fold.
 
     The seed is set from `training.seed` before building, so a fold gives
@@ -132,6 +133,8 @@ def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[lis
         labels: Label spec.
         hyperparameters: Fixed values of searched parameters. Default none.
         on_epoch: Per-epoch hook. Default none.
+        checkpoint: Persistent folder of per-epoch checkpoints; an
+            interrupted fold resumes from it. Default none.
 
     Returns:
         The `FoldResult`.
@@ -143,7 +146,8 @@ def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[lis
     set_seed(config.training.seed)
     model = build_model(fixed_hyperparameters(hyperparameters),
                         model_spec(config, spec, labels, search_space_of(hyperparameters)))
-    result = fit_model(model, train.x, train.y, config.training, validation=(val.x, val.y), on_epoch=on_epoch)
+    result = fit_model(model, train.x, train.y, config.training, validation=(val.x, val.y), on_epoch=on_epoch,
+                       checkpoint=checkpoint)
     evaluation, predictions = evaluate_model(model, val.x, val.raw_y, labels, val.y)
     if isinstance(labels, LabelSpec):  # a multi-output model's predictions carry `<output>.actual` already
         predictions.insert(0, "actual", val.raw_y.to_numpy())

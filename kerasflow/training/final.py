@@ -81,7 +81,7 @@ def model_spec(config: PipelineConfig, features: FeatureSpec, labels: LabelSpec,
 def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
                     labels_path: str, model_path: str | Path, *, hyperparameters: dict[str, Any] | None = None,
                     refit: str = "train", epochs: int | None = None,
-                    on_epoch: EpochHook | None = None) -> TrainingResult:
+                    on_epoch: EpochHook | None = None, checkpoint: str | Path | None = None) -> TrainingResult:
     """Builds, trains and saves the final model.
 
     Args:
@@ -97,6 +97,9 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
             without validation, for `epochs` epochs.
         epochs: Epoch count for `train+val`. Default `training.epochs`.
         on_epoch: Per-epoch hook. Default none.
+        checkpoint: Persistent folder of per-epoch checkpoints; an
+            interrupted fit with the same folder resumes (see
+            `kerasflow.training.resume`). Default none.
 
     Returns:
         The `TrainingResult`.
@@ -108,14 +111,14 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
     model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
                                                                           search_space_of(hyperparameters)))
     result = fit_on_split(model, frame, split, features, labels, config.training, refit=refit, epochs=epochs,
-                          on_epoch=on_epoch)
+                          on_epoch=on_epoch, checkpoint=checkpoint)
     model.save(model_path)
     return result
 
 
 def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: FeatureSpec, labels: LabelSpec,
                  training: TrainingConfig, *, refit: str = "train", epochs: int | None = None,
-                 on_epoch: EpochHook | None = None) -> TrainingResult:
+                 on_epoch: EpochHook | None = None, checkpoint: str | Path | None = None) -> TrainingResult:
     """Fits a compiled model on a split's rows, with validation or on all non-test rows.
 
     Args:
@@ -130,16 +133,19 @@ def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: Featur
             rows) fits on all non-test rows without early stopping.
         epochs: Epoch count for `train+val`. Default `training.epochs`.
         on_epoch: Per-epoch hook. Default none.
+        checkpoint: Persistent folder of per-epoch checkpoints. Default none.
 
     Returns:
         The `TrainingResult`.
     """
     if refit == "train+val" or not split.val:
         train = make_partition(frame, sorted(split.train + split.val), features, labels)
-        return fit_model(model, train.x, train.y, without_early_stopping(training), epochs=epochs, on_epoch=on_epoch)
+        return fit_model(model, train.x, train.y, without_early_stopping(training), epochs=epochs, on_epoch=on_epoch,
+                         checkpoint=checkpoint)
     train = make_partition(frame, split.train, features, labels)
     val = make_partition(frame, split.val, features, labels)
-    return fit_model(model, train.x, train.y, training, validation=(val.x, val.y), on_epoch=on_epoch)
+    return fit_model(model, train.x, train.y, training, validation=(val.x, val.y), on_epoch=on_epoch,
+                     checkpoint=checkpoint)
 
 
 def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str, features_path: str,

@@ -12,6 +12,7 @@ import numpy as np
 from kerasflow.features.tabular import as_model_inputs
 from kerasflow.schemas.config import TrainingConfig
 from kerasflow.training.plots import pyplot, save_figure
+from kerasflow.training.resume import resume_callback
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -100,6 +101,7 @@ def fit_model(
     validation: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
     epochs: int | None = None,
     on_epoch: EpochHook | None = None,
+    checkpoint: str | Path | None = None,
 ) -> TrainingResult:
     """Trains a compiled model.
 
@@ -111,18 +113,26 @@ def fit_model(
         validation: `(x_val, y_val)`, or None to train without.
         epochs: Overrides `cfg.epochs` (e.g. a refit for the best epoch count).
         on_epoch: Per-epoch hook. Default none.
+        checkpoint: A persistent folder to checkpoint every epoch into (see
+            `kerasflow.training.resume`); a fit whose folder holds a
+            checkpoint continues at its last completed epoch, and the
+            history covers every epoch. Default none.
 
     Returns:
         A `TrainingResult`.
     """
     callbacks = build_callbacks(cfg, on_epoch, has_val=validation is not None)
+    resume = None
+    if checkpoint is not None:
+        resume = resume_callback(checkpoint, list(callbacks))
+        callbacks.append(resume)  # last: saves once the others have run, restores their counters
     if validation is not None:
         validation = (as_model_inputs(validation[0]), validation[1])
     history = model.fit(
         as_model_inputs(x_train), y_train, validation_data=validation, epochs=epochs or cfg.epochs,
         batch_size=cfg.batch_size, callbacks=callbacks, verbose=0, shuffle=True,
     ).history
-    history = {k: [float(v) for v in vals] for k, vals in history.items()}
+    history = {k: [float(v) for v in vals] for k, vals in (resume.history if resume else history).items()}
     monitor = _monitor(cfg.early_stopping.monitor, validation is not None)
     return TrainingResult(history=history, epochs_run=len(next(iter(history.values()), [])),
                           best_epoch=best_epoch(history, monitor))

@@ -1,0 +1,226 @@
+"""Training that survives a kill: per-epoch checkpoints in a persistent state folder.
+
+A fit given a checkpoint folder saves its weights, optimizer state, history
+and callback counters after every epoch (`keras.callbacks.BackupAndRestore`
+plus `ResumeState`); the same fit started again after a kill continues at
+the last completed epoch. A finished k-fold fold keeps its result there, so
+a rerun reuses it. Folders live under `<state>/checkpoints/<pipeline>/<key>/`,
+where `<state>` is `$KERASFLOW_HOME/.kerasflow` (the folder `kerasflow serve`
+uses) or `./.kerasflow`, and `<key>` hashes the data fingerprint and the
+config hash. Plain functions: no Prefect, no MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kerasflow.data.load import fingerprint_frame
+
+BACKUP = "backup"  # BackupAndRestore's own folder inside a checkpoint
+OWNER_FILE = "owner.json"
+STATE_FILE = "state.json"
+BEST_WEIGHTS = "best_weights.npz"
+FOLD_RESULT = "fold_result.json"
+_COUNTERS = ("wait", "best", "best_epoch", "cooldown_counter", "stopped_epoch")
+
+
+def state_home() -> Path:
+    """Returns the project's state folder: `$KERASFLOW_HOME/.kerasflow`, else `./.kerasflow`."""
+    home = os.environ.get("KERASFLOW_HOME")
+    return (Path(home).expanduser() if home else Path.cwd()).resolve() / ".kerasflow"
+
+
+def digest(payload: Any) -> str:
+    """Returns a short sha256 of a JSON-serializable value (keys sorted)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def checkpoint_root(pipeline: str, data_digest: str, config_hash: str) -> Path:
+    """Returns the folder of one pipeline's checkpoints for this data and config.
+
+    Args:
+        pipeline: The pipeline name.
+        data_digest: Fingerprint of the raw data.
+        config_hash: `PipelineConfig.fingerprint()`.
+
+    Returns:
+        `<state>/checkpoints/<pipeline>/<key>`.
+    """
+    return state_home() / "checkpoints" / pipeline / digest({"data": data_digest, "config": config_hash})
+
+
+def final_checkpoint(root: Path, hyperparameters: dict[str, Any] | None, refit: str, epochs: int | None) -> Path:
+    """Returns the checkpoint folder of the final fit under `root` (one per hyperparameters and refit)."""
+    return root / f"final-{digest({'hp': hyperparameters or {}, 'refit': refit, 'epochs': epochs})}"
+
+
+def fold_checkpoint(root: Path, fold: int, hyperparameters: dict[str, Any] | None) -> Path:
+    """Returns the checkpoint folder of one k-fold fold under `root`."""
+    return root / f"fold-{fold}-{digest({'hp': hyperparameters or {}})}"
+
+
+@dataclass
+class ResumePoint:
+    """Where an interrupted fit stopped.
+
+    Args:
+        run_id: The tracking run that wrote the checkpoint.
+        epoch: Epochs completed (the next fit starts at this 0-based epoch).
+    """
+
+    run_id: str
+    epoch: int
+
+
+def completed_epochs(folder: str | Path) -> int:
+    """Returns the epochs a checkpoint folder has completed, 0 if none."""
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        path = Path(folder) / BACKUP / name
+        try:
+            return int(json.loads(path.read_text())["epoch"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return 0
+
+
+def claim(folder: str | Path, run_id: str) -> ResumePoint | None:
+    """Makes `run_id` the writer of a checkpoint folder and returns where the previous writer stopped.
+
+    Args:
+        folder: The checkpoint folder (created if missing).
+        run_id: The run that trains now.
+
+    Returns:
+        The previous run and its completed epochs, or None when there is
+        nothing to resume (no checkpoint, or not one completed epoch).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    owner = folder / OWNER_FILE
+    previous = None
+    if owner.is_file():
+        try:
+            previous = json.loads(owner.read_text()).get("run_id")
+        except (OSError, ValueError):
+            previous = None
+    epoch = completed_epochs(folder)
+    write_json(owner, {"run_id": run_id})
+    return ResumePoint(run_id=str(previous or ""), epoch=epoch) if epoch > 0 else None
+
+
+def clear(folder: str | Path) -> None:
+    """Deletes a checkpoint folder, and its pipeline folder once empty."""
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in (folder.parent, folder.parent.parent):
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes JSON atomically (a kill leaves the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, default=_plain_json))
+    os.replace(tmp, path)
+
+
+def save_fold_result(folder: str | Path, result: dict[str, Any], run_id: str) -> None:
+    """Persists a finished fold's result (best epoch, scores, predictions) for reuse by a rerun."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / FOLD_RESULT, {"run_id": run_id, "result": result})
+    shutil.rmtree(folder / BACKUP, ignore_errors=True)
+
+
+def load_fold_result(folder: str | Path) -> tuple[dict[str, Any], str] | None:
+    """Returns `(result, run_id)` of a fold finished by an earlier run, or None."""
+    try:
+        saved = json.loads((Path(folder) / FOLD_RESULT).read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["result"], str(saved.get("run_id", ""))
+
+
+def resume_callback(folder: str | Path, callbacks: list[Any]) -> Any:
+    """Returns a `ResumeState` callback checkpointing into `folder`; see `ResumeState`."""
+    import keras  # deferred: keeps TensorFlow off import paths that never fit
+
+    class ResumeState(keras.callbacks.BackupAndRestore):
+        """`BackupAndRestore` that also restores the history and the counters of `callbacks`.
+
+        Put it after the other callbacks: on train begin it restores their
+        counters (early stopping's patience and best value, learning-rate
+        reduction's wait) after they reset themselves; on epoch end it saves
+        once they have run.
+        """
+
+        def __init__(self) -> None:
+            super().__init__(str(Path(folder) / BACKUP), save_freq="epoch", double_checkpoint=True,
+                             delete_checkpoint=False)
+            self.state_path = Path(folder) / STATE_FILE
+            self.best_path = Path(folder) / BEST_WEIGHTS
+            self.others = [c for c in callbacks if c is not self]
+            self.history: dict[str, list[float]] = {}
+            self.initial_epoch = 0
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            super().on_train_begin(logs)
+            self.initial_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+            if not self.initial_epoch or not self.state_path.is_file():
+                return
+            state = json.loads(self.state_path.read_text())
+            self.history = {k: [float(v) for v in vals[:self.initial_epoch]] for k, vals in state["history"].items()}
+            for callback, counters in zip(self.others, state.get("callbacks", [])):
+                for name, value in counters.items():
+                    setattr(callback, name, value)
+                if getattr(callback, "restore_best_weights", False) and self.best_path.is_file():
+                    with np.load(self.best_path) as saved:
+                        callback.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            for name, value in (logs or {}).items():
+                self.history.setdefault(name, []).append(float(value))
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            counters = [{name: _plain(getattr(c, name)) for name in _COUNTERS if hasattr(c, name)}
+                        for c in self.others]
+            for callback in self.others:
+                if getattr(callback, "restore_best_weights", False) and callback.best_epoch == epoch \
+                        and callback.best_weights is not None:
+                    tmp = self.best_path.with_name("best_weights.tmp.npz")
+                    np.savez(tmp, *callback.best_weights)
+                    os.replace(tmp, self.best_path)
+            write_json(self.state_path, {"epoch": epoch + 1, "history": self.history, "callbacks": counters})
+            super().on_epoch_end(epoch, logs)
+
+    return ResumeState()
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return float(value) if value is not None and not isinstance(value, int) else value
+    except (TypeError, ValueError):
+        return None
+
+
+def pipeline_checkpoints(pipeline: str, config_hash: str, raw_path: str | Path) -> Path:
+    """Returns `checkpoint_root` for the raw rows of a run (Parquet) and its config hash."""
+    return checkpoint_root(pipeline, fingerprint_frame(pd.read_parquet(raw_path)), config_hash)
