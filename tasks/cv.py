@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
@@ -18,6 +18,7 @@ from kerasflow.data.split import Split
 from kerasflow.features.tabular import FeatureSpec, LabelSpec
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.train import announce_resume
 from kerasflow.tracking import Tracker
 from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
@@ -70,7 +71,7 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
         saved = load_fold_result(checkpoint)
         if saved is not None:
             result = FoldResult(**saved[0])
-            get_run_logger().info(f"{name} reused from the interrupted run {saved[1]}".rstrip())
+            step_logger().info(f"{name} reused from the interrupted run {saved[1]}".rstrip())
             child.tags({"kerasflow.reused_from": saved[1]})
         else:
             announce_resume(child, claim(checkpoint, child.run_id), config.training.epochs, f"{name} ")

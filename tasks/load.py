@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.contract import (
@@ -25,7 +25,7 @@ from kerasflow.data.images import (
 )
 from kerasflow.data.load import fingerprint_frame, resolve_source
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.policies import transient
+from kerasflow.tasks.policies import step_logger, transient
 from kerasflow.tracking import Tracker
 
 
@@ -71,7 +71,7 @@ def log_contract(tracker: Tracker, report: ContractReport) -> None:
     tracker.json(report.as_dict(), "contract/report.json")
     tracker.text(report.summary(), "contract/report.txt")
     tracker.metrics({"errors": len(report.errors), "warnings": len(report.warnings)}, prefix="contract.")
-    logger = get_run_logger()
+    logger = step_logger()
     for finding in report.warnings:
         logger.warning(str(finding))
 

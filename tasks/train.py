@@ -6,12 +6,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.training.final import fit_final_model
 from kerasflow.training.finetune import fine_tune_saved_model
@@ -80,7 +81,7 @@ def announce_resume(tracker: Tracker, point: ResumePoint | None, total: int, wha
     """
     if point is None:
         return
-    get_run_logger().info(f"{what}resumed at epoch {point.epoch} of {total}"
+    step_logger().info(f"{what}resumed at epoch {point.epoch} of {total}"
                           + (f" (checkpoint of run {point.run_id})" if point.run_id else ""))
     tracker.tags({"kerasflow.resumed_from": point.run_id, "kerasflow.resumed_epoch": point.epoch})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.images import (
@@ -21,6 +21,7 @@ from kerasflow.data.validate import load_suite, require_valid, validate_file
 from kerasflow.quiet import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.load import sidecar_path
+from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import check_base_reference
 
@@ -113,7 +114,7 @@ def _log_report(tracker: Tracker, report: ImageReport) -> None:
     if "test" in stats:
         metrics["test_images"] = stats["test"]["images"]
     tracker.metrics(metrics, prefix="images.")
-    logger = get_run_logger()
+    logger = step_logger()
     for notice in report.notices():
         logger.warning(notice)
 

@@ -88,7 +88,7 @@ def _cli(*args: str, env_uri: str) -> subprocess.CompletedProcess:
 def test_data_breaking_its_suite_stops_the_run(tmp_path: Path, iris_run: dict, mlflow_store: str) -> None:
     frame = load_frame("iris")
     frame.loc[0, "sepal_length_cm"] = 99.0
-    frame.loc[1, "target"] = "daisy"
+    frame.loc[[1, 2, 3], "target"] = "daisy"  # three rows: enough for the split, so the suite is what refuses them
     frame.to_csv(tmp_path / "iris_bad.csv", index=False)
     config = yaml.safe_load((ROOT / "configs/iris.yaml").read_text())
     config["data"]["source"] = str(tmp_path / "iris_bad.csv")
