@@ -8,6 +8,7 @@ of `kerasflow --help` and of the commands that do not need them.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -182,20 +183,31 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> 
 
 @app.command()
 def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[str], typer.Option(
-        help="Data file or glob (newest match) overriding data.source.")] = None) -> None:
+        help="Data file or glob (newest match) overriding data.source.")] = None,
+        force: Annotated[bool, typer.Option(
+            help="Retrain even when the data, config and code equal those of the champion's training run.")] = False,
+        ) -> None:
     """Retrain on the newest data; promote the challenger to @champion only if it passes the gate."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "retrain")
     server = _warm(cfg)
     from kerasflow.flows.retrain import retrain_flow
 
-    result = _run_flow(lambda: retrain_flow(str(config), overrides, source), server, "retrain")
-    typer.echo(f"\nmodel {cfg.model_name}: challenger v{result['version']} vs champion "
-               f"{'v' + result['compared_with'] if result['compared_with'] else '(none)'}")
-    typer.echo(f"drift:    {result['drift']['summary'].splitlines()[0]}")
+    result = _run_flow(lambda: retrain_flow(str(config), overrides, source, force=force), server, "retrain")
+    _print_retrain(result, cfg)
+
+
+def _print_retrain(result: dict[str, Any], cfg: Any) -> None:
     where = f"v{result['champion']}" if result["champion"] else "none yet"
-    typer.echo(f"decision: {result['outcome']} ({'promoted' if result['promoted'] else 'not promoted'}); "
-               f"@champion is {where}")
+    if result["outcome"] == "skipped":
+        typer.echo(f"\nmodel {cfg.model_name}: nothing changed since champion v{result['compared_with']}")
+        typer.echo(f"decision: skipped (no new data); @champion is {where}, nothing registered")
+    else:
+        typer.echo(f"\nmodel {cfg.model_name}: challenger v{result['version']} vs champion "
+                   f"{'v' + result['compared_with'] if result['compared_with'] else '(none)'}")
+        typer.echo(f"drift:    {result['drift']['summary'].splitlines()[0]}")
+        typer.echo(f"decision: {result['outcome']} ({'promoted' if result['promoted'] else 'not promoted'}); "
+                   f"@champion is {where}")
     for reason in result["reasons"]:
         typer.echo(f"  {reason}")
     typer.echo(f"MLflow run: {result['run_id']}")
@@ -213,6 +225,7 @@ def predict(
     from kerasflow.errors import BadInputError, describe
     from kerasflow.tracking.registry import resolve_model
 
+    _require_store(None)
     try:  # a wrong name or alias fails here, before any flow starts
         resolve_model(tracking.configure(), model_uri)
     except BadInputError as exc:
@@ -237,6 +250,7 @@ def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
     from kerasflow.errors import BadInputError, describe
     from kerasflow.tracking.registry import promote as promote_version
 
+    _require_store(None)
     try:
         plan = promote_version(tracking.configure(), name, version)
     except BadInputError as exc:
@@ -253,6 +267,7 @@ def rollback(name: Annotated[str, typer.Argument(help="Registered model name.")]
     from kerasflow.errors import BadInputError, describe
     from kerasflow.tracking.registry import rollback as rollback_champion
 
+    _require_store(None)
     try:
         plan = rollback_champion(tracking.configure(), name)
     except BadInputError as exc:
@@ -270,8 +285,6 @@ def serve(
     pool: Annotated[str, typer.Option(help="Process work pool name.")] = "kerasflow-process",
 ) -> None:
     """Use or start the shared Prefect server; start work pool, deployments, worker and MLflow UI; Ctrl-C stops them."""
-    import signal
-
     from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file
 
     silence()
@@ -311,15 +324,45 @@ def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
 
 
+_signal_received: int | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding like Ctrl-C (outside a flow; inside one, Prefect raises its `TerminationSignal`)."""
+
+    signal = int(signal.SIGTERM)
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    global _signal_received
+    _signal_received = signum
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _install_signal_handlers() -> None:
+    """SIGINT and SIGTERM unwind the command (closing its runs); it then exits 128 + the signal number.
+
+    Inside a flow Prefect replaces the SIGTERM handler with its own, which
+    raises `TerminationSignal` and marks the flow run Crashed; `_run_flow`
+    handles both.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, _on_signal)
+        except ValueError:  # not the main thread
+            return
+
+
 def main() -> None:
     """Console-script entry point."""
     import atexit
 
     atexit.register(_skip_teardown)  # registered first, so it runs last
+    _install_signal_handlers()
     try:
         app()
-    except SystemExit as exc:
-        _exit(exc.code)
+    except SystemExit as exc:  # click turns an unhandled KeyboardInterrupt into "Aborted!" and status 1
+        _exit(128 + _signal_received if _signal_received and exc.code == 1 else exc.code)
     _exit(0)
 
 
@@ -355,15 +398,44 @@ def _skip_teardown() -> None:
 
 
 def _preflight(config: Path, overrides: list[str], kind: str) -> Any:
-    """Validates the config before any work; a bad one is recorded as a FAILED run."""
+    """Validates the config, then checks its tracking store answers, before any work.
+
+    A bad config is recorded as a FAILED run; a store that does not answer
+    stops the command (exit 1) before any server starts.
+    """
     silence()
     from kerasflow.schemas.config import ConfigError, load_config, read_raw_config
 
     try:
-        return load_config(config, overrides)
+        cfg = load_config(config, overrides)
     except ConfigError as exc:
         _record_bad_config(config, kind, exc, read_raw_config)
         _fail(str(exc), EXIT_BAD_INPUT)
+    _require_store(cfg.registry.tracking_uri)
+    return cfg
+
+
+_store_uri: str | None = None  # the tracking store of this command, once checked
+
+
+def _require_store(configured: str | None) -> str:
+    """Stops the command (exit 1, one paragraph) unless its tracking store answers; returns its URI."""
+    global _store_uri
+    from kerasflow.quiet import tracking_budget
+    from kerasflow.runtime.stores import StoreUnreachable, check_store
+    from kerasflow.tracking import tracking_uri
+
+    try:
+        tracking_budget()
+    except ValueError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    uri = tracking_uri(configured)
+    try:
+        check_store(uri)
+    except StoreUnreachable as exc:
+        _fail(str(exc), EXIT_FAILED)
+    _store_uri = uri
+    return uri
 
 
 def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -> None:
@@ -397,11 +469,14 @@ def _warm(cfg: Any, heavy: bool = True) -> Any:
 
 
 def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
+    from prefect.exceptions import TerminationSignal
+
+    from kerasflow import tracking
     from kerasflow.errors import BadInputError, describe
     from kerasflow.quiet import hide_tracebacks_for
     from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
 
-    hide_tracebacks_for((BadInputError,))
+    hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal), when=tracking.unreachable)
     try:
         with prefect_api(server):
             if server is not None and server.started and server.shared:
@@ -412,10 +487,57 @@ def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
         _fail(str(exc), EXIT_FAILED)
     except BadInputError as exc:
         _fail(describe(exc), EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        signum = getattr(exc, "signal", None) or _signal_received or (
+            signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
+        typer.echo(f"error: {kind} stopped by {name}: the MLflow run and its nested runs are marked KILLED, "
+                   f"the Prefect flow run Crashed", err=True)
+        _hard_exit(128 + int(signum))
     except Exception as exc:
+        if tracking.unreachable(exc):
+            typer.echo(f"error: {_outage_message(kind, exc, tracking.undelivered_epochs())}", err=True)
+            _hard_exit(EXIT_FAILED)
         _fail(f"{kind} failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _outage_message(kind: str, exc: BaseException, lost: int) -> str:
+    from kerasflow.quiet import BUDGET_ENV, tracking_budget
+    from kerasflow.tracking import tracking_uri
+
+    uri = _store_uri or tracking_uri()
+    text = str(exc)
+    reasons = [r for r in ("Connection refused", "timed out", "Name or service not known", "Connection reset",
+                           "Remote end closed connection") if r.lower() in text.lower()]
+    cause = f"last error: {reasons[0].lower()}" if reasons else (text.splitlines()[0][:200] if text else
+                                                                 type(exc).__name__)
+    lost_text = (f" {lost} epoch(s) of metrics queued for logging were not delivered and are lost." if lost
+                 else "")
+    return (f"{kind} stopped: the MLflow tracking store {uri} stopped answering and MLflow's retries "
+            f"({tracking_budget()} s, {BUDGET_ENV}) ran out ({cause}).{lost_text} The MLflow run stays RUNNING "
+            f"in that store until the next pipeline run on this host marks it FAILED; the Prefect flow run is "
+            f"Failed. Check that `mlflow server` is running at {uri}, and MLFLOW_TRACKING_URI or "
+            f"registry.tracking_uri in the config.")
+
+
+def _hard_exit(code: int) -> None:
+    """Exits now, without waiting for worker threads or MLflow's queued async logging.
+
+    After an interrupt or a store outage, training may go on in a worker
+    thread and MLflow's exit handler would retry every queued batch against
+    a store that is gone; the runs are already closed (or reported), so the
+    process ends here after flushing its output and logs (at most 5 s).
+    """
+    import logging
+    import os
+    import threading
+
+    flusher = threading.Thread(target=logging.shutdown, daemon=True)
+    flusher.start()
+    flusher.join(timeout=5)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _print_result(result: dict[str, Any], cfg: Any, server: Any = None) -> None:

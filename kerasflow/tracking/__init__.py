@@ -9,20 +9,31 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import traceback
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from kerasflow.quiet import silence
+from kerasflow.quiet import silence, tracking_budget
 
 DEFAULT_STORE = Path("mlruns")
 RUN_KIND_TAG = "kerasflow.kind"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow shows runs with this tag nested under their parent
+PID_TAG, HOST_TAG, STARTED_TAG = "kerasflow.pid", "kerasflow.host", "kerasflow.started"  # who runs it (orphan sweep)
+NOTE_TAG = "kerasflow.note"
+
+log = logging.getLogger(__name__)
+
+
+class TrackingUnavailable(Exception):
+    """The tracking store stopped answering during a run, after MLflow's bounded retries."""
 
 
 @dataclass
@@ -121,16 +132,170 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iter
     run_id = run.info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
     try:
+        sweep_orphans(client, experiment_id, run_id)
         log_config(client, run_id, config)
         yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
                           uri=tracking_uri(config.registry.tracking_uri))
     except BaseException as exc:
-        fail_run(client, run_id, exc)
+        end_failed_run(client, run_id, exc)
         raise
     else:
         client.set_terminated(run_id, "FINISHED")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def end_failed_run(client: Any, run_id: str, exc: BaseException) -> None:
+    """Closes a run that an exception ended: FAILED for an error, KILLED for an interrupt.
+
+    An interrupt (Ctrl-C, SIGTERM: any exception that is not an
+    `Exception`) also marks the run's nested runs still RUNNING as KILLED,
+    since they may live in worker threads that never see it. A tracking
+    store that stopped answering is left alone: the run stays RUNNING there,
+    and the next pipeline run on this host marks it FAILED (`sweep_orphans`).
+    """
+    if unreachable(exc):
+        return
+    if isinstance(exc, Exception):
+        fail_run(client, run_id, exc)
+        return
+    try:
+        for child in client.search_runs([client.get_run(run_id).info.experiment_id],
+                                        f"attributes.status = 'RUNNING' and tags.`{PARENT_TAG}` = '{run_id}'",
+                                        max_results=1000):
+            kill_run(client, child.info.run_id, exc)
+    finally:
+        kill_run(client, run_id, exc)
+
+
+def kill_run(client: Any, run_id: str, exc: BaseException) -> None:
+    """Marks a run KILLED, noting what stopped it (an interrupt or a termination signal)."""
+    signum = getattr(exc, "signal", None)  # Prefect's TerminationSignal, the CLI's SIGTERM
+    if isinstance(signum, int):
+        import signal
+
+        what = f"stopped by {signal.Signals(signum).name}"
+    elif isinstance(exc, KeyboardInterrupt):
+        what = "interrupted (SIGINT, Ctrl-C)"
+    else:
+        what = f"stopped by {type(exc).__name__}"
+    note = f"{what} in process {os.getpid()} on host {socket.gethostname()}"
+    client.set_tag(run_id, NOTE_TAG, note)
+    client.set_terminated(run_id, "KILLED")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether an exception (or one it was raised from) says the tracking store did not answer.
+
+    MLflow raises an `MlflowException` "API request to ... failed with
+    exception ..." once its HTTP retries are spent; under it lies a
+    `requests` connection error or timeout.
+    """
+    import requests
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (TrackingUnavailable, requests.ConnectionError, requests.Timeout)):
+            return True
+        text = str(exc)
+        if "API request to" in text and ("Max retries exceeded" in text or "timed out" in text.lower()
+                                          or "Connection" in text):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def process_identity(pid: int | None = None) -> dict[str, str]:
+    """The tags that name a process: pid, host and start time (see `sweep_orphans`)."""
+    pid = os.getpid() if pid is None else pid
+    tags = {PID_TAG: str(pid), HOST_TAG: socket.gethostname()}
+    started = _process_started(pid)
+    if started:
+        tags[STARTED_TAG] = started
+    return tags
+
+
+def _process_started(pid: int) -> str | None:
+    """When a process started, as a string that differs between two processes that had the same pid.
+
+    On Linux: the boot id and the start time in clock ticks since boot
+    (`/proc/<pid>/stat`, field 22); elsewhere psutil's create time, if
+    psutil is installed; else None (then only the pid is compared).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return f"{psutil.Process(pid).create_time():.3f}"
+    except Exception:  # psutil missing, or no such process
+        return None
+
+
+def _process_gone(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    except OSError:
+        return False
+    return bool(started) and _process_started(pid) != started  # the pid now belongs to another process
+
+
+def _mark_orphan(client: Any, experiment_id: str, run_id: str, note: str) -> list[str]:
+    """Marks an orphaned run FAILED with `note`, and its nested runs still RUNNING (trials may carry no pid)."""
+    marked = [run_id]
+    for child in client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.`{PARENT_TAG}` = "
+                                    f"'{run_id}'", max_results=1000):
+        marked.append(child.info.run_id)
+    for orphan in marked:
+        client.set_tag(orphan, NOTE_TAG, note)
+        client.set_tag(orphan, "mlflow.note.content", note)
+        client.set_terminated(orphan, "FAILED")
+    return marked
+
+
+def sweep_orphans(client: Any, experiment_id: str, current_run_id: str) -> list[str]:
+    """Marks FAILED the runs of this experiment left RUNNING by a process of this host that is gone.
+
+    A process killed with SIGKILL (or by the OOM killer, or a power cut)
+    cannot close its runs. Every kerasflow run records its process's pid,
+    host and start time; a RUNNING run whose process no longer exists on
+    this host (or whose pid now belongs to a later process) is marked
+    FAILED, with a note saying so, and so are its nested runs still
+    RUNNING. Runs of other hosts are left alone.
+
+    Args:
+        client: An `MlflowClient`.
+        experiment_id: The experiment to sweep.
+        current_run_id: The run doing the sweep, named in the note.
+
+    Returns:
+        The ids of the runs marked FAILED.
+    """
+    host = socket.gethostname()
+    query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    swept = []
+    for found in client.search_runs([experiment_id], query, max_results=1000):
+        tags = found.data.tags
+        try:
+            pid = int(tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if found.info.run_id in (current_run_id, *swept) or not _process_gone(pid, tags.get(STARTED_TAG)):
+            continue
+        note = f"process {pid} on host {host} is gone; marked FAILED by run {current_run_id}"
+        swept += _mark_orphan(client, experiment_id, found.info.run_id, note)
+    if swept:
+        log.warning("marked %d orphaned run(s) FAILED: %s", len(swept), ", ".join(swept))
+    return swept
 
 
 def fail_run(client: Any, run_id: str, exc: BaseException) -> None:
@@ -163,7 +328,7 @@ def record_failed_run(experiment: str, kind: str, error: BaseException, attachme
     """
     client = configure(tracking)
     run = client.create_run(ensure_experiment(client, experiment), run_name=f"{kind}-{experiment}",
-                            tags={RUN_KIND_TAG: kind, **_git_tags()})
+                            tags={RUN_KIND_TAG: kind, **process_identity(), **_git_tags()})
     for path, text in (attachments or {}).items():
         client.log_text(run.info.run_id, text, path)
     fail_run(client, run.info.run_id, error)
@@ -220,6 +385,11 @@ class EpochLogger:
     training loop; this queues it on MLflow's async logger instead. Call
     `wait()` before the run moves on.
 
+    A queued epoch that could not be written (the store went away and
+    MLflow's bounded retries ran out) stops training at the next epoch with
+    `TrackingUnavailable`; `undelivered()` counts what was queued but never
+    confirmed.
+
     Args:
         client: An `MlflowClient`.
         run_id: The run to log into.
@@ -229,24 +399,81 @@ class EpochLogger:
     def __init__(self, client: Any, run_id: str, prefix: str):
         self.client, self.run_id, self.prefix = client, run_id, prefix
         self.pending: list[Any] = []
+        _epoch_loggers.add(self)
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        self._check()
         self.pending += log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
 
+    def _check(self) -> None:
+        """Raises the first failure of an epoch already sent; forgets the epochs written."""
+        still = []
+        for op in self.pending:
+            futures = getattr(op, "_operation_futures", [])
+            for future in futures:
+                if future.done() and future.exception() is not None:
+                    raise _async_failure(self.run_id, future.exception())
+            if not all(future.done() for future in futures):
+                still.append(op)
+        self.pending = still
+
+    def undelivered(self) -> int:
+        """The number of queued epochs not confirmed written."""
+        return sum(1 for op in self.pending for future in getattr(op, "_operation_futures", [])
+                   if not future.done() or future.exception() is not None)
+
     def wait(self) -> None:
-        """Blocks until every queued epoch is written.
+        """Blocks until every queued epoch is written, for at most the tracking budget.
 
         Flushes MLflow's async queue first: it batches for up to
         `MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS` (1 s, see `quiet.py`), which
-        the end of training need not wait out.
-        """
-        if self.pending:
-            import mlflow
+        the end of training need not wait out. The flush runs in a daemon
+        thread: with the store down, MLflow would retry every queued batch in
+        turn, for many times the budget.
 
-            mlflow.flush_async_logging()
+        Raises:
+            TrackingUnavailable: An epoch could not be written because the
+                store did not answer, or was not confirmed within the budget.
+        """
+        if not self.pending:
+            return
+        import threading
+        import time
+
+        import mlflow
+
+        deadline = time.monotonic() + tracking_budget() + 5
+        flusher = threading.Thread(target=mlflow.flush_async_logging, name="kerasflow-flush", daemon=True)
+        flusher.start()
+        flusher.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._check()
         for op in self.pending:
-            op.wait()
+            for future in getattr(op, "_operation_futures", []):
+                try:
+                    future.result(timeout=max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    raise TrackingUnavailable(
+                        f"{self.undelivered()} epoch(s) of metrics of run {self.run_id} were not confirmed written "
+                        f"within {tracking_budget()} s") from None
+                except Exception as exc:
+                    raise _async_failure(self.run_id, exc) from exc
         self.pending.clear()
+
+
+_epoch_loggers: "weakref.WeakSet[EpochLogger]" = weakref.WeakSet()
+
+
+def undelivered_epochs() -> int:
+    """Epochs of metrics queued by this process's `EpochLogger`s and never confirmed written."""
+    return sum(logger.undelivered() for logger in list(_epoch_loggers))
+
+
+def _async_failure(run_id: str, exc: BaseException) -> BaseException:
+    if unreachable(exc):
+        error = TrackingUnavailable(f"could not log the epoch metrics of run {run_id}: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
 
 
 def log_json(client: Any, run_id: str, data: Any, artifact_file: str) -> None:
@@ -272,7 +499,8 @@ def _param_text(value: Any) -> str:
 
 
 def _run_tags(config: Any, kind: str, flow_run_id: str | None) -> dict[str, str]:
-    tags = {RUN_KIND_TAG: kind, "kerasflow.config_hash": config.fingerprint(), "kerasflow.pipeline": config.name}
+    tags = {RUN_KIND_TAG: kind, "kerasflow.config_hash": config.fingerprint(), "kerasflow.pipeline": config.name,
+            **process_identity()}
     if flow_run_id:
         tags["prefect.flow_run_id"] = str(flow_run_id)
     return {**tags, **_git_tags()}
@@ -386,12 +614,16 @@ def nested_run(parent: Tracker, name: str, kind: str, tags: dict[str, str] | Non
     """
     client = parent.client
     experiment_id = client.get_run(parent.run_id).info.experiment_id
-    run = client.create_run(experiment_id, run_name=name,
-                            tags={PARENT_TAG: parent.run_id, RUN_KIND_TAG: kind, **(tags or {})})
+    run = client.create_run(experiment_id, run_name=name, tags={PARENT_TAG: parent.run_id, RUN_KIND_TAG: kind,
+                                                                **process_identity(), **(tags or {})})
     child = Tracker(run.info.run_id, parent.uri)
     try:
         yield child
     except BaseException as exc:
-        fail_run(client, child.run_id, exc)
+        if isinstance(exc, Exception):
+            if not unreachable(exc):
+                fail_run(client, child.run_id, exc)
+        else:
+            kill_run(client, child.run_id, exc)
         raise
     client.set_terminated(child.run_id, "FINISHED")

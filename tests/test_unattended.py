@@ -1,0 +1,178 @@
+"""Unattended runs: a store that does not answer, signals, SIGKILL orphans, and a store that dies mid-run.
+
+Everything is real: CLI subprocesses in their own process groups, a SQLite
+MLflow store per module, and a real `mlflow server` that is killed mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from kerasflow.runtime.processes import free_port, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = ["--set", "training.epochs=5000", "--set", "training.early_stopping.patience=5000"]
+SHORT = ["--set", "training.epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite store of this module's own, so its sweeps and kills touch no other test's runs."""
+    return f"sqlite:///{tmp_path_factory.mktemp('unattended') / 'mlflow.db'}"
+
+
+STATE = tempfile.mkdtemp(prefix="kerasflow-test-unattended-")  # interrupted fits leave their checkpoints here
+
+
+def _env(uri: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "KERASFLOW_HOME": STATE, **extra}
+
+
+def _start(config: str, uri: str, log: Path, *args: str, **extra: str) -> subprocess.Popen:
+    """Starts `kerasflow run` in a process group of its own, output to `log`."""
+    out = open(log, "w")
+    return subprocess.Popen([sys.executable, "-m", "kerasflow.runtime.cli", "run", config, *args], cwd=ROOT,
+                            env=_env(uri, **extra), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _training_run(client: mlflow.MlflowClient, experiment: str, pid: int, epochs: int = 3,
+                  timeout: float = 150.0) -> str:
+    """Waits until the run of process `pid` has logged `epochs` epochs; returns its id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            for run in client.search_runs([found.experiment_id], f"tags.`kerasflow.pid` = '{pid}'"):
+                if len(client.get_metric_history(run.info.run_id, "train.loss")) >= epochs:
+                    return run.info.run_id
+        time.sleep(0.5)
+    raise AssertionError(f"process {pid} logged no {epochs} epochs in {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def test_closed_port_stops_within_30_s() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "run", "configs/iris.yaml", *SHORT],
+                          cwd=ROOT, env=_env(uri), capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    assert took < 30, took
+    assert uri in proc.stderr and "mlflow server" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_sigkill_leaves_an_orphan_that_the_next_run_marks_failed(store: str, tmp_path: Path) -> None:
+    client = mlflow.MlflowClient(store)
+    proc = _start("configs/breast_cancer.yaml", store, tmp_path / "killed.log", *LONG)
+    try:
+        run_id = _training_run(client, "breast_cancer", proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _stop(proc)
+    orphan = client.get_run(run_id)
+    assert orphan.info.status == "RUNNING"
+    assert orphan.data.tags["kerasflow.host"] and orphan.data.tags["kerasflow.started"]
+
+    after = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "run", "configs/breast_cancer.yaml",
+                            *SHORT], cwd=ROOT, env=_env(store), capture_output=True, text=True, timeout=300)
+
+    assert after.returncode == 0, after.stderr
+    swept = client.get_run(run_id)
+    assert swept.info.status == "FAILED"
+    note = swept.data.tags["kerasflow.note"]
+    assert f"process {proc.pid} on host" in note and "is gone; marked FAILED by run" in note
+    assert swept.data.tags["mlflow.note.content"] == note
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_ends_the_run_killed(store: str, tmp_path: Path, signum: int, status: int) -> None:
+    client = mlflow.MlflowClient(store)
+    proc = _start("configs/breast_cancer.yaml", store, tmp_path / "signalled.log", *LONG)
+    try:
+        run_id = _training_run(client, "breast_cancer", proc.pid)
+        sent = time.monotonic()
+        os.kill(proc.pid, signum)
+        code = proc.wait(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        _stop(proc)
+    output = (tmp_path / "signalled.log").read_text()
+    assert code == status, output
+    assert took < 15
+    assert "Traceback" not in output, output
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert _flow_run_state(run.data.tags["prefect.flow_run_id"]) in ("CRASHED", "CANCELLED")
+
+
+def _flow_run_state(flow_run_id: str) -> str:
+    """The state type of a flow run on the shared Prefect server the CLI reported to."""
+    from kerasflow.runtime.prefect_server import shared_server
+
+    server = shared_server()
+    assert server is not None, "the CLI left no shared Prefect server"
+    with urllib.request.urlopen(f"{server.url}/flow_runs/{flow_run_id}", timeout=10) as response:
+        return json.load(response)["state"]["type"]
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path: Path):
+    """A real `mlflow server` on a SQLite file; yields (uri, process)."""
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                             f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+                             str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"{uri}/health", proc.poll, tmp_path / "server.log", timeout=60)
+        yield uri, proc
+    finally:
+        _stop(proc)
+
+
+def test_store_dying_mid_run_fails_within_the_budget(mlflow_server, tmp_path: Path) -> None:
+    uri, server = mlflow_server
+    client = mlflow.MlflowClient(uri)
+    budget = 20
+    proc = _start("configs/breast_cancer.yaml", uri, tmp_path / "outage.log", *LONG,
+                  KERASFLOW_TRACKING_BUDGET_SECONDS=str(budget), PYTHONFAULTHANDLER="1")
+    try:
+        _training_run(client, "breast_cancer", proc.pid)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+        killed = time.monotonic()
+        try:
+            code = proc.wait(timeout=budget + 40)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGABRT)  # PYTHONFAULTHANDLER: the log gets every thread's stack
+            proc.wait(timeout=30)
+            raise AssertionError((tmp_path / "outage.log").read_text()[-20000:]) from None
+        took = time.monotonic() - killed
+    finally:
+        _stop(proc)
+    output = (tmp_path / "outage.log").read_text()
+    assert code == 1, output
+    assert took < budget + 30, (took, output)
+    assert uri in output and "stopped answering" in output, output
+    assert "Traceback" not in output, output
