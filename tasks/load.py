@@ -10,10 +10,10 @@ from prefect.cache_policies import NO_CACHE
 from kerasflow.data.contract import (
     ContractReport,
     check_contract,
+    dropped_metadata,
     label_columns,
     read_sources,
     require_contract,
-    save_dropped,
 )
 from kerasflow.data.holdout import save_raw
 from kerasflow.data.images import (
@@ -55,9 +55,7 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
         tracker.metrics({"test_rows": test_rows}, prefix="data.")
     tracker.dataset(frame, source=source, digest=digest, target=label_columns(config)[0][0])
     path = Path(workdir) / "raw.parquet"
-    save_raw(frame, path, test_rows)
-    if report.dropped:
-        save_dropped(path, report.dropped)
+    save_raw(frame, path, test_rows, dropped_metadata(report.dropped))
     return str(path)
 
 

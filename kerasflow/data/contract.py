@@ -237,18 +237,16 @@ def feature_columns(config: Any, frame: pd.DataFrame) -> tuple[list[str], list[s
     return list(names), list(config.data.categorical or [])
 
 
-def save_dropped(path: str | Path, dropped: list[str]) -> None:
-    """Records in a raw Parquet file's metadata the columns the model must not use.
+def dropped_metadata(dropped: list[str]) -> dict[bytes, bytes]:
+    """The raw Parquet schema metadata that records the columns the model must not use.
 
     Args:
-        path: A Parquet file written by the load step.
         dropped: Column names.
-    """
-    import pyarrow.parquet as pq  # deferred: only the load step writes Parquet metadata
 
-    table = pq.read_table(path)
-    meta = {**(table.schema.metadata or {}), DROPPED_KEY: json.dumps(dropped).encode()}
-    pq.write_table(table.replace_schema_metadata(meta), path)
+    Returns:
+        Metadata for `kerasflow.data.holdout.save_raw` (empty when none).
+    """
+    return {DROPPED_KEY: json.dumps(dropped).encode()} if dropped else {}
 
 
 def dropped_columns(path: str | Path) -> list[str]:

@@ -14,45 +14,20 @@ from typing import Any
 
 import pandas as pd
 
-from kerasflow.data.load import DataLoadError, load_frame, resolve_source
 from kerasflow.data.split import Split, split_holdout, split_kfold
 
 TEST_ROWS_KEY = b"kerasflow.test_rows"
 
 
-def append_test_rows(frame: pd.DataFrame, test_source: str) -> tuple[pd.DataFrame, int, str]:
-    """Loads a test file and appends its rows after the training rows.
-
-    Args:
-        frame: Rows of `data.source`.
-        test_source: A CSV or Parquet path (or glob) of test rows with the
-            same columns.
-
-    Returns:
-        `(rows, test_rows, resolved_test_source)`: the combined frame with a
-        fresh index, and how many of its last rows are test rows.
-
-    Raises:
-        DataLoadError: The test file cannot be read or its columns differ.
-    """
-    resolved = resolve_source(test_source)
-    test = load_frame(resolved)
-    missing = [c for c in frame.columns if c not in test.columns]
-    extra = [c for c in test.columns if c not in frame.columns]
-    if missing or extra:
-        raise DataLoadError(f"data.test_source {resolved} must have the columns of data.source: "
-                            f"missing {missing}, unexpected {extra}")
-    combined = pd.concat([frame, test[list(frame.columns)]], ignore_index=True)
-    return combined, len(test), resolved
-
-
-def save_raw(frame: pd.DataFrame, path: str | Path, test_rows: int) -> Path:
+def save_raw(frame: pd.DataFrame, path: str | Path, test_rows: int,
+             metadata: dict[bytes, bytes] | None = None) -> Path:
     """Writes raw rows as Parquet, recording how many trailing rows are test rows.
 
     Args:
         frame: The combined rows.
         path: Output file.
         test_rows: Count of trailing test rows.
+        metadata: More schema metadata to store. Default none.
 
     Returns:
         The path written.
@@ -61,7 +36,7 @@ def save_raw(frame: pd.DataFrame, path: str | Path, test_rows: int) -> Path:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    metadata = {**(table.schema.metadata or {}), TEST_ROWS_KEY: str(test_rows).encode()}
+    metadata = {**(table.schema.metadata or {}), **(metadata or {}), TEST_ROWS_KEY: str(test_rows).encode()}
     pq.write_table(table.replace_schema_metadata(metadata), path)
     return Path(path)
 

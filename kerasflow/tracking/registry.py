@@ -480,14 +480,6 @@ def download_model(uri: str, destination: str, configured_uri: str | None = None
     return mlflow.artifacts.download_artifacts(uri, dst_path=destination, tracking_uri=tracking.tracking_uri(configured_uri))
 
 
-def input_columns(model_uri: str) -> list[str]:
-    """Returns the input column names of a logged model's signature ([] without one)."""
-    import mlflow.models
-
-    signature = mlflow.models.get_model_info(model_uri).signature
-    return signature.inputs.input_names() if signature is not None else []
-
-
 def input_types(model_uri: str) -> dict[str, str]:
     """Returns `{column: type}` of a logged model's input signature, e.g. `{"age": "double"}` ({} without one)."""
     import mlflow.models
