@@ -37,17 +37,20 @@ class MlflowTrialLogger:
         client: An `MlflowClient`.
         parent_run_id: The pipeline run.
         experiment_id: Its experiment.
+        uri: The tracking URI, for the last-resort close on a signal.
     """
 
-    def __init__(self, client: Any, parent_run_id: str, experiment_id: str):
-        self.client, self.parent, self.experiment_id = client, parent_run_id, experiment_id
+    def __init__(self, client: Any, parent_run_id: str, experiment_id: str, uri: str):
+        self.client, self.parent, self.experiment_id, self.uri = client, parent_run_id, experiment_id, uri
         self.runs: dict[str, str] = {}
 
     def trial_started(self, trial_id: str, values: dict[str, Any]) -> None:
         """Opens the trial's run and logs its hyperparameters as params."""
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags={
-            tracking.PARENT_TAG: self.parent, tracking.RUN_KIND_TAG: "trial", "kerasflow.trial_id": trial_id})
+            tracking.PARENT_TAG: self.parent, tracking.RUN_KIND_TAG: "trial", "kerasflow.trial_id": trial_id,
+            **tracking.process_identity()})
         self.runs[trial_id] = run.info.run_id
+        tracking.track_open_run(run.info.run_id, self.uri)
         tracking.log_params(self.client, run.info.run_id, values)
 
     def epoch_ended(self, trial_id: str, label: str, epoch: int, logs: dict[str, float]) -> None:
@@ -69,6 +72,7 @@ class MlflowTrialLogger:
         if record.message:
             self.client.log_text(run_id, record.message, "errors/trial_error.txt")
         self.client.set_terminated(run_id, "FINISHED" if record.status == "COMPLETED" else "FAILED")
+        tracking.forget_open_run(run_id)
 
     def trial_interrupted(self, trial_id: str, error: BaseException) -> None:
         """Marks the trial's run KILLED; the resumed search runs the trial again."""
@@ -76,6 +80,7 @@ class MlflowTrialLogger:
         if run_id is not None:
             self.client.set_tag(run_id, "kerasflow.trial_status", f"INTERRUPTED: {type(error).__name__}")
             self.client.set_terminated(run_id, "KILLED")
+            tracking.forget_open_run(run_id)
 
 
 @task(name="search-hyperparameters", retries=0, cache_policy=NO_CACHE)
@@ -109,7 +114,7 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     data = search_data(config, frame, Split.load(prepared.split), FeatureSpec.load(prepared.features),
                        LabelSpec.load(prepared.labels))
     client = tracker.client
-    hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id)
+    hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id, tracker.uri)
     project = config.tuning.project_dir(config.name)
     result = run_search(config, data, project, fingerprint=search_fingerprint(config, fingerprint_frame(frame)),
                         fresh=fresh, hook=hook)

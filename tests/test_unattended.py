@@ -110,7 +110,10 @@ def test_signal_ends_the_run_killed(store: str, tmp_path: Path, signum: int, sta
         run_id = _training_run(client, "breast_cancer", proc.pid)
         sent = time.monotonic()
         os.kill(proc.pid, signum)
-        code = proc.wait(timeout=15)
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            raise AssertionError((tmp_path / "signalled.log").read_text()) from None
         took = time.monotonic() - sent
     finally:
         _stop(proc)
@@ -121,6 +124,45 @@ def test_signal_ends_the_run_killed(store: str, tmp_path: Path, signum: int, sta
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert _flow_run_state(run.data.tags["prefect.flow_run_id"]) in ("CRASHED", "CANCELLED")
+
+
+STALLING = """
+import signal, sys, time
+import mlflow
+from kerasflow import tracking
+from kerasflow.runtime.watchdog import arm_watchdog
+
+assert arm_watchdog()
+client = mlflow.MlflowClient(sys.argv[1])
+run = client.create_run(client.create_experiment(sys.argv[2]))
+tracking.track_open_run(run.info.run_id, sys.argv[1])
+signal.signal(signal.SIGINT, lambda *_: None)  # a library that swallows the interrupt
+signal.signal(signal.SIGTERM, lambda *_: None)
+print(run.info.run_id, flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stalled_unwinding_is_ended_by_the_watchdog(store: str, signum: int) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", STALLING, store, f"stalling-{signum}"], cwd=ROOT,
+                            env=_env(store, KERASFLOW_SIGNAL_GRACE_SECONDS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        run_id = proc.stdout.readline().strip()
+        sent = time.monotonic()
+        os.kill(proc.pid, signum)
+        code = proc.wait(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        _stop(proc)
+    assert code == 128 + signum
+    assert 1 <= took < 10, took
+    assert "did not stop within 1 s" in proc.stderr.read()
+    run = mlflow.MlflowClient(store).get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert "did not unwind in time" in run.data.tags["kerasflow.note"]
 
 
 def _flow_run_state(flow_run_id: str) -> str:

@@ -475,7 +475,9 @@ def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
     from kerasflow.errors import BadInputError, describe
     from kerasflow.quiet import hide_tracebacks_for
     from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
+    from kerasflow.runtime.watchdog import arm_watchdog
 
+    arm_watchdog()
     hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal), when=tracking.unreachable)
     try:
         with prefect_api(server):

@@ -30,6 +30,7 @@ PID_TAG, HOST_TAG, STARTED_TAG = "kerasflow.pid", "kerasflow.host", "kerasflow.s
 NOTE_TAG = "kerasflow.note"
 
 log = logging.getLogger(__name__)
+_open_runs: dict[str, str] = {}  # run id -> tracking URI of the runs this process has open (`kill_open_runs`)
 
 
 class TrackingUnavailable(Exception):
@@ -131,6 +132,7 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iter
     run = client.create_run(experiment_id, run_name=f"{kind}-{config.name}", tags=_run_tags(config, kind, flow_run_id))
     run_id = run.info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
+    _open_runs[run_id] = tracking_uri(config.registry.tracking_uri)
     try:
         sweep_orphans(client, experiment_id, run_id)
         log_config(client, run_id, config)
@@ -142,6 +144,7 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iter
     else:
         client.set_terminated(run_id, "FINISHED")
     finally:
+        _open_runs.pop(run_id, None)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -182,6 +185,39 @@ def kill_run(client: Any, run_id: str, exc: BaseException) -> None:
     note = f"{what} in process {os.getpid()} on host {socket.gethostname()}"
     client.set_tag(run_id, NOTE_TAG, note)
     client.set_terminated(run_id, "KILLED")
+
+
+def track_open_run(run_id: str, uri: str) -> None:
+    """Records a run opened outside `pipeline_run`/`nested_run` (a tuner trial) for `kill_open_runs`."""
+    _open_runs[run_id] = uri
+
+
+def forget_open_run(run_id: str) -> None:
+    """Forgets a run recorded by `track_open_run`, once closed."""
+    _open_runs.pop(run_id, None)
+
+
+def kill_open_runs(signum: int) -> list[str]:
+    """Marks every run this process still has open KILLED: the last resort of a signal that did not unwind.
+
+    Args:
+        signum: The signal that stopped the process.
+
+    Returns:
+        The ids of the runs marked.
+    """
+    import signal
+
+    marked = []
+    for run_id, uri in list(_open_runs.items()):
+        with contextlib.suppress(Exception):
+            client = client_for(uri)
+            note = (f"stopped by {signal.Signals(signum).name} in process {os.getpid()} on host "
+                    f"{socket.gethostname()}; the process did not unwind in time and was ended")
+            client.set_tag(run_id, NOTE_TAG, note)
+            client.set_terminated(run_id, "KILLED")
+            marked.append(run_id)
+    return marked
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -617,6 +653,7 @@ def nested_run(parent: Tracker, name: str, kind: str, tags: dict[str, str] | Non
     run = client.create_run(experiment_id, run_name=name, tags={PARENT_TAG: parent.run_id, RUN_KIND_TAG: kind,
                                                                 **process_identity(), **(tags or {})})
     child = Tracker(run.info.run_id, parent.uri)
+    _open_runs[child.run_id] = parent.uri
     try:
         yield child
     except BaseException as exc:
@@ -626,4 +663,7 @@ def nested_run(parent: Tracker, name: str, kind: str, tags: dict[str, str] | Non
         else:
             kill_run(client, child.run_id, exc)
         raise
-    client.set_terminated(child.run_id, "FINISHED")
+    else:
+        client.set_terminated(child.run_id, "FINISHED")
+    finally:
+        _open_runs.pop(child.run_id, None)
