@@ -54,11 +54,12 @@ def arm_watchdog() -> bool:
     try:
         previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     except ValueError:
-        reader.close(), writer.close()
-        return False
-    if previous != -1:  # someone else's: give it back
-        signal.set_wakeup_fd(previous)
-        reader.close(), writer.close()
+        previous = None
+    if previous != -1:  # not possible here, or someone else's (given back)
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
         return False
     threading.Thread(target=_watch, args=(reader, writer), name="kerasflow-signal-watchdog", daemon=True).start()
     _armed = True

@@ -132,7 +132,7 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iter
     run = client.create_run(experiment_id, run_name=f"{kind}-{config.name}", tags=_run_tags(config, kind, flow_run_id))
     run_id = run.info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
-    _open_runs[run_id] = tracking_uri(config.registry.tracking_uri)
+    track_open_run(run_id, tracking_uri(config.registry.tracking_uri))
     try:
         sweep_orphans(client, experiment_id, run_id)
         log_config(client, run_id, config)
@@ -144,7 +144,7 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iter
     else:
         client.set_terminated(run_id, "FINISHED")
     finally:
-        _open_runs.pop(run_id, None)
+        forget_open_run(run_id)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -188,7 +188,7 @@ def kill_run(client: Any, run_id: str, exc: BaseException) -> None:
 
 
 def track_open_run(run_id: str, uri: str) -> None:
-    """Records a run opened outside `pipeline_run`/`nested_run` (a tuner trial) for `kill_open_runs`."""
+    """Records a run this process opened (pipeline, nested or trial run) for `kill_open_runs`."""
     _open_runs[run_id] = uri
 
 
@@ -653,7 +653,7 @@ def nested_run(parent: Tracker, name: str, kind: str, tags: dict[str, str] | Non
     run = client.create_run(experiment_id, run_name=name, tags={PARENT_TAG: parent.run_id, RUN_KIND_TAG: kind,
                                                                 **process_identity(), **(tags or {})})
     child = Tracker(run.info.run_id, parent.uri)
-    _open_runs[child.run_id] = parent.uri
+    track_open_run(child.run_id, parent.uri)
     try:
         yield child
     except BaseException as exc:
@@ -666,4 +666,4 @@ def nested_run(parent: Tracker, name: str, kind: str, tags: dict[str, str] | Non
     else:
         client.set_terminated(child.run_id, "FINISHED")
     finally:
-        _open_runs.pop(child.run_id, None)
+        forget_open_run(child.run_id)
