@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.load import load_data
 from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.split import split_data
@@ -11,12 +12,16 @@ from kerasflow.tasks.validate import validate_data
 from kerasflow.tracking import PipelineRun
 
 
-def prepare_data(run: PipelineRun, config: PipelineConfig) -> Prepared:
+def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False) -> Prepared:
     """Loads the configured data, checks it, splits it and fits the preprocessing on training rows.
+
+    Each step is cached (`kerasflow.tasks.caching`): a rerun with the same
+    data, config sections and code reuses its result.
 
     Args:
         run: The pipeline run the steps log into.
         config: The validated pipeline config.
+        fresh: Recompute every step instead of reusing cached results. Default false.
 
     Returns:
         The `Prepared` paths (raw rows, split, feature and label specs).
@@ -24,7 +29,7 @@ def prepare_data(run: PipelineRun, config: PipelineConfig) -> Prepared:
     Raises:
         BadInputError: The data cannot be read, fails its checks or cannot be split.
     """
-    raw = load_data(run.tracker, config, run.workdir)
-    validate_data(run.tracker, config, raw)
-    split = split_data(run.tracker, config, raw, run.workdir)
-    return fit_preprocessing(run.tracker, config, raw, split, run.workdir)
+    raw = run_step(load_data, run, config, fresh=fresh)
+    run_step(validate_data, run, config, raw, fresh=fresh)
+    split = run_step(split_data, run, config, raw, fresh=fresh)
+    return run_step(fit_preprocessing, run, config, raw, split, fresh=fresh)

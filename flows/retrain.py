@@ -10,6 +10,7 @@ from prefect.states import Completed, State
 
 from kerasflow import tracking
 from kerasflow.promotion.lineage import SKIPPED
+from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.champion import (
     check_new_data,
     check_retrain_config,
@@ -60,7 +61,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
     with tracking.pipeline_run(config, "retrain", flow_run.get_id()) as run:
         champion = find_champion(run.tracker, config, run.workdir)
         # prepare_data's steps, with the unchanged-data check right after loading
-        raw = load_data(run.tracker, config, run.workdir)
+        raw = run_step(load_data, run, config)
         skipped = check_new_data(run.tracker, champion, force)
         if skipped is not None:
             result = {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": None,
@@ -68,15 +69,14 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
                       "drift": None, "outcome": SKIPPED, "promoted": False, "champion": champion.version,
                       "previous_champion": None, "reasons": [skipped], "state": "Skipped", "message": skipped}
             return Completed(name="Skipped", message=skipped, data=result)
-        validate_data(run.tracker, config, raw)
-        split = split_data(run.tracker, config, raw, run.workdir)
-        prepared = fit_preprocessing(run.tracker, config, raw, split, run.workdir)
+        run_step(validate_data, run, config, raw)
+        split = run_step(split_data, run, config, raw)
+        prepared = run_step(fit_preprocessing, run, config, raw, split)
         drift = check_drift(run.tracker, config, prepared.raw, champion)
         retune = drift["action"] == "retune"
         tuned = search_hyperparameters(run.tracker, config, prepared, True) if retune else None
         hyper = choose_hyperparameters(run.tracker, config, champion, tuned)
-        model = train_model(run.tracker, config, prepared, run.workdir, hyper,
-                            **refit_plan(config, tuned, None))
+        model = run_step(train_model, run, config, prepared, hyperparameters=hyper, **refit_plan(config, tuned, None))
         metrics = evaluate_model(run.tracker, config, prepared, model)
         champion_metrics = score_champion(run.tracker, config, prepared, champion)
         registered = register_model(run.tracker, config, prepared, model, metrics)

@@ -11,6 +11,7 @@ from kerasflow import tracking
 from kerasflow.flows.cv import cross_validate_flow
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.runners import task_runner
+from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.register import register_model
@@ -31,15 +32,16 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     Args:
         config_path: Pipeline YAML.
         overrides: `section.key=value` overrides. Default none.
-        fresh: Start over instead of resuming an interrupted run: the tuner
-            search, the k-fold folds and the final fit. Default false.
+        fresh: Start over instead of resuming or reusing: recompute every
+            cached step, and restart the tuner search, the k-fold folds and
+            the final fit. Default false.
 
     Returns:
         The run id, test metrics, model URI and registered version.
     """
     config = read_config(config_path, overrides)
     with tracking.pipeline_run(config, "train", flow_run.get_id()) as run:
-        prepared = prepare_data(run, config)
+        prepared = prepare_data(run, config, fresh)
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh) if config.tuning else None
         best = tuned["hyperparameters"] if tuned else None
         cv = None
@@ -47,7 +49,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             cv_flow = cross_validate_flow.with_options(task_runner=task_runner(config.runner))
             cv = cv_flow(run.tracker, config, prepared, best, fresh)
         plan = refit_plan(config, tuned, cv)
-        model = train_model(run.tracker, config, prepared, run.workdir, best, **plan, fresh=fresh)
+        model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model, metrics)
     return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics, **registered}

@@ -27,6 +27,6 @@ def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool 
     """
     config = read_config(config_path, overrides)
     with tracking.pipeline_run(config, "tune", flow_run.get_id()) as run:
-        prepared = prepare_data(run, config)
+        prepared = prepare_data(run, config, fresh)
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh)
     return {"run_id": run.id, "experiment_id": run.experiment_id, **tuned}

@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from kerasflow import tracking
+from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.load import load_data
 from kerasflow.tasks.validate import validate_data
@@ -26,6 +27,6 @@ def validate_flow(config_path: str, overrides: list[str] | None = None) -> dict[
     """
     config = read_config(config_path, overrides)
     with tracking.pipeline_run(config, "validate", flow_run.get_id()) as run:
-        raw = load_data(run.tracker, config, run.workdir)
-        checked = validate_data(run.tracker, config, raw)
+        raw = run_step(load_data, run, config)
+        checked = run_step(validate_data, run, config, raw)
     return {"run_id": run.id, "expectations": checked}

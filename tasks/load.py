@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.contract import (
     ContractReport,
@@ -25,11 +24,13 @@ from kerasflow.data.images import (
 )
 from kerasflow.data.load import fingerprint_frame, resolve_source
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import StepInputs, data_files
 from kerasflow.tasks.policies import step_logger, transient
 from kerasflow.tracking import Tracker
 
 
-@task(name="load-data", retries=2, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
+@task(name="load-data", retries=2, retry_delay_seconds=2, retry_condition_fn=transient,
+      cache_policy=StepInputs(sections=("data",), files=data_files))
 def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     """Loads the raw data, checks the data contract, fingerprints the rows and logs them as the run's input.
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.contract import dropped_columns
 from kerasflow.data.images import is_image_folder
@@ -17,11 +16,13 @@ from kerasflow.features.images import fit_image_spec
 from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import fit_features, fit_labels, select_columns
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import resolve_registered_base
 
 
-@task(name="fit-preprocessing", retries=0, cache_policy=NO_CACHE)
+@task(name="fit-preprocessing", retries=0,
+      cache_policy=StepInputs(sections=("data", "preprocessing", "model"), files=base_model))
 def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, split_path: str, workdir: str) -> Prepared:
     """Fits feature statistics and label encoding on the training rows only.
 

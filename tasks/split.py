@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.holdout import split_rows, test_rows_of
 from kerasflow.data.split import class_balance
 from kerasflow.features.tabular import fit_labels
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import StepInputs
 from kerasflow.tracking import Tracker
 
 
-@task(name="split-data", retries=0, cache_policy=NO_CACHE)
+@task(name="split-data", retries=0, cache_policy=StepInputs(sections=("data", "split")))
 def split_data(tracker: Tracker, config: PipelineConfig, raw_path: str, workdir: str) -> str:
     """Splits rows with scikit-learn and logs sizes and class balance.
 

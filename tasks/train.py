@@ -7,20 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.training.final import fit_final_model
 from kerasflow.training.finetune import fine_tune_saved_model
 from kerasflow.training.fitting import plot_history
-from kerasflow.training.resume import ResumePoint, claim, clear, final_checkpoint, pipeline_checkpoints
+from kerasflow.training.resume import (
+    ResumePoint,
+    claim,
+    clear,
+    clear_checkpoints,
+    final_checkpoint,
+    pipeline_checkpoints,
+)
 
 
-@task(name="train-model", retries=0, cache_policy=NO_CACHE)
+@task(name="train-model", retries=0,
+      cache_policy=StepInputs(sections=("data", "split", "preprocessing", "model", "training"), files=base_model))
 def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, workdir: str,
                 hyperparameters: dict[str, Any] | None = None, refit: str = "train",
                 epochs: int | None = None, fresh: bool = False) -> str:
@@ -30,7 +38,9 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
     `kerasflow.training.resume`): after a kill, the same command resumes at
     the last completed epoch, says so, and tags the run
     `kerasflow.resumed_from` / `kerasflow.resumed_epoch`. The pipeline's
-    checkpoints (k-fold folds included) are deleted once the model is trained.
+    checkpoints are deleted once the model is trained (finished k-fold
+    folds keep their result). Run through `run_step`, the trained model is
+    cached: a rerun with the same inputs reuses it.
 
     Args:
         hyperparameters: Best values from a tuner search, or None.
@@ -58,7 +68,7 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
                                  on_epoch=on_epoch, checkpoint=checkpoint)
     finally:
         on_epoch.wait()
-    clear(root)  # trained and saved: nothing left to resume, fold results included
+    clear_checkpoints(root)  # trained and saved: nothing left to resume; finished folds' results stay
     tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
                          prefix="train.")
     with tempfile.TemporaryDirectory() as tmp:

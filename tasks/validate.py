@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.images import (
     ImageFolder,
@@ -20,13 +19,14 @@ from kerasflow.data.isolation import run_validation
 from kerasflow.data.validate import load_suite, require_valid, validate_file
 from kerasflow.quiet import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import StepInputs, suite_file
 from kerasflow.tasks.load import sidecar_path
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import check_base_reference
 
 
-@task(name="validate-data", retries=0, cache_policy=NO_CACHE)
+@task(name="validate-data", retries=0, cache_policy=StepInputs(sections=("data", "validation"), files=suite_file))
 def validate_data(tracker: Tracker, config: PipelineConfig, raw_path: str, skip_columns: list[str] | None = None) -> bool:
     """Runs the Great Expectations suite and attaches its result and Data Docs.
 

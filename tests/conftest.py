@@ -22,6 +22,8 @@ silence()
 # on a free port, not 4200; it is stopped when the session ends (see `_stop_shared_server`).
 SESSION_PREFECT_HOME = tempfile.mkdtemp(prefix="kerasflow-test-prefect-")
 os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
+# Step caching off, so that every test computes what it checks; tests/test_caching.py turns it on.
+os.environ["KERASFLOW_CACHE_DAYS"] = "0"
 
 
 @pytest.fixture(scope="session", autouse=True)

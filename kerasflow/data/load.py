@@ -20,6 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -164,6 +165,63 @@ def resolve_source(source: str | os.PathLike[str], *, base_dir: Path | None = No
         path = _newest_match(path)
     _check_file(path)
     return str(path)
+
+
+def source_identity(source: str | os.PathLike[str] | None, *, base_dir: Path | None = None) -> list[Any] | None:
+    """Identifies a source's (or any file's) current content cheaply, without reading it: what a step cache keys on.
+
+    A file is identified by its absolute path, size and modification time
+    (as `make` does); a folder (of images) by those of every file in it; a
+    glob by the newest match; a built-in set by its name and the version
+    of the package that ships it.
+
+    Args:
+        source: A source as in `load_frame`, a folder, or None.
+        base_dir: Directory that relative paths are resolved against.
+            Defaults to `None` (the working directory).
+
+    Returns:
+        A JSON-serializable list, `[]` for None, or None when the source
+        cannot be resolved (the load step then reports why).
+
+    Example:
+
+    ```python
+    source_identity("iris")                 # ["iris", "sklearn", "1.7.2"]
+    source_identity("data/incoming/*.csv")  # [["/abs/data/incoming/b.csv", 1024, 17...]]
+    ```
+    """
+    if source is None:
+        return []
+    text = os.fspath(source)
+    if text in BUILTIN_SOURCES:
+        package = "palmerpenguins" if text == "penguins" else "sklearn"
+        return [text, package, _package_version(package)]
+    path = _absolute(Path(text).expanduser(), base_dir)
+    try:
+        if _GLOB_CHARS & set(text):
+            path = _newest_match(path)
+        if path.is_dir():
+            return [_stat_of(p) for p in sorted(path.rglob("*")) if p.is_file()]
+        return [_stat_of(path)]
+    except (OSError, BadInputError):
+        return None
+
+
+def _stat_of(path: Path) -> list[Any]:
+    """Returns `[path, size, mtime_ns]` of a file."""
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _package_version(name: str) -> str | None:
+    """Returns an installed distribution's version, None if it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("scikit-learn" if name == "sklearn" else name)
+    except PackageNotFoundError:
+        return None
 
 
 def fingerprint_frame(df: pd.DataFrame) -> str:

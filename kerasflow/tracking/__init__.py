@@ -7,6 +7,7 @@ thread, and Prefect runs tasks in worker threads.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from kerasflow.quiet import silence, tracking_budget
+from kerasflow.tracking.journal import keep_file, read_journal, record
 
 DEFAULT_STORE = Path("mlruns")
 RUN_KIND_TAG = "kerasflow.kind"
@@ -430,16 +432,19 @@ class EpochLogger:
         client: An `MlflowClient`.
         run_id: The run to log into.
         prefix: Metric-name prefix, e.g. `train.`.
+        journal: A step journal to record each epoch in. Default none.
     """
 
-    def __init__(self, client: Any, run_id: str, prefix: str):
-        self.client, self.run_id, self.prefix = client, run_id, prefix
+    def __init__(self, client: Any, run_id: str, prefix: str, journal: str | None = None):
+        self.client, self.run_id, self.prefix, self.journal = client, run_id, prefix, journal
         self.pending: list[Any] = []
         _epoch_loggers.add(self)
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
         self._check()
         self.pending += log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
+        if self.journal is not None:
+            record(self.journal, "metrics", metrics=logs, prefix=self.prefix, step=epoch)
 
     def _check(self) -> None:
         """Raises the first failure of an epoch already sent; forgets the epochs written."""
@@ -561,13 +566,16 @@ def client_for(uri: str) -> Any:
 class Tracker:
     """Where a task hands its results: one MLflow run, by id and store.
 
-    A tracker is two strings, so it travels to thread, process and Dask
+    A tracker is a few strings, so it travels to thread, process and Dask
     workers alike; its client is made (and MLflow pointed at the store)
-    once per process on first use.
+    once per process on first use. A journaling tracker (`journaled`) also
+    records every call in a step's cache folder, and `replay` logs such a
+    record into another run (see `kerasflow.tracking.journal`).
 
     Args:
         run_id: The run to log into.
         uri: Its tracking URI.
+        journal: A journal file to record every call in. Default none.
 
     Example:
 
@@ -579,31 +587,44 @@ class Tracker:
 
     run_id: str
     uri: str
+    journal: str | None = None
 
     @property
     def client(self) -> Any:
         """The `MlflowClient` of the tracker's store."""
         return client_for(self.uri)
 
+    def journaled(self, journal: str) -> "Tracker":
+        """Returns a tracker that logs into the same run and records every call in `journal`."""
+        return dataclasses.replace(self, journal=journal)
+
+    def _record(self, op: str, **payload: Any) -> None:
+        if self.journal is not None:
+            record(self.journal, op, **payload)
+
     def params(self, params: dict[str, Any], prefix: str = "") -> None:
         """Logs params in one batch (see `log_params`)."""
         log_params(self.client, self.run_id, params, prefix)
+        self._record("params", params=params, prefix=prefix)
 
     def metrics(self, metrics: dict[str, float], prefix: str = "", step: int = 0) -> None:
         """Logs finite metrics in one batch (see `log_metrics`)."""
         log_metrics(self.client, self.run_id, metrics, prefix, step)
+        self._record("metrics", metrics=metrics, prefix=prefix, step=step)
 
     def epochs(self, prefix: str) -> EpochLogger:
         """Returns a per-epoch hook that logs asynchronously under `prefix`."""
-        return EpochLogger(self.client, self.run_id, prefix)
+        return EpochLogger(self.client, self.run_id, prefix, journal=self.journal)
 
     def json(self, data: Any, artifact_file: str) -> None:
         """Logs a JSON artifact."""
         log_json(self.client, self.run_id, data, artifact_file)
+        self._record("json", data=data, artifact_file=artifact_file)
 
     def text(self, text: str, artifact_file: str) -> None:
         """Logs a text artifact."""
         self.client.log_text(self.run_id, text, artifact_file)
+        self._record("text", text=text, artifact_file=artifact_file)
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         """Logs a file (or a folder's files) under `folder`."""
@@ -611,11 +632,14 @@ class Tracker:
             self.client.log_artifacts(self.run_id, str(path), folder)
         else:
             self.client.log_artifact(self.run_id, str(path), folder)
+        if self.journal is not None:
+            self._record("artifact", path=keep_file(self.journal, path), folder=folder)
 
     def tags(self, tags: dict[str, Any]) -> None:
         """Sets tags, values as strings."""
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
+        self._record("tags", tags={key: str(value) for key, value in tags.items()})
 
     def dataset(self, frame: Any, *, source: str, digest: str, target: str) -> None:
         """Records a DataFrame as the run's raw input (MLflow dataset tracking).
@@ -627,12 +651,44 @@ class Tracker:
             target: The label column.
         """
         import mlflow.data
-        from mlflow.entities import Dataset, DatasetInput, InputTag
 
         dataset = mlflow.data.from_pandas(frame, source=source, targets=target, name=Path(source).stem or source,
                                           digest=digest[:36])
+        self._log_dataset(dataset.to_dict())
+
+    def _log_dataset(self, dataset: dict[str, str]) -> None:
+        """Logs a dataset given as `mlflow.data.Dataset.to_dict()`, with the context `raw`."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
         context = InputTag(key="mlflow.data.context", value="raw")
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(Dataset(**dataset.to_dict()), tags=[context])])
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(Dataset(**dataset), tags=[context])])
+        self._record("dataset", dataset=dataset)
+
+    def replay(self, folder: str | Path) -> str | None:
+        """Logs what a cached step logged (its sealed journal) into this run.
+
+        Args:
+            folder: The step's cache folder.
+
+        Returns:
+            The id of the run that executed the step.
+
+        Raises:
+            FileNotFoundError: The folder holds no sealed journal.
+        """
+        journal = read_journal(folder)
+        if journal is None:
+            raise FileNotFoundError(f"No step journal in {folder}")
+        origin, calls = journal
+        for call in calls:
+            op = call.pop("op")
+            if op == "artifact":
+                self.artifact(Path(folder) / call["path"], call["folder"])
+            elif op == "dataset":
+                self._log_dataset(call["dataset"])
+            else:
+                getattr(self, op)(**call)
+        return origin
 
 
 @contextlib.contextmanager

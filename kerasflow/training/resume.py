@@ -128,6 +128,26 @@ def clear(folder: str | Path) -> None:
             break
 
 
+def clear_checkpoints(root: str | Path) -> None:
+    """Deletes a pipeline's checkpoints once its model is trained, keeping finished folds' results.
+
+    A fold's result (a small JSON) stays, so a rerun of the same data and
+    config (after a later step failed) reuses the folds instead of
+    training them again; `--fresh` deletes them.
+
+    Args:
+        root: The pipeline's checkpoint folder (`checkpoint_root`).
+    """
+    root = Path(root)
+    for folder in (root.iterdir() if root.is_dir() else []):
+        if (folder / FOLD_RESULT).is_file():
+            for item in folder.iterdir():
+                if item.name != FOLD_RESULT:
+                    shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+        else:
+            clear(folder)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Writes JSON atomically (a kill leaves the old file or the new one)."""
     tmp = path.with_name(path.name + ".tmp")

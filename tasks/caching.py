@@ -1,0 +1,247 @@
+"""Step caching with Prefect cache policies: a rerun reuses the steps whose inputs did not change.
+
+The data and training steps (load, validate, split, fit preprocessing,
+train) declare a `StepInputs` cache policy in their decorator. Its key is a
+hash of:
+
+- the config sections the step depends on (a changed `training.epochs`
+  invalidates training only, not the data steps);
+- the step's other inputs: paths of earlier steps' outputs, which lie in
+  those steps' keyed folders, so a change upstream changes every key below;
+- files the step reads directly: the data sources (path, size, mtime),
+  the expectation suite;
+- the code version: a hash of the installed kerasflow sources.
+
+`run_step` runs a step with caching on: it gives the step a persistent
+folder named by the key (`<state>/steps/<pipeline>/<step>/<key>`) for its
+outputs, and a journaling tracker, so that what the step logs to MLflow is
+recorded beside its outputs. Prefect persists the step's result (a few
+paths) and, when a later run computes the same key, returns it as a
+`Cached` state without running the step; `run_step` then replays the
+journal into the new MLflow run and tags the run `kerasflow.cache.<step>`
+= `hit` (with `kerasflow.cache.<step>.run`, the run that computed it) or
+`miss`. A step called directly, outside `run_step`, is never cached.
+
+Cached folders and records expire after `KERASFLOW_CACHE_DAYS` (default 7)
+days without use; `KERASFLOW_CACHE_DAYS=0` turns caching off. `--fresh`
+recomputes every step and caches the new results.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from prefect.cache_policies import CachePolicy
+
+from kerasflow.data.load import source_identity
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.policies import step_logger
+from kerasflow.tracking import PipelineRun, Tracker
+from kerasflow.tracking.journal import discard_journal, read_journal, seal_journal, start_journal
+from kerasflow.training.resume import state_home
+
+NOT_KEYED = frozenset({"tracker", "config", "workdir", "fresh"})  # inputs that never change a step's result
+CACHE_TAG = "kerasflow.cache."
+
+
+def cache_days() -> float:
+    """Days an unused cached step is kept: `KERASFLOW_CACHE_DAYS`, default 7."""
+    try:
+        return max(float(os.environ.get("KERASFLOW_CACHE_DAYS", "7")), 0.0)
+    except ValueError:
+        return 7.0
+
+
+def steps_root() -> Path:
+    """The folder of cached step outputs: `<state>/steps` (see `kerasflow.training.resume.state_home`)."""
+    return state_home() / "steps"
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A hash of every kerasflow source file: the code version a cached step was computed with."""
+    import kerasflow
+
+    digest = hashlib.sha256()
+    for root in sorted({Path(p).resolve() for p in kerasflow.__path__}):
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            dirs.sort()
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = Path(folder, name)
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def data_files(config: PipelineConfig) -> list[Any]:
+    """The data sources a load step reads: `data.source` and `data.test_source`."""
+    return [config.data.source, config.data.test_source]
+
+
+def suite_file(config: PipelineConfig) -> list[Any]:
+    """The expectation suite a validate step reads, if any."""
+    return [config.validation.suite]
+
+
+def base_model(config: PipelineConfig) -> list[Any]:
+    """The local pretrained base a model starts from, if any (see `StepInputs` for registry bases)."""
+    base = getattr(config.model, "base", None)
+    return [base.source if base is not None and base.origin != "registry" and Path(base.source).exists() else None]
+
+
+@dataclass(kw_only=True)
+class StepInputs(CachePolicy):
+    """Cache key of a kerasflow step: its config sections, inputs, files read and the code version.
+
+    Keys only calls made through `run_step` (whose tracker journals), so a
+    step called directly always runs. A step whose model starts from a
+    registered base (`models:/...`, which an alias move changes) is not
+    cached.
+
+    Args:
+        sections: Top-level config sections the step's result depends on.
+        files: Returns the sources the step reads from the config; each is
+            identified by `kerasflow.data.load.source_identity`.
+    """
+
+    sections: tuple[str, ...] = ()
+    files: Callable[[PipelineConfig], list[Any]] | None = None
+    exclude: frozenset[str] = field(default=NOT_KEYED)
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        """Prefect's hook: the step's key when run through `run_step`, else None (no caching)."""
+        if getattr(inputs.get("tracker"), "journal", None) is None:
+            return None
+        return self.key_of(inputs)
+
+    def key_of(self, inputs: dict[str, Any]) -> str | None:
+        """The step's key for these inputs, or None when it must not be cached.
+
+        Args:
+            inputs: The step's arguments by name; `config` is the `PipelineConfig`.
+
+        Returns:
+            A sha256 hex digest, or None (a source cannot be identified, or
+            the model starts from a registered base).
+        """
+        config: PipelineConfig = inputs["config"]
+        base = getattr(config.model, "base", None)
+        if base is not None and base.origin == "registry" and {"model", "preprocessing"} & set(self.sections):
+            return None
+        files = [source_identity(f) for f in (self.files(config) if self.files else [])]
+        if any(identity is None for identity in files):
+            return None
+        dumped = config.model_dump(mode="json")
+        payload = {"code": code_digest(), "config": {s: dumped.get(s) for s in self.sections}, "files": files,
+                   "inputs": {k: v for k, v in sorted(inputs.items()) if k not in self.exclude}}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_plain).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for step inputs: dataclasses (`Prepared`) as dicts, anything else as text."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else str(value)
+
+
+def run_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fresh: bool = False,
+             **kwargs: Any) -> Any:
+    """Runs a step with its cache policy: reuses a cached result, or runs it and caches the result.
+
+    Args:
+        step: A task whose cache policy is a `StepInputs`; its first two
+            parameters are `tracker` and `config`, and a `workdir`
+            parameter, if any, receives the step's keyed folder (the run's
+            scratch folder when the step cannot be cached).
+        run: The pipeline run.
+        config: The pipeline config.
+        *args: The step's other arguments, in order.
+        fresh: Run the step even if a cached result exists, and cache the new one. Default false.
+        **kwargs: More arguments by name.
+
+    Returns:
+        The step's result, computed or cached.
+
+    Raises:
+        Whatever the step raises; a failed step caches nothing.
+
+    Example:
+
+    ```python
+    raw = run_step(load_data, run, config)
+    split = run_step(split_data, run, config, raw)
+    ```
+    """
+    signature = inspect.signature(step.fn)
+    if "workdir" in signature.parameters:
+        kwargs["workdir"] = run.workdir
+    bound = signature.bind(run.tracker, config, *args, **kwargs)
+    bound.apply_defaults()
+    inputs = dict(bound.arguments)
+    policy = step.cache_policy
+    key = policy.key_of(inputs) if isinstance(policy, StepInputs) and cache_days() > 0 else None
+    if key is None:  # caching off, or e.g. a registered base model: run in the run's scratch folder
+        run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
+        return step(**inputs)
+    prune_steps()
+    return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24], fresh)
+
+
+def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, fresh: bool) -> Any:
+    """Runs `step` with caching on, its outputs in `folder`; replays its journal on a cache hit."""
+    journal = start_journal(folder, tracker.run_id)
+    inputs["tracker"] = tracker.journaled(journal)
+    if "workdir" in inputs:
+        inputs["workdir"] = str(folder)
+    cached = _cached_step(step, fresh or read_journal(folder) is None)
+    state = cached(**inputs, return_state=True)
+    try:
+        value = state.result()
+    except BaseException:
+        discard_journal(journal)
+        raise
+    if state.name != "Cached":
+        seal_journal(journal)
+        tracker.tags({f"{CACHE_TAG}{step.name}": "miss"})
+        return value
+    discard_journal(journal)
+    origin = tracker.replay(folder)
+    os.utime(folder)  # in use: not pruned
+    tracker.tags({f"{CACHE_TAG}{step.name}": "hit", f"{CACHE_TAG}{step.name}.run": origin})
+    step_logger().info(f"{step.name}: reused the result of run {origin} (unchanged inputs; --fresh recomputes)")
+    return value
+
+
+def _cached_step(step: Any, refresh: bool) -> Any:
+    """The step with its results persisted under the steps folder; `refresh` recomputes and overwrites."""
+    return step.with_options(persist_result=True, refresh_cache=refresh,
+                             result_storage=steps_root() / "results",
+                             cache_expiration=timedelta(days=cache_days()))
+
+
+@functools.lru_cache(maxsize=1)
+def prune_steps() -> int:
+    """Deletes cached step folders unused for `cache_days()`, once per process.
+
+    Returns:
+        The number of folders deleted.
+    """
+    cutoff = time.time() - cache_days() * 86400
+    removed = 0
+    for path in [*steps_root().glob("*/*/*"), *steps_root().glob("results/*")]:
+        try:
+            if path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
