@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from kerasflow import tracking
 from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.champion import (
@@ -25,6 +23,7 @@ from kerasflow.tasks.load import load_data
 from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.promote import gate_challenger, promote_challenger
 from kerasflow.tasks.register import register_model
+from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.split import split_data
 from kerasflow.tasks.train import train_model
 from kerasflow.tasks.tune import search_hyperparameters
@@ -58,7 +57,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
     extra = [f"data.source={source}"] if source else []
     config = read_config(config_path, [*(overrides or []), *extra])
     check_retrain_config(config_path, config)
-    with tracking.pipeline_run(config, "retrain", flow_run.get_id()) as run:
+    with open_pipeline_run(config, "retrain") as run:
         champion = find_champion(run.tracker, config, run.workdir)
         # prepare_data's steps, with the unchanged-data check right after loading
         raw = run_step(load_data, run, config)

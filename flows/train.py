@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
-from kerasflow import tracking
 from kerasflow.flows.cv import cross_validate_flow
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.runners import task_runner
@@ -15,6 +13,7 @@ from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.register import register_model
+from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.train import train_model
 from kerasflow.tasks.tune import search_hyperparameters
 from kerasflow.training.refit import refit_plan
@@ -40,7 +39,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         The run id, test metrics, model URI and registered version.
     """
     config = read_config(config_path, overrides)
-    with tracking.pipeline_run(config, "train", flow_run.get_id()) as run:
+    with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh)
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh) if config.tuning else None
         best = tuned["hyperparameters"] if tuned else None

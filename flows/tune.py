@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
-from kerasflow import tracking
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.tasks.config import read_config
+from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.tune import search_hyperparameters
 
 
@@ -26,7 +25,7 @@ def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool 
         The run ids and the search outcome (best values, score, trials).
     """
     config = read_config(config_path, overrides)
-    with tracking.pipeline_run(config, "tune", flow_run.get_id()) as run:
+    with open_pipeline_run(config, "tune") as run:
         prepared = prepare_data(run, config, fresh)
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh)
     return {"run_id": run.id, "experiment_id": run.experiment_id, **tuned}

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
-from kerasflow import tracking
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.load import load_data
+from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.validate import validate_data
 
 
@@ -26,7 +25,7 @@ def validate_flow(config_path: str, overrides: list[str] | None = None) -> dict[
         The run id and the number of expectations checked.
     """
     config = read_config(config_path, overrides)
-    with tracking.pipeline_run(config, "validate", flow_run.get_id()) as run:
+    with open_pipeline_run(config, "validate") as run:
         raw = run_step(load_data, run, config)
         checked = run_step(validate_data, run, config, raw)
     return {"run_id": run.id, "expectations": checked}

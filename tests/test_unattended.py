@@ -100,6 +100,7 @@ def test_sigkill_leaves_an_orphan_that_the_next_run_marks_failed(store: str, tmp
     note = swept.data.tags["kerasflow.note"]
     assert f"process {proc.pid} on host" in note and "is gone; marked FAILED by run" in note
     assert swept.data.tags["mlflow.note.content"] == note
+    assert _flow_run_state(orphan.data.tags["prefect.flow_run_id"]) == "CRASHED", "its Prefect flow run is closed too"
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -20,7 +20,7 @@ import traceback
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from kerasflow.quiet import silence, tracking_budget
 from kerasflow.tracking.journal import keep_file, read_journal, record
@@ -30,6 +30,7 @@ RUN_KIND_TAG = "kerasflow.kind"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow shows runs with this tag nested under their parent
 PID_TAG, HOST_TAG, STARTED_TAG = "kerasflow.pid", "kerasflow.host", "kerasflow.started"  # who runs it (orphan sweep)
 NOTE_TAG = "kerasflow.note"
+FLOW_RUN_TAG = "prefect.flow_run_id"
 
 log = logging.getLogger(__name__)
 _open_runs: dict[str, str] = {}  # run id -> tracking URI of the runs this process has open (`kill_open_runs`)
@@ -115,16 +116,20 @@ def _artifact_location(uri: str, name: str) -> str | None:
 
 
 @contextlib.contextmanager
-def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iterator[PipelineRun]:
+def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None,
+                 on_orphan: Callable[[str, str], None] | None = None) -> Iterator[PipelineRun]:
     """Opens the parent run of a flow, and closes it FINISHED or FAILED.
 
     On an exception the error report is attached as `errors/error.txt`, the
-    run is marked FAILED and the exception propagates.
+    run is marked FAILED and the exception propagates. Runs of dead
+    processes are swept first (`sweep_orphans`).
 
     Args:
         config: The validated `PipelineConfig`.
         kind: `train`, `tune`, `retrain` or `predict`; stored as a tag.
         flow_run_id: The Prefect flow-run id, stored as a tag.
+        on_orphan: Called with `(flow_run_id, note)` for each swept run that
+            recorded a flow run, to close that flow run too. Default none.
 
     Yields:
         A `PipelineRun`.
@@ -136,7 +141,7 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None) -> Iter
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
     track_open_run(run_id, tracking_uri(config.registry.tracking_uri))
     try:
-        sweep_orphans(client, experiment_id, run_id)
+        sweep_orphans(client, experiment_id, run_id, on_orphan)
         log_config(client, run_id, config)
         yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
                           uri=tracking_uri(config.registry.tracking_uri))
@@ -300,7 +305,8 @@ def _mark_orphan(client: Any, experiment_id: str, run_id: str, note: str) -> lis
     return marked
 
 
-def sweep_orphans(client: Any, experiment_id: str, current_run_id: str) -> list[str]:
+def sweep_orphans(client: Any, experiment_id: str, current_run_id: str,
+                  on_orphan: Callable[[str, str], None] | None = None) -> list[str]:
     """Marks FAILED the runs of this experiment left RUNNING by a process of this host that is gone.
 
     A process killed with SIGKILL (or by the OOM killer, or a power cut)
@@ -314,6 +320,9 @@ def sweep_orphans(client: Any, experiment_id: str, current_run_id: str) -> list[
         client: An `MlflowClient`.
         experiment_id: The experiment to sweep.
         current_run_id: The run doing the sweep, named in the note.
+        on_orphan: Called with `(flow_run_id, note)` for each swept run
+            tagged `prefect.flow_run_id`; its errors are logged, not raised.
+            Default none.
 
     Returns:
         The ids of the runs marked FAILED.
@@ -331,6 +340,11 @@ def sweep_orphans(client: Any, experiment_id: str, current_run_id: str) -> list[
             continue
         note = f"process {pid} on host {host} is gone; marked FAILED by run {current_run_id}"
         swept += _mark_orphan(client, experiment_id, found.info.run_id, note)
+        if on_orphan is not None and tags.get(FLOW_RUN_TAG):
+            try:
+                on_orphan(tags[FLOW_RUN_TAG], note)
+            except Exception as exc:  # the flow run is Prefect's to judge too; never fail the new run for it
+                log.warning("could not close flow run %s: %s", tags[FLOW_RUN_TAG], exc)
     if swept:
         log.warning("marked %d orphaned run(s) FAILED: %s", len(swept), ", ".join(swept))
     return swept
@@ -543,7 +557,7 @@ def _run_tags(config: Any, kind: str, flow_run_id: str | None) -> dict[str, str]
     tags = {RUN_KIND_TAG: kind, "kerasflow.config_hash": config.fingerprint(), "kerasflow.pipeline": config.name,
             **process_identity()}
     if flow_run_id:
-        tags["prefect.flow_run_id"] = str(flow_run_id)
+        tags[FLOW_RUN_TAG] = str(flow_run_id)
     return {**tags, **_git_tags()}
 
 
