@@ -5,6 +5,7 @@ from __future__ import annotations
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
+from kerasflow.tasks.lint import lint_design
 from kerasflow.tasks.load import load_data
 from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.split import split_data
@@ -12,7 +13,8 @@ from kerasflow.tasks.validate import validate_data
 from kerasflow.tracking import PipelineRun
 
 
-def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False) -> Prepared:
+def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False,
+                 lint_as: str | None = None) -> Prepared:
     """Loads the configured data, checks it, splits it and fits the preprocessing on training rows.
 
     Each step is cached (`kerasflow.tasks.caching`): a rerun with the same
@@ -22,14 +24,19 @@ def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False) 
         run: The pipeline run the steps log into.
         config: The validated pipeline config.
         fresh: Recompute every step instead of reusing cached results. Default false.
+        lint_as: The config file's name: run the design lint on the loaded
+            data, before anything else, naming this file. Default none (no lint).
 
     Returns:
         The `Prepared` paths (raw rows, split, feature and label specs).
 
     Raises:
-        BadInputError: The data cannot be read, fails its checks or cannot be split.
+        BadInputError: The data cannot be read, fails its checks or cannot be
+            split, or the config breaks a design rule marked `error`.
     """
     raw = run_step(load_data, run, config, fresh=fresh)
+    if lint_as is not None:  # the tutorial's rules of thumb, before any check or split (kerasflow/lint/rules.py)
+        lint_design(run.tracker, config, raw, lint_as)
     run_step(validate_data, run, config, raw, fresh=fresh)
     split = run_step(split_data, run, config, raw, fresh=fresh)
     return run_step(fit_preprocessing, run, config, raw, split, fresh=fresh)

@@ -20,7 +20,8 @@ from kerasflow.training.refit import refit_plan
 
 
 @flow(name="train", log_prints=False)
-def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False) -> dict[str, Any]:
+def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False,
+               lint: bool = True) -> dict[str, Any]:
     """Runs the whole training pipeline for one config.
 
     With a `tuning` section the search runs (or resumes) first and the
@@ -34,13 +35,14 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         fresh: Start over instead of resuming or reusing: recompute every
             cached step, and restart the tuner search, the k-fold folds and
             the final fit. Default false.
+        lint: Check the design lint first: errors stop the run, warnings are logged. Default true.
 
     Returns:
         The run id, test metrics, model URI and registered version.
     """
     config = read_config(config_path, overrides)
     with open_pipeline_run(config, "train") as run:
-        prepared = prepare_data(run, config, fresh)
+        prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None)
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh) if config.tuning else None
         best = tuned["hyperparameters"] if tuned else None
         cv = None

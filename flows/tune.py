@@ -13,19 +13,21 @@ from kerasflow.tasks.tune import search_hyperparameters
 
 
 @flow(name="tune", log_prints=False)
-def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False) -> dict[str, Any]:
+def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False,
+              lint: bool = True) -> dict[str, Any]:
     """Validates, splits and preprocesses the data, then runs or resumes the search.
 
     Args:
         config_path: Pipeline YAML with a `tuning` section.
         overrides: `section.key=value` overrides. Default none.
         fresh: Discard saved tuner state and start over. Default false.
+        lint: Check the design lint first: errors stop the run, warnings are logged. Default true.
 
     Returns:
         The run ids and the search outcome (best values, score, trials).
     """
     config = read_config(config_path, overrides)
     with open_pipeline_run(config, "tune") as run:
-        prepared = prepare_data(run, config, fresh)
+        prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None)
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh)
     return {"run_id": run.id, "experiment_id": run.experiment_id, **tuned}

@@ -50,7 +50,7 @@ def test_fast_exit_loses_nothing(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stdout + proc.stderr
         run_id = re.search(r"MLflow run:\s+(\w+)", proc.stdout).group(1)
 
-        client = mlflow.MlflowClient(store)
+        client = mlflow.MlflowClient(store, registry_uri=store)  # not the registry another test set globally
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         for name in ("train.loss", "train.val_loss", "train.accuracy"):

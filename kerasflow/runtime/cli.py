@@ -32,22 +32,45 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 
+NoLintOpt = Annotated[bool, typer.Option("--no-lint", help="Skip the design lint (`kerasflow lint`) before training.")]
+
+
 @app.command()
 def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(
-        help="Start a tuner search over instead of resuming it.")] = False) -> None:
+        help="Recompute every cached step, and start the tuner search, folds and fit over.")] = False,
+        no_lint: NoLintOpt = False) -> None:
     """Run the whole pipeline: validate, split, preprocess, train, evaluate, register."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "train")
     server = _warm(cfg)
     from kerasflow.flows.train import train_flow
 
-    result = _run_flow(lambda: train_flow(str(config), overrides, fresh=fresh), server, "train")
+    result = _run_flow(lambda: train_flow(str(config), overrides, fresh=fresh, lint=not no_lint), server, "train")
     _print_result(result, cfg, server)
 
 
 @app.command()
+def lint(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Check a config's design against its data with the tutorial's rules of thumb; exit 2 on an error."""
+    silence()
+    from kerasflow.errors import BadInputError, describe
+    from kerasflow.lint import lint_config, profile_source
+    from kerasflow.schemas.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config, list(set_ or []))
+        report = lint_config(cfg, profile_source(cfg))
+    except (ConfigError, BadInputError) as exc:
+        _fail(describe(exc) if isinstance(exc, BadInputError) and not isinstance(exc, ConfigError) else str(exc),
+              EXIT_BAD_INPUT)
+    typer.echo(report.summary())
+    if report.errors:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
 def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(
-        help="Start the search over instead of resuming it.")] = False) -> None:
+        help="Start the search over instead of resuming it.")] = False, no_lint: NoLintOpt = False) -> None:
     """Run only the hyperparameter search of a config's tuning section and print its trials."""
     overrides = list(set_ or [])
     cfg = _preflight(config, overrides, "tune")
@@ -57,7 +80,7 @@ def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Op
     server = _warm(cfg)
     from kerasflow.flows.tune import tune_flow
 
-    result = _run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh), server, "tune")
+    result = _run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh, lint=not no_lint), server, "tune")
     _print_search(result, cfg)
 
 

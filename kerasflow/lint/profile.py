@@ -1,0 +1,165 @@
+"""What the design lint needs to know about the data: size, task, classes, feature ranges, text vocabulary.
+
+A profile is computed from the raw rows (a table, or an image folder's
+listing) without fitting anything. This module imports neither Prefect,
+MLflow nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kerasflow.features.tabular import fit_labels, select_columns
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@dataclass
+class DataProfile:
+    """The facts about a dataset that design rules check a config against.
+
+    Args:
+        rows: Rows (files, for an image folder).
+        train_rows: Rows the final fit trains on (after the test and validation shares).
+        task: `classification` or `regression`, as kerasflow infers or the config sets it.
+        classes: Number of classes of the (first) target; 0 for regression.
+        target_numeric: The target's values are numbers.
+        target_integer: The target's values are whole numbers.
+        target_distinct: Distinct target values.
+        target_sorted: The target is sorted along the rows (an unshuffled split then splits by label).
+        target_mean_square: Mean of the squared target (regression), the loss of a model predicting 0.
+        input_width: Width of the model's tabular input (numeric columns plus one-hot levels).
+        numeric_std: Standard deviation of each numeric feature.
+        distinct_tokens: Distinct word tokens of the text column, if there is one.
+    """
+
+    rows: int
+    train_rows: int
+    task: str
+    classes: int = 0
+    target_numeric: bool = True
+    target_integer: bool = False
+    target_distinct: int = 0
+    target_sorted: bool = False
+    target_mean_square: float = 1.0
+    input_width: int = 0
+    numeric_std: dict[str, float] = field(default_factory=dict)
+    distinct_tokens: int | None = None
+
+
+def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataProfile:
+    """Profiles raw rows for the design lint.
+
+    Args:
+        config: The `PipelineConfig`.
+        frame: The raw rows (an image folder's listing has one row per file).
+        test_rows: Trailing rows that come from `data.test_source`. Default 0.
+
+    Returns:
+        The `DataProfile`.
+    """
+    target_column = _main_target(config)
+    target = frame[target_column] if target_column in frame.columns else pd.Series([], dtype=float)
+    task = _task(config, target)
+    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    values = pd.to_numeric(target, errors="coerce").dropna() if numeric else pd.Series([], dtype=float)
+    profile = DataProfile(
+        rows=len(frame), train_rows=_train_rows(config, len(frame), test_rows), task=task,
+        classes=int(target.nunique()) if task == "classification" else 0, target_numeric=numeric,
+        target_integer=bool(numeric and len(values) and np.all(np.mod(values, 1) == 0)),
+        target_distinct=int(target.nunique()),
+        target_sorted=bool(len(target) > 2 and target.nunique() > 1
+                           and (target.is_monotonic_increasing or target.is_monotonic_decreasing)),
+        target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0)
+    if config.model.kind == "dense" and config.data.image is None:
+        _profile_features(config, frame, profile)
+    text = _text_column(config)
+    if text is not None and text in frame.columns:
+        tokens: set[str] = set()
+        for value in frame[text].dropna().astype(str):
+            tokens.update(_TOKEN.findall(value.lower()))
+        profile.distinct_tokens = len(tokens)
+    return profile
+
+
+def count_image_files(folder: str | Path, extensions: list[str]) -> pd.DataFrame:
+    """Lists an image folder's files by class without decoding them: a `file`, `label` frame."""
+    root = Path(folder).expanduser()
+    rows = [(str(path), sub.name) for sub in sorted(p for p in root.iterdir() if p.is_dir())
+            for path in sorted(sub.rglob("*")) if path.suffix.lower() in extensions]
+    return pd.DataFrame(rows, columns=["file", "label"])
+
+
+def _main_target(config: Any) -> str:
+    outputs = getattr(config.model, "outputs", None)
+    return outputs[0].target if outputs else config.data.target
+
+
+def _task(config: Any, target: pd.Series) -> str:
+    outputs = getattr(config.model, "outputs", None)
+    wanted = outputs[0].task if outputs else config.data.task
+    if wanted != "auto" or target.empty:
+        return "classification" if wanted == "auto" else wanted
+    return fit_labels(target.dropna(), "auto").task
+
+
+def _train_rows(config: Any, rows: int, test_rows: int) -> int:
+    split = config.split
+    pool = rows - test_rows if test_rows else rows * (1 - split.test_fraction)
+    if split.kind == "kfold":
+        return int(pool)
+    return int(pool * (1 - split.val_fraction))
+
+
+def _profile_features(config: Any, frame: pd.DataFrame, profile: DataProfile) -> None:
+    d = config.data
+    try:
+        numeric, categorical = select_columns(frame, d.target, d.features, d.categorical)
+    except Exception:  # the data contract reports unusable columns; the lint only profiles usable ones
+        return
+    stds = frame[numeric].apply(pd.to_numeric, errors="coerce").std()
+    profile.numeric_std = {str(c): float(s) for c, s in stds.items() if np.isfinite(s) and s > 0}
+    limit = config.preprocessing.max_categories
+    levels = sum(min(int(frame[c].nunique()), limit or 10**9) for c in categorical)
+    profile.input_width = len(numeric) + levels
+
+
+def _text_column(config: Any) -> str | None:
+    if config.model.kind == "text":
+        return config.model.column
+    if config.model.kind == "functional":
+        return next((i.column for i in config.model.inputs if i.type == "text"), None)
+    return None
+
+
+def profile_source(config: Any) -> DataProfile:
+    """Reads the configured data (an image folder is listed, not decoded) and profiles it.
+
+    Args:
+        config: The `PipelineConfig`.
+
+    Returns:
+        The `DataProfile`.
+
+    Raises:
+        DataLoadError: A source cannot be read.
+    """
+    from kerasflow.data.contract import read_sources
+    from kerasflow.data.images import is_image_folder
+
+    data = config.data
+    if data.image is not None and is_image_folder(data.source):
+        listing = count_image_files(data.source, data.image.extensions)
+        test = count_image_files(data.test_source, data.image.extensions) if data.test_source else listing.head(0)
+        frame = pd.concat([listing, test], ignore_index=True).rename(columns={"label": data.target})
+        return profile_frame(config, frame, len(test))
+    source, test_table = read_sources(config)
+    if test_table is None:
+        return profile_frame(config, source.frame)
+    return profile_frame(config, pd.concat([source.frame, test_table.frame], ignore_index=True), len(test_table.frame))
