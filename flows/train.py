@@ -14,7 +14,7 @@ from kerasflow.tasks.config import read_config
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.register import register_model
 from kerasflow.tasks.runs import open_pipeline_run
-from kerasflow.tasks.train import train_model
+from kerasflow.tasks.train import assemble_ensemble, train_model
 from kerasflow.tasks.tune import search_hyperparameters
 from kerasflow.training.refit import refit_plan
 
@@ -26,8 +26,9 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
 
     With a `tuning` section the search runs (or resumes) first and the
     final model uses its best values; with a k-fold split every fold is
-    trained and scored, then the final model is refitted on all non-test
-    rows for the folds' mean best epoch count.
+    trained and scored, then the final model is their average
+    (`split.final: ensemble`) or is refitted on all non-test rows for the
+    folds' median best epoch count (`refit`).
 
     Args:
         config_path: Pipeline YAML.
@@ -50,7 +51,10 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             cv_flow = cross_validate_flow.with_options(task_runner=task_runner(config.runner))
             cv = cv_flow(run.tracker, config, prepared, best, fresh)
         plan = refit_plan(config, tuned, cv)
-        model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
+        if plan["refit"] == "ensemble":
+            model = assemble_ensemble(run.tracker, config, cv["models"], run.workdir)
+        else:
+            model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model, metrics)
     return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics, **registered}

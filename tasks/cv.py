@@ -25,6 +25,7 @@ from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epo
 from kerasflow.training.cv import summarize_folds as summarize
 from kerasflow.training.cv import train_fold as fit_fold
 from kerasflow.training.resume import (
+    FOLD_MODEL,
     checkpoint_root,
     claim,
     clear,
@@ -69,6 +70,9 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
     with tracking.nested_run(tracker, f"fold-{fold}", "fold", {"kerasflow.fold": str(fold)}) as child:
         child.params({"fold": fold, "train_rows": len(train_rows), "val_rows": len(val_rows), **(hyperparameters or {})})
         saved = load_fold_result(checkpoint)
+        ensemble = config.split.final == "ensemble"
+        if saved is not None and ensemble and not Path(saved[0].get("model") or "").is_file():
+            saved = None  # the fold's model is needed for the ensemble: train it again
         if saved is not None:
             result = FoldResult(**saved[0])
             step_logger().info(f"{name} reused from the interrupted run {saved[1]}".rstrip())
@@ -78,7 +82,8 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
             result = fit_fold(config, frame, split.folds[fold], fold,
                               FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
                               hyperparameters=hyperparameters, checkpoint=checkpoint,
-                              on_epoch=lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch))
+                              on_epoch=lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
+                              save_to=checkpoint / FOLD_MODEL if ensemble else None)
             save_fold_result(checkpoint, asdict(result), child.run_id)
         child.metrics(result.metrics, prefix="val.")
         child.metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, prefix="train.")
@@ -94,7 +99,9 @@ def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict
     `cv/folds.csv`.
 
     Returns:
-        `{"epochs": refit epoch count, "folds": k, "summary": {metric: {mean, std}}}`.
+        `{"epochs": refit epoch count (median best epoch), "folds": k,
+        "summary": {metric: {mean, std}}, "models": the fold models' paths
+        (for `split.final: ensemble`, else None each)}`.
     """
     folds = sorted((FoldResult(**r) for r in results), key=lambda r: r.fold)
     summary = summarize(folds)
@@ -106,4 +113,5 @@ def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict
         table = [{"fold": r.fold, "best_epoch": r.best_epoch, "epochs_run": r.epochs_run, **r.metrics} for r in folds]
         pd.DataFrame(table).to_csv(Path(tmp) / "folds.csv", index=False)
         tracker.artifact(str(Path(tmp) / "folds.csv"), "cv")
-    return {"epochs": refit_epochs(folds), "folds": len(folds), "summary": summary}
+    return {"epochs": refit_epochs(folds), "folds": len(folds), "summary": summary,
+            "models": [r.model for r in folds]}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.quiet import import_tensorflow
@@ -14,6 +15,7 @@ from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
+from kerasflow.training.ensemble import average_models
 from kerasflow.training.final import fit_final_model
 from kerasflow.training.finetune import fine_tune_saved_model
 from kerasflow.training.fitting import plot_history
@@ -78,6 +80,21 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
         fine_tune_phase(tracker, config, prepared, str(model_path), refit=refit,
                         hyperparameters=hyperparameters)
     return str(model_path)
+
+
+@task(name="assemble-ensemble", retries=0, cache_policy=NO_CACHE)
+def assemble_ensemble(tracker: Tracker, config: PipelineConfig, models: list[str], workdir: str) -> str:
+    """Averages the k-fold models inside one exported model (`split.final: ensemble`).
+
+    Returns:
+        Path of the ensemble's `.keras` model.
+    """
+    import_tensorflow()
+
+    path = average_models(models, Path(workdir) / "model.keras")
+    tracker.params({"final": "ensemble", "members": len(models)}, prefix="cv.")
+    step_logger().info(f"final model: the average of the {len(models)} fold models")
+    return str(path)
 
 
 def announce_resume(tracker: Tracker, point: ResumePoint | None, total: int, what: str = "") -> None:

@@ -61,8 +61,52 @@ def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: d
     assert parent.data.metrics["cv.accuracy.std"] == pytest.approx(accuracies.std())
     for name in ("loss", "f1_macro", "best_epoch"):
         assert {f"cv.{name}.mean", f"cv.{name}.std"} <= set(parent.data.metrics)
-    assert parent.data.metrics["train.epochs_run"] == round(parent.data.metrics["cv.best_epoch.mean"])
+    assert parent.data.params["cv.final"] == "ensemble" and parent.data.params["cv.members"] == "3"
+    assert "train.epochs_run" not in parent.data.metrics, "the ensemble averages the folds: nothing is refitted"
     assert parent.data.metrics["split.test_rows"] == 30 and kfold_run["version"]
+
+
+def test_the_fold_ensemble_serves_raw_rows_from_the_registry(kfold_run: dict, mlflow_store: str) -> None:
+    model = mlflow.pyfunc.load_model(f"models:/iris_kfold-dense/{kfold_run['version']}")
+    rows = load_frame("iris").drop(columns=["target"]).iloc[[0, 60, 120]]
+    predicted = model.predict(rows)
+    assert len(predicted) == 3 and set(predicted["prediction"]) <= {"setosa", "versicolor", "virginica"}
+    proba = predicted[[c for c in predicted.columns if c.startswith("proba_")]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_a_refit_final_model_trains_for_the_median_best_epoch(prefect_harness, mlflow_store: str) -> None:
+    from kerasflow.flows.train import train_flow
+
+    result = train_flow(CONFIG, [*FAST, "split.final=refit", "name=iris_kfold_refit",
+                                 "registry.model_name=iris_kfold-refit"])
+    parent = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
+    metrics = parent.data.metrics
+    assert metrics["train.epochs_run"] == max(1, round(metrics["cv.best_epoch.median"]))
+    assert metrics["cv.best_epoch.min"] <= metrics["cv.best_epoch.median"] <= metrics["cv.best_epoch.max"]
+
+
+def test_an_ensemble_outputs_the_mean_of_its_members(tmp_path: Path) -> None:
+    from kerasflow.quiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from kerasflow.training.ensemble import average_models
+
+    paths = []
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        inputs = {"a": keras.Input((3,), name="a"), "b": keras.Input((1,), name="b")}
+        hidden = keras.layers.Concatenate()([inputs["a"], inputs["b"]])
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+        model.compile(loss="sparse_categorical_crossentropy")
+        model.save(tmp_path / f"m{seed}.keras")
+        paths.append(str(tmp_path / f"m{seed}.keras"))
+    x = {"a": np.random.default_rng(0).normal(size=(4, 3)), "b": np.ones((4, 1))}
+    expected = np.mean([keras.saving.load_model(p).predict(x, verbose=0) for p in paths], axis=0)
+    ensemble = keras.saving.load_model(average_models(paths, tmp_path / "ensemble.keras"))
+    np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, rtol=1e-5)
 
 
 def test_out_of_fold_predictions_cover_every_non_test_row(kfold_run: dict, mlflow_store: str) -> None:

@@ -37,6 +37,7 @@ class FoldResult:
         predictions: Out-of-fold predictions as columns: `row` (position in
             the raw data), `fold`, `actual`, `prediction` and, for
             classifiers, `proba_<class>`.
+        model: The saved fold model (`.keras`), when asked for one.
     """
 
     fold: int
@@ -44,6 +45,7 @@ class FoldResult:
     best_epoch: int
     epochs_run: int
     predictions: dict[str, list[Any]] = field(default_factory=dict)
+    model: str | None = None
 
 
 def make_folds(labels: pd.Series, rows: list[int], *, folds: int, stratify: bool, shuffle: bool,
@@ -118,7 +120,8 @@ def fold_features(config: PipelineConfig, frame: pd.DataFrame, train_rows: list[
 
 def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[list[int], list[int]], fold: int,
                features: FeatureSpec, labels: LabelSpec, *, hyperparameters: dict[str, Any] | None = None,
-               on_epoch: EpochHook | None = None, checkpoint: str | Path | None = None) -> FoldResult:
+               on_epoch: EpochHook | None = None, checkpoint: str | Path | None = None,
+               save_to: str | Path | None = None) -> FoldResult:
     """Trains and scores the model of one fold.
 
     The seed is set from `training.seed` before building, so a fold gives
@@ -135,6 +138,8 @@ def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[lis
         on_epoch: Per-epoch hook. Default none.
         checkpoint: Persistent folder of per-epoch checkpoints; an
             interrupted fold resumes from it. Default none.
+        save_to: Save the trained fold model there (`.keras`), for an
+            ensemble of the folds. Default none.
 
     Returns:
         The `FoldResult`.
@@ -153,8 +158,11 @@ def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[lis
         predictions.insert(0, "actual", val.raw_y.to_numpy())
     predictions.insert(0, "fold", fold)
     predictions.insert(0, "row", val_rows)
+    if save_to is not None:
+        model.save(save_to)
     return FoldResult(fold=fold, metrics=evaluation.metrics, best_epoch=result.best_epoch,
-                      epochs_run=result.epochs_run, predictions=predictions.to_dict(orient="list"))
+                      epochs_run=result.epochs_run, predictions=predictions.to_dict(orient="list"),
+                      model=str(save_to) if save_to is not None else None)
 
 
 def summarize_folds(results: list[FoldResult]) -> dict[str, dict[str, float]]:
@@ -169,12 +177,20 @@ def summarize_folds(results: list[FoldResult]) -> dict[str, dict[str, float]]:
     names = [n for n in results[0].metrics if all(n in r.metrics for r in results)]
     table = {n: np.array([r.metrics[n] for r in results], dtype="float64") for n in names}
     table["best_epoch"] = np.array([r.best_epoch for r in results], dtype="float64")
-    return {n: {"mean": float(v.mean()), "std": float(v.std())} for n, v in table.items()}
+    summary = {n: {"mean": float(v.mean()), "std": float(v.std())} for n, v in table.items()}
+    epochs = table["best_epoch"]
+    summary["best_epoch"].update(median=float(np.median(epochs)), min=float(epochs.min()), max=float(epochs.max()))
+    return summary
 
 
 def refit_epochs(results: list[FoldResult]) -> int:
-    """Returns the epoch count of the final refit: the folds' mean best epoch, rounded."""
-    return max(1, int(round(float(np.mean([r.best_epoch for r in results])))))
+    """Returns the epoch count of a final refit: the median of the folds' best epochs.
+
+    The median, not the mean: best epochs vary widely between folds (one
+    fold stopping late pulls the mean up), and the median is the count
+    most folds found good. Its spread is logged as `cv.best_epoch.min/max/std`.
+    """
+    return max(1, int(round(float(np.median([r.best_epoch for r in results])))))
 
 
 def out_of_fold_predictions(results: list[FoldResult]) -> pd.DataFrame:

@@ -16,11 +16,15 @@ def refit_plan(config: PipelineConfig, tuned: dict[str, Any] | None, cv: dict[st
         cv: Output of `summarize_folds`, or None.
 
     Returns:
-        `train_model` keyword arguments `refit` and `epochs`: k-fold refits
-        on all non-test rows for the folds' mean best epoch; a search
-        follows `tuning.refit` with the best trial's epoch count; otherwise
-        the training rows with early stopping.
+        `train_model` keyword arguments `refit` and `epochs`: k-fold ends
+        with `ensemble` (the fold models averaged; no training) or, with
+        `split.final: refit`, refits on all non-test rows for the median of
+        the folds' best epochs; a search follows `tuning.refit` with the
+        best trial's epoch count; otherwise the training rows with early
+        stopping.
     """
+    if cv is not None and config.split.final == "ensemble":
+        return {"refit": "ensemble", "epochs": None}
     if cv is not None:
         return {"refit": "train+val", "epochs": cv["epochs"]}
     if tuned is not None:

@@ -30,6 +30,7 @@ OWNER_FILE = "owner.json"
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best_weights.npz"
 FOLD_RESULT = "fold_result.json"
+FOLD_MODEL = "fold_model.keras"  # a finished fold's model, kept for an ensemble of the folds
 _COUNTERS = ("wait", "best", "best_epoch", "cooldown_counter", "stopped_epoch")
 
 
@@ -131,7 +132,7 @@ def clear(folder: str | Path) -> None:
 def clear_checkpoints(root: str | Path) -> None:
     """Deletes a pipeline's checkpoints once its model is trained, keeping finished folds' results.
 
-    A fold's result (a small JSON) stays, so a rerun of the same data and
+    A fold's result (a small JSON, and its model when saved) stays, so a rerun of the same data and
     config (after a later step failed) reuses the folds instead of
     training them again; `--fresh` deletes them.
 
@@ -142,7 +143,7 @@ def clear_checkpoints(root: str | Path) -> None:
     for folder in (root.iterdir() if root.is_dir() else []):
         if (folder / FOLD_RESULT).is_file():
             for item in folder.iterdir():
-                if item.name != FOLD_RESULT:
+                if item.name not in (FOLD_RESULT, FOLD_MODEL):
                     shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
         else:
             clear(folder)
