@@ -351,6 +351,9 @@ class PipelineConfig(Section):
         model = data.get("model") if isinstance(data, dict) else None
         if isinstance(model, dict) and "kind" not in model:
             data = {**data, "model": {"kind": "dense", **model}}
+        source = data.get("data") if isinstance(data, dict) else None
+        if isinstance(data, dict) and "model" not in data and isinstance(source, dict) and source.get("image"):
+            data = {**data, "model": {"kind": "cnn"}}  # image data without a model section: the default CNN
         return data
 
     @model_validator(mode="after")

@@ -6,18 +6,35 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.isolation import start_validator
-from kerasflow.schemas.config import PipelineConfig, load_config
+from kerasflow.errors import BadInputError
+from kerasflow.lint.defaults import DEFAULTED, default_sections, describe_defaults, with_defaults
+from kerasflow.lint.profile import profile_source
+from kerasflow.schemas.config import PipelineConfig, load_config, read_raw_config
+from kerasflow.tasks.policies import step_logger
 
 
 @task(name="read-config", retries=0, cache_policy=NO_CACHE)
 def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig:
     """Reads and validates the pipeline config (see `kerasflow.schemas.config.load_config`).
 
-    With an expectation suite configured, also starts the validation worker
-    (`kerasflow.data.isolation`), so Great Expectations imports while the first
-    steps run; the `kerasflow` CLI has usually started it already.
+    Sections the config leaves out (`split`, `training`, `model`) are chosen
+    from the data's size and task (`kerasflow.lint.defaults`), and the
+    choice is shown. With an expectation suite configured, also starts the
+    validation worker (`kerasflow.data.isolation`), so Great Expectations
+    imports while the first steps run; the `kerasflow` CLI has usually
+    started it already.
     """
     config = load_config(path, overrides)
+    given = set(read_raw_config(path)) | {item.split("=", 1)[0].split(".")[0] for item in overrides or []}
+    if not set(DEFAULTED) <= given:
+        try:
+            profile = profile_source(config)
+        except BadInputError:  # the load step reports unreadable data, with a FAILED run
+            profile = None
+        if profile is not None:
+            chosen = default_sections(config, profile, given)
+            config = with_defaults(config, chosen)
+            step_logger().info(describe_defaults(chosen, profile))
     if config.validation.suite is not None:
         start_validator()
     return config

@@ -37,6 +37,7 @@ class DataProfile:
         input_width: Width of the model's tabular input (numeric columns plus one-hot levels).
         numeric_std: Standard deviation of each numeric feature.
         distinct_tokens: Distinct word tokens of the text column, if there is one.
+        text_columns: Columns holding free text (`text_columns`).
     """
 
     rows: int
@@ -51,6 +52,7 @@ class DataProfile:
     input_width: int = 0
     numeric_std: dict[str, float] = field(default_factory=dict)
     distinct_tokens: int | None = None
+    text_columns: list[str] = field(default_factory=list)
 
 
 def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataProfile:
@@ -77,8 +79,9 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
         target_sorted=bool(len(target) > 2 and target.nunique() > 1
                            and (target.is_monotonic_increasing or target.is_monotonic_decreasing)),
         target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0)
+    profile.text_columns = text_columns(frame, target_column) if config.data.image is None else []
     if config.model.kind == "dense" and config.data.image is None:
-        _profile_features(config, frame, profile)
+        _profile_features(config, frame.drop(columns=profile.text_columns), profile)
     text = _text_column(config)
     if text is not None and text in frame.columns:
         tokens: set[str] = set()
@@ -163,3 +166,16 @@ def profile_source(config: Any) -> DataProfile:
     if test_table is None:
         return profile_frame(config, source.frame)
     return profile_frame(config, pd.concat([source.frame, test_table.frame], ignore_index=True), len(test_table.frame))
+
+
+def text_columns(frame: pd.DataFrame, target: str) -> list[str]:
+    """Columns that hold free text (long, mostly distinct strings), not categories."""
+    found = []
+    for column in frame.columns:
+        if column == target or not (pd.api.types.is_object_dtype(frame[column])
+                                    or pd.api.types.is_string_dtype(frame[column])):
+            continue
+        values = frame[column].dropna().astype(str)
+        if len(values) and values.str.len().mean() >= 40 and values.nunique() >= 0.5 * len(values):
+            found.append(str(column))
+    return found

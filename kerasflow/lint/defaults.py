@@ -1,0 +1,118 @@
+"""Strong defaults: the sections a config leaves out, chosen from the data's size and task.
+
+A config may hold only `name` and `data`. Each of `split`, `training` and
+`model` that it leaves out is then chosen from the data's profile:
+
+- **split**: fewer than 1,000 rows get 5-fold cross-validation ending with
+  the fold ensemble (every row is scored once, and the final model averages
+  five); more get a holdout split (20% test, 10% validation).
+- **training**: Adam at 1e-3, up to 300 epochs with early stopping on the
+  validation loss (patience 20, best weights restored) and a learning-rate
+  schedule (halved after 8 epochs without improvement); the batch is about
+  1/50 of the training rows, a power of two between 16 and 256.
+- **model**: image data get the default CNN; a table with a free-text
+  column gets a TF-IDF bag of words and word pairs with a small dense head;
+  any other table gets a dense network whose first layer is the power of
+  two at or above twice the wider of the input width and the class count
+  (16 to 256), and a second layer half as wide; ReLU with He
+  initialization, dropout 0.2 below 2,000 training rows (else 0.1) and L2
+  1e-4.
+
+Sections the config sets (or overrides with `--set`) are never changed.
+Plain functions: no Prefect, no MLflow, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kerasflow.lint.profile import DataProfile
+
+KFOLD_BELOW_ROWS = 1000
+DEFAULTED = ("split", "training", "model")
+
+
+def _power_of_two(value: float, low: int, high: int) -> int:
+    return int(min(max(2 ** math.ceil(math.log2(max(value, 1))), low), high))
+
+
+def default_split(profile: DataProfile) -> dict[str, Any]:
+    """The split of a config without one (see the module docstring)."""
+    if profile.rows < KFOLD_BELOW_ROWS:
+        return {"kind": "kfold", "folds": 5, "test_fraction": 0.2, "final": "ensemble"}
+    return {"kind": "holdout", "test_fraction": 0.2, "val_fraction": 0.1}
+
+
+def default_training(profile: DataProfile) -> dict[str, Any]:
+    """The training section of a config without one."""
+    return {"epochs": 300, "batch_size": _power_of_two(profile.train_rows / 50, 16, 256),
+            "optimizer": {"name": "adam", "learning_rate": 1e-3},
+            "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 20, "restore_best_weights": True},
+            "reduce_lr": {"enabled": True, "monitor": "val_loss", "factor": 0.5, "patience": 8}}
+
+
+def default_model(config: Any, profile: DataProfile) -> dict[str, Any]:
+    """The model section of a config without one."""
+    if config.data.image is not None:
+        return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2}
+    if profile.text_columns:
+        return {"kind": "text", "column": profile.text_columns[0], "encoder": "bag", "units": 32, "dropout": 0.5,
+                "vectorize": {"max_tokens": 20000, "output_mode": "tf_idf", "ngrams": 2,
+                              "standardize": "lower_strip_html"}}
+    width = _power_of_two(2 * max(profile.input_width, profile.classes, 1), 16, 256)
+    return {"kind": "dense", "hidden_units": [width, max(width // 2, profile.classes, 8)], "activation": "relu",
+            "initializer": {"name": "he_normal"}, "dropout": 0.2 if profile.train_rows < 2000 else 0.1,
+            "l2": 1e-4}
+
+
+def default_sections(config: Any, profile: DataProfile, given: set[str]) -> dict[str, dict[str, Any]]:
+    """Chooses every section the config leaves out.
+
+    Args:
+        config: The validated `PipelineConfig` (as written, before defaults).
+        profile: Its data's `DataProfile`.
+        given: Top-level sections the file (or a `--set` override) sets.
+
+    Returns:
+        `{section: values}` for each of `split`, `training`, `model` the
+        config did not set; empty when it set all three.
+
+    Example:
+
+    ```python
+    chosen = default_sections(config, profile_source(config), given={"name", "data"})
+    config = with_defaults(config, chosen)
+    ```
+    """
+    chosen: dict[str, dict[str, Any]] = {}
+    if "split" not in given:
+        chosen["split"] = default_split(profile)
+    if "training" not in given:
+        chosen["training"] = default_training(profile)
+    if "model" not in given:
+        chosen["model"] = default_model(config, profile)
+    return chosen
+
+
+def with_defaults(config: Any, chosen: dict[str, dict[str, Any]]) -> Any:
+    """Returns the config with the chosen sections in place, validated again."""
+    if not chosen:
+        return config
+    return type(config).model_validate({**config.model_dump(mode="json", exclude_unset=True), **chosen})
+
+
+def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -> str:
+    """One line saying which defaults the data chose, e.g. for the run's log."""
+    parts = []
+    if "split" in chosen:
+        split = chosen["split"]
+        parts.append(f"split {split['kind']}" + (f" ({split['folds']} folds, {profile.rows} rows < "
+                                                   f"{KFOLD_BELOW_ROWS})" if split["kind"] == "kfold" else ""))
+    if "model" in chosen:
+        model = chosen["model"]
+        parts.append(f"model {model['kind']}" + (f" {model['hidden_units']}" if model["kind"] == "dense" else "")
+                     + (f" on '{model['column']}'" if model["kind"] == "text" else ""))
+    if "training" in chosen:
+        parts.append(f"training batch {chosen['training']['batch_size']}, early stopping, lr schedule")
+    return "defaults chosen from the data: " + "; ".join(parts)

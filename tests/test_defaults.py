@@ -1,0 +1,53 @@
+"""Strong defaults: a config with only `name` and `data` gets sections chosen from the data's size and task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from kerasflow.lint.defaults import default_sections
+from kerasflow.lint.profile import profile_source
+from kerasflow.schemas.config import load_config
+from kerasflow.tasks.config import read_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _only_data(bundled: str, tmp_path: Path, **extra: object) -> str:
+    raw = yaml.safe_load((ROOT / "configs" / bundled).read_text())
+    path = tmp_path / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump({"name": raw["name"], "data": raw["data"], **extra}))
+    return str(path)
+
+
+def test_small_tables_get_kfold_and_a_dense_network_sized_to_inputs_and_classes(tmp_path: Path) -> None:
+    config = read_config.fn(_only_data("iris.yaml", tmp_path))
+    assert (config.split.kind, config.split.folds, config.split.final) == ("kfold", 5, "ensemble")
+    assert config.model.kind == "dense" and config.model.hidden_units == [16, 8]
+    assert config.model.initializer.name == "he_normal" and config.model.dropout == 0.2
+    training = config.training
+    assert training.early_stopping.enabled and training.early_stopping.restore_best_weights
+    assert training.reduce_lr.enabled and training.batch_size == 16
+
+
+def test_larger_tables_get_a_holdout_split_and_wider_layers(tmp_path: Path) -> None:
+    config = read_config.fn(_only_data("digits.yaml", tmp_path))
+    assert config.split.kind == "holdout" and config.model.hidden_units == [128, 64]
+
+
+def test_text_and_image_data_get_their_model_kinds(tmp_path: Path) -> None:
+    text = read_config.fn(_only_data("fine_foods_bow.yaml", tmp_path))
+    assert text.model.kind == "text" and text.model.column == "review"
+    assert text.model.vectorize.output_mode == "tf_idf"
+    images = read_config.fn(_only_data("digits_folder.yaml", tmp_path))
+    assert images.model.kind == "cnn"
+
+
+def test_sections_the_config_sets_are_kept(tmp_path: Path) -> None:
+    config = read_config.fn(_only_data("iris.yaml", tmp_path, model={"hidden_units": [7]}), ["split.kind=holdout"])
+    assert config.model.hidden_units == [7] and config.split.kind == "holdout"
+    assert config.training.reduce_lr.enabled, "the training section is still chosen"
+    bundled = load_config(ROOT / "configs/iris.yaml")
+    given = set(yaml.safe_load((ROOT / "configs/iris.yaml").read_text()))
+    assert default_sections(bundled, profile_source(bundled), given) == {}
