@@ -170,7 +170,7 @@ def compare_datasets(names: list[str], folder: Path) -> list[dict[str, Any]]:
         frame, split = cached_split(config.name)
         baselines = score_baselines(config, frame, split, higher)
         defaults, _, _ = run(defaults_only(bundled, folder))
-        tuned_metrics = run(str(ROOT / tuned))[0] if tuned else None
+        tuned_metrics = run(str(ROOT / tuned), [f"tuning.directory={folder / 'tuning'}"])[0] if tuned else None
         row = {"dataset": name, "metric": metric, "higher": higher, "bundled": metrics[metric],
                "tuned": tuned_metrics[metric] if tuned_metrics else None, "defaults": defaults[metric],
                **baselines, "seconds": seconds}

@@ -18,6 +18,7 @@ from kerasflow.features.tabular import FeatureError
 from kerasflow.promotion.lineage import CODE_TAG, differences, lineage_of, skip_reason, unchanged
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import ConfigError, PipelineConfig
+from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import (
     REFERENCE_STATS,
@@ -73,7 +74,8 @@ def check_retrain_config(config_path: str, config: PipelineConfig) -> None:
         raise ConfigError(config_path, problems)
 
 
-@task(name="find-champion", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="find-champion", retries=2, retry_delay_seconds=2, retry_condition_fn=transient,
+      cache_policy=NO_CACHE)
 def find_champion(tracker: Tracker, config: PipelineConfig, workdir: str) -> Champion | None:
     """Looks up the `champion` of the configured model, its tuned values and reference statistics.
 
@@ -99,7 +101,8 @@ def find_champion(tracker: Tracker, config: PipelineConfig, workdir: str) -> Cha
                     hyperparameters=hyper, reference=reference)
 
 
-@task(name="check-new-data", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="check-new-data", retries=2, retry_delay_seconds=2, retry_condition_fn=transient,
+      cache_policy=NO_CACHE)
 def check_new_data(tracker: Tracker, champion: Champion | None, force: bool = False) -> str | None:
     """Decides whether a retraining would only train the champion again.
 

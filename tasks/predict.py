@@ -23,6 +23,7 @@ from kerasflow.data.predictions import (
 from kerasflow.data.validate import require_valid, validate_file
 from kerasflow.features.tabular import InputRowsError
 from kerasflow.quiet import import_tensorflow
+from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import (
     REFERENCE_SUITE,
@@ -45,7 +46,8 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> ModelRef:
     return resolve(tracking.client_for(tracking.tracking_uri(tracking_uri)), model_uri)
 
 
-@task(name="read-input", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="read-input", retries=2, retry_delay_seconds=2, retry_condition_fn=transient,
+      cache_policy=NO_CACHE)
 def read_input(tracker: Tracker, input_path: str, workdir: str) -> tuple[str, str]:
     """Reads the input rows (CSV, Parquet, or the newest match of a glob) and fingerprints them.
 

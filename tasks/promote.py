@@ -22,6 +22,7 @@ from kerasflow.promotion.plan import (
 )
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.champion import Champion
+from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import promote_if_champion, registered_aliases
 
@@ -46,7 +47,8 @@ def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     return decision
 
 
-@task(name="promote-challenger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="promote-challenger", retries=2, retry_delay_seconds=2, retry_condition_fn=transient,
+      cache_policy=NO_CACHE)
 def promote_challenger(tracker: Tracker, config: PipelineConfig, decision: Decision, version: str,
                        champion: Champion | None, drift_summary: str | None) -> dict[str, Any]:
     """Moves `champion` to a blessed challenger and records the decision everywhere.

@@ -25,18 +25,33 @@ server_app = typer.Typer(help="The shared local Prefect server that pipeline com
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")
 
-ConfigArg = Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False)]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config value: section.key=value.")]
+ConfigArg = Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False, metavar="CONFIG")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE",
+                                                     help="Override a config value: section.key=value.")]
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 
-NoLintOpt = Annotated[bool, typer.Option("--no-lint", help="Skip the design lint (`kerasflow lint`) before training.")]
+NoLintOpt = Annotated[bool, typer.Option("--no-lint", metavar="", help="Skip the design lint (`kerasflow lint`) before training.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from kerasflow import __version__
+
+        typer.echo(f"kerasflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", metavar="", callback=_print_version, is_eager=True,
+                                                   help="Print the kerasflow version and exit.")] = False) -> None:
+    """Keras models from raw data to a tracked, tuned and promoted production model."""
 
 
 @app.command()
-def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(
+def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(metavar="",
         help="Recompute every cached step, and start the tuner search, folds and fit over.")] = False,
         no_lint: NoLintOpt = False) -> None:
     """Run the whole pipeline: validate, split, preprocess, train, evaluate, register."""
@@ -69,7 +84,7 @@ def lint(config: ConfigArg, set_: SetOpt = None) -> None:
 
 
 @app.command()
-def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(
+def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(metavar="",
         help="Start the search over instead of resuming it.")] = False, no_lint: NoLintOpt = False) -> None:
     """Run only the hyperparameter search of a config's tuning section and print its trials."""
     overrides = list(set_ or [])
@@ -93,8 +108,11 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     from kerasflow.flows.validate import validate_flow
 
     result = _run_flow(lambda: validate_flow(str(config), overrides), server, "validate")
-    if cfg.validation.suite or cfg.data.image is None:
-        typer.echo(f"data passed {result['expectations']} expectations of suite {cfg.validation.suite}")
+    if cfg.validation.suite:
+        verdict = "passed" if result["expectations"] else "failed (on_failure: warn)"
+        typer.echo(f"data {verdict} the expectations of suite {cfg.validation.suite}")
+    elif cfg.data.image is None:
+        typer.echo("data passed the data contract (no expectation suite configured)")
     if cfg.data.image is not None:
         typer.echo("images passed their checks (counts per class and sizes: images/report.json in the run)")
     typer.echo(f"MLflow run: {result['run_id']}")
@@ -102,16 +120,16 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @suite_app.command("init")
 def suite_init(
-    data: Annotated[str, typer.Argument(help="Known-good data: a built-in name, CSV or Parquet file.")],
-    target: Annotated[str, typer.Option(help="The label column.")],
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the suite JSON.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Suite name. Default: the data file's stem.")] = None,
-    range_margin: Annotated[float, typer.Option(
+    data: Annotated[str, typer.Argument(metavar="DATA", help="Known-good data: a built-in name, CSV or Parquet file.")],
+    target: Annotated[str, typer.Option(metavar="COLUMN", help="The label column.")],
+    out: Annotated[Optional[Path], typer.Option(metavar="PATH", help="Where to write the suite JSON.")] = None,
+    name: Annotated[Optional[str], typer.Option(metavar="NAME", help="Suite name. Default: the data file's stem.")] = None,
+    range_margin: Annotated[float, typer.Option(metavar="SHARE",
         min=0.0, help="Widen numeric bounds by this fraction of the observed range.")] = 0.1,
-    out_of_range: Annotated[Optional[float], typer.Option(
+    out_of_range: Annotated[Optional[float], typer.Option(metavar="SHARE",
         min=0.0, max=1.0, help="Share of rows allowed outside numeric bounds (0 = strict). "
         "Default: 10/(n+1), at most 0.05.", show_default=False)] = None,
-    unseen_categories: Annotated[float, typer.Option(
+    unseen_categories: Annotated[float, typer.Option(metavar="SHARE",
         min=0.0, max=1.0, help="Share of rows allowed unseen categories, features only (0 = strict).")] = 0.01,
 ) -> None:
     """Write a starter expectation suite from a known-good data file (see docs/validation.md)."""
@@ -187,7 +205,7 @@ def server_stop() -> None:
 
 
 @app.command()
-def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
+def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1.")] = 5000) -> None:
     """Open the MLflow UI on the local store."""
     import os
     import subprocess
@@ -205,9 +223,9 @@ def ui(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> 
 
 
 @app.command()
-def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[str], typer.Option(
+def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[str], typer.Option(metavar="PATH",
         help="Data file or glob (newest match) overriding data.source.")] = None,
-        force: Annotated[bool, typer.Option(
+        force: Annotated[bool, typer.Option(metavar="",
             help="Retrain even when the data, config and code equal those of the champion's training run.")] = False,
         ) -> None:
     """Retrain on the newest data; promote the challenger to @champion only if it passes the gate."""
@@ -238,9 +256,9 @@ def _print_retrain(result: dict[str, Any], cfg: Any) -> None:
 
 @app.command()
 def predict(
-    model_uri: Annotated[str, typer.Argument(help="models:/NAME@champion, models:/NAME/VERSION or any model URI.")],
+    model_uri: Annotated[str, typer.Argument(metavar="MODEL_URI", help="models:/NAME@champion, models:/NAME/VERSION or any model URI.")],
     input_path: Annotated[str, typer.Argument(metavar="INPUT", help="CSV or Parquet file of raw rows, or a glob.")],
-    out: Annotated[Optional[Path], typer.Option(help="Output file. Default: <input stem>.predictions.csv.")] = None,
+    out: Annotated[Optional[Path], typer.Option(metavar="PATH", help="Output file. Default: <input stem>.predictions.csv.")] = None,
 ) -> None:
     """Predict a file of raw rows with a registered model; writes the rows with predictions."""
     silence()
@@ -265,8 +283,8 @@ def predict(
 
 
 @app.command()
-def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
-            version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
+def promote(name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
+            version: Annotated[str, typer.Argument(metavar="VERSION", help="The version to make champion.")]) -> None:
     """Make a model version the champion by hand; the replaced one becomes @previous-champion."""
     silence()
     from kerasflow import tracking
@@ -283,7 +301,7 @@ def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
 
 
 @app.command()
-def rollback(name: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
+def rollback(name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")]) -> None:
     """Move @champion back to @previous-champion; the demoted version gets @rolled-back."""
     silence()
     from kerasflow import tracking
@@ -300,12 +318,12 @@ def rollback(name: Annotated[str, typer.Argument(help="Registered model name.")]
 
 @app.command()
 def serve(
-    home: Annotated[Path, typer.Option(help="Project folder with prefect.yaml.")] = Path("."),
-    prefect_port: Annotated[Optional[int], typer.Option(
+    home: Annotated[Path, typer.Option(metavar="PATH", help="Project folder with prefect.yaml.")] = Path("."),
+    prefect_port: Annotated[Optional[int], typer.Option(metavar="PORT",
         help="Port for the shared Prefect server if none runs yet. Default: KERASFLOW_PREFECT_PORT, else 4200.",
         show_default=False)] = None,
-    mlflow_port: Annotated[int, typer.Option(help="MLflow server port on 127.0.0.1.")] = 5000,
-    pool: Annotated[str, typer.Option(help="Process work pool name.")] = "kerasflow-process",
+    mlflow_port: Annotated[int, typer.Option(metavar="PORT", help="MLflow server port on 127.0.0.1.")] = 5000,
+    pool: Annotated[str, typer.Option(metavar="NAME", help="Process work pool name.")] = "kerasflow-process",
 ) -> None:
     """Use or start the shared Prefect server; start work pool, deployments, worker and MLflow UI; Ctrl-C stops them."""
     from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -340,9 +341,14 @@ class Stack:
 
 
 def write_env_file(settings: StackSettings) -> Path:
-    """Writes `.kerasflow/env` with the exports a second shell needs to talk to the stack."""
+    """Writes `.kerasflow/env` with the exports a second shell needs to talk to the stack.
+
+    It puts the environment's `bin` first on `PATH`, so `prefect deployment
+    run ...` and `kerasflow ...` work after `source .kerasflow/env`.
+    """
     path = settings.state_dir / "env"
-    path.write_text(f"export PREFECT_API_URL={settings.api_url}\n"
+    path.write_text(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"\n"
+                    f"export PREFECT_API_URL={settings.api_url}\n"
                     f"export MLFLOW_TRACKING_URI={settings.store}\n"
                     f"export KERASFLOW_HOME={settings.home}\n")
     return path

@@ -1,0 +1,55 @@
+"""What a person reads first: `--version`, plain `--help`, the env file, and tasks that never retry bad input."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "kerasflow.runtime.cli"]
+
+
+def test_version_is_printed() -> None:
+    from kerasflow import __version__
+
+    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"kerasflow {__version__}"
+
+
+def test_help_shows_plain_metavars() -> None:
+    out = subprocess.run([*CLI, "run", "--help"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "120"})
+    assert out.returncode == 0
+    assert "KEY=VALUE" in out.stdout and "CONFIG" in out.stdout
+    options = [line for line in out.stdout.splitlines() if "--" in line and "--help" not in line]
+    assert not [line for line in options if "<bool>" in line or "<str>" in line], options
+
+
+def test_the_env_file_puts_the_environment_on_path(tmp_path: Path) -> None:
+    from kerasflow.runtime.stack import StackSettings, write_env_file
+
+    settings = StackSettings(home=tmp_path, prefect_port=4321, state_dir=tmp_path)
+    text = write_env_file(settings).read_text()
+    assert f"export PATH={Path(sys.executable).parent}:" in text
+    shell = subprocess.run(["bash", "-c", f"source {tmp_path / 'env'} && command -v prefect && command -v kerasflow"],
+                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
+    assert shell.returncode == 0, shell.stderr
+
+
+def test_no_task_retries_bad_input() -> None:
+    from prefect import Task
+
+    import kerasflow.tasks
+    from kerasflow.tasks.policies import transient
+
+    retrying = []
+    for module in pkgutil.iter_modules(kerasflow.tasks.__path__):
+        for value in vars(importlib.import_module(f"kerasflow.tasks.{module.name}")).values():
+            if isinstance(value, Task) and value.retries:
+                retrying.append(value.name)
+                assert value.retry_condition_fn is transient, f"{value.name} retries without the transient condition"
+    assert {"load-data", "read-input", "find-champion", "register-model"} <= set(retrying)
