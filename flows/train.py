@@ -13,7 +13,7 @@ from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.register import register_model
-from kerasflow.tasks.runs import open_pipeline_run
+from kerasflow.tasks.runs import flow_run_url, mlflow_run_url, open_pipeline_run, publish_summary
 from kerasflow.tasks.train import assemble_ensemble, train_model
 from kerasflow.tasks.tune import search_hyperparameters
 from kerasflow.training.refit import refit_plan
@@ -57,4 +57,6 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model, metrics)
-    return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics, **registered}
+        publish_summary(run, config, metrics, registered)
+    return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics,
+            "mlflow_url": mlflow_run_url(run), "prefect_url": flow_run_url(), **registered}

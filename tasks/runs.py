@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import re
+from typing import Any, Iterator
 from uuid import UUID
 
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_UI_URL
 from prefect.states import Crashed
 
 from kerasflow import tracking
@@ -23,6 +26,10 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     marked FAILED when it opens, and the Prefect flow runs they recorded
     are set to Crashed, so neither UI shows them running forever.
 
+    The two UIs link both ways: the MLflow run is tagged
+    `kerasflow.prefect_url` (the flow run's page), and the flow run gets a
+    link artifact to the MLflow run's page.
+
     Args:
         config: The validated pipeline config.
         kind: `train`, `tune`, `retrain` or `validate`.
@@ -30,8 +37,58 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     Yields:
         The `PipelineRun`.
     """
-    with tracking.pipeline_run(config, kind, flow_run.get_id(), on_orphan=crash_flow_run) as run:
+    url = flow_run_url()
+    tags = {PREFECT_URL_TAG: url} if url else None
+    with tracking.pipeline_run(config, kind, flow_run.get_id(), on_orphan=crash_flow_run, tags=tags) as run:
+        if flow_run.get_id() is not None:
+            create_link_artifact(link=mlflow_run_url(run), link_text=f"MLflow run {run.id}",
+                                 key=artifact_key("mlflow-run", config.name),
+                                 description=f"The MLflow run of this {kind} flow run")
         yield run
+
+
+PREFECT_URL_TAG = "kerasflow.prefect_url"
+
+
+def flow_run_url() -> str | None:
+    """The current flow run's page in the Prefect UI, or None outside a flow run or without a UI."""
+    if flow_run.get_id() is None or not PREFECT_UI_URL.value():
+        return None
+    return flow_run.ui_url
+
+
+def mlflow_run_url(run: tracking.PipelineRun) -> str:
+    """The MLflow UI page of a pipeline run."""
+    return tracking.run_url(run.experiment_id, run.id, run.uri)
+
+
+def artifact_key(prefix: str, name: str) -> str:
+    """A Prefect artifact key (lower-case letters, digits and dashes) for a pipeline."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{name}".lower()).strip("-")[:100]
+
+
+def publish_summary(run: tracking.PipelineRun, config: PipelineConfig, metrics: dict[str, float],
+                    registered: dict[str, Any]) -> None:
+    """Gives the flow run a Markdown summary: the MLflow run's link, the test metrics and the registered version.
+
+    Args:
+        run: The pipeline run.
+        config: The pipeline config.
+        metrics: The test metrics.
+        registered: `register_model`'s result.
+    """
+    if flow_run.get_id() is None:
+        return
+    lines = [f"# {config.name}: {run.id}", "", f"[MLflow run]({mlflow_run_url(run)})", "",
+             "| test metric | value |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in metrics.items() if ".class." not in name
+              and not name.startswith("class.")]
+    if registered.get("version"):
+        verdict = "blessed as @candidate" if registered.get("blessed") else "not blessed"
+        lines += ["", f"Registered **models:/{config.model_name}/{registered['version']}** ({verdict})"]
+        lines += [f"- {reason}" for reason in registered.get("reasons", [])]
+    create_markdown_artifact(markdown="\n".join(lines), key=artifact_key("summary", config.name),
+                             description=f"Test metrics and registered version of {config.name}")
 
 
 def crash_flow_run(flow_run_id: str, note: str) -> None:

@@ -159,3 +159,21 @@ def test_regression_reports_mae_rmse_r2(prefect_harness, mlflow_store: str) -> N
     assert {"mae", "rmse", "r2", "loss"} <= set(result["metrics"])
     files = {a.path for a in mlflow.MlflowClient(mlflow_store).list_artifacts(result["run_id"], "evaluation")}
     assert "evaluation/residuals.png" in files
+
+
+def test_prefect_and_mlflow_link_both_ways(iris_run: dict, mlflow_store: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    client = mlflow.MlflowClient(mlflow_store)
+    run = client.get_run(iris_run["run_id"])
+    flow_run_id = run.data.tags["prefect.flow_run_id"]
+    assert run.data.tags["kerasflow.prefect_url"].endswith(f"/flow-runs/flow-run/{flow_run_id}")
+    assert run.info.run_name == f"train-iris-{flow_run_id[:8]}"
+    assert run.data.tags["mlflow.source.name"] == "kerasflow train (iris)"
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    by_key = {a.key: a.data for a in artifacts}  # Prefect stores a link artifact as Markdown
+    assert f"({iris_run['mlflow_url']})" in by_key["mlflow-run-iris"]
+    assert iris_run["mlflow_url"] in by_key["summary-iris"] and "| accuracy |" in by_key["summary-iris"]
+    assert f"models:/iris-dense/{iris_run['version']}" in by_key["summary-iris"]

@@ -599,9 +599,24 @@ def _print_result(result: dict[str, Any], cfg: Any, server: Any = None) -> None:
         typer.echo(f"model:       models:/{cfg.model_name}/{result['version']}  ({blessed})")
         for reason in result.get("reasons", []):
             typer.echo(f"  gate: {reason}")
-    typer.echo("open the UI: kerasflow ui   (then http://127.0.0.1:5000)")
-    if server is not None and server.shared:
-        typer.echo(f"flow runs:   {server.ui_url}/runs  (Prefect UI)")
+    _print_links(result, cfg, server)
+
+
+def _print_links(result: dict[str, Any], cfg: Any, server: Any = None) -> None:
+    """Prints the run's pages in the MLflow and Prefect UIs, at the addresses actually in use."""
+    import os
+
+    from kerasflow.tracking import run_url, tracking_uri
+
+    uri = tracking_uri(cfg.registry.tracking_uri)
+    url = result.get("mlflow_url") or run_url(result["experiment_id"], result["run_id"], uri)
+    local = not uri.startswith(("http://", "https://")) and "KERASFLOW_MLFLOW_UI_URL" not in os.environ
+    typer.echo(f"MLflow UI:   {url}" + ("  (start it with `kerasflow ui`)" if local else ""))
+    flow_url = result.get("prefect_url")
+    if flow_url:
+        typer.echo(f"Prefect UI:  {flow_url}")
+    elif server is not None and server.shared:
+        typer.echo(f"Prefect UI:  {server.ui_url}/runs")
 
 
 def _print_search(result: dict[str, Any], cfg: Any) -> None:

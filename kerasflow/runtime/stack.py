@@ -147,6 +147,7 @@ def stack_environment(settings: StackSettings, base: dict[str, str] | None = Non
         "PREFECT_CLI_PROMPT": "false",
         "PREFECT_WORKER_QUERY_SECONDS": f"{settings.worker_poll_seconds:g}",
         "MLFLOW_TRACKING_URI": settings.store,
+        "KERASFLOW_MLFLOW_UI_URL": settings.mlflow_ui,  # run links point at the stack's MLflow UI
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # GenAI job runners: 8 idle processes otherwise
         "PYTHONUNBUFFERED": "1",
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]),
@@ -350,6 +351,7 @@ def write_env_file(settings: StackSettings) -> Path:
     path.write_text(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"\n"
                     f"export PREFECT_API_URL={settings.api_url}\n"
                     f"export MLFLOW_TRACKING_URI={settings.store}\n"
+                    f"export KERASFLOW_MLFLOW_UI_URL={settings.mlflow_ui}\n"
                     f"export KERASFLOW_HOME={settings.home}\n")
     return path
 

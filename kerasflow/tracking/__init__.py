@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import traceback
+import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,8 @@ def _artifact_location(uri: str, name: str) -> str | None:
 
 @contextlib.contextmanager
 def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None,
-                 on_orphan: Callable[[str, str], None] | None = None) -> Iterator[PipelineRun]:
+                 on_orphan: Callable[[str, str], None] | None = None,
+                 tags: dict[str, str] | None = None) -> Iterator[PipelineRun]:
     """Opens the parent run of a flow, and closes it FINISHED or FAILED.
 
     On an exception the error report is attached as `errors/error.txt`, the
@@ -130,13 +132,16 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None,
         flow_run_id: The Prefect flow-run id, stored as a tag.
         on_orphan: Called with `(flow_run_id, note)` for each swept run that
             recorded a flow run, to close that flow run too. Default none.
+        tags: More tags for the run (e.g. the Prefect flow run's URL). Default none.
 
     Yields:
         A `PipelineRun`.
     """
     client = configure(config.registry.tracking_uri)
     experiment_id = ensure_experiment(client, config.name)
-    run = client.create_run(experiment_id, run_name=f"{kind}-{config.name}", tags=_run_tags(config, kind, flow_run_id))
+    suffix = (str(flow_run_id) if flow_run_id else uuid.uuid4().hex)[:8]  # unique, and matches the flow run's id
+    run = client.create_run(experiment_id, run_name=f"{kind}-{config.name}-{suffix}",
+                            tags={**_run_tags(config, kind, flow_run_id), **(tags or {})})
     run_id = run.info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
     track_open_run(run_id, tracking_uri(config.registry.tracking_uri))
@@ -553,8 +558,27 @@ def _param_text(value: Any) -> str:
     return text[:6000]
 
 
+def ui_url(uri: str | None = None) -> str:
+    """The MLflow UI address for a tracking URI.
+
+    An `http(s)` tracking server is its own UI. A local store is shown by
+    `kerasflow ui` or `kerasflow serve`: `KERASFLOW_MLFLOW_UI_URL` (which
+    `kerasflow serve` sets) else `http://127.0.0.1:5000`.
+    """
+    uri = uri or tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return os.environ.get("KERASFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
+def run_url(experiment_id: str, run_id: str, uri: str | None = None) -> str:
+    """The MLflow UI page of a run."""
+    return f"{ui_url(uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def _run_tags(config: Any, kind: str, flow_run_id: str | None) -> dict[str, str]:
     tags = {RUN_KIND_TAG: kind, "kerasflow.config_hash": config.fingerprint(), "kerasflow.pipeline": config.name,
+            "mlflow.source.name": f"kerasflow {kind} ({config.name})", "mlflow.source.type": "JOB",
             **process_identity()}
     if flow_run_id:
         tags[FLOW_RUN_TAG] = str(flow_run_id)
