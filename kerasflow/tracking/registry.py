@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -340,9 +341,11 @@ def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
               configured_uri: str | None = None) -> Iterator[tracking.PipelineRun]:
     """Opens a run about a model (e.g. a batch prediction), closed FINISHED or FAILED.
 
-    The run goes to the experiment of the run that logged the model (else
-    `kerasflow-predictions`), tagged with the model's URI and version. On an
-    exception the error report is attached and the run marked FAILED.
+    The run goes to its own experiment, `<training experiment>-predictions`
+    (the experiment of the run that logged the model; else
+    `kerasflow-predictions`), so predictions never crowd the training runs.
+    It is tagged with the model's URI and version. On an exception the
+    error report is attached and the run marked FAILED.
 
     Args:
         model: The resolved model.
@@ -354,14 +357,19 @@ def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
         A `tracking.PipelineRun` with a private scratch folder.
     """
     client = tracking.configure(configured_uri)
-    experiment_id = (client.get_run(model.run_id).info.experiment_id if model.run_id
-                     else tracking.ensure_experiment(client, "kerasflow-predictions"))
-    tags = {tracking.RUN_KIND_TAG: kind, "kerasflow.model_uri": model.uri}
+    trained_in = client.get_experiment(client.get_run(model.run_id).info.experiment_id).name if model.run_id \
+        else "kerasflow"
+    experiment_id = tracking.ensure_experiment(client, f"{trained_in}-predictions")
+    tags = {tracking.RUN_KIND_TAG: kind, "kerasflow.model_uri": model.uri, **tracking.process_identity()}
+    if model.run_id:
+        tags["kerasflow.training_run"] = model.run_id
     if model.name:
         tags.update({"kerasflow.model_name": model.name, "kerasflow.model_version": str(model.version)})
     if flow_run_id:
         tags["prefect.flow_run_id"] = str(flow_run_id)
-    run_id = client.create_run(experiment_id, run_name=f"{kind}-{model.name or 'model'}", tags=tags).info.run_id
+    label = f"{model.name}-v{model.version}" if model.name else "model"
+    suffix = (str(flow_run_id) if flow_run_id else uuid.uuid4().hex)[:8]
+    run_id = client.create_run(experiment_id, run_name=f"{kind}-{label}-{suffix}", tags=tags).info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
     try:
         yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
