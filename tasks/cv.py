@@ -18,7 +18,7 @@ from kerasflow.data.split import Split
 from kerasflow.features.tabular import FeatureSpec, LabelSpec
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.policies import step_logger
+from kerasflow.tasks.policies import EpochProgress, step_logger
 from kerasflow.tasks.train import announce_resume
 from kerasflow.tracking import Tracker
 from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
@@ -82,7 +82,8 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
             result = fit_fold(config, frame, split.folds[fold], fold,
                               FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
                               hyperparameters=hyperparameters, checkpoint=checkpoint,
-                              on_epoch=lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
+                              on_epoch=EpochProgress(lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
+                                                     config.training.epochs, name),
                               save_to=checkpoint / FOLD_MODEL if ensemble else None)
             save_fold_result(checkpoint, asdict(result), child.run_id)
         child.metrics(result.metrics, prefix="val.")

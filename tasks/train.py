@@ -13,7 +13,7 @@ from kerasflow.data.prepared import Prepared
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
-from kerasflow.tasks.policies import step_logger
+from kerasflow.tasks.policies import EpochProgress, step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.training.ensemble import average_models
 from kerasflow.training.final import fit_final_model
@@ -62,7 +62,7 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
     if fresh:
         clear(checkpoint)
     announce_resume(tracker, claim(checkpoint, tracker.run_id), epochs or config.training.epochs)
-    on_epoch = tracker.epochs("train.")
+    on_epoch = EpochProgress(tracker.epochs("train."), epochs or config.training.epochs, "train")
     model_path = Path(workdir) / "model.keras"
     try:
         result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
@@ -126,8 +126,8 @@ def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, mod
         hyperparameters: Tuned values, or None.
     """
 
-    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-        tracker.metrics(logs, prefix="finetune.", step=epoch)
+    on_epoch = EpochProgress(lambda epoch, logs: tracker.metrics(logs, prefix="finetune.", step=epoch),
+                             config.model.base.fine_tune.epochs, "fine-tune")
 
     result, unfrozen = fine_tune_saved_model(config, prepared.raw, prepared.split, prepared.features,
                                              prepared.labels, model_path, refit=refit,

@@ -18,6 +18,7 @@ from kerasflow.data.split import Split
 from kerasflow.features.tabular import FeatureSpec, LabelSpec
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.training.tune import (
     TuningError,
@@ -30,6 +31,14 @@ from kerasflow.training.tune import (
 )
 
 
+def objective_direction(config: PipelineConfig) -> str:
+    """The search objective's direction: as configured, else `min` for losses and errors, `max` otherwise."""
+    objective = config.tuning.objective
+    if objective.direction:
+        return objective.direction
+    return "min" if any(word in objective.name for word in ("loss", "mae", "mse", "error")) else "max"
+
+
 class MlflowTrialLogger:
     """A `kerasflow.training.tune.TrialHook` that tracks each trial as a nested MLflow run.
 
@@ -38,11 +47,15 @@ class MlflowTrialLogger:
         parent_run_id: The pipeline run.
         experiment_id: Its experiment.
         uri: The tracking URI, for the last-resort close on a signal.
+        max_trials: The search's trial count, for `trial 3/20` lines. Default unknown.
+        direction: `min` or `max`, the objective's. Default `max`.
     """
 
-    def __init__(self, client: Any, parent_run_id: str, experiment_id: str, uri: str):
+    def __init__(self, client: Any, parent_run_id: str, experiment_id: str, uri: str, max_trials: int = 0,
+                 direction: str = ""):
         self.client, self.parent, self.experiment_id, self.uri = client, parent_run_id, experiment_id, uri
         self.runs: dict[str, str] = {}
+        self.max_trials, self.direction, self.ended, self.best = max_trials, direction, 0, None
 
     def trial_started(self, trial_id: str, values: dict[str, Any]) -> None:
         """Opens the trial's run and logs its hyperparameters as params."""
@@ -69,10 +82,23 @@ class MlflowTrialLogger:
             return
         tracking.log_metrics(self.client, run_id, {"score": record.score, "best_epoch": record.best_epoch})
         self.client.set_tag(run_id, "kerasflow.trial_status", record.status)
+        self.report(record)
         if record.message:
             self.client.log_text(run_id, record.message, "errors/trial_error.txt")
         self.client.set_terminated(run_id, "FINISHED" if record.status == "COMPLETED" else "FAILED")
         tracking.forget_open_run(run_id)
+
+    def report(self, record: Any) -> None:
+        """Says on the terminal and in the flow-run log how far the search is: `trial 3/20: score ... (best ...)`."""
+        self.ended += 1
+        score = record.score
+        lower = self.direction == "min"
+        if score is not None and (self.best is None or (score < self.best if lower else score > self.best)):
+            self.best = score
+        of = f"/{self.max_trials}" if self.max_trials else ""
+        shown = f"score {score:.4f}" if score is not None else record.status.lower()
+        best = f" (best {self.best:.4f})" if self.best is not None else ""
+        step_logger().info(f"trial {self.ended}{of}: {shown}{best}")
 
     def trial_interrupted(self, trial_id: str, error: BaseException) -> None:
         """Marks the trial's run KILLED; the resumed search runs the trial again."""
@@ -114,7 +140,8 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     data = search_data(config, frame, Split.load(prepared.split), FeatureSpec.load(prepared.features),
                        LabelSpec.load(prepared.labels))
     client = tracker.client
-    hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id, tracker.uri)
+    hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id, tracker.uri,
+                             max_trials=config.tuning.max_trials, direction=objective_direction(config))
     project = config.tuning.project_dir(config.name)
     result = run_search(config, data, project, fingerprint=search_fingerprint(config, fingerprint_frame(frame)),
                         fresh=fresh, hook=hook)

@@ -3,6 +3,7 @@ trials as nested MLflow runs, resume and --fresh, and tuned training end to end.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -278,3 +279,49 @@ def test_run_with_a_tuning_section_refits_the_best_trial_and_tests_it(prefect_ha
     assert run.data.metrics["train.epochs_run"] == run.data.metrics["tune.best_epoch"]
     assert not client.get_metric_history(run.info.run_id, "train.val_loss"), "train+val refits without validation"
     assert "test.accuracy" in run.data.metrics and any(k.startswith("tune.best.") for k in run.data.params)
+
+
+class _Lines(logging.Handler):
+    """Collects the messages of the `kerasflow` logger (the step logger outside a flow run)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def step_lines(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    logger = logging.getLogger("kerasflow")
+    handler = _Lines()
+    monkeypatch.setattr(logger, "disabled", False)  # Prefect's logging set-up may disable it
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+def test_each_finished_trial_reports_progress_and_the_best_score(step_lines: list[str]) -> None:
+    from kerasflow.tasks.tune import MlflowTrialLogger
+    from kerasflow.training.tune import TrialRecord
+
+    logger = MlflowTrialLogger(None, "parent", "0", "", max_trials=3, direction="min")
+    for trial, score in enumerate([0.5, 0.3, 0.4]):
+        logger.report(TrialRecord(trial_id=str(trial), status="COMPLETED", score=score, values={},
+                                  best_epoch=2, fold_scores=[score]))
+    assert step_lines == ["trial 1/3: score 0.5000 (best 0.5000)", "trial 2/3: score 0.3000 (best 0.3000)",
+                          "trial 3/3: score 0.4000 (best 0.3000)"]
+
+
+def test_epoch_progress_lines_are_throttled_but_show_the_first_and_last_epoch(step_lines: list[str]) -> None:
+    from kerasflow.tasks.policies import EpochProgress
+
+    seen = []
+    progress = EpochProgress(lambda epoch, logs: seen.append(epoch), total=50, what="train", every=3600)
+    for epoch in range(50):
+        progress(epoch, {"loss": 1.0 / (epoch + 1), "val_loss": 0.5})
+    assert seen == list(range(50)), "every epoch reaches the wrapped hook"
+    assert len(step_lines) == 2 and step_lines[0].startswith("train: epoch 1/50  loss 1.0000  val_loss 0.5000  ETA ")
+    assert step_lines[1] == "train: epoch 50/50  loss 0.0200  val_loss 0.5000"
