@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import ValidationError
 
 from kerasflow.data.isolation import start_validator
-from kerasflow.errors import BadInputError
 from kerasflow.lint.defaults import DEFAULTED, default_sections, describe_defaults, with_defaults
 from kerasflow.lint.profile import profile_source
-from kerasflow.schemas.config import PipelineConfig, load_config, read_raw_config
+from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config, read_raw_config
 from kerasflow.tasks.policies import step_logger
 
 
@@ -29,11 +29,16 @@ def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig
     if not set(DEFAULTED) <= given:
         try:
             profile = profile_source(config)
-        except BadInputError:  # the load step reports unreadable data, with a FAILED run
+        except Exception:  # unreadable or broken data: the load step reports it, with a FAILED run
             profile = None
         if profile is not None:
             chosen = default_sections(config, profile, given)
-            config = with_defaults(config, chosen)
+            try:
+                config = with_defaults(config, chosen)
+            except ValidationError as exc:
+                raise ConfigError(path, [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (a default chosen from "
+                                         f"the data for a section the config leaves out; set "
+                                         f"{', '.join(sorted(chosen))} in the config)" for e in exc.errors()]) from None
             step_logger().info(describe_defaults(chosen, profile))
     if config.validation.suite is not None:
         start_validator()

@@ -37,10 +37,16 @@ def _power_of_two(value: float, low: int, high: int) -> int:
     return int(min(max(2 ** math.ceil(math.log2(max(value, 1))), low), high))
 
 
-def default_split(profile: DataProfile) -> dict[str, Any]:
-    """The split of a config without one (see the module docstring)."""
+def default_split(config: Any, profile: DataProfile) -> dict[str, Any]:
+    """The split of a config without one (see the module docstring).
+
+    A model that fine-tunes a pretrained base ends k-fold with a refit (an
+    ensemble of the folds would skip the fine-tuning phase).
+    """
     if profile.rows < KFOLD_BELOW_ROWS:
-        return {"kind": "kfold", "folds": 5, "test_fraction": 0.2, "final": "ensemble"}
+        base = getattr(config.model, "base", None)
+        final = "refit" if base is not None and base.fine_tune is not None else "ensemble"
+        return {"kind": "kfold", "folds": 5, "test_fraction": 0.2, "final": final}
     return {"kind": "holdout", "test_fraction": 0.2, "val_fraction": 0.1}
 
 
@@ -87,7 +93,7 @@ def default_sections(config: Any, profile: DataProfile, given: set[str]) -> dict
     """
     chosen: dict[str, dict[str, Any]] = {}
     if "split" not in given:
-        chosen["split"] = default_split(profile)
+        chosen["split"] = default_split(config, profile)
     if "training" not in given:
         chosen["training"] = default_training(profile)
     if "model" not in given:
