@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from kerasflow.tracking import Tracker
 def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champion: Champion | None) -> dict[str, Any]:
     """Measures feature drift of the new data against the champion's training rows.
 
-    Attaches `drift/report.json` and `drift/report.txt` and logs
-    `drift.*` metrics. Skipped (and said so) without a champion or without
+    Attaches `drift/report.json`, `drift/report.txt` and the per-feature
+    statistics as a table (`drift/features.json`, shown as a table in
+    MLflow's artifact view), and logs a few summary metrics (`drift.detected`,
+    `drift.drifted_share`, `drift.features_drifted`, `drift.<method>_max`). Skipped (and said so) without a champion or without
     its reference statistics.
 
     Returns:
@@ -42,17 +45,14 @@ def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champio
                            max_drifted_share=cfg.max_drifted_share)
     tracker.json(report.to_dict(), "drift/report.json")
     tracker.text(report.summary() + "\n", "drift/report.txt")
+    statistics = [f.statistic for f in report.features if f.statistic is not None]
     tracker.metrics({"detected": float(report.detected), "drifted_share": report.drifted_share,
-                                          "features_drifted": len(report.drifted)}, prefix="drift.")
-    tracker.metrics({_metric_name(f.feature): f.statistic for f in report.features
-                                          if f.statistic is not None}, prefix=f"drift.{cfg.method}.")
+                     "features_drifted": len(report.drifted),
+                     f"{cfg.method}_max": max(statistics) if statistics else None}, prefix="drift.")
+    tracker.table(pd.DataFrame([asdict(f) for f in report.features]), "drift/features.json")
     tracker.tags({"kerasflow.drift": "detected" if report.detected else "none"})
     if report.detected and cfg.on_drift == "fail":
         raise DriftError(report)
     action = cfg.on_drift if report.detected else "none"
     return {"checked": True, "detected": report.detected, "action": action, "summary": report.summary()}
 
-
-def _metric_name(feature: str) -> str:
-    """A feature name in the characters MLflow allows in metric names."""
-    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in str(feature))[:200]

@@ -88,7 +88,10 @@ def test_better_challenger_replaces_the_champion(second: dict, first: dict, clie
     run = client.get_run(second["run_id"])
     assert run.data.metrics["champion.test.accuracy"] == pytest.approx(second["champion_metrics"]["accuracy"])
     assert second["drift"]["checked"] and not second["drift"]["detected"], second["drift"]["summary"]
-    assert "drift.psi.petal_length_cm" in run.data.metrics
+    assert "drift.psi_max" in run.data.metrics and not [m for m in run.data.metrics if m.startswith("drift.psi.")]
+    table = mlflow.artifacts.load_dict(mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="drift/features.json", tracking_uri=client.tracking_uri))
+    assert "petal_length_cm" in [row[table["columns"].index("feature")] for row in table["data"]]
     tags = client.get_model_version(NAME, second["version"]).tags
     assert "vs champion" in tags["kerasflow.gate.change.accuracy"]
     assert tags["kerasflow.compared_with"] == first["version"]

@@ -664,6 +664,11 @@ class Tracker:
         self.client.log_text(self.run_id, text, artifact_file)
         self._record("text", text=text, artifact_file=artifact_file)
 
+    def table(self, frame: Any, artifact_file: str) -> None:
+        """Logs a DataFrame as a table artifact (`MlflowClient.log_table`: a table view in the MLflow UI)."""
+        self.client.log_table(self.run_id, data=frame, artifact_file=artifact_file)
+        self._record("table", rows=frame.to_dict(orient="records"), artifact_file=artifact_file)
+
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         """Logs a file (or a folder's files) under `folder`."""
         if Path(path).is_dir():
@@ -722,6 +727,10 @@ class Tracker:
             op = call.pop("op")
             if op == "artifact":
                 self.artifact(Path(folder) / call["path"], call["folder"])
+            elif op == "table":
+                import pandas as pd
+
+                self.table(pd.DataFrame(call["rows"]), call["artifact_file"])
             elif op == "dataset":
                 self._log_dataset(call["dataset"])
             else:
