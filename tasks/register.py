@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
-from kerasflow.promotion.gate import check_thresholds
+from kerasflow.promotion.gate import check_thresholds, threshold_description
 from kerasflow.promotion.inputs import CANDIDATE
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
@@ -53,6 +53,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
     client.set_model_version_tag(name, version, "kerasflow.blessed", str(gate.passed).lower())
+    client.update_model_version(name, version, description=threshold_description(gate, tracker.run_id))
     if gate.passed:
         client.set_registered_model_alias(name, CANDIDATE, version)
     tracker.tags({"kerasflow.model_version": version})

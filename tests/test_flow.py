@@ -177,3 +177,5 @@ def test_prefect_and_mlflow_link_both_ways(iris_run: dict, mlflow_store: str) ->
     assert f"({iris_run['mlflow_url']})" in by_key["mlflow-run-iris"]
     assert iris_run["mlflow_url"] in by_key["summary-iris"] and "| accuracy |" in by_key["summary-iris"]
     assert f"models:/iris-dense/{iris_run['version']}" in by_key["summary-iris"]
+    description = mlflow.MlflowClient(mlflow_store, mlflow_store).get_model_version("iris-dense", iris_run["version"])
+    assert description.description.startswith("Gate decision: ") and "accuracy" in description.description

@@ -60,3 +60,21 @@ def _check_value(name: str, observed: float | None, bound: float) -> tuple[str, 
         return f"{name}: expected {op} {bound:g}, observed nothing (metric not produced)", False
     ok = observed <= bound if op == "<=" else observed >= bound
     return f"{name}: expected {op} {bound:g}, observed {observed:.4f} -> {'pass' if ok else 'FAIL'}", ok
+
+
+def threshold_description(gate: GateResult, run_id: str) -> str:
+    """Renders the thresholds gate as a registered version's description, in a few readable lines.
+
+    Args:
+        gate: The thresholds gate's result.
+        run_id: The training run.
+
+    Returns:
+        The verdict (blessed as `@candidate` or not), then one line per rule
+        with its expected and observed values.
+    """
+    verdict = "blessed: passed every threshold, got @candidate" if gate.passed else \
+        "not blessed: " + (f"{len(gate.violations)} threshold(s) failed" if gate.violations else "no thresholds set")
+    lines = [f"Gate decision: {verdict}. Trained by run {run_id}."]
+    lines += [f"- {reason}" for reason in gate.reasons]
+    return "\n".join(lines)
