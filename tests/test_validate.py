@@ -170,6 +170,17 @@ def test_report_carries_json_result_and_html(corrupted_report: ValidationReport)
     assert "bill_length_mm" in corrupted_report.html
 
 
+def test_data_docs_are_one_self_contained_page(corrupted_report: ValidationReport) -> None:
+    import re
+
+    page = corrupted_report.html
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page), "no asset from the network (offline machines)"
+    assert "<script" not in page.lower(), "renders in MLflow's sandboxed artifact viewer"
+    assert "<style>" in page and "<strong>failed</strong>" in page
+    failed_rows = page.count('<tr class="failed">')
+    assert failed_rows == len(corrupted_report.violations) and failed_rows > 0
+
+
 def test_violation_str() -> None:
     violation = Violation("a", "expect_column_values_to_be_between", "min 0, max 2",
                           "33.3% of rows unexpected (e.g. [3.0])", 33.3)  # fmt: skip

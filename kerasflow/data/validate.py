@@ -576,16 +576,69 @@ def _report(result: Any, suite: dict[str, Any], present: Iterable[str]) -> Valid
         violations=violations,
         evaluated=int(payload["statistics"]["evaluated_expectations"]),
         result=payload,
-        html=_render_html(result),
+        html=render_data_docs(payload, suite["name"], frozenset(present)),
     )
 
 
-def _render_html(result: Any) -> str:
-    """Renders a GX validation result as a standalone Data Docs page."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
+_DOCS_STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #1f2328; }
+h1 { font-size: 1.4em; } .ok { color: #1a7f37; } .bad { color: #cf222e; }
+table { border-collapse: collapse; width: 100%; margin-top: 1em; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; } tr.failed td { background: #ffebe9; } code { font-size: 0.95em; }
+"""
 
-    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+
+def render_data_docs(payload: dict[str, Any], suite_name: str, present: frozenset[str] = frozenset()) -> str:
+    """Renders a validation result as one self-contained HTML page (inline CSS, no scripts, no external assets).
+
+    It opens offline in a browser and in MLflow's artifact viewer alike:
+    the verdict, then one row per expectation with its column, rule,
+    expected and observed values, failed rules first.
+
+    Args:
+        payload: The GX validation result as a JSON dict (`to_json_dict()`).
+        suite_name: The suite's name.
+        present: The data's columns (a missing column is named as such).
+
+    Returns:
+        The HTML page.
+    """
+    import html
+
+    results = sorted(payload.get("results", []), key=lambda r: bool(r.get("success")))
+    stats = payload.get("statistics", {})
+    verdict = "passed" if payload.get("success") else "failed"
+    rows = []
+    for item in results:
+        config = item["expectation_config"]
+        kwargs = config.get("kwargs", {})
+        if item.get("success"):
+            observed = _observed_value(item.get("result") or {})
+        else:
+            observed = _violation(item, present).observed
+        cells = [_label(kwargs) or "(table)", config["type"], _describe_expected(config["type"], kwargs), observed,
+                 "passed" if item.get("success") else "FAILED"]
+        css = "" if item.get("success") else ' class="failed"'
+        rows.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    title = html.escape(f"Data Docs: suite {suite_name}")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{title}</title>",
+        f"<style>{_DOCS_STYLE}</style></head><body>", f"<h1>{title}</h1>",
+        f'<p class="{"ok" if verdict == "passed" else "bad"}"><strong>{verdict}</strong>: '
+        f"{stats.get('successful_expectations', 0)} of {stats.get('evaluated_expectations', 0)} expectations met "
+        f"({stats.get('unsuccessful_expectations', 0)} failed).</p>",
+        "<table><thead><tr><th>column</th><th>rule</th><th>expected</th><th>observed</th><th>result</th></tr>"
+        "</thead><tbody>", *rows, "</tbody></table></body></html>"])
+
+
+def _observed_value(detail: dict[str, Any]) -> str:
+    """What a passed expectation saw: its observed value, or the share of unexpected rows."""
+    if detail.get("observed_value") is not None:
+        return _fmt(detail["observed_value"])
+    if detail.get("unexpected_percent") is not None:
+        return f"{_fmt(detail['unexpected_percent'])}% of rows unexpected"
+    return "as expected"
 
 
 def _suite_positions(suite: dict[str, Any]) -> dict[tuple[str | None, str], tuple[int, int]]:
