@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import requests
 
@@ -28,7 +29,7 @@ OVERRIDES = ["training.epochs=2", f"registry.model_name={MODEL}",
 def stack(tmp_path_factory: pytest.TempPathFactory):
     state = tmp_path_factory.mktemp("stack")
     settings = StackSettings(home=ROOT, prefect_port=free_port(), mlflow_port=free_port(), state_dir=state,
-                             tracking_uri=f"sqlite:///{state / 'mlflow.db'}", deployments=["nightly"],
+                             tracking_uri=f"sqlite:///{state / 'mlflow.db'}", deployments=["nightly", "default"],
                              worker_poll_seconds=2)
     running = Stack(settings, echo=lambda line: None)
     try:
@@ -69,7 +70,8 @@ def test_retrain_deployment_is_scheduled_and_limited(stack: Stack) -> None:
     assert deployment["global_concurrency_limit"]["limit"] == 1
     (schedule,) = deployment["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"] == "UTC"
-    assert deployment["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]["directory"]
+    assert deployment["pull_steps"] == [{"kerasflow.runtime.steps.enter_project": {}}], "no path of this clone"
+    assert str(ROOT) not in json.dumps(deployment)
     assert deployment["parameters"]["config_path"] == "configs/digits.yaml"
 
 
@@ -103,3 +105,20 @@ def test_serve_refuses_a_busy_port() -> None:
                               capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in proc.stderr
     assert "pass --prefect-port" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_shipped_batch_predict_deployment_runs_without_arguments(stack: Stack) -> None:
+    overrides = ["training.epochs=2", "registry.gate.thresholds=[{metric: accuracy, min: 0.0}]"]
+    trained = stack.prefect("deployment", "run", "retrain/nightly", "--param", f"overrides={json.dumps(overrides)}",
+                            "--watch", "--watch-interval", "2", "--watch-timeout", "240", check=False, timeout=300)
+    assert trained.returncode == 0, trained.stdout[-4000:] + trained.stderr[-4000:]
+    output = ROOT / "predictions" / "digits.predictions.csv"
+    output.unlink(missing_ok=True)
+    proc = stack.prefect("deployment", "run", "batch-predict/default", "--watch", "--watch-interval", "2",
+                         "--watch-timeout", "240", check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    try:
+        predictions = pd.read_csv(output)
+        assert len(predictions) == 40 and "prediction" in predictions.columns
+    finally:
+        output.unlink(missing_ok=True)
