@@ -207,7 +207,7 @@ def compare_kfold_finals() -> None:
         metrics, run_id, _ = run(str(ROOT / "configs/diabetes.yaml"),
                                  ["split.kind=kfold", "split.folds=5", f"split.final={final}",
                                   f"name=diabetes_kfold_{final}", f"registry.model_name=diabetes-kfold-{final}"])
-        cv = mlflow.MlflowClient().get_run(run_id).data.metrics["cv.mae.mean"]
+        cv = mlflow.MlflowClient().get_run(run_id).data.metrics["cv/mae.mean"]
         print(f"{final:<22}{metrics['mae']:>10.3f}{cv:>10.3f}{(metrics['mae'] - cv) / cv:>+8.1%}", flush=True)
 
 

@@ -62,7 +62,7 @@ def search_stats(run_id: str) -> tuple[float, int, float]:
     trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
     start = min(t.info.start_time for t in trials)
     end = max(t.info.end_time or t.info.start_time for t in trials)
-    return run.data.metrics["tune.best_score"], len(trials), (end - start) / 60000.0
+    return run.data.metrics["tune/best_score"], len(trials), (end - start) / 60000.0
 
 
 def main() -> None:

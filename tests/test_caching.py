@@ -54,15 +54,15 @@ def test_a_rerun_after_a_failed_register_reuses_every_earlier_step(prefect_harne
         assert run.data.tags[f"{CACHE_TAG}{step}.run"] == failed.info.run_id
     assert rerun["version"] is not None and run.info.status == "FINISHED"
     # what the cached steps logged is in the new run too
-    assert run.data.metrics["data.rows"] == failed.data.metrics["data.rows"]
+    assert run.data.metrics["data/rows"] == failed.data.metrics["data/rows"]
     assert run.data.tags["kerasflow.data_fingerprint"] == failed.data.tags["kerasflow.data_fingerprint"]
     assert run.inputs.dataset_inputs, "the dataset is logged again"
-    losses = [m.step for m in client.get_metric_history(run.info.run_id, "train.loss")]
-    assert losses == [m.step for m in client.get_metric_history(failed.info.run_id, "train.loss")]
+    losses = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+    assert losses == [m.step for m in client.get_metric_history(failed.info.run_id, "train/loss")]
     logged = {a.path for folder in ("preprocessing", "train", "validation")
               for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"preprocessing/features.json", "train/learning_curve.png", "validation/result.json"} <= logged
-    assert run.data.metrics["test.accuracy"] == pytest.approx(rerun["metrics"]["accuracy"])
+    assert run.data.metrics["test/accuracy"] == pytest.approx(rerun["metrics"]["accuracy"])
 
     fresh = train_flow(IRIS, [*FAST, *THREE, "registry.model_name=iris-cache-three"], fresh=True)
     tags = client.get_run(fresh["run_id"]).data.tags

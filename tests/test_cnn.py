@@ -190,8 +190,8 @@ def test_registered_cnn_serves_raw_pixels(low_digits_run: dict, mlflow_store: st
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(low_digits_run["run_id"])
     assert run.info.status == "FINISHED" and low_digits_run["metrics"]["accuracy"] > 0.5
-    assert run.data.metrics["images.images"] == len(_digits(range(5)))
-    assert run.data.metrics["images.class.3"] == (load_frame("digits")["target"] == 3).sum()
+    assert run.data.metrics["images/images"] == len(_digits(range(5)))
+    assert run.data.metrics["images/class.3"] == (load_frame("digits")["target"] == 3).sum()
     assert run.data.params["preprocessing.image_shape"] == "[8, 8, 1]"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "images")}
     assert {"images/report.json", "images/summary.txt"} <= artifacts
@@ -220,8 +220,8 @@ def test_registered_cnn_is_a_frozen_base_for_other_classes(low_digits_run: dict,
     run = client.get_run(result["run_id"])
     assert run.data.tags["kerasflow.base_model"] == f"models:/cnn-low/{low_digits_run['version']}"
     assert run.data.params["finetune.unfrozen"] == '["conv_1_0"]'
-    assert client.get_metric_history(run.info.run_id, "train.loss")
-    assert len(client.get_metric_history(run.info.run_id, "finetune.loss")) == run.data.metrics["finetune.epochs_run"]
+    assert client.get_metric_history(run.info.run_id, "train/loss")
+    assert len(client.get_metric_history(run.info.run_id, "finetune/loss")) == run.data.metrics["finetune/epochs_run"]
     source = _keras_file(low_digits_run["model_uri"])
     tuned = find_base(_keras_file(result["model_uri"]))
     for name in ("conv_0_0", "batch_norm_0_0", "batch_norm_1_0"):  # frozen in both phases
@@ -275,9 +275,9 @@ def test_image_folder_trains_and_serves_base64_files(prefect_harness, mlflow_sto
 
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result["run_id"])
-    assert run.data.metrics["images.images"] == 60 and run.data.metrics["images.width_max"] == 16
-    assert run.data.metrics["images.skipped"] == 1 and run.data.metrics["data.files"] == 61
-    assert run.data.metrics["split.test_rows"] == 12 and len(run.data.tags["kerasflow.data_fingerprint"]) == 64
+    assert run.data.metrics["images/images"] == 60 and run.data.metrics["images/width_max"] == 16
+    assert run.data.metrics["images/skipped"] == 1 and run.data.metrics["data/files"] == 61
+    assert run.data.metrics["split/test_rows"] == 12 and len(run.data.tags["kerasflow.data_fingerprint"]) == 64
     summary = Path(client.download_artifacts(run.info.run_id, "images/summary.txt", str(tmp_path))).read_text()
     assert "skipped: 7/half.png: corrupt" in summary
     served = mlflow.pyfunc.load_model(result["model_uri"])
@@ -312,4 +312,4 @@ def test_a_messy_folder_is_rejected_before_training(mlflow_store: str, tmp_path:
     failed = client.search_runs([client.get_experiment_by_name("cnn-messy").experiment_id])[0]
     assert failed.info.status == "FAILED"
     assert "images/report.json" in {a.path for a in client.list_artifacts(failed.info.run_id, "images")}
-    assert failed.data.metrics["images.problems"] == 5
+    assert failed.data.metrics["images/problems"] == 5

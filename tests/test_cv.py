@@ -52,18 +52,18 @@ def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: d
     assert [r.data.tags["kerasflow.fold"] for r in folds] == ["0", "1", "2"]
     assert all(r.info.status == "FINISHED" and r.data.tags["kerasflow.kind"] == "fold" for r in folds)
     assert all(r.data.params["fold"] == str(i) for i, r in enumerate(folds))
-    history = client.get_metric_history(folds[0].info.run_id, "train.val_loss")
-    assert len(history) == folds[0].data.metrics["train.epochs_run"] >= 1
+    history = client.get_metric_history(folds[0].info.run_id, "train/val_loss")
+    assert len(history) == folds[0].data.metrics["train/epochs_run"] >= 1
 
     parent = client.get_run(kfold_run["run_id"])
-    accuracies = np.array([r.data.metrics["val.accuracy"] for r in folds])
-    assert parent.data.metrics["cv.accuracy.mean"] == pytest.approx(accuracies.mean())
-    assert parent.data.metrics["cv.accuracy.std"] == pytest.approx(accuracies.std())
+    accuracies = np.array([r.data.metrics["val/accuracy"] for r in folds])
+    assert parent.data.metrics["cv/accuracy.mean"] == pytest.approx(accuracies.mean())
+    assert parent.data.metrics["cv/accuracy.std"] == pytest.approx(accuracies.std())
     for name in ("loss", "f1_macro", "best_epoch"):
-        assert {f"cv.{name}.mean", f"cv.{name}.std"} <= set(parent.data.metrics)
+        assert {f"cv/{name}.mean", f"cv/{name}.std"} <= set(parent.data.metrics)
     assert parent.data.params["cv.final"] == "ensemble" and parent.data.params["cv.members"] == "3"
-    assert "train.epochs_run" not in parent.data.metrics, "the ensemble averages the folds: nothing is refitted"
-    assert parent.data.metrics["split.test_rows"] == 30 and kfold_run["version"]
+    assert "train/epochs_run" not in parent.data.metrics, "the ensemble averages the folds: nothing is refitted"
+    assert parent.data.metrics["split/test_rows"] == 30 and kfold_run["version"]
 
 
 def test_the_fold_ensemble_serves_raw_rows_from_the_registry(kfold_run: dict, mlflow_store: str) -> None:
@@ -82,8 +82,8 @@ def test_a_refit_final_model_trains_for_the_median_best_epoch(prefect_harness, m
                                  "registry.model_name=iris_kfold-refit"])
     parent = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
     metrics = parent.data.metrics
-    assert metrics["train.epochs_run"] == max(1, round(metrics["cv.best_epoch.median"]))
-    assert metrics["cv.best_epoch.min"] <= metrics["cv.best_epoch.median"] <= metrics["cv.best_epoch.max"]
+    assert metrics["train/epochs_run"] == max(1, round(metrics["cv/best_epoch.median"]))
+    assert metrics["cv/best_epoch.min"] <= metrics["cv/best_epoch.median"] <= metrics["cv/best_epoch.max"]
 
 
 def test_an_ensemble_outputs_the_mean_of_its_members(tmp_path: Path) -> None:
@@ -147,10 +147,10 @@ def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflo
         split = split_data.fn(tracker, config, raw, str(workdir))
         prepared = fit_preprocessing.fn(tracker, config, raw, split, str(workdir))
         results[name] = cross_validate_flow.with_options(task_runner=task_runner(runner))(tracker, config, prepared)
-        results[name]["folds_metrics"] = [r.data.metrics["val.accuracy"] for r in
+        results[name]["folds_metrics"] = [r.data.metrics["val/accuracy"] for r in
                                           _fold_runs(client, {"run_id": run_id, "experiment_id": experiment})]
         client.set_terminated(run_id, "FINISHED")
-    threaded = [r.data.metrics["val.accuracy"] for r in _fold_runs(client, kfold_run)]
+    threaded = [r.data.metrics["val/accuracy"] for r in _fold_runs(client, kfold_run)]
     assert results["dask"]["folds_metrics"] == results["sequential"]["folds_metrics"] == threaded
     seq, dask = results["sequential"]["summary"], results["dask"]["summary"]
     assert seq.keys() == dask.keys()

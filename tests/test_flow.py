@@ -29,8 +29,8 @@ def test_run_is_one_comparable_row(iris_run: dict, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(iris_run["run_id"])
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["test.accuracy"] == pytest.approx(iris_run["metrics"]["accuracy"])
-    assert run.data.metrics["split.test_rows"] == 30
+    assert run.data.metrics["test/accuracy"] == pytest.approx(iris_run["metrics"]["accuracy"])
+    assert run.data.metrics["split/test_rows"] == 30
     assert run.data.params["model.activation"] == "relu"
     assert run.data.params["training.epochs"] == "8"
     for tag in ("kerasflow.data_fingerprint", "kerasflow.config_hash", "prefect.flow_run_id"):
@@ -41,14 +41,14 @@ def test_run_is_one_comparable_row(iris_run: dict, mlflow_store: str) -> None:
     assert {"validation/data_docs.html", "validation/result.json", "evaluation/confusion_matrix.png",
             "evaluation/classification_report.json", "train/learning_curve.png",
             "preprocessing/features.json"} <= artifacts
-    assert "test.class.setosa.precision" in run.data.metrics
+    assert "test/class.setosa.precision" in run.data.metrics
 
 
 def test_epoch_metrics_are_logged_once_each(iris_run: dict, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
-    history = client.get_metric_history(iris_run["run_id"], "train.loss")
+    history = client.get_metric_history(iris_run["run_id"], "train/loss")
     steps = [m.step for m in history]
-    assert steps == sorted(set(steps)) and len(steps) == client.get_run(iris_run["run_id"]).data.metrics["train.epochs_run"]
+    assert steps == sorted(set(steps)) and len(steps) == client.get_run(iris_run["run_id"]).data.metrics["train/epochs_run"]
 
 
 def test_registered_model_predicts_like_the_keras_model(iris_run: dict, mlflow_store: str) -> None:
@@ -148,8 +148,8 @@ def test_validate_flow_only_validates(prefect_harness, mlflow_store: str) -> Non
 
     result = validate_flow(str(ROOT / "configs/wine.yaml"))
     run = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
-    assert run.info.status == "FINISHED" and run.data.metrics["validation.failed"] == 0
-    assert "test.accuracy" not in run.data.metrics
+    assert run.info.status == "FINISHED" and run.data.metrics["validation/failed"] == 0
+    assert "test/accuracy" not in run.data.metrics
 
 
 def test_regression_reports_mae_rmse_r2(prefect_harness, mlflow_store: str) -> None:

@@ -178,8 +178,8 @@ def test_functional_flow_logs_per_output_metrics_and_serves_raw_columns(prefect_
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result["run_id"])
     metrics = run.data.metrics
-    assert {"test.loss", "test.score.accuracy", "test.score.roc_auc", "test.length.mae", "test.length.r2",
-            "test.score.class.great.recall", "train.score_accuracy", "train.length_loss"} <= set(metrics)
+    assert {"test/loss", "test/score.accuracy", "test/score.roc_auc", "test/length.mae", "test/length.r2",
+            "test/score.class.great.recall", "train/score_accuracy", "train/length_loss"} <= set(metrics)
     assert result["blessed"], result["reasons"]
     files = {a.path for folder in ("evaluation/score", "evaluation/length") for a in client.list_artifacts(
         run.info.run_id, folder)}

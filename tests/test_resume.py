@@ -35,7 +35,7 @@ def _running_epochs(client: mlflow.MlflowClient) -> tuple[str, int] | None:
     if experiment is None:
         return None
     for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
-        return run.info.run_id, len(client.get_metric_history(run.info.run_id, "train.loss"))
+        return run.info.run_id, len(client.get_metric_history(run.info.run_id, "train/loss"))
     return None
 
 
@@ -71,9 +71,9 @@ def test_a_killed_training_resumes_at_its_last_epoch(mlflow_store: str, tmp_path
     new = next(r for r in client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'"))
     assert new.data.tags["kerasflow.resumed_from"] == old_run
     assert new.data.tags["kerasflow.resumed_epoch"] == str(epoch)
-    steps = sorted(m.step for m in client.get_metric_history(new.info.run_id, "train.loss"))
+    steps = sorted(m.step for m in client.get_metric_history(new.info.run_id, "train/loss"))
     assert steps == list(range(epoch, 80)), "epoch metrics continue at the right steps"
-    assert new.data.metrics["train.epochs_run"] == 80
+    assert new.data.metrics["train/epochs_run"] == 80
     assert not (tmp_path / ".kerasflow" / "checkpoints" / PIPELINE).exists(), "checkpoints removed on success"
 
 

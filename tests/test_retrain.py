@@ -86,9 +86,9 @@ def test_better_challenger_replaces_the_champion(second: dict, first: dict, clie
     assert second["metrics"]["accuracy"] > second["champion_metrics"]["accuracy"]
     assert _aliases(client) == {"champion": second["version"], "previous-champion": first["version"]}
     run = client.get_run(second["run_id"])
-    assert run.data.metrics["champion.test.accuracy"] == pytest.approx(second["champion_metrics"]["accuracy"])
+    assert run.data.metrics["champion/test.accuracy"] == pytest.approx(second["champion_metrics"]["accuracy"])
     assert second["drift"]["checked"] and not second["drift"]["detected"], second["drift"]["summary"]
-    assert "drift.psi_max" in run.data.metrics and not [m for m in run.data.metrics if m.startswith("drift.psi.")]
+    assert "drift/psi_max" in run.data.metrics and not [m for m in run.data.metrics if m.startswith("drift/psi.")]
     table = mlflow.artifacts.load_dict(mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="drift/features.json", tracking_uri=client.tracking_uri))
     assert "petal_length_cm" in [row[table["columns"].index("feature")] for row in table["data"]]

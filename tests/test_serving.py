@@ -62,7 +62,7 @@ def test_batch_predict_writes_rows_with_predictions(batch: dict, champion: str, 
     run = mlflow.MlflowClient(mlflow_store, mlflow_store).get_run(batch["run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "predict"
     assert run.data.tags["kerasflow.model_version"] == champion and batch["model_uri"] == f"models:/{NAME}/{champion}"
-    assert run.data.metrics["validation.failed"] == 0 and run.data.metrics["predictions.rows"] == 25
+    assert run.data.metrics["validation/failed"] == 0 and run.data.metrics["predictions/rows"] == 25
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
     trained_in = client.get_experiment(client.get_run(run.data.tags["kerasflow.training_run"]).info.experiment_id)
     assert client.get_experiment(run.info.experiment_id).name == f"{trained_in.name}-predictions"

@@ -69,7 +69,7 @@ def test_pipeline_logs_and_registers_through_the_server(prefect_harness, trackin
     result = train_flow(str(ROOT / "configs/wine.yaml"), ["training.epochs=5"])
     client = mlflow.MlflowClient(tracking_server)
     run = client.get_run(result["run_id"])
-    assert run.info.status == "FINISHED" and "test.accuracy" in run.data.metrics
+    assert run.info.status == "FINISHED" and "test/accuracy" in run.data.metrics
     rows = load_frame("wine").drop(columns="target").head(4)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_server)

@@ -230,7 +230,7 @@ def test_each_trial_is_a_nested_run_with_params_epochs_score_and_status(searches
     best = searches["first"]["hyperparameters"]
     expected = {f"tune.best.{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in best.items()}
     assert expected.items() <= parent.data.params.items()
-    assert parent.data.metrics["tune.best_score"] == pytest.approx(max(t.data.metrics["score"] for t in trials))
+    assert parent.data.metrics["tune/best_score"] == pytest.approx(max(t.data.metrics["score"] for t in trials))
     files = {a.path for a in client.list_artifacts(parent.info.run_id, "tuning")}
     assert {"tuning/trials.csv", "tuning/scores.png", "tuning/summary.txt"} <= files
     table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
@@ -276,9 +276,9 @@ def test_run_with_a_tuning_section_refits_the_best_trial_and_tests_it(prefect_ha
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result["run_id"])
     assert len(_children(client, result)) == 2 and result["version"]
-    assert run.data.metrics["train.epochs_run"] == run.data.metrics["tune.best_epoch"]
-    assert not client.get_metric_history(run.info.run_id, "train.val_loss"), "train+val refits without validation"
-    assert "test.accuracy" in run.data.metrics and any(k.startswith("tune.best.") for k in run.data.params)
+    assert run.data.metrics["train/epochs_run"] == run.data.metrics["tune/best_epoch"]
+    assert not client.get_metric_history(run.info.run_id, "train/val_loss"), "train+val refits without validation"
+    assert "test/accuracy" in run.data.metrics and any(k.startswith("tune.best.") for k in run.data.params)
 
 
 class _Lines(logging.Handler):

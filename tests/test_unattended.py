@@ -54,7 +54,7 @@ def _training_run(client: mlflow.MlflowClient, experiment: str, pid: int, epochs
         found = client.get_experiment_by_name(experiment)
         if found is not None:
             for run in client.search_runs([found.experiment_id], f"tags.`kerasflow.pid` = '{pid}'"):
-                if len(client.get_metric_history(run.info.run_id, "train.loss")) >= epochs:
+                if len(client.get_metric_history(run.info.run_id, "train/loss")) >= epochs:
                     return run.info.run_id
         time.sleep(0.5)
     raise AssertionError(f"process {pid} logged no {epochs} epochs in {timeout} s")

@@ -415,6 +415,10 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str
                 synchronous: bool = True) -> list[Any]:
     """Logs finite metrics in one batch, names prefixed by step.
 
+    The prefix's first `.` becomes `/` (`train.` gives `train/loss`,
+    `champion.test.` gives `champion/test.accuracy`), so the MLflow UI's
+    chart view shows one section per step.
+
     Returns:
         With `synchronous=False`, the pending `RunOperations` to `wait()` on;
         otherwise an empty list.
@@ -425,7 +429,8 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    items = [Metric(f"{prefix}{k}", float(v), now, step) for k, v in metrics.items()
+    head = prefix.replace(".", "/", 1)  # `train.` -> `train/`: MLflow's chart view groups metrics by `step/`
+    items = [Metric(f"{head}{k}", float(v), now, step) for k, v in metrics.items()
              if v is not None and math.isfinite(float(v))]
     pending = []
     for start in range(0, len(items), 500):
