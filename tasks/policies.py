@@ -66,17 +66,17 @@ class EpochProgress:
         if self.hook is not None:
             self.hook(epoch, logs)
         now = time.monotonic()
-        if self.started is None:
-            self.started = now - 1e-9
+        if self.started is None:  # the clock starts at the end of the first epoch
+            self.started = now
         done = epoch + 1
         if self.last is not None and now - self.last < self.every and done != self.total:
             return
         self.last = now
         shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy",
                                                                              "val_accuracy", "mae", "val_mae"))
-        eta = (now - self.started) / max(done, 1) * (self.total - done)
-        step_logger().info(f"{self.what}: epoch {done}/{self.total}  {shown}" + (f"  ETA {eta:.0f} s" if
-                                                                                  done < self.total else ""))
+        eta = (now - self.started) / max(done - 1, 1) * (self.total - done)
+        timed = 1 < done < self.total  # the first epoch has no duration to go by yet
+        step_logger().info(f"{self.what}: epoch {done}/{self.total}  {shown}" + (f"  ETA {eta:.0f} s" if timed else ""))
 
     def wait(self) -> None:
         """Waits for the wrapped hook's queued work (see `EpochLogger.wait`)."""

@@ -452,6 +452,7 @@ def _preflight(config: Path, overrides: list[str], kind: str) -> Any:
     except ConfigError as exc:
         _record_bad_config(config, kind, exc, read_raw_config)
         _fail(str(exc), EXIT_BAD_INPUT)
+    typer.echo(f"kerasflow {kind}: pipeline {cfg.name} from {config}", err=True)  # something within 2 s
     _require_store(cfg.registry.tracking_uri)
     return cfg
 
