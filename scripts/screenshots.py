@@ -96,8 +96,6 @@ def main() -> None:
         experiment = mlflow.MlflowClient(store).get_run(second).info.experiment_id
         args.out.mkdir(parents=True, exist_ok=True)
         screenshot(args.chromium, f"{ui}/#/experiments/{experiment}/runs/{second}", args.out / "mlflow-run.png")
-        screenshot(args.chromium, f"{ui}/#/experiments/{experiment}/runs/{second}/model-metrics",
-                   args.out / "mlflow-charts.png")
         runs, experiments = json.dumps([first, second]), json.dumps([experiment])
         screenshot(args.chromium, f"{ui}/#/compare-runs?runs={urllib.parse.quote(runs)}"
                                   f"&experiments={urllib.parse.quote(experiments)}", args.out / "mlflow-compare.png")

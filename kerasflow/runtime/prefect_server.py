@@ -219,7 +219,9 @@ def launch_shared_server(port: int | None = None) -> Server:
     _remove_stale_pid_file()
     # The background server writes to pipes that close when `prefect server start` exits, and Prefect's
     # console log handler (rich) exits the server on a broken pipe: keep its console for CRITICAL only.
-    env = {**_prefect_env(), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL"}
+    env = {**_prefect_env(), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+           # the UI it serves calls this API: without it, the UI of a server off port 4200 cannot load a page
+           "PREFECT_UI_API_URL": _local_url(port)}
     log = home / LOG_FILE
     with open(log, "wb") as out:  # own session: a Ctrl-C in the terminal does not reach the shared server
         launcher = subprocess.Popen(
