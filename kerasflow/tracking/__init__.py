@@ -584,10 +584,21 @@ def run_url(experiment_id: str, run_id: str, uri: str | None = None) -> str:
 def _run_tags(config: Any, kind: str, flow_run_id: str | None) -> dict[str, str]:
     tags = {RUN_KIND_TAG: kind, "kerasflow.config_hash": config.fingerprint(), "kerasflow.pipeline": config.name,
             "mlflow.source.name": f"kerasflow {kind} ({config.name})", "mlflow.source.type": "JOB",
+            "mlflow.user": _user(),
             **process_identity()}
     if flow_run_id:
         tags[FLOW_RUN_TAG] = str(flow_run_id)
     return {**tags, **_git_tags()}
+
+
+def _user() -> str:
+    """Who runs the pipeline (MLflow's "Created by"): the login name, else `kerasflow`."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "kerasflow"
 
 
 def _git_tags() -> dict[str, str]:
