@@ -91,7 +91,7 @@ def baseline_features(config: Any, frame: pd.DataFrame) -> tuple[Any, Any]:
 
     d = config.data
     if d.image is not None:
-        return pixels(frame, d.image.size), make_pipeline(StandardScaler())
+        return pixels(frame, d.image.size, Path(d.source)), make_pipeline(StandardScaler())
     if config.model.kind == "text":
         return frame[config.model.column].fillna("").astype(str), TfidfVectorizer(ngram_range=(1, 2), min_df=2)
     numeric, categorical = select_columns(frame, d.target, d.features, d.categorical)
@@ -103,13 +103,13 @@ def baseline_features(config: Any, frame: pd.DataFrame) -> tuple[Any, Any]:
     return frame[numeric + categorical], transformer
 
 
-def pixels(frame: pd.DataFrame, size: tuple[int, int]) -> np.ndarray:
-    """Decodes an image listing's files to flat grayscale pixel rows in [0, 1]."""
+def pixels(frame: pd.DataFrame, size: tuple[int, int], root: Path) -> np.ndarray:
+    """Decodes an image listing's files (paths relative to the folder `root`) to flat grayscale pixels in [0, 1]."""
     from PIL import Image
 
     from kerasflow.data.images import FILE_COLUMN
 
-    rows = [np.asarray(Image.open(path).convert("L").resize(tuple(size)), dtype="float32").ravel() / 255.0
+    rows = [np.asarray(Image.open(root / path).convert("L").resize(tuple(size)), dtype="float32").ravel() / 255.0
             for path in frame[FILE_COLUMN]]
     return np.stack(rows)
 

@@ -160,7 +160,7 @@ def test_bad_keras_file_bases_are_named(tmp_path: Path) -> None:
 
 
 def _write_config(tmp_path: Path, name: str, data: dict, model: dict, epochs: int = 4) -> str:
-    config = {"name": name, "data": data, "model": model,
+    config = {"name": name, "data": data, "model": model, "split": {"kind": "holdout"},
               "training": {"epochs": epochs, "batch_size": 16, "early_stopping": {"patience": 3}},
               "registry": {"model_name": name}}
     path = tmp_path / f"{name}.yaml"
