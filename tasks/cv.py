@@ -79,12 +79,15 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
             child.tags({"kerasflow.reused_from": saved[1]})
         else:
             announce_resume(child, claim(checkpoint, child.run_id), config.training.epochs, f"{name} ")
-            result = fit_fold(config, frame, split.folds[fold], fold,
-                              FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
-                              hyperparameters=hyperparameters, checkpoint=checkpoint,
-                              on_epoch=EpochProgress(lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
-                                                     config.training.epochs, name),
-                              save_to=checkpoint / FOLD_MODEL if ensemble else None)
+            progress = EpochProgress(lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
+                                     config.training.epochs, name)
+            try:
+                result = fit_fold(config, frame, split.folds[fold], fold,
+                                  FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
+                                  hyperparameters=hyperparameters, checkpoint=checkpoint, on_epoch=progress,
+                                  save_to=checkpoint / FOLD_MODEL if ensemble else None)
+            finally:
+                progress.close()
             save_fold_result(checkpoint, asdict(result), child.run_id)
         child.metrics(result.metrics, prefix="val.")
         child.metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, prefix="train.")

@@ -40,25 +40,52 @@ def step_logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger("kerasflow")
 
 
-class EpochProgress:
-    """A per-epoch hook that also reports progress: `train: epoch 12/80  loss 0.4123  val_loss 0.4410  ETA 31 s`.
+def console_loggers() -> list[logging.Logger]:
+    """The loggers that print to the terminal (Prefect's run loggers among them), for `logging_redirect_tqdm`."""
+    import sys
 
-    The line goes to the step logger, so it shows on the terminal (a pipe or
-    a file alike) and in the Prefect UI's flow-run logs. To keep the output
-    readable it is written at most every `every` seconds, and always for the
-    first and the last epoch. The ETA assumes every remaining epoch runs;
-    early stopping may end sooner.
+    loggers = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
+    return [logger for logger in [logging.getLogger(), *loggers] if isinstance(logger, logging.Logger) and any(
+        isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stdout, sys.stderr)
+        for h in logger.handlers)]
+
+
+class EpochProgress:
+    """A per-epoch hook that also reports progress.
+
+    Every epoch reaches the wrapped hook. Progress is reported two ways:
+
+    - a line to the step logger, `train: epoch 12/80  loss 0.4123  val_loss 0.4410  ETA 31 s`, which shows in
+      the Prefect UI's flow-run log and on a terminal or in a log file; it is written at most every `every`
+      seconds (every `every` * 5 on a terminal, where the bar shows each epoch), and always for the first
+      and the last epoch;
+    - on a terminal, a live `tqdm` bar with the epoch count, rate, ETA and the latest loss values; log
+      lines are printed above it while it runs (`tqdm.contrib.logging.logging_redirect_tqdm`).
+
+    The ETA assumes every remaining epoch runs; early stopping may end sooner. Call `close()` (or
+    `wait()`) when the fit ends.
 
     Args:
         hook: The hook to wrap (e.g. the tracker's epoch logger), or None.
         total: The epoch count of the fit.
         what: What is training, e.g. `train` or `fold 2/5`.
-        every: Least seconds between two lines. Default 2.
+        every: Least seconds between two log lines. Default 2.
+        bar: Show the live bar. Default: when standard error is a terminal.
+        file: Where the bar is drawn. Default standard error.
     """
 
-    def __init__(self, hook: Any, total: int, what: str, every: float = 2.0):
-        self.hook, self.total, self.what, self.every = hook, total, what, every
+    SHOWN = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
+
+    def __init__(self, hook: Any, total: int, what: str, every: float = 2.0, bar: bool | None = None,
+                 file: Any = None):
+        import sys
+
+        self.hook, self.total, self.what, self.file = hook, total, what, file
+        self.use_bar = sys.stderr.isatty() if bar is None else bar
+        self.every = every * 5 if self.use_bar else every
         self.started = self.last = None
+        self.bar: Any = None
+        self.redirect: Any = None
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
         import time
@@ -69,16 +96,43 @@ class EpochProgress:
         if self.started is None:  # the clock starts at the end of the first epoch
             self.started = now
         done = epoch + 1
+        shown = {k: v for k, v in logs.items() if k in self.SHOWN}
+        if self.use_bar:
+            self._advance(done, shown)
         if self.last is not None and now - self.last < self.every and done != self.total:
             return
         self.last = now
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy",
-                                                                             "val_accuracy", "mae", "val_mae"))
+        text = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
         eta = (now - self.started) / max(done - 1, 1) * (self.total - done)
         timed = 1 < done < self.total  # the first epoch has no duration to go by yet
-        step_logger().info(f"{self.what}: epoch {done}/{self.total}  {shown}" + (f"  ETA {eta:.0f} s" if timed else ""))
+        step_logger().info(f"{self.what}: epoch {done}/{self.total}  {text}" + (f"  ETA {eta:.0f} s" if timed else ""))
+
+    def _advance(self, done: int, shown: dict[str, float]) -> None:
+        """Moves the terminal bar to `done` epochs, opening it (and the log redirection) on first use."""
+        if self.bar is None:
+            from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self.redirect = logging_redirect_tqdm(loggers=console_loggers())
+            self.redirect.__enter__()
+            self.bar = tqdm(total=self.total, desc=self.what, unit="epoch", leave=False, dynamic_ncols=True,
+                            file=self.file, mininterval=0.2, disable=False)  # TQDM_DISABLE silences libraries only
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()}, refresh=False)
+        self.bar.update(done - self.bar.n)
+        if done >= self.total:
+            self.close()
+
+    def close(self) -> None:
+        """Closes the terminal bar and restores the log handlers; safe to call more than once."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.redirect is not None:
+            self.redirect.__exit__(None, None, None)
+            self.redirect = None
 
     def wait(self) -> None:
-        """Waits for the wrapped hook's queued work (see `EpochLogger.wait`)."""
+        """Closes the bar and waits for the wrapped hook's queued work (see `EpochLogger.wait`)."""
+        self.close()
         if hasattr(self.hook, "wait"):
             self.hook.wait()

@@ -129,9 +129,12 @@ def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, mod
     on_epoch = EpochProgress(lambda epoch, logs: tracker.metrics(logs, prefix="finetune.", step=epoch),
                              config.model.base.fine_tune.epochs, "fine-tune")
 
-    result, unfrozen = fine_tune_saved_model(config, prepared.raw, prepared.split, prepared.features,
-                                             prepared.labels, model_path, refit=refit,
-                                             hyperparameters=hyperparameters, on_epoch=on_epoch)
+    try:
+        result, unfrozen = fine_tune_saved_model(config, prepared.raw, prepared.split, prepared.features,
+                                                 prepared.labels, model_path, refit=refit,
+                                                 hyperparameters=hyperparameters, on_epoch=on_epoch)
+    finally:
+        on_epoch.close()
     tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                                           "unfrozen_layers": len(unfrozen)}, prefix="finetune.")
     tracker.params({"unfrozen": unfrozen}, prefix="finetune.")

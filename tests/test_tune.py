@@ -325,3 +325,18 @@ def test_epoch_progress_lines_are_throttled_but_show_the_first_and_last_epoch(st
     assert seen == list(range(50)), "every epoch reaches the wrapped hook"
     assert step_lines[0] == "train: epoch 1/50  loss 1.0000  val_loss 0.5000" and len(step_lines) == 2
     assert step_lines[1] == "train: epoch 50/50  loss 0.0200  val_loss 0.5000"
+
+
+def test_on_a_terminal_a_live_bar_counts_the_epochs(step_lines: list[str]) -> None:
+    import io
+
+    from kerasflow.tasks.policies import EpochProgress
+
+    terminal = io.StringIO()
+    progress = EpochProgress(None, total=5, what="train", bar=True, file=terminal)
+    for epoch in range(5):
+        progress(epoch, {"loss": 0.5, "val_loss": 0.6})
+    progress.close()
+    assert progress.bar is None, "closed at the last epoch"
+    assert "train:   0%|" in terminal.getvalue() and "0/5" in terminal.getvalue(), "the bar was drawn"
+    assert step_lines[-1] == "train: epoch 5/5  loss 0.5000  val_loss 0.6000"
