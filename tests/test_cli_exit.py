@@ -48,7 +48,7 @@ def test_fast_exit_loses_nothing(tmp_path: Path) -> None:
                               capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stdout + proc.stderr
-        assert f"train: epoch {EPOCHS}/{EPOCHS}  loss " in proc.stdout + proc.stderr, "per-epoch progress, not a TTY"
+        assert f"train: epoch {EPOCHS}/{EPOCHS}  accuracy " in proc.stdout + proc.stderr, "per-epoch progress, not a TTY"
         assert "train: epoch 1/" in proc.stdout + proc.stderr
         run_id = re.search(r"MLflow run:\s+(\w+)", proc.stdout).group(1)
 
