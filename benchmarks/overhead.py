@@ -227,7 +227,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kf-overhead-") as tmp_name:
         tmp = Path(tmp_name)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PREFECT_HOME": str(tmp / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port())}
+               "PREFECT_HOME": str(tmp / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port()),
+               # every run computes every step, as the bare script does: the step cache would reuse them
+               "KERASFLOW_CACHE_DAYS": "0", "KERASFLOW_HOME": str(tmp)}
         for key in ("PREFECT_API_URL", "KERASFLOW_PREFECT_SERVER"):
             env.pop(key, None)
         try:
