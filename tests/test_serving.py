@@ -134,7 +134,7 @@ def test_bad_input_rows_fail_the_prediction_run(champion: str, tmp_path: Path, m
         batch_predict_flow(f"models:/{NAME}@champion", str(tmp_path / "short.csv"))
     assert not (tmp_path / "short.predictions.csv").exists()
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
-    runs = client.search_runs(client.search_experiments(filter_string="name = 'iris'")[0].experiment_id,
+    runs = client.search_runs(client.get_experiment_by_name("iris-predictions").experiment_id,
                               "tags.`kerasflow.kind` = 'predict' and attributes.status = 'FAILED'")
     assert len(runs) >= 2 and all("kerasflow.error" in r.data.tags for r in runs)
 
@@ -192,7 +192,7 @@ def test_batch_predict_refuses_inf_with_exit_2(champion: str, tmp_path: Path, ml
     assert "row 7 = inf" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "inf.predictions.csv").exists()
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
-    runs = client.search_runs(client.search_experiments(filter_string="name = 'iris'")[0].experiment_id,
+    runs = client.search_runs(client.get_experiment_by_name("iris-predictions").experiment_id,
                               f"tags.`kerasflow.input` = '{tmp_path / 'inf.csv'}'")
     assert runs[0].info.status == "FAILED" and runs[0].data.tags["kerasflow.error"].startswith("InputRowsError: ")
 
