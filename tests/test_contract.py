@@ -35,7 +35,7 @@ def _config(case: Case, folder: Path) -> Path:
     data = {"source": str(CATALOGUE / case.file), "target": case.target}
     if case.test_file:
         data["test_source"] = str(CATALOGUE / case.test_file)
-    raw = {"name": "contract", "data": data, "model": {"hidden_units": [8]},
+    raw = {"name": "contract", "data": data, "model": {"hidden_units": [8]}, "split": {"kind": "holdout"},
            "training": {"epochs": 1, "batch_size": 64},
            "evaluation": {"confusion_matrix": False}, "registry": {"model_name": MODEL}}
     path = folder / f"{case.name}.yaml"
