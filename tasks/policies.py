@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from typing import Any
 
 from prefect import get_run_logger
@@ -42,8 +44,6 @@ def step_logger() -> logging.Logger | logging.LoggerAdapter:
 
 def console_loggers() -> list[logging.Logger]:
     """The loggers that print to the terminal (Prefect's run loggers among them), for `logging_redirect_tqdm`."""
-    import sys
-
     loggers = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
     return [logger for logger in [logging.getLogger(), *loggers] if isinstance(logger, logging.Logger) and any(
         isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stdout, sys.stderr)
@@ -78,8 +78,6 @@ class EpochProgress:
 
     def __init__(self, hook: Any, total: int, what: str, every: float = 2.0, bar: bool | None = None,
                  file: Any = None):
-        import sys
-
         self.hook, self.total, self.what, self.file = hook, total, what, file
         self.use_bar = sys.stderr.isatty() if bar is None else bar
         self.every = every * 5 if self.use_bar else every
@@ -88,8 +86,6 @@ class EpochProgress:
         self.redirect: Any = None
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
-        import time
-
         if self.hook is not None:
             self.hook(epoch, logs)
         now = time.monotonic()

@@ -17,6 +17,8 @@ from kerasflow import tracking
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 
+PREFECT_URL_TAG = "kerasflow.prefect_url"
+
 
 @contextlib.contextmanager
 def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.PipelineRun]:
@@ -46,8 +48,6 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
                                  description=f"The MLflow run of this {kind} flow run")
         yield run
 
-
-PREFECT_URL_TAG = "kerasflow.prefect_url"
 
 
 def flow_run_url() -> str | None:

@@ -31,14 +31,6 @@ from kerasflow.training.tune import (
 )
 
 
-def objective_direction(config: PipelineConfig) -> str:
-    """The search objective's direction: as configured, else `min` for losses and errors, `max` otherwise."""
-    objective = config.tuning.objective
-    if objective.direction:
-        return objective.direction
-    return "min" if any(word in objective.name for word in ("loss", "mae", "mse", "error")) else "max"
-
-
 class MlflowTrialLogger:
     """A `kerasflow.training.tune.TrialHook` that tracks each trial as a nested MLflow run.
 
@@ -141,7 +133,7 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
                        LabelSpec.load(prepared.labels))
     client = tracker.client
     hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id, tracker.uri,
-                             max_trials=config.tuning.max_trials, direction=objective_direction(config))
+                             max_trials=config.tuning.max_trials, direction=config.tuning.objective.direction)
     project = config.tuning.project_dir(config.name)
     result = run_search(config, data, project, fingerprint=search_fingerprint(config, fingerprint_frame(frame)),
                         fresh=fresh, hook=hook)

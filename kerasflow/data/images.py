@@ -194,15 +194,31 @@ def scan_image_folder(root: str | Path, target: str, extensions: list[str]) -> I
     if target in LISTING_COLUMNS:
         raise ImageDataError(str(root), [f"data.target {target!r} clashes with a listing column; "
                                          f"choose another name (e.g. label)"])
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    rows = []
-    for name in classes:
-        for file in sorted((base / name).rglob("*")):
-            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(base).parts):
-                rows.append({**_inspect_file(file, extensions), FILE_COLUMN: file.relative_to(base).as_posix(),
-                             target: name})
+    classes, files = list_class_files(base)
+    rows = [{**_inspect_file(file, extensions), FILE_COLUMN: file.relative_to(base).as_posix(), target: name}
+            for file, name in files]
     frame = pd.DataFrame(rows, columns=[*LISTING_COLUMNS, target])
     return ImageFolder(root=str(base), target=target, classes=classes, frame=frame)
+
+
+def list_class_files(root: str | Path) -> tuple[list[str], list[tuple[Path, str]]]:
+    """Lists a folder of class subfolders without reading any file.
+
+    Each subfolder is a class; files in it are found recursively. Hidden
+    files and folders (starting with a dot) and files directly in the root
+    are left out.
+
+    Args:
+        root: The folder.
+
+    Returns:
+        The class names, and `(file, class)` pairs in class and path order.
+    """
+    base = Path(root).expanduser().resolve()
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = [(file, name) for name in classes for file in sorted((base / name).rglob("*"))
+             if file.is_file() and not any(part.startswith(".") for part in file.relative_to(base).parts)]
+    return classes, files
 
 
 def scan_image_folders(source: str | Path, target: str, extensions: list[str],

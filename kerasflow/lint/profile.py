@@ -92,10 +92,10 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
 
 
 def count_image_files(folder: str | Path, extensions: list[str]) -> pd.DataFrame:
-    """Lists an image folder's files by class without decoding them: a `file`, `label` frame."""
-    root = Path(folder).expanduser()
-    rows = [(str(path), sub.name) for sub in sorted(p for p in root.iterdir() if p.is_dir())
-            for path in sorted(sub.rglob("*")) if path.suffix.lower() in extensions]
+    """Lists an image folder's files by class without reading them: a `file`, `label` frame."""
+    from kerasflow.data.images import list_class_files
+
+    rows = [(str(path), name) for path, name in list_class_files(folder)[1] if path.suffix.lower() in extensions]
     return pd.DataFrame(rows, columns=["file", "label"])
 
 

@@ -366,7 +366,7 @@ def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
     if model.name:
         tags.update({"kerasflow.model_name": model.name, "kerasflow.model_version": str(model.version)})
     if flow_run_id:
-        tags["prefect.flow_run_id"] = str(flow_run_id)
+        tags[tracking.FLOW_RUN_TAG] = str(flow_run_id)
     label = f"{model.name}-v{model.version}" if model.name else "model"
     suffix = (str(flow_run_id) if flow_run_id else uuid.uuid4().hex)[:8]
     run_id = client.create_run(experiment_id, run_name=f"{kind}-{label}-{suffix}", tags=tags).info.run_id
