@@ -21,12 +21,22 @@ def test_version_is_printed() -> None:
 
 
 def test_help_shows_plain_metavars() -> None:
-    out = subprocess.run([*CLI, "run", "--help"], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "COLUMNS": "120"})
-    assert out.returncode == 0
-    assert "KEY=VALUE" in out.stdout and "CONFIG" in out.stdout
-    options = [line for line in out.stdout.splitlines() if "--" in line and "--help" not in line]
-    assert not [line for line in options if "<bool>" in line or "<str>" in line], options
+    from typer.main import get_command
+
+    from kerasflow.runtime.cli import app
+
+    commands = [[]]
+    for name, command in get_command(app).commands.items():
+        commands.append([name])
+        commands += [[name, sub] for sub in getattr(command, "commands", {})]
+    for words in commands:
+        out = subprocess.run([*CLI, *words, "--help"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "COLUMNS": "120"})
+        assert out.returncode == 0, (words, out.stderr)
+        options = [line for line in out.stdout.splitlines() if "--" in line]
+        assert not [line for line in options if "<bool>" in line or "<str>" in line], (words, options)
+    run_help = subprocess.run([*CLI, "run", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "KEY=VALUE" in run_help and "CONFIG" in run_help
 
 
 def test_the_env_file_puts_the_environment_on_path(tmp_path: Path) -> None:

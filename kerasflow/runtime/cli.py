@@ -14,14 +14,34 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from kerasflow.quiet import silence
 
-app = typer.Typer(help="Keras models from raw data to a tracked, tuned and promoted production model.",
+
+class _PlainHelp:
+    """Show `--help` without Typer's `<bool>` type label, like every other flag."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class PlainHelpCommand(_PlainHelp, TyperCommand):
+    """A command whose `--help` row has a plain metavar."""
+
+
+class PlainHelpGroup(_PlainHelp, TyperGroup):
+    """A command group whose `--help` row has a plain metavar."""
+
+
+app = typer.Typer(cls=PlainHelpGroup, help="Keras models from raw data to a tracked, tuned and promoted production model.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-suite_app = typer.Typer(help="Great Expectations suites.", no_args_is_help=True)
+suite_app = typer.Typer(cls=PlainHelpGroup, help="Great Expectations suites.", no_args_is_help=True)
 app.add_typer(suite_app, name="suite")
-server_app = typer.Typer(help="The shared local Prefect server that pipeline commands report to.",
+server_app = typer.Typer(cls=PlainHelpGroup, help="The shared local Prefect server that pipeline commands report to.",
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")
 
@@ -50,7 +70,7 @@ def _options(version: Annotated[bool, typer.Option("--version", metavar="", call
     """Keras models from raw data to a tracked, tuned and promoted production model."""
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(metavar="",
         help="Recompute every cached step, and start the tuner search, folds and fit over.")] = False,
         no_lint: NoLintOpt = False) -> None:
@@ -64,7 +84,7 @@ def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Opt
     _print_result(result, cfg, server)
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def lint(config: ConfigArg, set_: SetOpt = None) -> None:
     """Check a config's design against its data with the tutorial's rules of thumb; exit 2 on an error."""
     silence()
@@ -83,7 +103,7 @@ def lint(config: ConfigArg, set_: SetOpt = None) -> None:
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Option(metavar="",
         help="Start the search over instead of resuming it.")] = False, no_lint: NoLintOpt = False) -> None:
     """Run only the hyperparameter search of a config's tuning section and print its trials."""
@@ -99,7 +119,7 @@ def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Op
     _print_search(result, cfg)
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     """Validate the raw data against the config's expectation suite only."""
     overrides = list(set_ or [])
@@ -118,7 +138,7 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     typer.echo(f"MLflow run: {result['run_id']}")
 
 
-@suite_app.command("init")
+@suite_app.command("init", cls=PlainHelpCommand)
 def suite_init(
     data: Annotated[str, typer.Argument(metavar="DATA", help="Known-good data: a built-in name, CSV or Parquet file.")],
     target: Annotated[str, typer.Option(metavar="COLUMN", help="The label column.")],
@@ -150,7 +170,7 @@ def suite_init(
     typer.echo(f"wrote {path} ({len(frame)} rows, {frame.shape[1]} columns)")
 
 
-@server_app.command("status")
+@server_app.command("status", cls=PlainHelpCommand)
 def server_status() -> None:
     """Show the shared local Prefect server: its address and whether it answers."""
     from kerasflow.runtime.prefect_server import (
@@ -178,7 +198,7 @@ def server_status() -> None:
     typer.echo(f"shared local Prefect server: {server.ui_url}  ({health}; {started}PREFECT_HOME {prefect_home()})")
 
 
-@server_app.command("start")
+@server_app.command("start", cls=PlainHelpCommand)
 def server_start() -> None:
     """Start the shared local Prefect server now (`prefect server start --background`; commands start it on demand)."""
     from kerasflow.runtime.prefect_server import PrefectServerError, ensure_shared_server
@@ -193,7 +213,7 @@ def server_start() -> None:
     typer.echo(f"shared local Prefect server {state}: {server.ui_url}" + (f"  (pid {server.pid})" if server.pid else ""))
 
 
-@server_app.command("stop")
+@server_app.command("stop", cls=PlainHelpCommand)
 def server_stop() -> None:
     """Stop the shared local Prefect server (`prefect server stop`)."""
     from kerasflow.runtime.prefect_server import stop_shared_server
@@ -204,7 +224,7 @@ def server_stop() -> None:
                else "no shared local Prefect server was running in the background")
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1.")] = 5000) -> None:
     """Open the MLflow UI on the local store."""
     import os
@@ -222,7 +242,7 @@ def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1
         pass
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[str], typer.Option(metavar="PATH",
         help="Data file or glob (newest match) overriding data.source.")] = None,
         force: Annotated[bool, typer.Option(metavar="",
@@ -254,7 +274,7 @@ def _print_retrain(result: dict[str, Any], cfg: Any) -> None:
     typer.echo(f"MLflow run: {result['run_id']}")
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def predict(
     model_uri: Annotated[str, typer.Argument(metavar="MODEL_URI", help="models:/NAME@champion, models:/NAME/VERSION or any model URI.")],
     input_path: Annotated[str, typer.Argument(metavar="INPUT", help="CSV or Parquet file of raw rows, or a glob.")],
@@ -282,7 +302,7 @@ def predict(
     typer.echo(f"model: {result['model_uri']}   MLflow run: {result['run_id']}")
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def promote(name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
             version: Annotated[str, typer.Argument(metavar="VERSION", help="The version to make champion.")]) -> None:
     """Make a model version the champion by hand; the replaced one becomes @previous-champion."""
@@ -300,7 +320,7 @@ def promote(name: Annotated[str, typer.Argument(metavar="NAME", help="Registered
     typer.echo(f"{name}: {moves}")
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def rollback(name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")]) -> None:
     """Move @champion back to @previous-champion; the demoted version gets @rolled-back."""
     silence()
@@ -316,7 +336,7 @@ def rollback(name: Annotated[str, typer.Argument(metavar="NAME", help="Registere
     typer.echo(f"{name}: @champion -> v{plan.set['champion']} (v{plan.set['rolled-back']} is now @rolled-back)")
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def serve(
     home: Annotated[Path, typer.Option(metavar="PATH", help="Project folder with prefect.yaml.")] = Path("."),
     prefect_port: Annotated[Optional[int], typer.Option(metavar="PORT",
