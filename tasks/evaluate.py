@@ -12,6 +12,7 @@ from kerasflow.data.prepared import Prepared
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
+from kerasflow.training.evaluate import charted_metrics, per_class_table
 from kerasflow.training.final import evaluate_saved_model
 
 
@@ -29,5 +30,7 @@ def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
                                                  prepared.labels, model_path, Path(tmp))
         for file in files:  # subfolders (one per output of a multi-output model) are kept
             tracker.artifact(str(file), str(Path("evaluation", file.parent.relative_to(tmp))))
-    tracker.metrics(evaluation.metrics, prefix="test.")
+    if evaluation.classes:
+        tracker.table(per_class_table(evaluation), "evaluation/per_class.json")
+    tracker.metrics(charted_metrics(evaluation), prefix="test.")
     return evaluation.metrics

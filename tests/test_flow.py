@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -40,8 +41,10 @@ def test_run_is_one_comparable_row(iris_run: dict, mlflow_store: str) -> None:
                  for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"validation/data_docs.html", "validation/result.json", "evaluation/confusion_matrix.png",
             "evaluation/classification_report.json", "train/learning_curve.png",
-            "preprocessing/features.json"} <= artifacts
-    assert "test/class.setosa.precision" in run.data.metrics
+            "preprocessing/features.json", "evaluation/per_class.json"} <= artifacts
+    assert "test/class.setosa.precision" in run.data.metrics and "test/recall_min" in run.data.metrics
+    table = pd.read_json(client.download_artifacts(run.info.run_id, "evaluation/per_class.json"), orient="split")
+    assert list(table["class"]) == ["setosa", "versicolor", "virginica"] and table["support"].sum() == 30
 
 
 def test_epoch_metrics_are_logged_once_each(iris_run: dict, mlflow_store: str) -> None:

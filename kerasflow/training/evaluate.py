@@ -91,6 +91,7 @@ def classification_evaluation(y: pd.Series, predictions: pd.DataFrame, labels: L
         "f1_macro": float(skm.f1_score(y, pred, labels=classes, average="macro", zero_division=0)),
         "f1_weighted": float(skm.f1_score(y, pred, labels=classes, average="weighted", zero_division=0)),
         **_roc_auc(y, predictions, classes),
+        "recall_min": min((float(report[n]["recall"]) for n in classes if report[n]["support"]), default=0.0),
         **_per_class(report, classes),
     }
     return Evaluation(
@@ -256,6 +257,43 @@ def _roc_auc(y: pd.Series, predictions: pd.DataFrame, classes: list[str]) -> dic
     if set(y) != set(classes):
         return {}
     return {"roc_auc_ovr": float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes))}
+
+
+CHARTED_CLASSES = 10
+
+
+def per_class_table(evaluation: Evaluation) -> pd.DataFrame:
+    """Returns one row per class: precision, recall, F1 and support on the test rows.
+
+    Args:
+        evaluation: A classification `Evaluation` (with its report).
+
+    Returns:
+        A frame with columns `class`, `precision`, `recall`, `f1`, `support`,
+        empty for a regression evaluation.
+    """
+    rows = [{"class": name, "precision": evaluation.report[name]["precision"],
+             "recall": evaluation.report[name]["recall"], "f1": evaluation.report[name]["f1-score"],
+             "support": int(evaluation.report[name]["support"])} for name in evaluation.classes]
+    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
+
+
+def charted_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """Returns the metrics worth a chart each: per-class scores only for up to 10 classes.
+
+    Every metric stays in `evaluation.metrics` (a gate may name
+    `class.<name>.recall`); above `CHARTED_CLASSES` classes the per-class
+    scores are read from the per-class table instead of hundreds of charts.
+
+    Args:
+        evaluation: The evaluation.
+
+    Returns:
+        The metrics to log as MLflow metrics.
+    """
+    if len(evaluation.classes) <= CHARTED_CLASSES:
+        return dict(evaluation.metrics)
+    return {name: value for name, value in evaluation.metrics.items() if not name.startswith("class.")}
 
 
 def _per_class(report: dict[str, Any], classes: list[str]) -> dict[str, float]:
