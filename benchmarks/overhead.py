@@ -33,12 +33,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
 import psutil
+from common import measure  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port, wait_healthy
 
@@ -76,32 +75,6 @@ model.evaluate(x_test, y_test, verbose=0)
 print("accuracy", accuracy_score(y_test, model.predict(x_test, verbose=0).argmax(1)))
 model.save(out)
 '''
-
-
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Runs a command; returns wall seconds, peak RSS (MB) of its process tree, and its output."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0.0]
-
-    def poll() -> None:
-        root = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                procs = [root, *root.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=poll, daemon=True)
-    watcher.start()
-    out, _ = proc.communicate()
-    watcher.join()
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}")
-    return seconds, peak[0], out
 
 
 def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: float, units: list[int],

@@ -72,16 +72,18 @@ class EpochProgress:
         every: Least seconds between two log lines. Default 2.
         bar: Show the live bar. Default: when standard error is a terminal.
         file: Where the bar is drawn. Default standard error.
+        unit: What is counted. Default `epoch` (`image` for `LoopProgress`).
     """
 
     SHOWN = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
 
     def __init__(self, hook: Any, total: int, what: str, every: float = 2.0, bar: bool | None = None,
-                 file: Any = None):
-        self.hook, self.total, self.what, self.file = hook, total, what, file
+                 file: Any = None, unit: str = "epoch"):
+        self.hook, self.total, self.what, self.file, self.unit = hook, total, what, file, unit
         self.use_bar = sys.stderr.isatty() if bar is None else bar
         self.every = every * 5 if self.use_bar else every
         self.started = self.last = None
+        self.first = 1
         self.bar: Any = None
         self.redirect: Any = None
 
@@ -89,9 +91,9 @@ class EpochProgress:
         if self.hook is not None:
             self.hook(epoch, logs)
         now = time.monotonic()
-        if self.started is None:  # the clock starts at the end of the first epoch
-            self.started = now
         done = epoch + 1
+        if self.started is None:  # the clock starts at the end of the first epoch seen
+            self.started, self.first = now, done
         shown = {k: v for k, v in logs.items() if k in self.SHOWN}
         if self.use_bar:
             self._advance(done, shown)
@@ -99,9 +101,10 @@ class EpochProgress:
             return
         self.last = now
         text = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
-        eta = (now - self.started) / max(done - 1, 1) * (self.total - done)
-        timed = 1 < done < self.total  # the first epoch has no duration to go by yet
-        step_logger().info(f"{self.what}: epoch {done}/{self.total}  {text}" + (f"  ETA {eta:.0f} s" if timed else ""))
+        eta = (now - self.started) / max(done - self.first, 1) * (self.total - done)
+        timed = self.first < done < self.total  # the first epoch has no duration to go by yet
+        line = f"{self.what}: {self.unit} {done}/{self.total}" + (f"  {text}" if text else "")
+        step_logger().info(line + (f"  ETA {eta:.0f} s" if timed else ""))
 
     def _advance(self, done: int, shown: dict[str, float]) -> None:
         """Moves the terminal bar to `done` epochs, opening it (and the log redirection) on first use."""
@@ -111,7 +114,7 @@ class EpochProgress:
 
             self.redirect = logging_redirect_tqdm(loggers=console_loggers())
             self.redirect.__enter__()
-            self.bar = tqdm(total=self.total, desc=self.what, unit="epoch", leave=False, dynamic_ncols=True,
+            self.bar = tqdm(total=self.total, desc=self.what, unit=self.unit, leave=False, dynamic_ncols=True,
                             file=self.file, mininterval=0.2, disable=False)  # TQDM_DISABLE silences libraries only
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()}, refresh=False)
         self.bar.update(done - self.bar.n)
@@ -132,3 +135,36 @@ class EpochProgress:
         self.close()
         if hasattr(self.hook, "wait"):
             self.hook.wait()
+
+
+class LoopProgress:
+    """Shows the library's long loops (`kerasflow.progress.report_progress`), such as decoding images.
+
+    A loop is shown, as an `EpochProgress` bar and log lines, once it has
+    run for `after` seconds; a loop that ends sooner prints nothing. Use it
+    as the reporter of `kerasflow.progress.reporting_progress`.
+
+    Args:
+        after: Seconds a loop runs before it is shown. Default 1.
+    """
+
+    def __init__(self, after: float = 1.0):
+        self.after = after
+        self.loops: dict[str, list[Any]] = {}  # what -> [start, EpochProgress or None]
+
+    def __call__(self, what: str, done: int, total: int, unit: str = "item") -> None:
+        now = time.monotonic()
+        loop = self.loops.setdefault(what, [now, None])
+        if loop[1] is None and now - loop[0] >= self.after:
+            loop[1] = EpochProgress(None, total, what, unit=unit)
+        if loop[1] is not None:
+            loop[1](done - 1, {})
+        if done >= total:
+            self.loops.pop(what)
+
+    def close(self) -> None:
+        """Closes every open bar (a loop that raised never reached its last item)."""
+        for _, shown in self.loops.values():
+            if shown is not None:
+                shown.close()
+        self.loops.clear()

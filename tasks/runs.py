@@ -14,8 +14,9 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.states import Crashed
 
 from kerasflow import tracking
+from kerasflow.progress import reporting_progress
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.policies import step_logger
+from kerasflow.tasks.policies import LoopProgress, step_logger
 
 PREFECT_URL_TAG = "kerasflow.prefect_url"
 
@@ -27,6 +28,9 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     Runs left RUNNING by a dead process (`kill -9`, the OOM killer) are
     marked FAILED when it opens, and the Prefect flow runs they recorded
     are set to Crashed, so neither UI shows them running forever.
+
+    Long loops inside the steps (decoding a folder of images) show a
+    progress bar on a terminal and log lines elsewhere (`LoopProgress`).
 
     The two UIs link both ways: the MLflow run is tagged
     `kerasflow.prefect_url` (the flow run's page), and the flow run gets a
@@ -46,7 +50,12 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
             create_link_artifact(link=mlflow_run_url(run), link_text=f"MLflow run {run.id}",
                                  key=artifact_key("mlflow-run", config.name),
                                  description=f"The MLflow run of this {kind} flow run")
-        yield run
+        loops = LoopProgress()
+        try:
+            with reporting_progress(loops):  # the library's long loops (image decoding) show progress
+                yield run
+        finally:
+            loops.close()
 
 
 

@@ -24,6 +24,9 @@ SESSION_PREFECT_HOME = tempfile.mkdtemp(prefix="kerasflow-test-prefect-")
 os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
 # Step caching off, so that every test computes what it checks; tests/test_caching.py turns it on.
 os.environ["KERASFLOW_CACHE_DAYS"] = "0"
+# Checkpoints, finished folds and cached steps of this session in a folder of its own, so that a
+# developer's earlier session (or `kerasflow run` in the clone) is never resumed by a test.
+os.environ["KERASFLOW_HOME"] = tempfile.mkdtemp(prefix="kerasflow-test-home-")
 
 
 @pytest.fixture(scope="session", autouse=True)

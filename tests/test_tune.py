@@ -340,3 +340,19 @@ def test_on_a_terminal_a_live_bar_counts_the_epochs(step_lines: list[str]) -> No
     assert progress.bar is None, "closed at the last epoch"
     assert "train:   0%|" in terminal.getvalue() and "0/5" in terminal.getvalue(), "the bar was drawn"
     assert step_lines[-1] == "train: epoch 5/5  loss 0.5000  val_loss 0.6000"
+
+
+def test_decoding_an_image_folder_shows_progress_only_when_it_is_slow(step_lines: list[str], tmp_path: Path) -> None:
+    from image_data import write_digit_folder
+
+    from kerasflow.data.images import scan_image_folder
+    from kerasflow.progress import reporting_progress
+    from kerasflow.tasks.policies import LoopProgress
+
+    root = write_digit_folder(tmp_path / "digits", classes=(0, 1), per_class=5)
+    with reporting_progress(LoopProgress(after=3600)):
+        scan_image_folder(root, "label", [".png"])
+    assert step_lines == [], "a loop shorter than `after` prints nothing"
+    with reporting_progress(LoopProgress(after=0)):
+        scan_image_folder(root, "label", [".png"])
+    assert step_lines[0] == "decode digits: image 1/10" and step_lines[-1] == "decode digits: image 10/10"

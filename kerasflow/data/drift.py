@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.errors import BadInputError
+from kerasflow.features.tabular import category_tokens
 
 STATS_VERSION = 1
 SAMPLE_SIZE = 2000
@@ -267,14 +268,8 @@ def _numbers(series: pd.Series) -> np.ndarray:
 
 
 def _level_shares(series: pd.Series, known: set[str] | None) -> dict[str, float]:
-    tokens = series.astype(object).map(_token).where(series.notna(), MISSING_LEVEL).reset_index(drop=True)
+    tokens = pd.Series(category_tokens(series, missing=MISSING_LEVEL))
     if known is not None:
         tokens = tokens.where(tokens.isin(known) | (tokens == MISSING_LEVEL), OTHER_LEVEL)
     shares = tokens.value_counts(normalize=True)
     return {str(k): float(v) for k, v in shares.items()}
-
-
-def _token(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.features.images import CHANNEL_NAMES, MAX_ROWS_NAMED, PATH_COLUMN, ImageDataError, channel_count
+from kerasflow.progress import report_progress
 
 FILE_COLUMN = "file"
 TEST_PREFIX = "test_source/"  # marks test-folder files in the `file` column and in reports
@@ -195,8 +196,10 @@ def scan_image_folder(root: str | Path, target: str, extensions: list[str]) -> I
         raise ImageDataError(str(root), [f"data.target {target!r} clashes with a listing column; "
                                          f"choose another name (e.g. label)"])
     classes, files = list_class_files(base)
-    rows = [{**_inspect_file(file, extensions), FILE_COLUMN: file.relative_to(base).as_posix(), target: name}
-            for file, name in files]
+    rows = []
+    for done, (file, name) in enumerate(files, start=1):
+        rows.append({**_inspect_file(file, extensions), FILE_COLUMN: file.relative_to(base).as_posix(), target: name})
+        report_progress(f"decode {base.name}", done, len(files), "image")
     frame = pd.DataFrame(rows, columns=[*LISTING_COLUMNS, target])
     return ImageFolder(root=str(base), target=target, classes=classes, frame=frame)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,8 @@ class Split:
 
     def save(self, path: str | Path) -> Path:
         """Writes the split as JSON and returns the path."""
-        Path(path).write_text(json.dumps(asdict(self)))
+        data = {"train": self.train, "val": self.val, "test": self.test, "folds": self.folds}  # not asdict: it deep-copies every position
+        Path(path).write_text(json.dumps(data))
         return Path(path)
 
     @classmethod

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.errors import BadInputError
+from kerasflow.progress import report_progress
 
 IMAGE_INPUT = "image"
 IMAGE_COLUMN = "image"
@@ -172,6 +173,7 @@ class ImageSpec:
                 out[pos] = decode_image(read(value), (self.height, self.width), self.channels, convert=self.convert)
             except (OSError, ValueError, TypeError) as exc:
                 problems.append(f"{_row_name(pos, index, value if column == PATH_COLUMN else None)}: {exc}")
+            report_progress("decode images", pos + 1, len(df), "image")
         if problems:
             raise ImageDataError("input", problems)
         return out

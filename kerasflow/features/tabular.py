@@ -23,6 +23,7 @@ from kerasflow.features.images import ImageSpec
 
 NUMERIC_INPUT = "numeric"
 MISSING_TOKEN = ""
+ENCODED_FEATURES = "features"  # the layer whose output is the encoded tabular features
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ROWS_SHOWN = 5
 _CLASSIFICATION_MAX_LEVELS = 50
@@ -346,7 +347,7 @@ def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray
     if spec.numeric:
         inputs[NUMERIC_INPUT] = _numeric_matrix(df, spec.numeric)
     for column in spec.categorical:
-        inputs[input_name(column)] = _as_tokens(df[column]).reshape(-1, 1)
+        inputs[input_name(column)] = category_tokens(df[column]).reshape(-1, 1)
     for column in spec.text_columns:
         text = df[column].astype(object).where(df[column].notna(), "")
         inputs[text_input_name(column)] = text.map(str).to_numpy(dtype=object).reshape(-1, 1)
@@ -420,6 +421,26 @@ def as_model_inputs(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
     return {k: tf.constant(v.astype(str)) if v.dtype.kind in "OUS" else v for k, v in inputs.items()}
 
 
+def inference_batch_size(inputs: dict[str, Any], cap: int = 8192, elements: int = 2**20) -> int:
+    """Returns the batch size for scoring or encoding `inputs`: large for table rows, small for images.
+
+    Keras scores in batches of 32 by default, which makes scoring a big
+    table Python-bound (a million rows: 30,000 steps). A batch holds up to
+    `cap` rows and about `elements` input values (4 MB of float32), so an
+    image model's activations stay bounded.
+
+    Args:
+        inputs: Named model inputs (arrays or tensors with rows first).
+        cap: Most rows in a batch. Default 8192.
+        elements: Most input values in a batch. Default 2**20.
+
+    Returns:
+        The batch size, at least 32.
+    """
+    per_row = sum(int(np.prod(v.shape[1:])) for v in inputs.values()) or 1
+    return int(max(32, min(cap, elements // per_row)))
+
+
 def input_name(column: str) -> str:
     """Returns the Keras input name of a categorical column."""
     return f"cat_{column}"
@@ -438,7 +459,10 @@ def build_input_layers(spec: FeatureSpec) -> tuple[dict[str, Any], Any]:
 
     Returns:
         `(inputs, encoded)`: a dict of `keras.Input` by name, and the
-        concatenated encoded feature tensor.
+        concatenated encoded feature tensor, the output of the layer named
+        `ENCODED_FEATURES`. Nothing in the encoding is trained, so a fit may
+        encode the rows once instead of every epoch
+        (`kerasflow.training.fitting.split_encoder`).
     """
     import keras
 
@@ -457,7 +481,8 @@ def build_input_layers(spec: FeatureSpec) -> tuple[dict[str, Any], Any]:
         inputs[name] = keras.Input(shape=(1,), name=name, dtype="string")
         lookup = keras.layers.StringLookup(vocabulary=spec.vocabularies[column], output_mode="one_hot", name=f"lookup_{column}")
         parts.append(lookup(inputs[name]))
-    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features")(parts)
+    encoded = (keras.layers.Identity(name=ENCODED_FEATURES) if len(parts) == 1
+               else keras.layers.Concatenate(name=ENCODED_FEATURES))(parts[0] if len(parts) == 1 else parts)
     return inputs, encoded
 
 
@@ -554,16 +579,31 @@ def _fill_values(values: np.ndarray, impute: str) -> np.ndarray:
 
 
 def _vocabulary(series: pd.Series, max_categories: int | None) -> list[str]:
-    counts = _as_tokens(series).tolist()
+    counts = category_tokens(series).tolist()
     levels = pd.Series(counts).value_counts(sort=True)
     if max_categories:
         levels = levels.head(max_categories)
     return sorted(levels.index.tolist(), key=_natural_key)
 
 
-def _as_tokens(series: pd.Series) -> np.ndarray:
-    tokens = series.astype(object).where(series.notna(), MISSING_TOKEN)
-    return tokens.map(_token).to_numpy(dtype=object)
+def category_tokens(series: pd.Series, missing: str = MISSING_TOKEN) -> np.ndarray:
+    """Returns a categorical column's values as the strings the model's lookup sees.
+
+    Whole floats lose their `.0` (`3.0` is `"3"`), so a code column read as
+    float matches the same codes read as int. Each distinct value is
+    converted once, so a million rows cost a factorization, not a million
+    Python calls.
+
+    Args:
+        series: The column.
+        missing: The token for a missing value. Default `""`.
+
+    Returns:
+        An object array of strings, one per row.
+    """
+    codes, uniques = pd.factorize(series)
+    names = np.array([_token(value) for value in uniques] + [missing], dtype=object)
+    return names[codes]  # a missing value's code is -1: the last name
 
 
 def _token(value: Any) -> str:

@@ -37,6 +37,7 @@ from kerasflow.features.tabular import (
     LabelSpec,
     as_model_inputs,
     frame_to_inputs,
+    inference_batch_size,
     row_label,
     show_value,
 )
@@ -90,7 +91,9 @@ class Predictor:
         """
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
         inputs = frame_to_inputs(frame, self.features)
-        predictions = decode_outputs(self.model.predict(as_model_inputs(inputs), verbose=0), self.labels)
+        tensors = as_model_inputs(inputs)
+        raw = self.model.predict(tensors, batch_size=inference_batch_size(tensors), verbose=0)
+        predictions = decode_outputs(raw, self.labels)
         check_finite_outputs(predictions, frame, inputs, self.features)
         return predictions.set_index(frame.index)
 

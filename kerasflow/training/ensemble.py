@@ -33,6 +33,8 @@ def average_models(paths: list[str], out_path: str | Path) -> Path:
     """
     import keras
 
+    import kerasflow.features.layers  # noqa: F401  (registers the custom layers the members hold)
+
     if not paths:
         raise ValueError("an ensemble needs at least one model")
     members = [keras.saving.load_model(path) for path in paths]

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.tabular import LabelSpec, OutputsSpec, as_model_inputs, decode_predictions
+from kerasflow.features.tabular import (
+    LabelSpec,
+    OutputsSpec,
+    as_model_inputs,
+    decode_predictions,
+    inference_batch_size,
+)
 from kerasflow.training.plots import pyplot, save_figure
 
 
@@ -58,8 +64,9 @@ def evaluate_model(model: Any, x: dict[str, np.ndarray], y: pd.Series, labels: L
         evaluations, predictions = score_heads(model, x, y, labels, encoded)
         return Evaluation(metrics=head_metrics(evaluations)), predictions
     x = as_model_inputs(x)
-    keras_scores = model.evaluate(x, encoded, verbose=0, return_dict=True)
-    predictions = decode_predictions(model.predict(x, verbose=0), labels)
+    batch = inference_batch_size(x)
+    keras_scores = model.evaluate(x, encoded, batch_size=batch, verbose=0, return_dict=True)
+    predictions = decode_predictions(model.predict(x, batch_size=batch, verbose=0), labels)
     if labels.task == "regression":
         scores = regression_metrics(y.to_numpy(dtype="float64"), predictions["prediction"].to_numpy())
         return Evaluation(metrics={"loss": float(keras_scores["loss"]), **scores}), predictions
@@ -169,8 +176,9 @@ def score_heads(model: Any, x: dict[str, np.ndarray], targets: pd.DataFrame, lab
         decoded predictions.
     """
     inputs = as_model_inputs(x)
-    scores = model.evaluate(inputs, encoded, verbose=0, return_dict=True)
-    raw = model.predict(inputs, verbose=0)
+    batch = inference_batch_size(inputs)
+    scores = model.evaluate(inputs, encoded, batch_size=batch, verbose=0, return_dict=True)
+    raw = model.predict(inputs, batch_size=batch, verbose=0)
     evaluations: dict[str, Any] = {"": Evaluation(metrics={"loss": float(scores["loss"])})}
     frames = []
     for head in labels.heads:

@@ -34,7 +34,7 @@ from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
 from kerasflow.training.final import Partition, make_partition, model_spec
-from kerasflow.training.fitting import build_callbacks, set_seed
+from kerasflow.training.fitting import build_callbacks, encode_rows, set_seed, split_encoder
 from kerasflow.training.plots import pyplot, save_figure
 
 STATE_FILE = "kerasflow_search.json"
@@ -375,6 +375,7 @@ class _TrialRunner:
 
     def configure(self, training: TrainingConfig, data: SearchData, hook: TrialHook | None, seed: int) -> None:
         self._training, self._data, self._hook, self._seed = training, data, hook, seed
+        self._encodings: dict[int, tuple[Any, Any]] = {}
         self.new_trial_ids: set[str] = set()
 
     def on_trial_begin(self, trial: Any) -> None:
@@ -406,7 +407,7 @@ class _TrialRunner:
         for k, ((train, val), spec) in enumerate(zip(self._data.folds, self._data.specs)):
             for execution in range(self.executions_per_trial):
                 label = _label(k, execution, len(self._data.folds), self.executions_per_trial)
-                score, best = self._fit_one(trial, hp, spec, train, val, epochs, initial, execution, label)
+                score, best = self._fit_one(trial, hp, spec, (k, train, val), epochs, initial, execution, label)
                 scores.append(score)
                 best_epochs.append(best)
                 if self._hook:
@@ -414,13 +415,30 @@ class _TrialRunner:
         folds = {f"{_FOLD_METRIC}{k}": score for k, score in enumerate(scores)}
         return {objective.name: float(np.mean(scores)), "best_epoch": float(np.mean(best_epochs)), **folds}
 
-    def _fit_one(self, trial: Any, hp: Any, spec: ModelSpec, train: Partition, val: Partition, epochs: int,
+    def _encoded(self, k: int, model: Any, train: Partition, val: Partition) -> tuple[Any, Any, Any]:
+        """Returns the model to fit and fold `k`'s inputs for it.
+
+        A model with a fixed feature encoder (`split_encoder`) fits its
+        layers after the encoder on rows encoded once per fold for the whole
+        search, not once per batch of every trial.
+        """
+        parts = split_encoder(model)
+        if parts is None:
+            return model, as_model_inputs(train.x), as_model_inputs(val.x)
+        encoder, core = parts
+        if k not in self._encodings:
+            self._encodings[k] = (encode_rows(encoder, train.x), encode_rows(encoder, val.x))
+        return core, *self._encodings[k]
+
+    def _fit_one(self, trial: Any, hp: Any, spec: ModelSpec, fold: tuple[int, Partition, Partition], epochs: int,
                  initial: int, execution: int, label: str) -> tuple[float, int]:
         import keras
 
+        k, train, val = fold
         keras.backend.clear_session()
         set_seed(self._seed + execution)
         model = build_model(hp, replace(spec, seed=spec.seed + execution))  # executions differ in initial weights
+        model, x_train, x_val = self._encoded(k, model, train, val)
         warm = initial > 0 and "tuner/trial_id" in hp.values
         if warm:
             model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
@@ -435,7 +453,7 @@ class _TrialRunner:
             from keras_tuner.src.engine import tuner_utils
 
             callbacks.append(tuner_utils.SaveBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
-        history = model.fit(as_model_inputs(train.x), train.y, validation_data=(as_model_inputs(val.x), val.y),
+        history = model.fit(x_train, train.y, validation_data=(x_val, val.y),
                             epochs=epochs, initial_epoch=initial, batch_size=self._training.batch_size,
                             callbacks=callbacks, verbose=0, shuffle=True).history
         values = history.get(self.oracle.objective.name)

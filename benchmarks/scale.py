@@ -1,0 +1,163 @@
+"""Scale: kerasflow against a bare Keras script on a large table, paired in one run.
+
+The job (issue 12): `make_classification(n, 20 features, 10 informative,
+4 redundant, 3 classes, random_state=0)` as float32, plus two random string
+columns (4 and 3 levels), written as CSV; a dense 64-32 network, 3 epochs,
+batch 1024, an 80/10/10 split, no thresholds.
+
+- **bare**: the same job with pandas, scikit-learn and Keras in one script
+  (`read_csv`, `train_test_split`, one-hot, `Normalization`, `fit`,
+  `predict`, `classification_report`, `model.save`);
+- **kerasflow**: `kerasflow run` of the same job in a fresh process, in a
+  temporary project folder, against the shared local Prefect server (started
+  by an untimed warm-up run, as on a machine that ran kerasflow before).
+  It validates, checks the data contract, logs the dataset, splits,
+  preprocesses, trains, evaluates and registers the model.
+
+Both run in fresh processes, bare first, on the same CSV (in the page cache
+for both). For each size it prints wall time, peak RSS of the process tree
+and the ratios, then kerasflow's seconds per task as Prefect recorded them
+(`total_run_time` of each task run). Goals: at 1M rows <= 2x the bare wall
+time and <= 1.3x its peak memory; from 100k to 1M rows the time grows
+<= 10x.
+
+Usage: python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from common import measure  # benchmarks/common.py, beside this script
+
+from kerasflow.runtime.processes import free_port
+
+PY = sys.executable
+
+BARE = r'''
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import pandas as pd, keras
+from sklearn.model_selection import train_test_split
+from sklearn.metrics import classification_report
+source, out = sys.argv[1], sys.argv[2]
+df = pd.read_csv(source)
+y = df.pop("label").to_numpy()
+x = pd.get_dummies(df, columns=["color", "size"], dtype="float32").to_numpy(dtype="float32")
+x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.1, stratify=y, random_state=0)
+x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=1 / 9, stratify=y_rest, random_state=0)
+keras.utils.set_random_seed(0)
+norm = keras.layers.Normalization()
+norm.adapt(x_train)
+inputs = keras.Input(shape=(x.shape[1],))
+h = norm(inputs)
+for units in (64, 32):
+    h = keras.layers.Dense(units, activation="relu")(h)
+model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
+model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=3, batch_size=1024, verbose=0)
+pred = model.predict(x_test, batch_size=1024, verbose=0).argmax(1)
+print(classification_report(y_test, pred, digits=4))
+model.save(out)
+'''
+
+
+def write_data(rows: int, path: Path) -> Path:
+    """Writes the job's table of `rows` rows as CSV (once; an existing file is reused)."""
+    if path.exists():
+        return path
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=rows, n_features=20, n_informative=10, n_redundant=4, n_classes=3,
+                               random_state=0)
+    frame = pd.DataFrame(x.astype("float32"), columns=[f"f{i:02d}" for i in range(20)])
+    rng = np.random.default_rng(0)
+    frame["color"] = rng.choice(["red", "green", "blue", "gray"], rows)
+    frame["size"] = rng.choice(["S", "M", "L"], rows)
+    frame["label"] = y
+    frame.to_csv(path, index=False)
+    return path
+
+
+def write_config(source: Path, folder: Path) -> Path:
+    """Writes the kerasflow config of the job for `source`."""
+    config = {"name": "scale", "data": {"source": str(source), "target": "label"},
+              "split": {"test_fraction": 0.1, "val_fraction": 0.1, "seed": 0},
+              "model": {"hidden_units": [64, 32]},
+              "training": {"epochs": 3, "batch_size": 1024, "early_stopping": {"enabled": False}},
+              "registry": {"model_name": "scale-dense"}}
+    path = folder / f"scale-{source.stem}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def task_seconds(output: str, env: dict[str, str]) -> dict[str, float]:
+    """Seconds per task of the flow run named in a `kerasflow run` output, from the Prefect API."""
+    found = re.search(r"flow-run/([0-9a-f-]{36})", output)
+    if not found:
+        return {}
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{env['KERASFLOW_PREFECT_PORT']}/api"  # the shared server
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> dict[str, float]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[found.group(1)])))
+        return {run.name.rsplit("-", 1)[0]: run.total_run_time.total_seconds() for run in runs}
+
+    return asyncio.run(read())
+
+
+def main() -> None:
+    """Runs the job at each size, bare and with kerasflow, and prints the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="rows per run")
+    parser.add_argument("--data", type=Path, default=None, help="folder to keep the generated CSVs in (reused)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kf-scale-") as tmp_name:
+        tmp = Path(tmp_name)
+        data = args.data or tmp
+        data.mkdir(parents=True, exist_ok=True)
+        project = tmp / "project"
+        project.mkdir()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PREFECT_HOME": str(tmp / "prefect"),
+               "KERASFLOW_PREFECT_PORT": str(free_port()), "KERASFLOW_HOME": str(project)}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        script = tmp / "bare.py"
+        script.write_text(BARE)
+        cli = [PY, "-m", "kerasflow.runtime.cli"]
+        try:
+            warm = write_config(write_data(2_000, data / "scale_2000.csv"), tmp)
+            measure([*cli, "run", str(warm), "--no-lint"], env, cwd=project)  # starts the shared server
+            results = {}
+            print(f"{'rows':>10}{'bare s':>9}{'kf s':>9}{'ratio':>8}{'bare MB':>10}{'kf MB':>9}{'ratio':>8}")
+            for rows in args.sizes:
+                source = write_data(rows, data / f"scale_{rows}.csv")
+                bare_s, bare_mb, _ = measure([PY, str(script), str(source), str(tmp / "bare.keras")], env)
+                config = write_config(source, tmp)
+                kf_s, kf_mb, out = measure([*cli, "run", str(config), "--no-lint"], env, cwd=project)
+                results[rows] = (bare_s, kf_s)
+                print(f"{rows:>10,}{bare_s:>9.1f}{kf_s:>9.1f}{kf_s / bare_s:>7.2f}x{bare_mb:>10.0f}{kf_mb:>9.0f}"
+                      f"{kf_mb / bare_mb:>7.2f}x", flush=True)
+                tasks = task_seconds(out, env)
+                print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in tasks.items()), flush=True)
+            sizes = sorted(results)
+            if len(sizes) > 1:
+                small, large = sizes[0], sizes[-1]
+                print(f"\n{small:,} -> {large:,} rows ({large / small:.0f}x): kerasflow time grows "
+                      f"{results[large][1] / results[small][1]:.1f}x, bare {results[large][0] / results[small][0]:.1f}x")
+        finally:
+            measure([*cli, "server", "stop"], env, cwd=project)
+
+
+if __name__ == "__main__":
+    main()
