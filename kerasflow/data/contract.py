@@ -344,10 +344,12 @@ def _repair_numbers(config: Any, file: str, series: pd.Series, report: ContractR
 def _repair_tokens(config: Any, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
     """A text column whose values are mostly numbers: the other tokens become missing, or an error."""
     present = series.dropna()
-    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
-    if present.empty or parsed.notna().mean() <= 0.5:
+    codes, uniques = pd.factorize(present)  # each distinct value parsed once
+    numbers = pd.to_numeric(pd.Series(uniques, dtype=object).astype(str).str.strip(), errors="coerce").notna()
+    parsed = numbers.to_numpy()[codes]
+    if present.empty or parsed.mean() <= 0.5:
         return series  # text or categorical data; the feature step reports a non-numeric column
-    bad = present[parsed.isna()]
+    bad = present[~parsed]
     tokens = sorted({str(v) for v in bad})[:10]
     fail = config.preprocessing.invalid_numbers == "fail"
     message = (f"{len(bad)} of {len(series)} values are not numbers in a numeric column "
@@ -384,9 +386,19 @@ def _repair_non_finite(config: Any, file: str, series: pd.Series, report: Contra
     return pd.Series(repaired, index=series.index, name=series.name)
 
 
+def _is_constant(series: pd.Series) -> bool:
+    """True when every value equals the first (all missing counts as constant; missing and a value does not)."""
+    if series.empty:
+        return True
+    first = series.iloc[0]
+    if pd.isna(first):
+        return bool(series.isna().all())
+    return bool((series == first).all())
+
+
 def _note_constant(config: Any, table: Table, frame: pd.DataFrame, present: list[str],
                    report: ContractReport) -> None:
-    constant = [c for c in present if frame[c].nunique(dropna=False) <= 1]
+    constant = [c for c in present if _is_constant(frame[c])]
     if not constant:
         return
     drop = config.preprocessing.drop_constant and not config.data.features and config.model.kind == "dense"

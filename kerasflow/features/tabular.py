@@ -528,17 +528,34 @@ def encode_labels(y: pd.Series, spec: LabelSpec) -> np.ndarray:
     """
     if spec.task == "regression":
         return y.to_numpy(dtype="float32")
-    index = {name: i for i, name in enumerate(spec.classes)}
-    tokens = y.astype(str)
-    unknown = sorted(set(tokens) - set(index))
-    if unknown:
+    codes = class_codes(y, spec.classes)
+    if (codes < 0).any():
+        unknown = sorted(set(y[codes < 0].astype(str)))
         raise FeatureError(f"labels {unknown[:10]} are not among the training classes {spec.classes}")
-    codes = tokens.map(index).to_numpy(dtype="int32")
     if spec.binary:
         return codes.astype("float32")
     if spec.encoding == "one_hot":
         return np.eye(len(spec.classes), dtype="float32")[codes]
     return codes
+
+
+def class_codes(y: pd.Series, classes: list[str]) -> np.ndarray:
+    """Returns each label's index in `classes` (by its string form), -1 for a label not among them.
+
+    Each distinct label is converted to a string once (a million rows cost a
+    factorization, not a million `str` calls).
+
+    Args:
+        y: Labels.
+        classes: Class names in index order.
+
+    Returns:
+        An int32 array, one code per row.
+    """
+    codes, uniques = pd.factorize(y)
+    index = {name: i for i, name in enumerate(classes)}
+    lookup = np.array([index.get(str(value), -1) for value in uniques] + [-1], dtype="int32")
+    return lookup[codes]
 
 
 def decode_predictions(raw: np.ndarray, spec: LabelSpec) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from kerasflow.features.tabular import (
     LabelSpec,
     OutputsSpec,
     as_model_inputs,
+    class_codes,
     decode_predictions,
     inference_batch_size,
 )
@@ -89,23 +90,26 @@ def classification_evaluation(y: pd.Series, predictions: pd.DataFrame, labels: L
     """
     from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
 
-    pred = predictions["prediction"].astype(str)
     classes = labels.classes
-    report = skm.classification_report(y, pred, labels=classes, output_dict=True, zero_division=0)
+    truth, pred = class_codes(y, classes), class_codes(predictions["prediction"], classes)  # sklearn is fast on ints
+    codes = list(range(len(classes)))
+    report = skm.classification_report(truth, pred, labels=codes, target_names=classes, output_dict=True,
+                                       zero_division=0)
     scores = {
         "loss": float(loss),
-        "accuracy": float(skm.accuracy_score(y, pred)),
-        "f1_macro": float(skm.f1_score(y, pred, labels=classes, average="macro", zero_division=0)),
-        "f1_weighted": float(skm.f1_score(y, pred, labels=classes, average="weighted", zero_division=0)),
-        **_roc_auc(y, predictions, classes),
+        "accuracy": float(np.mean(truth == pred)),
+        "f1_macro": float(report["macro avg"]["f1-score"]),
+        "f1_weighted": float(report["weighted avg"]["f1-score"]),
+        **_roc_auc(truth, predictions, classes),
         "recall_min": min((float(report[n]["recall"]) for n in classes if report[n]["support"]), default=0.0),
         **_per_class(report, classes),
     }
     return Evaluation(
         metrics=scores,
-        report_text=skm.classification_report(y, pred, labels=classes, zero_division=0, digits=4),
+        report_text=skm.classification_report(truth, pred, labels=codes, target_names=classes, zero_division=0,
+                                              digits=4),
         report=report,
-        confusion=skm.confusion_matrix(y, pred, labels=classes).tolist(),
+        confusion=skm.confusion_matrix(truth, pred, labels=codes).tolist(),
         classes=list(classes),
     )
 
@@ -254,17 +258,18 @@ def plot_residuals(y: np.ndarray, pred: np.ndarray, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _roc_auc(y: pd.Series, predictions: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+def _roc_auc(truth: np.ndarray, predictions: pd.DataFrame, classes: list[str]) -> dict[str, float]:
     from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
 
     proba = predictions[[f"proba_{c}" for c in classes]].to_numpy()
-    if y.nunique() < 2:
+    present = set(np.unique(truth).tolist())
+    if len(present) < 2:
         return {}
     if len(classes) == 2:
-        return {"roc_auc": float(skm.roc_auc_score(y == classes[1], proba[:, 1]))}
-    if set(y) != set(classes):
+        return {"roc_auc": float(skm.roc_auc_score(truth == 1, proba[:, 1]))}
+    if present != set(range(len(classes))):
         return {}
-    return {"roc_auc_ovr": float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes))}
+    return {"roc_auc_ovr": float(skm.roc_auc_score(truth, proba, multi_class="ovr", labels=list(range(len(classes)))))}
 
 
 CHARTED_CLASSES = 10
