@@ -10,9 +10,20 @@ server and MLflow store:
   3-fold cross-validation of the non-test rows (`tuning.cv_folds: 3`),
 
 and prints the best validation score of the search, the test accuracy of the
-tuned and untuned models and their ratio, and trials per minute. Usage:
+tuned and untuned models and their ratio, and trials per minute.
+
+With `--overhead` it instead measures what a trial costs besides training,
+paired in one run: a bare keras-tuner script (the wine split, a
+`Normalization` layer, the same search space, `BayesianOptimization` with the
+same seed, trials and epochs, no early stopping) against `kerasflow tune` of
+the same search, both in fresh processes. It prints seconds per trial of each
+search (the bare `tuner.search` call; kerasflow's first trial start to last
+trial end, from the nested MLflow runs) and their ratio (goal <= 1.3x).
+
+Usage:
 
     python benchmarks/tuning.py [--trials N] [--cv NAME ...] [NAME ...]
+    python benchmarks/tuning.py --overhead [--trials N] [--epochs N]
 """
 
 from __future__ import annotations
@@ -53,6 +64,82 @@ def tuned_config(name: str, trials: int, cv_folds: int | None, workdir: Path) ->
     return path
 
 
+BARE_TUNER = r'''
+import os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras, keras_tuner as kt
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+trials, epochs, folder = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+data = datasets.load_wine()
+x, y = data.data.astype("float32"), data.target
+x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=42)
+x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.15 / 0.8, stratify=y_rest, random_state=42)
+norm = keras.layers.Normalization()
+norm.adapt(x_train)
+
+def build(hp):
+    inputs = keras.Input(shape=(x.shape[1],))
+    h = norm(inputs)
+    units = hp.Int("units", 16, 128, step=16)
+    for i in range(hp.Int("layers", 1, 3)):
+        h = keras.layers.Dense(units, activation="relu", kernel_initializer="he_normal")(h)
+        if hp.Boolean("use_dropout"):
+            with hp.conditional_scope("use_dropout", [True]):
+                h = keras.layers.Dropout(hp.Float("dropout", 0.1, 0.5))(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
+    lr = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log")
+    optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
+                 "sgd": keras.optimizers.SGD}[hp.Choice("optimizer", ["adam", "rmsprop", "sgd"])](lr)
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+class Bare(kt.BayesianOptimization):
+    # keras-tuner's default run_trial imports tensorboard, which is not installed; this is its documented override
+    def run_trial(self, trial, *args, **kwargs):
+        return self.hypermodel.build(trial.hyperparameters).fit(*args, **kwargs)
+
+tuner = Bare(build, objective="val_accuracy", max_trials=trials, seed=42, directory=folder,
+                                project_name="bare", overwrite=True)
+start = time.perf_counter()
+tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=16, verbose=0)
+print("search_seconds", time.perf_counter() - start, "trials", len(tuner.oracle.trials))
+'''
+
+
+def trial_overhead(trials: int, epochs: int) -> None:
+    """Times seconds per trial of a bare keras-tuner search and of `kerasflow tune`, paired, and prints them."""
+    from common import measure  # benchmarks/common.py, beside this script
+
+    from kerasflow.runtime.processes import free_port
+
+    workdir = Path(tempfile.mkdtemp(prefix="kf-trials-"))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
+           "PREFECT_HOME": str(workdir / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port()),
+           "KERASFLOW_HOME": str(workdir)}
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    script = workdir / "bare_tuner.py"
+    script.write_text(BARE_TUNER)
+    config = tuned_config("wine", trials, None, workdir)
+    raw = yaml.safe_load(config.read_text())
+    raw["training"].update(epochs=epochs, early_stopping={"enabled": False}, reduce_lr={"enabled": False})
+    raw["model"].update(l2=0.0)
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cli = [sys.executable, "-m", "kerasflow.runtime.cli"]
+    try:
+        measure([*cli, "validate", str(config)], env)  # starts the shared Prefect server (not timed)
+        bare_out = measure([sys.executable, str(script), str(trials), str(epochs), str(workdir / "bare")], env)[2]
+        bare = float(bare_out.split("search_seconds")[1].split()[0]) / trials
+        out = measure([*cli, "tune", str(config), "--fresh"], env)[2]
+        run_id = out.split("MLflow run:")[1].split()[0]
+        _, count, minutes = search_stats(run_id)
+        kf = minutes * 60 / count
+        print(f"\nwine, {trials} Bayesian trials of {epochs} epochs (no early stopping), seconds per trial:")
+        print(f"  bare keras-tuner {bare:.2f}   kerasflow {kf:.2f}   ratio {kf / bare:.2f}x (goal <= 1.3x)")
+    finally:
+        measure([*cli, "server", "stop"], env)
+
+
 def search_stats(run_id: str) -> tuple[float, int, float]:
     """Returns the best validation score, the trial count and the search's wall minutes from MLflow."""
     import mlflow
@@ -72,7 +159,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="search budget per dataset (default 20)")
     parser.add_argument("--cv", nargs="*", default=["wine"], metavar="NAME",
                         help="datasets also tuned with 3-fold CV scoring (default: wine)")
+    parser.add_argument("--overhead", action="store_true",
+                        help="time seconds per trial against a bare keras-tuner script instead")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per trial with --overhead (default 30)")
     args = parser.parse_args()
+    if args.overhead:
+        trial_overhead(args.trials, args.epochs)
+        return
     unknown = sorted(set(args.names + args.cv) - set(DATASETS))
     if unknown:
         parser.error(f"unknown datasets {unknown}; choose from {list(DATASETS)}")
