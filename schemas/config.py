@@ -83,6 +83,10 @@ class DataConfig(Section):
             reported as a warning).
         encoding: Text encoding of CSV files, any Python codec name such as
             `latin-1` or `cp1252`. Default `utf-8`.
+        streaming: Read the data batch by batch instead of into memory, for
+            tables larger than memory (`kerasflow.data.stream`). `source` is
+            a Parquet file, a folder of Parquet shards or a glob of them.
+            Default false.
     """
 
     source: str
@@ -95,6 +99,7 @@ class DataConfig(Section):
     task: Literal["auto", "classification", "regression"] = "auto"
     label_encoding: Literal["integer", "one_hot"] = "integer"
     image: ImageConfig | None = None
+    streaming: bool = False
 
     @field_validator("encoding")
     @classmethod
@@ -366,6 +371,21 @@ class PipelineConfig(Section):
     @model_validator(mode="after")
     def _test_source_fits_the_source(self) -> "PipelineConfig":
         problems = image_source_problems(self.data)
+        if problems:
+            raise problems_error(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _streaming_fits_the_pipeline(self) -> "PipelineConfig":
+        if not self.data.streaming:
+            return self
+        unsupported = [("data.image", self.data.image is not None, "image data"),
+                       ("data.test_source", self.data.test_source is not None, "a separate test file"),
+                       ("model.kind", self.model.kind != "dense", f"model.kind: {self.model.kind}"),
+                       ("split.kind", self.split.kind != "holdout", "k-fold splits"),
+                       ("tuning", self.tuning is not None, "a tuner search")]
+        problems = [(where, f"data.streaming reads the table batch by batch, which does not support {what} yet; "
+                            f"remove it or set data.streaming: false") for where, bad, what in unsupported if bad]
         if problems:
             raise problems_error(problems)
         return self

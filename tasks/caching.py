@@ -44,6 +44,8 @@ from typing import Any, Callable
 from prefect.cache_policies import CachePolicy
 
 from kerasflow.data.load import source_identity
+from kerasflow.data.stream import stream_files
+from kerasflow.errors import BadInputError
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import PipelineRun, Tracker
@@ -84,7 +86,12 @@ def code_digest() -> str:
 
 
 def data_files(config: PipelineConfig) -> list[Any]:
-    """The data sources a load step reads: `data.source` and `data.test_source`."""
+    """The data sources a load step reads: `data.source` (every shard, when streaming) and `data.test_source`."""
+    if config.data.streaming:
+        try:
+            return stream_files(config.data.source)
+        except BadInputError:  # nothing to key on: the load step reports why
+            return [config.data.source]
     return [config.data.source, config.data.test_source]
 
 

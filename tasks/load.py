@@ -22,7 +22,15 @@ from kerasflow.data.images import (
     is_image_folder,
     scan_image_folders,
 )
-from kerasflow.data.load import fingerprint_frame, resolve_source
+from kerasflow.data.load import Table, fingerprint_frame, resolve_source
+from kerasflow.data.stream import (
+    MANIFEST,
+    StreamManifest,
+    check_scan,
+    sample_stride,
+    scan_stream,
+    stream_files,
+)
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, data_files
 from kerasflow.tasks.policies import step_logger, transient
@@ -44,6 +52,8 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
 
     if config.data.image is not None and is_image_folder(config.data.source):
         return load_image_folder(tracker, config, workdir)
+    if config.data.streaming:
+        return load_stream(tracker, config, workdir)
     report = check_contract(config, *read_sources(config))
     log_contract(tracker, report)
     frame, test_rows = require_contract(report).frame, report.test_rows
@@ -57,6 +67,39 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     tracker.dataset(frame, source=source, digest=digest, target=label_columns(config)[0][0])
     path = Path(workdir) / "raw.parquet"
     save_raw(frame, path, test_rows, dropped_metadata(report.dropped))
+    return str(path)
+
+
+def load_stream(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
+    """Scans a streamed table once: exact counts over every row, the contract on an evenly spaced sample.
+
+    Returns:
+        Path of the sample as Parquet in `workdir`, with the stream's
+        manifest beside it (`kerasflow.data.stream`).
+
+    Raises:
+        DataLoadError: No Parquet shards, or the label column is missing.
+        DataContractError: The sample breaks the contract, or the full pass
+            finds missing labels, one class or (under `non_finite: fail`)
+            infinite values; the report is logged first.
+    """
+    files = stream_files(config.data.source)
+    scan, sample = scan_stream(files, config.data.target)
+    report = check_contract(config, Table(sample, source=config.data.source))
+    report.findings += check_scan(scan, config.data.target, config.data.task, config.preprocessing.non_finite,
+                                  config.data.source)
+    log_contract(tracker, report)
+    frame = require_contract(report).frame
+    digest = scan.digest
+    tracker.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": config.data.source,
+                  "kerasflow.streaming": "true"})
+    tracker.metrics({"rows": scan.rows, "columns": frame.shape[1], "files": len(files), "sample_rows": len(frame)},
+                    prefix="data.")
+    tracker.dataset(frame, source=config.data.source, digest=digest, target=config.data.target, rows=scan.rows)
+    manifest = StreamManifest(files=files, scan=scan, stride=sample_stride(files))
+    path = Path(workdir) / "raw.parquet"
+    save_raw(frame, path, 0, dropped_metadata(report.dropped))
+    manifest.save(path.with_name(MANIFEST))
     return str(path)
 
 

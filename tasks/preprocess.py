@@ -12,6 +12,7 @@ from kerasflow.data.contract import dropped_columns
 from kerasflow.data.images import is_image_folder
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
+from kerasflow.data.stream import fit_stream_features, manifest_beside
 from kerasflow.features.images import fit_image_spec
 from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import fit_features, fit_labels, select_columns
@@ -38,9 +39,15 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     d, p = config.data, config.preprocessing
     usable = frame.drop(columns=dropped_columns(raw_path))  # constant columns the data contract dropped
     numeric, categorical = select_columns(usable, d.target, d.features, d.categorical)
-    features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
-                            max_categories=p.max_categories)
-    labels = fit_labels(train[d.target], d.task, d.label_encoding)
+    stream = manifest_beside(split_path)
+    if stream is not None:  # exact statistics from one pass over every training row
+        features, labels = fit_stream_features(stream, train, numeric, categorical, d.target, impute=p.impute,
+                                               normalize=p.normalize, max_categories=p.max_categories, task=d.task,
+                                               encoding=d.label_encoding, non_finite=p.non_finite)
+    else:
+        features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
+                                max_categories=p.max_categories)
+        labels = fit_labels(train[d.target], d.task, d.label_encoding)
     out = Path(workdir)
     prepared = Prepared(raw_path, split_path, str(features.save(out / "features.json")),
                         str(labels.save(out / "labels.json")))

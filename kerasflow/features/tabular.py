@@ -508,7 +508,7 @@ def fit_labels(y: pd.Series, task: str = "auto", encoding: str = "integer") -> L
         if not _is_numeric(y):
             raise FeatureError(f"regression label {y.name!r} is not numeric")
         return LabelSpec(task="regression", column=str(y.name))
-    classes = sorted(pd.unique(y.astype(str)), key=_natural_key)
+    classes = sorted(pd.unique(y.astype(str)), key=natural_key)
     return LabelSpec(task="classification", column=str(y.name), classes=list(classes), encoding=encoding)
 
 
@@ -600,7 +600,7 @@ def _vocabulary(series: pd.Series, max_categories: int | None) -> list[str]:
     levels = pd.Series(counts).value_counts(sort=True)
     if max_categories:
         levels = levels.head(max_categories)
-    return sorted(levels.index.tolist(), key=_natural_key)
+    return sorted(levels.index.tolist(), key=natural_key)
 
 
 def category_tokens(series: pd.Series, missing: str = MISSING_TOKEN) -> np.ndarray:
@@ -670,7 +670,7 @@ def _safe_variance(variance: list[float]) -> list[float]:
     return [v if v > 1e-12 else 1.0 for v in variance]
 
 
-def _natural_key(value: Any) -> tuple[int, Any]:
+def natural_key(value: Any) -> tuple[int, Any]:
     text = str(value)
     try:
         return (0, float(text))

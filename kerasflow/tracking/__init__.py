@@ -701,7 +701,7 @@ class Tracker:
             self.client.set_tag(self.run_id, key, str(value))
         self._record("tags", tags={key: str(value) for key, value in tags.items()})
 
-    def dataset(self, frame: Any, *, source: str, digest: str, target: str) -> None:
+    def dataset(self, frame: Any, *, source: str, digest: str, target: str, rows: int | None = None) -> None:
         """Records a DataFrame as the run's raw input (MLflow dataset tracking).
 
         Args:
@@ -709,6 +709,8 @@ class Tracker:
             source: Where they came from (path or folder).
             digest: Their fingerprint; MLflow keeps the first 36 characters.
             target: The label column.
+            rows: The table's row count when `frame` is a sample of it
+                (streaming). Default `len(frame)`.
 
         The schema is inferred from an evenly spaced sample of
         `SCHEMA_SAMPLE_ROWS` rows (MLflow checks every value of every text
@@ -719,7 +721,8 @@ class Tracker:
         sample = frame.iloc[::max(1, len(frame) // SCHEMA_SAMPLE_ROWS)]  # MLflow infers the schema value by value
         dataset = mlflow.data.from_pandas(sample, source=source, targets=target, name=Path(source).stem or source,
                                           digest=digest[:36]).to_dict()
-        dataset["profile"] = json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)})
+        total = len(frame) if rows is None else rows
+        dataset["profile"] = json.dumps({"num_rows": total, "num_elements": total * frame.shape[1]})
         self._log_dataset(dataset)
 
     def _log_dataset(self, dataset: dict[str, str]) -> None:

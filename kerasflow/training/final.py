@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.data.split import Split
+from kerasflow.data.stream import manifest_beside
 from kerasflow.features.outputs import encode_targets, raw_targets
 from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
 from kerasflow.models.registry import build_model
@@ -104,6 +105,13 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
     Returns:
         The `TrainingResult`.
     """
+    stream = manifest_beside(split_path)
+    if stream is not None:  # read batch by batch from the shards (no per-epoch resume)
+        from kerasflow.training.stream import fit_stream_model
+
+        result = fit_stream_model(config, stream, FeatureSpec.load(features_path), LabelSpec.load(labels_path),
+                                  model_path, on_epoch=on_epoch)
+        return result
     frame = pd.read_parquet(raw_path)
     split = Split.load(split_path)
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
@@ -171,6 +179,12 @@ def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str,
 
     import kerasflow.features.layers  # noqa: F401  (registers custom layers; deferred: imports Keras)
 
+    stream = manifest_beside(split_path)
+    if stream is not None:  # every test row, batch by batch from the shards
+        from kerasflow.training.stream import evaluate_stream_model
+
+        return evaluate_stream_model(config, stream, FeatureSpec.load(features_path), LabelSpec.load(labels_path),
+                                     model_path, out_dir)
     split = Split.load(split_path)
     if not split.test:
         raise ValueError("the split has no test rows (split.test_fraction is 0); nothing to evaluate on")
