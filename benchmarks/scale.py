@@ -21,7 +21,17 @@ and the ratios, then kerasflow's seconds per task as Prefect recorded them
 time and <= 1.3x its peak memory; from 100k to 1M rows the time grows
 <= 10x.
 
-Usage: python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR]
+With `--streaming` it measures streaming mode instead (`data.streaming:
+true`): the same table written as Parquet shards of 1M rows (the 1M-row
+table repeated), read batch by batch at 1M and 10M rows. It prints wall time,
+peak RSS, seconds per million rows and per-task seconds for each size, and
+the ratios between them. Goals: peak at 10M rows <= 1.25x the peak at 1M;
+time per row within 1.3x.
+
+Usage:
+
+    python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR]
+    python benchmarks/scale.py --streaming [--sizes 1000000 10000000] [--data DIR]
 """
 
 from __future__ import annotations
@@ -88,14 +98,29 @@ def write_data(rows: int, path: Path) -> Path:
     return path
 
 
-def write_config(source: Path, folder: Path) -> Path:
+def write_shards(rows: int, data: Path) -> Path:
+    """Writes a `rows`-row table as Parquet shards of 1M rows (the 1M-row table repeated); returns their folder."""
+    import pandas as pd
+
+    folder = data / f"shards_{rows}"
+    if folder.exists():
+        return folder
+    base = min(rows, 1_000_000)
+    frame = pd.read_csv(write_data(base, data / f"scale_{base}.csv"))
+    folder.mkdir()
+    for shard in range(rows // base):
+        frame.to_parquet(folder / f"part-{shard:03d}.parquet", index=False)
+    return folder
+
+
+def write_config(source: Path, folder: Path, streaming: bool = False) -> Path:
     """Writes the kerasflow config of the job for `source`."""
-    config = {"name": "scale", "data": {"source": str(source), "target": "label"},
+    config = {"name": "scale", "data": {"source": str(source), "target": "label", "streaming": streaming},
               "split": {"test_fraction": 0.1, "val_fraction": 0.1, "seed": 0},
               "model": {"hidden_units": [64, 32]},
               "training": {"epochs": 3, "batch_size": 1024, "early_stopping": {"enabled": False}},
               "registry": {"model_name": "scale-dense"}}
-    path = folder / f"scale-{source.stem}.yaml"
+    path = folder / f"scale-{source.stem}{'-streaming' if streaming else ''}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -117,12 +142,33 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, float]:
     return asyncio.run(read())
 
 
+def stream(sizes: list[int], data: Path, tmp: Path, project: Path, env: dict[str, str]) -> None:
+    """Runs the job in streaming mode at each size and prints memory and time per row against the smallest."""
+    cli = [PY, "-m", "kerasflow.runtime.cli"]
+    results = {}
+    print(f"{'rows':>12}{'kf s':>9}{'s per 1M':>10}{'peak MB':>9}   (streaming)")
+    for rows in sizes:
+        config = write_config(write_shards(rows, data), tmp, streaming=True)
+        seconds, peak, out = measure([*cli, "run", str(config), "--no-lint"], env, cwd=project)
+        results[rows] = (seconds, peak)
+        print(f"{rows:>12,}{seconds:>9.1f}{seconds / rows * 1e6:>10.1f}{peak:>9.0f}", flush=True)
+        print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in task_seconds(out, env).items()),
+              flush=True)
+    small, large = min(results), max(results)
+    per_row = (results[large][0] / large) / (results[small][0] / small)
+    print(f"\n{small:,} -> {large:,} rows: peak {results[large][1] / results[small][1]:.2f}x (goal <= 1.25x), "
+          f"time per row {per_row:.2f}x (goal <= 1.3x)")
+
+
 def main() -> None:
     """Runs the job at each size, bare and with kerasflow, and prints the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="rows per run")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="rows per run (default 100000 1000000; with --streaming 1000000 10000000)")
+    parser.add_argument("--streaming", action="store_true", help="measure streaming mode on Parquet shards")
     parser.add_argument("--data", type=Path, default=None, help="folder to keep the generated CSVs in (reused)")
     args = parser.parse_args()
+    sizes = args.sizes or ([1_000_000, 10_000_000] if args.streaming else [100_000, 1_000_000])
     with tempfile.TemporaryDirectory(prefix="kf-scale-") as tmp_name:
         tmp = Path(tmp_name)
         data = args.data or tmp
@@ -138,9 +184,12 @@ def main() -> None:
         try:
             warm = write_config(write_data(2_000, data / "scale_2000.csv"), tmp)
             measure([*cli, "run", str(warm), "--no-lint"], env, cwd=project)  # starts the shared server
+            if args.streaming:
+                stream(sizes, data, tmp, project, env)
+                return
             results = {}
             print(f"{'rows':>10}{'bare s':>9}{'kf s':>9}{'ratio':>8}{'bare MB':>10}{'kf MB':>9}{'ratio':>8}")
-            for rows in args.sizes:
+            for rows in sizes:
                 source = write_data(rows, data / f"scale_{rows}.csv")
                 bare_s, bare_mb, _ = measure([PY, str(script), str(source), str(tmp / "bare.keras")], env)
                 config = write_config(source, tmp)
