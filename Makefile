@@ -30,6 +30,9 @@ bench: setup
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/tuning.py
+	$(BIN)/python benchmarks/tuning.py --overhead
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/scale.py --streaming
 	$(BIN)/python benchmarks/retrain.py
 
 quality: setup
