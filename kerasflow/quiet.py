@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import warnings
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 _DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -133,7 +133,31 @@ def import_tensorflow() -> None:
     silence()
     with muted_stderr():
         import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+    split_cpu(tensorflow)
+
+
+LOGICAL_CPUS_ENV = "KERASFLOW_LOGICAL_CPUS"
+
+
+def split_cpu(tf: Any) -> None:
+    """Splits the CPU into `KERASFLOW_LOGICAL_CPUS` logical devices, if set (before TensorFlow initializes).
+
+    With two or more, `training.distribute: mirrored` trains one replica per
+    logical CPU: how a distribution strategy is tried on a machine without
+    GPUs (TensorFlow's own recipe, `tf.config.set_logical_device_configuration`).
+
+    Raises:
+        ValueError: The variable is not a positive integer.
+    """
+    raw = os.environ.get(LOGICAL_CPUS_ENV, "").strip()
+    if not raw:
+        return
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{LOGICAL_CPUS_ENV}={raw!r}: use a positive integer (the logical CPU devices)")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(raw))])
 
 
 @contextlib.contextmanager

@@ -287,6 +287,11 @@ class TrainingConfig(Section):
         early_stopping: See `EarlyStoppingConfig`.
         reduce_lr: See `ReduceLROnPlateauConfig`.
         seed: Seed of weight initialization and shuffling. Default 42.
+        distribute: The `tf.distribute` strategy of the final fit: `auto`
+            (default: mirrored over the GPUs when there are two or more),
+            `none`, `mirrored` (every GPU, or the logical CPUs) or
+            `multi_worker` (the cluster in `TF_CONFIG`); see
+            `kerasflow.training.distribute`.
     """
 
     epochs: PositiveInt = 50
@@ -295,6 +300,7 @@ class TrainingConfig(Section):
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     reduce_lr: ReduceLROnPlateauConfig = Field(default_factory=ReduceLROnPlateauConfig)
     seed: int = 42
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
 
 
 class EvaluationConfig(Section):

@@ -71,8 +71,8 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
     finally:
         on_epoch.wait()
     clear_checkpoints(root)  # trained and saved: nothing left to resume; finished folds' results stay
-    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
-                         prefix="train.")
+    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "replicas": result.replicas},
+                    prefix="train.")
     with tempfile.TemporaryDirectory() as tmp:
         tracker.artifact(str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
     base = getattr(config.model, "base", None)

@@ -8,7 +8,7 @@ the challenger.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
 from kerasflow.models.registry import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
+from kerasflow.training.distribute import distribution_scope
 from kerasflow.training.evaluate import Evaluation, evaluate_heads, evaluate_model, save_reports
 from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, set_seed, without_early_stopping
 
@@ -106,22 +107,21 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
         The `TrainingResult`.
     """
     stream = manifest_beside(split_path)
-    if stream is not None:  # read batch by batch from the shards (no per-epoch resume)
-        from kerasflow.training.stream import fit_stream_model
-
-        result = fit_stream_model(config, stream, FeatureSpec.load(features_path), LabelSpec.load(labels_path),
-                                  model_path, on_epoch=on_epoch)
-        return result
-    frame = pd.read_parquet(raw_path)
-    split = Split.load(split_path)
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     set_seed(config.training.seed)
-    model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
-                                                                          search_space_of(hyperparameters)))
-    result = fit_on_split(model, frame, split, features, labels, config.training, refit=refit, epochs=epochs,
-                          on_epoch=on_epoch, checkpoint=checkpoint)
+    with distribution_scope(config.training.distribute):  # model, preprocessing layers and optimizer on the replicas
+        model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
+                                                                              search_space_of(hyperparameters)))
+        if stream is not None:  # read batch by batch from the shards (no per-epoch resume)
+            from kerasflow.training.stream import fit_stream_model
+
+            result = fit_stream_model(config, stream, model, features, labels, on_epoch=on_epoch)
+        else:
+            result = fit_on_split(model, pd.read_parquet(raw_path), Split.load(split_path), features, labels,
+                                  config.training, refit=refit, epochs=epochs, on_epoch=on_epoch,
+                                  checkpoint=checkpoint)
     model.save(model_path)
-    return result
+    return replace(result, replicas=int(model.distribute_strategy.num_replicas_in_sync))
 
 
 def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: FeatureSpec, labels: LabelSpec,

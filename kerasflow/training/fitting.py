@@ -25,11 +25,13 @@ class TrainingResult:
         history: Per-epoch values of every metric, by name.
         epochs_run: Epochs actually run (early stopping may cut them).
         best_epoch: 1-based epoch of the best monitored value.
+        replicas: Devices the fit ran on in sync (`training.distribute`). Default 1.
     """
 
     history: dict[str, list[float]]
     epochs_run: int
     best_epoch: int
+    replicas: int = 1
 
 
 def set_seed(seed: int) -> None:
@@ -170,14 +172,15 @@ def split_encoder(model: Any) -> tuple[Any, Any] | None:
     if ENCODED_FEATURES not in names or len(model.outputs) != 1:
         return None
     encoded = model.get_layer(ENCODED_FEATURES).output
-    try:
-        encoder = keras.Model(model.inputs, encoded)
-        core = keras.Model(encoded, model.outputs[0])
-    except ValueError:  # the layers after the encoder also read raw inputs
-        return None
-    if encoder.trainable_weights:
-        return None
-    core.compile_from_config(model.get_compile_config())
+    with model.distribute_strategy.scope():  # the parts train on the replicas the model was built for
+        try:
+            encoder = keras.Model(model.inputs, encoded)
+            core = keras.Model(encoded, model.outputs[0])
+        except ValueError:  # the layers after the encoder also read raw inputs
+            return None
+        if encoder.trainable_weights:
+            return None
+        core.compile_from_config(model.get_compile_config())
     return encoder, core
 
 

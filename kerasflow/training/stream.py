@@ -31,7 +31,7 @@ from kerasflow.features.tabular import (
 )
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import Evaluation, classification_evaluation, regression_metrics, save_reports
-from kerasflow.training.fitting import EpochHook, TrainingResult, best_epoch, build_callbacks, set_seed
+from kerasflow.training.fitting import EpochHook, TrainingResult, best_epoch, build_callbacks
 
 SHUFFLE_BATCHES = 16
 
@@ -74,33 +74,27 @@ def stream_dataset(config: PipelineConfig, manifest: StreamManifest, partition: 
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def fit_stream_model(config: PipelineConfig, manifest: StreamManifest, features: FeatureSpec, labels: LabelSpec,
-                     model_path: str | Path, *, on_epoch: EpochHook | None = None) -> TrainingResult:
-    """Builds the model, trains it on the stream's training rows (validating on its validation rows) and saves it.
+def fit_stream_model(config: PipelineConfig, manifest: StreamManifest, model: Any, features: FeatureSpec,
+                     labels: LabelSpec, *, on_epoch: EpochHook | None = None) -> TrainingResult:
+    """Trains a compiled model on the stream's training rows, validating on its validation rows.
 
     Args:
         config: The pipeline config.
         manifest: The stream, with its split rule.
+        model: The compiled `keras.Model` (built under the strategy's scope, if any).
         features: The fitted feature spec.
         labels: The label spec.
-        model_path: Where to save the `.keras` file.
         on_epoch: Per-epoch hook. Default none.
 
     Returns:
         The `TrainingResult`.
     """
-    from kerasflow.models.registry import build_model
-    from kerasflow.training.final import fixed_hyperparameters, model_spec
-
-    set_seed(config.training.seed)
-    model = build_model(fixed_hyperparameters(None), model_spec(config, features, labels))
     has_val = manifest.sizes.get("val_rows", 0) > 0
     batch = config.training.batch_size
     train = stream_dataset(config, manifest, TRAIN, features, labels, batch, shuffle=config.split.shuffle)
     val = stream_dataset(config, manifest, VAL, features, labels, max(batch, 1024)) if has_val else None
     history = model.fit(train, validation_data=val, epochs=config.training.epochs, verbose=0,
                         callbacks=build_callbacks(config.training, on_epoch, has_val=has_val)).history
-    model.save(model_path)
     history = {k: [float(v) for v in values] for k, values in history.items()}
     monitor = config.training.early_stopping.monitor if has_val else "loss"
     return TrainingResult(history=history, epochs_run=len(next(iter(history.values()), [])),
