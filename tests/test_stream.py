@@ -143,3 +143,19 @@ def test_streaming_refuses_what_it_cannot_do_at_config_validation(tmp_path: Path
     path.write_text(yaml.safe_dump(raw))
     proc = _cli("run", str(path), store=mlflow_store, cwd=ROOT)
     assert proc.returncode == 2 and "split.kind" in proc.stderr and "data.streaming" in proc.stderr
+
+
+def test_checkpoints_of_a_stream_are_keyed_by_every_row_not_the_sample(tmp_path: Path) -> None:
+    from kerasflow.training.resume import pipeline_checkpoints
+
+    def key(frame: pd.DataFrame, folder: Path) -> Path:
+        files = stream_files(str(write_shards(frame, folder / "shards")))
+        scan, sample = scan_stream(files, "target", sample_rows=len(frame) // 4)
+        sample.to_parquet(folder / "raw.parquet")
+        StreamManifest(files=files, scan=scan, stride=4).save(folder / "stream.json")
+        return pipeline_checkpoints("p", "config", folder / "raw.parquet")
+
+    frame = load_frame("wine")
+    changed = frame.copy()
+    changed.loc[5, "alcohol"] += 1.0  # row 5 is not in the sample (every 4th row)
+    assert key(frame, tmp_path / "a") != key(changed, tmp_path / "b")

@@ -112,10 +112,11 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
     with distribution_scope(config.training.distribute):  # model, preprocessing layers and optimizer on the replicas
         model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
                                                                               search_space_of(hyperparameters)))
-        if stream is not None:  # read batch by batch from the shards (no per-epoch resume)
+        if stream is not None:  # read batch by batch from the shards
             from kerasflow.training.stream import fit_stream_model
 
-            result = fit_stream_model(config, stream, model, features, labels, on_epoch=on_epoch)
+            result = fit_stream_model(config, stream, model, features, labels, on_epoch=on_epoch,
+                                      checkpoint=checkpoint)
         else:
             result = fit_on_split(model, pd.read_parquet(raw_path), Split.load(split_path), features, labels,
                                   config.training, refit=refit, epochs=epochs, on_epoch=on_epoch,

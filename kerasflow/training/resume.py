@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.data.load import fingerprint_frame
+from kerasflow.data.stream import manifest_beside
 
 BACKUP = "backup"  # BackupAndRestore's own folder inside a checkpoint
 OWNER_FILE = "owner.json"
@@ -243,5 +244,11 @@ def _plain(value: Any) -> Any:
 
 
 def pipeline_checkpoints(pipeline: str, config_hash: str, raw_path: str | Path) -> Path:
-    """Returns `checkpoint_root` for the raw rows of a run (Parquet) and its config hash."""
-    return checkpoint_root(pipeline, fingerprint_frame(pd.read_parquet(raw_path)), config_hash)
+    """Returns `checkpoint_root` for the raw rows of a run (Parquet) and its config hash.
+
+    A streamed table is keyed by the fingerprint of every row (its
+    manifest's), not of the sample the raw rows hold.
+    """
+    stream = manifest_beside(raw_path)
+    digest = stream.scan.digest if stream is not None else fingerprint_frame(pd.read_parquet(raw_path))
+    return checkpoint_root(pipeline, digest, config_hash)

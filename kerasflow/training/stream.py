@@ -32,6 +32,7 @@ from kerasflow.features.tabular import (
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import Evaluation, classification_evaluation, regression_metrics, save_reports
 from kerasflow.training.fitting import EpochHook, TrainingResult, best_epoch, build_callbacks
+from kerasflow.training.resume import resume_callback
 
 SHUFFLE_BATCHES = 16
 
@@ -75,7 +76,8 @@ def stream_dataset(config: PipelineConfig, manifest: StreamManifest, partition: 
 
 
 def fit_stream_model(config: PipelineConfig, manifest: StreamManifest, model: Any, features: FeatureSpec,
-                     labels: LabelSpec, *, on_epoch: EpochHook | None = None) -> TrainingResult:
+                     labels: LabelSpec, *, on_epoch: EpochHook | None = None,
+                     checkpoint: str | Path | None = None) -> TrainingResult:
     """Trains a compiled model on the stream's training rows, validating on its validation rows.
 
     Args:
@@ -85,6 +87,9 @@ def fit_stream_model(config: PipelineConfig, manifest: StreamManifest, model: An
         features: The fitted feature spec.
         labels: The label spec.
         on_epoch: Per-epoch hook. Default none.
+        checkpoint: Persistent folder of per-epoch checkpoints; an
+            interrupted fit with the same folder resumes at its last
+            completed epoch (`kerasflow.training.resume`). Default none.
 
     Returns:
         The `TrainingResult`.
@@ -93,8 +98,11 @@ def fit_stream_model(config: PipelineConfig, manifest: StreamManifest, model: An
     batch = config.training.batch_size
     train = stream_dataset(config, manifest, TRAIN, features, labels, batch, shuffle=config.split.shuffle)
     val = stream_dataset(config, manifest, VAL, features, labels, max(batch, 1024)) if has_val else None
+    callbacks = build_callbacks(config.training, on_epoch, has_val=has_val)
+    resume = resume_callback(checkpoint, list(callbacks)) if checkpoint is not None else None
     history = model.fit(train, validation_data=val, epochs=config.training.epochs, verbose=0,
-                        callbacks=build_callbacks(config.training, on_epoch, has_val=has_val)).history
+                        callbacks=[*callbacks, *([resume] if resume else [])]).history
+    history = resume.history if resume else history
     history = {k: [float(v) for v in values] for k, values in history.items()}
     monitor = config.training.early_stopping.monitor if has_val else "loss"
     return TrainingResult(history=history, epochs_run=len(next(iter(history.values()), [])),
