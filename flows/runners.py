@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
+
+from kerasflow.quiet import quiet_dask
 
 
 def task_runner(cfg: Any) -> Any:
@@ -25,15 +26,9 @@ def task_runner(cfg: Any) -> Any:
         return ThreadPoolTaskRunner(max_workers=cfg.n_workers)
     from prefect_dask import DaskTaskRunner
 
-    _quiet_dask()
+    quiet_dask()
     if cfg.address:
         return DaskTaskRunner(address=cfg.address)
     return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.n_workers, "threads_per_worker": 1,
                                           "processes": cfg.processes, "dashboard_address": None,
                                           "silence_logs": logging.ERROR})
-
-
-def _quiet_dask() -> None:
-    """Keeps Dask's scheduler and worker chatter (INFO, shutdown warnings) out of a run's output."""
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # read by spawned worker processes
-    logging.getLogger("distributed").setLevel(logging.ERROR)

@@ -230,3 +230,9 @@ def prefetch_light() -> None:
         import sklearn.model_selection  # noqa: F401
     except Exception:
         return
+
+
+def quiet_dask() -> None:
+    """Keeps Dask's scheduler and worker chatter (INFO, shutdown warnings) out of a run's output."""
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # read by spawned worker processes
+    logging.getLogger("distributed").setLevel(logging.ERROR)

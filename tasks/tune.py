@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -16,17 +19,23 @@ from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
 from kerasflow.features.tabular import FeatureSpec, LabelSpec
-from kerasflow.quiet import import_tensorflow
+from kerasflow.quiet import import_tensorflow, quiet_dask
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.training.tune import (
     TuningError,
+    free_address,
+    observe_search,
     plot_scores,
     run_search,
+    run_search_worker,
     search_data,
     search_fingerprint,
+    search_result,
+    start_chief,
     summary_table,
+    trial_records,
     trials_frame,
 )
 
@@ -41,13 +50,16 @@ class MlflowTrialLogger:
         uri: The tracking URI, for the last-resort close on a signal.
         max_trials: The search's trial count, for `trial 3/20` lines. Default unknown.
         direction: `min` or `max`, the objective's. Default `max`.
+        announce: Print `trial 3/20` lines when a trial ends. Default true
+            (false on a Dask worker: the flow process announces them).
     """
 
     def __init__(self, client: Any, parent_run_id: str, experiment_id: str, uri: str, max_trials: int = 0,
-                 direction: str = ""):
+                 direction: str = "", announce: bool = True):
         self.client, self.parent, self.experiment_id, self.uri = client, parent_run_id, experiment_id, uri
         self.runs: dict[str, str] = {}
         self.max_trials, self.direction, self.ended, self.best = max_trials, direction, 0, None
+        self.announce = announce
 
     def trial_started(self, trial_id: str, values: dict[str, Any]) -> None:
         """Opens the trial's run and logs its hyperparameters as params."""
@@ -74,7 +86,8 @@ class MlflowTrialLogger:
             return
         tracking.log_metrics(self.client, run_id, {"score": record.score, "best_epoch": record.best_epoch})
         self.client.set_tag(run_id, "kerasflow.trial_status", record.status)
-        self.report(record)
+        if self.announce:
+            self.report(record)
         if record.message:
             self.client.log_text(run_id, record.message, "errors/trial_error.txt")
         self.client.set_terminated(run_id, "FINISHED" if record.status == "COMPLETED" else "FAILED")
@@ -135,8 +148,11 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id, tracker.uri,
                              max_trials=config.tuning.max_trials, direction=config.tuning.objective.direction)
     project = config.tuning.project_dir(config.name)
-    result = run_search(config, data, project, fingerprint=search_fingerprint(config, fingerprint_frame(frame)),
-                        fresh=fresh, hook=hook)
+    fingerprint = search_fingerprint(config, fingerprint_frame(frame))
+    if config.runner.kind == "dask":  # trials on Dask workers, one oracle here
+        result = search_on_dask(config, prepared, data, project, fingerprint, fresh, hook)
+    else:
+        result = run_search(config, data, project, fingerprint=fingerprint, fresh=fresh, hook=hook)
     summary = summary_table(result.trials, result.objective, result.direction)
     tracker.params(result.best_values, prefix="tune.best.")
     tracker.metrics({"best_score": result.best_score, "best_epoch": result.best_epoch,
@@ -152,3 +168,72 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     return {"hyperparameters": result.best_values, "epochs": result.best_epoch, "score": result.best_score,
             "objective": result.objective, "direction": result.direction, "new_trials": result.new_trials,
             "trials": [asdict(t) for t in result.trials], "directory": project, "summary": summary}
+
+
+def search_on_dask(config: PipelineConfig, prepared: Prepared, data: Any, project: str, fingerprint: str,
+                   fresh: bool, hook: MlflowTrialLogger) -> Any:
+    """Runs the search's trials on Dask workers, each asking one oracle for its next trial.
+
+    The oracle is keras-tuner's chief (`kerasflow.training.tune.start_chief`),
+    serving on a free loopback port; each worker (`tune_worker`) trains
+    trials until the oracle has none left and logs them as nested runs. The
+    cluster is `runner.address`, or a `distributed.LocalCluster` of
+    `runner.n_workers` single-threaded processes for the search. Finished
+    trials are announced here, `trial 3/20: ...`, as the oracle records them.
+
+    Returns:
+        The `SearchResult`.
+    """
+    from distributed import Client, LocalCluster, wait
+
+    address = free_address()
+    chief = start_chief(config, data, project, fingerprint=fingerprint, fresh=fresh, address=address)
+    observer = observe_search(config, data, project)
+    resumed, announced = set(observer.oracle.trials), set()
+    runner = config.runner
+    quiet_dask()
+    cluster = None if runner.address else LocalCluster(
+        n_workers=runner.n_workers, threads_per_worker=1, processes=runner.processes, dashboard_address=None,
+        silence_logs=logging.ERROR)
+    try:
+        with Client(runner.address or cluster) as client:
+            workers = len(client.scheduler_info()["workers"]) or runner.n_workers
+            futures = [client.submit(tune_worker, config, prepared, f"worker-{i}", address, hook.parent,
+                                     hook.experiment_id, hook.uri, project, key=f"tune-worker-{i}", pure=False)
+                       for i in range(workers)]
+            while not all(f.done() for f in futures):
+                with contextlib.suppress(TimeoutError):  # a second passed: announce what finished meanwhile
+                    wait(futures, timeout=1, return_when="FIRST_COMPLETED")
+                announce_finished(observer, resumed, announced, hook)
+            client.gather(futures)  # a worker's error is raised here
+    finally:
+        chief.terminate()  # every trial has ended (and the oracle saved it), or the search failed
+        if cluster is not None:
+            cluster.close()
+    announce_finished(observer, resumed, announced, hook)
+    return search_result(config, observer, set(observer.oracle.trials) - resumed)
+
+
+def tune_worker(config: PipelineConfig, prepared: Prepared, tuner_id: str, address: tuple[str, int],
+                parent_run_id: str, experiment_id: str, uri: str, project: str) -> list[str]:
+    """One Dask worker of a search: loads the search's rows and trains the trials the oracle hands it.
+
+    Returns:
+        The ids of the trials it ran.
+    """
+    import_tensorflow()
+    data = search_data(config, pd.read_parquet(prepared.raw), Split.load(prepared.split),
+                       FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels))
+    hook = MlflowTrialLogger(tracking.client_for(uri), parent_run_id, experiment_id, uri, announce=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # a worker's prints reach no one; its results go to MLflow
+        return sorted(run_search_worker(config, data, project, tuner_id, address, hook))
+
+
+def announce_finished(observer: Any, resumed: set[str], announced: set[str], hook: MlflowTrialLogger) -> None:
+    """Announces the trials the oracle has saved as finished since the last call."""
+    with contextlib.suppress(ValueError, OSError, RuntimeError):  # a file being written: read it next time
+        observer.oracle.reload()
+    for record in trial_records(observer, set(observer.oracle.trials) - resumed):
+        if record.trial_id not in announced and record.status in ("COMPLETED", "FAILED", "INVALID"):
+            announced.add(record.trial_id)
+            hook.report(record)

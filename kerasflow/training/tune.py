@@ -16,10 +16,12 @@ import contextlib
 import io
 import json
 import math
+import os
+import socket
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
 from kerasflow.models.hyper import declaration_order, declare
 from kerasflow.models.registry import build_model, default_values
 from kerasflow.models.spec import ModelSpec
+from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
@@ -255,7 +258,25 @@ def run_search(config: PipelineConfig, data: SearchData, project_dir: str | Path
     _claim_project(project, fingerprint, fresh)
     tuner = build_tuner(config, data, project, hook=hook)
     tuner.search(verbose=0)
-    records = trial_records(tuner, tuner.new_trial_ids)
+    return search_result(config, tuner, tuner.new_trial_ids)
+
+
+def search_result(config: PipelineConfig, tuner: Any, new_ids: set[str]) -> SearchResult:
+    """Reads a finished search's best values and trial records from its tuner's oracle.
+
+    Args:
+        config: The pipeline config with a `tuning` section.
+        tuner: The tuner (the chief's, for a search on Dask).
+        new_ids: Trials this call ran (the others were resumed).
+
+    Returns:
+        The `SearchResult`.
+
+    Raises:
+        TuningError: No trial completed.
+    """
+    settings = config.tuning
+    records = trial_records(tuner, new_ids)
     completed = [t for t in records if t.status == "COMPLETED" and t.score is not None]
     if not completed:
         reasons = "; ".join(sorted({t.message.strip().splitlines()[-1] for t in records if t.message})) or "none ran"
@@ -265,6 +286,121 @@ def run_search(config: PipelineConfig, data: SearchData, project_dir: str | Path
     return SearchResult(best_values=best_record.values, best_score=float(best.score),
                         best_epoch=best_record.best_epoch or config.training.epochs, trials=records,
                         objective=settings.objective.name, direction=settings.objective.direction)
+
+
+ORACLE_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+@contextlib.contextmanager
+def oracle_role(tuner_id: str, address: tuple[str, int]) -> Iterator[None]:
+    """Sets keras-tuner's distributed-mode variables for the block (`chief` or a worker id), then restores them.
+
+    keras-tuner reads them when a tuner is made and when `search` starts: the
+    chief serves the oracle on `address`, a worker asks it for trials.
+    """
+    saved = {name: os.environ.get(name) for name in ORACLE_ENV}
+    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=address[0],
+                      KERASTUNER_ORACLE_PORT=str(address[1]))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def start_chief(config: PipelineConfig, data: SearchData, project_dir: str | Path, *, fingerprint: str,
+                fresh: bool, address: tuple[str, int]) -> Any:
+    """Serves the search's oracle as keras-tuner's chief, in a process of its own, for workers elsewhere.
+
+    This is keras-tuner's own distributed mode: one oracle hands out trials
+    in the order it makes them, so a seeded random search gives each trial
+    the values the local search gives it; workers (`run_search_worker`)
+    train them. The oracle saves its state in `project_dir` as a local
+    search does, so a killed search resumes, and `observe_search` reads it.
+    The chief's output is discarded (keras-tuner prints debugging values
+    while serving conditional hyperparameters).
+
+    Args:
+        config: The pipeline config with a `tuning` section.
+        data: The search's partitions (the chief only needs its space).
+        project_dir: Folder of the tuner's state (shared with the workers).
+        fingerprint: `search_fingerprint` of this search.
+        fresh: Delete any saved state and start over.
+        address: `(host, port)` to serve on.
+
+    Returns:
+        The chief's process (a daemon); terminate it once the workers are done.
+
+    Raises:
+        TuningError: The objective or the saved state does not fit, or the
+            oracle did not start serving within two minutes.
+    """
+    import multiprocessing
+
+    check_objective(config.tuning, data.specs[0].labels)
+    project = Path(project_dir)
+    _claim_project(project, fingerprint, fresh)
+    space_only = replace(data, folds=[])
+    chief = multiprocessing.get_context("spawn").Process(target=_serve_chief, args=(config, space_only, project, address),
+                                                         name="kerasflow-oracle", daemon=True)
+    chief.start()
+    deadline = time.monotonic() + 120
+    while not _listening(address):
+        if not chief.is_alive() or time.monotonic() > deadline:
+            chief.terminate()
+            raise TuningError(f"the tuner's oracle did not start serving on {address[0]}:{address[1]}")
+        time.sleep(0.1)
+    return chief
+
+
+def observe_search(config: PipelineConfig, data: SearchData, project_dir: str | Path) -> Any:
+    """A tuner over a search's saved state, to read the trials a chief records (`oracle.reload()`); it never saves."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return build_tuner(config, replace(data, folds=[]), Path(project_dir))
+
+
+def _serve_chief(config: PipelineConfig, data: SearchData, project: Path, address: tuple[str, int]) -> None:
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), oracle_role("chief", address):
+        import_tensorflow()
+        build_tuner(config, data, project).search(verbose=0)
+
+
+def run_search_worker(config: PipelineConfig, data: SearchData, project_dir: str | Path, tuner_id: str,
+                      address: tuple[str, int], hook: TrialHook | None = None) -> set[str]:
+    """Trains trials handed out by the chief's oracle (`start_chief`) until it has none left.
+
+    Args:
+        config: The pipeline config with a `tuning` section.
+        data: The search's partitions.
+        project_dir: Folder of the tuner's state (the chief's).
+        tuner_id: This worker's name, unique in the search.
+        address: The chief's `(host, port)`.
+        hook: Receives this worker's trial, epoch and fold events. Default none.
+
+    Returns:
+        The ids of the trials this worker ran.
+    """
+    with oracle_role(tuner_id, address):
+        with contextlib.redirect_stdout(io.StringIO()):
+            tuner = build_tuner(config, data, Path(project_dir), hook=hook)
+        tuner.search(verbose=0)
+    return set(tuner.new_trial_ids)
+
+
+def free_address() -> tuple[str, int]:
+    """A free TCP port on the loopback interface, for the chief's oracle."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return "127.0.0.1", probe.getsockname()[1]
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(address) == 0
 
 
 def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: TrialHook | None = None) -> Any:
