@@ -20,10 +20,16 @@ the same search, both in fresh processes. It prints seconds per trial of each
 search (the bare `tuner.search` call; kerasflow's first trial start to last
 trial end, from the nested MLflow runs) and their ratio (goal <= 1.3x).
 
+With `--dask` it measures trials per minute of the same wine search run
+locally (one trial at a time) and on a Dask `LocalCluster` of 2 workers
+(`runner.kind: dask`), each `kerasflow tune` in a fresh process; the rate
+is trials over the first trial's start to the last trial's end (MLflow).
+
 Usage:
 
     python benchmarks/tuning.py [--trials N] [--cv NAME ...] [NAME ...]
     python benchmarks/tuning.py --overhead [--trials N] [--epochs N]
+    python benchmarks/tuning.py --dask [--trials N] [--epochs N]
 """
 
 from __future__ import annotations
@@ -140,6 +146,34 @@ def trial_overhead(trials: int, epochs: int) -> None:
         measure([*cli, "server", "stop"], env)
 
 
+def dask_rates(trials: int, epochs: int) -> None:
+    """Prints trials per minute of one search run locally and on 2 Dask workers."""
+    from common import measure  # benchmarks/common.py, beside this script
+
+    from kerasflow.runtime.processes import free_port
+
+    workdir = Path(tempfile.mkdtemp(prefix="kf-dask-trials-"))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
+           "PREFECT_HOME": str(workdir / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port()),
+           "KERASFLOW_HOME": str(workdir)}
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    config = tuned_config("wine", trials, None, workdir)
+    cli = [sys.executable, "-m", "kerasflow.runtime.cli"]
+    common = ["--fresh", "--no-lint", "--set", f"training.epochs={epochs}", "--set", "tuning.tuner=random"]
+    try:
+        measure([*cli, "validate", str(config)], env)  # starts the shared Prefect server (not timed)
+        print(f"\nwine, {trials} random trials of up to {epochs} epochs: trials per minute")
+        for label, extra in (("local, 1 at a time", []), ("Dask, 2 workers", ["--set", "runner.kind=dask",
+                                                                              "--set", "runner.n_workers=2"])):
+            seconds, _, out = measure([*cli, "tune", str(config), *common, *extra,
+                                       "--set", f"tuning.directory={workdir / label.split(',')[0]}"], env)
+            _, count, minutes = search_stats(out.split("MLflow run:")[1].split()[0])
+            print(f"  {label:<20}{count / minutes:>7.1f} trials/min   ({count} trials, command {seconds:.0f} s)",
+                  flush=True)
+    finally:
+        measure([*cli, "server", "stop"], env)
+
+
 def search_stats(run_id: str) -> tuple[float, int, float]:
     """Returns the best validation score, the trial count and the search's wall minutes from MLflow."""
     import mlflow
@@ -161,10 +195,15 @@ def main() -> None:
                         help="datasets also tuned with 3-fold CV scoring (default: wine)")
     parser.add_argument("--overhead", action="store_true",
                         help="time seconds per trial against a bare keras-tuner script instead")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs per trial with --overhead (default 30)")
+    parser.add_argument("--dask", action="store_true",
+                        help="time trials per minute locally and on 2 Dask workers instead")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per trial with --overhead or --dask (default 30)")
     args = parser.parse_args()
     if args.overhead:
         trial_overhead(args.trials, args.epochs)
+        return
+    if args.dask:
+        dask_rates(args.trials, args.epochs)
         return
     unknown = sorted(set(args.names + args.cv) - set(DATASETS))
     if unknown:

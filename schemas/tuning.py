@@ -283,11 +283,12 @@ class TuningConfig(Section):
 
 
 class RunnerConfig(Section):
-    """Where concurrent tasks (k-fold folds) run.
+    """Where concurrent work (k-fold folds, tuner trials) runs.
 
     Args:
-        kind: `local` (default): a thread pool on this machine; `dask`: a
-            Dask cluster through prefect-dask.
+        kind: `local` (default): a thread pool on this machine (trials run
+            one at a time); `dask`: a Dask cluster, folds through
+            prefect-dask and trials through keras-tuner's distributed mode.
         address: Scheduler address of a running Dask cluster (`tcp://host:8786`);
             none (default) starts a local cluster for the run. Its workers
             must reach the tracking store and the run's files.
