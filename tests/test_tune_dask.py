@@ -31,3 +31,12 @@ def test_trials_on_two_dask_workers_take_the_values_of_the_local_search(prefect_
     assert spread["hyperparameters"] == local["hyperparameters"]
     run = client.get_run(spread["run_id"])
     assert run.data.metrics["tune/trials"] == 4 and run.data.metrics["tune/new_trials"] == 4
+
+
+def test_trials_on_a_remote_cluster_are_refused_at_config_validation() -> None:
+    import pytest
+
+    from kerasflow.schemas.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="runner.address: tuner trials run on a local Dask cluster only"):
+        load_config(CONFIG, ["runner.kind=dask", "runner.address=tcp://scheduler:8786"])
