@@ -170,6 +170,9 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
             "trials": [asdict(t) for t in result.trials], "directory": project, "summary": summary}
 
 
+FINISHED = ("COMPLETED", "FAILED", "INVALID")
+
+
 def search_on_dask(config: PipelineConfig, prepared: Prepared, data: Any, project: str, fingerprint: str,
                    fresh: bool, hook: MlflowTrialLogger) -> Any:
     """Runs the search's trials on Dask workers, each asking one oracle for its next trial.
@@ -189,7 +192,8 @@ def search_on_dask(config: PipelineConfig, prepared: Prepared, data: Any, projec
     address = free_address()
     chief = start_chief(config, data, project, fingerprint=fingerprint, fresh=fresh, address=address)
     observer = observe_search(config, data, project)
-    resumed, announced = set(observer.oracle.trials), set()
+    resumed = {i for i, t in observer.oracle.trials.items() if t.status in FINISHED}  # a killed run's finished trials
+    announced: set[str] = set()
     runner = config.runner
     quiet_dask()
     cluster = None if runner.address else LocalCluster(
@@ -234,6 +238,6 @@ def announce_finished(observer: Any, resumed: set[str], announced: set[str], hoo
     with contextlib.suppress(ValueError, OSError, RuntimeError):  # a file being written: read it next time
         observer.oracle.reload()
     for record in trial_records(observer, set(observer.oracle.trials) - resumed):
-        if record.trial_id not in announced and record.status in ("COMPLETED", "FAILED", "INVALID"):
+        if record.trial_id not in announced | resumed and record.status in FINISHED:
             announced.add(record.trial_id)
             hook.report(record)

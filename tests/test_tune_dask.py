@@ -40,3 +40,27 @@ def test_trials_on_a_remote_cluster_are_refused_at_config_validation() -> None:
 
     with pytest.raises(ConfigError, match="runner.address: tuner trials run on a local Dask cluster only"):
         load_config(CONFIG, ["runner.kind=dask", "runner.address=tcp://scheduler:8786"])
+
+
+def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(tmp_path: Path, mlflow_store: str) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "kerasflow.runtime.cli", "tune", CONFIG, "--no-lint", "--set", "runner.kind=dask",
+            "--set", "tuning.tuner=random", "--set", "tuning.max_trials=5", "--set", "training.epochs=40",
+            "--set", f"tuning.directory={tmp_path / 'tuning'}"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    first = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in first.stdout:
+        if "trial 2/5" in line:
+            first.send_signal(signal.SIGINT)
+            break
+    first.communicate(timeout=120)
+    assert first.returncode != 0
+    second = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    found = re.search(r"5 trials \((\d+) new, (\d+) resumed", second.stdout)
+    assert found and int(found.group(2)) >= 2 and int(found.group(1)) + int(found.group(2)) == 5, second.stdout

@@ -359,7 +359,9 @@ def start_chief(config: PipelineConfig, data: SearchData, project_dir: str | Pat
 def observe_search(config: PipelineConfig, data: SearchData, project_dir: str | Path) -> Any:
     """A tuner over a search's saved state, to read the trials a chief records (`oracle.reload()`); it never saves."""
     with contextlib.redirect_stdout(io.StringIO()):
-        return build_tuner(config, replace(data, folds=[]), Path(project_dir))
+        tuner = build_tuner(config, replace(data, folds=[]), Path(project_dir))
+    tuner.oracle.reload()  # the state the chief saved (under its own tuner id), trials of an earlier run included
+    return tuner
 
 
 def _serve_chief(config: PipelineConfig, data: SearchData, project: Path, address: tuple[str, int]) -> None:
