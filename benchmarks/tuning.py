@@ -113,17 +113,26 @@ print("search_seconds", time.perf_counter() - start, "trials", len(tuner.oracle.
 '''
 
 
-def trial_overhead(trials: int, epochs: int) -> None:
-    """Times seconds per trial of a bare keras-tuner search and of `kerasflow tune`, paired, and prints them."""
-    from common import measure  # benchmarks/common.py, beside this script
+def isolated_env(prefix: str) -> tuple[Path, dict[str, str]]:
+    """A temporary folder and an environment whose MLflow store, Prefect home and port, and project are in it.
 
+    This process reads the same MLflow store (`search_stats`).
+    """
     from kerasflow.runtime.processes import free_port
 
-    workdir = Path(tempfile.mkdtemp(prefix="kf-trials-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
            "PREFECT_HOME": str(workdir / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port()),
            "KERASFLOW_HOME": str(workdir)}
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    return workdir, env
+
+
+def trial_overhead(trials: int, epochs: int) -> None:
+    """Times seconds per trial of a bare keras-tuner search and of `kerasflow tune`, paired, and prints them."""
+    from common import measure  # benchmarks/common.py, beside this script
+
+    workdir, env = isolated_env("kf-trials-")
     script = workdir / "bare_tuner.py"
     script.write_text(BARE_TUNER)
     config = tuned_config("wine", trials, None, workdir)
@@ -150,13 +159,7 @@ def dask_rates(trials: int, epochs: int) -> None:
     """Prints trials per minute of one search run locally and on 2 Dask workers."""
     from common import measure  # benchmarks/common.py, beside this script
 
-    from kerasflow.runtime.processes import free_port
-
-    workdir = Path(tempfile.mkdtemp(prefix="kf-dask-trials-"))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
-           "PREFECT_HOME": str(workdir / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port()),
-           "KERASFLOW_HOME": str(workdir)}
-    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    workdir, env = isolated_env("kf-dask-trials-")
     config = tuned_config("wine", trials, None, workdir)
     cli = [sys.executable, "-m", "kerasflow.runtime.cli"]
     common = ["--fresh", "--no-lint", "--set", f"training.epochs={epochs}", "--set", "tuning.tuner=random"]

@@ -96,7 +96,7 @@ def load_stream(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
     tracker.metrics({"rows": scan.rows, "columns": frame.shape[1], "files": len(files), "sample_rows": len(frame)},
                     prefix="data.")
     tracker.dataset(frame, source=config.data.source, digest=digest, target=config.data.target, rows=scan.rows)
-    manifest = StreamManifest(files=files, scan=scan, stride=sample_stride(files))
+    manifest = StreamManifest(files=files, scan=scan, stride=sample_stride(scan.rows))
     path = Path(workdir) / "raw.parquet"
     save_raw(frame, path, 0, dropped_metadata(report.dropped))
     manifest.save(path.with_name(MANIFEST))

@@ -197,9 +197,9 @@ def assign_partitions(rows: np.ndarray, seed: int, test_fraction: float, val_fra
         np.uint8)
 
 
-def sample_stride(files: list[str], sample_rows: int = SAMPLE_ROWS) -> int:
-    """The sample's stride: it keeps every `stride`-th row so that it holds about `sample_rows` rows."""
-    return max(1, count_rows(files) // sample_rows)
+def sample_stride(rows: int, sample_rows: int = SAMPLE_ROWS) -> int:
+    """The sample's stride for a table of `rows` rows: every `stride`-th row, about `sample_rows` in all."""
+    return max(1, rows // sample_rows)
 
 
 def scan_stream(files: list[str], target: str, sample_rows: int = SAMPLE_ROWS) -> tuple[StreamScan, pd.DataFrame]:
@@ -221,7 +221,8 @@ def scan_stream(files: list[str], target: str, sample_rows: int = SAMPLE_ROWS) -
     columns = pq.ParquetFile(files[0]).schema_arrow.names
     if target not in columns:
         raise DataLoadError(f"data.target {target!r} is not a column of {files[0]}; its columns are {columns}")
-    total, stride = count_rows(files), sample_stride(files, sample_rows)
+    total = count_rows(files)
+    stride = sample_stride(total, sample_rows)
     scan, labels, parts, digest = StreamScan(rows=total), Counter(), [], hashlib.sha256(f"rows={total}".encode())
     for chunk in iter_chunks(files):
         if not parts:
@@ -350,6 +351,11 @@ def train_chunks(manifest: StreamManifest, columns: list[str], partition: int = 
             yield chunk[keep]
 
 
+def non_finite_mask(values: np.ndarray) -> np.ndarray:
+    """Marks values that are infinite or beyond float32's range (missing values are not marked)."""
+    return ~np.isnan(values) & ~(np.abs(values) <= np.finfo(np.float32).max)
+
+
 def repair_numbers(chunk: pd.DataFrame, numeric: list[str], scan: StreamScan, non_finite: str) -> np.ndarray:
     """Returns a batch's numeric columns as float64, infinite values repaired as `preprocessing.non_finite` says.
 
@@ -357,7 +363,10 @@ def repair_numbers(chunk: pd.DataFrame, numeric: list[str], scan: StreamScan, no
     the column's finite range over the whole table (`StreamScan.ranges`).
     """
     values = chunk[numeric].to_numpy(dtype="float64", na_value=np.nan) if numeric else np.empty((len(chunk), 0))
-    bad = ~np.isnan(values) & ~(np.abs(values) <= np.finfo(np.float32).max)
+    return _repaired(values, non_finite_mask(values), numeric, scan, non_finite)
+
+
+def _repaired(values: np.ndarray, bad: np.ndarray, numeric: list[str], scan: StreamScan, non_finite: str) -> np.ndarray:
     if not bad.any():
         return values
     if non_finite == "clip":
@@ -369,10 +378,11 @@ def repair_numbers(chunk: pd.DataFrame, numeric: list[str], scan: StreamScan, no
 
 def repaired_chunk(chunk: pd.DataFrame, numeric: list[str], scan: StreamScan, non_finite: str) -> pd.DataFrame:
     """Returns a batch with its numeric columns repaired by `repair_numbers` (the batch itself if none needs it)."""
-    values = repair_numbers(chunk, numeric, scan, non_finite)
-    current = chunk[numeric].to_numpy(dtype="float64", na_value=np.nan) if numeric else values
-    if np.array_equal(values, current, equal_nan=True):
+    values = chunk[numeric].to_numpy(dtype="float64", na_value=np.nan) if numeric else np.empty((len(chunk), 0))
+    bad = non_finite_mask(values)
+    if not bad.any():
         return chunk
+    values = _repaired(values, bad, numeric, scan, non_finite)
     return chunk.assign(**{column: values[:, j] for j, column in enumerate(numeric)})
 
 
@@ -412,7 +422,7 @@ def manifest_beside(path: str | Path) -> StreamManifest | None:
 
 def _count_non_finite(series: pd.Series, scan: StreamScan) -> None:
     values = series.to_numpy(dtype="float64", na_value=np.nan)
-    bad = ~np.isnan(values) & ~(np.abs(values) <= np.finfo(np.float32).max)
+    bad = non_finite_mask(values)
     finite = values[~np.isnan(values) & ~bad]
     name = str(series.name)
     if finite.size:
