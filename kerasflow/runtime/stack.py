@@ -267,9 +267,15 @@ class Stack:
                 continue
             names.append(item["name"])
         if names:
-            self.prefect("deploy", *(arg for name in names for arg in ("--name", name)), timeout=300)
+            source = self.deployment_file()
+            self.prefect("deploy", *(["--prefect-file", str(source)] if source else []),
+                         *(arg for name in names for arg in ("--name", name)), timeout=300)
         self.deployed = names
         return names
+
+    def deployment_file(self) -> Path | None:
+        """The deployment file to deploy from: None for the project's `prefect.yaml`."""
+        return None
 
     def prefect(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         """Runs a Prefect CLI command against the stack's server, from the project folder.
@@ -283,11 +289,19 @@ class Stack:
             raise StackError(f"`prefect {' '.join(args)}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def start_child(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        """Starts a long-running child in its own process group, output to `logs/<name>.log`."""
+    def start_child(self, name: str, cmd: list[str], cwd: Path | None = None,
+                    env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Starts a long-running child in its own process group, output to `logs/<name>.log`.
+
+        Args:
+            name: The child's name (and its log's).
+            cmd: The command.
+            cwd: Its working directory. Default: the project folder.
+            env: Its environment. Default: the stack's.
+        """
         log = open(self.settings.logs / f"{name}.log", "ab")  # noqa: SIM115  (closed with the child)
-        proc = subprocess.Popen(cmd, cwd=self.settings.home, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=cwd or self.settings.home, env=env or self.env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.log = log  # type: ignore[attr-defined]
         self.children[name] = proc
         return proc

@@ -1,0 +1,221 @@
+"""A PostgreSQL cluster of the project's own, run with PostgreSQL's `initdb` and `pg_ctl`.
+
+`kerasflow serve --team` keeps the team's MLflow and Prefect databases in
+one cluster whose data directory sits under the project's state folder
+(`.kerasflow/team/postgres`). It listens on loopback only: the MLflow and
+Prefect servers are its only clients, and workers talk to those servers.
+
+- The binaries come from Debian's `postgresql` package
+  (`/usr/lib/postgresql/<version>/bin`, newest first) or from `PATH`.
+- The superuser `kerasflow` has a generated password, kept beside the data
+  directory (mode 0600); clients get it through libpq's `PGPASSWORD`, so it
+  appears in no command line.
+- PostgreSQL refuses to run as root. Under root, the cluster runs as the
+  `postgres` user of the package (`KERASFLOW_POSTGRES_USER`) through
+  `runuser`, and the data directory belongs to that user.
+- `pg_ctl start` runs the server detached, so it outlives a killed
+  `kerasflow serve`; the next start finds it running and uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from kerasflow.runtime.processes import LOCALHOST
+
+SUPERUSER = "kerasflow"
+OS_USER_ENV = "KERASFLOW_POSTGRES_USER"
+INSTALL_HINT = "install Debian's `postgresql` package (apt-get install postgresql)"
+
+
+class PostgresError(RuntimeError):
+    """PostgreSQL is missing, or a cluster command failed; the message says which and how to fix it."""
+
+
+def find_binary(name: str) -> Path:
+    """Finds a PostgreSQL server program.
+
+    Args:
+        name: The program, e.g. `initdb` or `pg_ctl`.
+
+    Returns:
+        Its path: from the newest `/usr/lib/postgresql/<version>/bin` (where
+        Debian installs the server programs, off `PATH`), else from `PATH`.
+
+    Raises:
+        PostgresError: PostgreSQL is not installed.
+    """
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                      key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    for folder in versions:
+        if (folder / name).is_file():
+            return folder / name
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise PostgresError(f"PostgreSQL's `{name}` was not found: {INSTALL_HINT}")
+
+
+def cluster_user() -> str | None:
+    """The OS user the cluster runs as: None for the current user, else `postgres` (or `KERASFLOW_POSTGRES_USER`) under root."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get(OS_USER_ENV, "postgres")
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        raise PostgresError(f"PostgreSQL refuses to run as root, and there is no `{name}` user to run it as: "
+                            f"{INSTALL_HINT} (it creates one) or set {OS_USER_ENV}") from None
+    return name
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL cluster in `folder`, listening on `127.0.0.1:port`.
+
+    Args:
+        folder: Holds `data/` (the data directory), `server.log` and `password`.
+        port: TCP port on 127.0.0.1. Default 5433 (5432 is often a system cluster's).
+
+    Example:
+
+    ```python
+    cluster = Postgres(Path(".kerasflow/team/postgres"), port=5433)
+    cluster.start()                      # initdb on first use, then pg_ctl start
+    cluster.create_database("mlflow")
+    url = cluster.url("mlflow")          # postgresql+psycopg2://kerasflow@127.0.0.1:5433/mlflow
+    cluster.stop()
+    ```
+    """
+
+    folder: Path
+    port: int = 5433
+
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder).resolve()
+        self.user = cluster_user()
+
+    @property
+    def data(self) -> Path:
+        """The data directory."""
+        return self.folder / "data"
+
+    @property
+    def log(self) -> Path:
+        """The server log."""
+        return self.folder / "server.log"
+
+    @property
+    def password(self) -> str:
+        """The superuser's password (created with the cluster)."""
+        return (self.folder / "password").read_text().strip()
+
+    def environment(self) -> dict[str, str]:
+        """libpq variables for a client of this cluster: `PGPASSWORD` (asyncpg and psycopg2 read it)."""
+        return {"PGPASSWORD": self.password}
+
+    def url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
+        """A SQLAlchemy URL of `database`, without the password (it travels in `PGPASSWORD`).
+
+        Args:
+            database: The database name.
+            driver: The URL scheme. Default `postgresql+psycopg2`; Prefect
+                needs `postgresql+asyncpg`.
+        """
+        return f"{driver}://{SUPERUSER}@{LOCALHOST}:{self.port}/{database}"
+
+    def initialized(self) -> bool:
+        """Returns True when the data directory holds a cluster."""
+        return (self.data / "PG_VERSION").is_file()
+
+    def initialize(self) -> None:
+        """Creates the cluster with `initdb`: UTF-8, password (SCRAM) login over TCP, a generated password."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.data.mkdir(exist_ok=True)
+        secret = self.folder / "password"
+        secret.write_text(secrets.token_urlsafe(24) + "\n")
+        secret.chmod(0o600)
+        pwfile = self.folder / "initdb.pw"  # the server's user must read it; removed at once
+        pwfile.write_text(self.password + "\n")
+        try:
+            self._own(self.folder, self.data, pwfile)
+            self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}", "-E", "UTF8",
+                      "--locale=C.UTF-8", "--auth-local=trust" if self.user is None else "--auth-local=peer",
+                      "--auth-host=scram-sha-256", "--no-instructions", timeout=120)
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def running(self) -> bool:
+        """Returns True when `pg_ctl status` finds the cluster's server running."""
+        return self.initialized() and self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode == 0
+
+    def start(self) -> bool:
+        """Initializes the cluster if needed and starts its server, waiting until it accepts connections.
+
+        Returns:
+            True if it was started now, False if it was already running.
+
+        Raises:
+            PostgresError: PostgreSQL is missing, or the server did not start
+                (the last lines of its log are included).
+        """
+        if not self.initialized():
+            self.initialize()
+        if self.running():
+            return False
+        options = f"-p {self.port} -h {LOCALHOST} -k {self.data}"
+        self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options,
+                  timeout=90, quote_log=True)
+        return True
+
+    def stop(self) -> None:
+        """Stops the server (fast shutdown: open sessions are rolled back); a stopped cluster is left as is."""
+        if self.running():
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", timeout=90)
+
+    def create_database(self, name: str) -> bool:
+        """Creates a database unless it exists.
+
+        Returns:
+            True if it was created now.
+        """
+        proc = subprocess.run([str(find_binary("createdb")), "-h", LOCALHOST, "-p", str(self.port), "-U", SUPERUSER,
+                               name], env={**os.environ, **self.environment()}, capture_output=True, text=True,
+                              timeout=60)
+        if proc.returncode == 0:
+            return True
+        if "already exists" in proc.stderr:
+            return False
+        raise PostgresError(f"cannot create database {name!r}: {proc.stderr.strip()}")
+
+    def _own(self, *paths: Path) -> None:
+        """Gives `paths` to the cluster's OS user, and checks that user can reach them."""
+        if self.user is None:
+            return
+        for path in paths:
+            shutil.chown(path, self.user)
+        probe = subprocess.run(["runuser", "-u", self.user, "--", "test", "-w", str(self.folder)], capture_output=True)
+        if probe.returncode != 0:
+            raise PostgresError(f"the `{self.user}` user that runs PostgreSQL cannot reach {self.folder}: a folder "
+                                "above it is closed to other users; choose a state folder it can reach "
+                                "(--state-dir) or open the folders above it (chmod o+x)")
+
+    def _run(self, program: str, *args: str, check: bool = True, timeout: float = 60,
+             quote_log: bool = False) -> subprocess.CompletedProcess:
+        cmd = [str(find_binary(program)), *args]
+        if self.user is not None:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        proc = subprocess.run(cmd, cwd=self.folder, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip()
+            if quote_log and self.log.is_file():
+                detail += "\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+            raise PostgresError(f"`{program} {args[0]}` failed ({proc.returncode}): {detail}")
+        return proc

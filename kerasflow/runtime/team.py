@@ -1,0 +1,245 @@
+"""The team stack: MLflow and Prefect servers on PostgreSQL, and deployments that pull the code from git.
+
+`kerasflow serve --team` runs, as `kerasflow serve` does but for several people:
+
+- a PostgreSQL cluster under the state folder (`.kerasflow/team/postgres`,
+  `kerasflow.runtime.postgres`) with the `mlflow` and `prefect` databases;
+- `mlflow server` on the `mlflow` database with proxied artifacts
+  (`--serve-artifacts`, stored in `.kerasflow/team/artifacts`): clients need
+  only the server's address, never the artifact store;
+- `prefect server start` on the `prefect` database
+  (`PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...`);
+- the `kerasflow-team` process work pool, and the deployments of
+  `prefect.yaml` with their pull steps replaced by a `git_clone` of the
+  project's repository and `enter_project` into the clone: a worker in any
+  folder, on any host that reaches the servers, runs the committed code;
+- one process worker in a folder of its own (`.kerasflow/team/worker`).
+
+The servers and the worker are children of the stack and stop with it.
+PostgreSQL runs detached (`pg_ctl`): it is stopped too if this stack
+started it, and a running cluster is used as it is.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from kerasflow.runtime.postgres import Postgres, PostgresError
+from kerasflow.runtime.processes import LOCALHOST, wait_healthy
+from kerasflow.runtime.stack import Stack, StackError, StackSettings, port_in_use
+
+TEAM_POOL = "kerasflow-team"
+DATABASES = ("mlflow", "prefect")
+
+
+@dataclass
+class TeamSettings(StackSettings):
+    """Where and how the team stack runs (the fields of `StackSettings`, and these).
+
+    Args:
+        host: The address the MLflow and Prefect servers listen on. Default
+            127.0.0.1; `0.0.0.0` lets workers on other hosts reach them.
+        postgres_port: PostgreSQL's port on 127.0.0.1. Default 5433.
+        repository: The git repository the deployments clone. Default: the
+            project's `origin` remote, else the project's own repository.
+        branch: The branch they clone. Default: the project's current
+            branch (the current commit when it is detached).
+        worker_dir: The local worker's folder. Default `state_dir/team/worker`.
+    """
+
+    host: str = LOCALHOST
+    postgres_port: int = 5433
+    repository: str | None = None
+    branch: str | None = None
+    worker_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.pool = TEAM_POOL if self.pool == "kerasflow-process" else self.pool
+        self.prefect_port = self.prefect_port or 4200
+        self.worker_dir = Path(self.worker_dir).resolve() if self.worker_dir else self.team / "worker"
+
+    @property
+    def team(self) -> Path:
+        """The team stack's state: PostgreSQL, artifacts, the deployment file, the worker's folder."""
+        return self.state_dir / "team"
+
+    @property
+    def address(self) -> str:
+        """The host name clients use: `host`, or this machine's name when it listens on every interface."""
+        return socket.getfqdn() if self.host in ("0.0.0.0", "::") else self.host
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.address}:{self.prefect_port}/api"
+
+    @property
+    def prefect_ui(self) -> str:
+        return f"http://{self.address}:{self.prefect_port}"
+
+    @property
+    def mlflow_ui(self) -> str:
+        return f"http://{self.address}:{self.mlflow_port}"
+
+    @property
+    def store(self) -> str:
+        """The tracking URI of the flows: the MLflow server (PostgreSQL behind it)."""
+        return self.mlflow_ui
+
+    @property
+    def artifacts(self) -> Path:
+        return self.team / "artifacts"
+
+
+def git_source(home: Path, repository: str | None = None, branch: str | None = None) -> dict[str, str]:
+    """Chooses what the deployments clone.
+
+    Args:
+        home: The project folder (a git work tree).
+        repository: Default: the `origin` remote's URL, else `home`'s own repository.
+        branch: Default: the current branch; when detached, the current commit.
+
+    Returns:
+        The arguments of Prefect's `git_clone` step: `repository`, and
+        `branch` or `commit_sha`.
+
+    Raises:
+        StackError: `home` is not a git work tree.
+    """
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(home), *args], capture_output=True, text=True, timeout=30)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    if not git("rev-parse", "--is-inside-work-tree"):
+        raise StackError(f"{home} is not a git work tree: the team deployments clone the project from git; "
+                         "pass --repository URL")
+    source = {"repository": repository or git("remote", "get-url", "origin") or
+              f"file://{Path(git('rev-parse', '--show-toplevel')).resolve()}"}
+    branch = branch or git("branch", "--show-current")
+    if branch:
+        source["branch"] = branch
+    else:
+        source["commit_sha"] = git("rev-parse", "HEAD")
+    return source
+
+
+def write_team_deployments(settings: TeamSettings, source: dict[str, str]) -> Path:
+    """Writes the team's deployment file: `prefect.yaml` with git pull steps and the team's work pool.
+
+    Args:
+        settings: The team settings.
+        source: The `git_clone` arguments (`git_source`).
+
+    Returns:
+        The path of the file (`state_dir/team/prefect.yaml`).
+    """
+    project = yaml.safe_load((settings.home / "prefect.yaml").read_text()) or {}
+    project["pull"] = [
+        {"prefect.deployments.steps.git_clone": {"id": "clone", **source}},
+        {"kerasflow.runtime.steps.enter_project": {"directory": "{{ clone.directory }}"}},
+    ]
+    for deployment in project.get("deployments") or []:
+        deployment["work_pool"] = {**(deployment.get("work_pool") or {}), "name": settings.pool}
+    path = settings.team / "prefect.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Written by `kerasflow serve --team` from prefect.yaml: the code comes from git.\n"
+                    + yaml.safe_dump(project, sort_keys=False))
+    return path
+
+
+class TeamStack(Stack):
+    """The running team stack (`kerasflow serve --team`).
+
+    Args:
+        settings: The team settings.
+        echo: Receives progress lines. Default: print.
+    """
+
+    settings: TeamSettings
+
+    def __init__(self, settings: TeamSettings, echo: Callable[[str], None] = print):
+        super().__init__(settings, echo)
+        self.postgres = Postgres(settings.team / "postgres", settings.postgres_port)
+        self.postgres_started = False
+        self.source: dict[str, str] = {}
+
+    def start(self) -> None:
+        """Starts PostgreSQL, the MLflow and Prefect servers, the work pool, the deployments and a worker.
+
+        Raises:
+            StackError: A part failed; what started is left for `stop`.
+        """
+        s = self.settings
+        self.source = git_source(s.home, s.repository, s.branch)
+        self._check_ports()
+        for folder in (s.logs, s.artifacts, s.worker_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.postgres_started = self.postgres.start()
+            for name in DATABASES:
+                self.postgres.create_database(name)
+        except PostgresError as exc:
+            raise StackError(str(exc)) from None
+        self.start_child("mlflow-server", self._mlflow_command(), env={**self.env, **self.postgres.environment()})
+        self.start_child("prefect-server", [*self._prefect, "server", "start", "--host", s.host,
+                                            "--port", str(s.prefect_port), "--analytics-off"],
+                         cwd=s.team, env=self._prefect_server_env())
+        wait_healthy(f"{s.api_url}/health", self.children["prefect-server"].poll, s.logs / "prefect-server.log",
+                     timeout=180, error=StackError)
+        self.ensure_work_pool()
+        self.deploy()
+        self.start_child("worker", [*self._prefect, "worker", "start", "--pool", s.pool, "--type", "process",
+                                    "--name", f"kerasflow-team-{socket.gethostname()}", "--install-policy", "never"],
+                         cwd=s.worker_dir, env=self.worker_environment())
+        wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
+                     timeout=180, error=StackError)
+
+    def deployment_file(self) -> Path:
+        """The team deployment file, written from `prefect.yaml` with git pull steps."""
+        return write_team_deployments(self.settings, self.source)
+
+    def worker_environment(self) -> dict[str, str]:
+        """A worker's environment: the servers' addresses, and `KERASFLOW_HOME` at its own folder (its resume state)."""
+        s = self.settings
+        return {**self.env, "KERASFLOW_HOME": str(s.worker_dir), "PREFECT_HOME": str(s.worker_dir / ".prefect")}
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stops the worker and the servers, then PostgreSQL if this stack started it."""
+        super().stop(timeout)
+        if self.postgres_started:
+            self.postgres_started = False
+            try:
+                self.postgres.stop()
+            except PostgresError as exc:
+                self.echo(f"warning: {exc}")
+
+    def _check_ports(self) -> None:
+        s = self.settings
+        busy = [(s.prefect_port, "--prefect-port"), (s.mlflow_port, "--mlflow-port")]
+        if not self.postgres.running():
+            busy.append((s.postgres_port, "--postgres-port"))
+        for port, option in busy:
+            if port_in_use(port):
+                raise StackError(f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}")
+
+    def _mlflow_command(self) -> list[str]:
+        s = self.settings
+        return [sys.executable, "-m", "mlflow", "server", "--host", s.host, "--port", str(s.mlflow_port),
+                "--backend-store-uri", self.postgres.url("mlflow"), "--serve-artifacts",
+                "--artifacts-destination", str(s.artifacts), "--workers", "1"]
+
+    def _prefect_server_env(self) -> dict[str, Any]:
+        s = self.settings
+        return {**self.env, **self.postgres.environment(),
+                "PREFECT_HOME": str(s.team / "prefect"),
+                "PREFECT_API_DATABASE_CONNECTION_URL": self.postgres.url("prefect", "postgresql+asyncpg"),
+                "PREFECT_UI_API_URL": s.api_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

@@ -1,0 +1,111 @@
+"""The team stack for real: PostgreSQL (initdb, pg_ctl), MLflow and Prefect servers on it, a worker elsewhere.
+
+A bare clone of this repository stands for the team's git remote. The
+worker runs in a folder of its own, and each flow run clones the code from
+that remote. The test trains through the `manual` deployment, retrains twice
+through `nightly`, and checks runs, versions and aliases through the MLflow
+client against the PostgreSQL-backed server. Everything is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+
+from kerasflow.runtime.postgres import PostgresError, find_binary
+from kerasflow.runtime.processes import free_port
+from kerasflow.runtime.team import TeamSettings, TeamStack, git_source
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "iris-team"
+pytestmark = pytest.mark.slow  # starts PostgreSQL and two servers
+
+
+def _postgres_missing() -> str:
+    try:
+        find_binary("initdb")
+        find_binary("pg_ctl")
+    except PostgresError as exc:
+        return str(exc)
+    return ""
+
+
+@pytest.fixture(scope="module")
+def team():
+    if _postgres_missing():
+        pytest.skip(_postgres_missing())
+    # mode 0755: under root PostgreSQL runs as the `postgres` user, which must reach its data directory
+    state = Path(tempfile.mkdtemp(prefix="kerasflow-team-"))
+    state.chmod(0o755)
+    origin = state / "origin.git"
+    subprocess.run(["git", "clone", "--quiet", "--bare", str(ROOT), str(origin)], check=True, timeout=120)
+    source = git_source(ROOT)
+    settings = TeamSettings(home=ROOT, state_dir=state, prefect_port=free_port(), mlflow_port=free_port(),
+                            postgres_port=free_port(), repository=f"file://{origin}", branch=source.get("branch"),
+                            deployments=["manual", "nightly"], worker_poll_seconds=2)
+    stack = TeamStack(settings, echo=lambda line: None)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        assert not stack.postgres.running(), "PostgreSQL is stopped with the stack"
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _run_deployment(stack: TeamStack, name: str, overrides: list[str]) -> str:
+    proc = stack.prefect("deployment", "run", name, "--param", "config_path=configs/iris.yaml",
+                         "--param", f"overrides={json.dumps(overrides)}", "--watch", "--watch-interval", "2",
+                         "--watch-timeout", "300", check=False, timeout=360)
+    log = (stack.settings.logs / "worker.log").read_text(errors="replace")[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + log
+    return re.search(r"UUID: ([0-9a-f-]{36})", proc.stdout).group(1)
+
+
+def test_deployments_clone_the_code_and_report_to_the_postgres_backed_servers(team: TeamStack) -> None:
+    settings = team.settings
+    deployment = json.loads(team.prefect("deployment", "inspect", "retrain/nightly", "--output", "json").stdout)
+    clone, enter = deployment["pull_steps"]
+    assert clone["prefect.deployments.steps.git_clone"]["repository"].endswith("origin.git")
+    assert enter == {"kerasflow.runtime.steps.enter_project": {"directory": "{{ clone.directory }}"}}
+    assert deployment["work_pool_name"] == "kerasflow-team"
+
+    base = ["training.epochs=3", f"registry.model_name={MODEL}",
+            "registry.gate.thresholds=[{metric: accuracy, min: 0.0}]"]
+    trained = _run_deployment(team, "train/manual", base)
+    retrained = [_run_deployment(team, "retrain/nightly", base + [f"split.seed={seed}"]) for seed in (1, 2)]
+
+    client = mlflow.MlflowClient(settings.store, settings.store)
+    experiment = client.get_experiment_by_name("iris")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:"), "artifacts go through the server"
+    runs = {}
+    for flow_run_id in (trained, *retrained):
+        (run,) = client.search_runs([experiment.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+        assert run.info.status == "FINISHED"
+        runs[flow_run_id] = run
+    assert runs[trained].data.tags["kerasflow.kind"] == "train"
+    decisions = [runs[r].data.tags["kerasflow.decision"] for r in retrained]
+    assert decisions[0] == "first-champion" and decisions[1] in ("promoted", "rejected")
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    assert len(versions) == 3, "one version per run"
+    champion = str(client.get_registered_model(MODEL).aliases["champion"])
+    promoted = [runs[r] for r, d in zip(retrained, decisions) if d != "rejected"][-1]
+    assert champion == promoted.data.tags["kerasflow.model_version"]
+    artifacts = {a.path for a in client.list_artifacts(promoted.info.run_id)}
+    assert artifacts, "artifacts were uploaded through the MLflow server"
+
+    # the stores are PostgreSQL: the runs are rows of the `mlflow` database
+    rows = subprocess.run([str(find_binary("psql")), "-h", "127.0.0.1", "-p", str(settings.postgres_port), "-U", "kerasflow", "-tA",
+                           "-c", "select count(*) from runs", "mlflow"], capture_output=True, text=True,
+                          env={"PGPASSWORD": team.postgres.password, "PATH": "/usr/bin:/bin"}, timeout=30)
+    assert int(rows.stdout.strip()) >= 3, rows.stderr
+    assert requests.get(f"{settings.api_url}/health", timeout=10).ok
+    assert ROOT not in settings.worker_dir.parents, "the worker ran outside the project folder"
