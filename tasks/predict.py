@@ -15,8 +15,8 @@ from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
 from kerasflow.data.predictions import (
     check_columns,
     check_numeric_input,
-    default_output_path,
     join_predictions,
+    output_location,
     prediction_summary,
     write_rows,
 )
@@ -131,8 +131,7 @@ def predict_rows(tracker: Tracker, model: ModelRef, raw_path: str, columns: list
         predictions = predict_with(model.version_uri, frame[columns] if columns else frame)
     except InputRowsError as exc:
         raise exc.located(source) from None
-    target = Path(output_path) if output_path else default_output_path(source)
-    out = write_rows(join_predictions(frame, predictions), target)
+    out = write_rows(join_predictions(frame, predictions), output_location(output_path, source))
     summary = prediction_summary(predictions)
     tracker.tags({"kerasflow.output": str(out.resolve())})
     tracker.json(summary, "predictions/summary.json")

@@ -5,6 +5,7 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ from kerasflow.features.tabular import FeatureError, InputRowsError, check_numer
 PREDICTION_COLUMNS = ("prediction",)
 PROBA_PREFIX = "proba_"
 NUMERIC_TYPES = ("double", "float", "long", "integer")
+OUTPUT_DIR_ENV = "KERASFLOW_OUTPUT_DIR"
 
 
 class ModelReferenceError(BadInputError):
@@ -34,6 +36,25 @@ def default_output_path(input_path: str | Path) -> Path:
     """
     path = Path(input_path)
     return path.with_name(f"{path.stem}.predictions.csv")
+
+
+def output_location(output_path: str | Path | None, input_path: str | Path) -> Path:
+    """Returns where predictions are written.
+
+    A relative path is taken from `KERASFLOW_OUTPUT_DIR` when it is set: the
+    team deployments run each flow in a fresh clone of the code, and set it
+    to the worker's own folder, so outputs outlive the clone.
+
+    Args:
+        output_path: The requested output, or None for `default_output_path(input_path)`.
+        input_path: The input file.
+
+    Returns:
+        The output path.
+    """
+    target = Path(output_path) if output_path else default_output_path(input_path)
+    base = os.environ.get(OUTPUT_DIR_ENV)
+    return Path(base) / target if base and not target.is_absolute() else target
 
 
 def check_columns(frame: pd.DataFrame, expected: list[str], source: str = "the input") -> None:

@@ -343,27 +343,39 @@ def serve(
         help="Port for the shared Prefect server if none runs yet. Default: KERASFLOW_PREFECT_PORT, else 4200.",
         show_default=False)] = None,
     mlflow_port: Annotated[int, typer.Option(metavar="PORT", help="MLflow server port on 127.0.0.1.")] = 5000,
-    pool: Annotated[str, typer.Option(metavar="NAME", help="Process work pool name.")] = "kerasflow-process",
+    pool: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False,
+        help="Process work pool name. Default: kerasflow-process (kerasflow-team with --team).")] = None,
+    team: Annotated[bool, typer.Option("--team", metavar="", help=(
+        "Run the team stack: PostgreSQL under .kerasflow/team, MLflow and Prefect servers on it, deployments "
+        "that clone the code from git (docs/team.md)."))] = False,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help=(
+        "With --team: the address the servers listen on; 0.0.0.0 lets workers on other hosts in."))] = "127.0.0.1",
+    postgres_port: Annotated[int, typer.Option(metavar="PORT", help="With --team: PostgreSQL's port.")] = 5433,
+    repository: Annotated[Optional[str], typer.Option(metavar="URL", show_default=False, help=(
+        "With --team: the git repository the deployments clone. Default: the origin remote."))] = None,
+    branch: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False, help=(
+        "With --team: the branch they clone. Default: the current branch."))] = None,
 ) -> None:
     """Use or start the shared Prefect server; start work pool, deployments, worker and MLflow UI; Ctrl-C stops them."""
     from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file
+    from kerasflow.runtime.team import TEAM_POOL, TeamSettings, TeamStack
 
     silence()
-    settings = StackSettings(home=home, prefect_port=prefect_port, mlflow_port=mlflow_port, pool=pool)
-    stack = Stack(settings, echo=typer.echo)
+    common = {"home": home, "prefect_port": prefect_port, "mlflow_port": mlflow_port,
+              "pool": pool or (TEAM_POOL if team else "kerasflow-process")}
+    if team:
+        settings = TeamSettings(**common, host=host, postgres_port=postgres_port, repository=repository,
+                                branch=branch)
+        stack = TeamStack(settings, echo=typer.echo)
+    else:
+        settings = StackSettings(**common)
+        stack = Stack(settings, echo=typer.echo)
     signal.signal(signal.SIGTERM, _interrupt)  # while starting: unwind like Ctrl-C
-    typer.echo(f"starting the kerasflow stack in {settings.home} (logs in {settings.logs})")
+    typer.echo(f"starting the kerasflow {'team ' if team else ''}stack in {settings.home} (logs in {settings.logs})")
     try:
         stack.start()
         env_file = write_env_file(settings)
-        started = stack.server is not None and stack.server.started
-        typer.echo(f"Prefect UI:  {settings.prefect_ui}   (the shared server, "
-                   f"{'started now' if started else 'already running'})")
-        typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {settings.store})")
-        typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}")
-        typer.echo(f"in another shell:  source {env_file} && prefect deployment run 'retrain/nightly'")
-        typer.echo("Ctrl-C stops the worker and the MLflow UI" + (", and the Prefect server" if started else
-                   "; the shared Prefect server keeps running (`kerasflow server stop` stops it)"))
+        _print_stack(stack, env_file)
         signal.signal(signal.SIGINT, stack.stop_soon)
         signal.signal(signal.SIGTERM, stack.stop_soon)
         exited = stack.wait()
@@ -379,6 +391,34 @@ def serve(
     if exited:
         typer.echo(f"error: {exited} stopped unexpectedly; logs in {settings.logs}", err=True)
         raise typer.Exit(EXIT_FAILED)
+
+
+def _print_stack(stack: Any, env_file: Path) -> None:
+    """Prints the addresses of a started stack and how to use it."""
+    settings = stack.settings
+    team = getattr(stack, "postgres", None)
+    if team is not None:
+        typer.echo(f"PostgreSQL:  127.0.0.1:{settings.postgres_port}   (data in {team.data})")
+        typer.echo(f"Prefect UI:  {settings.prefect_ui}   (database prefect)")
+        typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (database mlflow, artifacts in {settings.artifacts})")
+        clone = stack.source
+        typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}; code from "
+                   f"{clone['repository']} at {clone.get('branch') or clone.get('commit_sha')}")
+        typer.echo(f"a worker on another host:  PREFECT_API_URL={settings.api_url} "
+                   f"MLFLOW_TRACKING_URI={settings.store} prefect worker start --pool {settings.pool}")
+    else:
+        started = stack.server is not None and stack.server.started
+        typer.echo(f"Prefect UI:  {settings.prefect_ui}   (the shared server, "
+                   f"{'started now' if started else 'already running'})")
+        typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {settings.store})")
+        typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}")
+    typer.echo(f"in another shell:  source {env_file} && prefect deployment run 'retrain/nightly'")
+    if team is not None:
+        typer.echo("Ctrl-C stops the worker and the servers" + (", and PostgreSQL" if stack.postgres_started else
+                   "; PostgreSQL was already running and keeps running"))
+    else:
+        typer.echo("Ctrl-C stops the worker and the MLflow UI" + (", and the Prefect server" if started else
+                   "; the shared Prefect server keeps running (`kerasflow server stop` stops it)"))
 
 
 def _interrupt(*_: Any) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kerasflow.data.predictions import OUTPUT_DIR_ENV
+
 
 def enter_project(directory: str | None = None) -> dict[str, str]:
     """Pull step: makes the kerasflow project folder the flow run's working directory.
@@ -18,6 +20,11 @@ def enter_project(directory: str | None = None) -> dict[str, str]:
     (which `kerasflow serve` sets), else the worker's working directory. It
     is resolved when the run starts, on the worker, unlike a `{{ $VAR }}`
     template, which `prefect deploy` fills in on the deploying machine.
+
+    The team deployments (`kerasflow serve --team`) pass the folder of a
+    fresh `git_clone`. The worker's `KERASFLOW_HOME` then stays the home of
+    what must outlive the clone: the resume state (`.kerasflow/`) and
+    relative output paths (`KERASFLOW_OUTPUT_DIR`).
 
     Args:
         directory: The project folder. Default: as above.
@@ -39,5 +46,8 @@ def enter_project(directory: str | None = None) -> dict[str, str]:
     if not (target / "configs").is_dir():
         raise FileNotFoundError(f"{target} is not a kerasflow project (no configs/ folder): set KERASFLOW_HOME "
                                 "for the worker, or start it in the project folder")
+    home = os.environ.get("KERASFLOW_HOME")
+    if directory and home and Path(home).resolve() != target:  # a clone: outputs and state stay in the home
+        os.environ[OUTPUT_DIR_ENV] = str(Path(home).resolve())
     os.chdir(target)
     return {"directory": str(target)}
