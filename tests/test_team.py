@@ -109,3 +109,44 @@ def test_deployments_clone_the_code_and_report_to_the_postgres_backed_servers(te
     assert int(rows.stdout.strip()) >= 3, rows.stderr
     assert requests.get(f"{settings.api_url}/health", timeout=10).ok
     assert ROOT not in settings.worker_dir.parents, "the worker ran outside the project folder"
+
+
+def test_the_team_deployment_file_clones_the_code_into_every_run(tmp_path: Path) -> None:
+    import yaml
+
+    from kerasflow.runtime.team import write_team_deployments
+
+    settings = TeamSettings(home=ROOT, state_dir=tmp_path)
+    path = write_team_deployments(settings, {"repository": "https://git.example.org/ml/project.git", "branch": "main"})
+    team, project = yaml.safe_load(path.read_text()), yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert team["pull"][0] == {"prefect.deployments.steps.git_clone": {
+        "id": "clone", "repository": "https://git.example.org/ml/project.git", "branch": "main"}}
+    assert str(ROOT) not in path.read_text(), "no path of this clone"
+    for mine, theirs in zip(team["deployments"], project["deployments"]):
+        assert mine["work_pool"]["name"] == "kerasflow-team"
+        assert {k: v for k, v in mine.items() if k != "work_pool"} == {k: v for k, v in theirs.items()
+                                                                       if k != "work_pool"}
+
+
+def test_a_detached_checkout_is_cloned_at_its_commit(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(work)], check=True, timeout=120)
+    subprocess.run(["git", "-C", str(work), "checkout", "--quiet", "--detach"], check=True, timeout=60)
+    head = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert git_source(work) == {"repository": str(ROOT), "commit_sha": head}
+    assert git_source(work, "https://h/r.git", "dev") == {"repository": "https://h/r.git", "branch": "dev"}
+
+
+def test_serve_team_refuses_a_busy_port() -> None:
+    import socket
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "serve", "--team", "--mlflow-port",
+                               str(port), "--prefect-port", str(free_port())], capture_output=True, text=True,
+                              cwd=ROOT, timeout=60)
+    assert proc.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in proc.stderr
+    assert "pass --mlflow-port" in proc.stderr and "Traceback" not in proc.stderr

@@ -404,6 +404,10 @@ def _print_stack(stack: Any, env_file: Path) -> None:
         clone = stack.source
         typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}; code from "
                    f"{clone['repository']} at {clone.get('branch') or clone.get('commit_sha')}")
+        from kerasflow.runtime.team import source_notes
+
+        for note in source_notes(settings.home, clone):
+            typer.echo(note)
         typer.echo(f"a worker on another host:  PREFECT_API_URL={settings.api_url} "
                    f"MLFLOW_TRACKING_URI={settings.store} prefect worker start --pool {settings.pool}")
     else:

@@ -131,6 +131,31 @@ def git_source(home: Path, repository: str | None = None, branch: str | None = N
     return source
 
 
+def source_notes(home: Path, source: dict[str, str]) -> list[str]:
+    """Says what a worker cloning `source` will not see, in plain lines.
+
+    Args:
+        home: The project folder.
+        source: The `git_clone` arguments (`git_source`).
+
+    Returns:
+        A line about uncommitted changes in `home`, and one when the
+        repository is a local folder that workers on other hosts cannot reach.
+    """
+    proc = subprocess.run(["git", "-C", str(home), "status", "--porcelain", "--untracked-files=no"],
+                          capture_output=True, text=True, timeout=30)
+    notes = []
+    changed = len(proc.stdout.splitlines())
+    if changed:
+        notes.append(f"note: {changed} file(s) with uncommitted changes in {home} are not in the deployments: "
+                     "workers run what is committed (and pushed)")
+    repository = source["repository"]
+    if repository.startswith(("file://", "/", ".")):
+        notes.append(f"note: the deployments clone {repository}, a folder of this machine: workers on other "
+                     "hosts need --repository with a URL they can reach (an origin remote is used by default)")
+    return notes
+
+
 def write_team_deployments(settings: TeamSettings, source: dict[str, str]) -> Path:
     """Writes the team's deployment file: `prefect.yaml` with git pull steps and the team's work pool.
 
