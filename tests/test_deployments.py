@@ -20,9 +20,6 @@ from kerasflow.runtime.stack import Stack, StackSettings, declared_deployments
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts servers
-MODEL = "iris-deployed"
-OVERRIDES = ["training.epochs=2", f"registry.model_name={MODEL}",
-             "registry.gate.thresholds=[{metric: accuracy, min: 0.0}]"]
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +72,6 @@ def test_retrain_deployment_is_scheduled_and_limited(stack: Stack) -> None:
     assert deployment["parameters"]["config_path"] == "configs/digits.yaml"
 
 
-def test_deployment_run_from_the_cli_lands_in_mlflow(stack: Stack) -> None:
-    proc = stack.prefect("deployment", "run", "retrain/nightly", "--param", "config_path=configs/iris.yaml",
-                         "--param", f"overrides={json.dumps(OVERRIDES)}", "--watch", "--watch-interval", "2",
-                         "--watch-timeout", "240", check=False, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", proc.stdout).group(1)
-    state = requests.get(f"{stack.settings.api_url}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
-    assert state["type"] == "COMPLETED"
-    client = mlflow.MlflowClient(stack.settings.store, stack.settings.store)
-    experiment = client.get_experiment_by_name("iris")
-    (run,) = client.search_runs([experiment.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
-    assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "retrain"
-    assert run.data.tags["kerasflow.decision"] == "first-champion"
-    assert str(client.get_registered_model(MODEL).aliases["champion"]) == run.data.tags["kerasflow.model_version"]
-    assert requests.get(f"{stack.settings.mlflow_ui}/health", timeout=10).ok
-
-
 def test_serve_refuses_a_busy_port() -> None:
     import socket
     import subprocess
@@ -107,11 +87,22 @@ def test_serve_refuses_a_busy_port() -> None:
     assert "pass --prefect-port" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_the_shipped_batch_predict_deployment_runs_without_arguments(stack: Stack) -> None:
+def test_a_deployment_run_from_the_cli_lands_in_mlflow_and_batch_predict_scores_it(stack: Stack) -> None:
     overrides = ["training.epochs=2", "registry.gate.thresholds=[{metric: accuracy, min: 0.0}]"]
     trained = stack.prefect("deployment", "run", "retrain/nightly", "--param", f"overrides={json.dumps(overrides)}",
                             "--watch", "--watch-interval", "2", "--watch-timeout", "240", check=False, timeout=300)
     assert trained.returncode == 0, trained.stdout[-4000:] + trained.stderr[-4000:]
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", trained.stdout).group(1)
+    state = requests.get(f"{stack.settings.api_url}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
+    assert state["type"] == "COMPLETED"
+    client = mlflow.MlflowClient(stack.settings.store, stack.settings.store)
+    experiment = client.get_experiment_by_name("digits")
+    (run,) = client.search_runs([experiment.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+    assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "retrain"
+    assert run.data.tags["kerasflow.decision"] == "first-champion"
+    champion = client.get_registered_model("digits-dense").aliases["champion"]
+    assert str(champion) == run.data.tags["kerasflow.model_version"]
+    assert requests.get(f"{stack.settings.mlflow_ui}/health", timeout=10).ok
     output = ROOT / "predictions" / "digits.predictions.csv"
     output.unlink(missing_ok=True)
     proc = stack.prefect("deployment", "run", "batch-predict/default", "--watch", "--watch-interval", "2",
