@@ -415,9 +415,6 @@ class PipelineConfig(Section):
             problems.append(("tuning", "the search needs validation rows: set split.val_fraction > 0 "
                                        "or tuning.cv_folds"))
         problems += [(f"tuning.{where}", message) for where, message in space_problems(t.space, self.model.kind)]
-        if self.runner.address:
-            problems.append(("runner.address", "tuner trials run on a local Dask cluster only (their oracle listens "
-                                               "on 127.0.0.1); remove runner.address to tune on a LocalCluster"))
         layers = len(getattr(self.model, "hidden_units", []))
         for name, param in t.space.items():
             match = UNITS_PATTERN.match(name)

@@ -25,6 +25,7 @@ from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.training.tune import (
     TuningError,
+    check_reachable,
     free_address,
     observe_search,
     plot_scores,
@@ -178,23 +179,28 @@ def search_on_dask(config: PipelineConfig, prepared: Prepared, data: Any, projec
     """Runs the search's trials on Dask workers, each asking one oracle for its next trial.
 
     The oracle is keras-tuner's chief (`kerasflow.training.tune.start_chief`),
-    serving on a free loopback port; each worker (`tune_worker`) trains
-    trials until the oracle has none left and logs them as nested runs. The
-    cluster is `runner.address`, or a `distributed.LocalCluster` of
-    `runner.n_workers` single-threaded processes for the search. Finished
-    trials are announced here, `trial 3/20: ...`, as the oracle records them.
+    serving on a free port; each worker (`tune_worker`) trains trials until
+    the oracle has none left and logs them as nested runs. The cluster is a
+    `distributed.LocalCluster` of `runner.n_workers` single-threaded
+    processes for the search (the oracle on loopback), or the running
+    cluster at `runner.address` (the oracle on this machine's address toward
+    its scheduler; its workers read the search's files by the same absolute
+    paths, so they run here or share the filesystem). Finished trials are
+    announced here, `trial 3/20: ...`, as the oracle records them.
 
     Returns:
         The `SearchResult`.
     """
     from distributed import Client, LocalCluster, wait
 
-    address = free_address()
+    runner = config.runner
+    address = free_address(runner.address)
+    project = str(Path(project).resolve())  # workers of a remote cluster see the same paths on a shared filesystem
+    prepared = Prepared(**{name: str(Path(path).resolve()) for name, path in asdict(prepared).items()})
     chief = start_chief(config, data, project, fingerprint=fingerprint, fresh=fresh, address=address)
     observer = observe_search(config, data, project)
     resumed = {i for i, t in observer.oracle.trials.items() if t.status in FINISHED}  # a killed run's finished trials
     announced: set[str] = set()
-    runner = config.runner
     quiet_dask()
     cluster = None if runner.address else LocalCluster(
         n_workers=runner.n_workers, threads_per_worker=1, processes=runner.processes, dashboard_address=None,
@@ -225,6 +231,7 @@ def tune_worker(config: PipelineConfig, prepared: Prepared, tuner_id: str, addre
     Returns:
         The ids of the trials it ran.
     """
+    check_reachable([prepared.raw, prepared.split, project])
     import_tensorflow()
     data = search_data(config, pd.read_parquet(prepared.raw), Split.load(prepared.split),
                        FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels))

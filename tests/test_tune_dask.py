@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/wine_tuned.yaml")
@@ -17,29 +23,54 @@ def _trial_values(client: mlflow.MlflowClient, result: dict) -> dict[str, dict[s
     return {t.data.tags["kerasflow.trial_id"]: t.data.params for t in trials}
 
 
-def test_trials_on_two_dask_workers_take_the_values_of_the_local_search(prefect_harness, mlflow_store: str,
-                                                                        tmp_path: Path) -> None:
+@pytest.fixture
+def dask_cluster():
+    """A running Dask cluster started with Dask's own commands: a scheduler and two single-threaded workers."""
+    from distributed import Client
+
+    from kerasflow.runtime.processes import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    dask = [str(Path(sys.executable).parent / "dask")]
+    scheduler = subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                                  "--no-dashboard"], start_new_session=True, **quiet)
+    workers = subprocess.Popen([*dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                               start_new_session=True, cwd=tempfile.mkdtemp(), **quiet)
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            pids = set(client.run(os.getpid).values())
+        yield address, pids
+    finally:
+        for proc in (workers, scheduler):
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_trials_on_dask_workers_take_the_values_of_the_local_search(prefect_harness, mlflow_store: str,
+                                                                    tmp_path: Path, dask_cluster) -> None:
     from kerasflow.flows.tune import tune_flow
 
     common = ["tuning.tuner=random", "tuning.max_trials=4", "training.epochs=2", "training.early_stopping.enabled=false",
               "runner.n_workers=2"]
     local = tune_flow(CONFIG, [*common, f"tuning.directory={tmp_path / 'local'}"], fresh=True)
     spread = tune_flow(CONFIG, [*common, "runner.kind=dask", f"tuning.directory={tmp_path / 'dask'}"], fresh=True)
+    address, worker_pids = dask_cluster
+    remote = tune_flow(CONFIG, [*common, "runner.kind=dask", f"runner.address={address}",
+                                f"tuning.directory={tmp_path / 'remote'}"], fresh=True)
     client = mlflow.MlflowClient(mlflow_store)
     on_dask = _trial_values(client, spread)
     assert len(on_dask) == 4 and on_dask == _trial_values(client, local), "same seed, same trial values"
-    assert spread["hyperparameters"] == local["hyperparameters"]
+    assert _trial_values(client, remote) == on_dask, "the same on a running cluster"
+    assert spread["hyperparameters"] == local["hyperparameters"] == remote["hyperparameters"]
     run = client.get_run(spread["run_id"])
     assert run.data.metrics["tune/trials"] == 4 and run.data.metrics["tune/new_trials"] == 4
-
-
-def test_trials_on_a_remote_cluster_are_refused_at_config_validation() -> None:
-    import pytest
-
-    from kerasflow.schemas.config import ConfigError, load_config
-
-    with pytest.raises(ConfigError, match="runner.address: tuner trials run on a local Dask cluster only"):
-        load_config(CONFIG, ["runner.kind=dask", "runner.address=tcp://scheduler:8786"])
+    trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{remote['run_id']}'")
+    assert {int(t.data.tags["kerasflow.pid"]) for t in trials} <= worker_pids, "trained by the cluster's workers"
 
 
 def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(tmp_path: Path, mlflow_store: str) -> None:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -392,11 +393,45 @@ def run_search_worker(config: PipelineConfig, data: SearchData, project_dir: str
     return set(tuner.new_trial_ids)
 
 
-def free_address() -> tuple[str, int]:
-    """A free TCP port on the loopback interface, for the chief's oracle."""
+def free_address(toward: str | None = None) -> tuple[str, int]:
+    """A free TCP port for the chief's oracle, on the interface its workers reach.
+
+    Args:
+        toward: The Dask scheduler's address (`tcp://host:8786`). Default
+            none: a local cluster, served on loopback.
+
+    Returns:
+        `(ip, port)`: loopback for a local cluster, else this machine's
+        address on the route to the scheduler (the workers share its network).
+
+    Raises:
+        TuningError: The scheduler's host cannot be resolved.
+    """
+    host = "127.0.0.1"
+    if toward:
+        target = urlsplit(toward if "://" in toward else f"tcp://{toward}")
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as route:  # no packet is sent
+                route.connect((target.hostname or "127.0.0.1", target.port or 8786))
+                host = route.getsockname()[0]
+        except OSError as exc:
+            raise TuningError(f"cannot reach the Dask scheduler {toward}: {exc}") from None
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return "127.0.0.1", probe.getsockname()[1]
+        probe.bind((host, 0))
+        return host, probe.getsockname()[1]
+
+
+def check_reachable(paths: list[str]) -> None:
+    """Checks that a Dask worker sees the search's files, which a worker on another host sees only on a shared filesystem.
+
+    Raises:
+        TuningError: A path is missing here; the host and the path are named.
+    """
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        raise TuningError(f"the Dask worker on {socket.gethostname()} cannot read {missing[0]}: workers of "
+                          "runner.address read the search's files by the paths of the machine that runs the "
+                          "search; run them there, or put the project on a filesystem they share")
 
 
 def _listening(address: tuple[str, int]) -> bool:
