@@ -83,6 +83,9 @@ class DataConfig(Section):
             reported as a warning).
         encoding: Text encoding of CSV files, any Python codec name such as
             `latin-1` or `cp1252`. Default `utf-8`.
+        decimal: The decimal mark of numbers in CSV files: `.` (default) or
+            `,` (`12,5`, as many European exports write them; numbers
+            written so under the default are refused, never read as text).
         streaming: Read the data batch by batch instead of into memory, for
             tables larger than memory (`kerasflow.data.stream`). `source` is
             a Parquet file, a folder of Parquet shards or a glob of them.
@@ -93,6 +96,7 @@ class DataConfig(Section):
     test_source: str | None = None
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] | None = None
     encoding: str = "utf-8"
+    decimal: Literal[".", ","] = "."
     target: str
     features: list[str] | None = None
     categorical: list[str] | None = None

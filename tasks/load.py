@@ -13,6 +13,7 @@ from kerasflow.data.contract import (
     label_columns,
     read_sources,
     require_contract,
+    unreadable_report,
 )
 from kerasflow.data.holdout import save_raw
 from kerasflow.data.images import (
@@ -22,7 +23,7 @@ from kerasflow.data.images import (
     is_image_folder,
     scan_image_folders,
 )
-from kerasflow.data.load import Table, fingerprint_frame, resolve_source
+from kerasflow.data.load import DataLoadError, Table, fingerprint_frame, resolve_source
 from kerasflow.data.stream import (
     MANIFEST,
     StreamManifest,
@@ -54,7 +55,12 @@ def load_data(tracker: Tracker, config: PipelineConfig, workdir: str) -> str:
         return load_image_folder(tracker, config, workdir)
     if config.data.streaming:
         return load_stream(tracker, config, workdir)
-    report = check_contract(config, *read_sources(config))
+    try:
+        tables = read_sources(config)
+    except DataLoadError as exc:  # unreadable: the report still says which file and what to do
+        log_contract(tracker, unreadable_report(exc))
+        raise
+    report = check_contract(config, *tables)
     log_contract(tracker, report)
     frame, test_rows = require_contract(report).frame, report.test_rows
     source = report_source(config)

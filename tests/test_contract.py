@@ -32,10 +32,11 @@ MODEL = "contract-bad"
 
 
 def _config(case: Case, folder: Path) -> Path:
-    data = {"source": str(CATALOGUE / case.file), "target": case.target}
+    data = {"source": str(CATALOGUE / case.file), "target": case.target, **case.data}
     if case.test_file:
         data["test_source"] = str(CATALOGUE / case.test_file)
-    raw = {"name": "contract", "data": data, "model": {"hidden_units": [8]}, "split": {"kind": "holdout"},
+    model = {"kind": "cnn", "filters": [4]} if "image" in case.data else {"hidden_units": [8]}
+    raw = {"name": "contract", "data": data, "model": model, "split": {"kind": "holdout"},
            "training": {"epochs": 1, "batch_size": 64},
            "evaluation": {"confusion_matrix": False}, "registry": {"model_name": MODEL}}
     path = folder / f"{case.name}.yaml"
@@ -68,13 +69,17 @@ def test_broken_file_through_the_cli(case: Case, tmp_path: Path, mlflow_store: s
     assert "Traceback" not in output, output
     for word in case.words:
         assert word.lower() in output.lower(), f"{word!r} not in:\n{output}"
+    for word in case.absent:
+        assert word.lower() not in output.lower(), f"{word!r} in:\n{output}"
     if case.exit_code == 2:
         assert _registry(client) == before
         run = _latest_run(client)
         assert run.info.status == "FAILED"
         assert {a.path for a in client.list_artifacts(run.info.run_id, "errors")} == {"errors/error.txt"}
         contract = {a.path for a in client.list_artifacts(run.info.run_id, "contract")}
-        if "Fix:" in output:  # a finding of the contract (not a file that cannot be read, or a bad config)
+        if "image" in case.data:  # image folders have their own report
+            assert "images/report.json" in {a.path for a in client.list_artifacts(run.info.run_id, "images")}
+        elif case.name != "bad_set_value":  # every data problem, a file that cannot be read included
             assert contract == {"contract/report.json", "contract/report.txt"}
             report = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/contract/report.json")
             assert report["passed"] is False and report["errors"] >= 1
@@ -82,7 +87,15 @@ def test_broken_file_through_the_cli(case: Case, tmp_path: Path, mlflow_store: s
 
 def test_catalogue_is_reproducible(tmp_path: Path) -> None:
     for written in write_catalogue(tmp_path):
-        assert written.read_bytes() == (CATALOGUE / written.name).read_bytes(), written.name
+        name = written.relative_to(tmp_path)
+        assert written.read_bytes() == (CATALOGUE / name).read_bytes(), name
+
+
+def test_configured_decimal_comma_reads_numbers() -> None:
+    config = PipelineConfig.model_validate({"name": "t", "data": {
+        "source": str(CATALOGUE / "decimal_comma.csv"), "target": "target", "decimal": ","}})
+    report = require_contract(check_contract(config, *read_sources(config)))
+    assert report.frame["mean_radius"].dtype == "float64" and report.frame["mean_radius"].iloc[0] == 17.99
 
 
 @pytest.mark.parametrize("overrides, rule, words", [

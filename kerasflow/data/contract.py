@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.data.load import Table, read_table
+from kerasflow.data.load import DataLoadError, Table, read_table
 from kerasflow.errors import BadInputError
 from kerasflow.features.tabular import FLOAT32_MAX, fit_labels
 
 MOSTLY_MISSING = 0.5
+DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+(?:[eE][+-]?\d+)?"  # 12,5  1.234,5  -0,25e3
 DROPPED_KEY = b"kerasflow.dropped_columns"
 _EXAMPLES = 5
 
@@ -145,9 +146,38 @@ def read_sources(config: Any) -> tuple[Table, Table | None]:
         DataLoadError: A file is missing or cannot be decoded or parsed.
     """
     data = config.data
-    options = {"delimiter": data.delimiter, "encoding": data.encoding}
-    test = read_table(data.test_source, **options) if data.test_source else None
-    return read_table(data.source, **options), test
+    options = {"delimiter": data.delimiter, "encoding": data.encoding, "decimal": data.decimal}
+    test = _read_source(data.test_source, options) if data.test_source else None
+    return _read_source(data.source, options), test
+
+
+def unreadable_report(error: DataLoadError) -> ContractReport:
+    """The contract report of a source that cannot be read at all: one error, with its fix.
+
+    Args:
+        error: What `read_sources` raised.
+
+    Returns:
+        A failed `ContractReport`, to be logged like any other.
+    """
+    message = str(error)
+    if "duplicate column names" in message:
+        fix = "rename or remove the duplicate columns in the file's header"
+    elif "is not valid" in message:
+        fix = "set data.encoding to the file's encoding (the message names a likely one)"
+    else:
+        fix = "check data.source and data.test_source, and that the file is a complete CSV or Parquet file"
+    report = ContractReport()
+    report.findings.append(Finding("error", "unreadable", getattr(error, "source", ""), None, 0, [], message, fix))
+    return report
+
+
+def _read_source(source: str, options: dict[str, Any]) -> Table:
+    try:
+        return read_table(source, **options)
+    except DataLoadError as exc:
+        exc.source = str(source)  # the file a contract report names
+        raise
 
 
 def check_contract(config: Any, source: Table, test: Table | None = None) -> ContractReport:
@@ -173,7 +203,7 @@ def check_contract(config: Any, source: Table, test: Table | None = None) -> Con
         report.findings += _test_columns(source, test)
     if any(f.severity == "error" for f in report.findings):
         return report
-    frames = [_check_features(config, t, report) for t in tables]
+    frames = [_check_features(config, t, report, training=t is source) for t in tables]
     report.frame = pd.concat(frames, ignore_index=True) if test is not None else frames[0]
     report.test_rows = len(test.frame) if test is not None else 0
     for column, task in labels:
@@ -318,15 +348,19 @@ def _test_columns(source: Table, test: Table) -> list[Finding]:
 # --- features -------------------------------------------------------------------------------------
 
 
-def _check_features(config: Any, table: Table, report: ContractReport) -> pd.DataFrame:
-    """Checks and repairs the feature columns of one table; returns the repaired rows."""
+def _check_features(config: Any, table: Table, report: ContractReport, training: bool = True) -> pd.DataFrame:
+    """Checks and repairs the feature columns of one table; returns the repaired rows.
+
+    Constant columns are judged on the training source only: a column that
+    happens to be constant in a small test file still feeds the model.
+    """
     frame = table.frame.copy()
     features, categorical = feature_columns(config, frame)
     present = [c for c in features if c in frame.columns]
     numeric = [c for c in present if c not in categorical]
     for column in numeric:
         frame[column] = _repair_numbers(config, table.source, frame[column], report)
-    if config.data.image is None:  # pixel tables have constant border pixels by nature
+    if training and config.data.image is None:  # pixel tables have constant border pixels by nature
         _note_constant(config, table, frame, present, report)
     for column in present:
         _note_missing(table, frame[column], report)
@@ -348,6 +382,7 @@ def _repair_tokens(config: Any, file: str, series: pd.Series, report: ContractRe
     numbers = pd.to_numeric(pd.Series(uniques, dtype=object).astype(str).str.strip(), errors="coerce").notna()
     parsed = numbers.to_numpy()[codes]
     if present.empty or parsed.mean() <= 0.5:
+        _note_decimal_commas(config, file, series, present, report)
         return series  # text or categorical data; the feature step reports a non-numeric column
     bad = present[~parsed]
     tokens = sorted({str(v) for v in bad})[:10]
@@ -360,6 +395,24 @@ def _repair_tokens(config: Any, file: str, series: pd.Series, report: ContractRe
     report.findings.append(Finding("error" if fail else "warning", "invalid_numbers", file, str(series.name),
                                    len(bad), tokens, message, fix))
     return pd.to_numeric(series.astype(str).str.strip().where(series.notna()), errors="coerce")
+
+
+def _note_decimal_commas(config: Any, file: str, series: pd.Series, present: pd.Series,
+                         report: ContractReport) -> None:
+    """A text column whose values are mostly numbers written with a decimal comma (`12,5`): refused, never text."""
+    if config.data.decimal == "," or present.empty:
+        return
+    uniques = pd.Series(pd.unique(present.astype(str).str.strip()))
+    comma = uniques.str.fullmatch(DECIMAL_COMMA)
+    if comma.mean() <= 0.5:
+        return
+    examples = uniques[comma].head(_EXAMPLES).tolist()
+    report.findings.append(Finding(
+        "error", "decimal_comma", file, str(series.name), int(present.astype(str).str.strip()
+                                                              .str.fullmatch(DECIMAL_COMMA).sum()), examples,
+        f"the values are numbers written with a decimal comma (e.g. {', '.join(map(repr, examples))}); "
+        "read with a decimal point they would be text, and the column categorical",
+        "set data.decimal: ',' if the comma is the decimal mark, or list the column under data.categorical"))
 
 
 def _repair_non_finite(config: Any, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
@@ -429,13 +482,14 @@ def _label_findings(config: Any, report: ContractReport, source: Table, test: Ta
     frame, n_train = report.frame, len(report.frame) - report.test_rows
     labels = frame[column]
     missing = labels.isna()
-    if missing.any():
-        return [_label_missing(source, test, labels, n_train)]
-    train = labels.iloc[:n_train]
-    if task == "auto":
+    found = [_label_missing(source, test, labels, n_train)] if missing.any() else []
+    train = labels.iloc[:n_train].dropna()
+    if task == "auto" and not train.empty:
         task = fit_labels(train, "auto").task
     if task == "regression":
-        return _regression_labels(source, labels, column)
+        return found + _regression_labels(source, labels[~missing], column)
+    if found:
+        return found
     found = _class_counts(config, source, train, column)
     if test is not None:
         found += _unseen_test_labels(test, train, labels.iloc[n_train:], column)
@@ -453,13 +507,15 @@ def _label_missing(source: Table, test: Table | None, labels: pd.Series, n_train
 
 
 def _regression_labels(source: Table, labels: pd.Series, column: str) -> list[Finding]:
+    """Regression labels (missing ones left out) that are not finite float32 numbers; rows by their place in the file."""
     values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     bad = ~np.isfinite(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
     if not bad.any():
         return []
+    rows = labels.index[bad]
     return [Finding("error", "non_finite_label", source.source, column, int(bad.sum()),
-                    [int(r) + 1 for r in np.flatnonzero(bad)[:_EXAMPLES]],
-                    f"{int(bad.sum())} regression label(s) are not finite numbers (rows {_rows(np.flatnonzero(bad))})",
+                    [int(r) + 1 for r in rows[:_EXAMPLES]],
+                    f"{int(bad.sum())} regression label(s) are not finite numbers (rows {_rows(rows)})",
                     "fix or remove those rows")]
 
 

@@ -13,6 +13,7 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import hashlib
@@ -45,6 +46,9 @@ _OTHER_DELIMITERS = ";\t|"
 _TAIL_BYTES = 65_536
 # Tried in order on bytes that are not valid in the configured encoding; the first that decodes is suggested.
 _LIKELY_ENCODINGS = ("utf-8", "cp1252", "latin-1")
+# A file that starts with a byte-order mark says its own encoding (UTF-32 before UTF-16: its mark starts alike).
+_BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 class DataLoadError(BadInputError):
@@ -101,7 +105,7 @@ def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None, 
 
 
 def read_table(source: str | os.PathLike[str], *, base_dir: Path | None = None, delimiter: str | None = None,
-               encoding: str = "utf-8") -> Table:
+               encoding: str = "utf-8", decimal: str = ".") -> Table:
     """Reads a data source and notes how: the delimiter used and a truncated last line.
 
     Without a configured `delimiter`, a CSV file that parses to a single
@@ -114,6 +118,7 @@ def read_table(source: str | os.PathLike[str], *, base_dir: Path | None = None, 
             `None` (the working directory).
         delimiter: CSV field delimiter. Default `None` (comma, or sniffed).
         encoding: Text encoding of CSV files. Default `utf-8`.
+        decimal: The decimal mark of numbers in CSV files, `.` (default) or `,`.
 
     Returns:
         The `Table`.
@@ -135,7 +140,7 @@ def read_table(source: str | os.PathLike[str], *, base_dir: Path | None = None, 
         return Table(_load_builtin(resolved), resolved)
     path = Path(resolved)
     if path.suffix.lower() == ".csv":
-        return _read_csv_table(path, delimiter, encoding)
+        return _read_csv_table(path, delimiter, encoding, decimal)
     return Table(_read_file(path, _read_parquet), resolved)
 
 
@@ -283,14 +288,14 @@ def _check_file(path: Path) -> None:
         )
 
 
-def _read_csv_table(path: Path, delimiter: str | None, encoding: str) -> Table:
+def _read_csv_table(path: Path, delimiter: str | None, encoding: str, decimal: str = ".") -> Table:
     """Reads a CSV file with the configured or sniffed delimiter and checks its last line."""
     sep = delimiter or ","
-    frame = _read_file(path, lambda p: _read_csv(p, sep, encoding))
+    frame = _read_file(path, lambda p: _read_csv(p, sep, encoding, decimal))
     sniffed = delimiter is None and _looks_delimited(frame)
     if sniffed:
         sep = _sniff_delimiter(path, encoding, str(frame.columns[0]))
-        frame = _read_file(path, lambda p: _read_csv(p, sep, encoding))
+        frame = _read_file(path, lambda p: _read_csv(p, sep, encoding, decimal))
     return Table(frame, str(path), sep, sniffed, _truncated_last_line(path, sep, encoding, frame.shape[1]))
 
 
@@ -314,11 +319,11 @@ def _read_file(path: Path, reader) -> pd.DataFrame:
     return df
 
 
-def _read_csv(path: Path, sep: str, encoding: str) -> pd.DataFrame:
+def _read_csv(path: Path, sep: str, encoding: str, decimal: str = ".") -> pd.DataFrame:
     """Reads a CSV file, rejecting duplicate header names before pandas renames them."""
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep, encoding=encoding)
     _check_columns(pd.Index(header.iloc[0].tolist()), path)
-    return pd.read_csv(path, sep=sep, encoding=encoding)
+    return pd.read_csv(path, sep=sep, encoding=encoding, decimal=decimal)
 
 
 def _looks_delimited(frame: pd.DataFrame) -> bool:
@@ -376,7 +381,9 @@ def _decode_problem(path: Path, err: UnicodeDecodeError) -> str:
     begin = data.rfind(b"\n", 0, start) + 1
     end = data.find(b"\n", start)
     excerpt = data[begin: end if end >= 0 else len(data)][:80].decode(err.encoding, errors="backslashreplace")
-    likely = next((name for name in _LIKELY_ENCODINGS if _decodes(data, name)), None)
+    excerpt = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in excerpt)  # no raw NULs on a terminal
+    marked = next((name for mark, name in _BYTE_ORDER_MARKS if data.startswith(mark)), None)
+    likely = marked or next((name for name in _LIKELY_ENCODINGS if _decodes(data, name)), None)
     hint = f"it decodes as {likely}: set data.encoding: {likely}" if likely else "set data.encoding to the file's encoding"
     return (f"Data file '{path}' is not valid {err.encoding}: byte 0x{data[start]:02x} on line {line} "
             f"(\"{excerpt}\"); {hint}.")
@@ -403,7 +410,8 @@ def _check_columns(columns: pd.Index, path: Path) -> None:
     """Raises `DataLoadError` if `columns` holds duplicate names."""
     duplicated = sorted({str(c) for c in columns[columns.duplicated()]})
     if duplicated:
-        raise DataLoadError(f"Data file '{path}' has duplicate column names: {duplicated}.")
+        raise DataLoadError(f"Data file '{path}' has duplicate column names: {duplicated}. Rename or remove the "
+                            "duplicates in its header.")
 
 
 def _load_builtin(name: str) -> pd.DataFrame:

@@ -36,6 +36,9 @@ class Case:
         words: Words the output must contain (case-insensitive).
         overrides: `--set` overrides beyond the base config.
         test_file: A `data.test_source` file. Default none.
+        target: The label column. Default `target`.
+        absent: Words the output must not contain. Default none.
+        data: More keys of the config's `data` section. Default none.
     """
 
     name: str
@@ -45,7 +48,8 @@ class Case:
     overrides: tuple[str, ...] = ()
     test_file: str | None = None
     target: str = "target"
-    extra: dict = field(default_factory=dict)
+    absent: tuple[str, ...] = ()
+    data: dict = field(default_factory=dict)
 
 
 CASES = [
@@ -67,6 +71,15 @@ CASES = [
          test_file="iris_test.csv"),
     Case("bad_set_value", "clean.csv", 2, ("training.epochs", "not a plain yaml value"),
          ("training.epochs=!!python/object/apply:os.system [echo]",)),
+    Case("decimal_comma", "decimal_comma.csv", 2, ("mean_radius", "decimal comma", "'17,99'", "data.decimal: ','")),
+    Case("utf16_encoding", "utf16.csv", 2, ("not valid utf-8", "decodes as utf-16", "data.encoding: utf-16"),
+         absent=("\x00",)),
+    Case("regression_infinite_label", "regression_label.csv", 2, ("mean_area", "not finite", "rows"),
+         target="mean_area"),
+    Case("constant_only_in_test", "clean.csv", 0, ("test metrics",), test_file="test_constant.csv",
+         absent=("single value",)),
+    Case("image_empty_class", "images", 2, ("empty class folder", "3/", "2/broken.png", "1/notes.txt"),
+         target="label", data={"image": {"size": [8, 8], "channels": 1}}),
 ]
 
 
@@ -109,9 +122,46 @@ def write_catalogue(out: Path = HERE) -> list[Path]:
     files["rare_class.csv"] = rare.reset_index(drop=True)
     files["iris_two_classes.csv"] = iris[iris["target"] != "virginica"].reset_index(drop=True)
     files["iris_test.csv"] = iris.iloc[::5].reset_index(drop=True)
+    regression = cancer.drop(columns="target")
+    regression.loc[[4, 30], "mean_area"] = [np.inf, np.nan]
+    files["regression_label.csv"] = regression
+    files["test_constant.csv"] = load_frame("breast_cancer")[COLUMNS].iloc[240:280].assign(mean_smoothness=0.1)
     written = [_write_csv(frame, out / name) for name, frame in files.items()]
-    written += [_semicolon(cancer, out), _latin1(cancer, out), _truncated(cancer, out), _duplicate(cancer, out)]
-    return written
+    written += [_semicolon(cancer, out), _latin1(cancer, out), _truncated(cancer, out), _duplicate(cancer, out),
+                _decimal_comma(cancer, out), _utf16(cancer, out)]
+    return written + _image_folder(load_frame("digits"), out / "images")
+
+
+def _decimal_comma(frame: pd.DataFrame, out: Path) -> Path:
+    path = out / "decimal_comma.csv"
+    frame.to_csv(path, index=False, sep=";", decimal=",")
+    return path
+
+
+def _utf16(frame: pd.DataFrame, out: Path) -> Path:
+    path = out / "utf16.csv"
+    frame.to_csv(path, index=False, encoding="utf-16")
+    return path
+
+
+def _image_folder(digits: pd.DataFrame, root: Path) -> list[Path]:
+    """Digits as PNGs in class folders, with an empty class folder, a corrupt image and a stray text file."""
+    from PIL import Image
+
+    written = []
+    for label in (0, 1, 2):
+        rows = digits[digits["target"] == label].drop(columns="target").to_numpy()[:6]
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        for i, pixels in enumerate(rows):
+            path = root / str(label) / f"img_{i}.png"
+            Image.fromarray((pixels.reshape(8, 8) * 15.9).astype("uint8")).save(path, format="PNG", optimize=False)
+            written.append(path)
+    (root / "3").mkdir(exist_ok=True)
+    (root / "3" / ".gitkeep").write_text("")  # an empty class folder that git keeps
+    broken, notes = root / "2" / "broken.png", root / "1" / "notes.txt"
+    broken.write_bytes(b"\x89PNG not really")
+    notes.write_text("scanned by the lab\n")
+    return [*written, root / "3" / ".gitkeep", broken, notes]
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
