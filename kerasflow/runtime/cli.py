@@ -356,7 +356,10 @@ def serve(
     branch: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False, help=(
         "With --team: the branch they clone. Default: the current branch."))] = None,
 ) -> None:
-    """Use or start the shared Prefect server; start work pool, deployments, worker and MLflow UI; Ctrl-C stops them."""
+    """Use or start the shared Prefect server; start work pool, deployments, worker and MLflow UI; Ctrl-C stops them.
+
+    With --team: PostgreSQL, and MLflow and Prefect servers on it, for workers on other hosts (docs/team.md).
+    """
     from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file
     from kerasflow.runtime.team import TEAM_POOL, TeamSettings, TeamStack
 
