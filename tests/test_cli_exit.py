@@ -73,29 +73,3 @@ def test_fast_exit_loses_nothing(tmp_path: Path) -> None:
         assert {log["task_run_id"] for log in finished if log["task_run_id"]} == tasks, "every task's last log line"
     finally:
         subprocess.run([str(KERASFLOW), "server", "stop"], env=env, cwd=ROOT, capture_output=True, timeout=120)
-
-
-@pytest.mark.slow
-def test_fast_exit_still_runs_exit_handlers(tmp_path: Path) -> None:
-    """The `atexit` work of a run happens: its temporary Prefect server is stopped, not orphaned."""
-    import psutil
-
-    home = tmp_path / "prefect"
-    env = {**os.environ, "PREFECT_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "KERASFLOW_PREFECT_SERVER": "temporary"}
-    env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([str(KERASFLOW), "run", "configs/breast_cancer.yaml", "--set", "training.epochs=2"],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-    def ours(p: psutil.Process) -> bool:
-        try:
-            return p.environ().get("PREFECT_HOME") == str(home)
-        except psutil.Error:
-            return False
-
-    left = [p for p in psutil.process_iter() if ours(p)]
-    described = [" ".join(p.cmdline()[:8]) for p in left]
-    for p in left:
-        p.kill()
-    assert not left, described

@@ -91,6 +91,15 @@ def test_catalogue_is_reproducible(tmp_path: Path) -> None:
         assert written.read_bytes() == (CATALOGUE / name).read_bytes(), name
 
 
+def test_a_column_constant_only_in_the_test_file_is_kept() -> None:
+    config = PipelineConfig.model_validate({"name": "t", "data": {
+        "source": str(CATALOGUE / "clean.csv"), "target": "target",
+        "test_source": str(CATALOGUE / "test_constant.csv")}})
+    report = require_contract(check_contract(config, *read_sources(config)))
+    assert report.findings == [] and report.dropped == []
+    assert report.frame["mean_smoothness"].iloc[-1] == 0.1
+
+
 def test_configured_decimal_comma_reads_numbers() -> None:
     config = PipelineConfig.model_validate({"name": "t", "data": {
         "source": str(CATALOGUE / "decimal_comma.csv"), "target": "target", "decimal": ","}})

@@ -76,8 +76,6 @@ CASES = [
          absent=("\x00",)),
     Case("regression_infinite_label", "regression_label.csv", 2, ("mean_area", "not finite", "rows"),
          target="mean_area"),
-    Case("constant_only_in_test", "clean.csv", 0, ("test metrics",), test_file="test_constant.csv",
-         absent=("single value",)),
     Case("image_empty_class", "images", 2, ("empty class folder", "3/", "2/broken.png", "1/notes.txt"),
          target="label", data={"image": {"size": [8, 8], "channels": 1}}),
 ]
