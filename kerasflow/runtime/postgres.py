@@ -168,11 +168,19 @@ class Postgres:
         if not self.initialized():
             self.initialize()
         if self.running():
+            self.port = self.running_port() or self.port  # started earlier, perhaps on another port
             return False
         options = f"-p {self.port} -h {LOCALHOST} -k {self.data}"
         self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options,
                   timeout=90, quote_log=True)
         return True
+
+    def running_port(self) -> int | None:
+        """The port the running server listens on, from its `postmaster.pid` (its fourth line), if it can be read."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
+            return None
 
     def stop(self) -> None:
         """Stops the server (fast shutdown: open sessions are rolled back); a stopped cluster is left as is."""

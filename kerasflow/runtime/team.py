@@ -209,6 +209,7 @@ class TeamStack(Stack):
             folder.mkdir(parents=True, exist_ok=True)
         try:
             self.postgres_started = self.postgres.start()
+            s.postgres_port = self.postgres.port  # a cluster already running keeps its port
             for name in DATABASES:
                 self.postgres.create_database(name)
         except PostgresError as exc:
