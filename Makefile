@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/scale.py --streaming
 	$(BIN)/python benchmarks/retrain.py
+	$(BIN)/python benchmarks/team.py
 
 quality: setup
 	$(BIN)/python benchmarks/quality.py
