@@ -150,3 +150,13 @@ def test_serve_team_refuses_a_busy_port() -> None:
                               cwd=ROOT, timeout=60)
     assert proc.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in proc.stderr
     assert "pass --mlflow-port" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_servers_open_to_other_hosts_accept_their_advertised_name(tmp_path: Path) -> None:
+    stack = TeamStack(TeamSettings(home=ROOT, state_dir=tmp_path, host="0.0.0.0", mlflow_port=5000),
+                      echo=lambda line: None)
+    command = stack.mlflow_command()
+    allowed = command[command.index("--allowed-hosts") + 1].split(",")
+    assert f"{stack.settings.address}:5000" in allowed and "10.*" in allowed and "*" not in allowed
+    assert "--allowed-hosts" not in TeamStack(TeamSettings(home=ROOT, state_dir=tmp_path),
+                                              echo=lambda line: None).mlflow_command()

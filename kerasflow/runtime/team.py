@@ -98,6 +98,21 @@ class TeamSettings(StackSettings):
         return self.team / "artifacts"
 
 
+def allowed_hosts(address: str, port: int) -> str:
+    """The Host headers the MLflow server accepts: the advertised name, loopback and private networks.
+
+    Args:
+        address: The name clients use (`TeamSettings.address`).
+        port: The MLflow server's port.
+
+    Returns:
+        A value for `mlflow server --allowed-hosts`.
+    """
+    names = [address, "localhost", LOCALHOST, "10.*", "172.*", "192.168.*"]
+    return ",".join(item for name in dict.fromkeys(names) for item in (name, f"{name}:{port}")
+                    if "*" not in name or item == name)
+
+
 def git_source(home: Path, repository: str | None = None, branch: str | None = None) -> dict[str, str]:
     """Chooses what the deployments clone.
 
@@ -214,7 +229,7 @@ class TeamStack(Stack):
                 self.postgres.create_database(name)
         except PostgresError as exc:
             raise StackError(str(exc)) from None
-        self.start_child("mlflow-server", self._mlflow_command(), env={**self.env, **self.postgres.environment()})
+        self.start_child("mlflow-server", self.mlflow_command(), env={**self.env, **self.postgres.environment()})
         self.start_child("prefect-server", [*self._prefect, "server", "start", "--host", s.host,
                                             "--port", str(s.prefect_port), "--analytics-off"],
                          cwd=s.team, env=self._prefect_server_env())
@@ -256,11 +271,15 @@ class TeamStack(Stack):
             if port_in_use(port):
                 raise StackError(f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}")
 
-    def _mlflow_command(self) -> list[str]:
+    def mlflow_command(self) -> list[str]:
+        """The `mlflow server` command: PostgreSQL behind it, proxied artifacts, Host names it accepts."""
         s = self.settings
-        return [sys.executable, "-m", "mlflow", "server", "--host", s.host, "--port", str(s.mlflow_port),
-                "--backend-store-uri", self.postgres.url("mlflow"), "--serve-artifacts",
-                "--artifacts-destination", str(s.artifacts), "--workers", "1"]
+        command = [sys.executable, "-m", "mlflow", "server", "--host", s.host, "--port", str(s.mlflow_port),
+                   "--backend-store-uri", self.postgres.url("mlflow"), "--serve-artifacts",
+                   "--artifacts-destination", str(s.artifacts), "--workers", "1"]
+        if s.host != LOCALHOST:  # MLflow answers 403 to a Host header it does not know (DNS-rebinding guard)
+            command += ["--allowed-hosts", allowed_hosts(s.address, s.mlflow_port)]
+        return command
 
     def _prefect_server_env(self) -> dict[str, Any]:
         s = self.settings
