@@ -23,6 +23,7 @@ from kerasflow.quiet import import_tensorflow, quiet_dask
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
+from kerasflow.training.resume import in_project
 from kerasflow.training.tune import (
     TuningError,
     check_reachable,
@@ -148,7 +149,7 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     client = tracker.client
     hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id, tracker.uri,
                              max_trials=config.tuning.max_trials, direction=config.tuning.objective.direction)
-    project = config.tuning.project_dir(config.name)
+    project = str(in_project(config.tuning.project_dir(config.name)))
     fingerprint = search_fingerprint(config, fingerprint_frame(frame))
     if config.runner.kind == "dask":  # trials on Dask workers, one oracle here
         result = search_on_dask(config, prepared, data, project, fingerprint, fresh, hook)

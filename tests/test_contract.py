@@ -166,3 +166,20 @@ def test_kfold_needs_folds_members_per_class() -> None:
     report = check_contract(config, Table(frame, "x.csv"))
     assert [f.rule for f in report.errors] == ["rare_class"]
     assert "'q' (4 rows)" in report.errors[0].message and "6 rows per class" in report.errors[0].message
+
+
+def test_decimal_commas_in_a_mostly_integer_column_are_refused_not_dropped() -> None:
+    frame = pd.DataFrame({"a": ["3", "3,5", "4", "5", "6,25", "7"] * 3, "y": ["p", "q"] * 9})
+    (finding,) = _check(frame).findings
+    assert finding.rule == "decimal_comma" and finding.severity == "error" and "'3,5'" in str(finding)
+    thousands = _check(pd.DataFrame({"a": ["1,234", "2,500"] * 6, "y": ["p", "q"] * 6})).findings[0]
+    assert "thousands separator" in str(thousands)
+
+
+def test_non_finite_regression_labels_are_named_in_their_own_file() -> None:
+    config = PipelineConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "y",
+                                                                  "test_source": "t.csv"}})
+    train = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 3, "y": [1.5, 2.5, float("inf"), 4.5] * 3})
+    test = pd.DataFrame({"a": [1.0, 2.0], "y": [float("inf"), 1.5]})
+    report = check_contract(config, Table(train, "x.csv"), Table(test, "t.csv"))
+    assert [(f.file, f.examples) for f in report.errors] == [("x.csv", [3, 7, 11]), ("t.csv", [1])]

@@ -385,6 +385,9 @@ def _repair_tokens(config: Any, file: str, series: pd.Series, report: ContractRe
         _note_decimal_commas(config, file, series, present, report)
         return series  # text or categorical data; the feature step reports a non-numeric column
     bad = present[~parsed]
+    if bad.astype(str).str.strip().str.fullmatch(DECIMAL_COMMA).mean() > 0.5:  # 3, 3,5, 4: decimal commas
+        _note_decimal_commas(config, file, series, bad, report)
+        return series
     tokens = sorted({str(v) for v in bad})[:10]
     fail = config.preprocessing.invalid_numbers == "fail"
     message = (f"{len(bad)} of {len(series)} values are not numbers in a numeric column "
@@ -407,12 +410,15 @@ def _note_decimal_commas(config: Any, file: str, series: pd.Series, present: pd.
     if comma.mean() <= 0.5:
         return
     examples = uniques[comma].head(_EXAMPLES).tolist()
-    report.findings.append(Finding(
-        "error", "decimal_comma", file, str(series.name), int(present.astype(str).str.strip()
-                                                              .str.fullmatch(DECIMAL_COMMA).sum()), examples,
-        f"the values are numbers written with a decimal comma (e.g. {', '.join(map(repr, examples))}); "
-        "read with a decimal point they would be text, and the column categorical",
-        "set data.decimal: ',' if the comma is the decimal mark, or list the column under data.categorical"))
+    thousands = bool(uniques[comma].str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+").all())
+    rows = int(present.astype(str).str.strip().str.fullmatch(DECIMAL_COMMA).sum())
+    message = (f"{rows} values are numbers written with a comma (e.g. {', '.join(map(repr, examples))}), "
+               "which a decimal point would read as text")
+    fix = "set data.decimal: ',' if the comma is the decimal mark, or list the column under data.categorical"
+    if thousands:  # 1,234: a decimal comma, or a thousands separator?
+        message += "; every one has three digits after the comma, so it may be a thousands separator"
+        fix = ("remove the thousands separators from the export if they are; " + fix)
+    report.findings.append(Finding("error", "decimal_comma", file, str(series.name), rows, examples, message, fix))
 
 
 def _repair_non_finite(config: Any, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
@@ -487,7 +493,7 @@ def _label_findings(config: Any, report: ContractReport, source: Table, test: Ta
     if task == "auto" and not train.empty:
         task = fit_labels(train, "auto").task
     if task == "regression":
-        return found + _regression_labels(source, labels[~missing], column)
+        return found + _regression_labels(source, test, labels[~missing], column, n_train)
     if found:
         return found
     found = _class_counts(config, source, train, column)
@@ -506,17 +512,20 @@ def _label_missing(source: Table, test: Table | None, labels: pd.Series, n_train
                    "fill in the labels, or remove those rows")
 
 
-def _regression_labels(source: Table, labels: pd.Series, column: str) -> list[Finding]:
-    """Regression labels (missing ones left out) that are not finite float32 numbers; rows by their place in the file."""
+def _regression_labels(source: Table, test: Table | None, labels: pd.Series, column: str,
+                       n_train: int) -> list[Finding]:
+    """Regression labels (missing ones left out) that are not finite float32 numbers, per file, rows by their place in it."""
     values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     bad = ~np.isfinite(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
-    if not bad.any():
-        return []
-    rows = labels.index[bad]
-    return [Finding("error", "non_finite_label", source.source, column, int(bad.sum()),
-                    [int(r) + 1 for r in rows[:_EXAMPLES]],
-                    f"{int(bad.sum())} regression label(s) are not finite numbers (rows {_rows(rows)})",
-                    "fix or remove those rows")]
+    rows = labels.index[bad].to_numpy()
+    found = []
+    for table, local in ((source, rows[rows < n_train]), (test, rows[rows >= n_train] - n_train)):
+        if table is not None and local.size:
+            found.append(Finding("error", "non_finite_label", table.source, column, int(local.size),
+                                 [int(r) + 1 for r in local[:_EXAMPLES]],
+                                 f"{local.size} regression label(s) are not finite numbers (rows {_rows(local)})",
+                                 "fix or remove those rows"))
+    return found
 
 
 def _class_counts(config: Any, source: Table, train: pd.Series, column: str) -> list[Finding]:

@@ -585,7 +585,8 @@ def _is_numeric(series: pd.Series) -> bool:
 def _infer_task(y: pd.Series) -> str:
     if not _is_numeric(y):
         return "classification"
-    integral = pd.api.types.is_integer_dtype(y) or bool(np.all(np.mod(y.to_numpy(dtype="float64"), 1) == 0))
+    with np.errstate(invalid="ignore"):  # inf labels: not integral; the data contract names them
+        integral = pd.api.types.is_integer_dtype(y) or bool(np.all(np.mod(y.to_numpy(dtype="float64"), 1) == 0))
     return "classification" if integral and y.nunique() <= _CLASSIFICATION_MAX_LEVELS else "regression"
 
 

@@ -340,9 +340,10 @@ def rollback(name: Annotated[str, typer.Argument(metavar="NAME", help="Registere
 def serve(
     home: Annotated[Path, typer.Option(metavar="PATH", help="Project folder with prefect.yaml.")] = Path("."),
     prefect_port: Annotated[Optional[int], typer.Option(metavar="PORT",
-        help="Port for the shared Prefect server if none runs yet. Default: KERASFLOW_PREFECT_PORT, else 4200.",
+        help=("Port for the shared Prefect server if none runs yet. Default: KERASFLOW_PREFECT_PORT, else 4200 "
+              "(with --team: the team's Prefect server, default 4200)."),
         show_default=False)] = None,
-    mlflow_port: Annotated[int, typer.Option(metavar="PORT", help="MLflow server port on 127.0.0.1.")] = 5000,
+    mlflow_port: Annotated[int, typer.Option(metavar="PORT", help="MLflow server port.")] = 5000,
     pool: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False,
         help="Process work pool name. Default: kerasflow-process (kerasflow-team with --team).")] = None,
     team: Annotated[bool, typer.Option("--team", metavar="", help=(
@@ -350,6 +351,8 @@ def serve(
         "that clone the code from git (docs/team.md)."))] = False,
     host: Annotated[str, typer.Option(metavar="ADDRESS", help=(
         "With --team: the address the servers listen on; 0.0.0.0 lets workers on other hosts in."))] = "127.0.0.1",
+    advertise: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False, help=(
+        "With --team --host 0.0.0.0: the name workers on other hosts use. Default: this machine's full name."))] = None,
     postgres_port: Annotated[int, typer.Option(metavar="PORT", help="With --team: PostgreSQL's port.")] = 5433,
     repository: Annotated[Optional[str], typer.Option(metavar="URL", show_default=False, help=(
         "With --team: the git repository the deployments clone. Default: the origin remote."))] = None,
@@ -367,8 +370,8 @@ def serve(
     common = {"home": home, "prefect_port": prefect_port, "mlflow_port": mlflow_port,
               "pool": pool or (TEAM_POOL if team else "kerasflow-process")}
     if team:
-        settings = TeamSettings(**common, host=host, postgres_port=postgres_port, repository=repository,
-                                branch=branch)
+        settings = TeamSettings(**common, host=host, advertise=advertise, postgres_port=postgres_port,
+                                repository=repository, branch=branch)
         stack = TeamStack(settings, echo=typer.echo)
     else:
         settings = StackSettings(**common)
@@ -411,8 +414,9 @@ def _print_stack(stack: Any, env_file: Path) -> None:
 
         for note in source_notes(settings.home, clone):
             typer.echo(note)
-        typer.echo(f"a worker on another host:  PREFECT_API_URL={settings.api_url} "
-                   f"MLFLOW_TRACKING_URI={settings.store} prefect worker start --pool {settings.pool}")
+        typer.echo(f"a worker on another host:  PREFECT_API_URL={settings.public_api_url} "
+                   f"MLFLOW_TRACKING_URI={settings.public_store} KERASFLOW_HOME=<its own folder> "
+                   f"prefect worker start --pool {settings.pool}")
     else:
         started = stack.server is not None and stack.server.started
         typer.echo(f"Prefect UI:  {settings.prefect_ui}   (the shared server, "

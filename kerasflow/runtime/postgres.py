@@ -137,12 +137,13 @@ class Postgres:
     def initialize(self) -> None:
         """Creates the cluster with `initdb`: UTF-8, password (SCRAM) login over TCP, a generated password."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.user is None:
+            self.folder.chmod(0o700)  # the data directory and the password are this user's alone
         self.data.mkdir(exist_ok=True)
-        secret = self.folder / "password"
-        secret.write_text(secrets.token_urlsafe(24) + "\n")
-        secret.chmod(0o600)
+        password = secrets.token_urlsafe(24)
+        _write_private(self.folder / "password", password)
         pwfile = self.folder / "initdb.pw"  # the server's user must read it; removed at once
-        pwfile.write_text(self.password + "\n")
+        _write_private(pwfile, password)
         try:
             self._own(self.folder, self.data, pwfile)
             self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}", "-E", "UTF8",
@@ -170,9 +171,19 @@ class Postgres:
         if self.running():
             self.port = self.running_port() or self.port  # started earlier, perhaps on another port
             return False
-        options = f"-p {self.port} -h {LOCALHOST} -k {self.data}"
+        # TCP only: every client connects to 127.0.0.1, and a socket path could exceed the OS's 107 bytes
+        options = f"-p {self.port} -h {LOCALHOST} -c unix_socket_directories=''"
         self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options,
                   timeout=90, quote_log=True)
+        return True
+
+    def alive(self) -> bool:
+        """Returns True while the server process named in `postmaster.pid` exists (no subprocess: cheap to poll)."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, IndexError, ValueError):
+            return False
         return True
 
     def running_port(self) -> int | None:
@@ -193,9 +204,12 @@ class Postgres:
         Returns:
             True if it was created now.
         """
-        proc = subprocess.run([str(find_binary("createdb")), "-h", LOCALHOST, "-p", str(self.port), "-U", SUPERUSER,
-                               name], env={**os.environ, **self.environment()}, capture_output=True, text=True,
-                              timeout=60)
+        try:
+            proc = subprocess.run([str(find_binary("createdb")), "-h", LOCALHOST, "-p", str(self.port), "-U",
+                                   SUPERUSER, "-w", name], env={**os.environ, **self.environment()},
+                                  capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PostgresError(f"cannot create database {name!r}: {exc}") from None
         if proc.returncode == 0:
             return True
         if "already exists" in proc.stderr:
@@ -219,11 +233,21 @@ class Postgres:
         cmd = [str(find_binary(program)), *args]
         if self.user is not None:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
-        proc = subprocess.run(cmd, cwd=self.folder, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        try:
+            proc = subprocess.run(cmd, cwd=self.folder, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PostgresError(f"`{program} {args[0]}` did not complete: {exc}; see {self.log}") from None
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip()
             if quote_log and self.log.is_file():
                 detail += "\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
             raise PostgresError(f"`{program} {args[0]}` failed ({proc.returncode}): {detail}")
         return proc
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Writes a secret into a new file that only its owner can read (never readable in between)."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(text + "\n")

@@ -313,11 +313,18 @@ class Stack:
             The name of what stopped on its own, or None.
         """
         while not self._stopping.wait(1.0):
-            for name, proc in self.children.items():
-                if proc.poll() is not None:
-                    return name
-            if self.server is not None and not self.server.running():
-                return "the Prefect server"
+            stopped = self.stopped_part()
+            if stopped:
+                return stopped
+        return None
+
+    def stopped_part(self) -> str | None:
+        """The name of a part that has stopped on its own (a child, the shared Prefect server), or None."""
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                return name
+        if self.server is not None and not self.server.running():
+            return "the Prefect server"
         return None
 
     def stop_soon(self, *_: Any) -> None:

@@ -7,6 +7,7 @@ the clone it was deployed from.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -49,5 +50,10 @@ def enter_project(directory: str | None = None) -> dict[str, str]:
     home = os.environ.get("KERASFLOW_HOME")
     if directory and home and Path(home).resolve() != target:  # a clone: outputs and state stay in the home
         os.environ[OUTPUT_DIR_ENV] = str(Path(home).resolve())
+    elif directory and not home:
+        logging.getLogger("kerasflow").warning(
+            "this worker has no KERASFLOW_HOME: resume state, step cache, tuner state and relative outputs are "
+            "written into the run's temporary clone and deleted with it; start the worker with KERASFLOW_HOME set "
+            "to a folder of its own")
     os.chdir(target)
     return {"directory": str(target)}

@@ -22,12 +22,14 @@ started it, and a running cluster is used as it is.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -44,17 +46,27 @@ class TeamSettings(StackSettings):
     """Where and how the team stack runs (the fields of `StackSettings`, and these).
 
     Args:
+        pool: The work pool. Default `kerasflow-team`.
         host: The address the MLflow and Prefect servers listen on. Default
             127.0.0.1; `0.0.0.0` lets workers on other hosts reach them.
+        advertise: The name workers on other hosts use for this machine.
+            Default: `host`, or this machine's full name (`socket.getfqdn()`)
+            when it listens on every interface.
         postgres_port: PostgreSQL's port on 127.0.0.1. Default 5433.
         repository: The git repository the deployments clone. Default: the
             project's `origin` remote, else the project's own repository.
         branch: The branch they clone. Default: the project's current
             branch (the current commit when it is detached).
         worker_dir: The local worker's folder. Default `state_dir/team/worker`.
+
+    The stack's own children (the local worker, health checks) reach the
+    servers on loopback when they listen on every interface; `public_*`
+    addresses are the ones printed for other hosts.
     """
 
+    pool: str = TEAM_POOL
     host: str = LOCALHOST
+    advertise: str | None = None
     postgres_port: int = 5433
     repository: str | None = None
     branch: str | None = None
@@ -62,9 +74,11 @@ class TeamSettings(StackSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.pool = TEAM_POOL if self.pool == "kerasflow-process" else self.pool
         self.prefect_port = self.prefect_port or 4200
         self.worker_dir = Path(self.worker_dir).resolve() if self.worker_dir else self.team / "worker"
+        everywhere = self.host in ("0.0.0.0", "::")
+        self.advertise = self.advertise or (socket.getfqdn() if everywhere else self.host)
+        self.local = LOCALHOST if everywhere else self.host
 
     @property
     def team(self) -> Path:
@@ -72,21 +86,26 @@ class TeamSettings(StackSettings):
         return self.state_dir / "team"
 
     @property
-    def address(self) -> str:
-        """The host name clients use: `host`, or this machine's name when it listens on every interface."""
-        return socket.getfqdn() if self.host in ("0.0.0.0", "::") else self.host
-
-    @property
     def api_url(self) -> str:
-        return f"http://{self.address}:{self.prefect_port}/api"
+        return f"http://{self.local}:{self.prefect_port}/api"
 
     @property
     def prefect_ui(self) -> str:
-        return f"http://{self.address}:{self.prefect_port}"
+        return f"http://{self.local}:{self.prefect_port}"
 
     @property
     def mlflow_ui(self) -> str:
-        return f"http://{self.address}:{self.mlflow_port}"
+        return f"http://{self.local}:{self.mlflow_port}"
+
+    @property
+    def public_api_url(self) -> str:
+        """The Prefect API for workers on other hosts."""
+        return f"http://{self.advertise}:{self.prefect_port}/api"
+
+    @property
+    def public_store(self) -> str:
+        """The MLflow server for workers on other hosts."""
+        return f"http://{self.advertise}:{self.mlflow_port}"
 
     @property
     def store(self) -> str:
@@ -102,15 +121,33 @@ def allowed_hosts(address: str, port: int) -> str:
     """The Host headers the MLflow server accepts: the advertised name, loopback and private networks.
 
     Args:
-        address: The name clients use (`TeamSettings.address`).
+        address: The name workers on other hosts use (`TeamSettings.advertise`).
         port: The MLflow server's port.
 
     Returns:
         A value for `mlflow server --allowed-hosts`.
     """
-    names = [address, "localhost", LOCALHOST, "10.*", "172.*", "192.168.*"]
+    names = [address, socket.gethostname(), "localhost", LOCALHOST, "10.*", "172.*", "192.168.*"]
     return ",".join(item for name in dict.fromkeys(names) for item in (name, f"{name}:{port}")
                     if "*" not in name or item == name)
+
+
+def run_git(home: Path, *args: str, timeout: float = 30) -> str:
+    """Runs git in `home` without prompting; returns its output, or "" when it fails."""
+    try:
+        proc = subprocess.run(["git", "-C", str(home), *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def without_credentials(url: str) -> str:
+    """A repository URL without a user's password or token (`https://user:TOKEN@host/x` -> `https://host/x`)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def git_source(home: Path, repository: str | None = None, branch: str | None = None) -> dict[str, str]:
@@ -118,7 +155,10 @@ def git_source(home: Path, repository: str | None = None, branch: str | None = N
 
     Args:
         home: The project folder (a git work tree).
-        repository: Default: the `origin` remote's URL, else `home`'s own repository.
+        repository: Default: the `origin` remote's URL (a relative one
+            resolved against the project), else `home`'s own repository.
+            Credentials in an http(s) URL are left out: deployments are
+            readable by everyone who reaches the Prefect server.
         branch: Default: the current branch; when detached, the current commit.
 
     Returns:
@@ -128,21 +168,19 @@ def git_source(home: Path, repository: str | None = None, branch: str | None = N
     Raises:
         StackError: `home` is not a git work tree.
     """
-
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", "-C", str(home), *args], capture_output=True, text=True, timeout=30)
-        return proc.stdout.strip() if proc.returncode == 0 else ""
-
-    if not git("rev-parse", "--is-inside-work-tree"):
+    top = run_git(home, "rev-parse", "--show-toplevel")
+    if not top:
         raise StackError(f"{home} is not a git work tree: the team deployments clone the project from git; "
                          "pass --repository URL")
-    source = {"repository": repository or git("remote", "get-url", "origin") or
-              f"file://{Path(git('rev-parse', '--show-toplevel')).resolve()}"}
-    branch = branch or git("branch", "--show-current")
+    url = repository or run_git(home, "remote", "get-url", "origin") or f"file://{Path(top).resolve()}"
+    if url.startswith(".") or (not url.startswith("/") and (Path(top) / url).exists()):
+        url = f"file://{(Path(top) / url).resolve()}"  # a relative remote means nothing in a worker's folder
+    source = {"repository": without_credentials(url)}
+    branch = branch or run_git(home, "branch", "--show-current")
     if branch:
         source["branch"] = branch
     else:
-        source["commit_sha"] = git("rev-parse", "HEAD")
+        source["commit_sha"] = run_git(home, "rev-parse", "HEAD")
     return source
 
 
@@ -154,18 +192,31 @@ def source_notes(home: Path, source: dict[str, str]) -> list[str]:
         source: The `git_clone` arguments (`git_source`).
 
     Returns:
-        A line about uncommitted changes in `home`, and one when the
-        repository is a local folder that workers on other hosts cannot reach.
+        Lines about: uncommitted changes in `home`; a branch missing from
+        the repository or behind this checkout; credentials left out of the
+        URL; a repository that is a folder of this machine.
     """
-    proc = subprocess.run(["git", "-C", str(home), "status", "--porcelain", "--untracked-files=no"],
-                          capture_output=True, text=True, timeout=30)
     notes = []
-    changed = len(proc.stdout.splitlines())
+    changed = len(run_git(home, "status", "--porcelain", "--untracked-files=no").splitlines())
     if changed:
         notes.append(f"note: {changed} file(s) with uncommitted changes in {home} are not in the deployments: "
-                     "workers run what is committed (and pushed)")
-    repository = source["repository"]
-    if repository.startswith(("file://", "/", ".")):
+                     "workers run what is committed and pushed")
+    repository, branch = source["repository"], source.get("branch")
+    if branch:
+        remote = run_git(home, "ls-remote", "--heads", repository, branch, timeout=20).split()
+        head = run_git(home, "rev-parse", "HEAD")
+        if not remote:
+            notes.append(f"warning: branch {branch!r} is not in {repository} (or it cannot be read from here): "
+                         "push it, or the flow runs fail at their git_clone step")
+        elif remote[0] != head:
+            notes.append(f"note: {repository} has {branch} at {remote[0][:8]}, this checkout is at {head[:8]}: "
+                         "workers run the repository's commit; push to run this one")
+    origin = run_git(home, "remote", "get-url", "origin")
+    if origin and without_credentials(origin) != origin:
+        notes.append("note: the credentials in the origin URL are left out of the deployments (the Prefect UI "
+                     "shows them to everyone): give workers their own git credentials, or a Prefect "
+                     "credentials block (git_clone's `credentials`)")
+    if repository.startswith(("file://", "/")):
         notes.append(f"note: the deployments clone {repository}, a folder of this machine: workers on other "
                      "hosts need --repository with a URL they can reach (an origin remote is used by default)")
     return notes
@@ -182,9 +233,11 @@ def write_team_deployments(settings: TeamSettings, source: dict[str, str]) -> Pa
         The path of the file (`state_dir/team/prefect.yaml`).
     """
     project = yaml.safe_load((settings.home / "prefect.yaml").read_text()) or {}
+    inside = run_git(settings.home, "rev-parse", "--show-prefix").rstrip("/")  # a project in a subfolder
     project["pull"] = [
         {"prefect.deployments.steps.git_clone": {"id": "clone", **source}},
-        {"kerasflow.runtime.steps.enter_project": {"directory": "{{ clone.directory }}"}},
+        {"kerasflow.runtime.steps.enter_project": {"directory": "/".join(["{{ clone.directory }}", *filter(None,
+                                                                                                    [inside])])}},
     ]
     for deployment in project.get("deployments") or []:
         deployment["work_pool"] = {**(deployment.get("work_pool") or {}), "name": settings.pool}
@@ -222,12 +275,14 @@ class TeamStack(Stack):
         self._check_ports()
         for folder in (s.logs, s.artifacts, s.worker_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        running_before = self.postgres.running()
         try:
             self.postgres_started = self.postgres.start()
             s.postgres_port = self.postgres.port  # a cluster already running keeps its port
             for name in DATABASES:
                 self.postgres.create_database(name)
         except PostgresError as exc:
+            self.postgres_started = not running_before  # a start that failed late may have left it running
             raise StackError(str(exc)) from None
         self.start_child("mlflow-server", self.mlflow_command(), env={**self.env, **self.postgres.environment()})
         self.start_child("prefect-server", [*self._prefect, "server", "start", "--host", s.host,
@@ -251,6 +306,10 @@ class TeamStack(Stack):
         """A worker's environment: the servers' addresses, and `KERASFLOW_HOME` at its own folder (its resume state)."""
         s = self.settings
         return {**self.env, "KERASFLOW_HOME": str(s.worker_dir), "PREFECT_HOME": str(s.worker_dir / ".prefect")}
+
+    def stopped_part(self) -> str | None:
+        """As `Stack.stopped_part`, PostgreSQL included (its server process, from `postmaster.pid`)."""
+        return super().stopped_part() or (None if self.postgres.alive() else "PostgreSQL")
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stops the worker and the servers, then PostgreSQL if this stack started it."""
@@ -278,7 +337,7 @@ class TeamStack(Stack):
                    "--backend-store-uri", self.postgres.url("mlflow"), "--serve-artifacts",
                    "--artifacts-destination", str(s.artifacts), "--workers", "1"]
         if s.host != LOCALHOST:  # MLflow answers 403 to a Host header it does not know (DNS-rebinding guard)
-            command += ["--allowed-hosts", allowed_hosts(s.address, s.mlflow_port)]
+            command += ["--allowed-hosts", allowed_hosts(s.advertise, s.mlflow_port)]
         return command
 
     def _prefect_server_env(self) -> dict[str, Any]:
@@ -286,5 +345,5 @@ class TeamStack(Stack):
         return {**self.env, **self.postgres.environment(),
                 "PREFECT_HOME": str(s.team / "prefect"),
                 "PREFECT_API_DATABASE_CONNECTION_URL": self.postgres.url("prefect", "postgresql+asyncpg"),
-                "PREFECT_UI_API_URL": s.api_url,
+                "PREFECT_UI_API_URL": s.public_api_url,  # the UI's browser may be on another host
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

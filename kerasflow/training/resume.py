@@ -41,6 +41,17 @@ def state_home() -> Path:
     return (Path(home).expanduser() if home else Path.cwd()).resolve() / ".kerasflow"
 
 
+def in_project(path: str | Path) -> Path:
+    """Resolves a configured path of kerasflow's own state (e.g. `tuning.directory`) against the project.
+
+    A relative path is taken from `$KERASFLOW_HOME` when it is set, else
+    the working directory. A team worker runs each flow in a throwaway clone
+    with `KERASFLOW_HOME` at its own folder, so state kept there survives.
+    """
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else state_home().parent / path
+
+
 def digest(payload: Any) -> str:
     """Returns a short sha256 of a JSON-serializable value (keys sorted)."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

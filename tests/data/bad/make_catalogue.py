@@ -71,7 +71,7 @@ CASES = [
          test_file="iris_test.csv"),
     Case("bad_set_value", "clean.csv", 2, ("training.epochs", "not a plain yaml value"),
          ("training.epochs=!!python/object/apply:os.system [echo]",)),
-    Case("decimal_comma", "decimal_comma.csv", 2, ("mean_radius", "decimal comma", "'17,99'", "data.decimal: ','")),
+    Case("decimal_comma", "decimal_comma.csv", 2, ("mean_radius", "written with a comma", "'17,99'", "data.decimal: ','")),
     Case("utf16_encoding", "utf16.csv", 2, ("not valid utf-8", "decodes as utf-16", "data.encoding: utf-16"),
          absent=("\x00",)),
     Case("regression_infinite_label", "regression_label.csv", 2, ("mean_area", "not finite", "rows"),
