@@ -85,6 +85,7 @@ class StackSettings:
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
         self.state_dir = Path(self.state_dir).resolve() if self.state_dir else self.home / ".kerasflow"
+        self.local = LOCALHOST  # where the stack's own children and checks reach the servers
 
     @property
     def logs(self) -> Path:
@@ -94,17 +95,17 @@ class StackSettings:
     @property
     def api_url(self) -> str:
         """The Prefect API address."""
-        return f"http://{LOCALHOST}:{self.prefect_port}/api"
+        return f"http://{self.local}:{self.prefect_port}/api"
 
     @property
     def prefect_ui(self) -> str:
         """The Prefect UI address."""
-        return f"http://{LOCALHOST}:{self.prefect_port}"
+        return f"http://{self.local}:{self.prefect_port}"
 
     @property
     def mlflow_ui(self) -> str:
         """The MLflow UI address."""
-        return f"http://{LOCALHOST}:{self.mlflow_port}"
+        return f"http://{self.local}:{self.mlflow_port}"
 
     @property
     def store(self) -> str:
@@ -124,6 +125,13 @@ def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
         return sock.connect_ex((LOCALHOST, port)) == 0
+
+
+def require_free_ports(ports: list[tuple[int, str]]) -> None:
+    """Raises `StackError` for the first `(port, option)` that something already listens on, naming the option to change."""
+    for port, option in ports:
+        if port_in_use(port):
+            raise StackError(f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}")
 
 
 def stack_environment(settings: StackSettings, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -220,9 +228,7 @@ class Stack:
         busy = [(s.mlflow_port, "--mlflow-port")]
         if self.server is None or (chosen and self.server.port != s.prefect_port):
             busy.insert(0, (s.prefect_port, "--prefect-port"))  # to start the server on, or asked for
-        for port, option in busy:
-            if port_in_use(port):
-                raise StackError(f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}")
+        require_free_ports(busy)
         for folder in (s.logs, s.artifacts):
             folder.mkdir(parents=True, exist_ok=True)
         if self.server is None:

@@ -35,7 +35,7 @@ import yaml
 
 from kerasflow.runtime.postgres import Postgres, PostgresError
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
-from kerasflow.runtime.stack import Stack, StackError, StackSettings, port_in_use
+from kerasflow.runtime.stack import Stack, StackError, StackSettings, require_free_ports
 
 TEAM_POOL = "kerasflow-team"
 DATABASES = ("mlflow", "prefect")
@@ -84,18 +84,6 @@ class TeamSettings(StackSettings):
     def team(self) -> Path:
         """The team stack's state: PostgreSQL, artifacts, the deployment file, the worker's folder."""
         return self.state_dir / "team"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.local}:{self.prefect_port}/api"
-
-    @property
-    def prefect_ui(self) -> str:
-        return f"http://{self.local}:{self.prefect_port}"
-
-    @property
-    def mlflow_ui(self) -> str:
-        return f"http://{self.local}:{self.mlflow_port}"
 
     @property
     def public_api_url(self) -> str:
@@ -326,9 +314,7 @@ class TeamStack(Stack):
         busy = [(s.prefect_port, "--prefect-port"), (s.mlflow_port, "--mlflow-port")]
         if not self.postgres.running():
             busy.append((s.postgres_port, "--postgres-port"))
-        for port, option in busy:
-            if port_in_use(port):
-                raise StackError(f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}")
+        require_free_ports(busy)
 
     def mlflow_command(self) -> list[str]:
         """The `mlflow server` command: PostgreSQL behind it, proxied artifacts, Host names it accepts."""
