@@ -37,3 +37,30 @@ def describe(exc: BaseException) -> str:
     """
     label = exc.label if isinstance(exc, BadInputError) else type(exc).__name__
     return f"{label}: {exc}"
+
+
+def interrupt_behind(exc: BaseException | None) -> BaseException | None:
+    """Returns the interrupt an exception stands in for, if any.
+
+    A signal's exception (Ctrl-C's `KeyboardInterrupt`, Prefect's
+    `TerminationSignal` for SIGTERM) can arrive inside a library's context
+    manager, whose exit then fails on the half-unwound state and raises its
+    own error, e.g. TensorFlow's "Exiting device scope without proper scope
+    nesting". The interrupt then survives only as that error's context.
+
+    Args:
+        exc: The exception raised, or None.
+
+    Returns:
+        The first exception in `exc`'s chain (`exc` itself, then its cause or
+        context) that is a `KeyboardInterrupt` or carries an int `signal`
+        attribute; None if there is none.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt) or (
+                not isinstance(exc, Exception) and isinstance(getattr(exc, "signal", None), int)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None

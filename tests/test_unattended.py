@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,31 +128,58 @@ def test_signal_ends_the_run_killed(store: str, tmp_path: Path, signum: int, sta
     assert _flow_run_state(run.data.tags["prefect.flow_run_id"]) in ("CRASHED", "CANCELLED")
 
 
+def test_an_interrupt_a_library_cleanup_replaced_still_kills_the_run(store: str) -> None:
+    """A signal inside a TensorFlow scope turns into its "scope nesting" RuntimeError: still an interrupt."""
+    import tensorflow as tf
+
+    from kerasflow import tracking
+    from kerasflow.schemas.config import load_config
+
+    config = load_config(ROOT / "configs/iris.yaml", [f"registry.tracking_uri={store}", "name=replaced_interrupt"])
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.pipeline_run(config, "train") as run:
+            with tf.device("/cpu:0"):
+                tf.device("/cpu:0").__enter__()  # a nested scope the signal left open
+                raise KeyboardInterrupt
+    killed = mlflow.MlflowClient(store).get_run(run.id)
+    assert killed.info.status == "KILLED"
+    assert "interrupted" in killed.data.tags["kerasflow.note"]
+
+
 STALLING = """
 import signal, sys, time
 import mlflow
+from prefect import flow
+from prefect.runtime import flow_run
 from kerasflow import tracking
+from kerasflow.runtime.prefect_server import ensure_shared_server, prefect_api
 from kerasflow.runtime.watchdog import arm_watchdog
 
+@flow
+def stalling():
+    client = mlflow.MlflowClient(sys.argv[1])
+    run = client.create_run(client.create_experiment(sys.argv[2]))
+    tracking.track_open_run(run.info.run_id, sys.argv[1], flow_run.get_id())
+    signal.signal(signal.SIGINT, lambda *_: None)  # a library that swallows the interrupt
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    print(run.info.run_id, flow_run.get_id(), flush=True)
+    while True:
+        time.sleep(0.1)
+
 assert arm_watchdog()
-client = mlflow.MlflowClient(sys.argv[1])
-run = client.create_run(client.create_experiment(sys.argv[2]))
-tracking.track_open_run(run.info.run_id, sys.argv[1])
-signal.signal(signal.SIGINT, lambda *_: None)  # a library that swallows the interrupt
-signal.signal(signal.SIGTERM, lambda *_: None)
-print(run.info.run_id, flush=True)
-while True:
-    time.sleep(0.1)
+with prefect_api(ensure_shared_server()):
+    stalling()
 """
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_stalled_unwinding_is_ended_by_the_watchdog(store: str, signum: int) -> None:
+def test_a_stalled_unwinding_is_ended_by_the_watchdog(store: str, tmp_path: Path, signum: int) -> None:
+    log = tmp_path / "stalling.log"
     proc = subprocess.Popen([sys.executable, "-c", STALLING, store, f"stalling-{signum}"], cwd=ROOT,
-                            env=_env(store, KERASFLOW_SIGNAL_GRACE_SECONDS="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            env=_env(store, KERASFLOW_SIGNAL_GRACE_SECONDS="1"), stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        run_id = proc.stdout.readline().strip()
+        run_id, flow_run_id = _stalling_ids(proc, log)
         sent = time.monotonic()
         os.kill(proc.pid, signum)
         code = proc.wait(timeout=15)
@@ -160,10 +188,22 @@ def test_a_stalled_unwinding_is_ended_by_the_watchdog(store: str, signum: int) -
         _stop(proc)
     assert code == 128 + signum
     assert 1 <= took < 10, took
-    assert "did not stop within 1 s" in proc.stderr.read()
+    assert "did not stop within 1 s" in log.read_text()
     run = mlflow.MlflowClient(store).get_run(run_id)
     assert run.info.status == "KILLED"
     assert "did not unwind in time" in run.data.tags["kerasflow.note"]
+    assert _flow_run_state(flow_run_id) == "CRASHED"
+
+
+def _stalling_ids(proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> list[str]:
+    """The MLflow run and flow run ids the STALLING script prints once its flow runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for line in log.read_text().splitlines():
+            if re.fullmatch(r"[0-9a-f]{32} [0-9a-f-]{36}", line.strip()):
+                return line.split()
+        time.sleep(0.1)
+    raise AssertionError(log.read_text())
 
 
 def _flow_run_state(flow_run_id: str) -> str:

@@ -585,13 +585,14 @@ def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
     from prefect.exceptions import TerminationSignal
 
     from kerasflow import tracking
-    from kerasflow.errors import BadInputError, describe
+    from kerasflow.errors import BadInputError, describe, interrupt_behind
     from kerasflow.quiet import hide_tracebacks_for
     from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
     from kerasflow.runtime.watchdog import arm_watchdog
 
     arm_watchdog()
-    hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal), when=tracking.unreachable)
+    hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal),
+                        when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None)
     try:
         with prefect_api(server):
             if server is not None and server.started and server.shared:
@@ -603,17 +604,24 @@ def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
     except BadInputError as exc:
         _fail(describe(exc), EXIT_BAD_INPUT)
     except (KeyboardInterrupt, TerminationSignal) as exc:
-        signum = getattr(exc, "signal", None) or _signal_received or (
-            signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
-        typer.echo(f"error: {kind} stopped by {name}: the MLflow run and its nested runs are marked KILLED, "
-                   f"the Prefect flow run Crashed", err=True)
-        _hard_exit(128 + int(signum))
+        _stopped(kind, exc)
     except Exception as exc:
+        if interrupt_behind(exc) is not None:
+            _stopped(kind, interrupt_behind(exc))
         if tracking.unreachable(exc):
             typer.echo(f"error: {_outage_message(kind, exc, tracking.undelivered_epochs())}", err=True)
             _hard_exit(EXIT_FAILED)
         _fail(f"{kind} failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _stopped(kind: str, exc: BaseException | None) -> None:
+    """Says which signal stopped the flow and exits 128 + its number."""
+    signum = getattr(exc, "signal", None) or _signal_received or (
+        signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
+    typer.echo(f"error: {kind} stopped by {name}: the MLflow run and its nested runs are marked KILLED, "
+               f"the Prefect flow run Crashed", err=True)
+    _hard_exit(128 + int(signum))
 
 
 def _outage_message(kind: str, exc: BaseException, lost: int) -> str:

@@ -12,13 +12,14 @@ replaces the SIGTERM handler inside a flow): it listens on the standard
 library's signal wakeup file descriptor (`signal.set_wakeup_fd`), to which
 the interpreter writes the number of every signal it receives. A daemon
 thread reads it; after the first SIGINT or SIGTERM it waits `grace`
-seconds, then marks the runs this process still has open KILLED (for at
-most a few seconds), says so, and ends the process with 128 + the signal
+seconds, then marks the runs this process still has open KILLED and their
+Prefect flow runs Crashed (for at most a few seconds), says so, and ends the process with 128 + the signal
 number. A second Ctrl-C ends it at once the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -93,7 +94,7 @@ def _end(signum: int) -> None:
     closer.join(timeout=5)
     name = signal.Signals(signum).name
     print(f"error: the command did not stop within {signal_grace():g} s of {name} ({GRACE_ENV}); ended it, "
-          f"with its open MLflow runs marked KILLED", file=sys.stderr, flush=True)
+          f"with its open MLflow runs marked KILLED and its Prefect flow run Crashed", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(128 + signum)
 
@@ -101,6 +102,28 @@ def _end(signum: int) -> None:
 def _close_runs(signum: int) -> None:
     if "mlflow" not in sys.modules:  # no run was ever opened
         return
-    from kerasflow.tracking import kill_open_runs
+    from kerasflow.tracking import kill_open_runs, open_flow_runs
 
+    flow_runs = open_flow_runs()
     kill_open_runs(signum)
+    if flow_runs:
+        _crash_flow_runs(flow_runs, signum)
+
+
+def _crash_flow_runs(flow_runs: list[str], signum: int) -> None:
+    """Sets the flow runs Crashed, through the API the command pointed Prefect at (`PREFECT_API_URL`).
+
+    This thread does not see the main thread's settings context, so the URL
+    is read from the environment that `prefect_api` set.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from kerasflow.tasks.runs import crash_flow_run
+
+    note = (f"stopped by {signal.Signals(signum).name} in process {os.getpid()}; the process did not unwind "
+            f"within {signal_grace():g} s and was ended")
+    url = os.environ.get("PREFECT_API_URL")
+    with temporary_settings(updates={PREFECT_API_URL: url} if url else {}):
+        for flow_run_id in flow_runs:
+            with contextlib.suppress(Exception):
+                crash_flow_run(flow_run_id, note)

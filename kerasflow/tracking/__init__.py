@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from kerasflow.errors import interrupt_behind
 from kerasflow.quiet import silence, tracking_budget
 from kerasflow.tracking.journal import keep_file, read_journal, record
 
@@ -36,6 +37,7 @@ SCHEMA_SAMPLE_ROWS = 10_000  # rows MLflow infers a logged dataset's schema from
 
 log = logging.getLogger(__name__)
 _open_runs: dict[str, str] = {}  # run id -> tracking URI of the runs this process has open (`kill_open_runs`)
+_open_flow_runs: dict[str, str] = {}  # pipeline run id -> the Prefect flow run it belongs to (`open_flow_runs`)
 
 
 class TrackingUnavailable(Exception):
@@ -145,14 +147,17 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None,
                             tags={**_run_tags(config, kind, flow_run_id), **(tags or {})})
     run_id = run.info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
-    track_open_run(run_id, tracking_uri(config.registry.tracking_uri))
+    track_open_run(run_id, tracking_uri(config.registry.tracking_uri), flow_run_id)
     try:
         sweep_orphans(client, experiment_id, run_id, on_orphan)
         log_config(client, run_id, config)
         yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
                           uri=tracking_uri(config.registry.tracking_uri))
     except BaseException as exc:
+        stop = interrupt_behind(exc)
         end_failed_run(client, run_id, exc)
+        if stop is not None and stop is not exc:
+            raise stop from None  # the interrupt a library's cleanup error replaced: the flow run Crashes
         raise
     else:
         client.set_terminated(run_id, "FINISHED")
@@ -172,6 +177,7 @@ def end_failed_run(client: Any, run_id: str, exc: BaseException) -> None:
     """
     if unreachable(exc):
         return
+    exc = interrupt_behind(exc) or exc  # an interrupt a library's cleanup error replaced is still one
     if isinstance(exc, Exception):
         fail_run(client, run_id, exc)
         return
@@ -200,14 +206,28 @@ def kill_run(client: Any, run_id: str, exc: BaseException) -> None:
     client.set_terminated(run_id, "KILLED")
 
 
-def track_open_run(run_id: str, uri: str) -> None:
-    """Records a run this process opened (pipeline, nested or trial run) for `kill_open_runs`."""
+def track_open_run(run_id: str, uri: str, flow_run_id: str | None = None) -> None:
+    """Records a run this process opened (pipeline, nested or trial run) for `kill_open_runs`.
+
+    Args:
+        run_id: The MLflow run's id.
+        uri: Its tracking URI.
+        flow_run_id: The Prefect flow run a pipeline run belongs to, for `open_flow_runs`. Default none.
+    """
     _open_runs[run_id] = uri
+    if flow_run_id:
+        _open_flow_runs[run_id] = str(flow_run_id)
 
 
 def forget_open_run(run_id: str) -> None:
     """Forgets a run recorded by `track_open_run`, once closed."""
     _open_runs.pop(run_id, None)
+    _open_flow_runs.pop(run_id, None)
+
+
+def open_flow_runs() -> list[str]:
+    """The ids of the Prefect flow runs whose pipeline runs this process still has open."""
+    return list(dict.fromkeys(_open_flow_runs.values()))
 
 
 def kill_open_runs(signum: int) -> list[str]:

@@ -375,7 +375,7 @@ def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
         yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
                                    uri=tracking.tracking_uri(configured_uri))
     except BaseException as exc:
-        tracking.fail_run(client, run_id, exc)
+        tracking.end_failed_run(client, run_id, exc)  # FAILED for an error, KILLED for an interrupt
         raise
     else:
         client.set_terminated(run_id, "FINISHED")
