@@ -64,3 +64,37 @@ def interrupt_behind(exc: BaseException | None) -> BaseException | None:
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+_stop_signal: tuple[int, float] | None = None  # (signal number, monotonic time) of the first SIGINT/SIGTERM
+
+
+def note_stop_signal(signum: int) -> None:
+    """Records the first SIGINT or SIGTERM this process received (called by the signal watchdog's thread)."""
+    global _stop_signal
+    if _stop_signal is None:
+        import time
+
+        _stop_signal = (int(signum), time.monotonic())
+
+
+def lost_interrupt(after: float = 1.0) -> int | None:
+    """Returns the stop signal whose exception went missing, if any.
+
+    A signal handler's exception raised while the interpreter runs a
+    finalizer (`__del__`, a weakref callback; TensorFlow has many) is
+    reported as "ignored" and lost, and the work goes on. Work still
+    running `after` seconds after the signal arrived has lost it; a
+    safe point (the end of an epoch) then raises it again.
+
+    Args:
+        after: Seconds the signal's own exception had to unwind. Default 1.
+
+    Returns:
+        The signal number, or None when no stop signal came (or it came less than `after` s ago).
+    """
+    import time
+
+    if _stop_signal is None or time.monotonic() - _stop_signal[1] < after:
+        return None
+    return _stop_signal[0]

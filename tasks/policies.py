@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.exceptions import MissingContextError
+from prefect.exceptions import MissingContextError, TerminationSignal
 
-from kerasflow.errors import BadInputError
+from kerasflow.errors import BadInputError, lost_interrupt
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -48,6 +48,21 @@ def console_loggers() -> list[logging.Logger]:
     return [logger for logger in [logging.getLogger(), *loggers] if isinstance(logger, logging.Logger) and any(
         isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stdout, sys.stderr)
         for h in logger.handlers)]
+
+
+def raise_lost_interrupt() -> None:
+    """Raises again a SIGINT or SIGTERM whose exception a finalizer swallowed (see `lost_interrupt`).
+
+    Raises:
+        KeyboardInterrupt: For SIGINT.
+        TerminationSignal: For SIGTERM, as Prefect's own handler does.
+    """
+    signum = lost_interrupt()
+    if signum is None:
+        return
+    import signal
+
+    raise TerminationSignal(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 class EpochProgress:
@@ -88,6 +103,7 @@ class EpochProgress:
         self.redirect: Any = None
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        raise_lost_interrupt()
         if self.hook is not None:
             self.hook(epoch, logs)
         now = time.monotonic()

@@ -146,6 +146,26 @@ def test_an_interrupt_a_library_cleanup_replaced_still_kills_the_run(store: str)
     assert "interrupted" in killed.data.tags["kerasflow.note"]
 
 
+def test_an_interrupt_a_finalizer_swallowed_is_raised_again_at_the_next_epoch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler's exception raised inside a `__del__` is "ignored": the next epoch raises it again."""
+    from prefect.exceptions import TerminationSignal
+
+    from kerasflow import errors
+    from kerasflow.tasks.policies import EpochProgress
+
+    progress = EpochProgress(None, 10, "train", bar=False)
+    monkeypatch.setattr(errors, "_stop_signal", None)
+    errors.note_stop_signal(signal.SIGTERM)
+    progress(0, {"loss": 1.0})  # within a second: the handler's own exception may still be unwinding
+    monkeypatch.setattr(errors, "_stop_signal", (int(signal.SIGTERM), time.monotonic() - 2))
+    with pytest.raises(TerminationSignal):
+        progress(1, {"loss": 0.9})
+    monkeypatch.setattr(errors, "_stop_signal", (int(signal.SIGINT), time.monotonic() - 2))
+    with pytest.raises(KeyboardInterrupt):
+        progress(2, {"loss": 0.8})
+
+
 STALLING = """
 import signal, sys, time
 import mlflow

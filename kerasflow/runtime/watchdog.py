@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+from kerasflow.errors import note_stop_signal
+
 GRACE_ENV = "KERASFLOW_SIGNAL_GRACE_SECONDS"
 _STOPPING = (int(signal.SIGINT), int(signal.SIGTERM))
 _armed = False
@@ -82,6 +84,7 @@ def _watch(reader: socket.socket, writer: socket.socket) -> None:
                 continue
             if first is None:
                 first, deadline = signum, time.monotonic() + signal_grace()
+                note_stop_signal(signum)  # for the safe points that re-raise a lost interrupt
             elif signum == signal.SIGINT:  # a second Ctrl-C: no more waiting
                 _end(signum)
                 return
