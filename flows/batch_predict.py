@@ -38,7 +38,7 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
     """
     model = resolve_model(model_uri, tracking_uri)
     with model_run(model, "predict", flow_run.get_id(), tracking_uri) as run:
-        source, raw = read_input(run.tracker, input_path, run.workdir)
+        source, raw = read_input(run.tracker, input_path, run.workdir, model)
         columns = validate_input(run.tracker, model, raw)
         result = predict_rows(run.tracker, model, raw, columns, source, output_path)
     return {"run_id": run.id, "experiment_id": run.experiment_id, "model_uri": model.version_uri, **result}

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
 from kerasflow.data.isolation import run_validation
-from kerasflow.data.load import fingerprint_frame, load_frame, resolve_source
+from kerasflow.data.load import fingerprint_frame, load_frame, reading_options, resolve_source
 from kerasflow.data.predictions import (
     check_columns,
     check_numeric_input,
@@ -48,8 +48,19 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> ModelRef:
 
 @task(name="read-input", retries=2, retry_delay_seconds=2, retry_condition_fn=transient,
       cache_policy=NO_CACHE)
-def read_input(tracker: Tracker, input_path: str, workdir: str) -> tuple[str, str]:
+def read_input(tracker: Tracker, input_path: str, workdir: str, model: ModelRef | None = None) -> tuple[str, str]:
     """Reads the input rows (CSV, Parquet, or the newest match of a glob) and fingerprints them.
+
+    A CSV file is read as the model's training data was: with the
+    `data.delimiter`, `data.encoding` and `data.decimal` of the run that
+    logged it (a `;`-separated export with decimal commas, for example).
+
+    Args:
+        tracker: The prediction run.
+        input_path: The file or glob.
+        workdir: Where the rows are written as Parquet.
+        model: The model that will score the rows. Default none (comma or
+            sniffed delimiter, UTF-8, decimal point).
 
     Returns:
         `(source, rows)`: the file read, and its rows as Parquet in `workdir`.
@@ -59,7 +70,8 @@ def read_input(tracker: Tracker, input_path: str, workdir: str) -> tuple[str, st
     """
 
     source = resolve_source(input_path)
-    frame = load_frame(source)
+    options = reading_options(run_params(tracker.client, model.run_id)) if model and model.run_id else {}
+    frame = load_frame(source, **options)
     tracker.tags({"kerasflow.input": source, "kerasflow.data_fingerprint": fingerprint_frame(frame)})
     tracker.metrics({"rows": len(frame), "columns": frame.shape[1]}, prefix="input.")
     path = Path(workdir) / "input.parquet"

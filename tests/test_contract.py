@@ -107,6 +107,27 @@ def test_configured_decimal_comma_reads_numbers() -> None:
     assert report.frame["mean_radius"].dtype == "float64" and report.frame["mean_radius"].iloc[0] == 17.99
 
 
+def test_prediction_input_is_read_as_the_model_training_data_was(mlflow_store: str, tmp_path: Path) -> None:
+    """`kerasflow predict` reads a `;`-separated file with decimal commas by the model's `data.*` params."""
+    from kerasflow.tasks.predict import read_input
+    from kerasflow.tracking import Tracker, log_config
+    from kerasflow.tracking.registry import ModelRef
+
+    config = PipelineConfig.model_validate({"name": "t", "data": {
+        "source": str(CATALOGUE / "decimal_comma.csv"), "target": "target", "delimiter": ";", "decimal": ","}})
+    client = mlflow.MlflowClient(mlflow_store)
+    training = client.create_run(client.create_experiment("decimal-comma-training")).info.run_id
+    log_config(client, training, config)
+    predicting = client.create_run(client.get_run(training).info.experiment_id).info.run_id
+    model = ModelRef(uri=f"runs:/{training}/model", run_id=training)
+
+    _, rows = read_input.fn(Tracker(predicting, mlflow_store), str(CATALOGUE / "decimal_comma.csv"), str(tmp_path),
+                            model)
+
+    frame = pd.read_parquet(rows)
+    assert frame["mean_radius"].dtype == "float64" and frame["mean_radius"].iloc[0] == 17.99
+
+
 @pytest.mark.parametrize("overrides, rule, words", [
     ({"preprocessing": {"non_finite": "missing"}}, "non_finite", "treated as missing"),
     ({"preprocessing": {"non_finite": "clip"}}, "non_finite", "clipped to"),

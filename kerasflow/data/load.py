@@ -78,7 +78,7 @@ class Table:
 
 
 def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None, delimiter: str | None = None,
-               encoding: str = "utf-8") -> pd.DataFrame:
+               encoding: str = "utf-8", decimal: str = ".") -> pd.DataFrame:
     """Loads a data source into a DataFrame.
 
     Args:
@@ -91,6 +91,7 @@ def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None, 
         delimiter: CSV field delimiter. Default `None`: a comma, or the
             `;`, tab or `|` a file evidently uses (see `read_table`).
         encoding: Text encoding of CSV files. Default `utf-8`.
+        decimal: The decimal mark of numbers in CSV files, `.` (default) or `,`.
 
     Returns:
         The raw frame. Built-in sets include their label column (`target`,
@@ -101,7 +102,32 @@ def load_frame(source: str | os.PathLike[str], *, base_dir: Path | None = None, 
             the extension is unsupported, the file cannot be decoded or
             parsed, it has no rows, or it has duplicate column names.
     """
-    return read_table(source, base_dir=base_dir, delimiter=delimiter, encoding=encoding).frame
+    return read_table(source, base_dir=base_dir, delimiter=delimiter, encoding=encoding, decimal=decimal).frame
+
+
+def reading_options(params: dict[str, str]) -> dict[str, Any]:
+    """Returns how a model's training data was read, for reading its prediction input the same way.
+
+    Args:
+        params: The training run's params (`data.delimiter`, `data.encoding`
+            and `data.decimal`, as the config logs them). Missing ones keep
+            `load_frame`'s defaults.
+
+    Returns:
+        Keyword arguments for `load_frame`.
+
+    Example:
+
+    ```python
+    reading_options({"data.delimiter": ";", "data.decimal": ","})  # {"delimiter": ";", "decimal": ","}
+    ```
+    """
+    options: dict[str, Any] = {}
+    for key in ("delimiter", "encoding", "decimal"):
+        value = params.get(f"data.{key}")
+        if value not in (None, "", "null", "None"):
+            options[key] = value
+    return options
 
 
 def read_table(source: str | os.PathLike[str], *, base_dir: Path | None = None, delimiter: str | None = None,
