@@ -1,13 +1,20 @@
-"""The one base class for "bad input": exit status 2 rather than a crash.
+"""The one base class for "bad input", and how an interrupt is recognized.
 
 Every domain error that a user fixes by changing their config, data, suite
 or model reference subclasses `BadInputError` and names itself with a short
-`label`. The CLI, the retry conditions and the failure recorder test for
-this one class, so a new error never needs to be listed anywhere else.
-This module imports nothing of ours: every layer may use it.
+`label`: exit status 2 rather than a crash. The CLI, the retry conditions
+and the failure recorder test for this one class, so a new error never
+needs to be listed anywhere else.
+
+An interrupt (Ctrl-C, SIGTERM) ends runs KILLED, not FAILED, even when a
+library's cleanup error replaced it (`interrupt_behind`) or a finalizer
+swallowed it (`lost_interrupt`). This module imports nothing of ours: every
+layer may use it.
 """
 
 from __future__ import annotations
+
+import time
 
 
 class BadInputError(ValueError):
@@ -73,8 +80,6 @@ def note_stop_signal(signum: int) -> None:
     """Records the first SIGINT or SIGTERM this process received (called by the signal watchdog's thread)."""
     global _stop_signal
     if _stop_signal is None:
-        import time
-
         _stop_signal = (int(signum), time.monotonic())
 
 
@@ -93,8 +98,6 @@ def lost_interrupt(after: float = 1.0) -> int | None:
     Returns:
         The signal number, or None when no stop signal came (or it came less than `after` s ago).
     """
-    import time
-
     if _stop_signal is None or time.monotonic() - _stop_signal[1] < after:
         return None
     return _stop_signal[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 from typing import Any
@@ -60,8 +61,6 @@ def raise_lost_interrupt() -> None:
     signum = lost_interrupt()
     if signum is None:
         return
-    import signal
-
     raise TerminationSignal(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
 
 

@@ -128,20 +128,22 @@ def test_signal_ends_the_run_killed(store: str, tmp_path: Path, signum: int, sta
     assert _flow_run_state(run.data.tags["prefect.flow_run_id"]) in ("CRASHED", "CANCELLED")
 
 
-def test_an_interrupt_a_library_cleanup_replaced_still_kills_the_run(store: str) -> None:
+def test_an_interrupt_a_library_cleanup_replaced_still_kills_the_run(mlflow_store: str) -> None:
     """A signal inside a TensorFlow scope turns into its "scope nesting" RuntimeError: still an interrupt."""
     import tensorflow as tf
 
     from kerasflow import tracking
     from kerasflow.schemas.config import load_config
 
-    config = load_config(ROOT / "configs/iris.yaml", [f"registry.tracking_uri={store}", "name=replaced_interrupt"])
+    # the session's store: opening a run points MLflow's global URI at its store, which later tests rely on
+    config = load_config(ROOT / "configs/iris.yaml", [f"registry.tracking_uri={mlflow_store}",
+                                                      "name=replaced_interrupt"])
     with pytest.raises(KeyboardInterrupt):
         with tracking.pipeline_run(config, "train") as run:
             with tf.device("/cpu:0"):
                 tf.device("/cpu:0").__enter__()  # a nested scope the signal left open
                 raise KeyboardInterrupt
-    killed = mlflow.MlflowClient(store).get_run(run.id)
+    killed = mlflow.MlflowClient(mlflow_store).get_run(run.id)
     assert killed.info.status == "KILLED"
     assert "interrupted" in killed.data.tags["kerasflow.note"]
 

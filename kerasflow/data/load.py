@@ -125,7 +125,7 @@ def reading_options(params: dict[str, str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for key in ("delimiter", "encoding", "decimal"):
         value = params.get(f"data.{key}")
-        if value not in (None, "", "null", "None"):
+        if value not in (None, "", "null"):  # a config's null is logged as `null`
             options[key] = value
     return options
 

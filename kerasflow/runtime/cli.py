@@ -606,8 +606,8 @@ def _run_flow(call: Any, server: Any, kind: str) -> dict[str, Any]:
     except (KeyboardInterrupt, TerminationSignal) as exc:
         _stopped(kind, exc)
     except Exception as exc:
-        if interrupt_behind(exc) is not None:
-            _stopped(kind, interrupt_behind(exc))
+        if (stop := interrupt_behind(exc)) is not None:  # outside a pipeline run, which raises it itself
+            _stopped(kind, stop)
         if tracking.unreachable(exc):
             typer.echo(f"error: {_outage_message(kind, exc, tracking.undelivered_epochs())}", err=True)
             _hard_exit(EXIT_FAILED)

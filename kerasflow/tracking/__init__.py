@@ -36,8 +36,7 @@ FLOW_RUN_TAG = "prefect.flow_run_id"
 SCHEMA_SAMPLE_ROWS = 10_000  # rows MLflow infers a logged dataset's schema from
 
 log = logging.getLogger(__name__)
-_open_runs: dict[str, str] = {}  # run id -> tracking URI of the runs this process has open (`kill_open_runs`)
-_open_flow_runs: dict[str, str] = {}  # pipeline run id -> the Prefect flow run it belongs to (`open_flow_runs`)
+_open_runs: dict[str, tuple[str, str | None]] = {}  # run id -> (tracking URI, flow run id) of this process's open runs
 
 
 class TrackingUnavailable(Exception):
@@ -123,11 +122,12 @@ def _artifact_location(uri: str, name: str) -> str | None:
 def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None,
                  on_orphan: Callable[[str, str], None] | None = None,
                  tags: dict[str, str] | None = None) -> Iterator[PipelineRun]:
-    """Opens the parent run of a flow, and closes it FINISHED or FAILED.
+    """Opens the parent run of a flow, and closes it FINISHED, FAILED or KILLED (`closing_run`).
 
-    On an exception the error report is attached as `errors/error.txt`, the
-    run is marked FAILED and the exception propagates. Runs of dead
-    processes are swept first (`sweep_orphans`).
+    On an error the report is attached as `errors/error.txt`, the run is
+    marked FAILED and the exception propagates; an interrupt marks it and
+    its nested runs KILLED. Runs of dead processes are swept first
+    (`sweep_orphans`).
 
     Args:
         config: The validated `PipelineConfig`.
@@ -147,23 +147,45 @@ def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None,
                             tags={**_run_tags(config, kind, flow_run_id), **(tags or {})})
     run_id = run.info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
-    track_open_run(run_id, tracking_uri(config.registry.tracking_uri), flow_run_id)
+    uri = tracking_uri(config.registry.tracking_uri)
+    with closing_run(client, run_id, uri, flow_run_id):
+        try:
+            sweep_orphans(client, experiment_id, run_id, on_orphan)
+            log_config(client, run_id, config)
+            yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir, uri=uri)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def closing_run(client: Any, run_id: str, uri: str, flow_run_id: str | None = None) -> Iterator[None]:
+    """Closes a run by how its block ends: FINISHED, FAILED for an error, KILLED for an interrupt.
+
+    Meanwhile the run is on this process's list of open runs, which the
+    signal watchdog closes if the process cannot unwind (`kill_open_runs`).
+    An interrupt that a library's cleanup error replaced (see
+    `kerasflow.errors.interrupt_behind`) is raised again in place of that
+    error, so Prefect marks the flow run Crashed rather than Failed.
+
+    Args:
+        client: The MLflow client.
+        run_id: The run.
+        uri: Its tracking URI.
+        flow_run_id: The Prefect flow run it belongs to, if any. Default none.
+    """
+    track_open_run(run_id, uri, flow_run_id)
     try:
-        sweep_orphans(client, experiment_id, run_id, on_orphan)
-        log_config(client, run_id, config)
-        yield PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
-                          uri=tracking_uri(config.registry.tracking_uri))
+        yield
     except BaseException as exc:
-        stop = interrupt_behind(exc)
         end_failed_run(client, run_id, exc)
+        stop = interrupt_behind(exc)
         if stop is not None and stop is not exc:
-            raise stop from None  # the interrupt a library's cleanup error replaced: the flow run Crashes
+            raise stop from None
         raise
     else:
         client.set_terminated(run_id, "FINISHED")
     finally:
         forget_open_run(run_id)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def end_failed_run(client: Any, run_id: str, exc: BaseException) -> None:
@@ -214,20 +236,17 @@ def track_open_run(run_id: str, uri: str, flow_run_id: str | None = None) -> Non
         uri: Its tracking URI.
         flow_run_id: The Prefect flow run a pipeline run belongs to, for `open_flow_runs`. Default none.
     """
-    _open_runs[run_id] = uri
-    if flow_run_id:
-        _open_flow_runs[run_id] = str(flow_run_id)
+    _open_runs[run_id] = (uri, str(flow_run_id) if flow_run_id else None)
 
 
 def forget_open_run(run_id: str) -> None:
     """Forgets a run recorded by `track_open_run`, once closed."""
     _open_runs.pop(run_id, None)
-    _open_flow_runs.pop(run_id, None)
 
 
 def open_flow_runs() -> list[str]:
     """The ids of the Prefect flow runs whose pipeline runs this process still has open."""
-    return list(dict.fromkeys(_open_flow_runs.values()))
+    return list(dict.fromkeys(flow_run for _, flow_run in _open_runs.values() if flow_run))
 
 
 def kill_open_runs(signum: int) -> list[str]:
@@ -242,7 +261,7 @@ def kill_open_runs(signum: int) -> list[str]:
     import signal
 
     marked = []
-    for run_id, uri in list(_open_runs.items()):
+    for run_id, (uri, _) in list(_open_runs.items()):
         with contextlib.suppress(Exception):
             client = client_for(uri)
             note = (f"stopped by {signal.Signals(signum).name} in process {os.getpid()} on host "
@@ -802,17 +821,5 @@ def nested_run(parent: Tracker, name: str, kind: str, tags: dict[str, str] | Non
     run = client.create_run(experiment_id, run_name=name, tags={PARENT_TAG: parent.run_id, RUN_KIND_TAG: kind,
                                                                 **process_identity(), **(tags or {})})
     child = Tracker(run.info.run_id, parent.uri)
-    track_open_run(child.run_id, parent.uri)
-    try:
+    with closing_run(client, child.run_id, parent.uri):
         yield child
-    except BaseException as exc:
-        if isinstance(exc, Exception):
-            if not unreachable(exc):
-                fail_run(client, child.run_id, exc)
-        else:
-            kill_run(client, child.run_id, exc)
-        raise
-    else:
-        client.set_terminated(child.run_id, "FINISHED")
-    finally:
-        forget_open_run(child.run_id)

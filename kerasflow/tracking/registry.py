@@ -371,16 +371,12 @@ def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
     suffix = (str(flow_run_id) if flow_run_id else uuid.uuid4().hex)[:8]
     run_id = client.create_run(experiment_id, run_name=f"{kind}-{label}-{suffix}", tags=tags).info.run_id
     workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
-    try:
-        yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir,
-                                   uri=tracking.tracking_uri(configured_uri))
-    except BaseException as exc:
-        tracking.end_failed_run(client, run_id, exc)  # FAILED for an error, KILLED for an interrupt
-        raise
-    else:
-        client.set_terminated(run_id, "FINISHED")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    uri = tracking.tracking_uri(configured_uri)
+    with tracking.closing_run(client, run_id, uri, flow_run_id):
+        try:
+            yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir, uri=uri)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _logged_model_run(client: Any, model_id: str) -> str | None:
