@@ -19,13 +19,14 @@ from kerasflow.training.ensemble import average_models
 from kerasflow.training.final import fit_final_model
 from kerasflow.training.finetune import fine_tune_saved_model
 from kerasflow.training.fitting import plot_history
+from kerasflow.training.kinds import kind_of
 from kerasflow.training.resume import (
     ResumePoint,
+    checkpoint_root,
     claim,
     clear,
     clear_checkpoints,
     final_checkpoint,
-    pipeline_checkpoints,
 )
 
 
@@ -57,7 +58,7 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
     """
     import_tensorflow()
 
-    root = pipeline_checkpoints(config.name, config.fingerprint(), prepared.raw)
+    root = checkpoint_root(config.name, kind_of(config.data).checkpoint_key(prepared.raw), config.fingerprint())
     checkpoint = final_checkpoint(root, hyperparameters, refit, epochs)
     if fresh:
         clear(checkpoint)

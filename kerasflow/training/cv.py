@@ -21,8 +21,9 @@ from kerasflow.features.tabular import FeatureSpec, LabelSpec, fit_features
 from kerasflow.models.registry import build_model
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import evaluate_model
-from kerasflow.training.final import fixed_hyperparameters, make_partition, model_spec, search_space_of
+from kerasflow.training.final import fixed_hyperparameters, model_spec, search_space_of
 from kerasflow.training.fitting import EpochHook, fit_model, set_seed
+from kerasflow.training.rows import make_partition
 
 
 @dataclass

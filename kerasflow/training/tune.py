@@ -37,9 +37,10 @@ from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
-from kerasflow.training.final import Partition, make_partition, model_spec
+from kerasflow.training.final import model_spec
 from kerasflow.training.fitting import build_callbacks, encode_rows, set_seed, split_encoder
 from kerasflow.training.plots import pyplot, save_figure
+from kerasflow.training.rows import Partition, make_partition
 
 STATE_FILE = "kerasflow_search.json"
 _TUNER_KEYS = "tuner/"
