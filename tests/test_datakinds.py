@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from image_data import write_digit_folder
 
-from kerasflow.data.holdout import split_rows, test_rows_of
+from kerasflow.data import holdout
 from kerasflow.data.load import fingerprint_frame, load_frame
 from kerasflow.data.split import Split
 from kerasflow.data.stream import MANIFEST, fit_stream_features, manifest_beside, scan_stream, stream_files
@@ -76,8 +76,8 @@ def same_spec(a: Any, b: Any, folder: Path) -> bool:
 
 def write_shards(frame: pd.DataFrame, folder: Path, shards: int = 3) -> Path:
     folder.mkdir(parents=True)
-    for i, part in enumerate(np.array_split(frame, shards)):
-        part.to_parquet(folder / f"part-{i}.parquet", index=False)
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), shards)):
+        frame.iloc[part].to_parquet(folder / f"part-{i}.parquet", index=False)
     return folder
 
 
@@ -129,10 +129,10 @@ def test_a_table_loads_splits_and_fits_as_the_library_does(tmp_path: Path) -> No
     assert log.files()[:2] == ["contract/report.json", "contract/report.txt"]
     assert kind.sources(config) == ["wine", None]
     split_path = kind.split(config, raw, str(tmp_path), log)
-    expected = split_rows(frame["target"], config.split, classify=True, test_rows=test_rows_of(raw))
+    expected = holdout.split_rows(frame["target"], config.split, classify=True, test_rows=holdout.test_rows_of(raw))
     split = Split.load(split_path)
     assert (split.train, split.val, split.test) == (expected.train, expected.val, expected.test)
-    assert "split/class_balance.json" in log.files() and log.merged("metrics")["split.train"] == len(split.train)
+    assert "split/class_balance.json" in log.files() and log.merged("metrics")["split.train_rows"] == len(split.train)
     fitted = kind.fit_features(config, raw, split_path)
     train = frame.iloc[split.train]
     numeric, categorical = select_columns(frame, "target", None, None)
@@ -170,7 +170,7 @@ def test_a_stream_loads_splits_and_fits_over_every_row(tmp_path: Path) -> None:
     split_path = kind.split(config, raw, str(tmp_path / "split"), log)
     ruled = manifest_beside(split_path)
     assert ruled is not None and sum(ruled.sizes.values()) == len(frame)
-    assert log.merged("metrics")["split.train"] == ruled.sizes["train"]
+    assert log.merged("metrics")["split.train_rows"] == ruled.sizes["train_rows"]
     fitted = kind.fit_features(config, raw, split_path)
     sample = pd.read_parquet(raw)
     train = sample.iloc[Split.load(split_path).train]
