@@ -22,7 +22,7 @@ from kerasflow.data.predictions import (
 )
 from kerasflow.data.validate import require_valid, validate_file
 from kerasflow.features.tabular import InputRowsError
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import (

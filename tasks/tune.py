@@ -19,7 +19,8 @@ from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
 from kerasflow.features.tabular import FeatureSpec, LabelSpec
-from kerasflow.quiet import import_tensorflow, quiet_dask
+from kerasflow.heavy import import_tensorflow
+from kerasflow.quiet import quiet_dask
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker

@@ -17,7 +17,7 @@ from kerasflow.data.images import (
 )
 from kerasflow.data.isolation import run_validation
 from kerasflow.data.validate import load_suite, require_valid, validate_file
-from kerasflow.quiet import prefetch_light
+from kerasflow.heavy import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, suite_file
 from kerasflow.tasks.load import sidecar_path

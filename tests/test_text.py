@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 
 import_tensorflow()
 

@@ -316,7 +316,7 @@ def test_each_finished_trial_reports_progress_and_the_best_score(step_lines: lis
 
 
 def test_epoch_progress_lines_are_throttled_but_show_the_first_and_last_epoch(step_lines: list[str]) -> None:
-    from kerasflow.tasks.policies import EpochProgress
+    from kerasflow.tasks.progress import EpochProgress
 
     seen = []
     progress = EpochProgress(lambda epoch, logs: seen.append(epoch), total=50, what="train", every=3600)
@@ -330,7 +330,7 @@ def test_epoch_progress_lines_are_throttled_but_show_the_first_and_last_epoch(st
 def test_on_a_terminal_a_live_bar_counts_the_epochs(step_lines: list[str]) -> None:
     import io
 
-    from kerasflow.tasks.policies import EpochProgress
+    from kerasflow.tasks.progress import EpochProgress
 
     terminal = io.StringIO()
     progress = EpochProgress(None, total=5, what="train", bar=True, file=terminal)
@@ -347,7 +347,7 @@ def test_decoding_an_image_folder_shows_progress_only_when_it_is_slow(step_lines
 
     from kerasflow.data.images import scan_image_folder
     from kerasflow.progress import reporting_progress
-    from kerasflow.tasks.policies import LoopProgress
+    from kerasflow.tasks.progress import LoopProgress
 
     root = write_digit_folder(tmp_path / "digits", classes=(0, 1), per_class=5)
     with reporting_progress(LoopProgress(after=3600)):

@@ -16,7 +16,7 @@ first step that needs it, when the worker has exited: the worker's 270 MB and Te
 are never resident together, which keeps a small job's process tree under
 1 GB, and data that breaks the contract or fails its suite fails before
 TensorFlow is loaded at all, with or without a suite. On two cores this costs no time on small jobs, since the wait for the
-validation result is filled with light preloading (`kerasflow.quiet.prefetch_light`). With
+validation result is filled with light preloading (`kerasflow.heavy.prefetch_light`). With
 `KERASFLOW_LOW_MEMORY=0`, TensorFlow imports here instead, alongside Great
 Expectations: measured 1-2 s sooner on a one-minute job, 200 MB more at peak.
 """
@@ -27,7 +27,8 @@ import os
 from typing import Any
 
 from kerasflow.data.isolation import start_validator
-from kerasflow.quiet import import_tensorflow, silence
+from kerasflow.heavy import import_tensorflow
+from kerasflow.quiet import silence
 from kerasflow.runtime.prefect_server import start_server
 
 LOW_MEMORY_ENV = "KERASFLOW_LOW_MEMORY"
