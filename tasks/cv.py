@@ -15,7 +15,8 @@ from kerasflow import tracking
 from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.heavy import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger

@@ -14,8 +14,9 @@ from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
 from kerasflow.data.stream import fit_stream_features, manifest_beside
 from kerasflow.features.images import fit_image_spec
+from kerasflow.features.labels import fit_labels
 from kerasflow.features.outputs import fit_model_inputs
-from kerasflow.features.tabular import fit_features, fit_labels, select_columns
+from kerasflow.features.tabular import fit_features, select_columns
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tracking import Tracker

@@ -10,7 +10,7 @@ from prefect import task
 from kerasflow.data.holdout import split_rows, test_rows_of
 from kerasflow.data.split import class_balance
 from kerasflow.data.stream import MANIFEST, StreamManifest, manifest_beside, split_stream
-from kerasflow.features.tabular import fit_labels
+from kerasflow.features.labels import fit_labels
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs
 from kerasflow.tracking import Tracker

@@ -18,7 +18,8 @@ from kerasflow import tracking
 from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.heavy import import_tensorflow
 from kerasflow.quiet import quiet_dask
 from kerasflow.schemas.config import PipelineConfig

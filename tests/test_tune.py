@@ -71,7 +71,8 @@ def test_units_of_each_layer_are_conditioned_on_the_layer_count(tmp_path: Path) 
 
 
 def _spec(space: dict):
-    from kerasflow.features.tabular import fit_features, fit_labels
+    from kerasflow.features.labels import fit_labels
+    from kerasflow.features.tabular import fit_features
     from kerasflow.models.spec import ModelSpec
     from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 
@@ -118,7 +119,8 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
 
 def _search_inputs(config, poison: bool = True):
     from kerasflow.data.split import split_holdout
-    from kerasflow.features.tabular import fit_features, fit_labels, select_columns
+    from kerasflow.features.labels import fit_labels
+    from kerasflow.features.tabular import fit_features, select_columns
 
     frame = load_frame("wine")
     split = split_holdout(frame["target"], test_fraction=0.2, val_fraction=0.15, seed=config.split.seed)

@@ -14,14 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.tabular import (
-    LabelSpec,
-    OutputsSpec,
-    as_model_inputs,
-    class_codes,
-    decode_predictions,
-    inference_batch_size,
-)
+from kerasflow.features.labels import LabelSpec, OutputsSpec, class_codes, decode_predictions
+from kerasflow.features.tabular import as_model_inputs, inference_batch_size
 from kerasflow.training.plots import pyplot, save_figure
 
 

@@ -17,8 +17,9 @@ import pandas as pd
 
 from kerasflow.data.split import Split
 from kerasflow.data.stream import manifest_beside
+from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import encode_targets, raw_targets
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
+from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
 from kerasflow.models.registry import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig

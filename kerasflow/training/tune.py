@@ -29,7 +29,8 @@ import pandas as pd
 
 from kerasflow.data.split import Split
 from kerasflow.errors import BadInputError
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec, as_model_inputs
 from kerasflow.heavy import import_tensorflow
 from kerasflow.models.hyper import declaration_order, declare
 from kerasflow.models.registry import build_model, default_values
