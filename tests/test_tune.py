@@ -86,7 +86,7 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
 
     from kerasflow.models.registry import build_model
     from kerasflow.training.final import fixed_hyperparameters, search_space_of
-    from kerasflow.training.tune import declare_space
+    from kerasflow.training.search import declare_space
 
     config = load_config(_config_with(tmp_path, {"space": {
         "model.layers": {"type": "int", "min": 1, "max": 3},
@@ -159,7 +159,7 @@ class _Recorder:
 
 @pytest.mark.parametrize("cv_folds", [None, 2])
 def test_the_search_never_sees_test_rows(tmp_path: Path, cv_folds: int | None) -> None:
-    from kerasflow.training.tune import run_search, search_data
+    from kerasflow.training.search import run_search, search_data
 
     config = load_config(CONFIG, FAST + ["tuning.max_trials=2", "training.epochs=2", f"tuning.cv_folds={cv_folds or 'null'}"])
     frame, split, features, labels = _search_inputs(config)
@@ -176,7 +176,7 @@ def test_the_search_never_sees_test_rows(tmp_path: Path, cv_folds: int | None) -
 
 
 def test_an_interrupted_search_resumes_without_rerunning_completed_trials(tmp_path: Path) -> None:
-    from kerasflow.training.tune import TuningError, run_search, search_data
+    from kerasflow.training.search import TuningError, run_search, search_data
 
     config = load_config(CONFIG, FAST + ["tuning.max_trials=3", "training.epochs=2"])
     frame, split, features, labels = _search_inputs(config, poison=False)
@@ -307,7 +307,7 @@ def step_lines(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_each_finished_trial_reports_progress_and_the_best_score(step_lines: list[str]) -> None:
     from kerasflow.tasks.tune import MlflowTrialLogger
-    from kerasflow.training.tune import TrialRecord
+    from kerasflow.training.trials import TrialRecord
 
     logger = MlflowTrialLogger(None, "parent", "0", "", max_trials=3, direction="min")
     for trial, score in enumerate([0.5, 0.3, 0.4]):
