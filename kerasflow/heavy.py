@@ -56,8 +56,8 @@ def prefetch_light() -> None:
     """Loads what later steps need that is heavy on CPU but light on memory.
 
     Meant for time this process would otherwise spend waiting (the
-    validation worker's job, see `kerasflow.data.isolation.run_validation`): matplotlib
-    for the plots, and scikit-learn's splitters and metrics. TensorFlow is
+    validation worker's job, see `kerasflow.data.expectations.run.run_validation`):
+    matplotlib for the plots, and scikit-learn's splitters and metrics. TensorFlow is
     not imported here, to keep it out of memory until validation is done.
     Any failure is ignored: a cold cache only costs time later.
     """

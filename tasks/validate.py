@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 from prefect import task
 
+from kerasflow.data.expectations.run import require_valid, run_validation, validate_file
+from kerasflow.data.expectations.suites import load_suite
 from kerasflow.data.images import (
     ImageFolder,
     ImageReport,
@@ -15,8 +17,6 @@ from kerasflow.data.images import (
     is_image_folder,
     require_valid_images,
 )
-from kerasflow.data.isolation import run_validation
-from kerasflow.data.validate import load_suite, require_valid, validate_file
 from kerasflow.heavy import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, suite_file

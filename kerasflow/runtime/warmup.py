@@ -6,7 +6,7 @@ validation, and TensorFlow's import. `warm_start` starts the first two in
 processes of their own, so a two-core machine works on them while this
 process imports Prefect and MLflow and the flow loads the data:
 
-- the validation worker (`kerasflow.data.isolation`) spawns, imports Great
+- the validation worker (`kerasflow.data.expectations.run`) spawns, imports Great
   Expectations and warms it up, then validates and exits;
 - the local Prefect server (`kerasflow.runtime.prefect_server`) is found running, or
   boots in its own process.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kerasflow.data.isolation import start_validator
+from kerasflow.data.expectations.run import start_validator
 from kerasflow.heavy import import_tensorflow
 from kerasflow.quiet import silence
 from kerasflow.runtime.prefect_server import start_server
