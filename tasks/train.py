@@ -10,10 +10,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
-from kerasflow.tasks.policies import EpochProgress, step_logger
+from kerasflow.tasks.policies import step_logger
+from kerasflow.tasks.progress import EpochProgress
 from kerasflow.tracking import Tracker
 from kerasflow.training.ensemble import average_models
 from kerasflow.training.final import fit_final_model

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import task
 
-from kerasflow.data.isolation import run_validation
-from kerasflow.data.validate import load_suite, require_valid, validate_file
-from kerasflow.quiet import prefetch_light
+from kerasflow.data.expectations.run import require_valid, run_validation, validate_file
+from kerasflow.data.expectations.suites import load_suite
+from kerasflow.heavy import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, suite_file
 from kerasflow.tasks.steplog import StepLog

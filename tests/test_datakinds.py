@@ -16,7 +16,8 @@ from kerasflow.data.load import fingerprint_frame, load_frame
 from kerasflow.data.split import Split
 from kerasflow.data.stream import MANIFEST, fit_stream_features, manifest_beside, scan_stream, stream_files
 from kerasflow.features.images import ImageSpec
-from kerasflow.features.tabular import FeatureSpec, fit_features, fit_labels, select_columns
+from kerasflow.features.labels import fit_labels
+from kerasflow.features.tabular import FeatureSpec, fit_features, select_columns
 from kerasflow.lint.defaults import default_model
 from kerasflow.lint.profile import profile_frame, profile_source
 from kerasflow.schemas.config import DataConfig, PipelineConfig

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.tabular import fit_labels, select_columns
+from kerasflow.features.labels import fit_labels
+from kerasflow.features.tabular import select_columns
 from kerasflow.training.kinds import kind_of
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)

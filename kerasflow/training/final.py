@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.models.registry import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from kerasflow.data.split import Split
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.models.cnn import unfreeze_top
 from kerasflow.models.hyper import build_optimizer
 from kerasflow.training.final import model_spec

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.data.split import Split
+from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import encode_targets, raw_targets
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
+from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.training.evaluate import Evaluation, evaluate_heads, evaluate_model, save_reports
 from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, without_early_stopping

@@ -30,7 +30,7 @@ from kerasflow.data.images import (
 )
 from kerasflow.data.split import Split
 from kerasflow.features.images import fit_image_spec
-from kerasflow.features.tabular import fit_labels
+from kerasflow.features.labels import fit_labels
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.kinds.base import FileCheck, Fitted, StepLog, register
 from kerasflow.training.kinds.table import Table

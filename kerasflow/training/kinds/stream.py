@@ -30,7 +30,8 @@ from kerasflow.data.stream import (
     stream_files,
 )
 from kerasflow.errors import BadInputError
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.fitting import EpochHook, TrainingResult
 from kerasflow.training.kinds.base import StepLog, register

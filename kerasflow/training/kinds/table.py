@@ -20,7 +20,8 @@ from kerasflow.data.contract import (
 from kerasflow.data.holdout import save_raw, split_rows, test_rows_of
 from kerasflow.data.load import DataLoadError, fingerprint_frame, resolve_source
 from kerasflow.data.split import Split, class_balance
-from kerasflow.features.tabular import fit_features, fit_labels, select_columns
+from kerasflow.features.labels import fit_labels
+from kerasflow.features.tabular import fit_features, select_columns
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.fitting import EpochHook, TrainingResult
 from kerasflow.training.kinds.base import DataKind, FileCheck, Fitted, StepLog, register
