@@ -123,12 +123,18 @@ def test_members_differ_only_through_their_scaling():
     rows = _rows()[:8]
     view = EnsembleView(4)(rows)
     assert tuple(view.shape) == (8, 4, 4)
+    np.testing.assert_array_equal(np.asarray(EnsembleView(4)(view)), np.asarray(view))
+    with pytest.raises(ValueError):
+        EnsembleView(3)(view)
     same = np.asarray(LinearBatchEnsemble(3, k=4)(view))
     np.testing.assert_allclose(same[:, 0], same[:, 3], atol=1e-6)  # identical members at TabM's init
     signs = LinearBatchEnsemble(3, k=4, r_init="random-signs", seed=3)
-    differ = np.asarray(signs(view))
-    assert set(np.unique(np.asarray(signs.r))) <= {-1.0, 1.0}
-    assert np.abs(differ[:, 0] - differ[:, 1]).max() > 1e-3 or np.abs(differ[:, 0] - differ[:, 2]).max() > 1e-3
+    differ, r = np.asarray(signs(view)), np.asarray(signs.r)
+    assert set(np.unique(r)) <= {-1.0, 1.0}
+    for first, second in ((0, 1), (0, 2), (0, 3)):
+        if not np.array_equal(r[first], r[second]):  # members with other signs predict otherwise
+            assert np.abs(differ[:, first] - differ[:, second]).max() > 1e-3
+    assert len(np.unique(r, axis=0)) > 1
     chunked = LinearBatchEnsemble(3, k=2, r_init="normal", r_chunks=[2, 2], seed=0)
     chunked.build((None, 2, 4))
     r = np.asarray(chunked.r)

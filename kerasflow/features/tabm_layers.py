@@ -92,6 +92,8 @@ class EnsembleView(keras.layers.Layer):
 
     def call(self, inputs):
         if len(inputs.shape) == 3:
+            if inputs.shape[1] != self.k:
+                raise ValueError(f"EnsembleView expects (batch, d) or (batch, {self.k}, d), got {inputs.shape}")
             return inputs
         expanded = keras.ops.expand_dims(inputs, 1)
         return keras.ops.repeat(expanded, self.k, axis=1)
