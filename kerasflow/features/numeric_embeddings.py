@@ -110,7 +110,9 @@ class PeriodicEmbedding(keras.layers.Layer):
     Args:
         d_embedding: The embedding size per feature.
         n_frequencies: Frequencies per feature (`k` in the paper).
-        sigma: The scale of the initial frequencies, an important hyperparameter.
+        sigma: The scale of the initial frequencies, an important hyperparameter:
+            0.01 (the reference default) is safe, too large a value hurts; the
+            reference suggests tuning it in LogUniform[0.01, 1].
         lite: Share the output Linear layer across features (the "lite" variant).
         activation: Apply ReLU after the Linear layer (the "R" of PLR).
         seed: Optional seed of the initializers (concurrent trainings stay reproducible).
