@@ -31,7 +31,13 @@ from kerasflow.features.tabm_layers import (  # noqa: E402
     MeanOverMembers,
     MemberMeanLoss,
 )
-from kerasflow.models.tabm_backbone import member_loss, tabm_body, tabm_head, tabm_models  # noqa: E402
+from kerasflow.models.tabm_backbone import (  # noqa: E402
+    member_loss,
+    tabm_body,
+    tabm_head,
+    tabm_models,
+    tabm_optimizer,
+)
 
 
 def _rows(n=300, seed=0):
@@ -200,8 +206,20 @@ def test_a_small_tabm_learns_breast_cancer():
     x = QuantileNormalization(fit_quantiles(x_train, 100))(inputs)
     members = tabm_head(tabm_body(x, k=8, width=64, depth=2, dropout=0.1, seed=0), 2, seed=1)
     train_model, predict_model = tabm_models(inputs, members, "softmax")
-    train_model.compile(keras.optimizers.AdamW(2e-3, weight_decay=3e-4),
-                        loss=member_loss(keras.losses.SparseCategoricalCrossentropy(from_logits=True)))
+    train_model.compile(tabm_optimizer(), loss=member_loss(keras.losses.SparseCategoricalCrossentropy(from_logits=True)))
     train_model.fit(x_train, y_train, epochs=15, batch_size=32, verbose=0)
     accuracy = float(np.mean(predict_model.predict(x_test, verbose=0).argmax(axis=1) == y_test))
     assert accuracy > 0.9
+
+
+def test_tabm_optimizer_exempts_biases_and_frequencies_from_weight_decay():
+    train_model, _ = _model_with_every_layer(_rows(40))
+    variables = train_model.trainable_variables
+    before = [np.asarray(v).copy() for v in variables]
+    # with zero gradients Adam's step is zero, so only the decoupled weight decay moves a weight
+    tabm_optimizer(weight_decay=0.1).apply_gradients([(keras.ops.zeros_like(v), v) for v in variables])
+    moved = {}
+    for variable, old in zip(variables, before):
+        moved.setdefault(variable.name, []).append(not np.allclose(np.asarray(variable), old))
+    assert not any(moved["bias"] + moved["frequencies"] + moved["linear_kernel"] + moved["linear_bias"])
+    assert all(moved["kernel"] + moved["r"] + moved["s"])  # (ple_kernel starts at zero: nothing to decay)

@@ -11,9 +11,9 @@ How a family uses it (the layers and the loss are in
     x = ...                                        # (batch, d) encoded inputs
     members = tabm_head(tabm_body(x, k=32), units, k=32)   # (batch, k, units), logits
     train_model, predict_model = tabm_models(inputs, members, activation)
-    train_model.compile(optimizer, loss=member_loss(loss))   # mean of the k members' losses
+    train_model.compile(tabm_optimizer(), loss=member_loss(loss))   # mean of the k members' losses
     train_model.fit(...)                           # early stopping on val_loss works as usual
-    predict_model.compile(optimizer, loss, metrics)  # the (batch, units) averaged prediction
+    predict_model.compile(loss=loss, metrics=metrics)  # the (batch, units) averaged prediction
     predict_model.evaluate(...); predict_model.save("model.keras")
 
 Both models share every layer, so training one trains the other. The
@@ -117,3 +117,25 @@ def member_loss(loss: Any) -> Any:
     from kerasflow.features.tabm_layers import MemberMeanLoss  # deferred: imports Keras
 
     return MemberMeanLoss(loss)
+
+
+# weights the TabM paper trains without weight decay: biases, normalization scales and shifts, the
+# periodic embedding's frequencies and the piecewise-linear embedding's plain linear part
+NO_WEIGHT_DECAY = ("bias", "gamma", "beta", "frequencies", "linear_kernel")
+
+
+def tabm_optimizer(learning_rate: float = 2e-3, weight_decay: float = 3e-4) -> Any:
+    """TabM's default optimizer: AdamW, without weight decay on the weights the paper exempts.
+
+    Args:
+        learning_rate: The learning rate (the paper tunes it in LogUniform[1e-4, 5e-3]).
+        weight_decay: Decoupled weight decay (the paper: 0 or LogUniform[1e-4, 1e-1]).
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+    """
+    import keras  # deferred: Keras loads TensorFlow
+
+    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    return optimizer
