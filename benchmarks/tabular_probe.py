@@ -7,7 +7,7 @@ for every model, several seeds:
 - `hgb`: `HistGradientBoostingClassifier()` / `Regressor()` with default settings;
 - `mlp`: two Dense(256) + ReLU + dropout 0.1 blocks on standardized numeric
   and one-hot categorical columns, Adam;
-- `tabm`: TabM (k=32, width 512, depth 3, dropout 0.1, AdamW 2e-3 / 3e-4) on
+- `tabm`: TabM (k=32, width 512, depth 3, dropout 0.1, `tabm_optimizer`: AdamW 2e-3 / 3e-4) on
   quantile-normalized numeric and one-hot categorical columns;
 - `tabm_plr`: TabM (depth 2) on periodic embeddings of the quantile-normalized numbers;
 - `tabm_ple`: TabM (depth 2) on piecewise-linear embeddings (48 quantile bins).
@@ -147,7 +147,7 @@ def run_network(kind, data, classify, scale, seed):
     """Trains one network with early stopping on the validation rows; returns its test score."""
     import keras
 
-    from kerasflow.models.tabm_backbone import member_loss
+    from kerasflow.models.tabm_backbone import member_loss, tabm_optimizer
 
     keras.utils.set_random_seed(seed)
     (nums, onehots, cards, labels) = data
@@ -157,7 +157,7 @@ def run_network(kind, data, classify, scale, seed):
     if kind == "mlp":
         train_model.compile(keras.optimizers.Adam(1e-3), loss=base)
     else:
-        train_model.compile(keras.optimizers.AdamW(2e-3, weight_decay=3e-4), loss=member_loss(base))
+        train_model.compile(tabm_optimizer(), loss=member_loss(base))
     stop = keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)
     y = [label if classify else label[:, None] for label in labels]
     train_model.fit([nums[0], onehots[0]], y[0], validation_data=([nums[1], onehots[1]], y[1]),
