@@ -28,7 +28,7 @@ from kerasflow.tracking.store import client_for, configure, ensure_experiment, t
 from kerasflow.tracking.tags import FLOW_RUN_TAG, NOTE_TAG, PARENT_TAG, RUN_KIND_TAG
 from kerasflow.tracking.tracker import Tracker
 
-if TYPE_CHECKING:  # typing only: the registry module reads the registry, no run opens there
+if TYPE_CHECKING:  # for the annotation only: a run needs nothing of the registry's code
     from kerasflow.tracking.registry import ModelRef
 
 
@@ -43,6 +43,7 @@ class PipelineRun:
         id: The MLflow run id.
         experiment_id: Its experiment.
         workdir: A private folder for files passed between tasks.
+        uri: Its tracking URI. Default: as `tracking_uri`.
     """
 
     id: str
