@@ -10,7 +10,7 @@ import json
 import weakref
 from typing import Any
 
-from kerasflow.quiet import tracking_budget
+from kerasflow.budget import tracking_budget
 from kerasflow.tracking.journal import record
 from kerasflow.tracking.store import TrackingUnavailable, unreachable
 
