@@ -13,7 +13,7 @@ from kerasflow.tasks.predict import (
     resolve_model,
     validate_input,
 )
-from kerasflow.tracking.registry import model_run
+from kerasflow.tracking import model_run
 
 
 @flow(name="batch-predict", log_prints=False)

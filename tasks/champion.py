@@ -20,13 +20,8 @@ from kerasflow.promotion.lineage import CODE_TAG, differences, lineage_of, skip_
 from kerasflow.schemas.config import ConfigError, PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
-from kerasflow.tracking.registry import (
-    REFERENCE_STATS,
-    champion_version,
-    download_model,
-    load_run_json,
-    run_params,
-)
+from kerasflow.tracking.artifacts import REFERENCE_STATS, download_model, load_run_json, run_params
+from kerasflow.tracking.registry import champion_version
 from kerasflow.training.final import score_champion as score
 
 HYPERPARAMETER_PREFIX = "tune.best."

@@ -24,14 +24,8 @@ from kerasflow.features.tabular import InputRowsError
 from kerasflow.heavy import import_tensorflow
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
-from kerasflow.tracking.registry import (
-    REFERENCE_SUITE,
-    ModelRef,
-    input_types,
-    load_run_json,
-    predict_with,
-    run_params,
-)
+from kerasflow.tracking.artifacts import REFERENCE_SUITE, input_types, load_run_json, predict_with, run_params
+from kerasflow.tracking.registry import ModelRef
 from kerasflow.tracking.registry import resolve_model as resolve
 
 

@@ -15,7 +15,7 @@ from kerasflow.promotion.inputs import CANDIDATE
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
-from kerasflow.tracking.registry import log_reference
+from kerasflow.tracking.artifacts import log_reference
 
 
 @task(name="register-model", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)

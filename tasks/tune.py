@@ -53,13 +53,11 @@ class MlflowTrialLogger:
         self.announce = announce
 
     def trial_started(self, trial_id: str, values: dict[str, Any]) -> None:
-        """Opens the trial's run and logs its hyperparameters as params."""
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags={
-            tracking.PARENT_TAG: self.parent, tracking.RUN_KIND_TAG: "trial", "kerasflow.trial_id": trial_id,
-            **tracking.process_identity()})
-        self.runs[trial_id] = run.info.run_id
-        tracking.track_open_run(run.info.run_id, self.uri)
-        tracking.log_params(self.client, run.info.run_id, values)
+        """Opens the trial's run (`tracking.open_child_run`) and logs its hyperparameters as params."""
+        run_id = tracking.open_child_run(self.client, self.parent, self.experiment_id, self.uri, f"trial-{trial_id}",
+                                         "trial", {"kerasflow.trial_id": trial_id})
+        self.runs[trial_id] = run_id
+        tracking.log_params(self.client, run_id, values)
 
     def epoch_ended(self, trial_id: str, label: str, epoch: int, logs: dict[str, float]) -> None:
         """Logs one epoch's metrics, prefixed by fold/execution when there are several."""
@@ -81,8 +79,7 @@ class MlflowTrialLogger:
             self.report(record)
         if record.message:
             self.client.log_text(run_id, record.message, "errors/trial_error.txt")
-        self.client.set_terminated(run_id, "FINISHED" if record.status == "COMPLETED" else "FAILED")
-        tracking.forget_open_run(run_id)
+        tracking.close_child_run(self.client, run_id, "FINISHED" if record.status == "COMPLETED" else "FAILED")
 
     def report(self, record: Any) -> None:
         """Says on the terminal and in the flow-run log how far the search is: `trial 3/20: score ... (best ...)`."""
@@ -101,8 +98,7 @@ class MlflowTrialLogger:
         run_id = self.runs.get(trial_id)
         if run_id is not None:
             self.client.set_tag(run_id, "kerasflow.trial_status", f"INTERRUPTED: {type(error).__name__}")
-            self.client.set_terminated(run_id, "KILLED")
-            tracking.forget_open_run(run_id)
+            tracking.close_child_run(self.client, run_id, "KILLED")
 
 
 @task(name="search-hyperparameters", retries=0, cache_policy=NO_CACHE)

@@ -1,9 +1,11 @@
-"""MLflow registry operations: champion lookup, alias moves, model references.
+"""MLflow model registry operations: model references, champion lookup, alias moves, base models.
 
-The plain rules live in `kerasflow.promotion.plan` (which alias goes where),
-`kerasflow.promotion.inputs` (which models may share a registered name) and
-`kerasflow.data.drift` (reference statistics); this module applies them to an
-MLflow store through an explicit `MlflowClient`.
+The plain rules live in `kerasflow.promotion.plan` (which alias goes where)
+and `kerasflow.promotion.inputs` (which models may share a registered name);
+this module applies them to an MLflow store through an explicit
+`MlflowClient`. What a registered version's run carries (its drift reference,
+params, files, input schema) is read by `kerasflow.tracking.artifacts`; a
+prediction run about a model is opened by `kerasflow.tracking.runs.model_run`.
 """
 
 from __future__ import annotations
@@ -11,27 +13,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
-import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
-from kerasflow import tracking
 from kerasflow.data.predictions import ModelReferenceError
-from kerasflow.errors import BadInputError
 from kerasflow.models.cnn import BaseModelError
 from kerasflow.promotion.inputs import check_same_inputs, choose_reference
 from kerasflow.promotion.plan import CHAMPION, AliasPlan, plan_promotion, plan_rollback
+from kerasflow.tracking.artifacts import input_types, signature_types
 
-REFERENCE_STATS = "reference/stats.json"
-REFERENCE_SUITE = "reference/suite.json"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
 
 
@@ -277,108 +273,6 @@ def rollback(client: Any, name: str) -> AliasPlan:
     return plan
 
 
-def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_path: str, features_path: str) -> None:
-    """Logs the training rows' drift statistics and the expectation suite with a run.
-
-    Both travel with every model version of the run: `retrain` checks new
-    data for drift against `reference/stats.json`, and batch prediction
-    validates its input with `reference/suite.json`. Statistics that cannot
-    be computed are tagged (`kerasflow.reference_error`), not raised: the
-    drift check then reports the champion as having none.
-
-    Args:
-        client: An `MlflowClient`.
-        run_id: The run that logs the model.
-        config: The pipeline config.
-        raw_path: Raw rows (Parquet).
-        split_path: The split JSON (its training rows are the reference).
-        features_path: The fitted feature spec JSON.
-    """
-    import pandas as pd
-
-    from kerasflow.data.drift import reference_stats  # deferred: scikit-learn, off the registry commands' path
-    from kerasflow.data.split import Split
-    from kerasflow.features.tabular import FeatureSpec
-
-    if config.validation.suite and Path(config.validation.suite).is_file():
-        client.log_text(run_id, Path(config.validation.suite).read_text(), REFERENCE_SUITE)
-    try:
-        features = FeatureSpec.load(features_path)
-        train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
-        numeric, categorical = (features.numeric, features.categorical) if isinstance(features, FeatureSpec) \
-            else features.drift_columns()  # an image spec (kerasflow/features/images.py): pixels or file sizes
-        text = getattr(features, "text_columns", [])  # free text: drift of word counts
-        stats = reference_stats(train, numeric, categorical, text, bins=config.registry.drift.bins,
-                                seed=config.split.seed)
-    except (ValueError, TypeError, KeyError) as exc:  # never block a registration on drift statistics
-        client.set_tag(run_id, "kerasflow.reference_error", f"{type(exc).__name__}: {exc}"[:4000])
-        return
-    stats["target"] = config.data.target
-    client.log_text(run_id, json.dumps(stats), REFERENCE_STATS)
-
-
-def load_run_json(client: Any, run_id: str, artifact: str) -> Any | None:
-    """Downloads and parses a JSON artifact of a run, or returns None if it has none."""
-    from mlflow.exceptions import MlflowException
-
-    folder = tempfile.mkdtemp(prefix="kerasflow-ref-")
-    try:
-        path = client.download_artifacts(run_id, artifact, folder)
-        return json.loads(Path(path).read_text())
-    except (MlflowException, OSError, ValueError):
-        return None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def run_params(client: Any, run_id: str) -> dict[str, str]:
-    """Returns the params of a run."""
-    return dict(client.get_run(run_id).data.params)
-
-
-@contextlib.contextmanager
-def model_run(model: ModelRef, kind: str, flow_run_id: str | None = None,
-              configured_uri: str | None = None) -> Iterator[tracking.PipelineRun]:
-    """Opens a run about a model (e.g. a batch prediction), closed FINISHED or FAILED.
-
-    The run goes to its own experiment, `<training experiment>-predictions`
-    (the experiment of the run that logged the model; else
-    `kerasflow-predictions`), so predictions never crowd the training runs.
-    It is tagged with the model's URI and version. On an exception the
-    error report is attached and the run marked FAILED.
-
-    Args:
-        model: The resolved model.
-        kind: The run kind tag, e.g. `predict`.
-        flow_run_id: The Prefect flow-run id, stored as a tag.
-        configured_uri: Tracking URI override. Default: as `tracking.tracking_uri`.
-
-    Yields:
-        A `tracking.PipelineRun` with a private scratch folder.
-    """
-    client = tracking.configure(configured_uri)
-    trained_in = client.get_experiment(client.get_run(model.run_id).info.experiment_id).name if model.run_id \
-        else "kerasflow"
-    experiment_id = tracking.ensure_experiment(client, f"{trained_in}-predictions")
-    tags = {tracking.RUN_KIND_TAG: kind, "kerasflow.model_uri": model.uri, **tracking.process_identity()}
-    if model.run_id:
-        tags["kerasflow.training_run"] = model.run_id
-    if model.name:
-        tags.update({"kerasflow.model_name": model.name, "kerasflow.model_version": str(model.version)})
-    if flow_run_id:
-        tags[tracking.FLOW_RUN_TAG] = str(flow_run_id)
-    label = f"{model.name}-v{model.version}" if model.name else "model"
-    suffix = (str(flow_run_id) if flow_run_id else uuid.uuid4().hex)[:8]
-    run_id = client.create_run(experiment_id, run_name=f"{kind}-{label}-{suffix}", tags=tags).info.run_id
-    workdir = tempfile.mkdtemp(prefix=f"kerasflow-{run_id[:8]}-")
-    uri = tracking.tracking_uri(configured_uri)
-    with tracking.closing_run(client, run_id, uri, flow_run_id):
-        try:
-            yield tracking.PipelineRun(id=run_id, experiment_id=experiment_id, workdir=workdir, uri=uri)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
 def _logged_model_run(client: Any, model_id: str) -> str | None:
     """Returns the run that logged a model (`models:/<model_id>`).
 
@@ -477,31 +371,6 @@ def _registered_version(client: Any, reference: str) -> tuple[Any, str]:
     return version, f"models:/{version.name}/{version.version}"
 
 
-def download_model(uri: str, destination: str, configured_uri: str | None = None) -> str:
-    """Downloads a logged model's files (e.g. `models:/name/3`) into a folder and returns its path."""
-    import mlflow.artifacts
-
-    return mlflow.artifacts.download_artifacts(uri, dst_path=destination, tracking_uri=tracking.tracking_uri(configured_uri))
-
-
-def input_types(model_uri: str) -> dict[str, str]:
-    """Returns `{column: type}` of a logged model's input signature, e.g. `{"age": "double"}` ({} without one)."""
-    import mlflow.models
-
-    return signature_types(mlflow.models.get_model_info(model_uri).signature)
-
-
-def signature_types(signature: Any) -> dict[str, str]:
-    """Returns `{column: type}` of a `ModelSignature`'s named inputs ({} for None or unnamed inputs).
-
-    Types are MLflow's names: `double`, `long`, `string`, ... (`Array(string)`
-    for other kinds). Whether a column is required is left out.
-    """
-    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
-        return {}
-    return {spec.name: _type_name(spec.type) for spec in signature.inputs.inputs}
-
-
 def check_registrable(client: Any, name: str, signature: Any) -> None:
     """Refuses to register a model under a name whose versions take other input columns.
 
@@ -529,30 +398,3 @@ def check_registrable(client: Any, name: str, signature: Any) -> None:
     registered = input_types(f"models:/{name}/{version}")
     if registered:
         check_same_inputs(name, version, why, registered, signature_types(signature))
-
-
-def predict_with(model_uri: str, frame: Any) -> Any:
-    """Loads a logged pyfunc model and predicts a frame of raw rows.
-
-    Raises:
-        BadInputError: The model refused the rows (e.g. an `InputRowsError`
-            naming columns and rows), re-raised as the model raised it.
-        FeatureError: The rows do not fit the model's input schema.
-    """
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
-    from kerasflow.features.tabular import FeatureError
-
-    try:
-        return mlflow.pyfunc.load_model(model_uri).predict(frame)
-    except MlflowException as exc:
-        if isinstance(exc.__cause__, BadInputError):  # a kerasflow model's refusal (serving_entry.RefusedInput)
-            raise exc.__cause__ from None
-        raise FeatureError(f"the input does not fit the model's schema: {exc.message}") from None
-
-
-def _type_name(kind: Any) -> str:
-    from mlflow.types import DataType
-
-    return kind.name if isinstance(kind, DataType) else str(kind)

@@ -1,0 +1,133 @@
+"""What a run or a logged model carries: the drift reference, params, JSON artifacts, files and input schema.
+
+A registered version's run holds the statistics and expectation suite of its
+training rows (`log_reference`), which `retrain` and batch prediction read
+back (`load_run_json`); batch prediction also reads the run's params (how the
+training data was read) and the model's input signature, and predicts with
+the logged pyfunc model (`predict_with`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kerasflow.errors import BadInputError
+from kerasflow.tracking.store import tracking_uri
+
+REFERENCE_STATS = "reference/stats.json"
+REFERENCE_SUITE = "reference/suite.json"
+
+
+def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_path: str, features_path: str) -> None:
+    """Logs the training rows' drift statistics and the expectation suite with a run.
+
+    Both travel with every model version of the run: `retrain` checks new
+    data for drift against `reference/stats.json`, and batch prediction
+    validates its input with `reference/suite.json`. Statistics that cannot
+    be computed are tagged (`kerasflow.reference_error`), not raised: the
+    drift check then reports the champion as having none.
+
+    Args:
+        client: An `MlflowClient`.
+        run_id: The run that logs the model.
+        config: The pipeline config.
+        raw_path: Raw rows (Parquet).
+        split_path: The split JSON (its training rows are the reference).
+        features_path: The fitted feature spec JSON.
+    """
+    import pandas as pd
+
+    from kerasflow.data.drift import reference_stats  # deferred: scikit-learn, off the registry commands' path
+    from kerasflow.data.split import Split
+    from kerasflow.features.tabular import FeatureSpec
+
+    if config.validation.suite and Path(config.validation.suite).is_file():
+        client.log_text(run_id, Path(config.validation.suite).read_text(), REFERENCE_SUITE)
+    try:
+        features = FeatureSpec.load(features_path)
+        train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
+        numeric, categorical = (features.numeric, features.categorical) if isinstance(features, FeatureSpec) \
+            else features.drift_columns()  # an image spec (kerasflow/features/images.py): pixels or file sizes
+        text = getattr(features, "text_columns", [])  # free text: drift of word counts
+        stats = reference_stats(train, numeric, categorical, text, bins=config.registry.drift.bins,
+                                seed=config.split.seed)
+    except (ValueError, TypeError, KeyError) as exc:  # never block a registration on drift statistics
+        client.set_tag(run_id, "kerasflow.reference_error", f"{type(exc).__name__}: {exc}"[:4000])
+        return
+    stats["target"] = config.data.target
+    client.log_text(run_id, json.dumps(stats), REFERENCE_STATS)
+
+
+def load_run_json(client: Any, run_id: str, artifact: str) -> Any | None:
+    """Downloads and parses a JSON artifact of a run, or returns None if it has none."""
+    from mlflow.exceptions import MlflowException
+
+    folder = tempfile.mkdtemp(prefix="kerasflow-ref-")
+    try:
+        path = client.download_artifacts(run_id, artifact, folder)
+        return json.loads(Path(path).read_text())
+    except (MlflowException, OSError, ValueError):
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_params(client: Any, run_id: str) -> dict[str, str]:
+    """Returns the params of a run."""
+    return dict(client.get_run(run_id).data.params)
+
+
+def download_model(uri: str, destination: str, configured_uri: str | None = None) -> str:
+    """Downloads a logged model's files (e.g. `models:/name/3`) into a folder and returns its path."""
+    import mlflow.artifacts
+
+    return mlflow.artifacts.download_artifacts(uri, dst_path=destination, tracking_uri=tracking_uri(configured_uri))
+
+
+def input_types(model_uri: str) -> dict[str, str]:
+    """Returns `{column: type}` of a logged model's input signature, e.g. `{"age": "double"}` ({} without one)."""
+    import mlflow.models
+
+    return signature_types(mlflow.models.get_model_info(model_uri).signature)
+
+
+def signature_types(signature: Any) -> dict[str, str]:
+    """Returns `{column: type}` of a `ModelSignature`'s named inputs ({} for None or unnamed inputs).
+
+    Types are MLflow's names: `double`, `long`, `string`, ... (`Array(string)`
+    for other kinds). Whether a column is required is left out.
+    """
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return {}
+    return {spec.name: _type_name(spec.type) for spec in signature.inputs.inputs}
+
+
+def predict_with(model_uri: str, frame: Any) -> Any:
+    """Loads a logged pyfunc model and predicts a frame of raw rows.
+
+    Raises:
+        BadInputError: The model refused the rows (e.g. an `InputRowsError`
+            naming columns and rows), re-raised as the model raised it.
+        FeatureError: The rows do not fit the model's input schema.
+    """
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from kerasflow.features.tabular import FeatureError
+
+    try:
+        return mlflow.pyfunc.load_model(model_uri).predict(frame)
+    except MlflowException as exc:
+        if isinstance(exc.__cause__, BadInputError):  # a kerasflow model's refusal (serving_entry.RefusedInput)
+            raise exc.__cause__ from None
+        raise FeatureError(f"the input does not fit the model's schema: {exc.message}") from None
+
+
+def _type_name(kind: Any) -> str:
+    from mlflow.types import DataType
+
+    return kind.name if isinstance(kind, DataType) else str(kind)

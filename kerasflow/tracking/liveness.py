@@ -1,0 +1,120 @@
+"""Which process runs a run, and the sweep of runs whose process is gone.
+
+Every kerasflow run records its process's pid, host and start time
+(`process_identity`); a later pipeline run of the same experiment on the same
+host marks FAILED the runs left RUNNING by a process that no longer exists
+(`sweep_orphans`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Callable
+
+from kerasflow.tracking.tags import FLOW_RUN_TAG, HOST_TAG, NOTE_TAG, PARENT_TAG, PID_TAG, STARTED_TAG
+
+log = logging.getLogger(__name__)
+
+
+def process_identity(pid: int | None = None) -> dict[str, str]:
+    """The tags that name a process: pid, host and start time (see `sweep_orphans`)."""
+    pid = os.getpid() if pid is None else pid
+    tags = {PID_TAG: str(pid), HOST_TAG: socket.gethostname()}
+    started = _process_started(pid)
+    if started:
+        tags[STARTED_TAG] = started
+    return tags
+
+
+def _process_started(pid: int) -> str | None:
+    """When a process started, as a string that differs between two processes that had the same pid.
+
+    On Linux: the boot id and the start time in clock ticks since boot
+    (`/proc/<pid>/stat`, field 22); elsewhere psutil's create time, if
+    psutil is installed; else None (then only the pid is compared).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return f"{psutil.Process(pid).create_time():.3f}"
+    except Exception:  # psutil missing, or no such process
+        return None
+
+
+def _process_gone(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    except OSError:
+        return False
+    return bool(started) and _process_started(pid) != started  # the pid now belongs to another process
+
+
+def _mark_orphan(client: Any, experiment_id: str, run_id: str, note: str) -> list[str]:
+    """Marks an orphaned run FAILED with `note`, and its nested runs still RUNNING (trials may carry no pid)."""
+    marked = [run_id]
+    for child in client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.`{PARENT_TAG}` = "
+                                    f"'{run_id}'", max_results=1000):
+        marked.append(child.info.run_id)
+    for orphan in marked:
+        client.set_tag(orphan, NOTE_TAG, note)
+        client.set_tag(orphan, "mlflow.note.content", note)
+        client.set_terminated(orphan, "FAILED")
+    return marked
+
+
+def sweep_orphans(client: Any, experiment_id: str, current_run_id: str,
+                  on_orphan: Callable[[str, str], None] | None = None) -> list[str]:
+    """Marks FAILED the runs of this experiment left RUNNING by a process of this host that is gone.
+
+    A process killed with SIGKILL (or by the OOM killer, or a power cut)
+    cannot close its runs. Every kerasflow run records its process's pid,
+    host and start time; a RUNNING run whose process no longer exists on
+    this host (or whose pid now belongs to a later process) is marked
+    FAILED, with a note saying so, and so are its nested runs still
+    RUNNING. Runs of other hosts are left alone.
+
+    Args:
+        client: An `MlflowClient`.
+        experiment_id: The experiment to sweep.
+        current_run_id: The run doing the sweep, named in the note.
+        on_orphan: Called with `(flow_run_id, note)` for each swept run
+            tagged `prefect.flow_run_id`; its errors are logged, not raised.
+            Default none.
+
+    Returns:
+        The ids of the runs marked FAILED.
+    """
+    host = socket.gethostname()
+    query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    swept = []
+    for found in client.search_runs([experiment_id], query, max_results=1000):
+        tags = found.data.tags
+        try:
+            pid = int(tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if found.info.run_id in (current_run_id, *swept) or not _process_gone(pid, tags.get(STARTED_TAG)):
+            continue
+        note = f"process {pid} on host {host} is gone; marked FAILED by run {current_run_id}"
+        swept += _mark_orphan(client, experiment_id, found.info.run_id, note)
+        if on_orphan is not None and tags.get(FLOW_RUN_TAG):
+            try:
+                on_orphan(tags[FLOW_RUN_TAG], note)
+            except Exception as exc:  # the flow run is Prefect's to judge too; never fail the new run for it
+                log.warning("could not close flow run %s: %s", tags[FLOW_RUN_TAG], exc)
+    if swept:
+        log.warning("marked %d orphaned run(s) FAILED: %s", len(swept), ", ".join(swept))
+    return swept

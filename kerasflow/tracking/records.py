@@ -1,0 +1,186 @@
+"""What a run records: params, metrics (per step and per epoch), the config and JSON artifacts.
+
+Every helper takes the client and run id explicitly: MLflow's active-run
+stack is per thread, and Prefect runs tasks in worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any
+
+from kerasflow.budget import tracking_budget
+from kerasflow.tracking.journal import record
+from kerasflow.tracking.store import TrackingUnavailable, unreachable
+
+
+def log_config(client: Any, run_id: str, config: Any) -> None:
+    """Logs a config as flat `section.key` params plus the YAML itself."""
+    import yaml
+
+    data = config.model_dump(mode="json")
+    params = {k: v for k, v in flatten(data).items() if k.split(".")[0] not in ("name",)}
+    log_params(client, run_id, params)
+    client.log_text(run_id, yaml.safe_dump(data, sort_keys=False), "config/config.yaml")
+
+
+def log_params(client: Any, run_id: str, params: dict[str, Any], prefix: str = "") -> None:
+    """Logs params in one batch, values rendered as strings up to MLflow's limit."""
+    from mlflow.entities import Param
+
+    items = [Param(f"{prefix}{k}", _param_text(v)) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start:start + 100])
+
+
+def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str = "", step: int = 0,
+                synchronous: bool = True) -> list[Any]:
+    """Logs finite metrics in one batch, names prefixed by step.
+
+    The prefix's first `.` becomes `/` (`train.` gives `train/loss`,
+    `champion.test.` gives `champion/test.accuracy`), so the MLflow UI's
+    chart view shows one section per step.
+
+    Returns:
+        With `synchronous=False`, the pending `RunOperations` to `wait()` on;
+        otherwise an empty list.
+    """
+    import math
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    head = prefix.replace(".", "/", 1)  # `train.` -> `train/`: MLflow's chart view groups metrics by `step/`
+    items = [Metric(f"{head}{k}", float(v), now, step) for k, v in metrics.items()
+             if v is not None and math.isfinite(float(v))]
+    pending = []
+    for start in range(0, len(items), 500):
+        op = client.log_batch(run_id, metrics=items[start:start + 500], synchronous=synchronous)
+        if not synchronous and op is not None:
+            pending.append(op)
+    return pending
+
+
+class EpochLogger:
+    """A per-epoch hook that logs metrics asynchronously, once per epoch.
+
+    Logging each epoch synchronously costs a database round trip inside the
+    training loop; this queues it on MLflow's async logger instead. Call
+    `wait()` before the run moves on.
+
+    A queued epoch that could not be written (the store went away and
+    MLflow's bounded retries ran out) stops training at the next epoch with
+    `TrackingUnavailable`; `undelivered()` counts what was queued but never
+    confirmed.
+
+    Args:
+        client: An `MlflowClient`.
+        run_id: The run to log into.
+        prefix: Metric-name prefix, e.g. `train.`.
+        journal: A step journal to record each epoch in. Default none.
+    """
+
+    def __init__(self, client: Any, run_id: str, prefix: str, journal: str | None = None):
+        self.client, self.run_id, self.prefix, self.journal = client, run_id, prefix, journal
+        self.pending: list[Any] = []
+        _epoch_loggers.add(self)
+
+    def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        self._check()
+        self.pending += log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
+        if self.journal is not None:
+            record(self.journal, "metrics", metrics=logs, prefix=self.prefix, step=epoch)
+
+    def _check(self) -> None:
+        """Raises the first failure of an epoch already sent; forgets the epochs written."""
+        still = []
+        for op in self.pending:
+            futures = getattr(op, "_operation_futures", [])
+            for future in futures:
+                if future.done() and future.exception() is not None:
+                    raise _async_failure(self.run_id, future.exception())
+            if not all(future.done() for future in futures):
+                still.append(op)
+        self.pending = still
+
+    def undelivered(self) -> int:
+        """The number of queued epochs not confirmed written."""
+        return sum(1 for op in self.pending for future in getattr(op, "_operation_futures", [])
+                   if not future.done() or future.exception() is not None)
+
+    def wait(self) -> None:
+        """Blocks until every queued epoch is written, for at most the tracking budget.
+
+        Flushes MLflow's async queue first: it batches for up to
+        `MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS` (1 s, see `quiet.py`), which
+        the end of training need not wait out. The flush runs in a daemon
+        thread: with the store down, MLflow would retry every queued batch in
+        turn, for many times the budget.
+
+        Raises:
+            TrackingUnavailable: An epoch could not be written because the
+                store did not answer, or was not confirmed within the budget.
+        """
+        if not self.pending:
+            return
+        import threading
+        import time
+
+        import mlflow
+
+        deadline = time.monotonic() + tracking_budget() + 5
+        flusher = threading.Thread(target=mlflow.flush_async_logging, name="kerasflow-flush", daemon=True)
+        flusher.start()
+        flusher.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._check()
+        for op in self.pending:
+            for future in getattr(op, "_operation_futures", []):
+                try:
+                    future.result(timeout=max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    raise TrackingUnavailable(
+                        f"{self.undelivered()} epoch(s) of metrics of run {self.run_id} were not confirmed written "
+                        f"within {tracking_budget()} s") from None
+                except Exception as exc:
+                    raise _async_failure(self.run_id, exc) from exc
+        self.pending.clear()
+
+
+_epoch_loggers: "weakref.WeakSet[EpochLogger]" = weakref.WeakSet()
+
+
+def undelivered_epochs() -> int:
+    """Epochs of metrics queued by this process's `EpochLogger`s and never confirmed written."""
+    return sum(logger.undelivered() for logger in list(_epoch_loggers))
+
+
+def _async_failure(run_id: str, exc: BaseException) -> BaseException:
+    if unreachable(exc):
+        error = TrackingUnavailable(f"could not log the epoch metrics of run {run_id}: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def log_json(client: Any, run_id: str, data: Any, artifact_file: str) -> None:
+    """Logs a JSON artifact."""
+    client.log_text(run_id, json.dumps(data, indent=2, default=str), artifact_file)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flattens nested dicts into `a.b.c` keys; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _param_text(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
+    return text[:6000]
