@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 
 import_tensorflow()
 
