@@ -195,7 +195,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args(argv)
-    from kerasflow.quiet import import_tensorflow, silence
+    from kerasflow.heavy import import_tensorflow
+    from kerasflow.quiet import silence
 
     silence()
     import_tensorflow()
