@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.exceptions import MissingContextError, TerminationSignal
+from prefect.exceptions import MissingContextError
 
-from kerasflow.errors import BadInputError, lost_interrupt
+from kerasflow.errors import BadInputError
+from kerasflow.stopping import raise_lost_interrupt
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -49,19 +49,6 @@ def console_loggers() -> list[logging.Logger]:
     return [logger for logger in [logging.getLogger(), *loggers] if isinstance(logger, logging.Logger) and any(
         isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stdout, sys.stderr)
         for h in logger.handlers)]
-
-
-def raise_lost_interrupt() -> None:
-    """Raises again a SIGINT or SIGTERM whose exception a finalizer swallowed (see `lost_interrupt`).
-
-    Raises:
-        KeyboardInterrupt: For SIGINT.
-        TerminationSignal: For SIGTERM, as Prefect's own handler does.
-    """
-    signum = lost_interrupt()
-    if signum is None:
-        return
-    raise TerminationSignal(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 class EpochProgress:
