@@ -59,6 +59,8 @@ def signal_grace() -> float:
 def arm_watchdog() -> bool:
     """Starts the watchdog; call once, from the main thread, before any work.
 
+    It also registers this process's stop hooks (`register_stop_hooks`).
+
     Returns:
         Whether it started: not outside the main thread, and not when
         another component already owns the wakeup descriptor.
