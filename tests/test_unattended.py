@@ -155,7 +155,7 @@ def test_an_interrupt_a_finalizer_swallowed_is_raised_again_at_the_next_epoch(
 
     from kerasflow import stopping
     from kerasflow.runtime.stopping import register_stop_hooks
-    from kerasflow.tasks.policies import EpochProgress
+    from kerasflow.tasks.progress import EpochProgress
 
     register_stop_hooks()  # as arming the watchdog does: SIGTERM is raised again as Prefect's TerminationSignal
     progress = EpochProgress(None, 10, "train", bar=False)

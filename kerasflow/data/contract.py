@@ -36,7 +36,8 @@ import pandas as pd
 
 from kerasflow.data.load import DataLoadError, Table, read_table
 from kerasflow.errors import BadInputError
-from kerasflow.features.tabular import FLOAT32_MAX, fit_labels
+from kerasflow.features.labels import fit_labels
+from kerasflow.features.tabular import FLOAT32_MAX
 
 MOSTLY_MISSING = 0.5
 DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+(?:[eE][+-]?\d+)?"  # 12,5  1.234,5  -0,25e3

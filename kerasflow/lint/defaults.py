@@ -63,7 +63,7 @@ def default_training(profile: DataProfile) -> dict[str, Any]:
 
 def default_model(config: Any, profile: DataProfile) -> dict[str, Any]:
     """The model section of a config without one."""
-    if config.data.image is not None:
+    if profile.images:
         return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2}
     if profile.text_columns:
         return {"kind": "text", "column": profile.text_columns[0], "encoder": "bag", "units": 32, "dropout": 0.5,

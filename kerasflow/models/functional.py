@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kerasflow.features.tabular import LabelSpec, build_input_layers, text_input_name
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import build_input_layers, text_input_name
 from kerasflow.models.hyper import build_optimizer, choose
 from kerasflow.models.registry import register_family
 from kerasflow.models.text import TextEncoder, encoder_defaults, text_input, text_specs

@@ -166,8 +166,9 @@ def suite_init(
 ) -> None:
     """Write a starter expectation suite from a known-good data file (see docs/validation.md)."""
     silence()
+    from kerasflow.data.expectations.draft import build_suite
+    from kerasflow.data.expectations.suites import write_suite
     from kerasflow.data.load import DataLoadError, load_frame
-    from kerasflow.data.validate import build_suite, write_suite
 
     suite_name = name or Path(data).stem
     try:

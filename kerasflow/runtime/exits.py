@@ -55,7 +55,7 @@ def preflight(config: Path, overrides: list[str], kind: str) -> Any:
 def require_store(configured: str | None) -> str:
     """Stops the command (exit 1, one paragraph) unless its tracking store answers; returns its URI."""
     global _store_uri
-    from kerasflow.quiet import tracking_budget
+    from kerasflow.budget import tracking_budget
     from kerasflow.runtime.stores import StoreUnreachable, check_store
     from kerasflow.tracking import tracking_uri
 
@@ -148,7 +148,7 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
 
 def outage_message(kind: str, exc: BaseException, lost: int) -> str:
     """The paragraph that says the tracking store stopped answering during a run, and what that left behind."""
-    from kerasflow.quiet import BUDGET_ENV, tracking_budget
+    from kerasflow.budget import BUDGET_ENV, tracking_budget
     from kerasflow.tracking import tracking_uri
 
     uri = _store_uri or tracking_uri()
