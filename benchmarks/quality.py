@@ -148,7 +148,7 @@ def run(config_path: str, overrides: list[str] | None = None) -> tuple[dict[str,
 
     start = time.perf_counter()
     result = train_flow(config_path, overrides or [])
-    return result["metrics"], result["run_id"], time.perf_counter() - start
+    return result.metrics, result.run_id, time.perf_counter() - start
 
 
 def better(a: float | None, b: float | None, higher: bool) -> bool:

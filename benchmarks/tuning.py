@@ -225,13 +225,13 @@ def main() -> None:
     os.chdir(ROOT)
     rows = []
     for name in args.names or DATASETS:
-        base = train_flow(str(ROOT / "configs" / f"{name}.yaml"))["metrics"]["accuracy"]
+        base = train_flow(str(ROOT / "configs" / f"{name}.yaml")).metrics["accuracy"]
         for cv in [None, *([3] if name in args.cv else [])]:
             start = time.perf_counter()
             result = train_flow(str(tuned_config(name, args.trials, cv, workdir)), fresh=True)
             seconds = time.perf_counter() - start
-            best, trials, minutes = search_stats(result["run_id"])
-            tuned = result["metrics"]["accuracy"]
+            best, trials, minutes = search_stats(result.run_id)
+            tuned = result.metrics["accuracy"]
             rows.append((name, "3-fold" if cv else "holdout", best, tuned, base, tuned / base,
                          trials / minutes if minutes else float("nan"), trials, seconds))
     print(f"\n{'dataset':<15}{'scoring':<9}{'best val':>9}{'test tuned':>11}{'untuned':>9}{'ratio':>7}"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.runtime import flow_run
 
+from kerasflow.flows.results import PredictResult
 from kerasflow.tasks.predict import (
     predict_rows,
     read_input,
@@ -18,7 +17,7 @@ from kerasflow.tracking import model_run
 
 @flow(name="batch-predict", log_prints=False)
 def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None = None,
-                       tracking_uri: str | None = None) -> dict[str, Any]:
+                       tracking_uri: str | None = None) -> PredictResult:
     """Validates input rows and writes them back with the model's predictions.
 
     Args:
@@ -33,7 +32,7 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
             local store.
 
     Returns:
-        The run id, the model version used, the output path, the row count
+        A `PredictResult`: the run id, the model version used, the output path, the row count
         and a summary of the predictions.
     """
     model = resolve_model(model_uri, tracking_uri)
@@ -41,4 +40,4 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
         source, raw = read_input(run.tracker, input_path, run.workdir, model)
         columns = validate_input(run.tracker, model, raw)
         result = predict_rows(run.tracker, model, raw, columns, source, output_path)
-    return {"run_id": run.id, "experiment_id": run.experiment_id, "model_uri": model.version_uri, **result}
+    return PredictResult(run_id=run.id, experiment_id=run.experiment_id, model_uri=model.version_uri, **result)

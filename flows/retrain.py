@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.states import Completed, State
 
+from kerasflow.flows.results import Drift, RetrainResult
 from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.champion import (
@@ -33,7 +32,7 @@ from kerasflow.training.refit import refit_plan
 
 @flow(name="retrain", log_prints=False)
 def retrain_flow(config_path: str, overrides: list[str] | None = None, source: str | None = None,
-                 force: bool = False) -> State[dict[str, Any]]:
+                 force: bool = False) -> State[RetrainResult]:
     """Retrains on the newest data and promotes the challenger only if it passes the gate.
 
     When the newest data, the config and the code all equal those of the
@@ -50,7 +49,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
     Returns:
         A `Completed` state named after the outcome (`Promoted`, `Rejected`
         with the first failed rule as its message, `Not gated`, `Skipped`),
-        whose result (what calling the flow returns) is the run id, the
+        whose result (what calling the flow returns) is a `RetrainResult`: the run id, the
         challenger's test metrics and version, the champion's metrics, the
         drift verdict and the decision. A failure raises (state `Failed`).
     """
@@ -63,10 +62,9 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         raw = run_step(load_data, run, config)
         skipped = check_new_data(run.tracker, champion, force)
         if skipped is not None:
-            result = {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": None,
-                      "champion_metrics": None, "version": None, "compared_with": champion.version,
-                      "drift": None, "outcome": SKIPPED, "promoted": False, "champion": champion.version,
-                      "previous_champion": None, "reasons": [skipped], "state": "Skipped", "message": skipped}
+            result = RetrainResult(run_id=run.id, experiment_id=run.experiment_id, outcome=SKIPPED, promoted=False,
+                                   champion=champion.version, compared_with=champion.version, reasons=[skipped],
+                                   state="Skipped", message=skipped)
             return Completed(name="Skipped", message=skipped, data=result)
         run_step(validate_data, run, config, raw)
         split = run_step(split_data, run, config, raw)
@@ -82,7 +80,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         decision = gate_challenger(run.tracker, config, metrics, champion_metrics)
         outcome = promote_challenger(run.tracker, config, decision, registered["version"], champion,
                                      drift["summary"] if drift["checked"] else None)
-    result = {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics,
-              "champion_metrics": champion_metrics, "version": registered["version"],
-              "compared_with": champion.version if champion else None, "drift": drift, **outcome}
+    result = RetrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
+                           champion_metrics=champion_metrics, version=registered["version"],
+                           compared_with=champion.version if champion else None, drift=Drift(**drift), **outcome)
     return Completed(name=outcome["state"], message=outcome["message"], data=result)

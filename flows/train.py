@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from kerasflow.flows.cv import cross_validate_flow
 from kerasflow.flows.prepare import prepare_data
+from kerasflow.flows.results import TrainResult
 from kerasflow.flows.runners import task_runner
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import read_config
@@ -21,7 +20,7 @@ from kerasflow.training.refit import refit_plan
 
 @flow(name="train", log_prints=False)
 def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False,
-               lint: bool = True) -> dict[str, Any]:
+               lint: bool = True) -> TrainResult:
     """Runs the whole training pipeline for one config.
 
     With a `tuning` section the search runs (or resumes) first and the
@@ -39,7 +38,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         lint: Check the design lint first: errors stop the run, warnings are logged. Default true.
 
     Returns:
-        The run id, test metrics, model URI and registered version.
+        A `TrainResult`: the run id, test metrics, model URI and registered version.
     """
     config = read_config(config_path, overrides)
     with open_pipeline_run(config, "train") as run:
@@ -58,5 +57,5 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model, metrics)
         publish_summary(run, config, metrics, registered)
-    return {"run_id": run.id, "experiment_id": run.experiment_id, "metrics": metrics,
-            "mlflow_url": mlflow_run_url(run), "prefect_url": flow_run_url(), **registered}
+    return TrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
+                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), **registered)

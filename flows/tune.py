@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from kerasflow.flows.prepare import prepare_data
+from kerasflow.flows.results import TuneResult
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.tune import search_hyperparameters
@@ -14,7 +13,7 @@ from kerasflow.tasks.tune import search_hyperparameters
 
 @flow(name="tune", log_prints=False)
 def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False,
-              lint: bool = True) -> dict[str, Any]:
+              lint: bool = True) -> TuneResult:
     """Validates, splits and preprocesses the data, then runs or resumes the search.
 
     Args:
@@ -24,10 +23,10 @@ def tune_flow(config_path: str, overrides: list[str] | None = None, fresh: bool 
         lint: Check the design lint first: errors stop the run, warnings are logged. Default true.
 
     Returns:
-        The run ids and the search outcome (best values, score, trials).
+        A `TuneResult`: the run id and the search outcome (best values, score, trials).
     """
     config = read_config(config_path, overrides)
     with open_pipeline_run(config, "tune") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None)
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh)
-    return {"run_id": run.id, "experiment_id": run.experiment_id, **tuned}
+    return TuneResult(run_id=run.id, experiment_id=run.experiment_id, **tuned)

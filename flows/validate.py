@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
+from kerasflow.flows.results import ValidateResult
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import read_config
 from kerasflow.tasks.load import load_data
@@ -14,7 +13,7 @@ from kerasflow.tasks.validate import validate_data
 
 
 @flow(name="validate", log_prints=False)
-def validate_flow(config_path: str, overrides: list[str] | None = None) -> dict[str, Any]:
+def validate_flow(config_path: str, overrides: list[str] | None = None) -> ValidateResult:
     """Loads the configured data and checks it against its expectation suite.
 
     Args:
@@ -22,10 +21,10 @@ def validate_flow(config_path: str, overrides: list[str] | None = None) -> dict[
         overrides: `section.key=value` overrides. Default none.
 
     Returns:
-        The run id and the number of expectations checked.
+        A `ValidateResult`: the run id and whether the data passed.
     """
     config = read_config(config_path, overrides)
     with open_pipeline_run(config, "validate") as run:
         raw = run_step(load_data, run, config)
-        checked = run_step(validate_data, run, config, raw)
-    return {"run_id": run.id, "expectations": checked}
+        passed = run_step(validate_data, run, config, raw)
+    return ValidateResult(run_id=run.id, passed=passed)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.exceptions import MissingContextError, TerminationSignal
+from prefect.exceptions import MissingContextError
 
-from kerasflow.errors import BadInputError, lost_interrupt
+from kerasflow.errors import BadInputError
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -39,16 +38,3 @@ def step_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("kerasflow")
-
-
-def raise_lost_interrupt() -> None:
-    """Raises again a SIGINT or SIGTERM whose exception a finalizer swallowed (see `lost_interrupt`).
-
-    Raises:
-        KeyboardInterrupt: For SIGINT.
-        TerminationSignal: For SIGTERM, as Prefect's own handler does.
-    """
-    signum = lost_interrupt()
-    if signum is None:
-        return
-    raise TerminationSignal(signum) if signum == signal.SIGTERM else KeyboardInterrupt()

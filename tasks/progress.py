@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from kerasflow.tasks.policies import raise_lost_interrupt, step_logger
+from kerasflow.stopping import raise_lost_interrupt
+from kerasflow.tasks.policies import step_logger
 
 
 def console_loggers() -> list[logging.Logger]:

@@ -48,11 +48,11 @@ def test_a_rerun_after_a_failed_register_reuses_every_earlier_step(prefect_harne
     assert all(failed.data.tags.get(CACHE_TAG + step) == "miss" for step in STEPS), {k: v for k, v in failed.data.tags.items() if "cache" in k}
 
     rerun = train_flow(IRIS, [*FAST, *THREE, "registry.model_name=iris-cache-three"])
-    run = client.get_run(rerun["run_id"])
+    run = client.get_run(rerun.run_id)
     for step in STEPS:
         assert run.data.tags[CACHE_TAG + step] == "hit", step
         assert run.data.tags[f"{CACHE_TAG}{step}.run"] == failed.info.run_id
-    assert rerun["version"] is not None and run.info.status == "FINISHED"
+    assert rerun.version is not None and run.info.status == "FINISHED"
     # what the cached steps logged is in the new run too
     assert run.data.metrics["data/rows"] == failed.data.metrics["data/rows"]
     assert run.data.tags["kerasflow.data_fingerprint"] == failed.data.tags["kerasflow.data_fingerprint"]
@@ -62,10 +62,10 @@ def test_a_rerun_after_a_failed_register_reuses_every_earlier_step(prefect_harne
     logged = {a.path for folder in ("preprocessing", "train", "validation")
               for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"preprocessing/features.json", "train/learning_curve.png", "validation/result.json"} <= logged
-    assert run.data.metrics["test/accuracy"] == pytest.approx(rerun["metrics"]["accuracy"])
+    assert run.data.metrics["test/accuracy"] == pytest.approx(rerun.metrics["accuracy"])
 
     fresh = train_flow(IRIS, [*FAST, *THREE, "registry.model_name=iris-cache-three"], fresh=True)
-    tags = client.get_run(fresh["run_id"]).data.tags
+    tags = client.get_run(fresh.run_id).data.tags
     assert all(tags[CACHE_TAG + step] == "miss" for step in STEPS), "--fresh recomputes every step"
 
 

@@ -25,6 +25,7 @@ from image_data import digit_png, write_digit_folder
 from kerasflow.data.load import load_frame
 from kerasflow.features.images import ImageDataError, ImageSpec, fit_image_spec
 from kerasflow.features.labels import encode_labels, fit_labels
+from kerasflow.flows.results import TrainResult
 from kerasflow.models.cnn import BaseModelError, build_cnn, find_base, load_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.final import model_spec
@@ -176,7 +177,7 @@ def _keras_file(uri: str):
 
 
 @pytest.fixture(scope="module")
-def low_digits_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def low_digits_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     from kerasflow.flows.train import train_flow
 
     folder = tmp_path_factory.mktemp("low")
@@ -186,30 +187,30 @@ def low_digits_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) ->
     return train_flow(_write_config(folder, "cnn-low", data, model))
 
 
-def test_registered_cnn_serves_raw_pixels(low_digits_run: dict, mlflow_store: str) -> None:
+def test_registered_cnn_serves_raw_pixels(low_digits_run: TrainResult, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
-    run = client.get_run(low_digits_run["run_id"])
-    assert run.info.status == "FINISHED" and low_digits_run["metrics"]["accuracy"] > 0.5
+    run = client.get_run(low_digits_run.run_id)
+    assert run.info.status == "FINISHED" and low_digits_run.metrics["accuracy"] > 0.5
     assert run.data.metrics["images/images"] == len(_digits(range(5)))
     assert run.data.metrics["images/class.3"] == (load_frame("digits")["target"] == 3).sum()
     assert run.data.params["preprocessing.image_shape"] == "[8, 8, 1]"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "images")}
     assert {"images/report.json", "images/summary.txt"} <= artifacts
-    served = mlflow.pyfunc.load_model(low_digits_run["model_uri"])
+    served = mlflow.pyfunc.load_model(low_digits_run.model_uri)
     rows = _digits(range(5)).drop(columns="target").sample(10, random_state=1)
     predictions = served.predict(rows)
     assert set(predictions["prediction"]) <= {"0", "1", "2", "3", "4"}
     images = rows.to_numpy(dtype="float32").reshape(-1, 8, 8, 1)
-    raw = _keras_file(low_digits_run["model_uri"]).predict(images, verbose=0)
+    raw = _keras_file(low_digits_run.model_uri).predict(images, verbose=0)
     np.testing.assert_allclose(predictions[[f"proba_{i}" for i in range(5)]].to_numpy(), raw, rtol=1e-5)
 
 
-def test_registered_cnn_is_a_frozen_base_for_other_classes(low_digits_run: dict, mlflow_store: str,
+def test_registered_cnn_is_a_frozen_base_for_other_classes(low_digits_run: TrainResult, mlflow_store: str,
                                                            tmp_path: Path) -> None:
     from kerasflow.flows.train import train_flow
 
     client = mlflow.MlflowClient(mlflow_store)
-    client.set_registered_model_alias("cnn-low", "base", low_digits_run["version"])
+    client.set_registered_model_alias("cnn-low", "base", low_digits_run.version)
     _digits(range(5, 10)).to_csv(tmp_path / "high.csv", index=False)
     data = {"source": str(tmp_path / "high.csv"), "target": "target", "image": IMAGE}
     fine_tune = {"layers": 6, "learning_rate": 1e-4, "epochs": 2}
@@ -217,24 +218,24 @@ def test_registered_cnn_is_a_frozen_base_for_other_classes(low_digits_run: dict,
 
     result = train_flow(_write_config(tmp_path, "cnn-high", data, model, epochs=3))
 
-    run = client.get_run(result["run_id"])
-    assert run.data.tags["kerasflow.base_model"] == f"models:/cnn-low/{low_digits_run['version']}"
+    run = client.get_run(result.run_id)
+    assert run.data.tags["kerasflow.base_model"] == f"models:/cnn-low/{low_digits_run.version}"
     assert run.data.params["finetune.unfrozen"] == '["conv_1_0"]'
     assert client.get_metric_history(run.info.run_id, "train/loss")
     assert len(client.get_metric_history(run.info.run_id, "finetune/loss")) == run.data.metrics["finetune/epochs_run"]
-    source = _keras_file(low_digits_run["model_uri"])
-    tuned = find_base(_keras_file(result["model_uri"]))
+    source = _keras_file(low_digits_run.model_uri)
+    tuned = find_base(_keras_file(result.model_uri))
     for name in ("conv_0_0", "batch_norm_0_0", "batch_norm_1_0"):  # frozen in both phases
         for old, new in zip(source.get_layer(name).get_weights(), tuned.get_layer(name).get_weights()):
             np.testing.assert_array_equal(old, new)
     tuned_kernel = tuned.get_layer("conv_1_0").get_weights()[0]
     assert not np.array_equal(source.get_layer("conv_1_0").get_weights()[0], tuned_kernel)
     rows = _digits(range(5, 10)).drop(columns="target").head(8)
-    assert set(mlflow.pyfunc.load_model(result["model_uri"]).predict(rows)["prediction"]) <= {"5", "6", "7", "8", "9"}
+    assert set(mlflow.pyfunc.load_model(result.model_uri).predict(rows)["prediction"]) <= {"5", "6", "7", "8", "9"}
 
 
-def test_phase_one_leaves_a_registered_base_untouched(low_digits_run: dict, tmp_path: Path) -> None:
-    folder = Path(mlflow.artifacts.download_artifacts(low_digits_run["model_uri"], dst_path=str(tmp_path)))
+def test_phase_one_leaves_a_registered_base_untouched(low_digits_run: TrainResult, tmp_path: Path) -> None:
+    folder = Path(mlflow.artifacts.download_artifacts(low_digits_run.model_uri, dst_path=str(tmp_path)))
     frame = _digits(range(5, 10))
     image = _pixel_spec(frame)
     model = build_cnn(None, _spec({**TINY, "base": {"source": str(next(folder.rglob("*.keras")))}}, frame, image))
@@ -248,7 +249,7 @@ def test_phase_one_leaves_a_registered_base_untouched(low_digits_run: dict, tmp_
         np.testing.assert_array_equal(old, new)
 
 
-def test_unknown_registered_base_fails_the_run_and_keeps_the_registry(low_digits_run: dict, mlflow_store: str,
+def test_unknown_registered_base_fails_the_run_and_keeps_the_registry(low_digits_run: TrainResult, mlflow_store: str,
                                                                       tmp_path: Path) -> None:
     from kerasflow.flows.train import train_flow
 
@@ -274,13 +275,13 @@ def test_image_folder_trains_and_serves_base64_files(prefect_harness, mlflow_sto
     result = train_flow(_write_config(tmp_path, "cnn-folder", data, TINY, epochs=3))
 
     client = mlflow.MlflowClient(mlflow_store)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.data.metrics["images/images"] == 60 and run.data.metrics["images/width_max"] == 16
     assert run.data.metrics["images/skipped"] == 1 and run.data.metrics["data/files"] == 61
     assert run.data.metrics["split/test_rows"] == 12 and len(run.data.tags["kerasflow.data_fingerprint"]) == 64
     summary = Path(client.download_artifacts(run.info.run_id, "images/summary.txt", str(tmp_path))).read_text()
     assert "skipped: 7/half.png: corrupt" in summary
-    served = mlflow.pyfunc.load_model(result["model_uri"])
+    served = mlflow.pyfunc.load_model(result.model_uri)
     assert served.metadata.get_input_schema().input_names() == ["image"]
     files = sorted((root / "7").glob("img_*.png"))[:3]
     encoded = [base64.b64encode(f.read_bytes()).decode() for f in files]

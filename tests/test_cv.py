@@ -11,6 +11,7 @@ import pytest
 
 from kerasflow.data.load import load_frame
 from kerasflow.data.split import split_kfold
+from kerasflow.flows.results import TrainResult
 from kerasflow.schemas.config import load_config
 from kerasflow.schemas.tuning import RunnerConfig
 from kerasflow.training.cv import make_folds
@@ -35,27 +36,27 @@ def test_folds_cover_the_non_test_rows_once_and_never_the_test_rows() -> None:
 
 
 @pytest.fixture(scope="module")
-def kfold_run(prefect_harness) -> dict:
+def kfold_run(prefect_harness) -> TrainResult:
     from kerasflow.flows.train import train_flow
 
     return train_flow(CONFIG, FAST)
 
 
-def _fold_runs(client: mlflow.MlflowClient, parent: dict) -> list:
-    runs = client.search_runs([parent["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent['run_id']}'")
+def _fold_runs(client: mlflow.MlflowClient, experiment_id: str, run_id: str) -> list:
+    runs = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
     return sorted(runs, key=lambda r: int(r.data.tags["kerasflow.fold"]))
 
 
-def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: dict, mlflow_store: str) -> None:
+def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: TrainResult, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
-    folds = _fold_runs(client, kfold_run)
+    folds = _fold_runs(client, kfold_run.experiment_id, kfold_run.run_id)
     assert [r.data.tags["kerasflow.fold"] for r in folds] == ["0", "1", "2"]
     assert all(r.info.status == "FINISHED" and r.data.tags["kerasflow.kind"] == "fold" for r in folds)
     assert all(r.data.params["fold"] == str(i) for i, r in enumerate(folds))
     history = client.get_metric_history(folds[0].info.run_id, "train/val_loss")
     assert len(history) == folds[0].data.metrics["train/epochs_run"] >= 1
 
-    parent = client.get_run(kfold_run["run_id"])
+    parent = client.get_run(kfold_run.run_id)
     accuracies = np.array([r.data.metrics["val/accuracy"] for r in folds])
     assert parent.data.metrics["cv/accuracy.mean"] == pytest.approx(accuracies.mean())
     assert parent.data.metrics["cv/accuracy.std"] == pytest.approx(accuracies.std())
@@ -63,11 +64,11 @@ def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: d
         assert {f"cv/{name}.mean", f"cv/{name}.std"} <= set(parent.data.metrics)
     assert parent.data.params["cv.final"] == "ensemble" and parent.data.params["cv.members"] == "3"
     assert "train/epochs_run" not in parent.data.metrics, "the ensemble averages the folds: nothing is refitted"
-    assert parent.data.metrics["split/test_rows"] == 30 and kfold_run["version"]
+    assert parent.data.metrics["split/test_rows"] == 30 and kfold_run.version
 
 
-def test_the_fold_ensemble_serves_raw_rows_from_the_registry(kfold_run: dict, mlflow_store: str) -> None:
-    model = mlflow.pyfunc.load_model(f"models:/iris_kfold-dense/{kfold_run['version']}")
+def test_the_fold_ensemble_serves_raw_rows_from_the_registry(kfold_run: TrainResult, mlflow_store: str) -> None:
+    model = mlflow.pyfunc.load_model(f"models:/iris_kfold-dense/{kfold_run.version}")
     rows = load_frame("iris").drop(columns=["target"]).iloc[[0, 60, 120]]
     predicted = model.predict(rows)
     assert len(predicted) == 3 and set(predicted["prediction"]) <= {"setosa", "versicolor", "virginica"}
@@ -80,7 +81,7 @@ def test_a_refit_final_model_trains_for_the_median_best_epoch(prefect_harness, m
 
     result = train_flow(CONFIG, [*FAST, "split.final=refit", "name=iris_kfold_refit",
                                  "registry.model_name=iris_kfold-refit"])
-    parent = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
+    parent = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
     metrics = parent.data.metrics
     assert metrics["train/epochs_run"] == max(1, round(metrics["cv/best_epoch.median"]))
     assert metrics["cv/best_epoch.min"] <= metrics["cv/best_epoch.median"] <= metrics["cv/best_epoch.max"]
@@ -109,8 +110,8 @@ def test_an_ensemble_outputs_the_mean_of_its_members(tmp_path: Path) -> None:
     np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, rtol=1e-5)
 
 
-def test_out_of_fold_predictions_cover_every_non_test_row(kfold_run: dict, mlflow_store: str) -> None:
-    path = mlflow.artifacts.download_artifacts(run_id=kfold_run["run_id"], artifact_path="cv/oof_predictions.csv",
+def test_out_of_fold_predictions_cover_every_non_test_row(kfold_run: TrainResult, mlflow_store: str) -> None:
+    path = mlflow.artifacts.download_artifacts(run_id=kfold_run.run_id, artifact_path="cv/oof_predictions.csv",
                                                tracking_uri=mlflow_store)
     oof = pd.read_csv(path)
     config = load_config(CONFIG, FAST)
@@ -124,7 +125,7 @@ def test_out_of_fold_predictions_cover_every_non_test_row(kfold_run: dict, mlflo
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)
 
 
-def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflow_store: str,
+def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: TrainResult, mlflow_store: str,
                                                           tmp_path: Path) -> None:
     from kerasflow.flows.cv import cross_validate_flow
     from kerasflow.flows.runners import task_runner
@@ -148,9 +149,9 @@ def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: dict, mlflo
         prepared = fit_preprocessing.fn(tracker, config, raw, split, str(workdir))
         results[name] = cross_validate_flow.with_options(task_runner=task_runner(runner))(tracker, config, prepared)
         results[name]["folds_metrics"] = [r.data.metrics["val/accuracy"] for r in
-                                          _fold_runs(client, {"run_id": run_id, "experiment_id": experiment})]
+                                          _fold_runs(client, experiment, run_id)]
         client.set_terminated(run_id, "FINISHED")
-    threaded = [r.data.metrics["val/accuracy"] for r in _fold_runs(client, kfold_run)]
+    threaded = [r.data.metrics["val/accuracy"] for r in _fold_runs(client, kfold_run.experiment_id, kfold_run.run_id)]
     assert results["dask"]["folds_metrics"] == results["sequential"]["folds_metrics"] == threaded
     seq, dask = results["sequential"]["summary"], results["dask"]["summary"]
     assert seq.keys() == dask.keys()

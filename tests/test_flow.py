@@ -14,23 +14,24 @@ import pytest
 import yaml
 
 from kerasflow.data.load import load_frame
+from kerasflow.flows.results import TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["training.epochs=8", "training.early_stopping.patience=3"]
 
 
 @pytest.fixture(scope="module")
-def iris_run(prefect_harness) -> dict:
+def iris_run(prefect_harness) -> TrainResult:
     from kerasflow.flows.train import train_flow
 
     return train_flow(str(ROOT / "configs/iris.yaml"), FAST)
 
 
-def test_run_is_one_comparable_row(iris_run: dict, mlflow_store: str) -> None:
+def test_run_is_one_comparable_row(iris_run: TrainResult, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
-    run = client.get_run(iris_run["run_id"])
+    run = client.get_run(iris_run.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["test/accuracy"] == pytest.approx(iris_run["metrics"]["accuracy"])
+    assert run.data.metrics["test/accuracy"] == pytest.approx(iris_run.metrics["accuracy"])
     assert run.data.metrics["split/test_rows"] == 30
     assert run.data.params["model.activation"] == "relu"
     assert run.data.params["training.epochs"] == "8"
@@ -47,19 +48,19 @@ def test_run_is_one_comparable_row(iris_run: dict, mlflow_store: str) -> None:
     assert list(table["class"]) == ["setosa", "versicolor", "virginica"] and table["support"].sum() == 30
 
 
-def test_epoch_metrics_are_logged_once_each(iris_run: dict, mlflow_store: str) -> None:
+def test_epoch_metrics_are_logged_once_each(iris_run: TrainResult, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
-    history = client.get_metric_history(iris_run["run_id"], "train/loss")
+    history = client.get_metric_history(iris_run.run_id, "train/loss")
     steps = [m.step for m in history]
-    assert steps == sorted(set(steps)) and len(steps) == client.get_run(iris_run["run_id"]).data.metrics["train/epochs_run"]
+    assert steps == sorted(set(steps)) and len(steps) == client.get_run(iris_run.run_id).data.metrics["train/epochs_run"]
 
 
-def test_registered_model_predicts_like_the_keras_model(iris_run: dict, mlflow_store: str) -> None:
+def test_registered_model_predicts_like_the_keras_model(iris_run: TrainResult, mlflow_store: str) -> None:
     import keras
 
     from kerasflow.features.tabular import FeatureSpec, as_model_inputs, frame_to_inputs
 
-    uri = f"models:/iris-dense/{iris_run['version']}"
+    uri = f"models:/iris-dense/{iris_run.version}"
     model = mlflow.pyfunc.load_model(uri)
     rows = load_frame("iris").drop(columns="target").sample(12, random_state=0)
     served = model.predict(rows)
@@ -76,7 +77,7 @@ def test_penguins_with_missing_values(prefect_harness, mlflow_store: str) -> Non
     from kerasflow.flows.train import train_flow
 
     result = train_flow(str(ROOT / "configs/penguins.yaml"), FAST)
-    model = mlflow.pyfunc.load_model(result["model_uri"])
+    model = mlflow.pyfunc.load_model(result.model_uri)
     rows = load_frame("penguins").drop(columns="species")
     rows = rows[rows.isna().any(axis=1)].head(5)
     assert len(rows) and model.predict(rows)["prediction"].notna().all()
@@ -88,7 +89,7 @@ def _cli(*args: str, env_uri: str) -> subprocess.CompletedProcess:
                           env=env, cwd=ROOT, timeout=300)
 
 
-def test_data_breaking_its_suite_stops_the_run(tmp_path: Path, iris_run: dict, mlflow_store: str) -> None:
+def test_data_breaking_its_suite_stops_the_run(tmp_path: Path, iris_run: TrainResult, mlflow_store: str) -> None:
     frame = load_frame("iris")
     frame.loc[0, "sepal_length_cm"] = 99.0
     frame.loc[[1, 2, 3], "target"] = "daisy"  # three rows: enough for the split, so the suite is what refuses them
@@ -105,7 +106,7 @@ def test_data_breaking_its_suite_stops_the_run(tmp_path: Path, iris_run: dict, m
     assert "sepal_length_cm" in proc.stderr and "expect_column_values_to_be_between" in proc.stderr
     assert "daisy" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
     assert len(client.search_model_versions("name='iris-dense'")) == before
-    failed = client.search_runs([iris_run["experiment_id"]], "attributes.status = 'FAILED'")
+    failed = client.search_runs([iris_run.experiment_id], "attributes.status = 'FAILED'")
     assert failed, "the failed run is recorded"
     files = {a.path for a in client.list_artifacts(failed[0].info.run_id, "validation")}
     assert "validation/summary.txt" in files
@@ -151,7 +152,7 @@ def test_validate_flow_only_validates(prefect_harness, mlflow_store: str) -> Non
     from kerasflow.flows.validate import validate_flow
 
     result = validate_flow(str(ROOT / "configs/wine.yaml"))
-    run = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
+    run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["validation/failed"] == 0
     assert "test/accuracy" not in run.data.metrics
 
@@ -160,17 +161,17 @@ def test_regression_reports_mae_rmse_r2(prefect_harness, mlflow_store: str) -> N
     from kerasflow.flows.train import train_flow
 
     result = train_flow(str(ROOT / "configs/diabetes.yaml"), FAST)
-    assert {"mae", "rmse", "r2", "loss"} <= set(result["metrics"])
-    files = {a.path for a in mlflow.MlflowClient(mlflow_store).list_artifacts(result["run_id"], "evaluation")}
+    assert {"mae", "rmse", "r2", "loss"} <= set(result.metrics)
+    files = {a.path for a in mlflow.MlflowClient(mlflow_store).list_artifacts(result.run_id, "evaluation")}
     assert "evaluation/residuals.png" in files
 
 
-def test_prefect_and_mlflow_link_both_ways(iris_run: dict, mlflow_store: str) -> None:
+def test_prefect_and_mlflow_link_both_ways(iris_run: TrainResult, mlflow_store: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     client = mlflow.MlflowClient(mlflow_store)
-    run = client.get_run(iris_run["run_id"])
+    run = client.get_run(iris_run.run_id)
     flow_run_id = run.data.tags["prefect.flow_run_id"]
     assert run.data.tags["kerasflow.prefect_url"].endswith(f"/flow-runs/flow-run/{flow_run_id}")
     assert run.info.run_name == f"train-iris-{flow_run_id[:8]}"
@@ -178,8 +179,8 @@ def test_prefect_and_mlflow_link_both_ways(iris_run: dict, mlflow_store: str) ->
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     by_key = {a.key: a.data for a in artifacts}  # Prefect stores a link artifact as Markdown
-    assert f"({iris_run['mlflow_url']})" in by_key["mlflow-run-iris"]
-    assert iris_run["mlflow_url"] in by_key["summary-iris"] and "| accuracy |" in by_key["summary-iris"]
-    assert f"models:/iris-dense/{iris_run['version']}" in by_key["summary-iris"]
-    description = mlflow.MlflowClient(mlflow_store, mlflow_store).get_model_version("iris-dense", iris_run["version"])
+    assert f"({iris_run.mlflow_url})" in by_key["mlflow-run-iris"]
+    assert iris_run.mlflow_url in by_key["summary-iris"] and "| accuracy |" in by_key["summary-iris"]
+    assert f"models:/iris-dense/{iris_run.version}" in by_key["summary-iris"]
+    description = mlflow.MlflowClient(mlflow_store, mlflow_store).get_model_version("iris-dense", iris_run.version)
     assert description.description.startswith("Gate decision: ") and "accuracy" in description.description

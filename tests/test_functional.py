@@ -171,17 +171,17 @@ def test_functional_flow_logs_per_output_metrics_and_serves_raw_columns(prefect_
     result = train_flow(str(tmp_path / "c.yaml"))
 
     client = mlflow.MlflowClient(mlflow_store)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     metrics = run.data.metrics
     assert {"test/loss", "test/score.accuracy", "test/score.roc_auc", "test/length.mae", "test/length.r2",
             "test/score.class.great.recall", "train/score_accuracy", "train/length_loss"} <= set(metrics)
-    assert result["blessed"], result["reasons"]
+    assert result.blessed, result.reasons
     files = {a.path for folder in ("evaluation/score", "evaluation/length") for a in client.list_artifacts(
         run.info.run_id, folder)}
     assert {"evaluation/score/confusion_matrix.png", "evaluation/length/residuals.png"} <= files
     assert run.data.params["preprocessing.length.loss_weight"] == "0.5"
 
-    model = mlflow.pyfunc.load_model(result["model_uri"])
+    model = mlflow.pyfunc.load_model(result.model_uri)
     assert model.metadata.get_input_schema().input_names() == ["exclamations", "product", "summary", "review"]
     rows = _split_reviews(pd.read_csv(ROOT / "data/fine_foods/test.csv").head(5)).drop(columns="score")
     served = model.predict(rows)

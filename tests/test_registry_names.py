@@ -11,6 +11,7 @@ import mlflow
 import pytest
 
 from kerasflow.errors import BadInputError
+from kerasflow.flows.results import TrainResult
 from kerasflow.promotion.inputs import (
     IncompatibleInputsError,
     check_same_inputs,
@@ -56,25 +57,25 @@ def test_reference_is_champion_then_candidate_then_newest() -> None:
 
 
 @pytest.fixture(scope="module")
-def registered(prefect_harness, mlflow_store: str) -> dict:
+def registered(prefect_harness, mlflow_store: str) -> TrainResult:
     from kerasflow.flows.train import train_flow
     from kerasflow.tracking.registry import promote
 
     first = train_flow(str(ROOT / "configs/iris.yaml"), FAST)
-    promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, first["version"])
+    promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, first.version)
     return first
 
 
 @pytest.mark.slow
-def test_same_columns_register_a_new_version(registered: dict, mlflow_store: str) -> None:
+def test_same_columns_register_a_new_version(registered: TrainResult, mlflow_store: str) -> None:
     from kerasflow.flows.train import train_flow
 
     second = train_flow(str(ROOT / "configs/iris.yaml"), [*FAST, "model.hidden_units=[8]"])
-    assert int(second["version"]) == int(registered["version"]) + 1
+    assert int(second.version) == int(registered.version) + 1
 
 
 @pytest.mark.slow
-def test_other_columns_are_refused_before_any_registry_change(registered: dict, mlflow_store: str) -> None:
+def test_other_columns_are_refused_before_any_registry_change(registered: TrainResult, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
     versions = sorted(v.version for v in client.search_model_versions(f"name='{NAME}'"))
     aliases = dict(client.get_registered_model(NAME).aliases)

@@ -19,6 +19,7 @@ from kerasflow.data.expectations.run import DataValidationError
 from kerasflow.data.load import load_frame
 from kerasflow.data.predictions import ModelReferenceError
 from kerasflow.features.tabular import FeatureError, InputRowsError, check_numeric_rows
+from kerasflow.flows.results import PredictResult
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts servers
@@ -32,8 +33,8 @@ def champion(prefect_harness, mlflow_store: str) -> str:
     from kerasflow.tracking.registry import promote
 
     result = train_flow(str(ROOT / "configs/iris.yaml"), ["training.epochs=5", f"registry.model_name={NAME}"])
-    promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, result["version"])
-    return result["version"]
+    promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, result.version)
+    return result.version
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def batch(champion: str, rows: Path) -> dict:
+def batch(champion: str, rows: Path) -> PredictResult:
     from kerasflow.flows.batch_predict import batch_predict_flow
 
     return batch_predict_flow(f"models:/{NAME}@champion", str(rows))
@@ -52,16 +53,16 @@ def batch(champion: str, rows: Path) -> dict:
 
 def test_batch_predict_writes_rows_with_predictions(batch: dict, champion: str, rows: Path,
                                                     mlflow_store: str) -> None:
-    assert batch["output"] == str(rows.with_name("iris_batch.predictions.csv")) and batch["rows"] == 25
-    out = pd.read_csv(batch["output"])
+    assert batch.output == str(rows.with_name("iris_batch.predictions.csv")) and batch.rows == 25
+    out = pd.read_csv(batch.output)
     inputs = pd.read_csv(rows)
     assert list(out.columns) == [*inputs.columns, "prediction", *PROBAS]
     pd.testing.assert_frame_equal(out[inputs.columns], inputs)
     np.testing.assert_allclose(out[PROBAS].sum(axis=1), 1.0, rtol=1e-5)
     assert (out["prediction"] == out[PROBAS].idxmax(axis=1).str.removeprefix("proba_")).all()
-    run = mlflow.MlflowClient(mlflow_store, mlflow_store).get_run(batch["run_id"])
+    run = mlflow.MlflowClient(mlflow_store, mlflow_store).get_run(batch.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "predict"
-    assert run.data.tags["kerasflow.model_version"] == champion and batch["model_uri"] == f"models:/{NAME}/{champion}"
+    assert run.data.tags["kerasflow.model_version"] == champion and batch.model_uri == f"models:/{NAME}/{champion}"
     assert run.data.metrics["validation/failed"] == 0 and run.data.metrics["predictions/rows"] == 25
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
     trained_in = client.get_experiment(client.get_run(run.data.tags["kerasflow.training_run"]).info.experiment_id)
@@ -83,7 +84,7 @@ def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow
         response = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=60)
         assert response.status_code == 200, response.text
         served = pd.DataFrame(response.json()["predictions"])
-        expected = pd.read_csv(batch["output"])
+        expected = pd.read_csv(batch.output)
         assert served["prediction"].tolist() == expected["prediction"].tolist()
         np.testing.assert_allclose(served[PROBAS].to_numpy(), expected[PROBAS].to_numpy(), rtol=1e-5, atol=1e-7)
         short = requests.post(f"http://127.0.0.1:{port}/invocations", timeout=60,

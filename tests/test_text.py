@@ -199,19 +199,19 @@ def test_text_flow_uses_the_test_file_and_serves_raw_strings(prefect_harness, ml
 
     result = train_flow(str(tmp_path / "c.yaml"))
 
-    run = mlflow.MlflowClient(mlflow_store).get_run(result["run_id"])
+    run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
     assert run.data.metrics["split/test_rows"] == 120 and run.data.metrics["data/test_rows"] == 120
     assert run.data.metrics["split/train_rows"] + run.data.metrics["split/val_rows"] == 400
     assert 0.5 < run.data.metrics["text/embedding_coverage"] <= 1
     assert run.data.metrics["text/review.vocabulary_size"] == 598
-    model = mlflow.pyfunc.load_model(result["model_uri"])
+    model = mlflow.pyfunc.load_model(result.model_uri)
     assert model.metadata.get_input_schema().input_names() == ["review"]
     rows = pd.DataFrame({"review": ["Delicious!<br />My dog loves these treats.", "Stale and awful.", None]})
     served = model.predict(rows)
     assert list(served.columns) == ["prediction", "proba_great", "proba_other"]
     assert set(served["prediction"]) <= {"great", "other"}
     np.testing.assert_allclose(served[["proba_great", "proba_other"]].sum(axis=1), 1.0, rtol=1e-5)
-    _served_equals_keras(model, result["model_uri"], rows.fillna(""))
+    _served_equals_keras(model, result.model_uri, rows.fillna(""))
 
 
 def _served_equals_keras(model, uri: str, rows: pd.DataFrame) -> None:

@@ -68,13 +68,13 @@ def test_pipeline_logs_and_registers_through_the_server(prefect_harness, trackin
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     result = train_flow(str(ROOT / "configs/wine.yaml"), ["training.epochs=5"])
     client = mlflow.MlflowClient(tracking_server)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and "test/accuracy" in run.data.metrics
     rows = load_frame("wine").drop(columns="target").head(4)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_server)
     try:
-        predictions = mlflow.pyfunc.load_model(f"models:/wine-dense/{result['version']}").predict(rows)
+        predictions = mlflow.pyfunc.load_model(f"models:/wine-dense/{result.version}").predict(rows)
     finally:
         mlflow.set_tracking_uri(previous)
     assert len(predictions) == 4 and predictions["prediction"].str.startswith("class_").all()

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from kerasflow.data.load import load_frame
+from kerasflow.flows.results import TrainResult, TuneResult
 from kerasflow.schemas.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,8 +212,8 @@ def searches(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"first": first, "second": second, "overrides": overrides}
 
 
-def _children(client: mlflow.MlflowClient, parent: dict) -> list:
-    runs = client.search_runs([parent["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent['run_id']}'")
+def _children(client: mlflow.MlflowClient, parent: TuneResult | TrainResult) -> list:
+    runs = client.search_runs([parent.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.run_id}'")
     return sorted(runs, key=lambda r: r.data.tags["kerasflow.trial_id"])
 
 
@@ -227,9 +228,9 @@ def test_each_trial_is_a_nested_run_with_params_epochs_score_and_status(searches
         steps = [m.step for m in client.get_metric_history(trial.info.run_id, "val_accuracy")]
         assert steps == list(range(len(steps))) and 1 <= len(steps) <= 3
 
-    parent = client.get_run(searches["first"]["run_id"])
+    parent = client.get_run(searches["first"].run_id)
     assert parent.data.tags["kerasflow.kind"] == "tune"
-    best = searches["first"]["hyperparameters"]
+    best = searches["first"].hyperparameters
     expected = {f"tune.best.{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in best.items()}
     assert expected.items() <= parent.data.params.items()
     assert parent.data.metrics["tune/best_score"] == pytest.approx(max(t.data.metrics["score"] for t in trials))
@@ -245,7 +246,7 @@ def test_each_trial_is_a_nested_run_with_params_epochs_score_and_status(searches
 def test_a_rerun_continues_the_search(searches: dict, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
     second = searches["second"]
-    assert second["new_trials"] == 1 and len(second["trials"]) == 3
+    assert second.new_trials == 1 and len(second.trials) == 3
     assert [t.data.tags["kerasflow.trial_id"] for t in _children(client, second)] == ["2"]
 
 
@@ -276,8 +277,8 @@ def test_run_with_a_tuning_section_refits_the_best_trial_and_tests_it(prefect_ha
     result = train_flow(CONFIG, FAST + ["tuning.max_trials=2", "tuning.refit=train+val",
                                         f"tuning.directory={tmp_path}"], fresh=True)
     client = mlflow.MlflowClient(mlflow_store)
-    run = client.get_run(result["run_id"])
-    assert len(_children(client, result)) == 2 and result["version"]
+    run = client.get_run(result.run_id)
+    assert len(_children(client, result)) == 2 and result.version
     assert run.data.metrics["train/epochs_run"] == run.data.metrics["tune/best_epoch"]
     assert not client.get_metric_history(run.info.run_id, "train/val_loss"), "train+val refits without validation"
     assert "test/accuracy" in run.data.metrics and any(k.startswith("tune.best.") for k in run.data.params)

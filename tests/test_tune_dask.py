@@ -12,13 +12,15 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from kerasflow.flows.results import TuneResult
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/wine_tuned.yaml")
 
 
-def _trial_values(client: mlflow.MlflowClient, result: dict) -> dict[str, dict[str, str]]:
-    run = client.get_run(result["run_id"])
-    trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{result['run_id']}'")
+def _trial_values(client: mlflow.MlflowClient, result: TuneResult) -> dict[str, dict[str, str]]:
+    run = client.get_run(result.run_id)
+    trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{result.run_id}'")
     assert all(t.info.status == "FINISHED" for t in trials)
     return {t.data.tags["kerasflow.trial_id"]: t.data.params for t in trials}
 
@@ -64,10 +66,10 @@ def test_trials_on_dask_workers_take_the_values_of_the_local_search(prefect_harn
     client = mlflow.MlflowClient(mlflow_store)
     on_dask = _trial_values(client, spread)
     assert len(on_dask) == 4 and on_dask == _trial_values(client, local), "same seed, same trial values"
-    assert spread["hyperparameters"] == local["hyperparameters"]
-    run = client.get_run(spread["run_id"])
+    assert spread.hyperparameters == local.hyperparameters
+    run = client.get_run(spread.run_id)
     assert run.data.metrics["tune/trials"] == 4 and run.data.metrics["tune/new_trials"] == 4
-    trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{spread['run_id']}'")
+    trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{spread.run_id}'")
     assert {int(t.data.tags["kerasflow.pid"]) for t in trials} <= worker_pids, "trained by the cluster's workers"
 
 

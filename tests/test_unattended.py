@@ -153,17 +153,19 @@ def test_an_interrupt_a_finalizer_swallowed_is_raised_again_at_the_next_epoch(
     """A handler's exception raised inside a `__del__` is "ignored": the next epoch raises it again."""
     from prefect.exceptions import TerminationSignal
 
-    from kerasflow import errors
+    from kerasflow import stopping
+    from kerasflow.runtime.stopping import register_stop_hooks
     from kerasflow.tasks.progress import EpochProgress
 
+    register_stop_hooks()  # as arming the watchdog does: SIGTERM is raised again as Prefect's TerminationSignal
     progress = EpochProgress(None, 10, "train", bar=False)
-    monkeypatch.setattr(errors, "_stop_signal", None)
-    errors.note_stop_signal(signal.SIGTERM)
+    monkeypatch.setattr(stopping, "_stop_signal", None)
+    stopping.note_stop_signal(signal.SIGTERM)
     progress(0, {"loss": 1.0})  # within a second: the handler's own exception may still be unwinding
-    monkeypatch.setattr(errors, "_stop_signal", (int(signal.SIGTERM), time.monotonic() - 2))
+    monkeypatch.setattr(stopping, "_stop_signal", (int(signal.SIGTERM), time.monotonic() - 2))
     with pytest.raises(TerminationSignal):
         progress(1, {"loss": 0.9})
-    monkeypatch.setattr(errors, "_stop_signal", (int(signal.SIGINT), time.monotonic() - 2))
+    monkeypatch.setattr(stopping, "_stop_signal", (int(signal.SIGINT), time.monotonic() - 2))
     with pytest.raises(KeyboardInterrupt):
         progress(2, {"loss": 0.8})
 
@@ -175,7 +177,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 from kerasflow import tracking
 from kerasflow.runtime.prefect_server import ensure_shared_server, prefect_api
-from kerasflow.runtime.watchdog import arm_watchdog
+from kerasflow.runtime.stopping import arm_watchdog
 
 @flow
 def stalling():

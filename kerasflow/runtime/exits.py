@@ -1,0 +1,166 @@
+"""How a command ends: its exit statuses, its one-line errors, and the checks that end it before any work.
+
+- 2: bad input (the config, the data, a model reference; `BadInputError`);
+- 1: a failure (the tracking store or the Prefect server does not answer, a
+  step crashed);
+- 128 + the signal number for SIGINT or SIGTERM (`kerasflow.runtime.stopping`).
+
+Every error is one line on stderr, `error: ...`, without a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, NoReturn, TypeVar
+
+import typer
+
+from kerasflow.quiet import silence
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+T = TypeVar("T")
+_store_uri: str | None = None  # the tracking store of this command, once checked
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Prints `error: <message>` on stderr and exits with `code`."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def preflight(config: Path, overrides: list[str], kind: str) -> Any:
+    """Validates the config, then checks its tracking store answers, before any work.
+
+    A bad config is recorded as a FAILED run; a store that does not answer
+    stops the command (exit 1) before any server starts.
+
+    Returns:
+        The validated `PipelineConfig`.
+    """
+    silence()
+    from kerasflow.schemas.config import ConfigError, load_config, read_raw_config
+
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as exc:
+        _record_bad_config(config, kind, exc, read_raw_config)
+        fail(str(exc), EXIT_BAD_INPUT)
+    typer.echo(f"kerasflow {kind}: pipeline {cfg.name} from {config}", err=True)  # something within 2 s
+    require_store(cfg.registry.tracking_uri)
+    return cfg
+
+
+def require_store(configured: str | None) -> str:
+    """Stops the command (exit 1, one paragraph) unless its tracking store answers; returns its URI."""
+    global _store_uri
+    from kerasflow.budget import tracking_budget
+    from kerasflow.runtime.stores import StoreUnreachable, check_store
+    from kerasflow.tracking import tracking_uri
+
+    try:
+        tracking_budget()
+    except ValueError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    uri = tracking_uri(configured)
+    try:
+        check_store(uri)
+    except StoreUnreachable as exc:
+        fail(str(exc), EXIT_FAILED)
+    _store_uri = uri
+    return uri
+
+
+def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -> None:
+    from kerasflow.tracking import record_failed_run
+
+    try:
+        raw = read_raw(config)
+        name = raw.get("name") if isinstance(raw.get("name"), str) else config.stem
+        tracking = (raw.get("registry") or {}).get("tracking_uri") if isinstance(raw.get("registry"), dict) else None
+    except Exception:
+        name, tracking = config.stem, None
+    text = config.read_text(errors="replace") if config.is_file() else ""
+    try:
+        run_id = record_failed_run(name or "kerasflow", kind, exc, {"config/config.yaml": text}, tracking)
+        typer.echo(f"recorded FAILED MLflow run {run_id}", err=True)
+    except Exception as record_error:  # the store itself may be what is misconfigured
+        typer.echo(f"could not record the failure in MLflow: {record_error}", err=True)
+
+
+def warm(cfg: Any, heavy: bool = True) -> Any:
+    """Starts the validation worker and the Prefect server while heavy libraries import."""
+    from kerasflow.runtime.prefect_server import PrefectServerError
+    from kerasflow.runtime.warmup import warm_start
+
+    try:
+        return warm_start(validation=cfg.validation.suite is not None, heavy=heavy)
+    except PrefectServerError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except ValueError as exc:  # a bad KERASFLOW_LOW_MEMORY value
+        fail(str(exc), EXIT_BAD_INPUT)
+
+
+def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
+    """Runs a flow for a command and turns how it ends into the command's exit.
+
+    Args:
+        call: Calls the flow.
+        server: The Prefect server to report to (see `warm`), or None.
+        kind: The command, for the messages.
+
+    Returns:
+        The flow's result; every other ending exits the process.
+    """
+    from prefect.exceptions import TerminationSignal
+
+    from kerasflow import tracking
+    from kerasflow.errors import BadInputError, describe
+    from kerasflow.quiet import hide_tracebacks_for
+    from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
+    from kerasflow.runtime.stopping import arm_watchdog, hard_exit, stopped
+    from kerasflow.stopping import interrupt_behind
+
+    arm_watchdog()
+    hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal),
+                        when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None)
+    try:
+        with prefect_api(server):
+            if server is not None and server.started and server.shared:
+                typer.echo(f"started a local Prefect server at {server.ui_url}; it stays up for the next runs "
+                           f"(`kerasflow server stop` stops it)", err=True)
+            return call()
+    except PrefectServerError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except BadInputError as exc:
+        fail(describe(exc), EXIT_BAD_INPUT)
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        stopped(kind, exc)
+    except Exception as exc:
+        if (stop := interrupt_behind(exc)) is not None:  # outside a pipeline run, which raises it itself
+            stopped(kind, stop)
+        if tracking.unreachable(exc):
+            typer.echo(f"error: {outage_message(kind, exc, tracking.undelivered_epochs())}", err=True)
+            hard_exit(EXIT_FAILED)
+        fail(f"{kind} failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def outage_message(kind: str, exc: BaseException, lost: int) -> str:
+    """The paragraph that says the tracking store stopped answering during a run, and what that left behind."""
+    from kerasflow.budget import BUDGET_ENV, tracking_budget
+    from kerasflow.tracking import tracking_uri
+
+    uri = _store_uri or tracking_uri()
+    text = str(exc)
+    reasons = [r for r in ("Connection refused", "timed out", "Name or service not known", "Connection reset",
+                           "Remote end closed connection") if r.lower() in text.lower()]
+    cause = f"last error: {reasons[0].lower()}" if reasons else (text.splitlines()[0][:200] if text else
+                                                                 type(exc).__name__)
+    lost_text = (f" {lost} epoch(s) of metrics queued for logging were not delivered and are lost." if lost
+                 else "")
+    return (f"{kind} stopped: the MLflow tracking store {uri} stopped answering and MLflow's retries "
+            f"({tracking_budget()} s, {BUDGET_ENV}) ran out ({cause}).{lost_text} The MLflow run stays RUNNING "
+            f"in that store until the next pipeline run on this host marks it FAILED; the Prefect flow run is "
+            f"Failed. Check that `mlflow server` is running at {uri}, and MLFLOW_TRACKING_URI or "
+            f"registry.tracking_uri in the config.")
