@@ -7,16 +7,13 @@ and the failure recorder test for this one class, so a new error never
 needs to be listed anywhere else.
 
 How an interrupt (Ctrl-C, SIGTERM) is recognized and what it does to runs
-is `kerasflow.stopping`'s. `interrupt_behind` is importable from here too,
-for the modules that imported it from here. This module imports nothing of
-ours but that: every layer may use it.
+is `kerasflow.stopping`'s. This module imports nothing of ours: every layer
+may use it.
 """
 
 from __future__ import annotations
 
-from kerasflow.stopping import interrupt_behind
-
-__all__ = ["BadInputError", "describe", "interrupt_behind"]
+__all__ = ["BadInputError", "describe"]
 
 
 class BadInputError(ValueError):

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from kerasflow.errors import interrupt_behind
+from kerasflow.stopping import interrupt_behind
 from kerasflow.tracking.liveness import process_identity, sweep_orphans
 from kerasflow.tracking.records import log_config
 from kerasflow.tracking.store import client_for, configure, ensure_experiment, tracking_uri, unreachable
@@ -151,7 +151,7 @@ def closing_run(client: Any, run_id: str, uri: str, flow_run_id: str | None = No
     Meanwhile the run is on this process's list of open runs, which the
     signal watchdog closes if the process cannot unwind (`kill_open_runs`).
     An interrupt that a library's cleanup error replaced (see
-    `kerasflow.errors.interrupt_behind`) is raised again in place of that
+    `kerasflow.stopping.interrupt_behind`) is raised again in place of that
     error, so Prefect marks the flow run Crashed rather than Failed.
 
     Args:
