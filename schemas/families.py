@@ -21,8 +21,13 @@ from typing import Annotated, Any, Callable, Union
 from pydantic import BaseModel, Field
 
 from kerasflow.schemas.base import OptimizerName
-from kerasflow.schemas.dense import DENSE_TUNABLE, DenseModelConfig, dense_space_problems, dropout_switch_problems, \
-    units_rule
+from kerasflow.schemas.dense import (
+    DENSE_TUNABLE,
+    DenseModelConfig,
+    dense_space_problems,
+    dropout_switch_problems,
+    units_rule,
+)
 from kerasflow.schemas.functional import FUNCTIONAL_TUNABLE, FunctionalModelConfig
 from kerasflow.schemas.images import CNN_TUNABLE, CNNConfig, fine_tune_problems
 from kerasflow.schemas.text import TEXT_TUNABLE, TextModelConfig

@@ -14,8 +14,8 @@ from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
 from kerasflow.data.stream import fit_stream_features, manifest_beside
 from kerasflow.features.images import fit_image_spec
-from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import fit_features, fit_labels, select_columns
+from kerasflow.models.families import family_of, fit_model_inputs, pretrained_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tracking import Tracker
@@ -32,7 +32,7 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     """
     if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec
         return prepare_images(tracker, config, raw_path, split_path, workdir)
-    if config.model.kind in ("text", "functional"):  # vocabularies, several outputs (kerasflow/features/outputs.py)
+    if family_of(config.model).fit_inputs is not None:  # vocabularies, several outputs (the family fits them)
         return prepare_text_inputs(tracker, config, raw_path, split_path, workdir)
     frame = pd.read_parquet(raw_path)
     train = frame.iloc[Split.load(split_path).train]
@@ -90,7 +90,7 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
                           convert=image.on_channel_mismatch == "convert")
     labels = fit_labels(train[data.target], data.task, data.label_encoding)
     client = tracker.client
-    base = getattr(config.model, "base", None)
+    base = pretrained_base(config.model)
     if base is not None:
         spec.base_reference = base.source
         if base.origin == "registry":

@@ -17,6 +17,7 @@ from kerasflow.data.images import (
 )
 from kerasflow.data.isolation import run_validation
 from kerasflow.data.validate import load_suite, require_valid, validate_file
+from kerasflow.models.families import pretrained_base
 from kerasflow.quiet import prefetch_light
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, suite_file
@@ -92,7 +93,7 @@ def check_images(tracker: Tracker, config: PipelineConfig, raw_path: str) -> Ima
         where = data.source
     client = tracker.client
     _log_report(tracker, report)
-    base = getattr(config.model, "base", None)
+    base = pretrained_base(config.model)
     if base is not None:
         tracker.tags({"kerasflow.base_model": check_base_reference(client, base)})
     require_valid_images(report, where)

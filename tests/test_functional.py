@@ -22,7 +22,6 @@ import_tensorflow()
 from kerasflow.features.outputs import (  # noqa: E402
     decode_outputs,
     encode_targets,
-    fit_model_inputs,
     raw_targets,
     text_statistic,
 )
@@ -33,7 +32,7 @@ from kerasflow.features.tabular import (  # noqa: E402
     as_model_inputs,
     frame_to_inputs,
 )
-from kerasflow.models.registry import build_model  # noqa: E402
+from kerasflow.models.families import build_model, fit_model_inputs  # noqa: E402
 from kerasflow.models.spec import ModelSpec  # noqa: E402
 from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kerasflow.features.tabular import fit_features, fit_labels
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 

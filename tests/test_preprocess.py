@@ -18,7 +18,7 @@ from kerasflow.features.tabular import (
     frame_to_inputs,
     select_columns,
 )
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 

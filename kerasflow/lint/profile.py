@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.features.tabular import fit_labels, select_columns
+from kerasflow.models.families import family_of, model_outputs, text_section
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -80,7 +81,7 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
                            and (target.is_monotonic_increasing or target.is_monotonic_decreasing)),
         target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0)
     profile.text_columns = text_columns(frame, target_column) if config.data.image is None else []
-    if config.model.kind == "dense" and config.data.image is None:
+    if family_of(config.model).tabular and config.data.image is None:  # the input width of the encoded columns
         _profile_features(config, frame.drop(columns=profile.text_columns), profile)
     text = _text_column(config)
     if text is not None and text in frame.columns:
@@ -100,12 +101,12 @@ def count_image_files(folder: str | Path, extensions: list[str]) -> pd.DataFrame
 
 
 def _main_target(config: Any) -> str:
-    outputs = getattr(config.model, "outputs", None)
+    outputs = model_outputs(config.model)
     return outputs[0].target if outputs else config.data.target
 
 
 def _task(config: Any, target: pd.Series) -> str:
-    outputs = getattr(config.model, "outputs", None)
+    outputs = model_outputs(config.model)
     wanted = outputs[0].task if outputs else config.data.task
     if wanted != "auto" or target.empty:
         return "classification" if wanted == "auto" else wanted
@@ -134,11 +135,8 @@ def _profile_features(config: Any, frame: pd.DataFrame, profile: DataProfile) ->
 
 
 def _text_column(config: Any) -> str | None:
-    if config.model.kind == "text":
-        return config.model.column
-    if config.model.kind == "functional":
-        return next((i.column for i in config.model.inputs if i.type == "text"), None)
-    return None
+    text = text_section(config.model)
+    return text.columns[0] if text is not None and text.columns else None
 
 
 def profile_source(config: Any) -> DataProfile:

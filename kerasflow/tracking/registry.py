@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from kerasflow import tracking
 from kerasflow.data.predictions import ModelReferenceError
 from kerasflow.errors import BadInputError
-from kerasflow.models.cnn import BaseModelError
+from kerasflow.models.errors import BaseModelError
 from kerasflow.promotion.inputs import check_same_inputs, choose_reference
 from kerasflow.promotion.plan import CHAMPION, AliasPlan, plan_promotion, plan_rollback
 

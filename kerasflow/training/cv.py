@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.data.split import Split, split_kfold
-from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import FeatureSpec, LabelSpec, fit_features
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model, fit_model_inputs
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import evaluate_model
 from kerasflow.training.final import fixed_hyperparameters, make_partition, model_spec, search_space_of

@@ -19,7 +19,7 @@ from kerasflow.data.split import Split
 from kerasflow.data.stream import manifest_beside
 from kerasflow.features.outputs import encode_targets, raw_targets
 from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.training.distribute import distribution_scope

@@ -30,8 +30,8 @@ import pandas as pd
 from kerasflow.data.split import Split
 from kerasflow.errors import BadInputError
 from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
+from kerasflow.models.families import build_model, default_values
 from kerasflow.models.hyper import declaration_order, declare
-from kerasflow.models.registry import build_model, default_values
 from kerasflow.models.spec import ModelSpec
 from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
