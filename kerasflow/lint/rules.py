@@ -257,8 +257,9 @@ def check_regularization(config: Any, profile: DataProfile) -> Iterator[Finding]
     loss = math.log(max(profile.classes, 2)) if profile.task == "classification" else profile.target_mean_square
     if penalty is not None and loss > 0 and penalty > loss:
         yield Finding("warning", "model.l2" if weights.l2 else "model.l1", "strong-regularization",
-                      f"l1={weights.l1}, l2={weights.l2} give a weight penalty of about {penalty:.3g} at initialization, "
-                      f"more than the data loss (about {loss:.3g}): the model learns to shrink weights, not to fit; "
+                      f"l1={weights.l1}, l2={weights.l2} give a weight penalty of about {penalty:.3g} at "
+                      f"initialization, more than the data loss (about {loss:.3g}): the model learns to shrink "
+                      "weights, not to fit; "
                       "use a strength 10-100x smaller (1e-4 to 1e-3 is typical)", "§6 过拟合与欠拟合 2 (L1/L2)")
 
 
