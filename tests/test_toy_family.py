@@ -32,7 +32,6 @@ from kerasflow.schemas.families import register_family_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "breast_cancer-toy"
-PROBAS = ["proba_0", "proba_1"]
 
 
 class ToyModelConfig(Section):
@@ -116,8 +115,10 @@ def test_the_served_toy_model_predicts_in_this_and_a_fresh_process(toy_run: dict
     rows = load_frame("breast_cancer").drop(columns="target").sample(10, random_state=0)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     served = model.predict(rows)
-    np.testing.assert_allclose(served[PROBAS].sum(axis=1), 1.0, rtol=1e-5)
-    assert set(served["prediction"].astype(str)) <= {"0", "1"}
+    probas = [c for c in served.columns if c.startswith("proba_")]
+    assert list(served.columns) == ["prediction", *probas] and len(probas) == 2
+    np.testing.assert_allclose(served[probas].sum(axis=1), 1.0, rtol=1e-5)
+    assert set(served["prediction"]) <= {c.removeprefix("proba_") for c in probas}
     # A fresh process that never imports this module loads and scores the model: the family lives
     # in the code that builds a model, not in the model that is served.
     script = ("import sys, mlflow, pandas as pd; rows = pd.read_json(sys.stdin.read(), orient='split'); "
@@ -127,4 +128,5 @@ def test_the_served_toy_model_predicts_in_this_and_a_fresh_process(toy_run: dict
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     fresh = pd.read_json(StringIO(done.stdout.strip().splitlines()[-1]), orient="split")
-    np.testing.assert_allclose(fresh[PROBAS].to_numpy(), served[PROBAS].to_numpy(), rtol=1e-5)
+    assert list(fresh.columns) == list(served.columns)
+    np.testing.assert_allclose(fresh[probas].to_numpy(), served[probas].to_numpy(), rtol=1e-5)
