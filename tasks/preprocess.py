@@ -109,7 +109,7 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
 
 
 def prepare_text_inputs(tracker: Tracker, config: Any, raw_path: str, split_path: str, workdir: str) -> Any:
-    """Fits a text or functional model's inputs and labels on training rows and logs them.
+    """Fits the inputs and labels of a model whose family fits its own (text, functional) and logs them.
 
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).
