@@ -111,7 +111,8 @@ def test_the_toy_family_trains_evaluates_and_registers(toy_run: dict, mlflow_sto
     assert client.get_model_version(NAME, toy_run["version"]).run_id == toy_run["run_id"]
 
 
-def test_the_served_toy_model_predicts_in_this_and_a_fresh_process(toy_run: dict, mlflow_store: str) -> None:
+def test_the_served_toy_model_predicts_in_this_and_a_fresh_process(toy_run: dict, mlflow_store: str,
+                                                                   tmp_path: Path) -> None:
     rows = load_frame("breast_cancer").drop(columns="target").sample(10, random_state=0)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     served = model.predict(rows)
@@ -121,11 +122,14 @@ def test_the_served_toy_model_predicts_in_this_and_a_fresh_process(toy_run: dict
     assert set(served["prediction"]) <= {c.removeprefix("proba_") for c in probas}
     # A fresh process that never imports this module loads and scores the model: the family lives
     # in the code that builds a model, not in the model that is served.
-    script = ("import sys, mlflow, pandas as pd; rows = pd.read_json(sys.stdin.read(), orient='split'); "
-              f"print(mlflow.pyfunc.load_model('models:/{NAME}@champion').predict(rows).to_json(orient='split'))")
+    batch = tmp_path / "rows.csv"
+    rows.to_csv(batch, index=False)
+    script = ("import sys, mlflow, pandas as pd; "
+              f"served = mlflow.pyfunc.load_model('models:/{NAME}@champion').predict(pd.read_csv(sys.argv[1])); "
+              "print(served.to_json(orient='split'))")
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
-    done = subprocess.run([sys.executable, "-c", script], input=rows.to_json(orient="split"), env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", script, str(batch)], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     fresh = pd.read_json(StringIO(done.stdout.strip().splitlines()[-1]), orient="split")
     assert list(fresh.columns) == list(served.columns)
