@@ -170,12 +170,14 @@ def breakdown(env: dict[str, str], tmp: Path) -> None:
             "from kerasflow.runtime.prefect_server import ensure_shared_server, stop_shared_server\n"
             "ensure_shared_server().wait_ready(); stop_shared_server()"),
         "validation worker: spawn, GX import, warm-up": (
-            "from kerasflow.data.isolation import start_validator, stop_validator\n"
+            "from kerasflow.data.expectations.run import start_validator, stop_validator\n"
             "start_validator(); stop_validator()"),
         "mlflow sqlite store set-up": (
             f"import mlflow; c = mlflow.MlflowClient('sqlite:///{tmp}/probe.db'); c.create_experiment('x')"),
         "great expectations validation": (
-            "from kerasflow.data.load import load_frame; from kerasflow.data.validate import load_suite, validate_frame\n"
+            "from kerasflow.data.load import load_frame\n"
+            "from kerasflow.data.expectations.run import validate_frame\n"
+            "from kerasflow.data.expectations.suites import load_suite\n"
             "validate_frame(load_frame('breast_cancer'), load_suite('schemas/suites/breast_cancer.json'))"),
     }
     print("\nfixed costs (fresh process each; the import is inside the timed region)")

@@ -223,7 +223,8 @@ def main() -> None:
     parser.add_argument("--skip-kfold", action="store_true", help="Skip the k-fold final-model comparison.")
     args = parser.parse_args()
 
-    from kerasflow.quiet import import_tensorflow, silence
+    from kerasflow.heavy import import_tensorflow
+    from kerasflow.quiet import silence
 
     silence()
     folder = Path(tempfile.mkdtemp(prefix="kf-quality-"))

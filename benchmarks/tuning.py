@@ -212,7 +212,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown datasets {unknown}; choose from {list(DATASETS)}")
 
-    from kerasflow.quiet import import_tensorflow, silence
+    from kerasflow.heavy import import_tensorflow
+    from kerasflow.quiet import silence
 
     silence()
     workdir = Path(tempfile.mkdtemp(prefix="kf-tuning-"))

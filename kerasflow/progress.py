@@ -3,7 +3,7 @@
 Library code (decoding a folder of images, say) calls `report_progress`
 per item; it neither prints nor imports Prefect. A step that wants the
 progress shown wraps the call in `reporting_progress(reporter)`; the
-reporter (`kerasflow.tasks.policies.LoopProgress`) draws the terminal bar
+reporter (`kerasflow.tasks.progress.LoopProgress`) draws the terminal bar
 and writes the log lines. Without a reporter the call costs one context
 variable lookup.
 

@@ -12,7 +12,9 @@ import logging
 import os
 import sys
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
+
+from kerasflow.budget import bound_http_retries
 
 _DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -38,79 +40,17 @@ _DEFAULTS = {
 _NOISY_LOGGERS = ("absl", "tensorflow", "h5py", "urllib3", "alembic", "mlflow", "great_expectations")
 
 
-BUDGET_ENV = "KERASFLOW_TRACKING_BUDGET_SECONDS"
-DEFAULT_BUDGET = 120
-
-
-def tracking_budget() -> int:
-    """Seconds one MLflow tracking call may spend retrying a store that is down (`KERASFLOW_TRACKING_BUDGET_SECONDS`).
-
-    Raises:
-        ValueError: The variable is not a positive whole number.
-    """
-    text = os.environ.get(BUDGET_ENV, "").strip()
-    if not text:
-        return DEFAULT_BUDGET
-    try:
-        budget = int(float(text))
-    except ValueError:
-        budget = 0
-    if budget < 1:
-        raise ValueError(f"{BUDGET_ENV}={text!r} is not a number of seconds >= 1")
-    return budget
-
-
-def http_retry_settings(budget: int) -> dict[str, str]:
-    """MLflow's HTTP retry settings that keep one request's retries within `budget` seconds.
-
-    urllib3 sleeps 0 s before the first retry and `factor * 2**(n-1)` s
-    before retry n >= 2 (plus up to `jitter` s), so `retries` retries sleep
-    `factor * (2**retries - 2)` s at most, before jitter. Half the budget
-    goes to those sleeps, the rest to the attempts' timeouts: a server that
-    is down refuses at once, one that hangs costs a timeout per attempt.
-    """
-    retries = 0
-    while retries < 10 and (2 ** (retries + 1) - 2) + 0.5 * (retries + 1) <= budget / 2:
-        retries += 1
-    sleeping = max(0, 2 ** retries - 2) + 0.5 * retries
-    timeout = max(1, int((budget - sleeping) // (retries + 1)))
-    return {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout)}
-
-
-_DERIVED_ENV = "_KERASFLOW_DERIVED_HTTP_SETTINGS"  # the MLflow settings set from the budget, not by the user
-
-
-def _bound_http_retries() -> None:
-    """Sets MLflow's HTTP retry settings from the tracking budget, where the user has not set them.
-
-    Child processes inherit the environment, so the names set here are
-    recorded in `_KERASFLOW_DERIVED_HTTP_SETTINGS`: a child with another
-    budget recomputes them instead of taking them for the user's.
-    """
-    try:
-        settings = http_retry_settings(tracking_budget())
-    except ValueError:  # the CLI reports a bad budget
-        return
-    owned = set(filter(None, os.environ.get(_DERIVED_ENV, "").split(",")))
-    for key, value in settings.items():
-        if key not in os.environ or key in owned:
-            os.environ[key] = value
-            owned.add(key)
-    os.environ[_DERIVED_ENV] = ",".join(sorted(owned))
-
-
 def silence() -> None:
     """Sets quiet defaults for the ML libraries' logging and telemetry.
 
     Also bounds MLflow's HTTP retries by the tracking budget (see
-    `http_retry_settings`); a bad budget value leaves MLflow's own defaults,
+    `kerasflow.budget.http_retry_settings`); a bad budget value leaves MLflow's own defaults,
     and the CLI reports it. Idempotent; values already present in the
     environment win.
     """
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
-    _bound_http_retries()
+    bound_http_retries()
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")
@@ -120,44 +60,6 @@ def silence() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     # One line per failed async batch while a store is down; kerasflow reports the outage (and what was lost) itself.
     logging.getLogger("mlflow.utils.async_logging").setLevel(logging.CRITICAL)
-
-
-def import_tensorflow() -> None:
-    """Imports TensorFlow once with native stderr muted.
-
-    TensorFlow's C++ runtime prints CUDA-probe and absl banners straight to
-    file descriptor 2 during import, past any Python logging setting.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    silence()
-    with muted_stderr():
-        import keras  # noqa: F401
-        import tensorflow
-
-    split_cpu(tensorflow)
-
-
-LOGICAL_CPUS_ENV = "KERASFLOW_LOGICAL_CPUS"
-
-
-def split_cpu(tf: Any) -> None:
-    """Splits the CPU into `KERASFLOW_LOGICAL_CPUS` logical devices, if set (before TensorFlow initializes).
-
-    With two or more, `training.distribute: mirrored` trains one replica per
-    logical CPU: how a distribution strategy is tried on a machine without
-    GPUs (TensorFlow's own recipe, `tf.config.set_logical_device_configuration`).
-
-    Raises:
-        ValueError: The variable is not a positive integer.
-    """
-    raw = os.environ.get(LOGICAL_CPUS_ENV, "").strip()
-    if not raw:
-        return
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{LOGICAL_CPUS_ENV}={raw!r}: use a positive integer (the logical CPU devices)")
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(raw))])
 
 
 @contextlib.contextmanager
@@ -210,26 +112,6 @@ def hide_tracebacks_for(errors: tuple[type[BaseException], ...],
         logger = logging.getLogger(name)
         if not any(isinstance(f, _NoTracebackFor) for f in logger.filters):
             logger.addFilter(_NoTracebackFor(errors, when))
-
-
-def prefetch_light() -> None:
-    """Loads what later steps need that is heavy on CPU but light on memory.
-
-    Meant for time this process would otherwise spend waiting (the
-    validation worker's job, see `kerasflow.data.isolation.run_validation`): matplotlib
-    for the plots, and scikit-learn's splitters and metrics. TensorFlow is
-    not imported here, to keep it out of memory until validation is done.
-    Any failure is ignored: a cold cache only costs time later.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-        import sklearn.model_selection  # noqa: F401
-    except Exception:
-        return
 
 
 def quiet_dask() -> None:

@@ -33,8 +33,8 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
 )
 from kerasflow.schemas.dense import DenseModelConfig
 from kerasflow.schemas.families import default_kind, family_config, image_kind, model_union, on_change
+from kerasflow.schemas.gate import DriftConfig, GateConfig
 from kerasflow.schemas.images import ImageConfig, image_model_problems, image_source_problems
-from kerasflow.schemas.registry import DriftConfig, GateConfig
 from kerasflow.schemas.tuning import RunnerConfig, TuningConfig, space_problems
 
 
@@ -318,9 +318,9 @@ class RegistryConfig(Section):
             below them is registered but not blessed. Also the retraining
             gate's value thresholds when `gate.thresholds` is empty.
         gate: Champion/challenger promotion rules of the `retrain` flow;
-            see `kerasflow.schemas.registry.GateConfig`.
+            see `kerasflow.schemas.gate.GateConfig`.
         drift: Feature-drift check of the `retrain` flow; see
-            `kerasflow.schemas.registry.DriftConfig`.
+            `kerasflow.schemas.gate.DriftConfig`.
     """
 
     model_name: str | None = None

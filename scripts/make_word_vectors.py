@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=4, help="context window each side (default 4)")
     args = parser.parse_args(argv)
 
-    from kerasflow.quiet import import_tensorflow
+    from kerasflow.heavy import import_tensorflow
 
     import_tensorflow()
     from kerasflow.data.load import load_frame

@@ -44,13 +44,12 @@ from typing import Any, Callable
 from prefect.cache_policies import CachePolicy
 
 from kerasflow.data.load import source_identity
-from kerasflow.data.stream import stream_files
-from kerasflow.errors import BadInputError
 from kerasflow.models.families import pretrained_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import PipelineRun, Tracker
 from kerasflow.tracking.journal import discard_journal, read_journal, seal_journal, start_journal
+from kerasflow.training.kinds import kind_of
 from kerasflow.training.resume import state_home
 
 NOT_KEYED = frozenset({"tracker", "config", "workdir", "fresh"})  # inputs that never change a step's result
@@ -87,13 +86,11 @@ def code_digest() -> str:
 
 
 def data_files(config: PipelineConfig) -> list[Any]:
-    """The data sources a load step reads: `data.source` (every shard, when streaming) and `data.test_source`."""
-    if config.data.streaming:
-        try:
-            return stream_files(config.data.source)
-        except BadInputError:  # nothing to key on: the load step reports why
-            return [config.data.source]
-    return [config.data.source, config.data.test_source]
+    """The data sources a load step reads: `data.source` (every shard, when streaming) and `data.test_source`.
+
+    Each data kind names its own (`kerasflow.training.kinds.DataKind.sources`).
+    """
+    return kind_of(config.data).sources(config)
 
 
 def suite_file(config: PipelineConfig) -> list[Any]:

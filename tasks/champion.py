@@ -15,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.features.tabular import FeatureError
+from kerasflow.heavy import import_tensorflow
 from kerasflow.promotion.lineage import CODE_TAG, differences, lineage_of, skip_reason, unchanged
-from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import ConfigError, PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
-from kerasflow.data.isolation import start_validator
+from kerasflow.data.expectations.run import start_validator
 from kerasflow.lint.defaults import DEFAULTED, default_sections, describe_defaults, with_defaults
 from kerasflow.lint.profile import profile_source
 from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config, read_raw_config
@@ -20,7 +20,7 @@ def read_config(path: str, overrides: list[str] | None = None) -> PipelineConfig
     Sections the config leaves out (`split`, `training`, `model`) are chosen
     from the data's size and task (`kerasflow.lint.defaults`), and the
     choice is shown. With an expectation suite configured, also starts the
-    validation worker (`kerasflow.data.isolation`), so Great Expectations
+    validation worker (`kerasflow.data.expectations.run`), so Great Expectations
     imports while the first steps run; the `kerasflow` CLI has usually
     started it already.
     """

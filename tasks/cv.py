@@ -15,10 +15,12 @@ from kerasflow import tracking
 from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
-from kerasflow.quiet import import_tensorflow
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
+from kerasflow.heavy import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.policies import EpochProgress, step_logger
+from kerasflow.tasks.policies import step_logger
+from kerasflow.tasks.progress import EpochProgress
 from kerasflow.tasks.train import announce_resume
 from kerasflow.tracking import Tracker
 from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs

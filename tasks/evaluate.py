@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
 from kerasflow.training.evaluate import charted_metrics, per_class_table

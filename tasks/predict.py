@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow import tracking
-from kerasflow.data.isolation import run_validation
+from kerasflow.data.expectations.run import require_valid, run_validation, validate_file
 from kerasflow.data.load import fingerprint_frame, load_frame, reading_options, resolve_source
 from kerasflow.data.predictions import (
     check_columns,
@@ -20,9 +20,8 @@ from kerasflow.data.predictions import (
     prediction_summary,
     write_rows,
 )
-from kerasflow.data.validate import require_valid, validate_file
 from kerasflow.features.tabular import InputRowsError
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import (

@@ -8,18 +8,14 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
-from kerasflow.data.contract import dropped_columns
-from kerasflow.data.images import is_image_folder
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
-from kerasflow.data.stream import fit_stream_features, manifest_beside
-from kerasflow.features.images import fit_image_spec
-from kerasflow.features.tabular import fit_features, fit_labels, select_columns
 from kerasflow.models.families import family_of, fit_model_inputs, pretrained_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import resolve_registered_base
+from kerasflow.training.kinds import kind_of
 
 
 @task(name="fit-preprocessing", retries=0,
@@ -27,40 +23,23 @@ from kerasflow.tracking.registry import resolve_registered_base
 def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, split_path: str, workdir: str) -> Prepared:
     """Fits feature statistics and label encoding on the training rows only.
 
+    The data kind fits them (`DataKind.fit_features`): a table in memory, a
+    stream in one pass over every training row, images an `ImageSpec`
+    instead of a `FeatureSpec`.
+
     Returns:
         The `Prepared` paths.
     """
-    if config.data.image is not None:  # an ImageSpec instead of a FeatureSpec
-        return prepare_images(tracker, config, raw_path, split_path, workdir)
     if family_of(config.model).fit_inputs is not None:  # vocabularies, several outputs (the family fits them)
         return prepare_text_inputs(tracker, config, raw_path, split_path, workdir)
-    frame = pd.read_parquet(raw_path)
-    train = frame.iloc[Split.load(split_path).train]
-    d, p = config.data, config.preprocessing
-    usable = frame.drop(columns=dropped_columns(raw_path))  # constant columns the data contract dropped
-    numeric, categorical = select_columns(usable, d.target, d.features, d.categorical)
-    stream = manifest_beside(split_path)
-    if stream is not None:  # exact statistics from one pass over every training row
-        features, labels = fit_stream_features(stream, train, numeric, categorical, d.target, impute=p.impute,
-                                               normalize=p.normalize, max_categories=p.max_categories, task=d.task,
-                                               encoding=d.label_encoding, non_finite=p.non_finite)
-    else:
-        features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
-                                max_categories=p.max_categories)
-        labels = fit_labels(train[d.target], d.task, d.label_encoding)
-    out = Path(workdir)
-    prepared = Prepared(raw_path, split_path, str(features.save(out / "features.json")),
-                        str(labels.save(out / "labels.json")))
-    tracker.artifact(prepared.features, "preprocessing")
-    tracker.artifact(prepared.labels, "preprocessing")
-    tracker.params({"task": labels.task, "numeric_columns": len(numeric),
-                                         "categorical_columns": len(categorical), "classes": labels.classes,
-                                         "loss": labels.output()[2]}, prefix="preprocessing.")
-    return prepared
+    fitted = kind_of(config.data).fit_features(config, raw_path, split_path)
+    return save_prepared(tracker, config, fitted.features, fitted.labels, fitted.params, raw_path, split_path,
+                         workdir)
 
 
-def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, split_path: str, workdir: str) -> Any:
-    """Fits the image spec and label encoding on the training rows, and resolves a registered base.
+def save_prepared(tracker: Tracker, config: PipelineConfig, spec: Any, labels: Any, params: dict[str, Any],
+                  raw_path: str, split_path: str, workdir: str) -> Any:
+    """Resolves a registered base, saves the fitted specs and logs them with the `preprocessing.*` params.
 
     A base given as `models:/...` is downloaded into the scratch folder here
     (the model builder reads local files only) and its resolved version is
@@ -68,27 +47,21 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
 
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).
-        config: The pipeline config with `data.image`.
+        config: The pipeline config.
+        spec: The fitted `FeatureSpec` or `ImageSpec`.
+        labels: The fitted `LabelSpec`.
+        params: The `preprocessing.*` params.
         raw_path: The listing or table.
         split_path: The split JSON.
         workdir: The run's scratch folder.
 
     Returns:
-        The `kerasflow.data.prepared.Prepared` paths; `features` is the `ImageSpec` JSON.
+        The `kerasflow.data.prepared.Prepared` paths; `features` is the spec's JSON.
 
     Raises:
         BaseModelError: The registered base model cannot be found or holds
             no Keras model.
     """
-    frame = pd.read_parquet(raw_path)
-    train = frame.iloc[Split.load(split_path).train]
-    data, image = config.data, config.data.image
-    files = is_image_folder(data.source)
-    columns = [] if files else (data.features or [c for c in frame.columns if c != data.target])
-    spec = fit_image_spec(train, layout="files" if files else "pixels", size=image.size, channels=image.channels,
-                          max_value=image.max_value, pixel_columns=columns,
-                          convert=image.on_channel_mismatch == "convert")
-    labels = fit_labels(train[data.target], data.task, data.label_encoding)
     client = tracker.client
     base = pretrained_base(config.model)
     if base is not None:
@@ -102,9 +75,7 @@ def prepare_images(tracker: Tracker, config: PipelineConfig, raw_path: str, spli
                         str(labels.save(out / "labels.json")))
     tracker.artifact(prepared.features, "preprocessing")
     tracker.artifact(prepared.labels, "preprocessing")
-    tracker.params({"task": labels.task, "layout": spec.layout, "image_shape": list(spec.shape),
-                                         "max_value": spec.max_value, "classes": labels.classes,
-                                         "loss": labels.output()[2]}, prefix="preprocessing.")
+    tracker.params(params, prefix="preprocessing.")
     return prepared
 
 

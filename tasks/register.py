@@ -9,9 +9,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
+from kerasflow.heavy import import_tensorflow
 from kerasflow.promotion.gate import check_thresholds, threshold_description
 from kerasflow.promotion.inputs import CANDIDATE
-from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker

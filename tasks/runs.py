@@ -16,7 +16,8 @@ from prefect.states import Crashed
 from kerasflow import tracking
 from kerasflow.progress import reporting_progress
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.policies import LoopProgress, step_logger
+from kerasflow.tasks.policies import step_logger
+from kerasflow.tasks.progress import LoopProgress
 
 PREFECT_URL_TAG = "kerasflow.prefect_url"
 

@@ -10,23 +10,25 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
+from kerasflow.heavy import import_tensorflow
 from kerasflow.models.families import fine_tuning
-from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
-from kerasflow.tasks.policies import EpochProgress, step_logger
+from kerasflow.tasks.policies import step_logger
+from kerasflow.tasks.progress import EpochProgress
 from kerasflow.tracking import Tracker
 from kerasflow.training.ensemble import average_models
 from kerasflow.training.final import fit_final_model
 from kerasflow.training.finetune import fine_tune_saved_model
 from kerasflow.training.fitting import plot_history
+from kerasflow.training.kinds import kind_of
 from kerasflow.training.resume import (
     ResumePoint,
+    checkpoint_root,
     claim,
     clear,
     clear_checkpoints,
     final_checkpoint,
-    pipeline_checkpoints,
 )
 
 
@@ -58,7 +60,7 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
     """
     import_tensorflow()
 
-    root = pipeline_checkpoints(config.name, config.fingerprint(), prepared.raw)
+    root = checkpoint_root(config.name, kind_of(config.data).checkpoint_key(prepared.raw), config.fingerprint())
     checkpoint = final_checkpoint(root, hyperparameters, refit, epochs)
     if fresh:
         clear(checkpoint)

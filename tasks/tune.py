@@ -18,32 +18,21 @@ from kerasflow import tracking
 from kerasflow.data.load import fingerprint_frame
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
-from kerasflow.quiet import import_tensorflow, quiet_dask
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
+from kerasflow.heavy import import_tensorflow
+from kerasflow.quiet import quiet_dask
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
+from kerasflow.training.distributed import check_reachable, free_address, observe_search, run_search_worker, start_chief
 from kerasflow.training.resume import in_project
-from kerasflow.training.tune import (
-    TuningError,
-    check_reachable,
-    free_address,
-    observe_search,
-    plot_scores,
-    run_search,
-    run_search_worker,
-    search_data,
-    search_fingerprint,
-    search_result,
-    start_chief,
-    summary_table,
-    trial_records,
-    trials_frame,
-)
+from kerasflow.training.search import TuningError, run_search, search_data, search_fingerprint, search_result
+from kerasflow.training.trials import plot_scores, summary_table, trial_records, trials_frame
 
 
 class MlflowTrialLogger:
-    """A `kerasflow.training.tune.TrialHook` that tracks each trial as a nested MLflow run.
+    """A `kerasflow.training.search.TrialHook` that tracks each trial as a nested MLflow run.
 
     Args:
         client: An `MlflowClient`.
@@ -179,7 +168,7 @@ def search_on_dask(config: PipelineConfig, prepared: Prepared, data: Any, projec
                    fresh: bool, hook: MlflowTrialLogger) -> Any:
     """Runs the search's trials on Dask workers, each asking one oracle for its next trial.
 
-    The oracle is keras-tuner's chief (`kerasflow.training.tune.start_chief`),
+    The oracle is keras-tuner's chief (`kerasflow.training.distributed.start_chief`),
     serving on a free port; each worker (`tune_worker`) trains trials until
     the oracle has none left and logs them as nested runs. The cluster is a
     `distributed.LocalCluster` of `runner.n_workers` single-threaded

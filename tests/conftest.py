@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kerasflow.quiet import import_tensorflow, silence
+from kerasflow.heavy import import_tensorflow
+from kerasflow.quiet import silence
 
 ROOT = Path(__file__).resolve().parents[1]
 silence()

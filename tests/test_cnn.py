@@ -24,7 +24,7 @@ from image_data import digit_png, write_digit_folder
 
 from kerasflow.data.load import load_frame
 from kerasflow.features.images import ImageDataError, ImageSpec, fit_image_spec
-from kerasflow.features.tabular import encode_labels, fit_labels
+from kerasflow.features.labels import encode_labels, fit_labels
 from kerasflow.models.cnn import BaseModelError, build_cnn, find_base, load_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.final import model_spec

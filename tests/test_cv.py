@@ -87,7 +87,7 @@ def test_a_refit_final_model_trains_for_the_median_best_epoch(prefect_harness, m
 
 
 def test_an_ensemble_outputs_the_mean_of_its_members(tmp_path: Path) -> None:
-    from kerasflow.quiet import import_tensorflow
+    from kerasflow.heavy import import_tensorflow
 
     import_tensorflow()
     import keras

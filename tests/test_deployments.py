@@ -67,7 +67,7 @@ def test_retrain_deployment_is_scheduled_and_limited(stack: Stack) -> None:
     assert deployment["global_concurrency_limit"]["limit"] == 1
     (schedule,) = deployment["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"] == "UTC"
-    assert deployment["pull_steps"] == [{"kerasflow.runtime.steps.enter_project": {}}], "no path of this clone"
+    assert deployment["pull_steps"] == [{"kerasflow.runtime.pull_steps.enter_project": {}}], "no path of this clone"
     assert str(ROOT) not in json.dumps(deployment)
     assert deployment["parameters"]["config_path"] == "configs/digits.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.tabular import LabelSpec
+from kerasflow.features.labels import LabelSpec
 from kerasflow.training.evaluate import charted_metrics, classification_evaluation, per_class_table
 
 

@@ -141,7 +141,8 @@ def test_suite_init_writes_a_suite_that_passes(tmp_path: Path, mlflow_store: str
     proc = _cli("suite", "init", str(tmp_path / "wine.csv"), "--target", "target", "--out",
                 str(tmp_path / "wine.json"), env_uri=mlflow_store)
     assert proc.returncode == 0, proc.stderr
-    from kerasflow.data.validate import load_suite, validate_frame
+    from kerasflow.data.expectations.run import validate_frame
+    from kerasflow.data.expectations.suites import load_suite
 
     assert validate_frame(load_frame(str(tmp_path / "wine.csv")), load_suite(tmp_path / "wine.json")).success
 

@@ -15,23 +15,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 
 import_tensorflow()
 
+from kerasflow.features.labels import LabelSpec, OutputsSpec  # noqa: E402
 from kerasflow.features.outputs import (  # noqa: E402
     decode_outputs,
     encode_targets,
     raw_targets,
     text_statistic,
 )
-from kerasflow.features.tabular import (  # noqa: E402
-    FeatureError,
-    LabelSpec,
-    OutputsSpec,
-    as_model_inputs,
-    frame_to_inputs,
-)
+from kerasflow.features.tabular import FeatureError, as_model_inputs, frame_to_inputs  # noqa: E402
 from kerasflow.models.families import build_model, fit_model_inputs  # noqa: E402
 from kerasflow.models.spec import ModelSpec  # noqa: E402
 from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402

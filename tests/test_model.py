@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kerasflow.features.tabular import fit_features, fit_labels
+from kerasflow.features.labels import fit_labels
+from kerasflow.features.tabular import fit_features
 from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import ModelConfig, OptimizerConfig

@@ -29,7 +29,7 @@ from kerasflow.promotion.plan import (
     value_thresholds,
 )
 from kerasflow.schemas.config import ConfigError, load_config
-from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
+from kerasflow.schemas.gate import ChangeThreshold, ValueThreshold
 
 ACCURACY_MIN = [ValueThreshold(metric="accuracy", min=0.9), ValueThreshold(metric="loss", max=0.5)]
 NO_WORSE = [ChangeThreshold(metric="accuracy", direction="higher", min_delta=-0.005),

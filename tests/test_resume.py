@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 from kerasflow.schemas.config import TrainingConfig
 from kerasflow.training import resume
 from kerasflow.training.cv import FoldResult

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import requests
 
+from kerasflow.data.expectations.run import DataValidationError
 from kerasflow.data.load import load_frame
 from kerasflow.data.predictions import ModelReferenceError
-from kerasflow.data.validate import DataValidationError
 from kerasflow.features.tabular import FeatureError, InputRowsError, check_numeric_rows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -146,14 +146,18 @@ def test_streaming_refuses_what_it_cannot_do_at_config_validation(tmp_path: Path
 
 
 def test_checkpoints_of_a_stream_are_keyed_by_every_row_not_the_sample(tmp_path: Path) -> None:
-    from kerasflow.training.resume import pipeline_checkpoints
+    from kerasflow.schemas.config import DataConfig
+    from kerasflow.training.kinds import kind_of
+    from kerasflow.training.resume import checkpoint_root
 
     def key(frame: pd.DataFrame, folder: Path) -> Path:
-        files = stream_files(str(write_shards(frame, folder / "shards")))
+        shards = str(write_shards(frame, folder / "shards"))
+        files = stream_files(shards)
         scan, sample = scan_stream(files, "target", sample_rows=len(frame) // 4)
         sample.to_parquet(folder / "raw.parquet")
         StreamManifest(files=files, scan=scan, stride=4).save(folder / "stream.json")
-        return pipeline_checkpoints("p", "config", folder / "raw.parquet")
+        kind = kind_of(DataConfig(source=shards, target="target", streaming=True))
+        return checkpoint_root("p", kind.checkpoint_key(folder / "raw.parquet"), "config")
 
     frame = load_frame("wine")
     changed = frame.copy()

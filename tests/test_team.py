@@ -75,7 +75,7 @@ def test_deployments_clone_the_code_and_report_to_the_postgres_backed_servers(te
     deployment = json.loads(team.prefect("deployment", "inspect", "retrain/nightly", "--output", "json").stdout)
     clone, enter = deployment["pull_steps"]
     assert clone["prefect.deployments.steps.git_clone"]["repository"].endswith("origin.git")
-    assert enter == {"kerasflow.runtime.steps.enter_project": {"directory": "{{ clone.directory }}"}}
+    assert enter == {"kerasflow.runtime.pull_steps.enter_project": {"directory": "{{ clone.directory }}"}}
     assert deployment["work_pool_name"] == "kerasflow-team"
 
     base = ["training.epochs=3", f"registry.model_name={MODEL}",

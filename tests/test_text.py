@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from kerasflow.quiet import import_tensorflow
+from kerasflow.heavy import import_tensorflow
 
 import_tensorflow()
 
-from kerasflow.features.tabular import FeatureError, LabelSpec, as_model_inputs, frame_to_inputs  # noqa: E402
+from kerasflow.features.labels import LabelSpec  # noqa: E402
+from kerasflow.features.tabular import FeatureError, as_model_inputs, frame_to_inputs  # noqa: E402
 from kerasflow.features.text import (  # noqa: E402
     embedding_coverage,
     embedding_matrix,

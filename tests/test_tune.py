@@ -71,7 +71,8 @@ def test_units_of_each_layer_are_conditioned_on_the_layer_count(tmp_path: Path) 
 
 
 def _spec(space: dict):
-    from kerasflow.features.tabular import fit_features, fit_labels
+    from kerasflow.features.labels import fit_labels
+    from kerasflow.features.tabular import fit_features
     from kerasflow.models.spec import ModelSpec
     from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 
@@ -85,7 +86,7 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
 
     from kerasflow.models.families import build_model
     from kerasflow.training.final import fixed_hyperparameters, search_space_of
-    from kerasflow.training.tune import declare_space
+    from kerasflow.training.search import declare_space
 
     config = load_config(_config_with(tmp_path, {"space": {
         "model.layers": {"type": "int", "min": 1, "max": 3},
@@ -118,7 +119,8 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
 
 def _search_inputs(config, poison: bool = True):
     from kerasflow.data.split import split_holdout
-    from kerasflow.features.tabular import fit_features, fit_labels, select_columns
+    from kerasflow.features.labels import fit_labels
+    from kerasflow.features.tabular import fit_features, select_columns
 
     frame = load_frame("wine")
     split = split_holdout(frame["target"], test_fraction=0.2, val_fraction=0.15, seed=config.split.seed)
@@ -157,7 +159,7 @@ class _Recorder:
 
 @pytest.mark.parametrize("cv_folds", [None, 2])
 def test_the_search_never_sees_test_rows(tmp_path: Path, cv_folds: int | None) -> None:
-    from kerasflow.training.tune import run_search, search_data
+    from kerasflow.training.search import run_search, search_data
 
     config = load_config(CONFIG, FAST + ["tuning.max_trials=2", "training.epochs=2", f"tuning.cv_folds={cv_folds or 'null'}"])
     frame, split, features, labels = _search_inputs(config)
@@ -174,7 +176,7 @@ def test_the_search_never_sees_test_rows(tmp_path: Path, cv_folds: int | None) -
 
 
 def test_an_interrupted_search_resumes_without_rerunning_completed_trials(tmp_path: Path) -> None:
-    from kerasflow.training.tune import TuningError, run_search, search_data
+    from kerasflow.training.search import TuningError, run_search, search_data
 
     config = load_config(CONFIG, FAST + ["tuning.max_trials=3", "training.epochs=2"])
     frame, split, features, labels = _search_inputs(config, poison=False)
@@ -305,7 +307,7 @@ def step_lines(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_each_finished_trial_reports_progress_and_the_best_score(step_lines: list[str]) -> None:
     from kerasflow.tasks.tune import MlflowTrialLogger
-    from kerasflow.training.tune import TrialRecord
+    from kerasflow.training.trials import TrialRecord
 
     logger = MlflowTrialLogger(None, "parent", "0", "", max_trials=3, direction="min")
     for trial, score in enumerate([0.5, 0.3, 0.4]):
@@ -316,7 +318,7 @@ def test_each_finished_trial_reports_progress_and_the_best_score(step_lines: lis
 
 
 def test_epoch_progress_lines_are_throttled_but_show_the_first_and_last_epoch(step_lines: list[str]) -> None:
-    from kerasflow.tasks.policies import EpochProgress
+    from kerasflow.tasks.progress import EpochProgress
 
     seen = []
     progress = EpochProgress(lambda epoch, logs: seen.append(epoch), total=50, what="train", every=3600)
@@ -330,7 +332,7 @@ def test_epoch_progress_lines_are_throttled_but_show_the_first_and_last_epoch(st
 def test_on_a_terminal_a_live_bar_counts_the_epochs(step_lines: list[str]) -> None:
     import io
 
-    from kerasflow.tasks.policies import EpochProgress
+    from kerasflow.tasks.progress import EpochProgress
 
     terminal = io.StringIO()
     progress = EpochProgress(None, total=5, what="train", bar=True, file=terminal)
@@ -347,7 +349,7 @@ def test_decoding_an_image_folder_shows_progress_only_when_it_is_slow(step_lines
 
     from kerasflow.data.images import scan_image_folder
     from kerasflow.progress import reporting_progress
-    from kerasflow.tasks.policies import LoopProgress
+    from kerasflow.tasks.progress import LoopProgress
 
     root = write_digit_folder(tmp_path / "digits", classes=(0, 1), per_class=5)
     with reporting_progress(LoopProgress(after=3600)):

@@ -154,7 +154,7 @@ def test_an_interrupt_a_finalizer_swallowed_is_raised_again_at_the_next_epoch(
     from prefect.exceptions import TerminationSignal
 
     from kerasflow import errors
-    from kerasflow.tasks.policies import EpochProgress
+    from kerasflow.tasks.progress import EpochProgress
 
     progress = EpochProgress(None, 10, "train", bar=False)
     monkeypatch.setattr(errors, "_stop_signal", None)

@@ -1,4 +1,4 @@
-"""Tests for kerasflow.data.validate: suite drafting, validation, reports and errors."""
+"""Tests for kerasflow.data.expectations: suite drafting, validation, reports and errors."""
 
 from __future__ import annotations
 
@@ -12,18 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kerasflow.data.expectations.draft import build_suite
+from kerasflow.data.expectations.report import ValidationReport, Violation
+from kerasflow.data.expectations.run import DataValidationError, require_valid, validate_frame
+from kerasflow.data.expectations.suites import SuiteError, load_suite, write_suite
 from kerasflow.data.load import BUILTIN_SOURCES, load_frame
-from kerasflow.data.validate import (
-    DataValidationError,
-    SuiteError,
-    ValidationReport,
-    Violation,
-    build_suite,
-    load_suite,
-    require_valid,
-    validate_frame,
-    write_suite,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES = REPO / "schemas" / "suites"
@@ -233,12 +226,12 @@ def test_validate_frame_prints_nothing(
 def test_fresh_process_is_silent_and_import_is_lazy() -> None:
     code = (
         "import sys, pandas as pd\n"
-        "import kerasflow.data.validate as v\n"
+        "import kerasflow.data.expectations.draft as d, kerasflow.data.expectations.run as v\n"
         "heavy = [m for m in ('great_expectations', 'prefect', 'mlflow', 'tensorflow') "
         "if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "df = pd.DataFrame({'a': [1.0, 2.0, 3.0], 'b': ['x', 'y', 'x']})\n"
-        "suite = v.build_suite(df, 'b', name='t')\n"
+        "suite = d.build_suite(df, 'b', name='t')\n"
         "report = v.validate_frame(df.assign(a=[1.0, 2.0, 30.0]), suite)\n"
         "assert not report.success\n"
         "assert 'prefect' not in sys.modules and 'mlflow' not in sys.modules\n"
@@ -582,8 +575,8 @@ def test_invalid_expectation_is_a_suite_error(tiny: pd.DataFrame, item: dict, me
 
 def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_suite: dict,
                                               corrupted_report: ValidationReport, tmp_path: Path) -> None:
-    from kerasflow.data import isolation
-    from kerasflow.data.validate import validate_file
+    from kerasflow.data.expectations import run as gx_run
+    from kerasflow.data.expectations.run import validate_file
 
     bad = penguins.drop(columns=["year"])
     bad.loc[0, "bill_length_mm"] = 1000.0
@@ -591,11 +584,11 @@ def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_su
     bad.loc[2, "species"] = None
     bad["body_mass_g"] = bad["body_mass_g"].astype(str)
     bad.to_parquet(tmp_path / "bad.parquet")
-    isolation.start_validator()  # warm, as the CLI does before the flow
-    isolation.start_validator()  # a no-op: the same worker
-    pool = isolation._POOL
+    gx_run.start_validator()  # warm, as the CLI does before the flow
+    gx_run.start_validator()  # a no-op: the same worker
+    pool = gx_run._POOL
     waited = []
-    report = isolation.run_validation(validate_file, str(tmp_path / "bad.parquet"), penguin_suite,
+    report = gx_run.run_validation(validate_file, str(tmp_path / "bad.parquet"), penguin_suite,
                                       while_waiting=lambda: waited.append(True))
     assert waited == [True]
     assert not report.success
@@ -603,14 +596,13 @@ def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_su
     assert (report.evaluated, report.summary()) == (corrupted_report.evaluated, corrupted_report.summary())
     with pytest.raises(DataValidationError, match="bill_length_mm"):
         require_valid(report)
-    assert isolation._POOL is None  # the worker is shut down after its job
+    assert gx_run._POOL is None  # the worker is shut down after its job
     with pytest.raises(RuntimeError, match="shutdown"):
         pool.submit(validate_file, str(tmp_path / "bad.parquet"), penguin_suite)
 
 
 def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -> None:
-    from kerasflow.data.isolation import run_validation
-    from kerasflow.data.validate import validate_file
+    from kerasflow.data.expectations.run import run_validation, validate_file
 
     tiny.to_parquet(tmp_path / "tiny.parquet")
     with pytest.raises(SuiteError, match="suite") as info:
@@ -619,7 +611,7 @@ def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -
 
 
 def test_worker_reraises_a_data_validation_error_with_its_report(corrupted_report: ValidationReport) -> None:
-    from kerasflow.data.isolation import run_validation
+    from kerasflow.data.expectations.run import run_validation
 
     with pytest.raises(DataValidationError, match="bill_length_mm") as info:
         run_validation(require_valid, corrupted_report)
@@ -629,7 +621,7 @@ def test_worker_reraises_a_data_validation_error_with_its_report(corrupted_repor
 def test_worker_death_is_reported_clearly() -> None:
     import os
 
-    from kerasflow.data.isolation import ValidationWorkerDied, run_validation, start_validator
+    from kerasflow.data.expectations.run import ValidationWorkerDied, run_validation, start_validator
 
     start_validator()
     with pytest.raises(ValidationWorkerDied, match="validation worker process died .* of _exit") as info:

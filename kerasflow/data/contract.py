@@ -36,7 +36,8 @@ import pandas as pd
 
 from kerasflow.data.load import DataLoadError, Table, read_table
 from kerasflow.errors import BadInputError
-from kerasflow.features.tabular import FLOAT32_MAX, fit_labels
+from kerasflow.features.labels import fit_labels
+from kerasflow.features.tabular import FLOAT32_MAX
 from kerasflow.models.families import family_of, model_outputs
 
 MOSTLY_MISSING = 0.5

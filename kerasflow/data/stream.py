@@ -40,7 +40,8 @@ import pandas as pd
 from kerasflow.data.contract import Finding
 from kerasflow.data.load import DataLoadError
 from kerasflow.data.split import Split
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, category_tokens, fit_labels, natural_key
+from kerasflow.features.labels import LabelSpec, fit_labels
+from kerasflow.features.tabular import FeatureSpec, category_tokens, natural_key
 
 SAMPLE_ROWS = 50_000
 BATCH_ROWS = 65_536

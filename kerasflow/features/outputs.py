@@ -21,18 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.tabular import (
-    FeatureError,
-    FeatureSpec,
+from kerasflow.features.labels import (
     HeadSpec,
     Labels,
     LabelSpec,
     OutputsSpec,
     decode_predictions,
     encode_labels,
-    fit_features,
     fit_labels,
 )
+from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features
 from kerasflow.features.text import TextSpec, embedding_coverage, fit_text_spec, text_series, vectors_dim
 
 _HTML_TAG = re.compile(r"<[^>]*>")

@@ -3,8 +3,7 @@
 The fitted statistics become Keras preprocessing layers inside the exported
 model (`FillMissing`, `Normalization`, `StringLookup`/`IntegerLookup` with
 one-hot output), so a logged model takes raw rows with their original column
-names. Label encoding lives here too, with the matching output layer and loss,
-and the `OutputsSpec` of a model with several output heads.
+names. Label encoding and the output specs are in `kerasflow.features.labels`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,6 @@ MISSING_TOKEN = ""
 ENCODED_FEATURES = "features"  # the layer whose output is the encoded tabular features
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ROWS_SHOWN = 5
-_CLASSIFICATION_MAX_LEVELS = 50
 
 
 class FeatureError(BadInputError):
@@ -119,127 +117,6 @@ class FeatureSpec:
         return cls(**data)
 
 
-@dataclass
-class LabelSpec:
-    """The learning task and how labels are encoded.
-
-    Args:
-        task: `classification` or `regression`.
-        classes: Class names in index order (classification only).
-        encoding: `integer` or `one_hot` (classification only).
-        column: The label column.
-    """
-
-    task: Literal["classification", "regression"]
-    column: str
-    classes: list[str] = field(default_factory=list)
-    encoding: Literal["integer", "one_hot"] = "integer"
-
-    @property
-    def binary(self) -> bool:
-        """True for two-class problems, which use one sigmoid unit."""
-        return self.task == "classification" and len(self.classes) == 2
-
-    def output(self) -> tuple[int, str, str]:
-        """Returns the output layer's units and activation, and the loss."""
-        if self.task == "regression":
-            return 1, "linear", "mse"
-        if self.binary:
-            return 1, "sigmoid", "binary_crossentropy"
-        loss = "categorical_crossentropy" if self.encoding == "one_hot" else "sparse_categorical_crossentropy"
-        return len(self.classes), "softmax", loss
-
-    def metrics(self) -> list[str]:
-        """Returns the Keras metrics compiled with the model."""
-        return ["mae"] if self.task == "regression" else ["accuracy"]
-
-    def save(self, path: str | Path) -> Path:
-        """Writes the spec as JSON and returns the path."""
-        Path(path).write_text(json.dumps(asdict(self), indent=2))
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "LabelSpec":
-        """Reads a spec written by `save`.
-
-        A multi-output model's file (`{"outputs": [...]}`) is read as an
-        `OutputsSpec`, which every consumer of label specs routes through
-        `kerasflow.features.outputs`'s helpers.
-        """
-        data = json.loads(Path(path).read_text())
-        if "outputs" in data:
-            return OutputsSpec.from_dict(data)
-        return cls(**data)
-
-
-@dataclass
-class HeadSpec:
-    """One output head.
-
-    Args:
-        name: Head (and Keras output) name.
-        labels: Its label spec; `labels.column` is the target column.
-        statistic: `words`, `log_words` or `chars` when the label is
-            computed from the text column `labels.column`; else None.
-        loss_weight: Weight of its loss.
-        offset: Training mean of a regression label; the head's raw output
-            is rescaled by `scale` and shifted by `offset` inside the model,
-            so the network learns a standardized target. 0 for classifiers.
-        scale: Training standard deviation of a regression label (1 for
-            classifiers).
-    """
-
-    name: str
-    labels: LabelSpec
-    statistic: str | None = None
-    loss_weight: float = 1.0
-    offset: float = 0.0
-    scale: float = 1.0
-
-
-@dataclass
-class OutputsSpec:
-    """The heads of a multi-output model, in config order.
-
-    Args:
-        heads: One `HeadSpec` per output.
-    """
-
-    heads: list[HeadSpec] = field(default_factory=list)
-
-    @property
-    def names(self) -> list[str]:
-        """Head names in order."""
-        return [h.name for h in self.heads]
-
-    @property
-    def task(self) -> str:
-        """`multi-output` (a `LabelSpec` says `classification` or `regression`)."""
-        return "multi-output"
-
-    def metrics(self) -> list[str]:
-        """Returns the per-head metric names Keras reports, e.g. `score_accuracy`, `length_mae`."""
-        return [f"{h.name}_{m}" for h in self.heads for m in ["loss", *h.labels.metrics()]]
-
-    def save(self, path: str | Path) -> Path:
-        """Writes the spec as JSON (`{"outputs": [...]}`) and returns the path."""
-        Path(path).write_text(json.dumps({"outputs": [asdict(h) for h in self.heads]}, indent=2))
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "OutputsSpec":
-        """Reads a spec written by `save` (`LabelSpec.load` reads both kinds)."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OutputsSpec":
-        """Rebuilds a spec from its JSON data."""
-        return cls([HeadSpec(**{**h, "labels": LabelSpec(**h["labels"])}) for h in data["outputs"]])
-
-
-Labels = Union[LabelSpec, OutputsSpec]
-
-
 def select_columns(
     df: pd.DataFrame,
     target: str,
@@ -268,8 +145,8 @@ def select_columns(
         raise FeatureError(f"columns not in the data: {missing}; available: {list(df.columns)}")
     if target in names:
         raise FeatureError(f"target column {target!r} is also listed as a feature")
-    cats = categorical if categorical is not None else [c for c in names if not _is_numeric(df[c])]
-    bad = [c for c in names if c not in cats and not _is_numeric(df[c])]
+    cats = categorical if categorical is not None else [c for c in names if not is_numeric(df[c])]
+    bad = [c for c in names if c not in cats and not is_numeric(df[c])]
     if bad:
         raise FeatureError(f"columns {bad} are not numeric; list them under data.categorical")
     return [c for c in names if c not in cats], [c for c in names if c in cats]
@@ -486,108 +363,9 @@ def build_input_layers(spec: FeatureSpec) -> tuple[dict[str, Any], Any]:
     return inputs, encoded
 
 
-def fit_labels(y: pd.Series, task: str = "auto", encoding: str = "integer") -> LabelSpec:
-    """Infers the task and the class names from training labels.
-
-    Args:
-        y: Label values.
-        task: `classification`, `regression` or `auto` (default).
-        encoding: `integer` (default) or `one_hot`.
-
-    Returns:
-        The `LabelSpec`.
-
-    Raises:
-        FeatureError: Labels are missing, or a regression label is not numeric.
-    """
-    if y.isna().any():
-        raise FeatureError(f"label column {y.name!r} has {int(y.isna().sum())} missing values")
-    if task == "auto":
-        task = _infer_task(y)
-    if task == "regression":
-        if not _is_numeric(y):
-            raise FeatureError(f"regression label {y.name!r} is not numeric")
-        return LabelSpec(task="regression", column=str(y.name))
-    classes = sorted(pd.unique(y.astype(str)), key=natural_key)
-    return LabelSpec(task="classification", column=str(y.name), classes=list(classes), encoding=encoding)
-
-
-def encode_labels(y: pd.Series, spec: LabelSpec) -> np.ndarray:
-    """Encodes labels as the model's loss expects them.
-
-    Args:
-        y: Label values.
-        spec: The label spec.
-
-    Returns:
-        float32 targets for regression and binary tasks, int32 class indices
-        for integer encoding, or a one-hot float32 matrix.
-
-    Raises:
-        FeatureError: A label is not one of the known classes.
-    """
-    if spec.task == "regression":
-        return y.to_numpy(dtype="float32")
-    codes = class_codes(y, spec.classes)
-    if (codes < 0).any():
-        unknown = sorted(set(y[codes < 0].astype(str)))
-        raise FeatureError(f"labels {unknown[:10]} are not among the training classes {spec.classes}")
-    if spec.binary:
-        return codes.astype("float32")
-    if spec.encoding == "one_hot":
-        return np.eye(len(spec.classes), dtype="float32")[codes]
-    return codes
-
-
-def class_codes(y: pd.Series, classes: list[str]) -> np.ndarray:
-    """Returns each label's index in `classes` (by its string form), -1 for a label not among them.
-
-    Each distinct label is converted to a string once (a million rows cost a
-    factorization, not a million `str` calls).
-
-    Args:
-        y: Labels.
-        classes: Class names in index order.
-
-    Returns:
-        An int32 array, one code per row.
-    """
-    codes, uniques = pd.factorize(y)
-    index = {name: i for i, name in enumerate(classes)}
-    lookup = np.array([index.get(str(value), -1) for value in uniques] + [-1], dtype="int32")
-    return lookup[codes]
-
-
-def decode_predictions(raw: np.ndarray, spec: LabelSpec) -> pd.DataFrame:
-    """Turns model outputs into labelled predictions.
-
-    Args:
-        raw: The model's output array.
-        spec: The label spec.
-
-    Returns:
-        A frame with a `prediction` column and, for classifiers, one
-        `proba_<class>` column per class.
-    """
-    raw = np.asarray(raw, dtype="float64")
-    if spec.task == "regression":
-        return pd.DataFrame({"prediction": raw.reshape(-1)})
-    proba = np.column_stack([1.0 - raw.reshape(-1), raw.reshape(-1)]) if spec.binary else raw
-    frame = pd.DataFrame(proba, columns=[f"proba_{c}" for c in spec.classes])
-    frame.insert(0, "prediction", np.asarray(spec.classes, dtype=object)[proba.argmax(axis=1)])
-    return frame
-
-
-def _is_numeric(series: pd.Series) -> bool:
+def is_numeric(series: pd.Series) -> bool:
+    """True for a numeric column that is not boolean."""
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def _infer_task(y: pd.Series) -> str:
-    if not _is_numeric(y):
-        return "classification"
-    with np.errstate(invalid="ignore"):  # inf labels: not integral; the data contract names them
-        integral = pd.api.types.is_integer_dtype(y) or bool(np.all(np.mod(y.to_numpy(dtype="float64"), 1) == 0))
-    return "classification" if integral and y.nunique() <= _CLASSIFICATION_MAX_LEVELS else "regression"
 
 
 def _fill_values(values: np.ndarray, impute: str) -> np.ndarray:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.tabular import fit_labels, select_columns
+from kerasflow.features.labels import fit_labels
+from kerasflow.features.tabular import select_columns
 from kerasflow.models.families import family_of, model_outputs, text_section
+from kerasflow.training.kinds import kind_of
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -39,6 +40,7 @@ class DataProfile:
         numeric_std: Standard deviation of each numeric feature.
         distinct_tokens: Distinct word tokens of the text column, if there is one.
         text_columns: Columns holding free text (`text_columns`).
+        images: The rows are images (a folder's files or pixel columns; the data kind's `images`).
     """
 
     rows: int
@@ -54,6 +56,7 @@ class DataProfile:
     numeric_std: dict[str, float] = field(default_factory=dict)
     distinct_tokens: int | None = None
     text_columns: list[str] = field(default_factory=list)
+    images: bool = False
 
 
 def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataProfile:
@@ -79,9 +82,10 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
         target_distinct=int(target.nunique()),
         target_sorted=bool(len(target) > 2 and target.nunique() > 1
                            and (target.is_monotonic_increasing or target.is_monotonic_decreasing)),
-        target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0)
-    profile.text_columns = text_columns(frame, target_column) if config.data.image is None else []
-    if family_of(config.model).tabular and config.data.image is None:  # the input width of the encoded columns
+        target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0,
+        images=kind_of(config.data).images)
+    profile.text_columns = [] if profile.images else text_columns(frame, target_column)
+    if family_of(config.model).tabular and not profile.images:  # the input width of the encoded columns
         _profile_features(config, frame.drop(columns=profile.text_columns), profile)
     text = _text_column(config)
     if text is not None and text in frame.columns:
@@ -90,14 +94,6 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
             tokens.update(_TOKEN.findall(value.lower()))
         profile.distinct_tokens = len(tokens)
     return profile
-
-
-def count_image_files(folder: str | Path, extensions: list[str]) -> pd.DataFrame:
-    """Lists an image folder's files by class without reading them: a `file`, `label` frame."""
-    from kerasflow.data.images import list_class_files
-
-    rows = [(str(path), name) for path, name in list_class_files(folder)[1] if path.suffix.lower() in extensions]
-    return pd.DataFrame(rows, columns=["file", "label"])
 
 
 def _main_target(config: Any) -> str:
@@ -140,7 +136,7 @@ def _text_column(config: Any) -> str | None:
 
 
 def profile_source(config: Any) -> DataProfile:
-    """Reads the configured data (an image folder is listed, not decoded) and profiles it.
+    """Reads the configured data as its data kind does (an image folder is listed, not decoded) and profiles it.
 
     Args:
         config: The `PipelineConfig`.
@@ -151,19 +147,7 @@ def profile_source(config: Any) -> DataProfile:
     Raises:
         DataLoadError: A source cannot be read.
     """
-    from kerasflow.data.contract import read_sources
-    from kerasflow.data.images import is_image_folder
-
-    data = config.data
-    if data.image is not None and is_image_folder(data.source):
-        listing = count_image_files(data.source, data.image.extensions)
-        test = count_image_files(data.test_source, data.image.extensions) if data.test_source else listing.head(0)
-        frame = pd.concat([listing, test], ignore_index=True).rename(columns={"label": data.target})
-        return profile_frame(config, frame, len(test))
-    source, test_table = read_sources(config)
-    if test_table is None:
-        return profile_frame(config, source.frame)
-    return profile_frame(config, pd.concat([source.frame, test_table.frame], ignore_index=True), len(test_table.frame))
+    return profile_frame(config, *kind_of(config.data).profile_rows(config))
 
 
 def text_columns(frame: pd.DataFrame, target: str) -> list[str]:

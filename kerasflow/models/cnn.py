@@ -331,8 +331,8 @@ def _features_model(source: Any, output_layer: str | None, reference: str) -> An
 
 
 def default_section(config: Any, profile: Any) -> dict[str, Any] | None:
-    """The `model` section of image data without one: the default CNN, lightly regularized."""
-    return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2} if config.data.image is not None else None
+    """The `model` section of image data (the profile's `images`) without one: the default CNN, lightly regularized."""
+    return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2} if profile.images else None
 
 
 register_family("cnn", build=build_cnn, default_values=default_values, tabular=False,

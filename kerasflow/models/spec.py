@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 
 
@@ -17,7 +18,7 @@ class ModelSpec:
         model: The `model` config section.
         optimizer: The `training.optimizer` config section.
         features: Fitted input spec.
-        labels: Label spec; a `kerasflow.features.tabular.OutputsSpec` for a
+        labels: Label spec; a `kerasflow.features.labels.OutputsSpec` for a
             functional model with several outputs.
         search_space: Hyperparameter definitions by dotted name (e.g.
             `model.dropout`); empty outside a tuner search.

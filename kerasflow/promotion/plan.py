@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from kerasflow.errors import BadInputError
 from kerasflow.promotion.gate import lower_is_better
-from kerasflow.schemas.registry import ChangeThreshold, ValueThreshold
+from kerasflow.schemas.gate import ChangeThreshold, ValueThreshold
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"

@@ -154,8 +154,9 @@ def suite_init(
 ) -> None:
     """Write a starter expectation suite from a known-good data file (see docs/validation.md)."""
     silence()
+    from kerasflow.data.expectations.draft import build_suite
+    from kerasflow.data.expectations.suites import write_suite
     from kerasflow.data.load import DataLoadError, load_frame
-    from kerasflow.data.validate import build_suite, write_suite
 
     suite_name = name or Path(data).stem
     try:
@@ -534,7 +535,7 @@ _store_uri: str | None = None  # the tracking store of this command, once checke
 def _require_store(configured: str | None) -> str:
     """Stops the command (exit 1, one paragraph) unless its tracking store answers; returns its URI."""
     global _store_uri
-    from kerasflow.quiet import tracking_budget
+    from kerasflow.budget import tracking_budget
     from kerasflow.runtime.stores import StoreUnreachable, check_store
     from kerasflow.tracking import tracking_uri
 
@@ -625,7 +626,7 @@ def _stopped(kind: str, exc: BaseException | None) -> None:
 
 
 def _outage_message(kind: str, exc: BaseException, lost: int) -> str:
-    from kerasflow.quiet import BUDGET_ENV, tracking_budget
+    from kerasflow.budget import BUDGET_ENV, tracking_budget
     from kerasflow.tracking import tracking_uri
 
     uri = _store_uri or tracking_uri()

@@ -224,7 +224,7 @@ def write_team_deployments(settings: TeamSettings, source: dict[str, str]) -> Pa
     inside = run_git(settings.home, "rev-parse", "--show-prefix").rstrip("/")  # a project in a subfolder
     project["pull"] = [
         {"prefect.deployments.steps.git_clone": {"id": "clone", **source}},
-        {"kerasflow.runtime.steps.enter_project": {"directory": "/".join(["{{ clone.directory }}", *filter(None,
+        {"kerasflow.runtime.pull_steps.enter_project": {"directory": "/".join(["{{ clone.directory }}", *filter(None,
                                                                                                     [inside])])}},
     ]
     for deployment in project.get("deployments") or []:

@@ -6,7 +6,7 @@ validation, and TensorFlow's import. `warm_start` starts the first two in
 processes of their own, so a two-core machine works on them while this
 process imports Prefect and MLflow and the flow loads the data:
 
-- the validation worker (`kerasflow.data.isolation`) spawns, imports Great
+- the validation worker (`kerasflow.data.expectations.run`) spawns, imports Great
   Expectations and warms it up, then validates and exits;
 - the local Prefect server (`kerasflow.runtime.prefect_server`) is found running, or
   boots in its own process.
@@ -16,7 +16,7 @@ first step that needs it, when the worker has exited: the worker's 270 MB and Te
 are never resident together, which keeps a small job's process tree under
 1 GB, and data that breaks the contract or fails its suite fails before
 TensorFlow is loaded at all, with or without a suite. On two cores this costs no time on small jobs, since the wait for the
-validation result is filled with light preloading (`kerasflow.quiet.prefetch_light`). With
+validation result is filled with light preloading (`kerasflow.heavy.prefetch_light`). With
 `KERASFLOW_LOW_MEMORY=0`, TensorFlow imports here instead, alongside Great
 Expectations: measured 1-2 s sooner on a one-minute job, 200 MB more at peak.
 """
@@ -26,8 +26,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kerasflow.data.isolation import start_validator
-from kerasflow.quiet import import_tensorflow, silence
+from kerasflow.data.expectations.run import start_validator
+from kerasflow.heavy import import_tensorflow
+from kerasflow.quiet import silence
 from kerasflow.runtime.prefect_server import start_server
 
 LOW_MEMORY_ENV = "KERASFLOW_LOW_MEMORY"

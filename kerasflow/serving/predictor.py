@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import decode_outputs
 from kerasflow.features.tabular import (
     NUMERIC_INPUT,
     ROWS_SHOWN,
     FeatureSpec,
     InputRowsError,
-    LabelSpec,
     as_model_inputs,
     frame_to_inputs,
     inference_batch_size,

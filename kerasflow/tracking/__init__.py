@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from kerasflow.budget import tracking_budget
 from kerasflow.errors import interrupt_behind
-from kerasflow.quiet import silence, tracking_budget
+from kerasflow.quiet import silence
 from kerasflow.tracking.journal import keep_file, read_journal, record
 
 DEFAULT_STORE = Path("mlruns")

@@ -14,8 +14,9 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import decode_outputs, dummy_outputs
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.tracking.registry import check_registrable
 
 # the `kerasflow` library folder: `serving` and the `features` it imports run inside the model

@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.data.split import Split, split_kfold
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, fit_features
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec, fit_features
 from kerasflow.models.families import build_model, fit_model_inputs
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import evaluate_model
-from kerasflow.training.final import fixed_hyperparameters, make_partition, model_spec, search_space_of
+from kerasflow.training.final import fixed_hyperparameters, model_spec, search_space_of
 from kerasflow.training.fitting import EpochHook, fit_model, set_seed
+from kerasflow.training.rows import make_partition
 
 
 @dataclass

@@ -14,14 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.tabular import (
-    LabelSpec,
-    OutputsSpec,
-    as_model_inputs,
-    class_codes,
-    decode_predictions,
-    inference_batch_size,
-)
+from kerasflow.features.labels import LabelSpec, OutputsSpec, class_codes, decode_predictions
+from kerasflow.features.tabular import as_model_inputs, inference_batch_size
 from kerasflow.training.plots import pyplot, save_figure
 
 
@@ -88,7 +82,7 @@ def classification_evaluation(y: pd.Series, predictions: pd.DataFrame, labels: L
         An `Evaluation` with accuracy, macro and weighted F1, per-class
         precision/recall/F1, ROC AUC where defined, and the confusion matrix.
     """
-    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (heavy.prefetch_light)
 
     classes = labels.classes
     truth, pred = class_codes(y, classes), class_codes(predictions["prediction"], classes)  # sklearn is fast on ints
@@ -124,7 +118,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     Returns:
         `{"mae": ..., "rmse": ..., "r2": ...}`.
     """
-    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (heavy.prefetch_light)
 
     return {
         "mae": float(skm.mean_absolute_error(y, pred)),
@@ -240,7 +234,7 @@ def evaluate_heads(model: Any, x: dict[str, np.ndarray], targets: pd.DataFrame, 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
     """Saves a confusion-matrix PNG with class names on both axes."""
-    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (heavy.prefetch_light)
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(classes), 1 + 0.6 * len(classes)))
@@ -250,7 +244,7 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> P
 
 def plot_residuals(y: np.ndarray, pred: np.ndarray, path: Path) -> Path:
     """Saves a residuals-versus-predicted PNG."""
-    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (heavy.prefetch_light)
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -259,7 +253,7 @@ def plot_residuals(y: np.ndarray, pred: np.ndarray, path: Path) -> Path:
 
 
 def _roc_auc(truth: np.ndarray, predictions: pd.DataFrame, classes: list[str]) -> dict[str, float]:
-    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (quiet.prefetch_light)
+    from sklearn import metrics as skm  # deferred: scikit-learn loads while validation runs (heavy.prefetch_light)
 
     proba = predictions[[f"proba_{c}" for c in classes]].to_numpy()
     present = set(np.unique(truth).tolist())

@@ -1,66 +1,26 @@
-"""Glue between files on disk and the model: partitions, final fit, test scoring.
+"""Glue between files on disk and the model: the model spec, final fit, test scoring.
 
 Plain functions (no Prefect, no MLflow) shared by the training, tuning and
 k-fold boundaries; the champion of a retrain is scored here too, exactly as
-the challenger.
+the challenger. How the rows are read (a table in memory, a stream of
+shards) is the data kind's (`kerasflow.training.kinds`).
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from kerasflow.data.split import Split
-from kerasflow.data.stream import manifest_beside
-from kerasflow.features.outputs import encode_targets, raw_targets
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, frame_to_inputs
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
-from kerasflow.schemas.config import PipelineConfig, TrainingConfig
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.distribute import distribution_scope
-from kerasflow.training.evaluate import Evaluation, evaluate_heads, evaluate_model, save_reports
-from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, set_seed, without_early_stopping
-
-
-@dataclass
-class Partition:
-    """Model-ready arrays of one set of rows.
-
-    Args:
-        x: Named model inputs.
-        y: Encoded labels.
-        raw_y: The original labels.
-    """
-
-    x: dict[str, np.ndarray]
-    y: np.ndarray
-    raw_y: pd.Series
-
-    def __len__(self) -> int:
-        return len(self.raw_y)
-
-
-def make_partition(frame: pd.DataFrame, rows: list[int], features: FeatureSpec, labels: LabelSpec) -> Partition:
-    """Selects rows and converts them to model inputs and encoded labels.
-
-    Args:
-        frame: Raw rows.
-        rows: Positions to take.
-        features: Fitted feature spec.
-        labels: Label spec.
-
-    Returns:
-        A `Partition`; with several outputs (`OutputsSpec`), `y` is a dict
-        and `raw_y` a frame, by head name.
-    """
-    part = frame.iloc[rows]
-    target = raw_targets(part, labels)
-    return Partition(x=frame_to_inputs(part, features), y=encode_targets(target, labels), raw_y=target)
+from kerasflow.training.fitting import EpochHook, TrainingResult, set_seed
+from kerasflow.training.kinds import kind_of
 
 
 def model_spec(config: PipelineConfig, features: FeatureSpec, labels: LabelSpec,
@@ -106,55 +66,16 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
     Returns:
         The `TrainingResult`.
     """
-    stream = manifest_beside(split_path)
+    kind = kind_of(config.data)
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     set_seed(config.training.seed)
     with distribution_scope(config.training.distribute):  # model, preprocessing layers and optimizer on the replicas
         model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
                                                                               search_space_of(hyperparameters)))
-        if stream is not None:  # read batch by batch from the shards
-            from kerasflow.training.stream import fit_stream_model
-
-            result = fit_stream_model(config, stream, model, features, labels, on_epoch=on_epoch,
-                                      checkpoint=checkpoint)
-        else:
-            result = fit_on_split(model, pd.read_parquet(raw_path), Split.load(split_path), features, labels,
-                                  config.training, refit=refit, epochs=epochs, on_epoch=on_epoch,
-                                  checkpoint=checkpoint)
+        result = kind.train(config, model, raw_path, split_path, features, labels, refit=refit, epochs=epochs,
+                            on_epoch=on_epoch, checkpoint=checkpoint)
     model.save(model_path)
     return replace(result, replicas=int(model.distribute_strategy.num_replicas_in_sync))
-
-
-def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: FeatureSpec, labels: LabelSpec,
-                 training: TrainingConfig, *, refit: str = "train", epochs: int | None = None,
-                 on_epoch: EpochHook | None = None, checkpoint: str | Path | None = None) -> TrainingResult:
-    """Fits a compiled model on a split's rows, with validation or on all non-test rows.
-
-    Args:
-        model: A compiled `keras.Model`.
-        frame: All raw rows.
-        split: The pipeline's split.
-        features: Fitted feature spec.
-        labels: Label spec.
-        training: The `training` section.
-        refit: `train` (default) fits on the training rows and validates on
-            the validation rows; `train+val` (or a split without validation
-            rows) fits on all non-test rows without early stopping.
-        epochs: Epoch count for `train+val`. Default `training.epochs`.
-        on_epoch: Per-epoch hook. Default none.
-        checkpoint: Persistent folder of per-epoch checkpoints. Default none.
-
-    Returns:
-        The `TrainingResult`.
-    """
-    if refit == "train+val" or not split.val:
-        train = make_partition(frame, sorted(split.train + split.val), features, labels)
-        return fit_model(model, train.x, train.y, without_early_stopping(training), epochs=epochs, on_epoch=on_epoch,
-                         checkpoint=checkpoint)
-    train = make_partition(frame, split.train, features, labels)
-    val = make_partition(frame, split.val, features, labels)
-    return fit_model(model, train.x, train.y, training, validation=(val.x, val.y), on_epoch=on_epoch,
-                     checkpoint=checkpoint)
 
 
 def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
@@ -176,29 +97,10 @@ def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str,
     Raises:
         ValueError: The split has no test rows.
     """
-    import keras
-
     import kerasflow.features.layers  # noqa: F401  (registers custom layers; deferred: imports Keras)
 
-    stream = manifest_beside(split_path)
-    if stream is not None:  # every test row, batch by batch from the shards
-        from kerasflow.training.stream import evaluate_stream_model
-
-        return evaluate_stream_model(config, stream, FeatureSpec.load(features_path), LabelSpec.load(labels_path),
-                                     model_path, out_dir)
-    split = Split.load(split_path)
-    if not split.test:
-        raise ValueError("the split has no test rows (split.test_fraction is 0); nothing to evaluate on")
-    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
-    test = make_partition(pd.read_parquet(raw_path), split.test, features, labels)
-    model = keras.models.load_model(model_path)
-    if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own
-        return evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
-                              reports=config.evaluation.classification_report)
-    evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
-    if not config.evaluation.classification_report:
-        evaluation = Evaluation(metrics=evaluation.metrics)
-    return evaluation, save_reports(evaluation, predictions, test.raw_y, out_dir)
+    return kind_of(config.data).evaluate(config, raw_path, split_path, features_path, labels_path, model_path,
+                                         out_dir)
 
 
 def score_champion(config: Any, model_dir: str | Path, raw_path: str, split_path: str) -> dict[str, float]:

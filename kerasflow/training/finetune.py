@@ -15,11 +15,13 @@ from typing import Any
 import pandas as pd
 
 from kerasflow.data.split import Split
-from kerasflow.features.tabular import FeatureSpec, LabelSpec
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.models.families import family_of, fine_tuning
 from kerasflow.models.hyper import build_optimizer
-from kerasflow.training.final import fit_on_split, model_spec
+from kerasflow.training.final import model_spec
 from kerasflow.training.fitting import EpochHook, TrainingResult, set_seed
+from kerasflow.training.rows import fit_on_split
 
 
 def fine_tune_saved_model(config: Any, raw_path: str, split_path: str, features_path: str, labels_path: str,

@@ -7,7 +7,8 @@ the last completed epoch. A finished k-fold fold keeps its result there, so
 a rerun reuses it. Folders live under `<state>/checkpoints/<pipeline>/<key>/`,
 where `<state>` is `$KERASFLOW_HOME/.kerasflow` (the folder `kerasflow serve`
 uses) or `./.kerasflow`, and `<key>` hashes the data fingerprint and the
-config hash. Plain functions: no Prefect, no MLflow.
+config hash (the data kind's `checkpoint_key`, `kerasflow.training.kinds`).
+Plain functions: no Prefect, no MLflow.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-
-from kerasflow.data.load import fingerprint_frame
-from kerasflow.data.stream import manifest_beside
 
 BACKUP = "backup"  # BackupAndRestore's own folder inside a checkpoint
 OWNER_FILE = "owner.json"
@@ -252,14 +249,3 @@ def _plain(value: Any) -> Any:
         return float(value) if value is not None and not isinstance(value, int) else value
     except (TypeError, ValueError):
         return None
-
-
-def pipeline_checkpoints(pipeline: str, config_hash: str, raw_path: str | Path) -> Path:
-    """Returns `checkpoint_root` for the raw rows of a run (Parquet) and its config hash.
-
-    A streamed table is keyed by the fingerprint of every row (its
-    manifest's), not of the sample the raw rows hold.
-    """
-    stream = manifest_beside(raw_path)
-    digest = stream.scan.digest if stream is not None else fingerprint_frame(pd.read_parquet(raw_path))
-    return checkpoint_root(pipeline, digest, config_hash)

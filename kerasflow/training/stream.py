@@ -18,13 +18,11 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.data.stream import TEST, TRAIN, VAL, StreamManifest, repaired_chunk, train_chunks
+from kerasflow.features.labels import LabelSpec, decode_predictions, encode_labels
 from kerasflow.features.tabular import (
     NUMERIC_INPUT,
     FeatureSpec,
-    LabelSpec,
     as_model_inputs,
-    decode_predictions,
-    encode_labels,
     frame_to_inputs,
     inference_batch_size,
     input_name,

@@ -40,7 +40,7 @@ def enter_project(directory: str | None = None) -> dict[str, str]:
 
     ```yaml
     pull:
-      - kerasflow.runtime.steps.enter_project: {}
+      - kerasflow.runtime.pull_steps.enter_project: {}
     ```
     """
     target = Path(directory or os.environ.get("KERASFLOW_HOME") or os.getcwd()).expanduser().resolve()

@@ -6,6 +6,9 @@ conditional scopes of its parents), and `run_search` runs a resumable search who
 models on the training rows and score them on the validation rows, or on
 k folds of the non-test rows. The test rows are never passed to it.
 
+The search on Dask workers is in `kerasflow.training.distributed`, the
+trial records and reports in `kerasflow.training.trials`.
+
 Nothing here imports MLflow or Prefect: a `TrialHook` passed in by the
 caller is told about every trial, epoch and fold.
 """
@@ -16,34 +19,30 @@ import contextlib
 import io
 import json
 import math
-import os
-import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from kerasflow.data.split import Split
 from kerasflow.errors import BadInputError
-from kerasflow.features.tabular import FeatureSpec, LabelSpec, as_model_inputs
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.tabular import FeatureSpec, as_model_inputs
 from kerasflow.models.families import build_model, default_values
 from kerasflow.models.hyper import declaration_order, declare
 from kerasflow.models.spec import ModelSpec
-from kerasflow.quiet import import_tensorflow
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
-from kerasflow.training.final import Partition, make_partition, model_spec
+from kerasflow.training.final import model_spec
 from kerasflow.training.fitting import build_callbacks, encode_rows, set_seed, split_encoder
-from kerasflow.training.plots import pyplot, save_figure
+from kerasflow.training.rows import Partition, make_partition
+from kerasflow.training.trials import FOLD_METRIC, TrialRecord, public_values, record_of, trial_records
 
 STATE_FILE = "kerasflow_search.json"
-_TUNER_KEYS = "tuner/"
-_FOLD_METRIC = "fold_score_"
 
 
 class TuningError(BadInputError):
@@ -69,31 +68,6 @@ class TrialHook(Protocol):
 
     def trial_interrupted(self, trial_id: str, error: BaseException) -> None:
         """A trial was stopped by an exception that also stops the search."""
-
-
-@dataclass
-class TrialRecord:
-    """One trial of a search.
-
-    Args:
-        trial_id: Keras Tuner's trial id.
-        status: `COMPLETED`, `FAILED`, `INVALID`, `RUNNING` or `STOPPED`.
-        score: The objective value (mean over folds and executions), or None.
-        values: The trial's hyperparameter values (active ones only).
-        best_epoch: Epoch count at the best objective value, averaged.
-        fold_scores: Score of each fold (or execution).
-        message: Error text of a failed trial.
-        new: True when the trial ran in this search call, not a resumed one.
-    """
-
-    trial_id: str
-    status: str
-    score: float | None
-    values: dict[str, Any]
-    best_epoch: int | None = None
-    fold_scores: list[float] = field(default_factory=list)
-    message: str = ""
-    new: bool = False
 
 
 @dataclass
@@ -256,7 +230,7 @@ def run_search(config: PipelineConfig, data: SearchData, project_dir: str | Path
     settings = config.tuning
     check_objective(settings, data.specs[0].labels)
     project = Path(project_dir)
-    _claim_project(project, fingerprint, fresh)
+    claim_project(project, fingerprint, fresh)
     tuner = build_tuner(config, data, project, hook=hook)
     tuner.search(verbose=0)
     return search_result(config, tuner, tuner.new_trial_ids)
@@ -287,157 +261,6 @@ def search_result(config: PipelineConfig, tuner: Any, new_ids: set[str]) -> Sear
     return SearchResult(best_values=best_record.values, best_score=float(best.score),
                         best_epoch=best_record.best_epoch or config.training.epochs, trials=records,
                         objective=settings.objective.name, direction=settings.objective.direction)
-
-
-ORACLE_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
-
-
-@contextlib.contextmanager
-def oracle_role(tuner_id: str, address: tuple[str, int]) -> Iterator[None]:
-    """Sets keras-tuner's distributed-mode variables for the block (`chief` or a worker id), then restores them.
-
-    keras-tuner reads them when a tuner is made and when `search` starts: the
-    chief serves the oracle on `address`, a worker asks it for trials.
-    """
-    saved = {name: os.environ.get(name) for name in ORACLE_ENV}
-    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=address[0],
-                      KERASTUNER_ORACLE_PORT=str(address[1]))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def start_chief(config: PipelineConfig, data: SearchData, project_dir: str | Path, *, fingerprint: str,
-                fresh: bool, address: tuple[str, int]) -> Any:
-    """Serves the search's oracle as keras-tuner's chief, in a process of its own, for workers elsewhere.
-
-    This is keras-tuner's own distributed mode: one oracle hands out trials
-    in the order it makes them, so a seeded random search gives each trial
-    the values the local search gives it; workers (`run_search_worker`)
-    train them. The oracle saves its state in `project_dir` as a local
-    search does, so a killed search resumes, and `observe_search` reads it.
-    The chief's output is discarded (keras-tuner prints debugging values
-    while serving conditional hyperparameters).
-
-    Args:
-        config: The pipeline config with a `tuning` section.
-        data: The search's partitions (the chief only needs its space).
-        project_dir: Folder of the tuner's state (shared with the workers).
-        fingerprint: `search_fingerprint` of this search.
-        fresh: Delete any saved state and start over.
-        address: `(host, port)` to serve on.
-
-    Returns:
-        The chief's process (a daemon); terminate it once the workers are done.
-
-    Raises:
-        TuningError: The objective or the saved state does not fit, or the
-            oracle did not start serving within two minutes.
-    """
-    import multiprocessing
-
-    check_objective(config.tuning, data.specs[0].labels)
-    project = Path(project_dir)
-    _claim_project(project, fingerprint, fresh)
-    space_only = replace(data, folds=[])
-    chief = multiprocessing.get_context("spawn").Process(target=_serve_chief, args=(config, space_only, project, address),
-                                                         name="kerasflow-oracle", daemon=True)
-    chief.start()
-    deadline = time.monotonic() + 120
-    while not _listening(address):
-        if not chief.is_alive() or time.monotonic() > deadline:
-            chief.terminate()
-            raise TuningError(f"the tuner's oracle did not start serving on {address[0]}:{address[1]}")
-        time.sleep(0.1)
-    return chief
-
-
-def observe_search(config: PipelineConfig, data: SearchData, project_dir: str | Path) -> Any:
-    """A tuner over a search's saved state, to read the trials a chief records (`oracle.reload()`); it never saves."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        tuner = build_tuner(config, replace(data, folds=[]), Path(project_dir))
-    tuner.oracle.reload()  # the state the chief saved (under its own tuner id), trials of an earlier run included
-    return tuner
-
-
-def _serve_chief(config: PipelineConfig, data: SearchData, project: Path, address: tuple[str, int]) -> None:
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), oracle_role("chief", address):
-        import_tensorflow()
-        build_tuner(config, data, project).search(verbose=0)
-
-
-def run_search_worker(config: PipelineConfig, data: SearchData, project_dir: str | Path, tuner_id: str,
-                      address: tuple[str, int], hook: TrialHook | None = None) -> set[str]:
-    """Trains trials handed out by the chief's oracle (`start_chief`) until it has none left.
-
-    Args:
-        config: The pipeline config with a `tuning` section.
-        data: The search's partitions.
-        project_dir: Folder of the tuner's state (the chief's).
-        tuner_id: This worker's name, unique in the search.
-        address: The chief's `(host, port)`.
-        hook: Receives this worker's trial, epoch and fold events. Default none.
-
-    Returns:
-        The ids of the trials this worker ran.
-    """
-    with oracle_role(tuner_id, address):
-        with contextlib.redirect_stdout(io.StringIO()):
-            tuner = build_tuner(config, data, Path(project_dir), hook=hook)
-        tuner.search(verbose=0)
-    return set(tuner.new_trial_ids)
-
-
-def free_address(toward: str | None = None) -> tuple[str, int]:
-    """A free TCP port for the chief's oracle, on the interface its workers reach.
-
-    Args:
-        toward: The Dask scheduler's address (`tcp://host:8786`). Default
-            none: a local cluster, served on loopback.
-
-    Returns:
-        `(ip, port)`: loopback for a local cluster, else this machine's
-        address on the route to the scheduler (the workers share its network).
-
-    Raises:
-        TuningError: The scheduler's host cannot be resolved.
-    """
-    host = "127.0.0.1"
-    if toward:
-        target = urlsplit(toward if "://" in toward else f"tcp://{toward}")
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as route:  # no packet is sent
-                route.connect((target.hostname or "127.0.0.1", target.port or 8786))
-                host = route.getsockname()[0]
-        except OSError as exc:
-            raise TuningError(f"cannot reach the Dask scheduler {toward}: {exc}") from None
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return host, probe.getsockname()[1]
-
-
-def check_reachable(paths: list[str]) -> None:
-    """Checks that a Dask worker sees the search's files, which a worker on another host sees only on a shared filesystem.
-
-    Raises:
-        TuningError: A path is missing here; the host and the path are named.
-    """
-    missing = [path for path in paths if not Path(path).exists()]
-    if missing:
-        raise TuningError(f"the Dask worker on {socket.gethostname()} cannot read {missing[0]}: workers of "
-                          "runner.address read the search's files by the paths of the machine that runs the "
-                          "search; run them there, or put the project on a filesystem they share")
-
-
-def _listening(address: tuple[str, int]) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(address) == 0
 
 
 def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: TrialHook | None = None) -> Any:
@@ -475,74 +298,6 @@ def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: T
     tuner.oracle.verbose = 0
     return tuner
 
-
-def trial_records(tuner: Any, new_ids: set[str] | None = None) -> list[TrialRecord]:
-    """Returns a record of every trial the tuner knows, in start order.
-
-    Args:
-        tuner: A tuner built by `build_tuner`.
-        new_ids: Ids of trials run by this call. Default none.
-
-    Returns:
-        The `TrialRecord`s.
-    """
-    oracle = tuner.oracle
-    order = [tid for tid in oracle.start_order if tid in oracle.trials]
-    order += [tid for tid in sorted(oracle.trials) if tid not in order]
-    return [_record(oracle.trials[tid], tid in (new_ids or set())) for tid in order]
-
-
-def trials_frame(records: list[TrialRecord]) -> pd.DataFrame:
-    """Tabulates trials: id, status, score, best epoch, fold scores and one column per hyperparameter."""
-    names = sorted({name for r in records for name in r.values})
-    folds = max((len(r.fold_scores) for r in records), default=0)
-    rows = []
-    for r in records:
-        row = {"trial_id": r.trial_id, "status": r.status, "score": r.score, "best_epoch": r.best_epoch,
-               "new": r.new}
-        row.update({f"fold_{k}_score": (r.fold_scores[k] if k < len(r.fold_scores) else None) for k in range(folds)})
-        row.update({name: r.values.get(name) for name in names})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["trial_id", "status", "score", "best_epoch", "new",
-                                       *(f"fold_{k}_score" for k in range(folds)), *names])
-
-
-def plot_scores(records: list[TrialRecord], objective: str, direction: str, path: str | Path) -> Path:
-    """Saves a PNG of each trial's score in start order, with the best so far.
-
-    Args:
-        records: Trials in start order.
-        objective: Objective name, the y label.
-        direction: `min` or `max`.
-        path: PNG path to write.
-
-    Returns:
-        The path written.
-    """
-    plt = pyplot()
-    scores = np.array([r.score if r.score is not None else np.nan for r in records], dtype="float64")
-    best = (np.fmin if direction == "min" else np.fmax).accumulate(scores)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    x = np.arange(1, len(records) + 1)
-    ax.plot(x, scores, "o", label="trial")
-    ax.plot(x, best, "-", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(objective)
-    ax.legend()
-    return save_figure(fig, path)
-
-
-def summary_table(records: list[TrialRecord], objective: str, direction: str) -> str:
-    """Formats trials as a plain-text table, best first."""
-    frame = trials_frame(records)
-    if frame.empty:
-        return "(no trials)"
-    frame = frame.sort_values("score", ascending=direction == "min", na_position="last")
-    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("fold_")] + ["new"])
-    frame = frame.rename(columns={"score": objective})
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
-
-
 class _TrialRunner:
     """Mixin over a Keras Tuner tuner: trains each trial on every fold and reports to a hook."""
 
@@ -555,12 +310,12 @@ class _TrialRunner:
         super().on_trial_begin(trial)
         self.new_trial_ids.add(trial.trial_id)
         if self._hook:
-            self._hook.trial_started(trial.trial_id, _public(trial.hyperparameters.values))
+            self._hook.trial_started(trial.trial_id, public_values(trial.hyperparameters.values))
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
         if self._hook:
-            self._hook.trial_ended(_record(self.oracle.get_trial(trial.trial_id), True))
+            self._hook.trial_ended(record_of(self.oracle.get_trial(trial.trial_id), True))
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
         try:
@@ -585,7 +340,7 @@ class _TrialRunner:
                 best_epochs.append(best)
                 if self._hook:
                     self._hook.fold_ended(trial.trial_id, len(scores) - 1, score, best)
-        folds = {f"{_FOLD_METRIC}{k}": score for k, score in enumerate(scores)}
+        folds = {f"{FOLD_METRIC}{k}": score for k, score in enumerate(scores)}
         return {objective.name: float(np.mean(scores)), "best_epoch": float(np.mean(best_epochs)), **folds}
 
     def _encoded(self, k: int, model: Any, train: Partition, val: Partition) -> tuple[Any, Any, Any]:
@@ -652,35 +407,17 @@ def _hypermodel(spec: ModelSpec) -> Any:
     return _SpaceHyperModel(name="kerasflow")
 
 
-def _record(trial: Any, new: bool) -> TrialRecord:
-    metrics = trial.metrics
-    best_epoch = metrics.get_best_value("best_epoch") if metrics.exists("best_epoch") else None
-    count = sum(1 for name in metrics.metrics if name.startswith(_FOLD_METRIC))
-    folds = [metrics.get_last_value(f"{_FOLD_METRIC}{k}") for k in range(count)]
-    return TrialRecord(trial_id=trial.trial_id, status=str(trial.status), score=_finite(trial.score),
-                       values=_public(trial.hyperparameters.values),
-                       best_epoch=int(round(best_epoch)) if best_epoch is not None else None,
-                       fold_scores=[float(s) for s in folds], message=trial.message or "", new=new)
-
-
-def _public(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in values.items() if not k.startswith(_TUNER_KEYS)}
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if value is not None and math.isfinite(float(value)) else None
-
-
 def _label(fold: int, execution: int, folds: int, executions: int) -> str:
     parts = ([f"fold_{fold}"] if folds > 1 else []) + ([f"execution_{execution}"] if executions > 1 else [])
     return ".".join(parts)
 
 
-def _claim_project(project: Path, fingerprint: str, fresh: bool) -> None:
+def claim_project(project: Path, fingerprint: str, fresh: bool) -> None:
+    """Makes `project` the state folder of the search `fingerprint`, emptied first if `fresh`.
+
+    Raises:
+        TuningError: The folder holds another search's state, or files that are not a search.
+    """
     import shutil
 
     state = project / STATE_FILE

@@ -1,0 +1,213 @@
+"""A quick probe of tabular networks against gradient boosting, to inform kerasflow's defaults.
+
+Standalone (plain Keras and scikit-learn; kerasflow's layers, not its
+pipeline), on small real sets from `benchmarks/datasets.py`, the same splits
+for every model, several seeds:
+
+- `hgb`: `HistGradientBoostingClassifier()` / `Regressor()` with default settings;
+- `mlp`: two Dense(256) + ReLU + dropout 0.1 blocks on standardized numeric
+  and one-hot categorical columns, Adam;
+- `tabm`: TabM (k=32, width 512, depth 3, dropout 0.1, `tabm_optimizer`: AdamW 2e-3 / 3e-4) on
+  quantile-normalized numeric and one-hot categorical columns;
+- `tabm_plr`: TabM (depth 2) on periodic embeddings of the quantile-normalized numbers;
+- `tabm_ple`: TabM (depth 2) on piecewise-linear embeddings (48 quantile bins).
+
+Networks train on 80% of the training rows with early stopping on the other
+20% (patience 10, at most 100 epochs) and are scored on the held-out test
+rows (20% of the set): accuracy for classes, RMSE for regression.
+Informative only: short runs, no tuning.
+
+Usage: python benchmarks/tabular_probe.py [SET ...] [--seeds 3] [--models hgb,mlp,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from datasets import describe, load  # noqa: E402
+
+MODELS = ("hgb", "mlp", "tabm", "tabm_plr", "tabm_ple")
+DEFAULT_SETS = ("vehicle", "pima_diabetes", "attrition")
+
+
+def split(frame: pd.DataFrame, target: str, seed: int, classify: bool):
+    """Train, validation and test rows (64/16/20), stratified for classes."""
+    from sklearn.model_selection import train_test_split
+
+    labels = frame[target] if classify else None
+    train, test = train_test_split(frame, test_size=0.2, random_state=seed, stratify=labels)
+    train, valid = train_test_split(train, test_size=0.2, random_state=seed,
+                                    stratify=train[target] if classify else None)
+    return train, valid, test
+
+
+def encode(train, parts, target, classify):
+    """Numeric matrices (median-imputed), one-hot categoricals and encoded labels, fitted on `train`.
+
+    Returns:
+        `(numeric per part, one-hot per part, cardinalities, labels per part, label scale)`.
+    """
+    features = train.drop(columns=[target])
+    numeric = features.select_dtypes("number").columns
+    categorical = [name for name in features.columns if name not in numeric]
+    medians = train[numeric].median()
+    nums = [part[numeric].fillna(medians).to_numpy("float32") for part in parts]
+    levels = {name: sorted(train[name].dropna().astype(str).unique()) for name in categorical}
+    onehots = [np.concatenate([np.stack([(part[name].astype(str) == level).to_numpy("float32") for level in levels[name]], 1)
+                               for name in categorical], 1) if categorical else np.zeros((len(part), 0), "float32")
+               for part in parts]
+    if classify:
+        classes = sorted(train[target].astype(str).unique())
+        labels = [part[target].astype(str).map({c: i for i, c in enumerate(classes)}).fillna(0).to_numpy("int64")
+                  for part in parts]
+        scale = (len(classes), 0.0, 1.0)
+    else:
+        mean, std = float(train[target].mean()), float(train[target].std())
+        labels = [((part[target] - mean) / std).to_numpy("float32") for part in parts]
+        scale = (1, mean, std)
+    return nums, onehots, [len(levels[name]) for name in categorical], labels, scale
+
+
+def run_hgb(train, test, target, classify, seed):
+    """Default HistGradientBoosting on the raw columns (categoricals as pandas categories)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    def frame(part):
+        x = part.drop(columns=[target]).copy()
+        for name in x.select_dtypes(exclude="number").columns:
+            x[name] = pd.Categorical(x[name].astype(str), categories=sorted(train[name].astype(str).unique()))
+        return x
+
+    model = (HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor)(
+        random_state=seed, categorical_features="from_dtype")
+    model.fit(frame(train), train[target].astype(str) if classify else train[target])
+    predicted = model.predict(frame(test))
+    return score(test[target].astype(str) if classify else test[target], predicted, classify)
+
+
+def score(truth, predicted, classify):
+    """Accuracy for classes, RMSE for values."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    if classify:
+        return float(np.mean(truth == predicted))
+    return float(np.sqrt(np.mean((truth.astype(float) - predicted.astype(float)) ** 2)))
+
+
+def build_network(kind, nums, onehots, cards, units, seed):
+    """The Keras training and prediction models of one network kind."""
+    import keras
+
+    from kerasflow.features.numeric_embeddings import (
+        PeriodicEmbedding,
+        PiecewiseLinearEncoding,
+        QuantileNormalization,
+        fit_quantile_bins,
+        fit_quantiles,
+    )
+    from kerasflow.models.tabm_backbone import tabm_body, tabm_head, tabm_models
+
+    numeric_in = keras.Input((nums.shape[1],), name="numeric")
+    onehot_in = keras.Input((onehots.shape[1],), name="onehot")
+    activation = "softmax" if units > 1 else None
+    if kind == "mlp":
+        x = keras.layers.Normalization(mean=nums.mean(0), variance=nums.var(0) + 1e-9)(numeric_in)
+        x = keras.layers.Concatenate()([x, onehot_in])
+        for block in range(2):
+            x = keras.layers.Dropout(0.1, seed=seed + block)(keras.layers.Dense(256, activation="relu")(x))
+        outputs = keras.layers.Dense(units)(x)
+        model = keras.Model([numeric_in, onehot_in], outputs)
+        predict = keras.Model([numeric_in, onehot_in], keras.layers.Activation(activation or "linear")(outputs))
+        return model, predict
+    n_quantiles = max(min(len(nums) // 30, 1000), 10)  # the TabM example's rule
+    normalized = QuantileNormalization(fit_quantiles(nums, n_quantiles))(numeric_in)
+    if kind == "tabm":
+        x, chunks, r_init, depth = normalized, [1] * nums.shape[1], "random-signs", 3
+    else:
+        if kind == "tabm_plr":
+            embedded = PeriodicEmbedding(d_embedding=16, n_frequencies=48, sigma=0.1, lite=True, seed=seed)(normalized)
+        else:
+            embedded = PiecewiseLinearEncoding(fit_quantile_bins(nums, 48), d_embedding=16, seed=seed)(numeric_in)
+        x, chunks, r_init, depth = keras.layers.Flatten()(embedded), [16] * nums.shape[1], "normal", 2
+    x = keras.layers.Concatenate()([x, onehot_in])
+    members = tabm_head(tabm_body(x, k=32, width=512, depth=depth, dropout=0.1, r_init=r_init,
+                                  r_chunks=chunks + cards, seed=seed), units, seed=seed + 100)
+    return tabm_models([numeric_in, onehot_in], members, activation)
+
+
+def run_network(kind, data, classify, scale, seed):
+    """Trains one network with early stopping on the validation rows; returns its test score."""
+    import keras
+
+    from kerasflow.models.tabm_backbone import member_loss, tabm_optimizer
+
+    keras.utils.set_random_seed(seed)
+    (nums, onehots, cards, labels) = data
+    units = scale[0] if classify else 1
+    train_model, predict_model = build_network(kind, nums[0], onehots[0], cards, units, seed)
+    base = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classify else keras.losses.MeanSquaredError()
+    if kind == "mlp":
+        train_model.compile(keras.optimizers.Adam(1e-3), loss=base)
+    else:
+        train_model.compile(tabm_optimizer(), loss=member_loss(base))
+    stop = keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)
+    y = [label if classify else label[:, None] for label in labels]
+    train_model.fit([nums[0], onehots[0]], y[0], validation_data=([nums[1], onehots[1]], y[1]),
+                    epochs=100, batch_size=32, callbacks=[stop], verbose=0)
+    predicted = np.asarray(predict_model([nums[2], onehots[2]], training=False))
+    if classify:
+        return score(labels[2], predicted.argmax(1), True)
+    return score(labels[2] * scale[2] + scale[1], predicted[:, 0] * scale[2] + scale[1], False)
+
+
+def probe(name, seeds, models):
+    """Scores every model on one set over the seeds; returns `{model: [score per seed]}` and its task."""
+    frame, target, _ = load(name)
+    task = describe(frame, target)["task"]
+    classify = task != "regression"
+    results = {model: [] for model in models}
+    for seed in range(seeds):
+        train, valid, test = split(frame, target, seed, classify)
+        nums, onehots, cards, labels, scale = encode(train, (train, valid, test), target, classify)
+        for model in models:
+            started = time.perf_counter()
+            if model == "hgb":
+                value = run_hgb(pd.concat([train, valid]), test, target, classify, seed)
+            else:
+                value = run_network(model, (nums, onehots, cards, labels), classify, scale, seed)
+            results[model].append(value)
+            print(f"  {name} seed {seed} {model:<9} {value:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return results, task
+
+
+def main(argv=None):
+    """Runs the probe and prints mean ± sd per set and model."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="*", default=list(DEFAULT_SETS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args(argv)
+    from kerasflow.heavy import import_tensorflow
+    from kerasflow.quiet import silence
+
+    silence()
+    import_tensorflow()
+    models = args.models.split(",")
+    table = {name: probe(name, args.seeds, models) for name in args.sets}
+    print(f"\n{'set':<16}{'metric':<10}" + "".join(f"{model:>17}" for model in models))
+    for name, (results, task) in table.items():
+        metric = "RMSE" if task == "regression" else "accuracy"
+        cells = "".join(f"{np.mean(v):>10.4f} ± {np.std(v):.3f}" for v in results.values())
+        print(f"{name:<16}{metric:<10}{cells}")
+
+
+if __name__ == "__main__":
+    main()

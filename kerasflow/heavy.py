@@ -1,0 +1,72 @@
+"""Deferred imports of heavy libraries: TensorFlow (muted, with the CPU split) and the light prefetch.
+
+TensorFlow stays off the paths that do not train (`kerasflow --help`,
+config errors, data that fails validation); the steps that need it call
+`import_tensorflow` first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from kerasflow.quiet import muted_stderr, silence
+
+
+def import_tensorflow() -> None:
+    """Imports TensorFlow once with native stderr muted.
+
+    TensorFlow's C++ runtime prints CUDA-probe and absl banners straight to
+    file descriptor 2 during import, past any Python logging setting.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    silence()
+    with muted_stderr():
+        import keras  # noqa: F401
+        import tensorflow
+
+    split_cpu(tensorflow)
+
+
+LOGICAL_CPUS_ENV = "KERASFLOW_LOGICAL_CPUS"
+
+
+def split_cpu(tf: Any) -> None:
+    """Splits the CPU into `KERASFLOW_LOGICAL_CPUS` logical devices, if set (before TensorFlow initializes).
+
+    With two or more, `training.distribute: mirrored` trains one replica per
+    logical CPU: how a distribution strategy is tried on a machine without
+    GPUs (TensorFlow's own recipe, `tf.config.set_logical_device_configuration`).
+
+    Raises:
+        ValueError: The variable is not a positive integer.
+    """
+    raw = os.environ.get(LOGICAL_CPUS_ENV, "").strip()
+    if not raw:
+        return
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{LOGICAL_CPUS_ENV}={raw!r}: use a positive integer (the logical CPU devices)")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(raw))])
+
+
+def prefetch_light() -> None:
+    """Loads what later steps need that is heavy on CPU but light on memory.
+
+    Meant for time this process would otherwise spend waiting (the
+    validation worker's job, see `kerasflow.data.expectations.run.run_validation`):
+    matplotlib for the plots, and scikit-learn's splitters and metrics. TensorFlow is
+    not imported here, to keep it out of memory until validation is done.
+    Any failure is ignored: a cold cache only costs time later.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+    except Exception:
+        return

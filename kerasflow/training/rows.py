@@ -1,0 +1,131 @@
+"""Rows held in memory (a table, pixel table or image folder listing): partitions, the fit and test scoring.
+
+Plain functions (no Prefect, no MLflow) used by the in-memory data kinds
+(`kerasflow.training.kinds.table`) and by k-fold and tuning, which always
+hold their rows in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kerasflow.data.split import Split
+from kerasflow.features.labels import LabelSpec
+from kerasflow.features.outputs import encode_targets, raw_targets
+from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
+from kerasflow.schemas.config import PipelineConfig, TrainingConfig
+from kerasflow.training.evaluate import Evaluation, evaluate_heads, evaluate_model, save_reports
+from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, without_early_stopping
+
+
+@dataclass
+class Partition:
+    """Model-ready arrays of one set of rows.
+
+    Args:
+        x: Named model inputs.
+        y: Encoded labels.
+        raw_y: The original labels.
+    """
+
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    raw_y: pd.Series
+
+    def __len__(self) -> int:
+        return len(self.raw_y)
+
+
+def make_partition(frame: pd.DataFrame, rows: list[int], features: FeatureSpec, labels: LabelSpec) -> Partition:
+    """Selects rows and converts them to model inputs and encoded labels.
+
+    Args:
+        frame: Raw rows.
+        rows: Positions to take.
+        features: Fitted feature spec.
+        labels: Label spec.
+
+    Returns:
+        A `Partition`; with several outputs (`OutputsSpec`), `y` is a dict
+        and `raw_y` a frame, by head name.
+    """
+    part = frame.iloc[rows]
+    target = raw_targets(part, labels)
+    return Partition(x=frame_to_inputs(part, features), y=encode_targets(target, labels), raw_y=target)
+
+
+
+
+def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: FeatureSpec, labels: LabelSpec,
+                 training: TrainingConfig, *, refit: str = "train", epochs: int | None = None,
+                 on_epoch: EpochHook | None = None, checkpoint: str | Path | None = None) -> TrainingResult:
+    """Fits a compiled model on a split's rows, with validation or on all non-test rows.
+
+    Args:
+        model: A compiled `keras.Model`.
+        frame: All raw rows.
+        split: The pipeline's split.
+        features: Fitted feature spec.
+        labels: Label spec.
+        training: The `training` section.
+        refit: `train` (default) fits on the training rows and validates on
+            the validation rows; `train+val` (or a split without validation
+            rows) fits on all non-test rows without early stopping.
+        epochs: Epoch count for `train+val`. Default `training.epochs`.
+        on_epoch: Per-epoch hook. Default none.
+        checkpoint: Persistent folder of per-epoch checkpoints. Default none.
+
+    Returns:
+        The `TrainingResult`.
+    """
+    if refit == "train+val" or not split.val:
+        train = make_partition(frame, sorted(split.train + split.val), features, labels)
+        return fit_model(model, train.x, train.y, without_early_stopping(training), epochs=epochs, on_epoch=on_epoch,
+                         checkpoint=checkpoint)
+    train = make_partition(frame, split.train, features, labels)
+    val = make_partition(frame, split.val, features, labels)
+    return fit_model(model, train.x, train.y, training, validation=(val.x, val.y), on_epoch=on_epoch,
+                     checkpoint=checkpoint)
+
+
+
+
+def evaluate_rows(config: PipelineConfig, raw_path: str, split_path: str, features_path: str, labels_path: str,
+                  model_path: str | Path, out_dir: Path) -> tuple[Any, list[Path]]:
+    """Scores a saved model on the test rows, read into memory, and writes its reports.
+
+    Args:
+        config: The pipeline config.
+        raw_path: Raw rows (Parquet).
+        split_path: The split JSON.
+        features_path: Feature spec JSON.
+        labels_path: Label spec JSON.
+        model_path: The `.keras` file.
+        out_dir: Folder for reports and plots.
+
+    Returns:
+        `(evaluation, files)`.
+
+    Raises:
+        ValueError: The split has no test rows.
+    """
+    import keras  # deferred: importing Keras starts TensorFlow
+
+    split = Split.load(split_path)
+    if not split.test:
+        raise ValueError("the split has no test rows (split.test_fraction is 0); nothing to evaluate on")
+    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
+    test = make_partition(pd.read_parquet(raw_path), split.test, features, labels)
+    model = keras.models.load_model(model_path)
+    if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own
+        return evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
+                              reports=config.evaluation.classification_report)
+    evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
+    if not config.evaluation.classification_report:
+        evaluation = Evaluation(metrics=evaluation.metrics)
+    return evaluation, save_reports(evaluation, predictions, test.raw_y, out_dir)
