@@ -14,10 +14,11 @@ import codecs
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from kerasflow.errors import BadInputError
 from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section modules)
@@ -30,11 +31,11 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
     Section,
     problems_error,
 )
-from kerasflow.schemas.functional import FunctionalModelConfig
+from kerasflow.schemas.dense import DenseModelConfig
+from kerasflow.schemas.families import default_kind, family_config, image_kind, model_union, on_change
 from kerasflow.schemas.gate import DriftConfig, GateConfig
-from kerasflow.schemas.images import CNNConfig, ImageConfig, image_model_problems, image_source_problems
-from kerasflow.schemas.text import TextModelConfig
-from kerasflow.schemas.tuning import UNITS_PATTERN, RunnerConfig, TuningConfig, space_problems
+from kerasflow.schemas.images import ImageConfig, image_model_problems, image_source_problems
+from kerasflow.schemas.tuning import RunnerConfig, TuningConfig, space_problems
 
 
 class ConfigError(BadInputError):
@@ -199,34 +200,19 @@ class PreprocessingConfig(Section):
     drop_constant: bool = True
 
 
-class ModelConfig(Section):
-    """The network architecture.
-
-    Args:
-        kind: `dense` (default).
-        hidden_units: Units of each hidden layer. Default [64].
-        activation: Hidden-layer activation. Default `relu`.
-        initializer: Kernel initializer of every hidden layer.
-        l1: L1 kernel penalty. Default 0.
-        l2: L2 kernel penalty. Default 0.
-        dropout: Dropout rate after each hidden layer. Default 0.
-        batch_norm: Batch normalization after each hidden layer. Default false.
-    """
-
-    kind: Literal["dense"] = "dense"
-    hidden_units: list[PositiveInt] = Field(default_factory=lambda: [64])
-    activation: Activation = "relu"
-    initializer: InitializerConfig = Field(default_factory=InitializerConfig)
-    l1: Annotated[float, Field(ge=0)] = 0.0
-    l2: Annotated[float, Field(ge=0)] = 0.0
-    dropout: Fraction = 0.0
-    batch_norm: bool = False
+# The dense family's section, under its former name (it lives in `kerasflow.schemas.dense`).
+ModelConfig = DenseModelConfig
 
 
-# The `model` section, one member per model family, told apart by `kind`
-# (a section without `kind` is `dense`). Add a family by adding its config.
-AnyModelConfig = Annotated[Union[ModelConfig, CNNConfig, TextModelConfig, FunctionalModelConfig],
-                          Field(discriminator="kind")]
+def _default_model() -> Any:
+    """The `model` section of a config that has none: the default family's defaults."""
+    return family_config(default_kind()).model()
+
+
+# The `model` section, one member per registered family (`kerasflow.schemas.families`), told
+# apart by `kind` (a section without `kind` is the default family's). `_rebuild_model_union`
+# rebuilds `PipelineConfig.model` when a family registers after this module is imported.
+ModelSection = model_union()
 
 
 class OptimizerConfig(Section):
@@ -353,7 +339,7 @@ class PipelineConfig(Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
-    model: AnyModelConfig = Field(default_factory=ModelConfig)
+    model: ModelSection = Field(default_factory=_default_model)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
@@ -362,13 +348,15 @@ class PipelineConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _model_kind_defaults_to_dense(cls, data: Any) -> Any:
+    def _model_kind_defaults(cls, data: Any) -> Any:
         model = data.get("model") if isinstance(data, dict) else None
         if isinstance(model, dict) and "kind" not in model:
-            data = {**data, "model": {"kind": "dense", **model}}
+            data = {**data, "model": {"kind": default_kind(), **model}}
         source = data.get("data") if isinstance(data, dict) else None
-        if isinstance(data, dict) and "model" not in data and isinstance(source, dict) and source.get("image"):
-            data = {**data, "model": {"kind": "cnn"}}  # image data without a model section: the default CNN
+        images = image_kind()
+        if isinstance(data, dict) and "model" not in data and isinstance(source, dict) and source.get("image") \
+                and images is not None:
+            data = {**data, "model": {"kind": images}}  # image data without a model section: the image family's
         return data
 
     @model_validator(mode="after")
@@ -391,7 +379,7 @@ class PipelineConfig(Section):
             return self
         unsupported = [("data.image", self.data.image is not None, "image data"),
                        ("data.test_source", self.data.test_source is not None, "a separate test file"),
-                       ("model.kind", self.model.kind != "dense", f"model.kind: {self.model.kind}"),
+                       ("model.kind", not family_config(self.model.kind).streams, f"model.kind: {self.model.kind}"),
                        ("split.kind", self.split.kind != "holdout", "k-fold splits"),
                        ("tuning", self.tuning is not None, "a tuner search")]
         problems = [(where, f"data.streaming reads the table batch by batch, which does not support {what} yet; "
@@ -401,12 +389,10 @@ class PipelineConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _final_model_fits_the_model(self) -> "PipelineConfig":
-        base = getattr(self.model, "base", None)
-        if self.split.kind == "kfold" and self.split.final == "ensemble" and base is not None \
-                and base.fine_tune is not None:
-            raise problems_error([("split.final", "an ensemble of the fold models skips the fine-tuning phase "
-                                                  "of model.base.fine_tune; set split.final: refit")])
+    def _model_fits_the_pipeline(self) -> "PipelineConfig":
+        problems = family_config(self.model.kind).config_problems(self)
+        if problems:
+            raise problems_error(problems)
         return self
 
     @model_validator(mode="after")
@@ -419,16 +405,8 @@ class PipelineConfig(Section):
             problems.append(("tuning", "the search needs validation rows: set split.val_fraction > 0 "
                                        "or tuning.cv_folds"))
         problems += [(f"tuning.{where}", message) for where, message in space_problems(t.space, self.model.kind)]
-        layers = len(getattr(self.model, "hidden_units", []))
-        for name, param in t.space.items():
-            match = UNITS_PATTERN.match(name)
-            if self.model.kind == "dense" and match and param.parent is None and int(match.group(1)) >= layers:
-                problems.append((f"tuning.space.{name}", f"never used: the model has {layers} hidden layers "
-                                                         "(model.hidden_units) and model.layers is not searched"))
-        no_rate = "model.dropout" not in t.space and getattr(self.model, "dropout", None) == 0
-        if "model.use_dropout" in t.space and no_rate:
-            problems.append(("tuning.space.model.use_dropout", "changes nothing: model.dropout is 0 and not "
-                                                               "searched; search model.dropout too or set it"))
+        problems += [(f"tuning.{where}", message)
+                     for where, message in family_config(self.model.kind).space_problems(self.model, t.space)]
         if problems:
             raise problems_error(problems)
         return self
@@ -442,6 +420,16 @@ class PipelineConfig(Section):
         """Returns a sha256 of the validated config, stable across key order."""
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _rebuild_model_union() -> None:
+    """Gives `PipelineConfig.model` the union of every family registered so far."""
+    PipelineConfig.model_fields["model"] = FieldInfo.from_annotated_attribute(
+        model_union(), Field(default_factory=_default_model))
+    PipelineConfig.model_rebuild(force=True)
+
+
+on_change(_rebuild_model_union)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:

@@ -333,6 +333,22 @@ def image_model_problems(data_image: ImageConfig | None, model: Any) -> list[tup
     return []
 
 
+def fine_tune_problems(config: Any) -> list[tuple[str, str]]:
+    """Cross-section rule between `model.base.fine_tune` and `split.final`.
+
+    Args:
+        config: The `PipelineConfig` with a `cnn` model.
+
+    Returns:
+        `(dotted path, message)` pairs; empty when the sections fit.
+    """
+    base, split = config.model.base, config.split
+    if split.kind == "kfold" and split.final == "ensemble" and base is not None and base.fine_tune is not None:
+        return [("split.final", "an ensemble of the fold models skips the fine-tuning phase "
+                                "of model.base.fine_tune; set split.final: refit")]
+    return []
+
+
 def image_source_problems(data: Any) -> list[tuple[str, str]]:
     """Cross-field rules between `data.source` and `data.test_source`.
 

@@ -2,9 +2,9 @@
 
 A search space maps dotted parameter names (`model.dropout`,
 `training.optimizer.learning_rate`, ...) to a parameter definition. Only the
-names that `kerasflow.models.registry.build_model` consumes are tunable; they are listed in
-`TUNABLE`, together with the types each accepts and the values its config
-field allows. A parameter may be conditional on another (`parent` and
+names that `kerasflow.models.families.build_model` consumes are tunable; they are listed in
+`TUNABLE` (built from the families' config list in `kerasflow.schemas.families`), together with
+the types each accepts and the values its config field allows. A parameter may be conditional on another (`parent` and
 `parent_values`), e.g. the dropout rate exists only when dropout is on, and
 `model.units_<i>` (units of hidden layer i) exists only when `model.layers`
 chooses more than i layers.
@@ -12,58 +12,35 @@ chooses more than i layers.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from kerasflow.schemas.base import Activation, Fraction, OptimizerName, PositiveInt, Section
-from kerasflow.schemas.functional import FUNCTIONAL_TUNABLE
-from kerasflow.schemas.images import CNN_TUNABLE
-from kerasflow.schemas.text import TEXT_TUNABLE
+from kerasflow.schemas.base import PositiveInt, Section
+from kerasflow.schemas.dense import MAX_LAYERS, UNITS_PATTERN  # noqa: F401  (re-exported)
+from kerasflow.schemas.families import TUNABLE, family_config, family_configs
 
 Scalar = Union[bool, int, float, str]
 Sampling = Literal["linear", "log", "reverse_log"]
-UNITS_PATTERN = re.compile(r"^model\.units_(\d+)$")
-MAX_LAYERS = 16
-
-_LAYERS = Annotated[int, Field(ge=1, le=MAX_LAYERS)]
-_NON_NEGATIVE = Annotated[float, Field(ge=0)]
-_LEARNING_RATE = Annotated[float, Field(gt=0, le=10)]
-_MOMENTUM = Annotated[float, Field(ge=0, lt=1)]
-
-# name: (accepted parameter types, value type every candidate must satisfy)
-TUNABLE: dict[str, tuple[tuple[str, ...], Any]] = {
-    "model.layers": (("int", "choice"), _LAYERS),
-    "model.units": (("int", "choice"), PositiveInt),
-    "model.activation": (("choice",), Activation),
-    "model.l1": (("float", "choice"), _NON_NEGATIVE),
-    "model.l2": (("float", "choice"), _NON_NEGATIVE),
-    "model.use_dropout": (("boolean",), bool),
-    "model.dropout": (("float", "choice"), Fraction),
-    "model.batch_norm": (("boolean",), bool),
-    "training.optimizer.name": (("choice",), OptimizerName),
-    "training.optimizer.learning_rate": (("float", "choice"), _LEARNING_RATE),
-    "training.optimizer.momentum": (("float", "choice"), _MOMENTUM),
-    **CNN_TUNABLE,  # the image family's own parameters (schemas/images.py)
-}
-# The text and functional families' own parameters (schemas/text.py, schemas/functional.py);
-# a name they share with the dense family keeps the dense rule.
-TUNABLE.update({k: v for k, v in {**TEXT_TUNABLE, **FUNCTIONAL_TUNABLE}.items() if k not in TUNABLE})
-_UNITS_RULE: tuple[tuple[str, ...], Any] = (("int", "choice"), PositiveInt)
 
 
 def tunable_names() -> list[str]:
     """Returns the parameter names a search space may use (`model.units_<i>`: units of dense layer i)."""
-    return [*TUNABLE, "model.units_<i>"]
+    return [*TUNABLE, *(name for entry in family_configs() for name in entry.pattern_names)]
 
 
-def tunable_rule(name: str, kind: str = "dense") -> tuple[tuple[str, ...], Any] | None:
-    """Returns `(accepted types, value type)` of a tunable name, or None if it is not tunable."""
+def tunable_rule(name: str, kind: str | None = None) -> tuple[tuple[str, ...], Any] | None:
+    """Returns `(accepted types, value type)` of a tunable name, or None if it is not tunable.
+
+    Args:
+        name: The dotted name.
+        kind: `model.kind`: its family's pattern names (`model.units_<i>`
+            for dense models) count too. Default: the default family's.
+    """
     if name in TUNABLE:
         return TUNABLE[name]
-    match = UNITS_PATTERN.match(name)
-    return _UNITS_RULE if kind == "dense" and match and int(match.group(1)) < MAX_LAYERS else None
+    entry = family_config(kind) if kind is not None else family_configs()[0]
+    return entry.tunable_rule(name) if entry.tunable_rule is not None else None
 
 
 def space_problems(space: dict[str, Any], kind: str) -> list[tuple[str, str]]:
@@ -71,7 +48,7 @@ def space_problems(space: dict[str, Any], kind: str) -> list[tuple[str, str]]:
 
     Args:
         space: The validated `tuning.space`.
-        kind: `model.kind` (`model.units_<i>` is for dense models only).
+        kind: `model.kind` (pattern names such as `model.units_<i>` are its family's own).
 
     Returns:
         `(path below tuning, message)` per problem.

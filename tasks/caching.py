@@ -44,6 +44,7 @@ from typing import Any, Callable
 from prefect.cache_policies import CachePolicy
 
 from kerasflow.data.load import source_identity
+from kerasflow.models.families import pretrained_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import PipelineRun, Tracker
@@ -99,7 +100,7 @@ def suite_file(config: PipelineConfig) -> list[Any]:
 
 def base_model(config: PipelineConfig) -> list[Any]:
     """The local pretrained base a model starts from, if any (see `StepInputs` for registry bases)."""
-    base = getattr(config.model, "base", None)
+    base = pretrained_base(config.model)
     return [base.source if base is not None and base.origin != "registry" and Path(base.source).exists() else None]
 
 
@@ -140,7 +141,7 @@ class StepInputs(CachePolicy):
             the model starts from a registered base).
         """
         config: PipelineConfig = inputs["config"]
-        base = getattr(config.model, "base", None)
+        base = pretrained_base(config.model)
         if base is not None and base.origin == "registry" and {"model", "preprocessing"} & set(self.sections):
             return None
         files = [source_identity(f) for f in (self.files(config) if self.files else [])]

@@ -10,7 +10,7 @@ from prefect import task
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.data.split import Split
-from kerasflow.features.outputs import fit_model_inputs
+from kerasflow.models.families import family_of, fit_model_inputs, pretrained_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tracking import Tracker
@@ -30,7 +30,7 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     Returns:
         The `Prepared` paths.
     """
-    if config.model.kind in ("text", "functional"):  # vocabularies, several outputs (kerasflow/features/outputs.py)
+    if family_of(config.model).fit_inputs is not None:  # vocabularies, several outputs (the family fits them)
         return prepare_text_inputs(tracker, config, raw_path, split_path, workdir)
     fitted = kind_of(config.data).fit_features(config, raw_path, split_path)
     return save_prepared(tracker, config, fitted.features, fitted.labels, fitted.params, raw_path, split_path,
@@ -63,7 +63,7 @@ def save_prepared(tracker: Tracker, config: PipelineConfig, spec: Any, labels: A
             no Keras model.
     """
     client = tracker.client
-    base = getattr(config.model, "base", None)
+    base = pretrained_base(config.model)
     if base is not None:
         spec.base_reference = base.source
         if base.origin == "registry":
@@ -80,7 +80,7 @@ def save_prepared(tracker: Tracker, config: PipelineConfig, spec: Any, labels: A
 
 
 def prepare_text_inputs(tracker: Tracker, config: Any, raw_path: str, split_path: str, workdir: str) -> Any:
-    """Fits a text or functional model's inputs and labels on training rows and logs them.
+    """Fits the inputs and labels of a model whose family fits its own (text, functional) and logs them.
 
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).

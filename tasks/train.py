@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
+from kerasflow.models.families import fine_tuning
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tasks.policies import step_logger
@@ -77,8 +78,7 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
                     prefix="train.")
     with tempfile.TemporaryDirectory() as tmp:
         tracker.artifact(str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
-    base = getattr(config.model, "base", None)
-    if base is not None and base.fine_tune is not None:  # transfer learning phase 2, logged as finetune.*
+    if fine_tuning(config.model) is not None:  # transfer learning phase 2, logged as finetune.*
         fine_tune_phase(tracker, config, prepared, str(model_path), refit=refit,
                         hyperparameters=hyperparameters)
     return str(model_path)
@@ -129,7 +129,7 @@ def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, mod
     """
 
     on_epoch = EpochProgress(lambda epoch, logs: tracker.metrics(logs, prefix="finetune.", step=epoch),
-                             config.model.base.fine_tune.epochs, "fine-tune")
+                             fine_tuning(config.model).epochs, "fine-tune")
 
     try:
         result, unfrozen = fine_tune_saved_model(config, prepared.raw, prepared.split, prepared.features,

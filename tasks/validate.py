@@ -7,6 +7,7 @@ from prefect import task
 from kerasflow.data.expectations.run import require_valid, run_validation, validate_file
 from kerasflow.data.expectations.suites import load_suite
 from kerasflow.heavy import prefetch_light
+from kerasflow.models.families import pretrained_base
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, suite_file
 from kerasflow.tasks.steplog import StepLog
@@ -70,7 +71,7 @@ def check_files(tracker: Tracker, config: PipelineConfig, raw_path: str) -> File
     check = kind_of(config.data).check(config, raw_path)
     client = tracker.client
     check.log(StepLog(tracker))
-    base = getattr(config.model, "base", None)
+    base = pretrained_base(config.model)
     if base is not None:
         tracker.tags({"kerasflow.base_model": check_base_reference(client, base)})
     check.require()

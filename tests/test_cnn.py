@@ -26,7 +26,8 @@ from kerasflow.data.load import load_frame
 from kerasflow.features.images import ImageDataError, ImageSpec, fit_image_spec
 from kerasflow.features.labels import encode_labels, fit_labels
 from kerasflow.flows.results import TrainResult
-from kerasflow.models.cnn import BaseModelError, build_cnn, find_base, load_base
+from kerasflow.models.cnn import build_cnn, find_base, load_base
+from kerasflow.models.errors import BaseModelError
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.final import model_spec
 

@@ -23,12 +23,11 @@ from kerasflow.features.labels import LabelSpec, OutputsSpec  # noqa: E402
 from kerasflow.features.outputs import (  # noqa: E402
     decode_outputs,
     encode_targets,
-    fit_model_inputs,
     raw_targets,
     text_statistic,
 )
 from kerasflow.features.tabular import FeatureError, as_model_inputs, frame_to_inputs  # noqa: E402
-from kerasflow.models.registry import build_model  # noqa: E402
+from kerasflow.models.families import build_model, fit_model_inputs  # noqa: E402
 from kerasflow.models.spec import ModelSpec  # noqa: E402
 from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
 

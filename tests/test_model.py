@@ -7,7 +7,7 @@ import pytest
 
 from kerasflow.features.labels import fit_labels
 from kerasflow.features.tabular import fit_features
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 

@@ -10,7 +10,7 @@ from kerasflow.data.load import load_frame
 from kerasflow.data.split import split_holdout
 from kerasflow.features.labels import decode_predictions, encode_labels, fit_labels
 from kerasflow.features.tabular import FeatureError, as_model_inputs, fit_features, frame_to_inputs, select_columns
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 

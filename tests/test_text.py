@@ -19,7 +19,6 @@ from kerasflow.heavy import import_tensorflow
 import_tensorflow()
 
 from kerasflow.features.labels import LabelSpec  # noqa: E402
-from kerasflow.features.outputs import fit_model_inputs  # noqa: E402
 from kerasflow.features.tabular import FeatureError, as_model_inputs, frame_to_inputs  # noqa: E402
 from kerasflow.features.text import (  # noqa: E402
     embedding_coverage,
@@ -30,7 +29,7 @@ from kerasflow.features.text import (  # noqa: E402
     save_word_vectors,
     text_tokens,
 )
-from kerasflow.models.registry import build_model  # noqa: E402
+from kerasflow.models.families import build_model, fit_model_inputs  # noqa: E402
 from kerasflow.models.spec import ModelSpec  # noqa: E402
 from kerasflow.schemas.config import ConfigError, OptimizerConfig, PipelineConfig, load_config  # noqa: E402
 
@@ -157,7 +156,7 @@ def test_encoder_settings_are_tunable(reviews: pd.DataFrame) -> None:
     model, _ = _build(config, reviews, hp=hp, space=space)
     assert model.get_layer("embedding_text").output_dim == 12
     assert model.get_layer("text_conv1d_0") is not None
-    from kerasflow.models.registry import family_defaults as default_values
+    from kerasflow.models.families import family_defaults as default_values
     from kerasflow.schemas.tuning import TUNABLE
 
     defaults = default_values(config.model)

@@ -85,7 +85,7 @@ def _spec(space: dict):
 def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: Path) -> None:
     import keras_tuner
 
-    from kerasflow.models.registry import build_model
+    from kerasflow.models.families import build_model
     from kerasflow.training.final import fixed_hyperparameters, search_space_of
     from kerasflow.training.search import declare_space
 

@@ -38,6 +38,7 @@ from kerasflow.data.load import DataLoadError, Table, read_table
 from kerasflow.errors import BadInputError
 from kerasflow.features.labels import fit_labels
 from kerasflow.features.tabular import FLOAT32_MAX
+from kerasflow.models.families import family_of, model_outputs
 
 MOSTLY_MISSING = 0.5
 DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+(?:[eE][+-]?\d+)?"  # 12,5  1.234,5  -0,25e3
@@ -240,7 +241,7 @@ def label_columns(config: Any) -> list[tuple[str, str]]:
         (heads computed from text statistics have no label column), else
         `data.target`.
     """
-    outputs = getattr(config.model, "outputs", None)
+    outputs = model_outputs(config.model)
     if outputs:
         return [(o.target, o.task) for o in outputs if not o.statistic]
     return [(config.data.target, config.data.task)]
@@ -256,13 +257,9 @@ def feature_columns(config: Any, frame: pd.DataFrame) -> tuple[list[str], list[s
     Returns:
         `(features, categorical)`.
     """
-    model = config.model
-    if model.kind == "text":
-        return [model.column], [model.column]
-    if model.kind == "functional":
-        texts = [i.column for i in model.text_inputs]
-        tab = model.tabular_input
-        return [*texts, *(tab.columns if tab else [])], [*texts, *((tab.categorical or []) if tab else [])]
+    listed = family_of(config.model).feature_columns  # columns the `model` section lists (text, functional)
+    if listed is not None:
+        return listed(config.model)
     targets = {column for column, _ in label_columns(config)}
     names = config.data.features or [c for c in frame.columns if c not in targets]
     return list(names), list(config.data.categorical or [])
@@ -461,7 +458,7 @@ def _note_constant(config: Any, table: Table, frame: pd.DataFrame, present: list
     constant = [c for c in present if _is_constant(frame[c])]
     if not constant:
         return
-    drop = config.preprocessing.drop_constant and not config.data.features and config.model.kind == "dense"
+    drop = config.preprocessing.drop_constant and not config.data.features and family_of(config.model).tabular
     if drop:
         report.dropped = sorted(set(report.dropped) | set(constant), key=list(frame.columns).index)
     shown = ", ".join(constant[:12]) + (f" and {len(constant) - 12} more" if len(constant) > 12 else "")

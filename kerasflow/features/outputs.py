@@ -30,7 +30,7 @@ from kerasflow.features.labels import (
     encode_labels,
     fit_labels,
 )
-from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features, select_columns
+from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features
 from kerasflow.features.text import TextSpec, embedding_coverage, fit_text_spec, text_series, vectors_dim
 
 _HTML_TAG = re.compile(r"<[^>]*>")
@@ -134,12 +134,24 @@ def dummy_outputs(labels: Labels, rows: int) -> Any:
     return np.full((rows, len(labels.classes)), 1.0 / len(labels.classes))
 
 
-def fit_model_inputs(config: Any, train: pd.DataFrame) -> FittedInputs:
-    """Fits the inputs and labels of a `text` or `functional` model on training rows.
+def fit_model_inputs(config: Any, train: pd.DataFrame, *, branches: list[tuple[str, str, str]],
+                     numeric: list[str], categorical: list[str], encoder: Any, encoder_path: str,
+                     shared: bool = False, outputs: list[Any] | None = None) -> FittedInputs:
+    """Fits the tabular inputs, text branches and labels of a model on training rows.
+
+    The `text` and `functional` families call it with what their `model`
+    section lists (`kerasflow.models.text`, `kerasflow.models.functional`).
 
     Args:
-        config: The pipeline config (`model.kind` `text` or `functional`).
+        config: The pipeline config (`data`, `preprocessing`).
         train: The training rows only.
+        branches: `(name, column, segment)` of each text branch.
+        numeric: Numeric tabular columns.
+        categorical: Categorical tabular columns.
+        encoder: The text encoder section (`vectorize`, `embedding`, `encoder`).
+        encoder_path: Its config path with the trailing dot (`model.`, `model.text.`).
+        shared: All branches share one vocabulary. Default false.
+        outputs: The listed output heads, or None (one head on `data.target`).
 
     Returns:
         The `FittedInputs`.
@@ -148,41 +160,29 @@ def fit_model_inputs(config: Any, train: pd.DataFrame) -> FittedInputs:
         FeatureError: Columns are missing, an output target is also an
             input, or a text column has no tokens.
     """
-    model = config.model
-    if model.kind == "text":
-        _check_text_features(config)
-        branches = [(model.column, model.column, "all")]
-        numeric: list[str] = []
-        categorical: list[str] = []
-    else:
-        branches = [(item.name, item.column, item.segment) for item in model.text_inputs]
-        numeric, categorical = _tabular_columns(config, train)
-    _check_no_leak(config, numeric + categorical + [column for _, column, _ in branches])
+    _check_no_leak(config, outputs, numeric + categorical + [column for _, column, _ in branches])
     p = config.preprocessing
     features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
                             max_categories=p.max_categories)
-    encoder = model if model.kind == "text" else model.text
-    shared = model.kind == "functional" and model.shared_encoder
-    texts = [_fit_branch(train, encoder, branches, b, shared) for b in branches]
+    texts = [_fit_branch(train, encoder, encoder_path, branches, b, shared) for b in branches]
     features.text = [t.as_dict() for t in texts]
-    labels = fit_output_labels(config, train)
+    labels = fit_output_labels(config.data, train, outputs)
     return FittedInputs(features, labels, _params(features, labels, texts), _text_metrics(texts))
 
 
-def fit_output_labels(config: Any, train: pd.DataFrame) -> Labels:
-    """Fits the label spec: one `LabelSpec`, or an `OutputsSpec` when `model.outputs` is listed.
+def fit_output_labels(data: Any, train: pd.DataFrame, outputs: list[Any] | None) -> Labels:
+    """Fits the label spec: one `LabelSpec`, or an `OutputsSpec` when output heads are listed.
 
     Args:
-        config: The pipeline config.
+        data: The `data` config section (`target`, `task`, `label_encoding`).
         train: Training rows.
+        outputs: The listed output heads (`model.outputs`), or None.
 
     Returns:
         The label spec.
     """
-    d = config.data
-    outputs = getattr(config.model, "outputs", None)
     if not outputs:
-        return fit_labels(_column(train, d.target), d.task, d.label_encoding)
+        return fit_labels(_column(train, data.target), data.task, data.label_encoding)
     heads = []
     for out in outputs:
         values = _column(train, out.target)
@@ -198,7 +198,7 @@ def fit_output_labels(config: Any, train: pd.DataFrame) -> Labels:
     return OutputsSpec(heads)
 
 
-def _fit_branch(train: pd.DataFrame, cfg: Any, branches: list[tuple[str, str, str]],
+def _fit_branch(train: pd.DataFrame, cfg: Any, path: str, branches: list[tuple[str, str, str]],
                 branch: tuple[str, str, str], shared: bool) -> TextSpec:
     name, column, segment = branch
     sources = [(text_series(train, c), s) for _, c, s in (branches if shared else [branch])]
@@ -208,31 +208,15 @@ def _fit_branch(train: pd.DataFrame, cfg: Any, branches: list[tuple[str, str, st
                          ngrams=v.ngrams, min_count=v.min_count)
     emb = cfg.embedding
     if emb.pretrained and cfg.encoder != "bag":
-        prefix = "model" if hasattr(cfg, "kind") else "model.text"
         size = vectors_dim(emb.pretrained)
         if emb.dim is not None and emb.dim != size:
-            raise FeatureError(f"{prefix}.embedding.dim is {emb.dim} but the vectors in {emb.pretrained} "
+            raise FeatureError(f"{path}embedding.dim is {emb.dim} but the vectors in {emb.pretrained} "
                                f"have {size} dimensions; drop dim or make them equal")
         spec.embedding_coverage = embedding_coverage(spec.vocabulary, emb.pretrained)
     return spec
 
 
-def _check_text_features(config: Any) -> None:
-    d, column = config.data, config.model.column
-    if d.features not in (None, [column]) or d.categorical:
-        raise FeatureError(f"a text model reads only its text column {column!r} (model.column); "
-                           "use model.kind functional to add tabular columns (data.features, data.categorical)")
-
-
-def _tabular_columns(config: Any, train: pd.DataFrame) -> tuple[list[str], list[str]]:
-    tab = config.model.tabular_input
-    if tab is None:
-        return [], []
-    return select_columns(train, config.data.target, tab.columns, tab.categorical)
-
-
-def _check_no_leak(config: Any, input_columns: list[str]) -> None:
-    outputs = getattr(config.model, "outputs", None)
+def _check_no_leak(config: Any, outputs: list[Any] | None, input_columns: list[str]) -> None:
     targets = [(o.name, o.target) for o in outputs if not o.statistic] if outputs else [("", config.data.target)]
     leaks = [f"{target!r}" + (f" (output {name})" if name else "") for name, target in targets
              if target in input_columns]

@@ -26,17 +26,13 @@ Plain functions: no Prefect, no MLflow, no TensorFlow.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from kerasflow.lint.profile import DataProfile
+from kerasflow.models.families import families, family, fine_tuning, power_of_two
 
 KFOLD_BELOW_ROWS = 1000
 DEFAULTED = ("split", "training", "model")
-
-
-def _power_of_two(value: float, low: int, high: int) -> int:
-    return int(min(max(2 ** math.ceil(math.log2(max(value, 1))), low), high))
 
 
 def default_split(config: Any, profile: DataProfile) -> dict[str, Any]:
@@ -46,8 +42,7 @@ def default_split(config: Any, profile: DataProfile) -> dict[str, Any]:
     ensemble of the folds would skip the fine-tuning phase).
     """
     if profile.rows < KFOLD_BELOW_ROWS:
-        base = getattr(config.model, "base", None)
-        final = "refit" if base is not None and base.fine_tune is not None else "ensemble"
+        final = "refit" if fine_tuning(config.model) is not None else "ensemble"
         return {"kind": "kfold", "folds": 5, "test_fraction": 0.2, "final": final}
     return {"kind": "holdout", "test_fraction": 0.2, "val_fraction": 0.1}
 
@@ -55,27 +50,23 @@ def default_split(config: Any, profile: DataProfile) -> dict[str, Any]:
 def default_training(profile: DataProfile) -> dict[str, Any]:
     """The training section of a config without one."""
     rate = 1e-2 if profile.task == "regression" else 1e-3  # targets on their own scale need larger steps
-    return {"epochs": 300, "batch_size": _power_of_two(profile.train_rows / 50, 16, 256),
+    return {"epochs": 300, "batch_size": power_of_two(profile.train_rows / 50, 16, 256),
             "optimizer": {"name": "adam", "learning_rate": rate},
             "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 20, "restore_best_weights": True},
             "reduce_lr": {"enabled": True, "monitor": "val_loss", "factor": 0.5, "patience": 8}}
 
 
 def default_model(config: Any, profile: DataProfile) -> dict[str, Any]:
-    """The model section of a config without one."""
-    if profile.images:
-        return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2}
-    if profile.text_columns:
-        return {"kind": "text", "column": profile.text_columns[0], "encoder": "bag", "units": 32, "dropout": 0.5,
-                "vectorize": {"max_tokens": 20000, "output_mode": "tf_idf", "ngrams": 2,
-                              "standardize": "lower_strip_html"}}
-    width = _power_of_two(2 * max(profile.input_width, profile.classes, 1), 16, 256)
-    if profile.task == "regression" and profile.train_rows < 2000:  # little data, one number: a narrow model
-        return {"kind": "dense", "hidden_units": [width], "activation": "relu", "initializer": {"name": "he_normal"},
-                "dropout": 0.0, "l2": 1e-3}
-    return {"kind": "dense", "hidden_units": [width, max(width // 2, profile.classes, 8)], "activation": "relu",
-            "initializer": {"name": "he_normal"}, "dropout": 0.2 if profile.train_rows < 2000 else 0.1,
-            "l2": 1e-4}
+    """The model section of a config without one: the first family, by `default_rank`, that suits the data.
+
+    Raises:
+        ValueError: No registered family offers a section for these data.
+    """
+    for candidate in sorted(families(), key=lambda f: f.default_rank):
+        section = candidate.default_section(config, profile)
+        if section is not None:
+            return section
+    raise ValueError("no model family offers a default model section for these data")
 
 
 def default_sections(config: Any, profile: DataProfile, given: set[str]) -> dict[str, dict[str, Any]]:
@@ -123,8 +114,7 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -
                                                    f"{KFOLD_BELOW_ROWS})" if split["kind"] == "kfold" else ""))
     if "model" in chosen:
         model = chosen["model"]
-        parts.append(f"model {model['kind']}" + (f" {model['hidden_units']}" if model["kind"] == "dense" else "")
-                     + (f" on '{model['column']}'" if model["kind"] == "text" else ""))
+        parts.append(f"model {model['kind']}" + family(model["kind"]).describe_section(model))
     if "training" in chosen:
         parts.append(f"training batch {chosen['training']['batch_size']}, early stopping, lr schedule")
     return "defaults chosen from the data: " + "; ".join(parts)

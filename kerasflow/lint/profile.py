@@ -16,6 +16,7 @@ import pandas as pd
 
 from kerasflow.features.labels import fit_labels
 from kerasflow.features.tabular import select_columns
+from kerasflow.models.families import family_of, model_outputs, text_section
 from kerasflow.training.kinds import kind_of
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -84,7 +85,7 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
         target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0,
         images=kind_of(config.data).images)
     profile.text_columns = [] if profile.images else text_columns(frame, target_column)
-    if config.model.kind == "dense" and config.data.image is None:
+    if family_of(config.model).tabular and not profile.images:  # the input width of the encoded columns
         _profile_features(config, frame.drop(columns=profile.text_columns), profile)
     text = _text_column(config)
     if text is not None and text in frame.columns:
@@ -96,12 +97,12 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
 
 
 def _main_target(config: Any) -> str:
-    outputs = getattr(config.model, "outputs", None)
+    outputs = model_outputs(config.model)
     return outputs[0].target if outputs else config.data.target
 
 
 def _task(config: Any, target: pd.Series) -> str:
-    outputs = getattr(config.model, "outputs", None)
+    outputs = model_outputs(config.model)
     wanted = outputs[0].task if outputs else config.data.task
     if wanted != "auto" or target.empty:
         return "classification" if wanted == "auto" else wanted
@@ -130,11 +131,8 @@ def _profile_features(config: Any, frame: pd.DataFrame, profile: DataProfile) ->
 
 
 def _text_column(config: Any) -> str | None:
-    if config.model.kind == "text":
-        return config.model.column
-    if config.model.kind == "functional":
-        return next((i.column for i in config.model.inputs if i.type == "text"), None)
-    return None
+    text = text_section(config.model)
+    return text.columns[0] if text is not None and text.columns else None
 
 
 def profile_source(config: Any) -> DataProfile:

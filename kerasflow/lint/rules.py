@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 from kerasflow.errors import BadInputError
 from kerasflow.lint.profile import DataProfile
+from kerasflow.models.families import TextSection, WeightPenalty, family_of, fine_tuning, text_section
 
 SEVERITIES = ("error", "warning", "note")
 SMALL_DATA_ROWS = 1000  # below this many training rows, k-fold gives a steadier estimate (经验之谈 4)
@@ -131,10 +132,7 @@ def lint_config(config: Any, profile: DataProfile) -> LintReport:
 
 def _hidden_layers(config: Any) -> list[tuple[str, int]]:
     """The hidden Dense widths a config fixes, with their config paths."""
-    model = config.model
-    field = {"dense": "hidden_units", "cnn": "dense_units", "text": "head_units",
-             "functional": "hidden_units"}.get(model.kind)
-    return [(f"model.{field}[{i}]", units) for i, units in enumerate(getattr(model, field, None) or [])]
+    return family_of(config.model).hidden_layers(config.model)
 
 
 @rule("bottleneck")
@@ -243,13 +241,7 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _dropouts(config: Any) -> list[tuple[str, float]]:
-    model = config.model
-    names = [n for n in ("dropout", "head_dropout", "recurrent_dropout") if hasattr(model, n)]
-    found = [(f"model.{n}", getattr(model, n)) for n in names]
-    text = getattr(model, "text", None)
-    if text is not None:
-        found += [("model.text.dropout", text.dropout), ("model.text.recurrent_dropout", text.recurrent_dropout)]
-    return found
+    return family_of(config.model).dropouts(config.model)
 
 
 @rule("strong-regularization")
@@ -260,20 +252,20 @@ def check_regularization(config: Any, profile: DataProfile) -> Iterator[Finding]
             yield Finding("warning", path, "strong-regularization",
                           f"{rate}: dropping {rate:.0%} of the features leaves too little signal to learn from; "
                           "use 0.1-0.5", "§6 过拟合与欠拟合 3 (dropout)")
-    penalty = _initial_penalty(config, profile)
+    weights = family_of(config.model).weight_penalty(config.model)
+    penalty = _initial_penalty(weights, profile)
     loss = math.log(max(profile.classes, 2)) if profile.task == "classification" else profile.target_mean_square
     if penalty is not None and loss > 0 and penalty > loss:
-        model = config.model
-        yield Finding("warning", "model.l2" if model.l2 else "model.l1", "strong-regularization",
-                      f"l1={model.l1}, l2={model.l2} give a weight penalty of about {penalty:.3g} at initialization, "
-                      f"more than the data loss (about {loss:.3g}): the model learns to shrink weights, not to fit; "
+        yield Finding("warning", "model.l2" if weights.l2 else "model.l1", "strong-regularization",
+                      f"l1={weights.l1}, l2={weights.l2} give a weight penalty of about {penalty:.3g} at "
+                      f"initialization, more than the data loss (about {loss:.3g}): the model learns to shrink "
+                      "weights, not to fit; "
                       "use a strength 10-100x smaller (1e-4 to 1e-3 is typical)", "§6 过拟合与欠拟合 2 (L1/L2)")
 
 
-def _initial_penalty(config: Any, profile: DataProfile) -> float | None:
-    """The L1/L2 penalty of a dense model's initial hidden kernels (expected value), None if not applicable."""
-    model = config.model
-    if model.kind != "dense" or not (model.l1 or model.l2) or not profile.input_width:
+def _initial_penalty(model: WeightPenalty | None, profile: DataProfile) -> float | None:
+    """The L1/L2 penalty of a model's initial hidden kernels (expected value), None if not applicable."""
+    if model is None or not (model.l1 or model.l2) or not profile.input_width:
         return None
     widths = [profile.input_width, *model.hidden_units]
     total = 0.0
@@ -324,28 +316,27 @@ def check_batch_size(config: Any, profile: DataProfile) -> Iterator[Finding]:
 @rule("fine-tune-rate")
 def check_fine_tune_rate(config: Any, profile: DataProfile) -> Iterator[Finding]:
     """Fine-tuning a pretrained base at the frozen phase's rate (or faster) destroys what it learned."""
-    base = getattr(config.model, "base", None)
-    if base is None or base.fine_tune is None:
+    tune = fine_tuning(config.model)
+    if tune is None:
         return
-    frozen, tuned = config.training.optimizer.learning_rate, base.fine_tune.learning_rate
+    frozen, tuned = config.training.optimizer.learning_rate, tune.learning_rate
     if tuned >= frozen:
         yield Finding("error", "model.base.fine_tune.learning_rate", "fine-tune-rate",
                       f"{tuned:g}, not lower than the frozen phase's {frozen:g}: large updates wreck the "
                       f"pretrained weights; use about {frozen / 10:g}", "§9 卷积神经网络 CNN (fine-tuning)")
 
 
-def _text_settings(config: Any) -> Any:
-    model = config.model
-    return model if model.kind == "text" else getattr(model, "text", None) if model.kind == "functional" else None
+def _text_settings(config: Any) -> TextSection | None:
+    return text_section(config.model)
 
 
 @rule("embedding-vocabulary")
 def check_vocabulary(config: Any, profile: DataProfile) -> Iterator[Finding]:
     """An embedding vocabulary much larger than the corpus's distinct tokens is mostly unused weights."""
-    text = _text_settings(config)
-    if text is None or profile.distinct_tokens is None or text.vectorize.output_mode != "int":
+    section = _text_settings(config)
+    if section is None or profile.distinct_tokens is None or section.encoder.vectorize.output_mode != "int":
         return
-    prefix = "model.text." if config.model.kind == "functional" else "model."
+    text, prefix = section.encoder, section.path
     if text.vectorize.max_tokens > VOCABULARY_RATIO * max(profile.distinct_tokens, 1):
         yield Finding("warning", f"{prefix}vectorize.max_tokens", "embedding-vocabulary",
                       f"{text.vectorize.max_tokens:,} tokens, but the texts hold only "
@@ -356,11 +347,11 @@ def check_vocabulary(config: Any, profile: DataProfile) -> Iterator[Finding]:
 @rule("recurrent-dropout")
 def check_recurrent_dropout(config: Any, profile: DataProfile) -> Iterator[Finding]:
     """A recurrent encoder on little text overfits without recurrent dropout."""
-    text = _text_settings(config)
-    if text is None or text.encoder not in RECURRENT or text.recurrent_dropout > 0:
+    section = _text_settings(config)
+    if section is None or section.encoder.encoder not in RECURRENT or section.encoder.recurrent_dropout > 0:
         return
+    text, prefix = section.encoder, section.path
     if profile.rows < SMALL_TEXT_ROWS:
-        prefix = "model.text." if config.model.kind == "functional" else "model."
         yield Finding("warning", f"{prefix}recurrent_dropout", "recurrent-dropout",
                       f"0 with a {text.encoder} encoder on {profile.rows:,} texts: recurrent layers overfit "
                       "small corpora; set recurrent_dropout: 0.2 (and dropout)", "§6 过拟合与欠拟合 3 (dropout)")

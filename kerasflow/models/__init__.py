@@ -1,6 +1,6 @@
 """Model families and `build_model(hp, spec)`, the one builder for the tuner and the final fit.
 
-`kerasflow.models.registry` finds the family of `spec.model.kind`; each
+`kerasflow.models.families` finds the family of `spec.model.kind`; each
 family module registers itself when imported, so every family is imported
 here, one line each. None of them imports TensorFlow at import time: Keras
 is imported inside the builders.

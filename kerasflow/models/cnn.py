@@ -1,6 +1,6 @@
 """The `cnn` model family: augmentation, convolution blocks, pretrained bases.
 
-`build_cnn(hp, spec)` is what `kerasflow.models.registry.build_model` calls
+`build_cnn(hp, spec)` is what `kerasflow.models.families.build_model` calls
 for `model.kind: cnn`, for tuner trials and final training alike. The model
 takes the raw `image` input (`kerasflow.features.images.ImageSpec`) and holds its own
 preprocessing: augmentation layers (active only in training), then a
@@ -20,22 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kerasflow.errors import BadInputError
 from kerasflow.features.images import IMAGE_INPUT, ImageSpec
+from kerasflow.models.errors import BaseModelError  # noqa: F401  (raised here; re-exported)
+from kerasflow.models.families import register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
-from kerasflow.models.registry import register_family
 from kerasflow.quiet import muted_stderr
 from kerasflow.schemas.images import APPLICATIONS
 
 KERASFLOW_MODEL_NAME = "kerasflow"
 BASE_NAME = "base"
 FEATURES_LAYER = "features"
-
-
-class BaseModelError(BadInputError):
-    """A pretrained base model that cannot be found, loaded or fitted to the data."""
-
-    label = "bad base model"
 
 
 def build_cnn(hp: Any, spec: Any) -> Any:
@@ -336,4 +330,13 @@ def _features_model(source: Any, output_layer: str | None, reference: str) -> An
     return keras.Model(source.inputs, source.get_layer(name).output, name=BASE_NAME)
 
 
-register_family("cnn", build=build_cnn, default_values=default_values)
+def default_section(config: Any, profile: Any) -> dict[str, Any] | None:
+    """The `model` section of image data (the profile's `images`) without one: the default CNN, lightly regularized."""
+    return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2} if profile.images else None
+
+
+register_family("cnn", build=build_cnn, default_values=default_values, tabular=False,
+                pretrained_base=lambda model: model.base, unfreeze=unfreeze_top,
+                hidden_layers=lambda model: [(f"model.dense_units[{i}]", u) for i, u in enumerate(model.dense_units)],
+                dropouts=lambda model: [("model.dropout", model.dropout), ("model.head_dropout", model.head_dropout)],
+                default_section=default_section, default_rank=0)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.features.tabular import build_input_layers
+from kerasflow.models.families import WeightPenalty, power_of_two, register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
-from kerasflow.models.registry import register_family
 from kerasflow.models.spec import ModelSpec
-from kerasflow.schemas.tuning import MAX_LAYERS
+from kerasflow.schemas.dense import MAX_LAYERS
 
 OUTPUT_SEED_OFFSET = 1000
 
@@ -93,4 +93,31 @@ def _dense_block(x: Any, i: int, units: int, hp: Any, spec: ModelSpec) -> Any:
     return x
 
 
-register_family("dense", build=build_dense, default_values=default_values)
+def default_section(config: Any, profile: Any) -> dict[str, Any]:
+    """The `model` section of a table without one, chosen from its profile (see `kerasflow.lint.defaults`).
+
+    The first layer is the power of two at or above twice the wider of the
+    input width and the class count (16 to 256), the second half as wide;
+    regression below 2,000 training rows gets the first layer alone.
+    """
+    width = power_of_two(2 * max(profile.input_width, profile.classes, 1), 16, 256)
+    if profile.task == "regression" and profile.train_rows < 2000:  # little data, one number: a narrow model
+        return {"kind": "dense", "hidden_units": [width], "activation": "relu", "initializer": {"name": "he_normal"},
+                "dropout": 0.0, "l2": 1e-3}
+    return {"kind": "dense", "hidden_units": [width, max(width // 2, profile.classes, 8)], "activation": "relu",
+            "initializer": {"name": "he_normal"}, "dropout": 0.2 if profile.train_rows < 2000 else 0.1,
+            "l2": 1e-4}
+
+
+def weight_penalty(model: Any) -> WeightPenalty | None:
+    """The L1/L2 penalty of the hidden kernels, or None without one."""
+    if not (model.l1 or model.l2):
+        return None
+    return WeightPenalty(model.l1, model.l2, list(model.hidden_units), model.initializer)
+
+
+register_family("dense", build=build_dense, default_values=default_values,
+                hidden_layers=lambda model: [(f"model.hidden_units[{i}]", u) for i, u in enumerate(model.hidden_units)],
+                dropouts=lambda model: [("model.dropout", model.dropout)], weight_penalty=weight_penalty,
+                default_section=default_section, default_rank=1000,
+                describe_section=lambda section: f" {section['hidden_units']}")

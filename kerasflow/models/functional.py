@@ -5,7 +5,7 @@ raw string input; text branches (optionally a segment of their column) run
 through their own `TextEncoder`, or all through one shared encoder. The
 branches are concatenated and pass a dense trunk that feeds one output, or
 one output per head of an `OutputsSpec`. Inputs and labels are fitted by
-`kerasflow.features.outputs.fit_model_inputs`.
+`fit_functional_inputs` (through `kerasflow.features.outputs.fit_model_inputs`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.features.labels import LabelSpec
-from kerasflow.features.tabular import build_input_layers, text_input_name
+from kerasflow.features.outputs import fit_model_inputs
+from kerasflow.features.tabular import build_input_layers, select_columns, text_input_name
+from kerasflow.models.families import TextSection, register_family
 from kerasflow.models.hyper import build_optimizer, choose
-from kerasflow.models.registry import register_family
 from kerasflow.models.text import TextEncoder, encoder_defaults, text_input, text_specs
 
 
@@ -121,4 +122,44 @@ def _trunk(x: Any, hp: Any, spec: Any) -> Any:
     return x
 
 
-register_family("functional", build=build_functional_model, default_values=default_values)
+def feature_columns(model: Any) -> tuple[list[str], list[str]]:
+    """The columns a functional model reads (`(features, categorical)`): its text columns and tabular input."""
+    texts = [i.column for i in model.text_inputs]
+    tab = model.tabular_input
+    return [*texts, *(tab.columns if tab else [])], [*texts, *((tab.categorical or []) if tab else [])]
+
+
+def fit_functional_inputs(config: Any, train: Any) -> Any:
+    """Fits a functional model's tabular input, vocabularies and output labels on the training rows.
+
+    Args:
+        config: The pipeline config; `model` is a `FunctionalModelConfig`.
+        train: The training rows only.
+
+    Returns:
+        The `kerasflow.features.outputs.FittedInputs`.
+
+    Raises:
+        FeatureError: Columns are missing, an output target is also an
+            input, or a text column has no tokens.
+    """
+    model = config.model
+    tab = model.tabular_input
+    numeric, categorical = ([], []) if tab is None else select_columns(train, config.data.target, tab.columns,
+                                                                        tab.categorical)
+    return fit_model_inputs(config, train, branches=[(i.name, i.column, i.segment) for i in model.text_inputs],
+                            numeric=numeric, categorical=categorical, encoder=model.text, encoder_path="model.text.",
+                            shared=model.shared_encoder, outputs=model.outputs)
+
+
+def _dropouts(model: Any) -> list[tuple[str, float]]:
+    return [("model.dropout", model.dropout), ("model.text.dropout", model.text.dropout),
+            ("model.text.recurrent_dropout", model.text.recurrent_dropout)]
+
+
+register_family("functional", build=build_functional_model, default_values=default_values, tabular=False,
+                feature_columns=feature_columns, fit_inputs=fit_functional_inputs,
+                text=lambda model: TextSection("model.text.", model.text, [i.column for i in model.text_inputs]),
+                outputs=lambda model: model.outputs,
+                hidden_layers=lambda model: [(f"model.hidden_units[{i}]", u) for i, u in enumerate(model.hidden_units)],
+                dropouts=_dropouts)

@@ -1,4 +1,4 @@
-"""`ModelSpec`: everything `kerasflow.models.registry.build_model` needs apart from hyperparameters."""
+"""`ModelSpec`: everything `kerasflow.models.families.build_model` needs apart from hyperparameters."""
 
 from __future__ import annotations
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import FeatureError, text_input_name
 from kerasflow.features.text import TextSpec, embedding_matrix, vectors_dim
+from kerasflow.models.families import TextSection, register_family
 from kerasflow.models.hyper import build_optimizer, choose
-from kerasflow.models.registry import register_family
 from kerasflow.schemas.text import RECURRENT_ENCODERS, TextEncoderConfig, conv_output_length
 
 
@@ -256,4 +257,44 @@ def encoder_defaults(encoder: TextEncoderConfig, prefix: str) -> dict[str, Any]:
     return values
 
 
-register_family("text", build=build_text_model, default_values=default_values)
+def fit_text_inputs(config: Any, train: Any) -> Any:
+    """Fits a `text` model's vocabulary and labels on the training rows.
+
+    Args:
+        config: The pipeline config; `model` is a `TextModelConfig`.
+        train: The training rows only.
+
+    Returns:
+        The `kerasflow.features.outputs.FittedInputs`.
+
+    Raises:
+        FeatureError: `data.features` lists other columns, the column is
+            missing or the text has no tokens.
+    """
+    d, column = config.data, config.model.column
+    if d.features not in (None, [column]) or d.categorical:
+        raise FeatureError(f"a text model reads only its text column {column!r} (model.column); "
+                           "use model.kind functional to add tabular columns (data.features, data.categorical)")
+    return fit_model_inputs(config, train, branches=[(column, column, "all")], numeric=[], categorical=[],
+                            encoder=config.model, encoder_path="model.")
+
+
+def default_section(config: Any, profile: Any) -> dict[str, Any] | None:
+    """The `model` section of a table with a free-text column and no `model`: a TF-IDF bag of words and pairs."""
+    if not profile.text_columns:
+        return None
+    return {"kind": "text", "column": profile.text_columns[0], "encoder": "bag", "units": 32, "dropout": 0.5,
+            "vectorize": {"max_tokens": 20000, "output_mode": "tf_idf", "ngrams": 2,
+                          "standardize": "lower_strip_html"}}
+
+
+def _dropouts(model: Any) -> list[tuple[str, float]]:
+    return [("model.dropout", model.dropout), ("model.recurrent_dropout", model.recurrent_dropout)]
+
+
+register_family("text", build=build_text_model, default_values=default_values, tabular=False,
+                feature_columns=lambda model: ([model.column], [model.column]), fit_inputs=fit_text_inputs,
+                text=lambda model: TextSection("model.", model, [model.column]),
+                hidden_layers=lambda model: [(f"model.head_units[{i}]", u) for i, u in enumerate(model.head_units)],
+                dropouts=_dropouts, default_section=default_section, default_rank=10,
+                describe_section=lambda section: f" on '{section['column']}'")

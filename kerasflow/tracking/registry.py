@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
 from kerasflow.data.predictions import ModelReferenceError
-from kerasflow.models.cnn import BaseModelError
+from kerasflow.models.errors import BaseModelError
 from kerasflow.promotion.inputs import check_same_inputs, choose_reference
 from kerasflow.promotion.plan import CHAMPION, AliasPlan, plan_promotion, plan_rollback
 from kerasflow.tracking.artifacts import input_types, signature_types

@@ -17,9 +17,8 @@ import pandas as pd
 
 from kerasflow.data.split import Split, split_kfold
 from kerasflow.features.labels import LabelSpec
-from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import FeatureSpec, fit_features
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model, fit_model_inputs
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import evaluate_model
 from kerasflow.training.final import fixed_hyperparameters, model_spec, search_space_of

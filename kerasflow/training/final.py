@@ -15,7 +15,7 @@ from typing import Any
 
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec
-from kerasflow.models.registry import build_model
+from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.distribute import distribution_scope

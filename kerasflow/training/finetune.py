@@ -17,7 +17,7 @@ import pandas as pd
 from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec
-from kerasflow.models.cnn import unfreeze_top
+from kerasflow.models.families import family_of, fine_tuning
 from kerasflow.models.hyper import build_optimizer
 from kerasflow.training.final import model_spec
 from kerasflow.training.fitting import EpochHook, TrainingResult, set_seed
@@ -51,12 +51,12 @@ def fine_tune_saved_model(config: Any, raw_path: str, split_path: str, features_
     """
     import keras
 
-    tune = config.model.base.fine_tune
+    tune = fine_tuning(config.model)
     frame, split = pd.read_parquet(raw_path), Split.load(split_path)
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     set_seed(config.training.seed)
     model = keras.models.load_model(model_path, compile=False)
-    unfrozen = unfreeze_top(model, tune.layers)
+    unfrozen = family_of(config.model).unfreeze(model, tune.layers)
     name = (hyperparameters or {}).get("training.optimizer.name", config.training.optimizer.name)
     optimizer = config.training.optimizer.model_copy(update={"name": name, "learning_rate": tune.learning_rate})
     spec = replace(model_spec(config, features, labels), optimizer=optimizer)

@@ -31,8 +31,8 @@ from kerasflow.data.split import Split
 from kerasflow.errors import BadInputError
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec, as_model_inputs
+from kerasflow.models.families import build_model, default_values
 from kerasflow.models.hyper import declaration_order, declare
-from kerasflow.models.registry import build_model, default_values
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.schemas.tuning import TuningConfig
