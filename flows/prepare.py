@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
@@ -14,7 +16,7 @@ from kerasflow.tracking import PipelineRun
 
 
 def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False,
-                 lint_as: str | None = None) -> Prepared:
+                 lint_as: str | None = None, read: Any = None) -> Prepared:
     """Loads the configured data, checks it, splits it and fits the preprocessing on training rows.
 
     Each step is cached (`kerasflow.tasks.caching`): a rerun with the same
@@ -26,6 +28,9 @@ def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False,
         fresh: Recompute every step instead of reusing cached results. Default false.
         lint_as: The config file's name: run the design lint on the loaded
             data, before anything else, naming this file. Default none (no lint).
+        read: The rows the flow read already to choose the config's
+            defaults (`Defaulted.read`), so the load step does not read the
+            sources again. Default none (the load step reads them).
 
     Returns:
         The `Prepared` paths (raw rows, split, feature and label specs).
@@ -34,7 +39,8 @@ def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False,
         BadInputError: The data cannot be read, fails its checks or cannot be
             split, or the config breaks a design rule marked `error`.
     """
-    raw = run_step(load_data, run, config, fresh=fresh)
+    raw = run_step(load_data, run, config, read=read, fresh=fresh)
+    del read  # the rows as read are in `raw` now: not held through the later steps
     if lint_as is not None:  # the tutorial's rules of thumb, before any check or split (kerasflow/lint/rules.py)
         lint_design(run.tracker, config, raw, lint_as)
     run_step(validate_data, run, config, raw, fresh=fresh)

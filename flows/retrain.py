@@ -7,6 +7,7 @@ from prefect.states import Completed, State
 
 from kerasflow.flows.results import Drift, RetrainResult
 from kerasflow.promotion.lineage import SKIPPED
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.champion import (
     check_new_data,
@@ -15,7 +16,7 @@ from kerasflow.tasks.champion import (
     find_champion,
     score_champion,
 )
-from kerasflow.tasks.config import read_config
+from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.drift import check_drift
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.load import load_data
@@ -32,7 +33,7 @@ from kerasflow.training.refit import refit_plan
 
 @flow(name="retrain", log_prints=False)
 def retrain_flow(config_path: str, overrides: list[str] | None = None, source: str | None = None,
-                 force: bool = False) -> State[RetrainResult]:
+                 force: bool = False, config: PipelineConfig | None = None) -> State[RetrainResult]:
     """Retrains on the newest data and promotes the challenger only if it passes the gate.
 
     When the newest data, the config and the code all equal those of the
@@ -45,6 +46,9 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         source: Data source (path or glob; the newest match is used),
             overriding `data.source`. Default: the config's.
         force: Retrain even when nothing changed since the champion. Default False.
+        config: The config already validated from `config_path`,
+            `overrides` and `source` (the CLI's), so the file is not read
+            again. Default none (read it).
 
     Returns:
         A `Completed` state named after the outcome (`Promoted`, `Rejected`
@@ -54,12 +58,13 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         drift verdict and the decision. A failure raises (state `Failed`).
     """
     extra = [f"data.source={source}"] if source else []
-    config = read_config(config_path, [*(overrides or []), *extra])
+    defaulted = choose_data_defaults(read_config(config_path, [*(overrides or []), *extra], config), config_path)
+    config = defaulted.config
     check_retrain_config(config_path, config)
     with open_pipeline_run(config, "retrain") as run:
         champion = find_champion(run.tracker, config, run.workdir)
         # prepare_data's steps, with the unchanged-data check right after loading
-        raw = run_step(load_data, run, config)
+        raw = run_step(load_data, run, config, read=defaulted.hand_over())
         skipped = check_new_data(run.tracker, champion, force)
         if skipped is not None:
             result = RetrainResult(run_id=run.id, experiment_id=run.experiment_id, outcome=SKIPPED, promoted=False,

@@ -8,8 +8,9 @@ from kerasflow.flows.cv import cross_validate_flow
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.flows.runners import task_runner
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
-from kerasflow.tasks.config import read_config
+from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.register import register_model
 from kerasflow.tasks.runs import flow_run_url, mlflow_run_url, open_pipeline_run, publish_summary
@@ -20,7 +21,7 @@ from kerasflow.training.refit import refit_plan
 
 @flow(name="train", log_prints=False)
 def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool = False,
-               lint: bool = True) -> TrainResult:
+               lint: bool = True, config: PipelineConfig | None = None) -> TrainResult:
     """Runs the whole training pipeline for one config.
 
     With a `tuning` section the search runs (or resumes) first and the
@@ -36,13 +37,17 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             cached step, and restart the tuner search, the k-fold folds and
             the final fit. Default false.
         lint: Check the design lint first: errors stop the run, warnings are logged. Default true.
+        config: The config already validated from `config_path` and
+            `overrides` (the CLI's), so the file is not read again. Default
+            none (read it).
 
     Returns:
         A `TrainResult`: the run id, test metrics, model URI and registered version.
     """
-    config = read_config(config_path, overrides)
+    defaulted = choose_data_defaults(read_config(config_path, overrides, config), config_path)
+    config = defaulted.config
     with open_pipeline_run(config, "train") as run:
-        prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None)
+        prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
         tuned = search_hyperparameters(run.tracker, config, prepared, fresh) if config.tuning else None
         best = tuned["hyperparameters"] if tuned else None
         cv = None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from kerasflow.errors import BadInputError
@@ -345,6 +345,7 @@ class PipelineConfig(Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     tuning: TuningConfig | None = None
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    _given: frozenset[str] | None = PrivateAttr(default=None)  # set by `load_config`: the file's own sections
 
     @model_validator(mode="before")
     @classmethod
@@ -412,6 +413,17 @@ class PipelineConfig(Section):
         return self
 
     @property
+    def given(self) -> frozenset[str]:
+        """The top-level sections the config's source sets (its file and `--set` overrides).
+
+        The others take defaults: `split`, `training` and `model` ones chosen
+        from the data (`kerasflow.lint.defaults`). For a config read by
+        `load_config`, the keys of its file (with overrides); for one built
+        otherwise, the fields it was given.
+        """
+        return self._given if self._given is not None else frozenset(self.model_fields_set)
+
+    @property
     def model_name(self) -> str:
         """The registered model name."""
         return self.registry.model_name or self.name
@@ -451,9 +463,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
     for item in overrides or []:
         _apply_override(raw, item, path)
     try:
-        return PipelineConfig.model_validate(raw)
+        config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(path, [line for err in exc.errors() for line in _lines(err)]) from None
+    config._given = frozenset(raw)  # image data get a `model` inserted by validation: the file's keys decide
+    return config
 
 
 def read_raw_config(path: str | Path) -> dict[str, Any]:

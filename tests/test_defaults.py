@@ -6,10 +6,10 @@ from pathlib import Path
 
 import yaml
 
+from kerasflow.lint.choose import choose_defaults, lint_profile
 from kerasflow.lint.defaults import default_sections
 from kerasflow.lint.profile import profile_source
-from kerasflow.schemas.config import load_config
-from kerasflow.tasks.config import read_config
+from kerasflow.schemas.config import PipelineConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,8 +21,13 @@ def _only_data(bundled: str, tmp_path: Path, **extra: object) -> str:
     return str(path)
 
 
+def _defaulted(path: str, overrides: list[str] | None = None) -> PipelineConfig:
+    """The config as a run completes it (`choose-defaults`, after `read-config`)."""
+    return choose_defaults(load_config(path, overrides), path).config
+
+
 def test_small_tables_get_kfold_and_a_dense_network_sized_to_inputs_and_classes(tmp_path: Path) -> None:
-    config = read_config.fn(_only_data("iris.yaml", tmp_path))
+    config = _defaulted(_only_data("iris.yaml", tmp_path))
     assert (config.split.kind, config.split.folds, config.split.final) == ("kfold", 5, "ensemble")
     assert config.model.kind == "dense" and config.model.hidden_units == [16, 8]
     assert config.model.initializer.name == "he_normal" and config.model.dropout == 0.2
@@ -32,22 +37,30 @@ def test_small_tables_get_kfold_and_a_dense_network_sized_to_inputs_and_classes(
 
 
 def test_larger_tables_get_a_holdout_split_and_wider_layers(tmp_path: Path) -> None:
-    config = read_config.fn(_only_data("digits.yaml", tmp_path))
+    config = _defaulted(_only_data("digits.yaml", tmp_path))
     assert config.split.kind == "holdout" and config.model.hidden_units == [128, 64]
 
 
 def test_text_and_image_data_get_their_model_kinds(tmp_path: Path) -> None:
-    text = read_config.fn(_only_data("fine_foods_bow.yaml", tmp_path))
+    text = _defaulted(_only_data("fine_foods_bow.yaml", tmp_path))
     assert text.model.kind == "text" and text.model.column == "review"
     assert text.model.vectorize.output_mode == "tf_idf"
-    images = read_config.fn(_only_data("digits_folder.yaml", tmp_path))
+    images = _defaulted(_only_data("digits_folder.yaml", tmp_path))
     assert images.model.kind == "cnn"
+    assert images.model.head_dropout == 0.2, "validation inserts a `model` for image data; the file's keys decide"
 
 
 def test_sections_the_config_sets_are_kept(tmp_path: Path) -> None:
-    config = read_config.fn(_only_data("iris.yaml", tmp_path, model={"hidden_units": [7]}), ["split.kind=holdout"])
+    config = _defaulted(_only_data("iris.yaml", tmp_path, model={"hidden_units": [7]}), ["split.kind=holdout"])
     assert config.model.hidden_units == [7] and config.split.kind == "holdout"
     assert config.training.reduce_lr.enabled, "the training section is still chosen"
     bundled = load_config(ROOT / "configs/iris.yaml")
     given = set(yaml.safe_load((ROOT / "configs/iris.yaml").read_text()))
     assert default_sections(bundled, profile_source(bundled), given) == {}
+
+
+def test_the_lint_command_checks_the_config_as_a_run_completes_it(tmp_path: Path) -> None:
+    path = _only_data("iris.yaml", tmp_path)
+    config, profile = lint_profile(load_config(path), path)
+    assert config == _defaulted(path) and config.split.kind == "kfold"
+    assert profile.train_rows == int(profile.rows * 0.8), "k-fold trains on every non-test row"

@@ -99,7 +99,8 @@ def run(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Opt
     server = warm(cfg)
     from kerasflow.flows.train import train_flow
 
-    result = run_flow(lambda: train_flow(str(config), overrides, fresh=fresh, lint=not no_lint), server, "train")
+    result = run_flow(lambda: train_flow(str(config), overrides, fresh=fresh, lint=not no_lint, config=cfg), server,
+                      "train")  # the flow takes the config validated here: the file is read once
     print_train(result, cfg, server)
 
 
@@ -108,12 +109,12 @@ def lint(config: ConfigArg, set_: SetOpt = None) -> None:
     """Check a config's design against its data with the tutorial's rules of thumb; exit 2 on an error."""
     silence()
     from kerasflow.errors import BadInputError, describe
-    from kerasflow.lint import lint_config, profile_source
+    from kerasflow.lint import lint_config
+    from kerasflow.lint.choose import lint_profile
     from kerasflow.schemas.config import ConfigError, load_config
 
     try:
-        cfg = load_config(config, list(set_ or []))
-        report = lint_config(cfg, profile_source(cfg))
+        report = lint_config(*lint_profile(load_config(config, list(set_ or [])), str(config)))  # defaults as a run
     except (ConfigError, BadInputError) as exc:
         fail(describe(exc) if isinstance(exc, BadInputError) and not isinstance(exc, ConfigError) else str(exc),
               EXIT_BAD_INPUT)
@@ -134,7 +135,8 @@ def tune(config: ConfigArg, set_: SetOpt = None, fresh: Annotated[bool, typer.Op
     server = warm(cfg)
     from kerasflow.flows.tune import tune_flow
 
-    result = run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh, lint=not no_lint), server, "tune")
+    result = run_flow(lambda: tune_flow(str(config), overrides, fresh=fresh, lint=not no_lint, config=cfg), server,
+                      "tune")
     print_search(result, cfg)
 
 
@@ -146,7 +148,7 @@ def validate(config: ConfigArg, set_: SetOpt = None) -> None:
     server = warm(cfg, heavy=cfg.data.image is not None)
     from kerasflow.flows.validate import validate_flow
 
-    result = run_flow(lambda: validate_flow(str(config), overrides), server, "validate")
+    result = run_flow(lambda: validate_flow(str(config), overrides, config=cfg), server, "validate")
     print_validation(result, cfg)
 
 
@@ -263,11 +265,12 @@ def retrain(config: ConfigArg, set_: SetOpt = None, source: Annotated[Optional[s
         ) -> None:
     """Retrain on the newest data; promote the challenger to @champion only if it passes the gate."""
     overrides = list(set_ or [])
-    cfg = preflight(config, overrides, "retrain")
+    cfg = preflight(config, [*overrides, *([f"data.source={source}"] if source else [])], "retrain")
     server = warm(cfg)
     from kerasflow.flows.retrain import retrain_flow
 
-    result = run_flow(lambda: retrain_flow(str(config), overrides, source, force=force), server, "retrain")
+    result = run_flow(lambda: retrain_flow(str(config), overrides, source, force=force, config=cfg), server,
+                      "retrain")
     print_retrain(result, cfg)
 
 

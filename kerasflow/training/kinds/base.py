@@ -4,8 +4,8 @@ A data kind is how a pipeline's rows are held and read: a table in memory
 (`table.py`), a table streamed from Parquet shards (`stream.py`), or images
 (`images.py`: a folder of class subfolders, or a table of pixel columns).
 Every step that touches the rows asks the kind: the load step (`load`,
-`sources` for its cache key), the config-time lint (`profile_rows`,
-`images`), the validate step (`check`), the split (`split`), the
+`sources` for its cache key), the data-driven defaults and the config-time
+lint (`read`, `profile_rows`, `images`), the validate step (`check`), the split (`split`), the
 preprocessing fit (`fit_features`), the final fit (`train`), the test
 scoring (`evaluate`) and the per-epoch checkpoints (`checkpoint_key`). Tasks
 call these and hold no `if` on the kind.
@@ -109,9 +109,27 @@ class DataKind(ABC):
     def sources(self, config: PipelineConfig) -> list[Any]:
         """The files the load step reads, for its cache key (`kerasflow.data.load.source_identity` of each)."""
 
+    def read(self, config: PipelineConfig) -> Any:
+        """The rows as the load step reads them, before any check, or None when the kind keeps nothing.
+
+        A flow that profiles the data before loading it (to choose the
+        sections a config leaves out) reads them here once and hands them
+        to `profile_rows` and `load`, so the sources are read once. Default
+        None: the kind profiles something lighter than its load reads (an
+        image folder's listing) or cannot hold its rows (a stream).
+        """
+        return None
+
     @abstractmethod
-    def load(self, config: PipelineConfig, workdir: str, log: StepLog) -> str:
+    def load(self, config: PipelineConfig, workdir: str, log: StepLog, read: Any = None) -> str:
         """Reads and checks the raw rows, fingerprints them and logs them as the run's input.
+
+        Args:
+            config: The pipeline config.
+            workdir: The folder for the raw rows.
+            log: What the step logs through.
+            read: The rows `read` returned for this config, if a flow read
+                them already; else the load step reads the sources. Default none.
 
         Returns:
             Path of the raw rows (Parquet) in `workdir`; files the later
@@ -119,8 +137,11 @@ class DataKind(ABC):
         """
 
     @abstractmethod
-    def profile_rows(self, config: PipelineConfig) -> tuple[pd.DataFrame, int]:
-        """The rows the design lint profiles before anything runs, and how many trailing ones are test rows."""
+    def profile_rows(self, config: PipelineConfig, read: Any = None) -> tuple[pd.DataFrame, int]:
+        """The rows profiled before anything runs, and how many trailing ones are test rows.
+
+        `read` is what `read` returned for this config, if anything; else the sources are read here.
+        """
 
     @abstractmethod
     def check(self, config: PipelineConfig, raw_path: str) -> FileCheck:

@@ -11,7 +11,7 @@ trains as a table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -114,7 +114,11 @@ class ImageFiles(ImageKind):
     def claims(cls, data: DataConfig) -> bool:
         return data.image is not None and is_image_folder(data.source)
 
-    def load(self, config: PipelineConfig, workdir: str, log: StepLog) -> str:
+    def read(self, config: PipelineConfig) -> Any:
+        """None: the profile lists the folder, the load step decodes it."""
+        return None
+
+    def load(self, config: PipelineConfig, workdir: str, log: StepLog, read: Any = None) -> str:
         """Lists and decodes every file of the folder (and test folder), fingerprints them and logs the input.
 
         With `data.test_source` (a folder of the same class subfolders), its
@@ -147,7 +151,7 @@ class ImageFiles(ImageKind):
         folder.save(sidecar_path(path))
         return str(path)
 
-    def profile_rows(self, config: PipelineConfig) -> tuple[pd.DataFrame, int]:
+    def profile_rows(self, config: PipelineConfig, read: Any = None) -> tuple[pd.DataFrame, int]:
         """The folder's (and test folder's) files by class, listed, not decoded."""
         data = config.data
         listing = count_image_files(data.source, data.image.extensions)

@@ -57,7 +57,11 @@ class Stream(Table):
         except BadInputError:  # nothing to key on: the load step reports why
             return [config.data.source]
 
-    def load(self, config: PipelineConfig, workdir: str, log: StepLog) -> str:
+    def read(self, config: PipelineConfig) -> Any:
+        """None: a stream is scanned shard by shard, never held whole."""
+        return None
+
+    def load(self, config: PipelineConfig, workdir: str, log: StepLog, read: Any = None) -> str:
         """Scans the shards once: exact counts over every row, the contract on an evenly spaced sample.
 
         Returns:

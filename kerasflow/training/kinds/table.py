@@ -43,8 +43,14 @@ class Table(DataKind):
         """`data.source` and `data.test_source`."""
         return [config.data.source, config.data.test_source]
 
-    def load(self, config: PipelineConfig, workdir: str, log: StepLog) -> str:
+    def read(self, config: PipelineConfig) -> Any:
+        """The source table and the test table (or None), as read (`read_sources`)."""
+        return read_sources(config)
+
+    def load(self, config: PipelineConfig, workdir: str, log: StepLog, read: Any = None) -> str:
         """Reads the table (and test table), checks the data contract, fingerprints the rows and logs them.
+
+        Tables `read` already returned for this config are checked as they are, not read again.
 
         Returns:
             Path of the raw rows as Parquet in `workdir`.
@@ -54,7 +60,7 @@ class Table(DataKind):
             DataContractError: The rows break the contract; the report is logged first.
         """
         try:
-            tables = read_sources(config)
+            tables = read if read is not None else read_sources(config)
         except DataLoadError as exc:  # unreadable: the report still says which file and what to do
             log_contract(log, unreadable_report(exc))
             raise
@@ -73,9 +79,9 @@ class Table(DataKind):
         save_raw(frame, path, test_rows, dropped_metadata(report.dropped))
         return str(path)
 
-    def profile_rows(self, config: PipelineConfig) -> tuple[pd.DataFrame, int]:
-        """The source table, and the test table after it."""
-        source, test_table = read_sources(config)
+    def profile_rows(self, config: PipelineConfig, read: Any = None) -> tuple[pd.DataFrame, int]:
+        """The source table, and the test table after it (from `read`'s tables when given)."""
+        source, test_table = read if read is not None else read_sources(config)
         if test_table is None:
             return source.frame, 0
         return pd.concat([source.frame, test_table.frame], ignore_index=True), len(test_table.frame)
