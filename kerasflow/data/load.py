@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +248,6 @@ def _stat_of(path: Path) -> list[Any]:
 
 def _package_version(name: str) -> str | None:
     """Returns an installed distribution's version, None if it is not installed."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("scikit-learn" if name == "sklearn" else name)

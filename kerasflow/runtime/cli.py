@@ -13,7 +13,10 @@ of `kerasflow --help` and of the commands that do not need them.
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -242,8 +245,6 @@ def server_stop() -> None:
 @app.command(cls=PlainHelpCommand)
 def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1.")] = 5000) -> None:
     """Open the MLflow UI on the local store."""
-    import os
-    import subprocess
 
     from kerasflow.tracking import tracking_uri
 
@@ -400,7 +401,6 @@ def serve(
 
 def main() -> None:
     """Console-script entry point."""
-    import atexit
 
     atexit.register(skip_teardown)  # registered first, so it runs last
     install_signal_handlers()

@@ -33,6 +33,7 @@ with 128 + the signal number. A second Ctrl-C ends it at once the same way.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -228,7 +229,6 @@ def hard_exit(code: int) -> None:
     a store that is gone; the runs are already closed (or reported), so the
     process ends here after flushing its output and logs (at most 5 s).
     """
-    import logging
 
     flusher = threading.Thread(target=logging.shutdown, daemon=True)
     flusher.start()
@@ -257,7 +257,6 @@ def skip_teardown() -> None:
     """The last `atexit` handler: after `exit_with`, with TensorFlow loaded, ends the process at once."""
     if _exit_status is None or "tensorflow" not in sys.modules:
         return
-    import logging
 
     logging.shutdown()  # its own handler was registered before this one, so would not run
     sys.stdout.flush()

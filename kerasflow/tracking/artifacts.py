@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from kerasflow.errors import BadInputError
 from kerasflow.tracking.store import tracking_uri
 
@@ -39,7 +41,6 @@ def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_pa
         split_path: The split JSON (its training rows are the reference).
         features_path: The fitted feature spec JSON.
     """
-    import pandas as pd
 
     from kerasflow.data.drift import reference_stats  # deferred: scikit-learn, off the registry commands' path
     from kerasflow.data.split import Split

@@ -7,8 +7,13 @@ stack is per thread, and Prefect runs tasks in worker threads.
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 import weakref
 from typing import Any
+
+import yaml
 
 from kerasflow.budget import tracking_budget
 from kerasflow.tracking.journal import record
@@ -17,7 +22,6 @@ from kerasflow.tracking.store import TrackingUnavailable, unreachable
 
 def log_config(client: Any, run_id: str, config: Any) -> None:
     """Logs a config as flat `section.key` params plus the YAML itself."""
-    import yaml
 
     data = config.model_dump(mode="json")
     params = {k: v for k, v in flatten(data).items() if k.split(".")[0] not in ("name",)}
@@ -46,8 +50,6 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str
         With `synchronous=False`, the pending `RunOperations` to `wait()` on;
         otherwise an empty list.
     """
-    import math
-    import time
 
     from mlflow.entities import Metric
 
@@ -125,8 +127,6 @@ class EpochLogger:
         """
         if not self.pending:
             return
-        import threading
-        import time
 
         import mlflow
 

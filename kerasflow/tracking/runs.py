@@ -11,8 +11,10 @@ FAILED with an error report, or KILLED for an interrupt.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -203,7 +205,6 @@ def kill_run(client: Any, run_id: str, exc: BaseException) -> None:
     """Marks a run KILLED, noting what stopped it (an interrupt or a termination signal)."""
     signum = getattr(exc, "signal", None)  # Prefect's TerminationSignal, the CLI's SIGTERM
     if isinstance(signum, int):
-        import signal
 
         what = f"stopped by {signal.Signals(signum).name}"
     elif isinstance(exc, KeyboardInterrupt):
@@ -282,7 +283,6 @@ def kill_open_runs(signum: int) -> list[str]:
     Returns:
         The ids of the runs marked.
     """
-    import signal
 
     marked = []
     for run_id, (uri, _) in list(_open_runs.items()):
@@ -368,7 +368,6 @@ def _run_tags(config: Any, kind: str, flow_run_id: str | None) -> dict[str, str]
 
 def _user() -> str:
     """Who runs the pipeline (MLflow's "Created by"): the login name, else `kerasflow`."""
-    import getpass
 
     try:
         return getpass.getuser()

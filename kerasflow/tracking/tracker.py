@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from kerasflow.tracking.journal import keep_file, read_journal, record
 from kerasflow.tracking.records import EpochLogger, log_json, log_metrics, log_params
 from kerasflow.tracking.store import client_for
@@ -152,7 +154,6 @@ class Tracker:
             if op == "artifact":
                 self.artifact(Path(folder) / call["path"], call["folder"])
             elif op == "table":
-                import pandas as pd
 
                 self.table(pd.DataFrame(call["rows"]), call["artifact_file"])
             elif op == "dataset":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
 import os
 import socket
 import time
@@ -73,7 +74,6 @@ def start_chief(config: PipelineConfig, data: SearchData, project_dir: str | Pat
         TuningError: The objective or the saved state does not fit, or the
             oracle did not start serving within two minutes.
     """
-    import multiprocessing
 
     check_objective(config.tuning, data.specs[0].labels)
     project = Path(project_dir)

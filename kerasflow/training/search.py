@@ -16,9 +16,11 @@ caller is told about every trial, epoch and fold.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -195,7 +197,6 @@ def search_fingerprint(config: PipelineConfig, data_digest: str) -> str:
     Returns:
         A hex digest.
     """
-    import hashlib
 
     data = config.model_dump(mode="json", include={"data", "split", "preprocessing", "model", "training", "tuning"})
     for key in ("max_trials", "refit", "directory"):
@@ -418,7 +419,6 @@ def claim_project(project: Path, fingerprint: str, fresh: bool) -> None:
     Raises:
         TuningError: The folder holds another search's state, or files that are not a search.
     """
-    import shutil
 
     state = project / STATE_FILE
     if fresh and project.exists():

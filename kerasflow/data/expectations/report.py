@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -128,7 +129,6 @@ def render_data_docs(payload: dict[str, Any], suite_name: str, present: frozense
     Returns:
         The HTML page.
     """
-    import html
 
     results = sorted(payload.get("results", []), key=lambda r: bool(r.get("success")))
     stats = payload.get("statistics", {})
