@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/digits.yaml
 
-.PHONY: setup run test lint bench quality ui serve clean
+.PHONY: setup run test test-fast lint bench quality ui serve clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ run: setup
 
 test: setup lint
 	$(BIN)/python -m pytest
+
+# The unit tests on tiny data (under three minutes): every test but the `integration` and `slow` ones
+# (tests/conftest.py lists what is integration). `make test` stays the full suite that CI runs.
+test-fast: setup lint
+	$(BIN)/python -m pytest -m "not integration and not slow" --durations=10
 
 lint: setup
 	$(BIN)/lint-imports --no-cache

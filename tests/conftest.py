@@ -65,3 +65,30 @@ def prefect_harness(mlflow_store: str):
 def _project_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs every test from the project root, where config paths are relative to."""
     monkeypatch.chdir(ROOT)
+
+
+# `make test-fast` runs every test not marked `integration` (or `slow`): the unit tests of the library on tiny
+# data, in under three minutes. A test is `integration` when it runs whole flows through Prefect (it uses
+# `prefect_harness`), starts the CLI or servers in other processes, or trains models for longer than a few
+# seconds: its module is listed here, or the test itself when its module is otherwise fast.
+INTEGRATION_MODULES = {
+    "test_caching", "test_cli_exit", "test_cnn", "test_cv", "test_deployments", "test_distribute", "test_flow",
+    "test_prefect_server", "test_read_once", "test_registry_names", "test_resume", "test_retrain", "test_serving",
+    "test_stream", "test_tabm", "test_team", "test_toy_family", "test_tracking_server", "test_tune",
+    "test_tune_dask", "test_unattended",
+}
+INTEGRATION_TESTS = {
+    "test_broken_file_through_the_cli", "test_a_test_folder_is_the_test_split_of_a_cli_run",
+    "test_text_flow_uses_the_test_file_and_serves_raw_strings", "test_racing_champion_moves_lose_no_update",
+    "test_worker_death_is_reported_clearly", "test_functional_flow_logs_per_output_metrics_and_serves_raw_columns",
+    "test_a_small_tabm_learns_breast_cancer", "test_help_shows_plain_metavars",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the integration tests (see `INTEGRATION_MODULES`), so `-m "not integration"` is the fast subset."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if (module in INTEGRATION_MODULES or getattr(item, "originalname", item.name) in INTEGRATION_TESTS
+                or "prefect_harness" in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
