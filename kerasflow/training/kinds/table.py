@@ -7,16 +7,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from kerasflow.data.contract import (
-    ContractReport,
-    check_contract,
-    dropped_columns,
-    dropped_metadata,
-    label_columns,
-    read_sources,
-    require_contract,
-    unreadable_report,
-)
+from kerasflow.data.contract import check_contract, dropped_columns, dropped_metadata, label_columns, read_sources
+from kerasflow.data.findings import ContractReport, require_contract, unreadable_report
 from kerasflow.data.holdout import save_raw, split_rows, test_rows_of
 from kerasflow.data.load import DataLoadError, fingerprint_frame, resolve_source
 from kerasflow.data.split import Split, class_balance
@@ -54,7 +46,7 @@ class Table(DataKind):
             DataContractError: The rows break the contract; the report is logged first.
         """
         try:
-            tables = read_sources(config)
+            tables = read_sources(config.data)
         except DataLoadError as exc:  # unreadable: the report still says which file and what to do
             log_contract(log, unreadable_report(exc))
             raise
@@ -75,7 +67,7 @@ class Table(DataKind):
 
     def profile_rows(self, config: PipelineConfig) -> tuple[pd.DataFrame, int]:
         """The source table, and the test table after it."""
-        source, test_table = read_sources(config)
+        source, test_table = read_sources(config.data)
         if test_table is None:
             return source.frame, 0
         return pd.concat([source.frame, test_table.frame], ignore_index=True), len(test_table.frame)
