@@ -343,14 +343,14 @@ class PipelineConfig(Section):
 
     @model_validator(mode="after")
     def _image_data_fit_the_model(self) -> "PipelineConfig":
-        problems = image_model_problems(self.data.image, self.model)
+        problems = image_model_problems(self.data.image, getattr(self.model, "kind", None))
         if problems:
             raise problems_error(problems)
         return self
 
     @model_validator(mode="after")
     def _test_source_fits_the_source(self) -> "PipelineConfig":
-        problems = image_source_problems(self.data)
+        problems = image_source_problems(self.data.source, self.data.test_source)
         if problems:
             raise problems_error(problems)
         return self

@@ -14,9 +14,10 @@ from typing import Any
 import typer
 
 from kerasflow.flows.results import PredictResult, RetrainResult, TrainResult, TuneResult, ValidateResult
+from kerasflow.schemas.config import PipelineConfig
 
 
-def print_train(result: TrainResult, cfg: Any, server: Any = None) -> None:
+def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) -> None:
     """Prints a training run: its test metrics, its MLflow run, its registered version and the UI links.
 
     Args:
@@ -43,7 +44,7 @@ def print_train(result: TrainResult, cfg: Any, server: Any = None) -> None:
     print_links(result, cfg, server)
 
 
-def print_links(result: TrainResult, cfg: Any, server: Any = None) -> None:
+def print_links(result: TrainResult, cfg: PipelineConfig, server: Any = None) -> None:
     """Prints the run's pages in the MLflow and Prefect UIs, at the addresses actually in use."""
     from kerasflow.tracking import run_url, tracking_uri
 
@@ -57,7 +58,7 @@ def print_links(result: TrainResult, cfg: Any, server: Any = None) -> None:
         typer.echo(f"Prefect UI:  {server.ui_url}/runs")
 
 
-def print_search(result: TuneResult, cfg: Any) -> None:
+def print_search(result: TuneResult, cfg: PipelineConfig) -> None:
     """Prints a search: its trials, the best score and values, and its MLflow run."""
     resumed = len(result.trials) - result.new_trials
     typer.echo("")
@@ -70,7 +71,7 @@ def print_search(result: TuneResult, cfg: Any) -> None:
     typer.echo(f"MLflow run:  {result.run_id}  (experiment {result.experiment_id})")
 
 
-def print_validation(result: ValidateResult, cfg: Any) -> None:
+def print_validation(result: ValidateResult, cfg: PipelineConfig) -> None:
     """Prints a validation's verdict and its MLflow run."""
     if cfg.validation.suite:
         verdict = "passed" if result.passed else "failed (on_failure: warn)"
@@ -82,7 +83,7 @@ def print_validation(result: ValidateResult, cfg: Any) -> None:
     typer.echo(f"MLflow run: {result.run_id}")
 
 
-def print_retrain(result: RetrainResult, cfg: Any) -> None:
+def print_retrain(result: RetrainResult, cfg: PipelineConfig) -> None:
     """Prints a retraining: challenger against champion, the drift, the decision and its reasons."""
     where = f"v{result.champion}" if result.champion else "none yet"
     if result.outcome == "skipped":

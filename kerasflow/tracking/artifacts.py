@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from kerasflow.errors import BadInputError
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking.store import tracking_uri
 
 REFERENCE_STATS = "reference/stats.json"
 REFERENCE_SUITE = "reference/suite.json"
 
 
-def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_path: str, features_path: str) -> None:
+def log_reference(client: Any, run_id: str, config: PipelineConfig, raw_path: str, split_path: str, features_path: str) -> None:
     """Logs the training rows' drift statistics and the expectation suite with a run.
 
     Both travel with every model version of the run: `retrain` checks new
