@@ -125,15 +125,15 @@ class Family:
     default_values: Callable[[Any], dict[str, Any]]
     tabular: bool = True
     feature_columns: Callable[[Any], tuple[list[str], list[str]]] | None = None
-    fit_inputs: Callable[[Any, Any], Any] | None = None
+    fit_inputs: Callable[[PipelineConfig, Any], Any] | None = None
     text: Callable[[Any], TextSection | None] = _none
     outputs: Callable[[Any], list[Any] | None] = _none
-    pretrained_base: Callable[[Any], Any | None] = _none
+    pretrained_base: Callable[[Any], BaseModelConfig | None] = _none
     unfreeze: Callable[[Any, int], list[str]] | None = None
     hidden_layers: Callable[[Any], list[tuple[str, int]]] = _empty
     dropouts: Callable[[Any], list[tuple[str, float]]] = _empty
     weight_penalty: Callable[[Any], WeightPenalty | None] = _none
-    default_section: Callable[[Any, Any], dict[str, Any] | None] = _none
+    default_section: Callable[[PipelineConfig, Any], dict[str, Any] | None] = _none
     default_rank: int = 100
     describe_section: Callable[[dict[str, Any]], str] = _no_description
 
