@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from kerasflow.flows.results import PredictResult, RetrainResult, TrainResult, TuneResult, ValidateResult
-from kerasflow.schemas.config import PipelineConfig
+from kerasflow.schemas.config import PipelineConfig, RegistryConfig
 
 
 def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) -> None:
@@ -41,14 +41,14 @@ def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) ->
         typer.echo(f"model:       models:/{cfg.model_name}/{result.version}  ({blessed})")
         for reason in result.reasons:
             typer.echo(f"  gate: {reason}")
-    print_links(result, cfg, server)
+    print_links(result, cfg.registry, server)
 
 
-def print_links(result: TrainResult, cfg: PipelineConfig, server: Any = None) -> None:
-    """Prints the run's pages in the MLflow and Prefect UIs, at the addresses actually in use."""
+def print_links(result: TrainResult, registry: RegistryConfig, server: Any = None) -> None:
+    """Prints the run's pages in the MLflow and Prefect UIs, at the addresses actually in use (`registry.tracking_uri`)."""
     from kerasflow.tracking import run_url, tracking_uri
 
-    uri = tracking_uri(cfg.registry.tracking_uri)
+    uri = tracking_uri(registry.tracking_uri)
     url = result.mlflow_url or run_url(result.experiment_id, result.run_id, uri)
     local = not uri.startswith(("http://", "https://")) and "KERASFLOW_MLFLOW_UI_URL" not in os.environ
     typer.echo(f"MLflow UI:   {url}" + ("  (start it with `kerasflow ui`)" if local else ""))
