@@ -16,11 +16,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-from kerasflow.errors import BadInputError
 from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section modules)
     Activation,
     Fraction,
@@ -35,24 +33,8 @@ from kerasflow.schemas.dense import DenseModelConfig
 from kerasflow.schemas.families import default_kind, family_config, image_kind, model_union, on_change
 from kerasflow.schemas.gate import DriftConfig, GateConfig
 from kerasflow.schemas.images import ImageConfig, image_model_problems, image_source_problems
+from kerasflow.schemas.loading import ConfigError, apply_override, error_lines, read_raw_config
 from kerasflow.schemas.tuning import RunnerConfig, TuningConfig, space_problems
-
-
-class ConfigError(BadInputError):
-    """A pipeline config that cannot be read or fails validation.
-
-    Args:
-        path: The config file the error is about.
-        problems: One line per problem, each naming its key path.
-    """
-
-    label = "bad config"
-
-    def __init__(self, path: str | Path, problems: list[str]):
-        self.path = str(path)
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid config {self.path}:\n{lines}")
 
 
 class DataConfig(Section):
@@ -362,14 +344,14 @@ class PipelineConfig(Section):
 
     @model_validator(mode="after")
     def _image_data_fit_the_model(self) -> "PipelineConfig":
-        problems = image_model_problems(self.data.image, self.model)
+        problems = image_model_problems(self.data.image, getattr(self.model, "kind", None))
         if problems:
             raise problems_error(problems)
         return self
 
     @model_validator(mode="after")
     def _test_source_fits_the_source(self) -> "PipelineConfig":
-        problems = image_source_problems(self.data)
+        problems = image_source_problems(self.data.source, self.data.test_source)
         if problems:
             raise problems_error(problems)
         return self
@@ -461,130 +443,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
     """
     raw = read_raw_config(path)
     for item in overrides or []:
-        _apply_override(raw, item, path)
+        apply_override(raw, item, path)
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(path, [line for err in exc.errors() for line in _lines(err)]) from None
+        raise ConfigError(path, [line for err in exc.errors() for line in error_lines(err, PipelineConfig)]) from None
     config._given = frozenset(raw)  # image data get a `model` inserted by validation: the file's keys decide
     return config
-
-
-def read_raw_config(path: str | Path) -> dict[str, Any]:
-    """Reads a config file as a plain mapping without validating it.
-
-    Args:
-        path: YAML file.
-
-    Returns:
-        The parsed mapping.
-
-    Raises:
-        ConfigError: The file is missing, unreadable, not YAML, or not a mapping.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(path, [f"file not found: {file.resolve()}"])
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(path, [f"top level must be a mapping of sections, got {type(raw).__name__}"])
-    return raw
-
-
-def _apply_override(raw: dict[str, Any], item: str, path: str | Path) -> None:
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(path, [f"override {item!r} must look like section.key=value"])
-    node = raw
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(path, [f"override {item!r}: {part} is not a section"])
-        node = child
-    try:
-        node[parts[-1]] = yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise ConfigError(path, [f"{key.strip()}: the --set value {value!r} is not a plain YAML value ({problem}); "
-                                 "quote text and write lists as [a, b]"]) from None
-
-
-def _lines(err: dict[str, Any]) -> list[str]:
-    """One line per problem; a `problems` error (see `kerasflow.schemas.base.problems_error`) carries several."""
-    if err["type"] != "problems":
-        return [_describe(err)]
-    base = ".".join(_walk(err["loc"])[0])
-    return [f"{base + '.' if base else ''}{where}: {message}" for where, message in err["ctx"]["problems"]]
-
-
-def _describe(err: dict[str, Any]) -> str:
-    where = ".".join(_walk(err["loc"])[0]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(err["loc"][:-1])
-        return f"{where}: unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-    if err["type"] == "missing":
-        return f"{where}: required key is missing"
-    message = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {message} (got {err.get('input')!r})"
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model = _walk(loc)[1]
-    return sorted(model.model_fields) if model else []
-
-
-def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
-    """Follows an error location through the sections.
-
-    Returns:
-        The location's key path without the tags pydantic inserts for
-        discriminated unions (`model.cnn.filters` is shown as
-        `model.filters`), and the section type it ends in.
-    """
-    parts: list[str] = []
-    model: type[BaseModel] | None = PipelineConfig
-    members: dict[str, type[BaseModel]] | None = None
-    for part in loc:
-        if isinstance(part, int):  # a list item: same section type as its list
-            parts.append(str(part))
-            continue
-        if members is not None:  # the union tag: pick that member, show nothing
-            model, members = members.get(str(part)), None
-            continue
-        parts.append(str(part))
-        field = model.model_fields.get(str(part)) if model else None
-        model = _section_type(field.annotation) if field else None
-        members = _tagged_members(field) if field is not None else None
-    return parts, model
-
-
-def _tagged_members(field: Any) -> dict[str, type[BaseModel]] | None:
-    """Members of a discriminated union field (or of its list items), by tag."""
-    annotation, key = field.annotation, field.discriminator
-    if key is None and getattr(annotation, "__origin__", None) is list:
-        annotation = annotation.__args__[0]
-        key = next((m.discriminator for m in getattr(annotation, "__metadata__", ())
-                    if getattr(m, "discriminator", None)), None)
-        annotation = getattr(annotation, "__origin__", annotation)
-    if not isinstance(key, str):
-        return None
-    members = {}
-    for member in getattr(annotation, "__args__", ()):
-        if isinstance(member, type) and issubclass(member, BaseModel) and key in member.model_fields:
-            for tag in getattr(member.model_fields[key].annotation, "__args__", ()):
-                members[str(tag)] = member
-    return members
-
-
-def _section_type(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _section_type(arg)
-        if found:
-            return found
-    return None

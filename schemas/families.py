@@ -20,7 +20,7 @@ from typing import Annotated, Any, Callable, Union
 
 from pydantic import BaseModel, Field
 
-from kerasflow.schemas.base import OptimizerName
+from kerasflow.schemas.base import OptimizerName, Section
 from kerasflow.schemas.dense import (
     DENSE_TUNABLE,
     DenseModelConfig,
@@ -73,7 +73,7 @@ class FamilyConfig:
     tunable_rule: Callable[[str], Rule | None] | None = None
     pattern_names: tuple[str, ...] = ()
     space_problems: Callable[[Any, dict[str, Any]], Problems] = _no_problems
-    config_problems: Callable[[Any], Problems] = _no_problems
+    config_problems: Callable[[Section], Problems] = _no_problems
     streams: bool = False
     images: bool = False
 
@@ -106,7 +106,7 @@ def register_family_config(model: type[BaseModel], *, tunables: dict[str, Rule] 
                            tunable_rule: Callable[[str], Rule | None] | None = None,
                            pattern_names: tuple[str, ...] = (),
                            space_problems: Callable[[Any, dict[str, Any]], Problems] = _no_problems,
-                           config_problems: Callable[[Any], Problems] = _no_problems,
+                           config_problems: Callable[[Section], Problems] = _no_problems,
                            streams: bool = False, images: bool = False) -> FamilyConfig:
     """Adds a family's config model to the list the `model` union and `TUNABLE` are built from.
 

@@ -315,17 +315,16 @@ class CNNConfig(Section):
     base: BaseModelConfig | None = None
 
 
-def image_model_problems(data_image: ImageConfig | None, model: Any) -> list[tuple[str, str]]:
+def image_model_problems(data_image: ImageConfig | None, kind: str | None) -> list[tuple[str, str]]:
     """Cross-section rules between `data.image` and `model`.
 
     Args:
         data_image: The `data.image` section, or None.
-        model: The `model` section.
+        kind: The `model` section's `kind`.
 
     Returns:
         `(dotted path, message)` pairs; empty when the sections fit.
     """
-    kind = getattr(model, "kind", None)
     if kind == "cnn" and data_image is None:
         return [("model.kind", "a cnn needs image data: set data.image (size and channels)")]
     if data_image is not None and kind != "cnn":
@@ -333,11 +332,12 @@ def image_model_problems(data_image: ImageConfig | None, model: Any) -> list[tup
     return []
 
 
-def fine_tune_problems(config: Any) -> list[tuple[str, str]]:
+def fine_tune_problems(config: Section) -> list[tuple[str, str]]:
     """Cross-section rule between `model.base.fine_tune` and `split.final`.
 
     Args:
-        config: The `PipelineConfig` with a `cnn` model.
+        config: The `PipelineConfig` with a `cnn` model (typed by its base
+            class: `kerasflow.schemas.config` imports this module).
 
     Returns:
         `(dotted path, message)` pairs; empty when the sections fit.
@@ -349,7 +349,7 @@ def fine_tune_problems(config: Any) -> list[tuple[str, str]]:
     return []
 
 
-def image_source_problems(data: Any) -> list[tuple[str, str]]:
+def image_source_problems(source: str, test_source: str | None) -> list[tuple[str, str]]:
     """Cross-field rules between `data.source` and `data.test_source`.
 
     A folder of class subfolders as `source` takes a folder of the same
@@ -358,25 +358,26 @@ def image_source_problems(data: Any) -> list[tuple[str, str]]:
     do not exist are left to the load step.
 
     Args:
-        data: The `data` section (`source`, `test_source`).
+        source: `data.source`.
+        test_source: `data.test_source`, or None.
 
     Returns:
         `(dotted path, message)` pairs; empty when the sources fit.
     """
-    if not data.test_source:
+    if not test_source:
         return []
-    source, test = Path(data.source).expanduser(), Path(data.test_source).expanduser()
-    if source.is_dir() and not test.is_dir():
+    folder, test = Path(source).expanduser(), Path(test_source).expanduser()
+    if folder.is_dir() and not test.is_dir():
         kind = f"a {test.suffix} file" if test.suffix else "not a folder"
-        return [("data.test_source", f"{data.test_source!r} is {kind}, but data.source {data.source!r} is a "
+        return [("data.test_source", f"{test_source!r} is {kind}, but data.source {source!r} is a "
                                      f"folder of class subfolders: give the test images as a folder of the same "
                                      f"class subfolders (a table of test rows goes with a table source)")]
-    if test.is_dir() and not source.is_dir():
-        return [("data.test_source", f"{data.test_source!r} is a folder, but data.source {data.source!r} is a "
+    if test.is_dir() and not folder.is_dir():
+        return [("data.test_source", f"{test_source!r} is a folder, but data.source {source!r} is a "
                                      f"table (or built-in set): give the test rows as a CSV or Parquet file with "
                                      f"the columns of data.source (a test folder goes with a folder source)")]
-    if test.is_dir() and test.resolve() == source.resolve():
-        return [("data.test_source", f"{data.test_source!r} is the same folder as data.source; keep the test "
+    if test.is_dir() and test.resolve() == folder.resolve():
+        return [("data.test_source", f"{test_source!r} is the same folder as data.source; keep the test "
                                      f"images in a folder of their own")]
     return []
 

@@ -79,7 +79,7 @@ def save_prepared(tracker: Tracker, config: PipelineConfig, spec: Any, labels: A
     return prepared
 
 
-def prepare_text_inputs(tracker: Tracker, config: Any, raw_path: str, split_path: str, workdir: str) -> Any:
+def prepare_text_inputs(tracker: Tracker, config: PipelineConfig, raw_path: str, split_path: str, workdir: str) -> Any:
     """Fits the inputs and labels of a model whose family fits its own (text, functional) and logs them.
 
     Args:

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from kerasflow.data.contract import check_contract, read_sources, require_contract
+from kerasflow.data.contract import check_contract, read_sources
+from kerasflow.data.findings import require_contract
 from kerasflow.data.load import Table
 from kerasflow.schemas.config import PipelineConfig
 
@@ -95,7 +96,7 @@ def test_a_column_constant_only_in_the_test_file_is_kept() -> None:
     config = PipelineConfig.model_validate({"name": "t", "data": {
         "source": str(CATALOGUE / "clean.csv"), "target": "target",
         "test_source": str(CATALOGUE / "test_constant.csv")}})
-    report = require_contract(check_contract(config, *read_sources(config)))
+    report = require_contract(check_contract(config, *read_sources(config.data)))
     assert report.findings == [] and report.dropped == []
     assert report.frame["mean_smoothness"].iloc[-1] == 0.1
 
@@ -103,7 +104,7 @@ def test_a_column_constant_only_in_the_test_file_is_kept() -> None:
 def test_configured_decimal_comma_reads_numbers() -> None:
     config = PipelineConfig.model_validate({"name": "t", "data": {
         "source": str(CATALOGUE / "decimal_comma.csv"), "target": "target", "decimal": ","}})
-    report = require_contract(check_contract(config, *read_sources(config)))
+    report = require_contract(check_contract(config, *read_sources(config.data)))
     assert report.frame["mean_radius"].dtype == "float64" and report.frame["mean_radius"].iloc[0] == 17.99
 
 
@@ -137,7 +138,7 @@ def test_config_chooses_the_repair(overrides: dict, rule: str, words: str) -> No
     file = "polluted_numeric.csv" if rule == "invalid_numbers" else "infinite.csv"
     config = PipelineConfig.model_validate({"name": "t", "data": {"source": str(CATALOGUE / file), "target": "target"},
                                             **overrides})
-    report = check_contract(config, *read_sources(config))
+    report = check_contract(config, *read_sources(config.data))
     finding = next(f for f in report.findings if f.rule == rule)
     assert words in str(finding)
     assert finding.severity == ("error" if rule == "invalid_numbers" else "warning")
@@ -149,7 +150,7 @@ def test_config_chooses_the_repair(overrides: dict, rule: str, words: str) -> No
 def test_configured_encoding_reads_a_latin1_file() -> None:
     config = PipelineConfig.model_validate({"name": "t", "data": {"source": str(CATALOGUE / "latin1.csv"),
                                                                   "target": "target", "encoding": "latin-1"}})
-    report = require_contract(check_contract(config, *read_sources(config)))
+    report = require_contract(check_contract(config, *read_sources(config.data)))
     assert "Hôpital Nord" in set(report.frame["clinic"])
 
 

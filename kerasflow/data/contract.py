@@ -27,119 +27,29 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kerasflow.data.findings import EXAMPLES, ContractReport, Finding, plain_value, row_list
 from kerasflow.data.load import DataLoadError, Table, read_table
-from kerasflow.errors import BadInputError
 from kerasflow.features.labels import fit_labels
 from kerasflow.features.tabular import FLOAT32_MAX
 from kerasflow.models.families import family_of, model_outputs
+from kerasflow.schemas.config import DataConfig, PipelineConfig, PreprocessingConfig, SplitConfig
 
 MOSTLY_MISSING = 0.5
 DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+(?:[eE][+-]?\d+)?"  # 12,5  1.234,5  -0,25e3
 DROPPED_KEY = b"kerasflow.dropped_columns"
-_EXAMPLES = 5
 
 
-@dataclass
-class Finding:
-    """One problem the contract found.
-
-    Args:
-        severity: `error` (the run stops) or `warning` (repaired, the run goes on).
-        rule: Short rule name, e.g. `non_finite`, `single_class`.
-        file: The file (or built-in source) the rows come from.
-        column: The column concerned, or `None` for the whole file.
-        rows: How many rows are affected.
-        examples: A few row numbers (from 1, after the header) or values.
-        message: What is wrong.
-        fix: What to do about it.
-    """
-
-    severity: str
-    rule: str
-    file: str
-    column: str | None
-    rows: int
-    examples: list[Any]
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        several = self.column is not None and ", " in self.column  # a finding about a list of columns
-        where = (f"{self.file}, columns {self.column}" if several else
-                 f"{self.file}, column {self.column!r}" if self.column else self.file)
-        return f"{where}: {self.message}. Fix: {self.fix}."
-
-
-@dataclass
-class ContractReport:
-    """Every finding of one contract check, and the repaired rows.
-
-    Args:
-        findings: Errors and warnings, in the order found.
-        frame: The rows after repairs (training rows, then test rows).
-        test_rows: How many trailing rows of `frame` are test rows.
-        dropped: Constant feature columns the model will not use.
-    """
-
-    findings: list[Finding] = field(default_factory=list)
-    frame: pd.DataFrame | None = None
-    test_rows: int = 0
-    dropped: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Finding]:
-        """The findings that stop the run."""
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        """The findings the run repaired and went on with."""
-        return [f for f in self.findings if f.severity == "warning"]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data (`contract/report.json`)."""
-        return {"passed": not self.errors, "errors": len(self.errors), "warnings": len(self.warnings),
-                "dropped_columns": self.dropped, "findings": [_plain(asdict(f)) for f in self.findings]}
-
-    def summary(self) -> str:
-        """The report as text, one finding per line (`contract/report.txt`)."""
-        if not self.findings:
-            return "data contract: passed, nothing to report"
-        head = f"data contract: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-        return "\n".join([head, *(f"  {f.severity}: {f}" for f in self.findings)])
-
-
-class DataContractError(BadInputError):
-    """Data that breaks the contract; the message lists every error.
-
-    Args:
-        report: The contract report.
-    """
-
-    label = "bad data"
-
-    def __init__(self, report: ContractReport) -> None:
-        self.report = report
-        lines = "\n".join(f"  - {f}" for f in report.errors)
-        super().__init__(f"the data breaks {len(report.errors)} rule(s) of the data contract "
-                         f"(rows are counted from 1 after the header):\n{lines}")
-
-    def __reduce__(self) -> tuple[type[DataContractError], tuple[ContractReport]]:
-        return (type(self), (self.report,))
-
-
-def read_sources(config: Any) -> tuple[Table, Table | None]:
+def read_sources(data: DataConfig) -> tuple[Table, Table | None]:
     """Reads `data.source` and `data.test_source` with the configured delimiter and encoding.
 
     Args:
-        config: The pipeline config.
+        data: The config's `data` section.
 
     Returns:
         The source table and the test table (or `None`).
@@ -147,31 +57,9 @@ def read_sources(config: Any) -> tuple[Table, Table | None]:
     Raises:
         DataLoadError: A file is missing or cannot be decoded or parsed.
     """
-    data = config.data
     options = {"delimiter": data.delimiter, "encoding": data.encoding, "decimal": data.decimal}
     test = _read_source(data.test_source, options) if data.test_source else None
     return _read_source(data.source, options), test
-
-
-def unreadable_report(error: DataLoadError) -> ContractReport:
-    """The contract report of a source that cannot be read at all: one error, with its fix.
-
-    Args:
-        error: What `read_sources` raised.
-
-    Returns:
-        A failed `ContractReport`, to be logged like any other.
-    """
-    message = str(error)
-    if "duplicate column names" in message:
-        fix = "rename or remove the duplicate columns in the file's header"
-    elif "is not valid" in message:
-        fix = "set data.encoding to the file's encoding (the message names a likely one)"
-    else:
-        fix = "check data.source and data.test_source, and that the file is a complete CSV or Parquet file"
-    report = ContractReport()
-    report.findings.append(Finding("error", "unreadable", getattr(error, "source", ""), None, 0, [], message, fix))
-    return report
 
 
 def _read_source(source: str, options: dict[str, Any]) -> Table:
@@ -182,7 +70,7 @@ def _read_source(source: str, options: dict[str, Any]) -> Table:
         raise
 
 
-def check_contract(config: Any, source: Table, test: Table | None = None) -> ContractReport:
+def check_contract(config: PipelineConfig, source: Table, test: Table | None = None) -> ContractReport:
     """Checks raw rows against the data contract and repairs what the config allows.
 
     Args:
@@ -213,24 +101,7 @@ def check_contract(config: Any, source: Table, test: Table | None = None) -> Con
     return report
 
 
-def require_contract(report: ContractReport) -> ContractReport:
-    """Raises when the report holds errors.
-
-    Args:
-        report: A contract report.
-
-    Returns:
-        The report, when it holds no errors.
-
-    Raises:
-        DataContractError: Listing every error.
-    """
-    if report.errors:
-        raise DataContractError(report)
-    return report
-
-
-def label_columns(config: Any) -> list[tuple[str, str]]:
+def label_columns(config: PipelineConfig) -> list[tuple[str, str]]:
     """The label columns a config trains on, with their configured task.
 
     Args:
@@ -247,7 +118,7 @@ def label_columns(config: Any) -> list[tuple[str, str]]:
     return [(config.data.target, config.data.task)]
 
 
-def feature_columns(config: Any, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+def feature_columns(config: PipelineConfig, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """The columns a config reads as features, and those it declares categorical.
 
     Args:
@@ -310,7 +181,7 @@ def _reading_findings(table: Table) -> list[Finding]:
     return found
 
 
-def _missing_columns(config: Any, tables: list[Table], labels: list[tuple[str, str]]) -> list[Finding]:
+def _missing_columns(config: PipelineConfig, tables: list[Table], labels: list[tuple[str, str]]) -> list[Finding]:
     found = []
     for table in tables:
         features, categorical = feature_columns(config, table.frame)
@@ -346,7 +217,7 @@ def _test_columns(source: Table, test: Table) -> list[Finding]:
 # --- features -------------------------------------------------------------------------------------
 
 
-def _check_features(config: Any, table: Table, report: ContractReport, training: bool = True) -> pd.DataFrame:
+def _check_features(config: PipelineConfig, table: Table, report: ContractReport, training: bool = True) -> pd.DataFrame:
     """Checks and repairs the feature columns of one table; returns the repaired rows.
 
     Constant columns are judged on the training source only: a column that
@@ -365,31 +236,31 @@ def _check_features(config: Any, table: Table, report: ContractReport, training:
     return frame
 
 
-def _repair_numbers(config: Any, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
+def _repair_numbers(config: PipelineConfig, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
     if not _is_number_dtype(series):
         series = _repair_tokens(config, file, series, report)
     if not _is_number_dtype(series):
         return series
-    return _repair_non_finite(config, file, series, report)
+    return _repair_non_finite(config.preprocessing, file, series, report)
 
 
-def _repair_tokens(config: Any, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
+def _repair_tokens(config: PipelineConfig, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
     """A text column whose values are mostly numbers: the other tokens become missing, or an error."""
     present = series.dropna()
     codes, uniques = pd.factorize(present)  # each distinct value parsed once
     numbers = pd.to_numeric(pd.Series(uniques, dtype=object).astype(str).str.strip(), errors="coerce").notna()
     parsed = numbers.to_numpy()[codes]
     if present.empty or parsed.mean() <= 0.5:
-        _note_decimal_commas(config, file, series, present, report)
+        _note_decimal_commas(config.data, file, series, present, report)
         return series  # text or categorical data; the feature step reports a non-numeric column
     bad = present[~parsed]
     if bad.astype(str).str.strip().str.fullmatch(DECIMAL_COMMA).mean() > 0.5:  # 3, 3,5, 4: decimal commas
-        _note_decimal_commas(config, file, series, bad, report)
+        _note_decimal_commas(config.data, file, series, bad, report)
         return series
     tokens = sorted({str(v) for v in bad})[:10]
     fail = config.preprocessing.invalid_numbers == "fail"
     message = (f"{len(bad)} of {len(series)} values are not numbers in a numeric column "
-               f"(tokens {', '.join(repr(t) for t in tokens)}; rows {_rows(bad.index)})")
+               f"(tokens {', '.join(repr(t) for t in tokens)}; rows {row_list(bad.index)})")
     fix = ("clean the file, or set preprocessing.invalid_numbers: missing to treat them as missing values"
            if fail else "treated as missing values (imputed); clean the file, or list the column under "
                         "data.categorical if it really is categorical")
@@ -398,16 +269,16 @@ def _repair_tokens(config: Any, file: str, series: pd.Series, report: ContractRe
     return pd.to_numeric(series.astype(str).str.strip().where(series.notna()), errors="coerce")
 
 
-def _note_decimal_commas(config: Any, file: str, series: pd.Series, present: pd.Series,
+def _note_decimal_commas(data: DataConfig, file: str, series: pd.Series, present: pd.Series,
                          report: ContractReport) -> None:
     """A text column whose values are mostly numbers written with a decimal comma (`12,5`): refused, never text."""
-    if config.data.decimal == "," or present.empty:
+    if data.decimal == "," or present.empty:
         return
     uniques = pd.Series(pd.unique(present.astype(str).str.strip()))
     comma = uniques.str.fullmatch(DECIMAL_COMMA)
     if comma.mean() <= 0.5:
         return
-    examples = uniques[comma].head(_EXAMPLES).tolist()
+    examples = uniques[comma].head(EXAMPLES).tolist()
     thousands = bool(uniques[comma].str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+").all())
     rows = int(present.astype(str).str.strip().str.fullmatch(DECIMAL_COMMA).sum())
     message = (f"{rows} values are numbers written with a comma (e.g. {', '.join(map(repr, examples))}), "
@@ -419,15 +290,15 @@ def _note_decimal_commas(config: Any, file: str, series: pd.Series, present: pd.
     report.findings.append(Finding("error", "decimal_comma", file, str(series.name), rows, examples, message, fix))
 
 
-def _repair_non_finite(config: Any, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
+def _repair_non_finite(preprocessing: PreprocessingConfig, file: str, series: pd.Series, report: ContractReport) -> pd.Series:
     values = series.to_numpy(dtype="float64", na_value=np.nan)
     bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
     if not bad.any():
         return series
-    policy = config.preprocessing.non_finite
-    examples = [_plain_value(v) for v in pd.unique(values[bad])[:_EXAMPLES]]
+    policy = preprocessing.non_finite
+    examples = [plain_value(v) for v in pd.unique(values[bad])[:EXAMPLES]]
     message = (f"{int(bad.sum())} value(s) are infinite or beyond float32's range ±{FLOAT32_MAX:.2e} "
-               f"(e.g. {', '.join(map(str, examples))}; rows {_rows(series.index[bad])})")
+               f"(e.g. {', '.join(map(str, examples))}; rows {row_list(series.index[bad])})")
     if policy == "fail":
         report.findings.append(Finding("error", "non_finite", file, str(series.name), int(bad.sum()), examples,
                                        message, "fix the values, or set preprocessing.non_finite: missing (impute "
@@ -453,7 +324,7 @@ def _is_constant(series: pd.Series) -> bool:
     return bool((series == first).all())
 
 
-def _note_constant(config: Any, table: Table, frame: pd.DataFrame, present: list[str],
+def _note_constant(config: PipelineConfig, table: Table, frame: pd.DataFrame, present: list[str],
                    report: ContractReport) -> None:
     constant = [c for c in present if _is_constant(frame[c])]
     if not constant:
@@ -464,7 +335,7 @@ def _note_constant(config: Any, table: Table, frame: pd.DataFrame, present: list
     shown = ", ".join(constant[:12]) + (f" and {len(constant) - 12} more" if len(constant) > 12 else "")
     done = "dropped: the model does not use them" if drop else "kept (listed in data.features)"
     report.findings.append(Finding("warning", "constant_columns", table.source, shown, len(frame),
-                                   [_plain_value(frame[c].iloc[0]) for c in constant[:_EXAMPLES]],
+                                   [plain_value(frame[c].iloc[0]) for c in constant[:EXAMPLES]],
                                    f"{len(constant)} column(s) hold a single value and carry no information; {done}",
                                    "remove them from the file or from data.features"))
 
@@ -481,7 +352,7 @@ def _note_missing(table: Table, series: pd.Series, report: ContractReport) -> No
 # --- labels ---------------------------------------------------------------------------------------
 
 
-def _label_findings(config: Any, report: ContractReport, source: Table, test: Table | None, column: str,
+def _label_findings(config: PipelineConfig, report: ContractReport, source: Table, test: Table | None, column: str,
                     task: str) -> list[Finding]:
     frame, n_train = report.frame, len(report.frame) - report.test_rows
     labels = frame[column]
@@ -494,7 +365,7 @@ def _label_findings(config: Any, report: ContractReport, source: Table, test: Ta
         return found + _regression_labels(source, test, labels[~missing], column, n_train)
     if found:
         return found
-    found = _class_counts(config, source, train, column)
+    found = _class_counts(config.split, config.data.test_source, source, train, column)
     if test is not None:
         found += _unseen_test_labels(test, train, labels.iloc[n_train:], column)
     return found
@@ -506,7 +377,7 @@ def _label_missing(source: Table, test: Table | None, labels: pd.Series, n_train
     file = test.source if test is not None and in_test.all() else source.source
     local = rows - n_train if file != source.source else rows
     return Finding("error", "missing_label", file, str(labels.name), len(rows), [int(r) + 1 for r in local[:5]],
-                   f"{len(rows)} row(s) have no label (rows {_rows(local)})",
+                   f"{len(rows)} row(s) have no label (rows {row_list(local)})",
                    "fill in the labels, or remove those rows")
 
 
@@ -520,13 +391,13 @@ def _regression_labels(source: Table, test: Table | None, labels: pd.Series, col
     for table, local in ((source, rows[rows < n_train]), (test, rows[rows >= n_train] - n_train)):
         if table is not None and local.size:
             found.append(Finding("error", "non_finite_label", table.source, column, int(local.size),
-                                 [int(r) + 1 for r in local[:_EXAMPLES]],
-                                 f"{local.size} regression label(s) are not finite numbers (rows {_rows(local)})",
+                                 [int(r) + 1 for r in local[:EXAMPLES]],
+                                 f"{local.size} regression label(s) are not finite numbers (rows {row_list(local)})",
                                  "fix or remove those rows"))
     return found
 
 
-def _class_counts(config: Any, source: Table, train: pd.Series, column: str) -> list[Finding]:
+def _class_counts(split: SplitConfig, test_source: str | None, source: Table, train: pd.Series, column: str) -> list[Finding]:
     counts = train.astype(str).value_counts()
     if len(counts) < 2:
         only = counts.index[0] if len(counts) else None
@@ -534,23 +405,22 @@ def _class_counts(config: Any, source: Table, train: pd.Series, column: str) -> 
                         f"every training row has the label {only!r}: a classifier needs at least 2 classes",
                         "check the export (a filter may have kept one class), or set data.task: regression "
                         "if the column is a quantity")]
-    need = _members_needed(config)
+    need = _members_needed(split, test_source)
     rare = counts[counts < need]
     if rare.empty:
         return []
     classes = ", ".join(f"{name!r} ({n} row{'s' if n != 1 else ''})" for name, n in rare.items())
-    return [Finding("error", "rare_class", source.source, column, int(rare.sum()), rare.index.tolist()[:_EXAMPLES],
+    return [Finding("error", "rare_class", source.source, column, int(rare.sum()), rare.index.tolist()[:EXAMPLES],
                     f"class(es) {classes} have fewer than the {need} rows per class that a stratified "
-                    f"{config.split.kind} split needs",
+                    f"{split.kind} split needs",
                     "add rows of those classes, remove them, or set split.stratify: false")]
 
 
-def _members_needed(config: Any) -> int:
+def _members_needed(split: SplitConfig, test_source: str | None) -> int:
     """Rows per class the stratified splitters need: one per partition they cut."""
-    split = config.split
     if not split.stratify:
         return 1
-    test_cut = 0 if config.data.test_source or split.test_fraction == 0 else 1
+    test_cut = 0 if test_source or split.test_fraction == 0 else 1
     if split.kind == "kfold":
         return split.folds + test_cut
     return 1 + test_cut + (1 if split.val_fraction > 0 else 0)
@@ -563,9 +433,9 @@ def _unseen_test_labels(test: Table, train: pd.Series, labels: pd.Series, column
     if not unseen.any():
         return []
     names = sorted(set(tokens[unseen]))
-    return [Finding("error", "unseen_test_label", test.source, column, int(unseen.sum()), names[:_EXAMPLES],
+    return [Finding("error", "unseen_test_label", test.source, column, int(unseen.sum()), names[:EXAMPLES],
                     f"{int(unseen.sum())} test row(s) have labels never seen in training "
-                    f"({', '.join(map(repr, names[:10]))}; rows {_rows(np.flatnonzero(unseen))})",
+                    f"({', '.join(map(repr, names[:10]))}; rows {row_list(np.flatnonzero(unseen))})",
                     "add training rows of those classes, or remove them from the test file")]
 
 
@@ -574,25 +444,3 @@ def _unseen_test_labels(test: Table, train: pd.Series, labels: pd.Series, column
 
 def _is_number_dtype(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def _rows(positions: Any) -> str:
-    """Row numbers (from 1) of a few positions, e.g. `3, 18, 77 and 12 more`."""
-    items = [int(p) + 1 for p in list(positions)]
-    shown = ", ".join(map(str, items[:_EXAMPLES]))
-    return shown + (f" and {len(items) - _EXAMPLES} more" if len(items) > _EXAMPLES else "")
-
-
-def _plain_value(value: Any) -> Any:
-    value = value.item() if isinstance(value, np.generic) else value
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
-
-
-def _plain(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_plain(v) for v in data]
-    return _plain_value(data) if isinstance(data, (float, np.generic)) else data

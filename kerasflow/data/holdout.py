@@ -10,11 +10,11 @@ the training file alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from kerasflow.data.split import Split, split_holdout, split_kfold
+from kerasflow.schemas.config import SplitConfig
 
 TEST_ROWS_KEY = b"kerasflow.test_rows"
 
@@ -81,7 +81,7 @@ def split_with_test(labels: pd.Series, test_rows: int, *, kind: str = "holdout",
     return split
 
 
-def split_rows(labels: pd.Series, cfg: Any, *, classify: bool, test_rows: int = 0) -> Split:
+def split_rows(labels: pd.Series, cfg: SplitConfig, *, classify: bool, test_rows: int = 0) -> Split:
     """Splits rows as a `split` config section asks, with scikit-learn splitters.
 
     Stratification applies to classification labels only. When the raw rows

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from kerasflow.data.contract import Finding
+from kerasflow.data.findings import Finding
 from kerasflow.data.load import DataLoadError
 from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec, fit_labels

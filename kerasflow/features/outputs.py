@@ -32,6 +32,9 @@ from kerasflow.features.labels import (
 )
 from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features
 from kerasflow.features.text import TextSpec, embedding_coverage, fit_text_spec, text_series, vectors_dim
+from kerasflow.schemas.config import DataConfig, PipelineConfig
+from kerasflow.schemas.functional import OutputConfig
+from kerasflow.schemas.text import TextEncoderConfig
 
 _HTML_TAG = re.compile(r"<[^>]*>")
 
@@ -134,9 +137,9 @@ def dummy_outputs(labels: Labels, rows: int) -> Any:
     return np.full((rows, len(labels.classes)), 1.0 / len(labels.classes))
 
 
-def fit_model_inputs(config: Any, train: pd.DataFrame, *, branches: list[tuple[str, str, str]],
-                     numeric: list[str], categorical: list[str], encoder: Any, encoder_path: str,
-                     shared: bool = False, outputs: list[Any] | None = None) -> FittedInputs:
+def fit_model_inputs(config: PipelineConfig, train: pd.DataFrame, *, branches: list[tuple[str, str, str]],
+                     numeric: list[str], categorical: list[str], encoder: TextEncoderConfig, encoder_path: str,
+                     shared: bool = False, outputs: list[OutputConfig] | None = None) -> FittedInputs:
     """Fits the tabular inputs, text branches and labels of a model on training rows.
 
     The `text` and `functional` families call it with what their `model`
@@ -160,7 +163,7 @@ def fit_model_inputs(config: Any, train: pd.DataFrame, *, branches: list[tuple[s
         FeatureError: Columns are missing, an output target is also an
             input, or a text column has no tokens.
     """
-    _check_no_leak(config, outputs, numeric + categorical + [column for _, column, _ in branches])
+    _check_no_leak(config.data, outputs, numeric + categorical + [column for _, column, _ in branches])
     p = config.preprocessing
     features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
                             max_categories=p.max_categories)
@@ -170,7 +173,7 @@ def fit_model_inputs(config: Any, train: pd.DataFrame, *, branches: list[tuple[s
     return FittedInputs(features, labels, _params(features, labels, texts), _text_metrics(texts))
 
 
-def fit_output_labels(data: Any, train: pd.DataFrame, outputs: list[Any] | None) -> Labels:
+def fit_output_labels(data: DataConfig, train: pd.DataFrame, outputs: list[OutputConfig] | None) -> Labels:
     """Fits the label spec: one `LabelSpec`, or an `OutputsSpec` when output heads are listed.
 
     Args:
@@ -198,7 +201,7 @@ def fit_output_labels(data: Any, train: pd.DataFrame, outputs: list[Any] | None)
     return OutputsSpec(heads)
 
 
-def _fit_branch(train: pd.DataFrame, cfg: Any, path: str, branches: list[tuple[str, str, str]],
+def _fit_branch(train: pd.DataFrame, cfg: TextEncoderConfig, path: str, branches: list[tuple[str, str, str]],
                 branch: tuple[str, str, str], shared: bool) -> TextSpec:
     name, column, segment = branch
     sources = [(text_series(train, c), s) for _, c, s in (branches if shared else [branch])]
@@ -216,8 +219,8 @@ def _fit_branch(train: pd.DataFrame, cfg: Any, path: str, branches: list[tuple[s
     return spec
 
 
-def _check_no_leak(config: Any, outputs: list[Any] | None, input_columns: list[str]) -> None:
-    targets = [(o.name, o.target) for o in outputs if not o.statistic] if outputs else [("", config.data.target)]
+def _check_no_leak(data: DataConfig, outputs: list[OutputConfig] | None, input_columns: list[str]) -> None:
+    targets = [(o.name, o.target) for o in outputs if not o.statistic] if outputs else [("", data.target)]
     leaks = [f"{target!r}" + (f" (output {name})" if name else "") for name, target in targets
              if target in input_columns]
     if leaks:

@@ -30,12 +30,13 @@ from typing import Any
 
 from kerasflow.lint.profile import DataProfile
 from kerasflow.models.families import families, family, fine_tuning, power_of_two
+from kerasflow.schemas.config import PipelineConfig
 
 KFOLD_BELOW_ROWS = 1000
 DEFAULTED = ("split", "training", "model")
 
 
-def default_split(config: Any, profile: DataProfile) -> dict[str, Any]:
+def default_split(config: PipelineConfig, profile: DataProfile) -> dict[str, Any]:
     """The split of a config without one (see the module docstring).
 
     A model that fine-tunes a pretrained base ends k-fold with a refit (an
@@ -56,7 +57,7 @@ def default_training(profile: DataProfile) -> dict[str, Any]:
             "reduce_lr": {"enabled": True, "monitor": "val_loss", "factor": 0.5, "patience": 8}}
 
 
-def default_model(config: Any, profile: DataProfile) -> dict[str, Any]:
+def default_model(config: PipelineConfig, profile: DataProfile) -> dict[str, Any]:
     """The model section of a config without one: the first family, by `default_rank`, that suits the data.
 
     Raises:

@@ -17,6 +17,7 @@ import pandas as pd
 from kerasflow.features.labels import fit_labels
 from kerasflow.features.tabular import select_columns
 from kerasflow.models.families import family_of, model_outputs, text_section
+from kerasflow.schemas.config import ModelSection, PipelineConfig, SplitConfig
 from kerasflow.training.kinds import kind_of
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -59,7 +60,7 @@ class DataProfile:
     images: bool = False
 
 
-def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataProfile:
+def profile_frame(config: PipelineConfig, frame: pd.DataFrame, test_rows: int = 0) -> DataProfile:
     """Profiles raw rows for the design lint.
 
     Args:
@@ -76,7 +77,7 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
     numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
     values = pd.to_numeric(target, errors="coerce").dropna() if numeric else pd.Series([], dtype=float)
     profile = DataProfile(
-        rows=len(frame), train_rows=_train_rows(config, len(frame), test_rows), task=task,
+        rows=len(frame), train_rows=_train_rows(config.split, len(frame), test_rows), task=task,
         classes=int(target.nunique()) if task == "classification" else 0, target_numeric=numeric,
         target_integer=bool(numeric and len(values) and np.all(np.mod(values, 1) == 0)),
         target_distinct=int(target.nunique()),
@@ -87,7 +88,7 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
     profile.text_columns = [] if profile.images else text_columns(frame, target_column)
     if family_of(config.model).tabular and not profile.images:  # the input width of the encoded columns
         _profile_features(config, frame.drop(columns=profile.text_columns), profile)
-    text = _text_column(config)
+    text = _text_column(config.model)
     if text is not None and text in frame.columns:
         tokens: set[str] = set()
         for value in frame[text].dropna().astype(str):
@@ -96,12 +97,12 @@ def profile_frame(config: Any, frame: pd.DataFrame, test_rows: int = 0) -> DataP
     return profile
 
 
-def _main_target(config: Any) -> str:
+def _main_target(config: PipelineConfig) -> str:
     outputs = model_outputs(config.model)
     return outputs[0].target if outputs else config.data.target
 
 
-def _task(config: Any, target: pd.Series) -> str:
+def _task(config: PipelineConfig, target: pd.Series) -> str:
     outputs = model_outputs(config.model)
     wanted = outputs[0].task if outputs else config.data.task
     if wanted != "auto" or target.empty:
@@ -109,15 +110,14 @@ def _task(config: Any, target: pd.Series) -> str:
     return fit_labels(target.dropna(), "auto").task
 
 
-def _train_rows(config: Any, rows: int, test_rows: int) -> int:
-    split = config.split
+def _train_rows(split: SplitConfig, rows: int, test_rows: int) -> int:
     pool = rows - test_rows if test_rows else rows * (1 - split.test_fraction)
     if split.kind == "kfold":
         return int(pool)
     return int(pool * (1 - split.val_fraction))
 
 
-def _profile_features(config: Any, frame: pd.DataFrame, profile: DataProfile) -> None:
+def _profile_features(config: PipelineConfig, frame: pd.DataFrame, profile: DataProfile) -> None:
     d = config.data
     try:
         numeric, categorical = select_columns(frame, d.target, d.features, d.categorical)
@@ -130,8 +130,8 @@ def _profile_features(config: Any, frame: pd.DataFrame, profile: DataProfile) ->
     profile.input_width = len(numeric) + levels
 
 
-def _text_column(config: Any) -> str | None:
-    text = text_section(config.model)
+def _text_column(model: ModelSection) -> str | None:
+    text = text_section(model)
     return text.columns[0] if text is not None and text.columns else None
 
 

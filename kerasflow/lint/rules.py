@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterator
 
 from kerasflow.errors import BadInputError
 from kerasflow.lint.profile import DataProfile
-from kerasflow.models.families import TextSection, WeightPenalty, family_of, fine_tuning, text_section
+from kerasflow.models.families import WeightPenalty, family_of, fine_tuning, text_section
+from kerasflow.schemas.config import InitializerConfig, ModelSection, PipelineConfig
 
 SEVERITIES = ("error", "warning", "note")
 SMALL_DATA_ROWS = 1000  # below this many training rows, k-fold gives a steadier estimate (经验之谈 4)
@@ -95,7 +96,7 @@ class DesignLintError(BadInputError):
         self.report = report
 
 
-Rule = Callable[[Any, DataProfile], Iterator[Finding]]
+Rule = Callable[[PipelineConfig, DataProfile], Iterator[Finding]]
 RULES: dict[str, Rule] = {}
 
 
@@ -109,7 +110,7 @@ def rule(name: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def lint_config(config: Any, profile: DataProfile) -> LintReport:
+def lint_config(config: PipelineConfig, profile: DataProfile) -> LintReport:
     """Checks a config against the tutorial's rules of thumb.
 
     Args:
@@ -130,17 +131,17 @@ def lint_config(config: Any, profile: DataProfile) -> LintReport:
     return LintReport(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
 
 
-def _hidden_layers(config: Any) -> list[tuple[str, int]]:
-    """The hidden Dense widths a config fixes, with their config paths."""
-    return family_of(config.model).hidden_layers(config.model)
+def _hidden_layers(model: ModelSection) -> list[tuple[str, int]]:
+    """The hidden Dense widths a `model` section fixes, with their config paths."""
+    return family_of(model).hidden_layers(model)
 
 
 @rule("bottleneck")
-def check_bottleneck(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_bottleneck(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """A hidden layer narrower than the number of classes loses information the output needs."""
     if profile.task != "classification" or profile.classes < 3:
         return
-    for path, units in _hidden_layers(config):
+    for path, units in _hidden_layers(config.model):
         if units < profile.classes:
             yield Finding("warning", path, "bottleneck",
                           f"{units} units, narrower than the {profile.classes} classes it must separate: an "
@@ -149,7 +150,7 @@ def check_bottleneck(config: Any, profile: DataProfile) -> Iterator[Finding]:
 
 
 @rule("task-and-labels")
-def check_task_and_labels(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_task_and_labels(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """The task, and so the output activation and loss, must fit the label values."""
     path = "data.task"
     if profile.task == "regression" and not profile.target_numeric:
@@ -178,7 +179,7 @@ def check_task_and_labels(config: Any, profile: DataProfile) -> Iterator[Finding
 
 
 @rule("unscaled-features")
-def check_unscaled_features(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_unscaled_features(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """Features whose spreads differ by orders of magnitude need standardizing."""
     if config.preprocessing.normalize or len(profile.numeric_std) < 2:
         return
@@ -193,7 +194,7 @@ def check_unscaled_features(config: Any, profile: DataProfile) -> Iterator[Findi
 
 
 @rule("small-data-without-kfold")
-def check_small_data(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_small_data(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """With little data a single validation split is noisy; k-fold gives a steadier estimate."""
     if config.split.kind == "holdout" and 0 < profile.train_rows < SMALL_DATA_ROWS:
         yield Finding("note", "split.kind", "small-data-without-kfold",
@@ -203,7 +204,7 @@ def check_small_data(config: Any, profile: DataProfile) -> Iterator[Finding]:
 
 
 @rule("no-early-stopping")
-def check_early_stopping(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_early_stopping(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """Many epochs without early stopping overfit and waste time."""
     training = config.training
     if training.epochs >= MANY_EPOCHS and not training.early_stopping.enabled:
@@ -213,7 +214,7 @@ def check_early_stopping(config: Any, profile: DataProfile) -> Iterator[Finding]
 
 
 @rule("held-out-rows")
-def check_held_out_rows(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_held_out_rows(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """Scores must come from rows the model (and the search) never saw, drawn from shuffled data."""
     split = config.split
     if split.test_fraction == 0 and config.data.test_source is None:
@@ -240,14 +241,14 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _dropouts(config: Any) -> list[tuple[str, float]]:
-    return family_of(config.model).dropouts(config.model)
+def _dropouts(model: ModelSection) -> list[tuple[str, float]]:
+    return family_of(model).dropouts(model)
 
 
 @rule("strong-regularization")
-def check_regularization(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_regularization(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """Dropout of 0.6 or more, or a weight penalty larger than the loss at initialization, stops learning."""
-    for path, rate in _dropouts(config):
+    for path, rate in _dropouts(config.model):
         if rate >= HIGH_DROPOUT:
             yield Finding("warning", path, "strong-regularization",
                           f"{rate}: dropping {rate:.0%} of the features leaves too little signal to learn from; "
@@ -275,7 +276,7 @@ def _initial_penalty(model: WeightPenalty | None, profile: DataProfile) -> float
     return total
 
 
-def _init_variance(initializer: Any, fan_in: int, fan_out: int) -> float:
+def _init_variance(initializer: InitializerConfig, fan_in: int, fan_out: int) -> float:
     name = initializer.name
     if name.startswith("glorot"):
         return 2.0 / (fan_in + fan_out)
@@ -291,7 +292,7 @@ def _init_variance(initializer: Any, fan_in: int, fan_out: int) -> float:
 
 
 @rule("learning-rate")
-def check_learning_rate(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_learning_rate(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """A learning rate far outside the optimizer's usual range oscillates or crawls."""
     optimizer = config.training.optimizer
     low, high = LEARNING_RATES.get(optimizer.name, (1e-5, 1.0))
@@ -304,7 +305,7 @@ def check_learning_rate(config: Any, profile: DataProfile) -> Iterator[Finding]:
 
 
 @rule("batch-size")
-def check_batch_size(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_batch_size(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """A batch larger than the training rows makes one update per epoch."""
     if 0 < profile.train_rows < config.training.batch_size:
         yield Finding("warning", "training.batch_size", "batch-size",
@@ -314,7 +315,7 @@ def check_batch_size(config: Any, profile: DataProfile) -> Iterator[Finding]:
 
 
 @rule("fine-tune-rate")
-def check_fine_tune_rate(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_fine_tune_rate(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """Fine-tuning a pretrained base at the frozen phase's rate (or faster) destroys what it learned."""
     tune = fine_tuning(config.model)
     if tune is None:
@@ -326,14 +327,10 @@ def check_fine_tune_rate(config: Any, profile: DataProfile) -> Iterator[Finding]
                       f"pretrained weights; use about {frozen / 10:g}", "§9 卷积神经网络 CNN (fine-tuning)")
 
 
-def _text_settings(config: Any) -> TextSection | None:
-    return text_section(config.model)
-
-
 @rule("embedding-vocabulary")
-def check_vocabulary(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_vocabulary(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """An embedding vocabulary much larger than the corpus's distinct tokens is mostly unused weights."""
-    section = _text_settings(config)
+    section = text_section(config.model)
     if section is None or profile.distinct_tokens is None or section.encoder.vectorize.output_mode != "int":
         return
     text, prefix = section.encoder, section.path
@@ -345,9 +342,9 @@ def check_vocabulary(config: Any, profile: DataProfile) -> Iterator[Finding]:
 
 
 @rule("recurrent-dropout")
-def check_recurrent_dropout(config: Any, profile: DataProfile) -> Iterator[Finding]:
+def check_recurrent_dropout(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """A recurrent encoder on little text overfits without recurrent dropout."""
-    section = _text_settings(config)
+    section = text_section(config.model)
     if section is None or section.encoder.encoder not in RECURRENT or section.encoder.recurrent_dropout > 0:
         return
     text, prefix = section.encoder, section.path

@@ -25,7 +25,8 @@ from kerasflow.models.errors import BaseModelError  # noqa: F401  (raised here; 
 from kerasflow.models.families import register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
 from kerasflow.quiet import muted_stderr
-from kerasflow.schemas.images import APPLICATIONS
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.schemas.images import APPLICATIONS, AugmentationConfig, BaseModelConfig, CNNConfig
 
 KERASFLOW_MODEL_NAME = "kerasflow"
 BASE_NAME = "base"
@@ -65,7 +66,7 @@ def build_cnn(hp: Any, spec: Any) -> Any:
     return model
 
 
-def augment(x: Any, cfg: Any, seed: int) -> Any:
+def augment(x: Any, cfg: AugmentationConfig, seed: int) -> Any:
     """Adds the configured random augmentation layers.
 
     Keras augmentation layers transform only when called in training mode,
@@ -101,7 +102,7 @@ def augment(x: Any, cfg: Any, seed: int) -> Any:
     return x
 
 
-def load_base(cfg: Any, image: ImageSpec) -> tuple[Any, tuple[float, float] | None]:
+def load_base(cfg: BaseModelConfig, image: ImageSpec) -> tuple[Any, tuple[float, float] | None]:
     """Loads a pretrained base as a frozen feature extractor.
 
     Args:
@@ -170,7 +171,7 @@ def unfreeze_top(model: Any, layers: int) -> list[str]:
     return unfrozen
 
 
-def default_values(cfg: Any) -> dict[str, Any]:
+def default_values(cfg: CNNConfig) -> dict[str, Any]:
     """Returns the config value of every tunable `cnn` parameter, as `build_cnn` uses it without a tuner.
 
     Args:
@@ -260,7 +261,7 @@ def _head(x: Any, hp: Any, spec: Any) -> Any:
     return x
 
 
-def _base_features(x: Any, cfg: Any, image: ImageSpec) -> Any:
+def _base_features(x: Any, cfg: BaseModelConfig, image: ImageSpec) -> Any:
     import keras
 
     base, input_range = load_base(cfg, image)
@@ -278,7 +279,7 @@ def _base_features(x: Any, cfg: Any, image: ImageSpec) -> Any:
     return base(x, training=False)
 
 
-def _application(cfg: Any, image: ImageSpec) -> Any:
+def _application(cfg: BaseModelConfig, image: ImageSpec) -> Any:
     import keras
 
     weights = Path(cfg.weights).expanduser()
@@ -330,7 +331,7 @@ def _features_model(source: Any, output_layer: str | None, reference: str) -> An
     return keras.Model(source.inputs, source.get_layer(name).output, name=BASE_NAME)
 
 
-def default_section(config: Any, profile: Any) -> dict[str, Any] | None:
+def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any] | None:
     """The `model` section of image data (the profile's `images`) without one: the default CNN, lightly regularized."""
     return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2} if profile.images else None
 

@@ -14,7 +14,8 @@ from kerasflow.features.tabular import build_input_layers
 from kerasflow.models.families import WeightPenalty, power_of_two, register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
 from kerasflow.models.spec import ModelSpec
-from kerasflow.schemas.dense import MAX_LAYERS
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.schemas.dense import MAX_LAYERS, DenseModelConfig
 
 OUTPUT_SEED_OFFSET = 1000
 
@@ -43,7 +44,7 @@ def build_dense(hp: Any, spec: ModelSpec) -> Any:
     return model
 
 
-def default_values(model: Any) -> dict[str, Any]:
+def default_values(model: DenseModelConfig) -> dict[str, Any]:
     """Returns the config value of every tunable `dense` parameter, as `build_dense` uses it without a tuner.
 
     Args:
@@ -93,7 +94,7 @@ def _dense_block(x: Any, i: int, units: int, hp: Any, spec: ModelSpec) -> Any:
     return x
 
 
-def default_section(config: Any, profile: Any) -> dict[str, Any]:
+def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any]:
     """The `model` section of a table without one, chosen from its profile (see `kerasflow.lint.defaults`).
 
     The first layer is the power of two at or above twice the wider of the
@@ -109,7 +110,7 @@ def default_section(config: Any, profile: Any) -> dict[str, Any]:
             "l2": 1e-4}
 
 
-def weight_penalty(model: Any) -> WeightPenalty | None:
+def weight_penalty(model: DenseModelConfig) -> WeightPenalty | None:
     """The L1/L2 penalty of the hidden kernels, or None without one."""
     if not (model.l1 or model.l2):
         return None

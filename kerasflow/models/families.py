@@ -30,7 +30,9 @@ from typing import Any, Callable
 
 from kerasflow.models.hyper import optimizer_defaults
 from kerasflow.models.spec import ModelSpec
+from kerasflow.schemas.config import ModelSection, PipelineConfig
 from kerasflow.schemas.families import family_config
+from kerasflow.schemas.images import BaseModelConfig, FineTuneConfig
 
 
 @dataclass(frozen=True)
@@ -123,15 +125,15 @@ class Family:
     default_values: Callable[[Any], dict[str, Any]]
     tabular: bool = True
     feature_columns: Callable[[Any], tuple[list[str], list[str]]] | None = None
-    fit_inputs: Callable[[Any, Any], Any] | None = None
+    fit_inputs: Callable[[PipelineConfig, Any], Any] | None = None
     text: Callable[[Any], TextSection | None] = _none
     outputs: Callable[[Any], list[Any] | None] = _none
-    pretrained_base: Callable[[Any], Any | None] = _none
+    pretrained_base: Callable[[Any], BaseModelConfig | None] = _none
     unfreeze: Callable[[Any, int], list[str]] | None = None
     hidden_layers: Callable[[Any], list[tuple[str, int]]] = _empty
     dropouts: Callable[[Any], list[tuple[str, float]]] = _empty
     weight_penalty: Callable[[Any], WeightPenalty | None] = _none
-    default_section: Callable[[Any, Any], dict[str, Any] | None] = _none
+    default_section: Callable[[PipelineConfig, Any], dict[str, Any] | None] = _none
     default_rank: int = 100
     describe_section: Callable[[dict[str, Any]], str] = _no_description
 
@@ -193,7 +195,7 @@ def families() -> list[Family]:
     return list(_FAMILIES.values())
 
 
-def family_of(model: Any) -> Family:
+def family_of(model: ModelSection) -> Family:
     """Returns the family of a `model` config section."""
     return family(model.kind)
 
@@ -214,7 +216,7 @@ def build_model(hp: Any, spec: ModelSpec) -> Any:
     return family(spec.model.kind).build(hp, spec)
 
 
-def family_defaults(model: Any) -> dict[str, Any]:
+def family_defaults(model: ModelSection) -> dict[str, Any]:
     """Returns the config value of every tunable name of a `model` section, from its family.
 
     Args:
@@ -239,7 +241,7 @@ def default_values(spec: ModelSpec) -> dict[str, Any]:
     return {**family_defaults(spec.model), **optimizer_defaults(spec.optimizer)}
 
 
-def fit_model_inputs(config: Any, train: Any) -> Any:
+def fit_model_inputs(config: PipelineConfig, train: Any) -> Any:
     """Fits the inputs and labels of a model whose family fits more than the tabular specs.
 
     Args:
@@ -261,23 +263,23 @@ def fit_model_inputs(config: Any, train: Any) -> Any:
     return fit(config, train)
 
 
-def model_outputs(model: Any) -> list[Any] | None:
+def model_outputs(model: ModelSection) -> list[Any] | None:
     """The output heads a `model` section lists, or None (one head on `data.target`)."""
     return family_of(model).outputs(model)
 
 
-def pretrained_base(model: Any) -> Any | None:
+def pretrained_base(model: ModelSection) -> BaseModelConfig | None:
     """The pretrained base section a `model` section starts from, or None."""
     return family_of(model).pretrained_base(model)
 
 
-def fine_tuning(model: Any) -> Any | None:
+def fine_tuning(model: ModelSection) -> FineTuneConfig | None:
     """The fine-tuning phase settings (`layers`, `learning_rate`, `epochs`) of a `model` section, or None."""
     base = pretrained_base(model)
     return base.fine_tune if base is not None and family_of(model).unfreeze is not None else None
 
 
-def text_section(model: Any) -> TextSection | None:
+def text_section(model: ModelSection) -> TextSection | None:
     """The text encoder section of a `model` section, or None."""
     return family_of(model).text(model)
 

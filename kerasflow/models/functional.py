@@ -18,6 +18,8 @@ from kerasflow.features.tabular import build_input_layers, select_columns, text_
 from kerasflow.models.families import TextSection, register_family
 from kerasflow.models.hyper import build_optimizer, choose
 from kerasflow.models.text import TextEncoder, encoder_defaults, text_input, text_specs
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.schemas.functional import FunctionalModelConfig
 
 
 def build_functional_model(hp: Any, spec: Any) -> Any:
@@ -68,7 +70,7 @@ def build_functional_model(hp: Any, spec: Any) -> Any:
     return model
 
 
-def default_values(model: Any) -> dict[str, Any]:
+def default_values(model: FunctionalModelConfig) -> dict[str, Any]:
     """Returns the config value of every tunable name of a `functional` model, as built without a tuner.
 
     Args:
@@ -122,14 +124,14 @@ def _trunk(x: Any, hp: Any, spec: Any) -> Any:
     return x
 
 
-def feature_columns(model: Any) -> tuple[list[str], list[str]]:
+def feature_columns(model: FunctionalModelConfig) -> tuple[list[str], list[str]]:
     """The columns a functional model reads (`(features, categorical)`): its text columns and tabular input."""
     texts = [i.column for i in model.text_inputs]
     tab = model.tabular_input
     return [*texts, *(tab.columns if tab else [])], [*texts, *((tab.categorical or []) if tab else [])]
 
 
-def fit_functional_inputs(config: Any, train: Any) -> Any:
+def fit_functional_inputs(config: PipelineConfig, train: Any) -> Any:
     """Fits a functional model's tabular input, vocabularies and output labels on the training rows.
 
     Args:
@@ -152,7 +154,7 @@ def fit_functional_inputs(config: Any, train: Any) -> Any:
                             shared=model.shared_encoder, outputs=model.outputs)
 
 
-def _dropouts(model: Any) -> list[tuple[str, float]]:
+def _dropouts(model: FunctionalModelConfig) -> list[tuple[str, float]]:
     return [("model.dropout", model.dropout), ("model.text.dropout", model.text.dropout),
             ("model.text.recurrent_dropout", model.text.recurrent_dropout)]
 

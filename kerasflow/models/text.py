@@ -22,7 +22,8 @@ from kerasflow.features.tabular import FeatureError, text_input_name
 from kerasflow.features.text import TextSpec, embedding_matrix, vectors_dim
 from kerasflow.models.families import TextSection, register_family
 from kerasflow.models.hyper import build_optimizer, choose
-from kerasflow.schemas.text import RECURRENT_ENCODERS, TextEncoderConfig, conv_output_length
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.schemas.text import RECURRENT_ENCODERS, TextEncoderConfig, TextModelConfig, conv_output_length
 
 
 class TextEncoder:
@@ -228,7 +229,7 @@ def text_specs(features: Any) -> list[TextSpec]:
     return [TextSpec.from_dict(item) for item in features.text]
 
 
-def default_values(model: Any) -> dict[str, Any]:
+def default_values(model: TextModelConfig) -> dict[str, Any]:
     """Returns the config value of every tunable name of a `text` model, as `build_text_model` uses it.
 
     Args:
@@ -257,7 +258,7 @@ def encoder_defaults(encoder: TextEncoderConfig, prefix: str) -> dict[str, Any]:
     return values
 
 
-def fit_text_inputs(config: Any, train: Any) -> Any:
+def fit_text_inputs(config: PipelineConfig, train: Any) -> Any:
     """Fits a `text` model's vocabulary and labels on the training rows.
 
     Args:
@@ -279,7 +280,7 @@ def fit_text_inputs(config: Any, train: Any) -> Any:
                             encoder=config.model, encoder_path="model.")
 
 
-def default_section(config: Any, profile: Any) -> dict[str, Any] | None:
+def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any] | None:
     """The `model` section of a table with a free-text column and no `model`: a TF-IDF bag of words and pairs."""
     if not profile.text_columns:
         return None
@@ -288,7 +289,7 @@ def default_section(config: Any, profile: Any) -> dict[str, Any] | None:
                           "standardize": "lower_strip_html"}}
 
 
-def _dropouts(model: Any) -> list[tuple[str, float]]:
+def _dropouts(model: TextModelConfig) -> list[tuple[str, float]]:
     return [("model.dropout", model.dropout), ("model.recurrent_dropout", model.recurrent_dropout)]
 
 

@@ -14,9 +14,10 @@ from typing import Any
 import typer
 
 from kerasflow.flows.results import PredictResult, RetrainResult, TrainResult, TuneResult, ValidateResult
+from kerasflow.schemas.config import PipelineConfig, RegistryConfig
 
 
-def print_train(result: TrainResult, cfg: Any, server: Any = None) -> None:
+def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) -> None:
     """Prints a training run: its test metrics, its MLflow run, its registered version and the UI links.
 
     Args:
@@ -40,14 +41,14 @@ def print_train(result: TrainResult, cfg: Any, server: Any = None) -> None:
         typer.echo(f"model:       models:/{cfg.model_name}/{result.version}  ({blessed})")
         for reason in result.reasons:
             typer.echo(f"  gate: {reason}")
-    print_links(result, cfg, server)
+    print_links(result, cfg.registry, server)
 
 
-def print_links(result: TrainResult, cfg: Any, server: Any = None) -> None:
-    """Prints the run's pages in the MLflow and Prefect UIs, at the addresses actually in use."""
+def print_links(result: TrainResult, registry: RegistryConfig, server: Any = None) -> None:
+    """Prints the run's pages in the MLflow and Prefect UIs, at the addresses actually in use (`registry.tracking_uri`)."""
     from kerasflow.tracking import run_url, tracking_uri
 
-    uri = tracking_uri(cfg.registry.tracking_uri)
+    uri = tracking_uri(registry.tracking_uri)
     url = result.mlflow_url or run_url(result.experiment_id, result.run_id, uri)
     local = not uri.startswith(("http://", "https://")) and "KERASFLOW_MLFLOW_UI_URL" not in os.environ
     typer.echo(f"MLflow UI:   {url}" + ("  (start it with `kerasflow ui`)" if local else ""))
@@ -57,7 +58,7 @@ def print_links(result: TrainResult, cfg: Any, server: Any = None) -> None:
         typer.echo(f"Prefect UI:  {server.ui_url}/runs")
 
 
-def print_search(result: TuneResult, cfg: Any) -> None:
+def print_search(result: TuneResult, cfg: PipelineConfig) -> None:
     """Prints a search: its trials, the best score and values, and its MLflow run."""
     resumed = len(result.trials) - result.new_trials
     typer.echo("")
@@ -70,7 +71,7 @@ def print_search(result: TuneResult, cfg: Any) -> None:
     typer.echo(f"MLflow run:  {result.run_id}  (experiment {result.experiment_id})")
 
 
-def print_validation(result: ValidateResult, cfg: Any) -> None:
+def print_validation(result: ValidateResult, cfg: PipelineConfig) -> None:
     """Prints a validation's verdict and its MLflow run."""
     if cfg.validation.suite:
         verdict = "passed" if result.passed else "failed (on_failure: warn)"
@@ -82,7 +83,7 @@ def print_validation(result: ValidateResult, cfg: Any) -> None:
     typer.echo(f"MLflow run: {result.run_id}")
 
 
-def print_retrain(result: RetrainResult, cfg: Any) -> None:
+def print_retrain(result: RetrainResult, cfg: PipelineConfig) -> None:
     """Prints a retraining: challenger against champion, the drift, the decision and its reasons."""
     where = f"v{result.champion}" if result.champion else "none yet"
     if result.outcome == "skipped":

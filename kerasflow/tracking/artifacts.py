@@ -18,13 +18,14 @@ from typing import Any
 import pandas as pd
 
 from kerasflow.errors import BadInputError
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking.store import tracking_uri
 
 REFERENCE_STATS = "reference/stats.json"
 REFERENCE_SUITE = "reference/suite.json"
 
 
-def log_reference(client: Any, run_id: str, config: Any, raw_path: str, split_path: str, features_path: str) -> None:
+def log_reference(client: Any, run_id: str, config: PipelineConfig, raw_path: str, split_path: str, features_path: str) -> None:
     """Logs the training rows' drift statistics and the expectation suite with a run.
 
     Both travel with every model version of the run: `retrain` checks new

@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from kerasflow.budget import tracking_budget
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking.journal import record
 from kerasflow.tracking.store import TrackingUnavailable, unreachable
 
 
-def log_config(client: Any, run_id: str, config: Any) -> None:
+def log_config(client: Any, run_id: str, config: PipelineConfig) -> None:
     """Logs a config as flat `section.key` params plus the YAML itself."""
 
     data = config.model_dump(mode="json")

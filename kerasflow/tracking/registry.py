@@ -26,6 +26,7 @@ from kerasflow.data.predictions import ModelReferenceError
 from kerasflow.models.errors import BaseModelError
 from kerasflow.promotion.inputs import check_same_inputs, choose_reference
 from kerasflow.promotion.plan import CHAMPION, AliasPlan, plan_promotion, plan_rollback
+from kerasflow.schemas.images import BaseModelConfig
 from kerasflow.tracking.artifacts import input_types, signature_types
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
@@ -299,7 +300,7 @@ def _model_version(client: Any, name: str, version: str | None) -> Any | None:
         return None
 
 
-def check_base_reference(client: Any, base: Any) -> str:
+def check_base_reference(client: Any, base: BaseModelConfig) -> str:
     """Checks that a configured base model exists, without loading it.
 
     Args:

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.stopping import interrupt_behind
 from kerasflow.tracking.liveness import process_identity, sweep_orphans
 from kerasflow.tracking.records import log_config
@@ -60,7 +61,7 @@ class PipelineRun:
 
 
 @contextlib.contextmanager
-def pipeline_run(config: Any, kind: str, flow_run_id: str | None = None,
+def pipeline_run(config: PipelineConfig, kind: str, flow_run_id: str | None = None,
                  on_orphan: Callable[[str, str], None] | None = None,
                  tags: dict[str, str] | None = None) -> Iterator[PipelineRun]:
     """Opens the parent run of a flow, and closes it FINISHED, FAILED or KILLED (`closing_run`).
@@ -356,7 +357,7 @@ def close_child_run(client: Any, run_id: str, status: str) -> None:
     forget_open_run(run_id)
 
 
-def _run_tags(config: Any, kind: str, flow_run_id: str | None) -> dict[str, str]:
+def _run_tags(config: PipelineConfig, kind: str, flow_run_id: str | None) -> dict[str, str]:
     tags = {RUN_KIND_TAG: kind, "kerasflow.config_hash": config.fingerprint(), "kerasflow.pipeline": config.name,
             "mlflow.source.name": f"kerasflow {kind} ({config.name})", "mlflow.source.type": "JOB",
             "mlflow.user": _user(),

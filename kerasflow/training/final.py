@@ -103,7 +103,7 @@ def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str,
                                          out_dir)
 
 
-def score_champion(config: Any, model_dir: str | Path, raw_path: str, split_path: str) -> dict[str, float]:
+def score_champion(config: PipelineConfig, model_dir: str | Path, raw_path: str, split_path: str) -> dict[str, float]:
     """Scores a downloaded kerasflow model on the test rows, exactly as the challenger is scored.
 
     The champion keeps its own preprocessing and label encoding (its

@@ -19,12 +19,13 @@ from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec
 from kerasflow.models.families import family_of, fine_tuning
 from kerasflow.models.hyper import build_optimizer
+from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.final import model_spec
 from kerasflow.training.fitting import EpochHook, TrainingResult, set_seed
 from kerasflow.training.rows import fit_on_split
 
 
-def fine_tune_saved_model(config: Any, raw_path: str, split_path: str, features_path: str, labels_path: str,
+def fine_tune_saved_model(config: PipelineConfig, raw_path: str, split_path: str, features_path: str, labels_path: str,
                           model_path: str | Path, *, refit: str = "train",
                           hyperparameters: dict[str, Any] | None = None,
                           on_epoch: EpochHook | None = None) -> tuple[TrainingResult, list[str]]:

@@ -18,7 +18,7 @@ from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import encode_targets, raw_targets
 from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
-from kerasflow.schemas.config import PipelineConfig, TrainingConfig
+from kerasflow.schemas.config import EvaluationConfig, TrainingConfig
 from kerasflow.training.evaluate import Evaluation, evaluate_heads, evaluate_model, save_reports
 from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, without_early_stopping
 
@@ -95,12 +95,12 @@ def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: Featur
 
 
 
-def evaluate_rows(config: PipelineConfig, raw_path: str, split_path: str, features_path: str, labels_path: str,
+def evaluate_rows(evaluation_section: EvaluationConfig, raw_path: str, split_path: str, features_path: str, labels_path: str,
                   model_path: str | Path, out_dir: Path) -> tuple[Any, list[Path]]:
     """Scores a saved model on the test rows, read into memory, and writes its reports.
 
     Args:
-        config: The pipeline config.
+        evaluation_section: The config's `evaluation` section.
         raw_path: Raw rows (Parquet).
         split_path: The split JSON.
         features_path: Feature spec JSON.
@@ -124,8 +124,8 @@ def evaluate_rows(config: PipelineConfig, raw_path: str, split_path: str, featur
     model = keras.models.load_model(model_path)
     if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own
         return evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
-                              reports=config.evaluation.classification_report)
+                              reports=evaluation_section.classification_report)
     evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
-    if not config.evaluation.classification_report:
+    if not evaluation_section.classification_report:
         evaluation = Evaluation(metrics=evaluation.metrics)
     return evaluation, save_reports(evaluation, predictions, test.raw_y, out_dir)

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from kerasflow.data.contract import check_contract, dropped_metadata, require_contract
+from kerasflow.data.contract import check_contract, dropped_metadata
+from kerasflow.data.findings import require_contract
 from kerasflow.data.holdout import save_raw
 from kerasflow.data.load import Table as Read
 from kerasflow.data.stream import (

@@ -7,16 +7,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from kerasflow.data.contract import (
-    ContractReport,
-    check_contract,
-    dropped_columns,
-    dropped_metadata,
-    label_columns,
-    read_sources,
-    require_contract,
-    unreadable_report,
-)
+from kerasflow.data.contract import check_contract, dropped_columns, dropped_metadata, label_columns, read_sources
+from kerasflow.data.findings import ContractReport, require_contract, unreadable_report
 from kerasflow.data.holdout import save_raw, split_rows, test_rows_of
 from kerasflow.data.load import DataLoadError, fingerprint_frame, resolve_source
 from kerasflow.data.split import Split, class_balance
@@ -60,7 +52,7 @@ class Table(DataKind):
             DataContractError: The rows break the contract; the report is logged first.
         """
         try:
-            tables = read if read is not None else read_sources(config)
+            tables = read if read is not None else read_sources(config.data)
         except DataLoadError as exc:  # unreadable: the report still says which file and what to do
             log_contract(log, unreadable_report(exc))
             raise
@@ -81,7 +73,7 @@ class Table(DataKind):
 
     def profile_rows(self, config: PipelineConfig, read: Any = None) -> tuple[pd.DataFrame, int]:
         """The source table, and the test table after it (from `read`'s tables when given)."""
-        source, test_table = read if read is not None else read_sources(config)
+        source, test_table = read if read is not None else read_sources(config.data)
         if test_table is None:
             return source.frame, 0
         return pd.concat([source.frame, test_table.frame], ignore_index=True), len(test_table.frame)
@@ -134,7 +126,7 @@ class Table(DataKind):
     def evaluate(self, config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
                  labels_path: str, model_path: str | Path, out_dir: Path) -> tuple[Any, list[Path]]:
         """Scores the test rows in memory (`kerasflow.training.rows.evaluate_rows`)."""
-        return evaluate_rows(config, raw_path, split_path, features_path, labels_path, model_path, out_dir)
+        return evaluate_rows(config.evaluation, raw_path, split_path, features_path, labels_path, model_path, out_dir)
 
     def checkpoint_key(self, raw_path: str | Path) -> str:
         """The fingerprint of the raw rows."""
