@@ -36,8 +36,4 @@ class FillMissing(keras.layers.Layer):
         return {**super().get_config(), "values": self.values}
 
 
-from kerasflow.features import text_layers  # noqa: E402,F401  (registers the text standardizer and TextSegment)
-from kerasflow.features import (  # noqa: E402,F401  (register the numeric embeddings and TabM's layers and model)
-    numeric_embeddings,
-    tabm_layers,
-)
+from kerasflow.features import numeric_embeddings, tabm_layers, text_layers  # noqa: E402,F401  (register their layers)
