@@ -1,8 +1,8 @@
 """The `tabm` family: trains, tunes, registers and serves through the pipeline like every other family.
 
 A binary classifier (breast_cancer) is trained by the train flow,
-registered and served through `models:/<name>@champion`; a regression
-(diabetes) uses piecewise-linear embeddings, whose bins the model fits on
+registered and served through `models:/<name>@champion`; a k-fold
+regression (diabetes, an ensemble of the fold models) uses piecewise-linear embeddings, whose bins the model fits on
 the rows it trains on; a tiny search varies `model.k` and `model.width`.
 The unit checks pin the two TabM rules: training averages the members'
 losses, prediction averages their outputs.
@@ -46,7 +46,7 @@ def binary_run(prefect_harness, mlflow_store: str, folder: Path) -> Any:
 
     config = _write(folder, "breast_cancer_tabm", data={"source": "breast_cancer", "target": "target"},
                     split=SPLIT, model=TABM,
-                    training={"epochs": 40, "batch_size": 32, "early_stopping": {"patience": 8}},
+                    training={"epochs": 30, "batch_size": 32, "early_stopping": {"patience": 8}},
                     registry={"model_name": NAME})
     result = train_flow(str(config))
     promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, result.version)
@@ -113,16 +113,21 @@ def test_a_tabm_classifier_trains_registers_and_serves(binary_run: Any, mlflow_s
     assert served["prediction"].astype(str).tolist() == evaluated["prediction"].astype(str).tolist()
 
 
-def test_a_tabm_regression_with_piecewise_linear_embeddings(prefect_harness, mlflow_store: str,
-                                                          folder: Path) -> None:
+def test_a_kfold_tabm_regression_with_piecewise_linear_embeddings(prefect_harness, mlflow_store: str,
+                                                                folder: Path) -> None:
     from kerasflow.flows.train import train_flow
 
-    config = _write(folder, "diabetes_tabm", data={"source": "diabetes", "target": "target"}, split=SPLIT,
+    name = "diabetes-tabm-test"
+    config = _write(folder, "diabetes_tabm", data={"source": "diabetes", "target": "target"},
+                    split={"kind": "kfold", "folds": 2, "test_fraction": 0.2, "seed": 42},
                     model={**TABM, "numeric_embedding": "piecewise_linear"},
-                    training={"epochs": 60, "batch_size": 32, "early_stopping": {"patience": 10}},
-                    registry={"model_name": "diabetes-tabm-test"})
+                    training={"epochs": 30, "batch_size": 32, "early_stopping": {"patience": 8}},
+                    registry={"model_name": name})
     result = train_flow(str(config))
     assert result.metrics["r2"] > 0.2 and result.metrics["mae"] < 60
+    rows = load_frame("diabetes").drop(columns="target").head(5)  # the fold ensemble of TabM models serves
+    served = mlflow.pyfunc.load_model(f"models:/{name}/{result.version}").predict(rows)
+    assert list(served.columns) == ["prediction"] and served["prediction"].notna().all()
 
 
 def test_a_tabm_search_varies_k_and_width(prefect_harness, mlflow_store: str, folder: Path) -> None:
