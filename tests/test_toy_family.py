@@ -80,12 +80,12 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def toy_run(prefect_harness, mlflow_store: str, config_file: Path) -> dict:
+def toy_run(prefect_harness, mlflow_store: str, config_file: Path) -> Any:
     from kerasflow.flows.train import train_flow
     from kerasflow.tracking.registry import promote
 
     result = train_flow(str(config_file))
-    promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, result["version"])
+    promote(mlflow.MlflowClient(mlflow_store, mlflow_store), NAME, result.version)
     return result
 
 
@@ -101,17 +101,17 @@ def test_the_config_parses_with_the_toy_section(config_file: Path) -> None:
         load_config(config_file, ["model.units=0"])
 
 
-def test_the_toy_family_trains_evaluates_and_registers(toy_run: dict, mlflow_store: str) -> None:
+def test_the_toy_family_trains_evaluates_and_registers(toy_run: Any, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
-    run = client.get_run(toy_run["run_id"])
+    run = client.get_run(toy_run.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["model.kind"] == "toy" and run.data.params["model.units"] == "16"
-    assert run.data.metrics["test/accuracy"] == pytest.approx(toy_run["metrics"]["accuracy"])
-    assert toy_run["metrics"]["accuracy"] > 0.8
-    assert client.get_model_version(NAME, toy_run["version"]).run_id == toy_run["run_id"]
+    assert run.data.metrics["test/accuracy"] == pytest.approx(toy_run.metrics["accuracy"])
+    assert toy_run.metrics["accuracy"] > 0.8
+    assert client.get_model_version(NAME, toy_run.version).run_id == toy_run.run_id
 
 
-def test_the_served_toy_model_predicts_in_this_and_a_fresh_process(toy_run: dict, mlflow_store: str,
+def test_the_served_toy_model_predicts_in_this_and_a_fresh_process(toy_run: Any, mlflow_store: str,
                                                                    tmp_path: Path) -> None:
     rows = load_frame("breast_cancer").drop(columns="target").sample(10, random_state=0)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")

@@ -21,6 +21,11 @@ Training and prediction (the design the families build on, see
   classification averages probabilities. It returns `(batch, out)` like any
   other kerasflow model: it is the one evaluated, saved, served and batch
   predicted, so nothing downstream knows about members.
+- `TabMModel` is both in one functional model, as the `tabm` family builds
+  it: its output is the `MeanOverMembers` prediction, while its training
+  step scores the members (the mean of their losses, with the compiled
+  loss) and `fit` first fits piecewise-linear bins on its training rows.
+  The pipeline trains, saves and serves that one model unchanged.
 
 The layers live here, under `features`, rather than next to the TabM family
 in `models`, because loading a saved model (serving, ensembles, streaming)
@@ -283,7 +288,9 @@ class TabMModel(keras.Model):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        mean = next(layer for layer in self.layers if isinstance(layer, MeanOverMembers))
+        mean = next((layer for layer in self.layers if isinstance(layer, MeanOverMembers)), None)
+        if mean is None:
+            raise ValueError("a TabMModel's output is a MeanOverMembers layer on the members' outputs")
         members = keras.Model(self.inputs, mean.input, name=f"{self.name}_members")
         # held in closures, not attributes, so saving does not walk the shared layers twice
         self.members = lambda: members

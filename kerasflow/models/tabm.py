@@ -133,5 +133,4 @@ def default_values(model: Any) -> dict[str, Any]:
 
 register_family("tabm", build=build_tabm, default_values=default_values,
                 hidden_layers=lambda model: [("model.width", model.width)],
-                dropouts=lambda model: [("model.dropout", model.dropout)],
-                describe_section=lambda section: f" k={section.get('k', 32)} width={section.get('width', 256)}")
+                dropouts=lambda model: [("model.dropout", model.dropout)])
