@@ -30,13 +30,15 @@ Training and prediction (the design the families build on, see
 The layers live here, under `features`, rather than next to the TabM family
 in `models`, because loading a saved model (serving, ensembles, streaming)
 must register them, and those loaders may import `features` but not
-`models`. Imports nothing from kerasflow beyond Keras; importers defer
-importing it (it imports Keras).
+`models`. Imports nothing from kerasflow beyond Keras and its shipped
+sibling `numeric_embeddings`; importers defer importing it (it imports Keras).
 """
 
 from __future__ import annotations
 
 import keras
+
+from kerasflow.features.numeric_embeddings import PiecewiseLinearEncoding, _ple_tables, fit_quantile_bins
 
 SCALING_INITS = ("ones", "normal", "random-signs")
 
@@ -334,8 +336,6 @@ def fit_piecewise_bins(model, x) -> None:
         x: Its training inputs (arrays or tensors, by input name); a
             `tf.data.Dataset` or generator is left alone (the bins stay).
     """
-    from kerasflow.features.numeric_embeddings import PiecewiseLinearEncoding, _ple_tables, fit_quantile_bins
-
     layers = [layer for layer in model.layers if isinstance(layer, PiecewiseLinearEncoding)]
     if not layers or not isinstance(x, (dict, list, tuple)) and not hasattr(x, "shape"):
         return

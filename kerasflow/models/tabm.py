@@ -19,6 +19,7 @@ the mean prediction.
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import Any
 
 from kerasflow.features.tabular import ENCODED_FEATURES, build_input_layers
@@ -93,8 +94,6 @@ def _numeric_embedding(embedding: str, features: int, seed: int) -> Any:
         return PeriodicEmbedding(D_EMBEDDING, seed=seed, name="periodic_embedding")
     # Placeholder edges: standard normal quantiles of the normalized columns; `TabMModel.fit` refits them
     # on the rows it trains on before the first step.
-    from statistics import NormalDist
-
     edges = [NormalDist().inv_cdf(min(max(q / N_BINS, 1e-3), 1 - 1e-3)) for q in range(N_BINS + 1)]
     return PiecewiseLinearEncoding([edges] * features, d_embedding=D_EMBEDDING, seed=seed,
                                    name="piecewise_linear_encoding")
