@@ -9,8 +9,10 @@ union of `PipelineConfig` from the list, and rebuilds it when a family
 registers later (a plugin, or a test module that defines a family of its
 own); `kerasflow.schemas.tuning` checks search spaces against `TUNABLE`.
 
-The four built-in families are registered at the end of this module, in
-the order a search-space name shared by several keeps the first one's rule.
+The first four built-in families are registered at the end of this module,
+in the order a search-space name shared by several keeps the first one's
+rule (and `dense` is the default kind); later ones (`schemas/tabm.py`)
+register themselves and are imported by `schemas/__init__.py`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Architecture rules that import-linter cannot express: only `kerasflow.models` knows the family names.
 
-A model family's kind (`dense`, `cnn`, `text`, `functional`) appears only in
+A model family's kind (`dense`, `cnn`, `text`, `functional`, `tabm`) appears only in
 its own two modules (`kerasflow/models/<family>.py` and its `schemas/`
 module) and in the registries; everything else asks the family through the
 hooks of `kerasflow.models.families`. The scan reads the source with `ast`,
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = frozenset({"dense", "cnn", "text", "functional"})
+KINDS = frozenset({"dense", "cnn", "text", "functional", "tabm"})
 # The families' own modules, and the registries that hold them.
 FAMILY_MODULES = {"schemas/dense.py", "schemas/images.py", "schemas/text.py", "schemas/functional.py",
-                  "schemas/families.py"}
+                  "schemas/tabm.py", "schemas/families.py"}
 
 
 def _sources() -> list[Path]:

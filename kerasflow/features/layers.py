@@ -1,8 +1,8 @@
 """Custom Keras layers that travel inside exported kerasflow models.
 
 This module is shipped with every logged model (MLflow `code_paths`), so it
-must import nothing beyond Keras and its shipped sibling `text_layers`
-(imported at the end, so loading any model registers every custom object).
+must import nothing beyond Keras and its shipped siblings `text_layers`,
+`numeric_embeddings` and `tabm_layers` (imported at the end, so loading any model registers every custom object).
 """
 
 from __future__ import annotations
@@ -36,4 +36,4 @@ class FillMissing(keras.layers.Layer):
         return {**super().get_config(), "values": self.values}
 
 
-from kerasflow.features import text_layers  # noqa: E402,F401  (registers the text standardizer and TextSegment)
+from kerasflow.features import numeric_embeddings, tabm_layers, text_layers  # noqa: E402,F401  (register their layers)

@@ -10,5 +10,6 @@ from kerasflow.models import (
     cnn,  # noqa: F401  (registers model.kind cnn)
     dense,  # noqa: F401  (registers model.kind dense)
     functional,  # noqa: F401  (registers model.kind functional)
+    tabm,  # noqa: F401  (registers model.kind tabm)
     text,  # noqa: F401  (registers model.kind text)
 )

@@ -16,7 +16,9 @@ How a family uses it (the layers and the loss are in
     predict_model.compile(loss=loss, metrics=metrics)  # the (batch, units) averaged prediction
     predict_model.evaluate(...); predict_model.save("model.keras")
 
-Both models share every layer, so training one trains the other. The
+The `tabm` family (`kerasflow.models.tabm`) builds one
+`kerasflow.features.tabm_layers.TabMModel` instead of the pair, so the
+pipeline trains and saves the same object. Both models share every layer, so training one trains the other. The
 prediction model is the one kerasflow evaluates, saves, serves and batch
 predicts: it returns `(batch, units)` probabilities (softmax/sigmoid of each
 member, then averaged) or values, like any other family's model.
