@@ -37,7 +37,7 @@ class Table(DataKind):
 
     def read(self, config: PipelineConfig) -> Any:
         """The source table and the test table (or None), as read (`read_sources`)."""
-        return read_sources(config)
+        return read_sources(config.data)
 
     def load(self, config: PipelineConfig, workdir: str, log: StepLog, read: Any = None) -> str:
         """Reads the table (and test table), checks the data contract, fingerprints the rows and logs them.
