@@ -10,11 +10,12 @@ from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.cv import summarize_folds, train_fold
 from kerasflow.tracking import Tracker
+from kerasflow.training.cv import CVSummary
 
 
 @flow(name="cross-validate", log_prints=False, validate_parameters=False)
 def cross_validate_flow(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
-                        hyperparameters: dict[str, Any] | None = None, fresh: bool = False) -> dict[str, Any]:
+                        hyperparameters: dict[str, Any] | None = None, fresh: bool = False) -> CVSummary:
     """Trains one model per fold of the split, then logs the folds' summary.
 
     Run it with `cross_validate_flow.with_options(task_runner=...)` to pick
@@ -28,7 +29,7 @@ def cross_validate_flow(tracker: Tracker, config: PipelineConfig, prepared: Prep
         fresh: Retrain every fold instead of reusing an interrupted run's. Default false.
 
     Returns:
-        `{"epochs", "folds", "summary"}` from `summarize_folds`.
+        The `CVSummary` of `summarize_folds`.
     """
     futures = [train_fold.submit(tracker, config, prepared, fold, hyperparameters, fresh)
                for fold in range(config.split.folds)]

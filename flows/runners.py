@@ -6,13 +6,14 @@ import logging
 from typing import Any
 
 from kerasflow.quiet import quiet_dask
+from kerasflow.schemas.tuning import RunnerConfig
 
 
-def task_runner(cfg: Any) -> Any:
+def task_runner(cfg: RunnerConfig) -> Any:
     """Returns the task runner that concurrent tasks (k-fold folds) run on.
 
     Args:
-        cfg: The `runner` section (`kerasflow.schemas.tuning.RunnerConfig`).
+        cfg: The `runner` section.
 
     Returns:
         A `ThreadPoolTaskRunner` with `n_workers` threads for `local`; for

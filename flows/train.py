@@ -56,7 +56,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             cv = cv_flow(run.tracker, config, prepared, best, fresh)
         plan = refit_plan(config, tuned, cv)
         if plan["refit"] == "ensemble":
-            model = assemble_ensemble(run.tracker, config, cv["models"], run.workdir)
+            model = assemble_ensemble(run.tracker, config, cv.models, run.workdir)
         else:
             model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
         metrics = evaluate_model(run.tracker, config, prepared, model)

@@ -57,11 +57,11 @@ class TabMModelConfig(Section):
     numeric_embedding: Literal["none", "periodic", "piecewise_linear"] = "none"
 
 
-def tabm_config_problems(config: Any) -> list[tuple[str, str]]:
+def tabm_config_problems(config: Section) -> list[tuple[str, str]]:
     """A streamed table cannot fit piecewise-linear bins: the rows never reach memory at once.
 
     Args:
-        config: The `PipelineConfig` with a `tabm` model.
+        config: The `PipelineConfig` with a `tabm` model (typed by its base: `schemas.config` imports this module).
 
     Returns:
         `(dotted path, message)` pairs; empty when the sections fit.

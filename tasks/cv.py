@@ -23,7 +23,7 @@ from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.progress import EpochProgress
 from kerasflow.tasks.train import announce_resume
 from kerasflow.tracking import Tracker
-from kerasflow.training.cv import FoldResult, out_of_fold_predictions, refit_epochs
+from kerasflow.training.cv import CVSummary, FoldResult, out_of_fold_predictions, refit_epochs
 from kerasflow.training.cv import summarize_folds as summarize
 from kerasflow.training.cv import train_fold as fit_fold
 from kerasflow.training.resume import (
@@ -97,7 +97,7 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
 
 
 @task(name="summarize-folds", retries=0, cache_policy=NO_CACHE)
-def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict[str, Any]]) -> CVSummary:
     """Logs the folds' mean and standard deviation and the out-of-fold predictions.
 
     Metrics go to the pipeline run as `cv.<metric>.mean` and
@@ -105,9 +105,9 @@ def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict
     `cv/folds.csv`.
 
     Returns:
-        `{"epochs": refit epoch count (median best epoch), "folds": k,
-        "summary": {metric: {mean, std}}, "models": the fold models' paths
-        (for `split.final: ensemble`, else None each)}`.
+        A `CVSummary`: the refit epoch count (median best epoch), k, each
+        metric's mean and std, and the fold models' paths (for
+        `split.final: ensemble`, else None each).
     """
     folds = sorted((FoldResult(**r) for r in results), key=lambda r: r.fold)
     summary = summarize(folds)
@@ -119,5 +119,4 @@ def summarize_folds(tracker: Tracker, config: PipelineConfig, results: list[dict
         table = [{"fold": r.fold, "best_epoch": r.best_epoch, "epochs_run": r.epochs_run, **r.metrics} for r in folds]
         pd.DataFrame(table).to_csv(Path(tmp) / "folds.csv", index=False)
         tracker.artifact(str(Path(tmp) / "folds.csv"), "cv")
-    return {"epochs": refit_epochs(folds), "folds": len(folds), "summary": summary,
-            "models": [r.model for r in folds]}
+    return CVSummary(epochs=refit_epochs(folds), folds=len(folds), summary=summary, models=[r.model for r in folds])

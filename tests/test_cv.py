@@ -137,7 +137,7 @@ def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: TrainResult
     config = load_config(CONFIG, FAST)
     client = configure()
     experiment = ensure_experiment(client, config.name)
-    results = {}
+    results, fold_metrics = {}, {}
     for name, runner in {"sequential": RunnerConfig(kind="local", n_workers=1),
                          "dask": RunnerConfig(kind="dask", n_workers=2, processes=True)}.items():
         run_id = client.create_run(experiment, run_name=f"cv-{name}").info.run_id
@@ -148,13 +148,12 @@ def test_folds_on_a_dask_cluster_match_the_sequential_run(kfold_run: TrainResult
         split = split_data.fn(tracker, config, raw, str(workdir))
         prepared = fit_preprocessing.fn(tracker, config, raw, split, str(workdir))
         results[name] = cross_validate_flow.with_options(task_runner=task_runner(runner))(tracker, config, prepared)
-        results[name]["folds_metrics"] = [r.data.metrics["val/accuracy"] for r in
-                                          _fold_runs(client, experiment, run_id)]
+        fold_metrics[name] = [r.data.metrics["val/accuracy"] for r in _fold_runs(client, experiment, run_id)]
         client.set_terminated(run_id, "FINISHED")
     threaded = [r.data.metrics["val/accuracy"] for r in _fold_runs(client, kfold_run.experiment_id, kfold_run.run_id)]
-    assert results["dask"]["folds_metrics"] == results["sequential"]["folds_metrics"] == threaded
-    seq, dask = results["sequential"]["summary"], results["dask"]["summary"]
+    assert fold_metrics["dask"] == fold_metrics["sequential"] == threaded
+    seq, dask = results["sequential"].summary, results["dask"].summary
     assert seq.keys() == dask.keys()
     for metric in seq:
         assert dask[metric]["mean"] == pytest.approx(seq[metric]["mean"], abs=1e-6), metric
-    assert results["dask"]["epochs"] == results["sequential"]["epochs"]
+    assert results["dask"].epochs == results["sequential"].epochs

@@ -70,7 +70,7 @@ def default_model(config: PipelineConfig, profile: DataProfile) -> dict[str, Any
     raise ValueError("no model family offers a default model section for these data")
 
 
-def default_sections(config: Any, profile: DataProfile, given: set[str]) -> dict[str, dict[str, Any]]:
+def default_sections(config: PipelineConfig, profile: DataProfile, given: set[str]) -> dict[str, dict[str, Any]]:
     """Chooses every section the config leaves out.
 
     Args:
@@ -99,7 +99,7 @@ def default_sections(config: Any, profile: DataProfile, given: set[str]) -> dict
     return chosen
 
 
-def with_defaults(config: Any, chosen: dict[str, dict[str, Any]]) -> Any:
+def with_defaults(config: PipelineConfig, chosen: dict[str, dict[str, Any]]) -> PipelineConfig:
     """Returns the config with the chosen sections in place, validated again."""
     if not chosen:
         return config

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,7 +134,7 @@ def _text_column(model: ModelSection) -> str | None:
     return text.columns[0] if text is not None and text.columns else None
 
 
-def profile_source(config: Any) -> DataProfile:
+def profile_source(config: PipelineConfig) -> DataProfile:
     """Reads the configured data as its data kind does (an image folder is listed, not decoded) and profiles it.
 
     Args:

@@ -11,11 +11,14 @@ Every error is one line on stderr, `error: ...`, without a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
 
 import typer
 
 from kerasflow.quiet import silence
+
+if TYPE_CHECKING:  # the CLI stays light: the config models load only when a command parses one
+    from kerasflow.schemas.config import PipelineConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -89,7 +92,7 @@ def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -
         typer.echo(f"could not record the failure in MLflow: {record_error}", err=True)
 
 
-def warm(cfg: Any, heavy: bool = True) -> Any:
+def warm(cfg: PipelineConfig, heavy: bool = True) -> Any:
     """Starts the validation worker and the Prefect server while heavy libraries import."""
     from kerasflow.runtime.prefect_server import PrefectServerError
     from kerasflow.runtime.warmup import warm_start

@@ -26,6 +26,23 @@ from kerasflow.training.fitting import EpochHook, fit_model, set_seed
 from kerasflow.training.rows import make_partition
 
 
+@dataclass(frozen=True)
+class CVSummary:
+    """What k-fold cross-validation hands to the final fit.
+
+    Args:
+        epochs: The refit epoch count: the median of the folds' best epochs.
+        folds: The number of folds.
+        summary: `{metric: {"mean": ..., "std": ...}}` over the folds.
+        models: The fold models' paths (for `split.final: ensemble`), else None each.
+    """
+
+    epochs: int
+    folds: int
+    summary: dict[str, dict[str, float]]
+    models: list[str | None]
+
+
 @dataclass
 class FoldResult:
     """What one fold produced.

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.training.cv import CVSummary
 
 
-def refit_plan(config: PipelineConfig, tuned: dict[str, Any] | None, cv: dict[str, Any] | None) -> dict[str, Any]:
+def refit_plan(config: PipelineConfig, tuned: dict[str, Any] | None, cv: CVSummary | None) -> dict[str, Any]:
     """Decides how the final model is trained after a search and/or cross-validation.
 
     Args:
         config: The pipeline config.
         tuned: Output of `search_hyperparameters`, or None.
-        cv: Output of `summarize_folds`, or None.
+        cv: The `CVSummary` of cross-validation, or None.
 
     Returns:
         `train_model` keyword arguments `refit` and `epochs`: k-fold ends
@@ -26,7 +27,7 @@ def refit_plan(config: PipelineConfig, tuned: dict[str, Any] | None, cv: dict[st
     if cv is not None and config.split.final == "ensemble":
         return {"refit": "ensemble", "epochs": None}
     if cv is not None:
-        return {"refit": "train+val", "epochs": cv["epochs"]}
+        return {"refit": "train+val", "epochs": cv.epochs}
     if tuned is not None:
         return {"refit": config.tuning.refit, "epochs": tuned["epochs"]}
     return {"refit": "train", "epochs": None}
