@@ -7,6 +7,8 @@ for every model, several seeds:
 - `hgb`: `HistGradientBoostingClassifier()` / `Regressor()` with default settings;
 - `mlp`: two Dense(256) + ReLU + dropout 0.1 blocks on standardized numeric
   and one-hot categorical columns, Adam;
+- `mlp_q`, `mlp_plr`, `mlp_ple`: the same MLP on quantile-normalized numbers, on their periodic
+  embeddings (PLR lite, 16 per feature, sigma 0.1) or on their piecewise-linear embeddings (48 bins, 16 per feature);
 - `tabm`: TabM (k=32, width 512, depth 3, dropout 0.1, `tabm_optimizer`: AdamW 2e-3 / 3e-4) on
   quantile-normalized numeric and one-hot categorical columns;
 - `tabm_plr`: TabM (depth 2) on periodic embeddings of the quantile-normalized numbers;
@@ -35,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import describe, load  # noqa: E402
 
-MODELS = ("hgb", "mlp", "tabm", "tabm_plr", "tabm_ple")
+MODELS = ("hgb", "mlp", "mlp_q", "mlp_plr", "mlp_ple", "tabm", "tabm_plr", "tabm_ple")
+MLP_INPUTS = {"mlp": "standard", "mlp_q": "quantile", "mlp_plr": "periodic", "mlp_ple": "piecewise_linear"}
 DEFAULT_SETS = ("vehicle", "pima_diabetes", "attrition")
 
 
@@ -118,9 +121,8 @@ def build_network(kind, nums, onehots, cards, units, seed):
     numeric_in = keras.Input((nums.shape[1],), name="numeric")
     onehot_in = keras.Input((onehots.shape[1],), name="onehot")
     activation = "softmax" if units > 1 else None
-    if kind == "mlp":
-        x = keras.layers.Normalization(mean=nums.mean(0), variance=nums.var(0) + 1e-9)(numeric_in)
-        x = keras.layers.Concatenate()([x, onehot_in])
+    if kind in MLP_INPUTS:
+        x = keras.layers.Concatenate()([_mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed), onehot_in])
         for block in range(2):
             x = keras.layers.Dropout(0.1, seed=seed + block)(keras.layers.Dense(256, activation="relu")(x))
         outputs = keras.layers.Dense(units)(x)
@@ -143,6 +145,29 @@ def build_network(kind, nums, onehots, cards, units, seed):
     return tabm_models([numeric_in, onehot_in], members, activation)
 
 
+def _mlp_numbers(how, numeric_in, nums, seed):
+    """The MLP's numeric input: standardized, quantile-normalized, or periodic / piecewise-linear embeddings."""
+    import keras
+
+    from kerasflow.features.numeric_embeddings import (
+        PeriodicEmbedding,
+        PiecewiseLinearEncoding,
+        QuantileNormalization,
+        fit_quantile_bins,
+        fit_quantiles,
+    )
+
+    if how == "standard":
+        return keras.layers.Normalization(mean=nums.mean(0), variance=nums.var(0) + 1e-9)(numeric_in)
+    if how == "piecewise_linear":
+        return keras.layers.Flatten()(PiecewiseLinearEncoding(fit_quantile_bins(nums, 48), d_embedding=16,
+                                                              seed=seed)(numeric_in))
+    normalized = QuantileNormalization(fit_quantiles(nums, max(min(len(nums) // 30, 1000), 10)))(numeric_in)
+    if how == "quantile":
+        return normalized
+    return keras.layers.Flatten()(PeriodicEmbedding(d_embedding=16, n_frequencies=48, sigma=0.1, seed=seed)(normalized))
+
+
 def run_network(kind, data, classify, scale, seed):
     """Trains one network with early stopping on the validation rows; returns its test score."""
     import keras
@@ -154,7 +179,7 @@ def run_network(kind, data, classify, scale, seed):
     units = scale[0] if classify else 1
     train_model, predict_model = build_network(kind, nums[0], onehots[0], cards, units, seed)
     base = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classify else keras.losses.MeanSquaredError()
-    if kind == "mlp":
+    if kind in MLP_INPUTS:
         train_model.compile(keras.optimizers.Adam(1e-3), loss=base)
     else:
         train_model.compile(tabm_optimizer(), loss=member_loss(base))
