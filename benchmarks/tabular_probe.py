@@ -9,6 +9,9 @@ for every model, several seeds:
   and one-hot categorical columns, Adam;
 - `mlp_q`, `mlp_plr`, `mlp_ple`: the same MLP on quantile-normalized numbers, on their periodic
   embeddings (PLR lite, 16 per feature, sigma 0.1) or on their piecewise-linear embeddings (48 bins, 16 per feature);
+- `kf`: kerasflow's data-driven dense default (`kerasflow.models.dense.default_section` and
+  `kerasflow.lint.defaults.default_training`: widths, dropout, L2, batch, patience 20);
+- `mlp_x5`, `ple_x5`: the mean of five `mlp` / `mlp_ple` networks with different seeds;
 - `tabm`: TabM (k=32, width 512, depth 3, dropout 0.1, `tabm_optimizer`: AdamW 2e-3 / 3e-4) on
   quantile-normalized numeric and one-hot categorical columns;
 - `tabm_plr`: TabM (depth 2) on periodic embeddings of the quantile-normalized numbers;
@@ -38,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import describe, load  # noqa: E402
 
 MODELS = ("hgb", "mlp", "mlp_q", "mlp_plr", "mlp_ple", "tabm", "tabm_plr", "tabm_ple")
-MLP_INPUTS = {"mlp": "standard", "mlp_q": "quantile", "mlp_plr": "periodic", "mlp_ple": "piecewise_linear"}
+MLP_INPUTS = {"mlp": "standard", "mlp_q": "quantile", "mlp_plr": "periodic", "mlp_ple": "piecewise_linear",
+              "kf": "standard", "mlp_x5": "standard", "ple_x5": "piecewise_linear"}
+ENSEMBLES = {"mlp_x5": 5, "ple_x5": 5}
 DEFAULT_SETS = ("vehicle", "pima_diabetes", "attrition")
 
 
@@ -123,8 +128,13 @@ def build_network(kind, nums, onehots, cards, units, seed):
     activation = "softmax" if units > 1 else None
     if kind in MLP_INPUTS:
         x = keras.layers.Concatenate()([_mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed), onehot_in])
-        for block in range(2):
-            x = keras.layers.Dropout(0.1, seed=seed + block)(keras.layers.Dense(256, activation="relu")(x))
+        widths, dropout, l2 = _widths(kind, nums.shape[1] + onehots.shape[1], units, len(nums))
+        for block, width in enumerate(widths):
+            dense = keras.layers.Dense(width, activation="relu", kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+                                       kernel_initializer="he_normal" if kind == "kf" else "glorot_uniform")
+            x = dense(x)
+            if dropout:
+                x = keras.layers.Dropout(dropout, seed=seed + block)(x)
         outputs = keras.layers.Dense(units)(x)
         model = keras.Model([numeric_in, onehot_in], outputs)
         predict = keras.Model([numeric_in, onehot_in], keras.layers.Activation(activation or "linear")(outputs))
@@ -143,6 +153,18 @@ def build_network(kind, nums, onehots, cards, units, seed):
     members = tabm_head(tabm_body(x, k=32, width=512, depth=depth, dropout=0.1, r_init=r_init,
                                   r_chunks=chunks + cards, seed=seed), units, seed=seed + 100)
     return tabm_models([numeric_in, onehot_in], members, activation)
+
+
+def _widths(kind, width, units, rows):
+    """Hidden widths, dropout and L2 of an MLP kind (`kf`: kerasflow's default rule, else 2 x 256)."""
+    if kind != "kf":
+        return (256, 256), 0.1, 0.0
+    from kerasflow.models.families import power_of_two
+
+    first = power_of_two(2 * max(width, units, 1), 16, 256)
+    if units == 1 and rows < 2000:
+        return (first,), 0.0, 1e-3
+    return (first, max(first // 2, units, 8)), 0.2 if rows < 2000 else 0.1, 1e-4
 
 
 def _mlp_numbers(how, numeric_in, nums, seed):
@@ -169,7 +191,17 @@ def _mlp_numbers(how, numeric_in, nums, seed):
 
 
 def run_network(kind, data, classify, scale, seed):
-    """Trains one network with early stopping on the validation rows; returns its test score."""
+    """Trains one network (or the mean of an ensemble) with early stopping on the validation rows; returns its test score."""
+    labels = data[3]
+    predicted = np.mean([_predict(kind, data, classify, scale, seed + 1000 * member)
+                         for member in range(ENSEMBLES.get(kind, 1))], axis=0)
+    if classify:
+        return score(labels[2], predicted.argmax(1), True)
+    return score(labels[2] * scale[2] + scale[1], predicted[:, 0] * scale[2] + scale[1], False)
+
+
+def _predict(kind, data, classify, scale, seed):
+    """Trains one network and returns its test-row outputs (probabilities, or standardized values)."""
     import keras
 
     from kerasflow.models.tabm_backbone import member_loss, tabm_optimizer
@@ -183,14 +215,17 @@ def run_network(kind, data, classify, scale, seed):
         train_model.compile(keras.optimizers.Adam(1e-3), loss=base)
     else:
         train_model.compile(tabm_optimizer(), loss=member_loss(base))
-    stop = keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)
+    callbacks = [keras.callbacks.EarlyStopping(patience=20 if kind == "kf" else 10, restore_best_weights=True)]
+    batch, epochs = 32, 100
+    if kind == "kf":
+        from kerasflow.models.families import power_of_two
+
+        batch, epochs = power_of_two(len(nums[0]) / 50, 16, 256), 300
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=8))
     y = [label if classify else label[:, None] for label in labels]
     train_model.fit([nums[0], onehots[0]], y[0], validation_data=([nums[1], onehots[1]], y[1]),
-                    epochs=100, batch_size=32, callbacks=[stop], verbose=0)
-    predicted = np.asarray(predict_model([nums[2], onehots[2]], training=False))
-    if classify:
-        return score(labels[2], predicted.argmax(1), True)
-    return score(labels[2] * scale[2] + scale[1], predicted[:, 0] * scale[2] + scale[1], False)
+                    epochs=epochs, batch_size=batch, callbacks=callbacks, verbose=0)
+    return np.asarray(predict_model([nums[2], onehots[2]], training=False))
 
 
 def probe(name, seeds, models):
