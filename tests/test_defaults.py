@@ -26,19 +26,21 @@ def _defaulted(path: str, overrides: list[str] | None = None) -> PipelineConfig:
     return choose_defaults(load_config(path, overrides), path).config
 
 
-def test_small_tables_get_kfold_and_a_dense_network_sized_to_inputs_and_classes(tmp_path: Path) -> None:
+def test_small_tables_get_kfold_and_a_wide_dense_network(tmp_path: Path) -> None:
     config = _defaulted(_only_data("iris.yaml", tmp_path))
     assert (config.split.kind, config.split.folds, config.split.final) == ("kfold", 5, "ensemble")
-    assert config.model.kind == "dense" and config.model.hidden_units == [16, 8]
-    assert config.model.initializer.name == "he_normal" and config.model.dropout == 0.2
+    assert config.model.kind == "dense" and config.model.hidden_units == [256, 256]
+    assert config.model.initializer.name == "he_normal" and config.model.dropout == 0.1
     training = config.training
     assert training.early_stopping.enabled and training.early_stopping.restore_best_weights
-    assert training.reduce_lr.enabled and training.batch_size == 16
+    assert training.reduce_lr.enabled and training.batch_size == 32
 
 
-def test_larger_tables_get_a_holdout_split_and_wider_layers(tmp_path: Path) -> None:
+def test_larger_tables_get_kfold_below_2000_rows_and_the_same_wide_layers(tmp_path: Path) -> None:
     config = _defaulted(_only_data("digits.yaml", tmp_path))
-    assert config.split.kind == "holdout" and config.model.hidden_units == [128, 64]
+    assert config.split.kind == "kfold", "1,797 rows: below 2,000, the fold ensemble"
+    config = _defaulted(_only_data("digits.yaml", tmp_path), ["split.kind=holdout"])
+    assert config.split.kind == "holdout" and config.model.hidden_units == [256, 256]
 
 
 def test_text_and_image_data_get_their_model_kinds(tmp_path: Path) -> None:

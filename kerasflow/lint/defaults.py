@@ -3,22 +3,23 @@
 A config may hold only `name` and `data`. Each of `split`, `training` and
 `model` that it leaves out is then chosen from the data's profile:
 
-- **split**: fewer than 1,000 rows get 5-fold cross-validation ending with
+- **split**: fewer than 2,000 rows get 5-fold cross-validation ending with
   the fold ensemble (every row is scored once, and the final model averages
-  five); more get a holdout split (20% test, 10% validation).
-- **training**: Adam at 1e-3 (1e-2 for regression, whose targets keep
-  their own scale), up to 300 epochs with early stopping on the
-  validation loss (patience 20, best weights restored) and a learning-rate
-  schedule (halved after 8 epochs without improvement); the batch is about
-  1/50 of the training rows, a power of two between 16 and 256.
-- **model**: image data get the default CNN; a table with a free-text
-  column gets a TF-IDF bag of words and word pairs with a small dense head;
-  any other table gets a dense network whose first layer is the power of
-  two at or above twice the wider of the input width and the class count
-  (16 to 256), and a second layer half as wide; ReLU with He
-  initialization, dropout 0.2 below 2,000 training rows (else 0.1) and L2
-  1e-4. Regression below 2,000 training rows gets the first layer alone,
-  without dropout and with L2 1e-3.
+  five, which is worth one to two accuracy points on small tables); more
+  get a holdout split (20% test, 10% validation).
+- **training**: Adam at 1e-3 (regression targets are standardized inside
+  the model, so both tasks share it), up to 300 epochs with early stopping
+  on the validation loss (patience 20, best weights restored) and a
+  learning-rate schedule (halved after 8 epochs without improvement); the
+  batch is about 1/100 of the training rows, a power of two between 32
+  and 256.
+- **model**: each family offers a section for the data it suits
+  (`Family.default_section`), the first by `default_rank` wins: image data
+  get the default CNN; a table with a free-text column gets the text
+  family's TF-IDF network; any other table gets a dense network of two
+  ReLU layers of 256 units with He initialization and dropout 0.1
+  (`kerasflow.models.dense.default_section`, measured in
+  `benchmarks/tabular_probe.py`).
 
 Sections the config sets (or overrides with `--set`) are never changed.
 Plain functions: no Prefect, no MLflow, no TensorFlow.
@@ -32,7 +33,7 @@ from kerasflow.lint.profile import DataProfile
 from kerasflow.models.families import families, family, fine_tuning, power_of_two
 from kerasflow.schemas.config import PipelineConfig
 
-KFOLD_BELOW_ROWS = 1000
+KFOLD_BELOW_ROWS = 2000
 DEFAULTED = ("split", "training", "model")
 
 
@@ -50,9 +51,8 @@ def default_split(config: PipelineConfig, profile: DataProfile) -> dict[str, Any
 
 def default_training(profile: DataProfile) -> dict[str, Any]:
     """The training section of a config without one."""
-    rate = 1e-2 if profile.task == "regression" else 1e-3  # targets on their own scale need larger steps
-    return {"epochs": 300, "batch_size": power_of_two(profile.train_rows / 50, 16, 256),
-            "optimizer": {"name": "adam", "learning_rate": rate},
+    return {"epochs": 300, "batch_size": power_of_two(profile.train_rows / 100, 32, 256),
+            "optimizer": {"name": "adam", "learning_rate": 1e-3},
             "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 20, "restore_best_weights": True},
             "reduce_lr": {"enabled": True, "monitor": "val_loss", "factor": 0.5, "patience": 8}}
 

@@ -95,19 +95,19 @@ def _dense_block(x: Any, i: int, units: int, hp: Any, spec: ModelSpec) -> Any:
 
 
 def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any]:
-    """The `model` section of a table without one, chosen from its profile (see `kerasflow.lint.defaults`).
+    """The `model` section of a table without one (see `kerasflow.lint.defaults`).
 
-    The first layer is the power of two at or above twice the wider of the
-    input width and the class count (16 to 256), the second half as wide;
-    regression below 2,000 training rows gets the first layer alone.
+    Two ReLU layers of 256 units (wider for more than 128 classes: the power
+    of two at or above twice the class count, up to 512), He initialization,
+    dropout 0.1 and no weight penalty. Measured in
+    `benchmarks/tabular_probe.py` on 13 real sets, 3 seeds: this plain wide
+    network beat the former input-sized one (first layer twice the input
+    width, dropout 0.2, L2 1e-4) and, on 6 of the 9 small sets, default
+    gradient boosting; early stopping does the regularizing.
     """
-    width = power_of_two(2 * max(profile.input_width, profile.classes, 1), 16, 256)
-    if profile.task == "regression" and profile.train_rows < 2000:  # little data, one number: a narrow model
-        return {"kind": "dense", "hidden_units": [width], "activation": "relu", "initializer": {"name": "he_normal"},
-                "dropout": 0.0, "l2": 1e-3}
-    return {"kind": "dense", "hidden_units": [width, max(width // 2, profile.classes, 8)], "activation": "relu",
-            "initializer": {"name": "he_normal"}, "dropout": 0.2 if profile.train_rows < 2000 else 0.1,
-            "l2": 1e-4}
+    width = power_of_two(2 * max(profile.classes, 128), 256, 512)
+    return {"kind": "dense", "hidden_units": [width, width], "activation": "relu",
+            "initializer": {"name": "he_normal"}, "dropout": 0.1, "l2": 0.0}
 
 
 def weight_penalty(model: DenseModelConfig) -> WeightPenalty | None:
