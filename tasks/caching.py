@@ -22,6 +22,11 @@ journal into the new MLflow run and tags the run `kerasflow.cache.<step>`
 = `hit` (with `kerasflow.cache.<step>.run`, the run that computed it) or
 `miss`. A step called directly, outside `run_step`, is never cached.
 
+Each entry is computed under a lock beside its folder (a second run that
+needs it at the same time waits, then reuses it), and records the sha256 of
+its files (`kerasflow.tasks.entries`): a damaged entry is reported with a
+warning that names the file, deleted and computed again.
+
 Cached folders and records expire after `KERASFLOW_CACHE_DAYS` (default 7)
 days without use; `KERASFLOW_CACHE_DAYS=0` turns caching off. `--fresh`
 recomputes every step and caches the new results.
