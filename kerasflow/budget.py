@@ -1,8 +1,11 @@
 """The tracking budget: how long one MLflow call may wait for a store that is down.
 
-`KERASFLOW_TRACKING_BUDGET_SECONDS` bounds the retries of every tracking
-call; MLflow's HTTP retry settings are derived from it (`silence` in
-`kerasflow.quiet` sets them before MLflow is imported).
+`KERASFLOW_TRACKING_BUDGET_SECONDS` (default 120) is how long kerasflow
+retries a tracking call that fails because the store does not answer
+(refused, reset, 5xx, timeout): attempts start until that many seconds have
+passed since the first (`kerasflow.tracking.client.patiently`). MLflow's
+HTTP retry settings are derived from it (`silence` in `kerasflow.quiet`
+sets them before MLflow is imported).
 """
 
 from __future__ import annotations
@@ -32,20 +35,26 @@ def tracking_budget() -> int:
 
 
 def http_retry_settings(budget: int) -> dict[str, str]:
-    """MLflow's HTTP retry settings that keep one request's retries within `budget` seconds.
+    """MLflow's HTTP retry settings under the tracking budget: short retries, and a timeout per attempt.
 
-    urllib3 sleeps 0 s before the first retry and `factor * 2**(n-1)` s
-    before retry n >= 2 (plus up to `jitter` s), so `retries` retries sleep
-    `factor * (2**retries - 2)` s at most, before jitter. Half the budget
-    goes to those sleeps, the rest to the attempts' timeouts: a server that
-    is down refuses at once, one that hangs costs a timeout per attempt.
+    The budget itself is spent by kerasflow's time-based retries
+    (`kerasflow.tracking.client.patiently`), which start attempts until
+    `budget` seconds have passed, whatever the failure. MLflow's own
+    retries (urllib3's, counted per request, exponential) would instead end
+    after a fixed number of attempts: a refused connection fails in
+    milliseconds, so five retries end after about 30 s of backoff. Here
+    MLflow retries once at once (a dropped keep-alive connection), and an
+    attempt waits `budget / 6` seconds for an answer (5 to 30 s), so a
+    store that hangs costs at most two such waits past the budget.
+
+    Args:
+        budget: The tracking budget, in seconds.
+
+    Returns:
+        `MLFLOW_HTTP_REQUEST_*` settings, as strings.
     """
-    retries = 0
-    while retries < 10 and (2 ** (retries + 1) - 2) + 0.5 * (retries + 1) <= budget / 2:
-        retries += 1
-    sleeping = max(0, 2 ** retries - 2) + 0.5 * retries
-    timeout = max(1, int((budget - sleeping) // (retries + 1)))
-    return {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    timeout = min(30, max(5, budget // 6))
+    return {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
             "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout)}
 
 

@@ -15,6 +15,7 @@ import warnings
 from typing import Callable, Iterator
 
 from kerasflow.budget import bound_http_retries
+from kerasflow.secrets import install_log_masking
 
 _DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -45,12 +46,14 @@ def silence() -> None:
 
     Also bounds MLflow's HTTP retries by the tracking budget (see
     `kerasflow.budget.http_retry_settings`); a bad budget value leaves MLflow's own defaults,
-    and the CLI reports it. Idempotent; values already present in the
-    environment win.
+    and the CLI reports it. Masks credentials in addresses in every log
+    record (`kerasflow.secrets.install_log_masking`). Idempotent; values
+    already present in the environment win.
     """
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
     bound_http_retries()
+    install_log_masking()
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")

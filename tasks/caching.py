@@ -22,6 +22,11 @@ journal into the new MLflow run and tags the run `kerasflow.cache.<step>`
 = `hit` (with `kerasflow.cache.<step>.run`, the run that computed it) or
 `miss`. A step called directly, outside `run_step`, is never cached.
 
+Each entry is computed under a lock beside its folder (a second run that
+needs it at the same time waits, then reuses it), and records the sha256 of
+its files (`kerasflow.tasks.entries`): a damaged entry is reported with a
+warning that names the file, deleted and computed again.
+
 Cached folders and records expire after `KERASFLOW_CACHE_DAYS` (default 7)
 days without use; `KERASFLOW_CACHE_DAYS=0` turns caching off. `--fresh`
 recomputes every step and caches the new results.
@@ -44,11 +49,13 @@ from typing import Any, Callable
 from prefect.cache_policies import CachePolicy
 
 from kerasflow.data.load import source_identity
+from kerasflow.locks import file_lock
 from kerasflow.models.families import pretrained_base
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.entries import complete, damage, write_manifest
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import PipelineRun, Tracker
-from kerasflow.tracking.journal import discard_journal, read_journal, seal_journal, start_journal
+from kerasflow.tracking.journal import JOURNAL, discard_journal, seal_journal, start_journal
 from kerasflow.training.kinds import kind_of
 from kerasflow.training.resume import state_home
 
@@ -198,32 +205,74 @@ def run_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fr
         run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
         return step(**inputs)
     prune_steps()
-    return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24], fresh)
+    return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24],
+                       steps_root() / "results" / key, fresh)
 
 
-def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, fresh: bool) -> Any:
-    """Runs `step` with caching on, its outputs in `folder`; replays its journal on a cache hit."""
-    journal = start_journal(folder, tracker.run_id)
-    inputs["tracker"] = tracker.journaled(journal)
-    if "workdir" in inputs:
-        inputs["workdir"] = str(folder)
-    cached = _cached_step(step, fresh or read_journal(folder) is None)
-    state = cached(**inputs, return_state=True)
-    try:
-        value = state.result()
-    except BaseException:
-        discard_journal(journal)
-        raise
-    if state.name != "Cached":
-        seal_journal(journal)
-        tracker.tags({f"{CACHE_TAG}{step.name}": "miss"})
-        return value
-    discard_journal(journal)
-    origin = tracker.replay(folder)
+def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, record: Path,
+                fresh: bool) -> Any:
+    """Runs `step` with caching on, its outputs in `folder`; replays its journal on a cache hit.
+
+    Under the entry's lock (`<folder>.lock`): a second run that needs the
+    same entry at the same time waits, with a message naming the first
+    (pid, host, run), then reuses its result. A finished entry whose files
+    no longer match their manifest is reported, deleted and computed again.
+    """
+    purpose = f"compute step {step.name} for MLflow run {tracker.run_id}"
+    with file_lock(folder.with_name(folder.name + ".lock"), purpose=purpose, notice=step_logger().warning):
+        refresh = fresh or _unusable(step, folder, record)
+        value, state = _call_cached(step, tracker, inputs, folder, refresh)
+        if state is None:  # a cached result Prefect could not read: computed again
+            value, state = _call_cached(step, tracker, inputs, folder, True)
+        if state.name != "Cached":
+            tracker.tags({f"{CACHE_TAG}{step.name}": "miss"})
+            return value
+        origin = tracker.replay(folder)
     os.utime(folder)  # in use: not pruned
     tracker.tags({f"{CACHE_TAG}{step.name}": "hit", f"{CACHE_TAG}{step.name}.run": origin})
     step_logger().info(f"{step.name}: reused the result of run {origin} (unchanged inputs; --fresh recomputes)")
     return value
+
+
+def _unusable(step: Any, folder: Path, record: Path) -> bool:
+    """Whether the entry must be computed (again): none yet, or damaged (warned, and deleted)."""
+    if not (folder / JOURNAL).is_file() and not complete(folder):
+        return True
+    problem = damage(folder, record)
+    if problem is None:
+        return False
+    _discard(step, folder, record, problem)
+    return True
+
+
+def _discard(step: Any, folder: Path, record: Path, problem: str) -> None:
+    step_logger().warning(f"{step.name}: the cached result in {folder} is damaged ({problem}); computing it again")
+    shutil.rmtree(folder, ignore_errors=True)
+    record.unlink(missing_ok=True)
+
+
+def _call_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path,
+                 refresh: bool) -> tuple[Any, Any]:
+    """One call of the cached step; `(value, state)`, or `(None, None)` when a cached result was unreadable."""
+    journal = start_journal(folder, tracker.run_id)
+    inputs["tracker"] = tracker.journaled(journal)
+    if "workdir" in inputs:
+        inputs["workdir"] = str(folder)
+    state = _cached_step(step, refresh)(**inputs, return_state=True)
+    try:
+        value = state.result()
+    except BaseException as exc:
+        discard_journal(journal)
+        if state.name == "Cached" and not refresh and isinstance(exc, Exception):
+            _discard(step, folder, steps_root() / "results" / folder.name, f"{type(exc).__name__}: {exc}")
+            return None, None
+        raise
+    if state.name != "Cached":
+        seal_journal(journal)
+        write_manifest(folder)
+    else:
+        discard_journal(journal)
+    return value, state
 
 
 def _cached_step(step: Any, refresh: bool) -> Any:
@@ -243,6 +292,8 @@ def prune_steps() -> int:
     cutoff = time.time() - cache_days() * 86400
     removed = 0
     for path in [*steps_root().glob("*/*/*"), *steps_root().glob("results/*")]:
+        if path.suffix == ".lock":  # an entry's lock: removing it could let two runs hold it
+            continue
         try:
             if path.stat().st_mtime < cutoff:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()

@@ -29,11 +29,12 @@ from kerasflow.training.cv import train_fold as fit_fold
 from kerasflow.training.resume import (
     FOLD_MODEL,
     checkpoint_root,
-    claim,
     clear,
     fold_checkpoint,
+    in_use,
     load_fold_result,
     save_fold_result,
+    writing,
 )
 
 
@@ -66,7 +67,7 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
     frame = pd.read_parquet(prepared.raw)
     checkpoint = fold_checkpoint(checkpoint_root(config.name, fingerprint_frame(frame), config.fingerprint()),
                                  fold, hyperparameters)
-    if fresh:
+    if fresh and not in_use(checkpoint):  # never the folder another live run trains in
         clear(checkpoint)
     name = f"fold {fold + 1}/{len(split.folds)}"
     with tracking.nested_run(tracker, f"fold-{fold}", "fold", {"kerasflow.fold": str(fold)}) as child:
@@ -80,17 +81,18 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
             step_logger().info(f"{name} reused from the interrupted run {saved[1]}".rstrip())
             child.tags({"kerasflow.reused_from": saved[1]})
         else:
-            announce_resume(child, claim(checkpoint, child.run_id), config.training.epochs, f"{name} ")
-            progress = EpochProgress(lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
-                                     config.training.epochs, name)
-            try:
-                result = fit_fold(config, frame, split.folds[fold], fold,
-                                  FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
-                                  hyperparameters=hyperparameters, checkpoint=checkpoint, on_epoch=progress,
-                                  save_to=checkpoint / FOLD_MODEL if ensemble else None)
-            finally:
-                progress.close()
-            save_fold_result(checkpoint, asdict(result), child.run_id)
+            with writing(checkpoint, child.run_id, notice=step_logger().warning) as (folder, resumed):
+                announce_resume(child, resumed, config.training.epochs, f"{name} ")
+                progress = EpochProgress(lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
+                                         config.training.epochs, name)
+                try:
+                    result = fit_fold(config, frame, split.folds[fold], fold,
+                                      FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
+                                      hyperparameters=hyperparameters, checkpoint=folder, on_epoch=progress,
+                                      save_to=folder / FOLD_MODEL if ensemble else None)
+                finally:
+                    progress.close()
+                save_fold_result(folder, asdict(result), child.run_id)
         child.metrics(result.metrics, prefix="val.")
         child.metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, prefix="train.")
     return asdict(result)

@@ -25,10 +25,9 @@ from kerasflow.training.kinds import kind_of
 from kerasflow.training.resume import (
     ResumePoint,
     checkpoint_root,
-    claim,
-    clear,
     clear_checkpoints,
     final_checkpoint,
+    writing,
 )
 
 
@@ -61,18 +60,17 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
     import_tensorflow()
 
     root = checkpoint_root(config.name, kind_of(config.data).checkpoint_key(prepared.raw), config.fingerprint())
-    checkpoint = final_checkpoint(root, hyperparameters, refit, epochs)
-    if fresh:
-        clear(checkpoint)
-    announce_resume(tracker, claim(checkpoint, tracker.run_id), epochs or config.training.epochs)
-    on_epoch = EpochProgress(tracker.epochs("train."), epochs or config.training.epochs, "train")
-    model_path = Path(workdir) / "model.keras"
-    try:
-        result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
-                                 model_path, hyperparameters=hyperparameters, refit=refit, epochs=epochs,
-                                 on_epoch=on_epoch, checkpoint=checkpoint)
-    finally:
-        on_epoch.wait()
+    with writing(final_checkpoint(root, hyperparameters, refit, epochs), tracker.run_id, fresh,
+                 step_logger().warning) as (checkpoint, resumed):
+        announce_resume(tracker, resumed, epochs or config.training.epochs)
+        on_epoch = EpochProgress(tracker.epochs("train."), epochs or config.training.epochs, "train")
+        model_path = Path(workdir) / "model.keras"
+        try:
+            result = fit_final_model(config, prepared.raw, prepared.split, prepared.features, prepared.labels,
+                                     model_path, hyperparameters=hyperparameters, refit=refit, epochs=epochs,
+                                     on_epoch=on_epoch, checkpoint=checkpoint)
+        finally:
+            on_epoch.wait()
     clear_checkpoints(root)  # trained and saved: nothing left to resume; finished folds' results stay
     tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "replicas": result.replicas},
                     prefix="train.")

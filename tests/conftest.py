@@ -78,6 +78,8 @@ INTEGRATION_MODULES = {
     "test_tune_dask", "test_unattended",
 }
 INTEGRATION_TESTS = {
+    "test_four_processes_create_one_new_store_at_once", "test_a_server_started_within_the_budget_is_waited_for",
+    "test_a_store_that_stays_down_fails_when_the_budget_ends", "test_two_runs_of_one_config_at_once_both_finish",
     "test_broken_file_through_the_cli", "test_a_test_folder_is_the_test_split_of_a_cli_run",
     "test_text_flow_uses_the_test_file_and_serves_raw_strings", "test_racing_champion_moves_lose_no_update",
     "test_worker_death_is_reported_clearly", "test_functional_flow_logs_per_output_metrics_and_serves_raw_columns",

@@ -246,10 +246,12 @@ def server_stop() -> None:
 def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1.")] = 5000) -> None:
     """Open the MLflow UI on the local store."""
 
-    from kerasflow.tracking import tracking_uri
+    from kerasflow.secrets import mask
+    from kerasflow.tracking import prepare_store, tracking_uri
 
     uri = tracking_uri()
-    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C stops it")
+    prepare_store(uri)  # created or migrated under the store's lock, not by `mlflow ui` racing a run
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {mask(uri)}); Ctrl-C stops it")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
     try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
 import typer
 
 from kerasflow.quiet import silence
+from kerasflow.secrets import mask
 
 if TYPE_CHECKING:  # the CLI stays light: the config models load only when a command parses one
     from kerasflow.schemas.config import PipelineConfig
@@ -28,8 +29,8 @@ _store_uri: str | None = None  # the tracking store of this command, once checke
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """Prints `error: <message>` on stderr and exits with `code`."""
-    typer.echo(f"error: {message}", err=True)
+    """Prints `error: <message>` on stderr (credentials in addresses masked) and exits with `code`."""
+    typer.echo(f"error: {mask(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -89,7 +90,7 @@ def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -
         run_id = record_failed_run(name or "kerasflow", kind, exc, {"config/config.yaml": text}, tracking)
         typer.echo(f"recorded FAILED MLflow run {run_id}", err=True)
     except Exception as record_error:  # the store itself may be what is misconfigured
-        typer.echo(f"could not record the failure in MLflow: {record_error}", err=True)
+        typer.echo(mask(f"could not record the failure in MLflow: {record_error}"), err=True)
 
 
 def warm(cfg: PipelineConfig, heavy: bool = True) -> Any:
@@ -154,11 +155,11 @@ def outage_message(kind: str, exc: BaseException, lost: int) -> str:
     from kerasflow.budget import BUDGET_ENV, tracking_budget
     from kerasflow.tracking import tracking_uri
 
-    uri = _store_uri or tracking_uri()
+    uri = mask(_store_uri or tracking_uri())
     text = str(exc)
     reasons = [r for r in ("Connection refused", "timed out", "Name or service not known", "Connection reset",
                            "Remote end closed connection") if r.lower() in text.lower()]
-    cause = f"last error: {reasons[0].lower()}" if reasons else (text.splitlines()[0][:200] if text else
+    cause = f"last error: {reasons[0].lower()}" if reasons else (mask(text.splitlines()[0])[:200] if text else
                                                                  type(exc).__name__)
     lost_text = (f" {lost} epoch(s) of metrics queued for logging were not delivered and are lost." if lost
                  else "")

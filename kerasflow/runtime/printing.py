@@ -15,6 +15,7 @@ import typer
 
 from kerasflow.flows.results import PredictResult, RetrainResult, TrainResult, TuneResult, ValidateResult
 from kerasflow.schemas.config import PipelineConfig, RegistryConfig
+from kerasflow.secrets import mask
 
 
 def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) -> None:
@@ -35,7 +36,7 @@ def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) ->
     for name, value in shown.items():
         typer.echo(f"  {name:<{width}} {value:.4f}")
     typer.echo(f"MLflow run:  {result.run_id}  (experiment {result.experiment_id}, "
-               f"store {tracking_uri(cfg.registry.tracking_uri)})")
+               f"store {mask(tracking_uri(cfg.registry.tracking_uri))})")
     if result.version:
         blessed = "blessed as @candidate" if result.blessed else "not blessed"
         typer.echo(f"model:       models:/{cfg.model_name}/{result.version}  ({blessed})")
@@ -122,13 +123,13 @@ def print_stack(stack: Any, env_file: Path) -> None:
         for note in source_notes(settings.home, clone):
             typer.echo(note)
         typer.echo(f"a worker on another host:  PREFECT_API_URL={settings.public_api_url} "
-                   f"MLFLOW_TRACKING_URI={settings.public_store} KERASFLOW_HOME=<its own folder> "
+                   f"MLFLOW_TRACKING_URI={mask(settings.public_store)} KERASFLOW_HOME=<its own folder> "
                    f"prefect worker start --pool {settings.pool}")
     else:
         started = stack.server is not None and stack.server.started
         typer.echo(f"Prefect UI:  {settings.prefect_ui}   (the shared server, "
                    f"{'started now' if started else 'already running'})")
-        typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {settings.store})")
+        typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {mask(settings.store)})")
         typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}")
     typer.echo(f"in another shell:  source {env_file} && prefect deployment run 'retrain/nightly'")
     if team is not None:

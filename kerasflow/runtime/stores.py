@@ -7,12 +7,15 @@ answers in seconds, with what to check.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from kerasflow.secrets import credentials, mask
 
 CHECK_SECONDS = 10.0  # the whole check, retries included, stays under this
 
@@ -34,14 +37,15 @@ def check_store(uri: str, timeout: float = CHECK_SECONDS) -> None:
         timeout: Seconds the whole check may take. Default 10.
 
     Raises:
-        StoreUnreachable: One paragraph: the URI, the error, and what to check.
+        StoreUnreachable: One paragraph: the URI (its password masked), the error, and what to check.
     """
+    shown = mask(uri)
     scheme = urllib.parse.urlparse(uri).scheme.lower()
     if scheme in ("http", "https"):
         error = _http_error(uri, timeout)
         if error:
             raise StoreUnreachable(
-                f"the MLflow tracking server at {uri} does not answer ({error}). kerasflow uses it as the "
+                f"the MLflow tracking server at {shown} does not answer ({mask(error)}). kerasflow uses it as the "
                 f"tracking and model-registry store. Check that `mlflow server` is running there and reachable "
                 f"from this machine, or point MLFLOW_TRACKING_URI (or registry.tracking_uri in the config) at "
                 f"the right server, or unset both to use the local store mlruns/mlflow.db.")
@@ -49,19 +53,23 @@ def check_store(uri: str, timeout: float = CHECK_SECONDS) -> None:
         error = _path_error(_store_path(uri, scheme))
         if error:
             raise StoreUnreachable(
-                f"the MLflow store {uri} cannot be written ({error}). kerasflow uses it as the tracking and "
+                f"the MLflow store {shown} cannot be written ({mask(error)}). kerasflow uses it as the tracking and "
                 f"model-registry store. Check the folder exists or can be created and is writable, or point "
                 f"MLFLOW_TRACKING_URI (or registry.tracking_uri in the config) at another store.")
 
 
 def _http_error(uri: str, timeout: float) -> str | None:
     deadline = time.monotonic() + timeout
-    url = uri.rstrip("/") + "/health"
+    bare, user = credentials(uri)
+    url = bare.rstrip("/") + "/health"
+    request = urllib.request.Request(url)
+    if user is not None:  # urllib does not read a password from the address itself
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(user).encode()).decode())
     error = "no answer"
     while True:
         left = deadline - time.monotonic()
         try:
-            with urllib.request.urlopen(url, timeout=max(1.0, min(5.0, left))) as response:
+            with urllib.request.urlopen(request, timeout=max(1.0, min(5.0, left))) as response:
                 if response.status == 200:
                     return None
                 error = f"GET {url} answered {response.status}"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from kerasflow.errors import BadInputError
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tracking.client import patiently
 from kerasflow.tracking.store import tracking_uri
 
 REFERENCE_STATS = "reference/stats.json"
@@ -87,7 +88,8 @@ def download_model(uri: str, destination: str, configured_uri: str | None = None
     """Downloads a logged model's files (e.g. `models:/name/3`) into a folder and returns its path."""
     import mlflow.artifacts
 
-    return mlflow.artifacts.download_artifacts(uri, dst_path=destination, tracking_uri=tracking_uri(configured_uri))
+    return patiently(mlflow.artifacts.download_artifacts, uri, dst_path=destination,
+                     tracking_uri=tracking_uri(configured_uri), what=f"to download {uri}")
 
 
 def input_types(model_uri: str) -> dict[str, str]:

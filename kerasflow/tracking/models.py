@@ -17,6 +17,7 @@ import mlflow.pyfunc
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import decode_outputs, dummy_outputs
 from kerasflow.features.tabular import FeatureSpec
+from kerasflow.tracking.client import patiently
 from kerasflow.tracking.registry import check_registrable
 
 # the `kerasflow` library folder: `serving` and the `features` it imports run inside the model
@@ -39,17 +40,23 @@ def log_model(run_id: str, model_path: str, features_path: str, labels_path: str
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     # image specs convert listings to their serving format (base64-encoded files)
     example = features.serving_frame(example) if hasattr(features, "serving_frame") else example[features.columns]
-    with mlflow.start_run(run_id=run_id):  # log_model logs into the active run, and closes it on exit
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).with_name("serving_entry.py")),
-            artifacts={"keras_model": model_path, "features": features_path, "labels": labels_path},
-            code_paths=CODE_PATHS,
-            signature=infer_model_signature(example, labels),
-            input_example=example,
-            pip_requirements=_requirements(),
-        )
-    mlflow.MlflowClient().update_run(run_id, status="RUNNING")
+    signature = infer_model_signature(example, labels)
+
+    def log() -> Any:
+        with mlflow.start_run(run_id=run_id):  # log_model logs into the active run, and closes it on exit
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(Path(__file__).with_name("serving_entry.py")),
+                artifacts={"keras_model": model_path, "features": features_path, "labels": labels_path},
+                code_paths=CODE_PATHS,
+                signature=signature,
+                input_example=example,
+                pip_requirements=_requirements(),
+            )
+        mlflow.MlflowClient().update_run(run_id, status="RUNNING")
+        return info
+
+    info = patiently(log, what="to log the model")
     return info
 
 

@@ -73,9 +73,11 @@ class EpochLogger:
     training loop; this queues it on MLflow's async logger instead. Call
     `wait()` before the run moves on.
 
-    A queued epoch that could not be written (the store went away and
-    MLflow's bounded retries ran out) stops training at the next epoch with
-    `TrackingUnavailable`; `undelivered()` counts what was queued but never
+    A queued epoch that could not be written (the store went away) is
+    written again at the next epoch, synchronously, retried for the tracking
+    budget (`kerasflow.tracking.client.patiently`): training waits for a
+    store that comes back, and stops with `TrackingUnavailable` when the
+    budget runs out; `undelivered()` counts what was queued but never
     confirmed.
 
     Args:
@@ -87,31 +89,45 @@ class EpochLogger:
 
     def __init__(self, client: Any, run_id: str, prefix: str, journal: str | None = None):
         self.client, self.run_id, self.prefix, self.journal = client, run_id, prefix, journal
-        self.pending: list[Any] = []
+        self.pending: list[tuple[list[Any], dict[str, float], int]] = []  # (queued operations, metrics, epoch)
         _epoch_loggers.add(self)
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
         self._check()
-        self.pending += log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
+        ops = log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
+        self.pending.append((ops, dict(logs), epoch))
         if self.journal is not None:
             record(self.journal, "metrics", metrics=logs, prefix=self.prefix, step=epoch)
 
     def _check(self) -> None:
-        """Raises the first failure of an epoch already sent; forgets the epochs written."""
+        """Sends again the epochs whose queued write failed; forgets the epochs written."""
         still = []
-        for op in self.pending:
-            futures = getattr(op, "_operation_futures", [])
-            for future in futures:
-                if future.done() and future.exception() is not None:
-                    raise _async_failure(self.run_id, future.exception())
-            if not all(future.done() for future in futures):
-                still.append(op)
+        for ops, logs, epoch in self.pending:
+            futures = _futures(ops)
+            failure = next((f.exception() for f in futures if f.done() and f.exception() is not None), None)
+            if failure is not None:
+                self._resend(logs, epoch, failure)
+            elif not all(future.done() for future in futures):
+                still.append((ops, logs, epoch))
         self.pending = still
+
+    def _resend(self, logs: dict[str, float], epoch: int, failure: BaseException) -> None:
+        """Writes an epoch whose queued write failed, synchronously: retried for the tracking budget.
+
+        Raises:
+            TrackingUnavailable: The store did not answer within the budget.
+        """
+        if not unreachable(failure):
+            raise failure
+        try:
+            log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch)
+        except Exception as exc:
+            raise _async_failure(self.run_id, exc) from exc
 
     def undelivered(self) -> int:
         """The number of queued epochs not confirmed written."""
-        return sum(1 for op in self.pending for future in getattr(op, "_operation_futures", [])
-                   if not future.done() or future.exception() is not None)
+        return sum(1 for ops, _, _ in self.pending
+                   if any(not future.done() or future.exception() is not None for future in _futures(ops)))
 
     def wait(self) -> None:
         """Blocks until every queued epoch is written, for at most the tracking budget.
@@ -120,7 +136,8 @@ class EpochLogger:
         `MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS` (1 s, see `quiet.py`), which
         the end of training need not wait out. The flush runs in a daemon
         thread: with the store down, MLflow would retry every queued batch in
-        turn, for many times the budget.
+        turn. An epoch whose queued write failed is written again,
+        synchronously, within the budget.
 
         Raises:
             TrackingUnavailable: An epoch could not be written because the
@@ -136,8 +153,9 @@ class EpochLogger:
         flusher.start()
         flusher.join(timeout=max(0.0, deadline - time.monotonic()))
         self._check()
-        for op in self.pending:
-            for future in getattr(op, "_operation_futures", []):
+        while self.pending:
+            ops, logs, epoch = self.pending[0]
+            for future in _futures(ops):
                 try:
                     future.result(timeout=max(0.0, deadline - time.monotonic()))
                 except TimeoutError:
@@ -145,8 +163,14 @@ class EpochLogger:
                         f"{self.undelivered()} epoch(s) of metrics of run {self.run_id} were not confirmed written "
                         f"within {tracking_budget()} s") from None
                 except Exception as exc:
-                    raise _async_failure(self.run_id, exc) from exc
-        self.pending.clear()
+                    self._resend(logs, epoch, exc)
+                    break
+            self.pending.pop(0)
+
+
+def _futures(ops: list[Any]) -> list[Any]:
+    """The futures of MLflow's queued `RunOperations`."""
+    return [future for op in ops for future in getattr(op, "_operation_futures", [])]
 
 
 _epoch_loggers: "weakref.WeakSet[EpochLogger]" = weakref.WeakSet()

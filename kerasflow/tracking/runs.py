@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.stopping import interrupt_behind
+from kerasflow.tracking.client import client_for, configure, ensure_experiment
 from kerasflow.tracking.liveness import process_identity, sweep_orphans
 from kerasflow.tracking.records import log_config
-from kerasflow.tracking.store import client_for, configure, ensure_experiment, tracking_uri, unreachable
+from kerasflow.tracking.store import tracking_uri, unreachable
 from kerasflow.tracking.tags import FLOW_RUN_TAG, NOTE_TAG, PARENT_TAG, RUN_KIND_TAG
 from kerasflow.tracking.tracker import Tracker
 

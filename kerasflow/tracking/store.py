@@ -1,16 +1,16 @@
-"""Where runs are kept: the tracking store's URI, its client, experiments and UI addresses.
+"""Where runs are kept: the tracking store's URI, its lock file, artifact locations and UI addresses.
 
 Also tells when the store stopped answering (`unreachable`, `TrackingUnavailable`).
+The client (`configure`, `client_for`) is in `kerasflow.tracking.client`.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+import urllib.parse
 from pathlib import Path
-from typing import Any
 
-from kerasflow.quiet import silence
+from kerasflow.secrets import mask
 
 DEFAULT_STORE = Path("mlruns")
 
@@ -35,42 +35,19 @@ def tracking_uri(configured: str | None = None) -> str:
     return f"sqlite:///{(DEFAULT_STORE / 'mlflow.db').resolve()}"
 
 
-def configure(configured: str | None = None) -> Any:
-    """Points MLflow at the resolved store and returns a client.
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI, or None for another store (or an in-memory database)."""
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        return None
+    return Path(urllib.parse.unquote(uri.removeprefix("sqlite:///")).split("?")[0])
 
-    Args:
-        configured: `registry.tracking_uri` from the config, if any.
+
+def artifact_location(uri: str, name: str) -> str | None:
+    """Where a new experiment `name` keeps its artifacts: under `MLFLOW_DEFAULT_ARTIFACT_ROOT`, or beside a SQLite store.
 
     Returns:
-        An `mlflow.MlflowClient` for that store.
+        The location, or None for the store's own default.
     """
-    silence()
-    import mlflow
-
-    uri = tracking_uri(configured)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(uri, uri)
-
-
-@functools.lru_cache(maxsize=8)
-def client_for(uri: str) -> Any:
-    """Returns the `MlflowClient` of a store, configuring MLflow for it once per process."""
-    return configure(uri)
-
-
-def ensure_experiment(client: Any, name: str) -> str:
-    """Returns the id of the experiment `name`, creating it if needed.
-
-    Local SQLite stores keep artifacts under `mlruns/artifacts/<name>`.
-    """
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(name, artifact_location=_artifact_location(client.tracking_uri, name))
-
-
-def _artifact_location(uri: str, name: str) -> str | None:
     root = os.environ.get("MLFLOW_DEFAULT_ARTIFACT_ROOT")
     if root:
         return f"{root.rstrip('/')}/{name}"
@@ -82,13 +59,13 @@ def _artifact_location(uri: str, name: str) -> str | None:
 def ui_url(uri: str | None = None) -> str:
     """The MLflow UI address for a tracking URI.
 
-    An `http(s)` tracking server is its own UI. A local store is shown by
+    An `http(s)` tracking server is its own UI (its password masked). A local store is shown by
     `kerasflow ui` or `kerasflow serve`: `KERASFLOW_MLFLOW_UI_URL` (which
     `kerasflow serve` sets) else `http://127.0.0.1:5000`.
     """
     uri = uri or tracking_uri()
     if uri.startswith(("http://", "https://")):
-        return uri.rstrip("/")
+        return mask(uri.rstrip("/"))
     return os.environ.get("KERASFLOW_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from kerasflow.tracking.client import client_for
 from kerasflow.tracking.journal import keep_file, read_journal, record
 from kerasflow.tracking.records import EpochLogger, log_json, log_metrics, log_params
-from kerasflow.tracking.store import client_for
 
 SCHEMA_SAMPLE_ROWS = 10_000  # rows MLflow infers a logged dataset's schema from
 

@@ -8,23 +8,32 @@ a rerun reuses it. Folders live under `<state>/checkpoints/<pipeline>/<key>/`,
 where `<state>` is `$KERASFLOW_HOME/.kerasflow` (the folder `kerasflow serve`
 uses) or `./.kerasflow`, and `<key>` hashes the data fingerprint and the
 config hash (the data kind's `checkpoint_key`, `kerasflow.training.kinds`).
+A fit writes its checkpoint folder under that folder's lock (`writing`):
+a second run of the same pipeline, data and config at the same time
+checkpoints in a folder of its own (`<key>.run-<run id>`) instead, and the
+pipeline's checkpoints are cleared without the folders a live run holds.
 Plain functions: no Prefect, no MLflow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from kerasflow.locks import LockTimeout, file_lock, holder
+
 BACKUP = "backup"  # BackupAndRestore's own folder inside a checkpoint
 OWNER_FILE = "owner.json"
+LOCK_FILE = "writer.lock"  # held by the process whose fit writes the folder
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best_weights.npz"
 FOLD_RESULT = "fold_result.json"
@@ -127,6 +136,65 @@ def claim(folder: str | Path, run_id: str) -> ResumePoint | None:
     return ResumePoint(run_id=str(previous or ""), epoch=epoch) if epoch > 0 else None
 
 
+@contextlib.contextmanager
+def writing(folder: str | Path, run_id: str, fresh: bool = False,
+            notice: Callable[[str], None] | None = None) -> Iterator[tuple[Path, ResumePoint | None]]:
+    """Holds a checkpoint folder for one fit: its lock, and where an earlier fit stopped (`claim`).
+
+    When another live process holds the folder (a run of the same pipeline,
+    data and config at the same time), this fit checkpoints in a folder of
+    its own, `<folder>.run-<run id>`, from epoch 0, and `notice` says who
+    holds the shared one. A killed holder's lock is released by the kernel,
+    so a rerun after a kill resumes from the shared folder.
+
+    Args:
+        folder: The checkpoint folder (`final_checkpoint`, `fold_checkpoint`).
+        run_id: The run that trains now.
+        fresh: Empty the folder first (never another live run's). Default false.
+        notice: Called with a line when the shared folder is taken. Default: stderr.
+
+    Yields:
+        `(the folder to checkpoint in, where an earlier fit stopped or None)`.
+    """
+    folder = Path(folder)
+    for candidate in (folder, folder.with_name(f"{folder.name}.run-{run_id[:16]}")):
+        lock = candidate / LOCK_FILE
+        try:
+            with file_lock(lock, purpose=f"train MLflow run {run_id}", timeout=0):
+                if fresh or candidate != folder:
+                    empty(candidate)
+                yield candidate, claim(candidate, run_id)
+                return
+        except LockTimeout:
+            (notice or _to_stderr)(f"the checkpoint folder {folder} is in use by {holder(lock)}: this run "
+                                   f"checkpoints in its own folder and starts at epoch 1")
+    raise RuntimeError(f"the run-scoped checkpoint folder of run {run_id} is in use")  # run ids are unique
+
+
+def _to_stderr(line: str) -> None:
+    print(f"kerasflow: {line}", file=sys.stderr, flush=True)
+
+
+def empty(folder: str | Path) -> None:
+    """Deletes what a checkpoint folder holds, but its lock file."""
+    folder = Path(folder)
+    for item in (folder.iterdir() if folder.is_dir() else []):
+        if item.name != LOCK_FILE:
+            shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+
+
+def in_use(folder: str | Path) -> bool:
+    """Whether a live process holds a checkpoint folder's lock."""
+    lock = Path(folder) / LOCK_FILE
+    if not lock.is_file():
+        return False
+    try:
+        with file_lock(lock, timeout=0):
+            return False
+    except LockTimeout:
+        return True
+
+
 def clear(folder: str | Path) -> None:
     """Deletes a checkpoint folder, and its pipeline folder once empty."""
     folder = Path(folder)
@@ -150,9 +218,11 @@ def clear_checkpoints(root: str | Path) -> None:
     """
     root = Path(root)
     for folder in (root.iterdir() if root.is_dir() else []):
+        if not folder.is_dir() or in_use(folder):  # another run trains there now
+            continue
         if (folder / FOLD_RESULT).is_file():
             for item in folder.iterdir():
-                if item.name not in (FOLD_RESULT, FOLD_MODEL):
+                if item.name not in (FOLD_RESULT, FOLD_MODEL, LOCK_FILE):
                     shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
         else:
             clear(folder)
