@@ -144,7 +144,7 @@ def alias_lock_path(client: Any, name: str) -> Path:
     and to one retraining at a time (`concurrency_limit: 1` of the
     deployment).
     """
-    uri = str(getattr(client, "_registry_uri", None) or client.tracking_uri)
+    uri = str(client.tracking_uri)  # kerasflow points the registry at the tracking store (`configure`)
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite" and uri.startswith("sqlite:///") and ":memory:" not in uri:
         folder = Path(unquote(uri.removeprefix("sqlite:///")).split("?")[0]).parent
