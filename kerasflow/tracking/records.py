@@ -11,6 +11,7 @@ import math
 import threading
 import time
 import weakref
+from concurrent.futures import Future
 from typing import Any
 
 import yaml
@@ -89,26 +90,25 @@ class EpochLogger:
 
     def __init__(self, client: Any, run_id: str, prefix: str, journal: str | None = None):
         self.client, self.run_id, self.prefix, self.journal = client, run_id, prefix, journal
-        self.pending: list[tuple[list[Any], dict[str, float], int]] = []  # (queued operations, metrics, epoch)
+        self.pending: list[tuple[Future, dict[str, float], int]] = []  # (the queued writes, metrics, epoch)
         _epoch_loggers.add(self)
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
         self._check()
         ops = log_metrics(self.client, self.run_id, logs, self.prefix, step=epoch, synchronous=False)
-        self.pending.append((ops, dict(logs), epoch))
+        self.pending.append((_watched(ops), dict(logs), epoch))
         if self.journal is not None:
             record(self.journal, "metrics", metrics=logs, prefix=self.prefix, step=epoch)
 
     def _check(self) -> None:
         """Sends again the epochs whose queued write failed; forgets the epochs written."""
         still = []
-        for ops, logs, epoch in self.pending:
-            futures = _futures(ops)
-            failure = next((f.exception() for f in futures if f.done() and f.exception() is not None), None)
+        for written, logs, epoch in self.pending:
+            failure = written.exception() if written.done() else None
             if failure is not None:
                 self._resend(logs, epoch, failure)
-            elif not all(future.done() for future in futures):
-                still.append((ops, logs, epoch))
+            elif not written.done():
+                still.append((written, logs, epoch))
         self.pending = still
 
     def _resend(self, logs: dict[str, float], epoch: int, failure: BaseException) -> None:
@@ -126,8 +126,7 @@ class EpochLogger:
 
     def undelivered(self) -> int:
         """The number of queued epochs not confirmed written."""
-        return sum(1 for ops, _, _ in self.pending
-                   if any(not future.done() or future.exception() is not None for future in _futures(ops)))
+        return sum(1 for written, _, _ in self.pending if not written.done() or written.exception() is not None)
 
     def wait(self) -> None:
         """Blocks until every queued epoch is written, for at most the tracking budget.
@@ -154,23 +153,36 @@ class EpochLogger:
         flusher.join(timeout=max(0.0, deadline - time.monotonic()))
         self._check()
         while self.pending:
-            ops, logs, epoch = self.pending[0]
-            for future in _futures(ops):
-                try:
-                    future.result(timeout=max(0.0, deadline - time.monotonic()))
-                except TimeoutError:
-                    raise TrackingUnavailable(
-                        f"{self.undelivered()} epoch(s) of metrics of run {self.run_id} were not confirmed written "
-                        f"within {tracking_budget()} s") from None
-                except Exception as exc:
-                    self._resend(logs, epoch, exc)
-                    break
+            written, logs, epoch = self.pending[0]
+            try:
+                written.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise TrackingUnavailable(
+                    f"{self.undelivered()} epoch(s) of metrics of run {self.run_id} were not confirmed written "
+                    f"within {tracking_budget()} s") from None
+            except Exception as exc:
+                self._resend(logs, epoch, exc)
             self.pending.pop(0)
 
 
-def _futures(ops: list[Any]) -> list[Any]:
-    """The futures of MLflow's queued `RunOperations`."""
-    return [future for op in ops for future in getattr(op, "_operation_futures", [])]
+def _watched(ops: list[Any]) -> Future:
+    """A future that completes when MLflow's queued `RunOperations` are written (their public `wait()`).
+
+    A daemon thread waits, so a store that never answers cannot hold the
+    process at exit; `EpochLogger.wait` bounds the wait by the budget.
+    """
+    written: Future = Future()
+
+    def wait() -> None:
+        try:
+            for op in ops:
+                op.wait()
+            written.set_result(None)
+        except Exception as exc:  # noqa: BLE001 - handed over through the future
+            written.set_exception(exc)
+
+    threading.Thread(target=wait, name="kerasflow-epoch-write", daemon=True).start()
+    return written
 
 
 _epoch_loggers: "weakref.WeakSet[EpochLogger]" = weakref.WeakSet()
