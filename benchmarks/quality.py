@@ -194,9 +194,14 @@ def planned(names: list[str], methods: list[str], seeds: int | None) -> list[tup
     return plan
 
 
+def pending(plan: list, results: report.Results) -> int:
+    """How many planned runs `results` does not hold yet (without an error)."""
+    return sum(not results.done(item.name, seed, method) for item, _, _, runs in plan for seed, method in runs)
+
+
 def run_benchmark(plan: list, folder: Path, results: report.Results, trials: int, metric: str) -> None:
     """Runs every planned run not yet in `results`, printing a progress line and saving after each."""
-    todo = sum(not results.done(item.name, seed, method) for item, _, _, runs in plan for seed, method in runs)
+    todo = pending(plan, results)
     count = 0
     for item, frame, target, runs in plan:
         splits: dict[int, sets.SeedSplit] = {}
@@ -242,10 +247,18 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         sys.exit(f"unknown sets or methods: {', '.join(unknown)} (sets: --list; methods: {', '.join(METHODS)})")
     limit_threads(args.threads)
-    folder = Path(tempfile.mkdtemp(prefix="kf-quality-"))
-    results = report.Results(Path(args.out))
-    print(f"results: {args.out} ({len(results.records)} runs already there); work folder: {folder}", flush=True)
+    results = report.Results(Path(args.out).resolve())  # the runs chdir to the repository root
     plan = planned(names, methods, 1 if args.quick and args.seeds is None else args.seeds)
+    folder = Path(tempfile.mkdtemp(prefix="kf-quality-")) if pending(plan, results) else None
+    print(f"results: {args.out} ({len(results.records)} runs there, {pending(plan, results)} to run); "
+          f"work folder: {folder}", flush=True)
+    if pending(plan, results):
+        run_in_harness(plan, folder, results, args)
+    report.print_report(results.records, args.metric, only={item.name for item, *_ in plan})
+
+
+def run_in_harness(plan: list, folder: Path, results: report.Results, args: argparse.Namespace) -> None:
+    """Runs the pending runs under one Prefect test server and one MLflow store, then removes the work folder."""
     prepare_environment(folder, args.threads)
     os.chdir(ROOT)
     from prefect.testing.utilities import prefect_test_harness
@@ -258,7 +271,6 @@ def main(argv: list[str] | None = None) -> None:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     print(f"\nwall time {time.perf_counter() - started:.0f} s", flush=True)
-    report.print_report(results.records, args.metric, only={item.name for item, *_ in plan})
 
 
 if __name__ == "__main__":
