@@ -1,242 +1,276 @@
-"""Test quality of kerasflow's configs against scikit-learn baselines on the same split.
+"""Offline quality benchmark: kerasflow's defaults and a small search against scikit-learn, on the same rows.
 
-For every bundled dataset it runs, in-process (one temporary Prefect
-server, a temporary MLflow store, step caching on in a temporary folder):
+The one command (fetches what it needs: Debian's `r-cran-modeldata` and
+`r-cran-mlbench` via `apt-get download`, read with `pip install rdata`;
+see `benchmarks/datasets.py`):
 
-- the **defaults-only** config: the bundled config's `name` and `data`
-  sections alone, so every other section takes kerasflow's data-driven
-  defaults (`kerasflow.lint.defaults`);
-- the **bundled** config (`configs/`);
-- the **tuned** config, where one exists;
+    python benchmarks/quality.py --out quality.json
 
-and, on the bundled run's own split (its cached `split.json`, train and
-validation rows for fitting, the same test rows for scoring):
+Sets (`benchmarks/quality_sets.py`): 13 real tables from the Debian R data
+packages, scikit-learn's 6 bundled sets, the fine-food reviews (text) and
+the digit image folder. Each seed is its own stratified 80/20 train/test
+split, written to files: kerasflow reads the test file as
+`data.test_source`, so every method is scored on exactly the same test rows
+(3 seeds below 4,000 rows, 1 above, unless `--seeds`). Methods:
 
-- scikit-learn's `LogisticRegression` / `Ridge` on standardized numeric and
-  one-hot categorical columns (TF-IDF of words and word pairs for text,
-  scaled pixels for images);
-- `HistGradientBoostingClassifier` / `Regressor` on the same columns.
+- `defaults`: a config with only `name` and `data`; kerasflow chooses the rest;
+- `tuned`: the same plus a `tuning` section, a small random search
+  (`--trials`, default 6) over the learning rate, width and dropout of the
+  model family the defaults choose;
+- `hgb`, `linear`: `HistGradientBoosting` with default settings and
+  `LogisticRegression`/`Ridge` (`benchmarks/quality_baselines.py`);
+- `bundled`: the bundled hand-written config of the text and image sets.
 
-It prints accuracy (MAE for diabetes) per dataset and whether the goals
-hold: bundled-or-tuned >= the best baseline, defaults-only >= the linear
-baseline. Then, on diabetes with a 5-fold split, the two final models
-after k-fold (`split.final: refit` and `ensemble`) against the
-cross-validated estimate.
+All runs share one temporary MLflow SQLite store and one Prefect test
+server; TensorFlow and the baselines use `--threads` cores (default 2).
+Each run prints a progress line (set, seed, method, score, seconds) and
+is appended to `--out` at once, so an interrupted run resumes where it
+stopped. At the end (or with `--report FILE` alone) it prints per set
+mean ± sd of accuracy (MAE for regression, `--metric rmse` for RMSE), the
+mean rank of each method per set and overall, and whether the goals of
+issue 23 hold (`benchmarks/quality_report.py`).
 
-Usage: python benchmarks/quality.py [DATASET ...] [--skip-kfold]
+Usage: python benchmarks/quality.py [--sets a,b] [--seeds N] [--methods defaults,hgb]
+       [--quick] [--trials 6] [--threads 2] [--out FILE] [--report FILE] [--list]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# dataset: bundled config, tuned config (or None), metric, higher is better; a second bundled config of the
-# same dataset (iris_kfold) is listed in ALTERNATIVES and the better of the two counts as "bundled".
-DATASETS: dict[str, tuple[str, str | None, str, bool]] = {
-    "digits": ("configs/digits.yaml", None, "accuracy", True),
-    "breast_cancer": ("configs/breast_cancer.yaml", None, "accuracy", True),
-    "wine": ("configs/wine.yaml", "configs/wine_tuned.yaml", "accuracy", True),
-    "iris": ("configs/iris.yaml", None, "accuracy", True),
-    "diabetes": ("configs/diabetes.yaml", None, "mae", False),
-    "penguins": ("configs/penguins.yaml", None, "accuracy", True),
-    "fine_foods": ("configs/fine_foods_bow.yaml", None, "accuracy", True),
-    "digits_folder": ("configs/digits_folder.yaml", None, "accuracy", True),
+import quality_report as report  # noqa: E402
+import quality_sets as sets  # noqa: E402
+
+METHODS = ("defaults", "tuned", "hgb", "linear", "bundled")
+NETWORKS = ("defaults", "tuned", "bundled")
+LEARNING_RATE = {"type": "float", "min": 3.0e-4, "max": 1.0e-2, "sampling": "log"}
+DROPOUT = {"type": "float", "min": 0.0, "max": 0.5, "step": 0.1}
+GATED_DROPOUT = {"model.use_dropout": {"type": "boolean"},
+                 "model.dropout": {"type": "float", "min": 0.1, "max": 0.5, "step": 0.1,
+                                   "parent": "model.use_dropout", "parent_values": [True]}}
+SPACES: dict[str, dict[str, Any]] = {  # per model family the defaults choose; others tune the learning rate alone
+    "dense": {"model.units": {"type": "int", "min": 32, "max": 256, "step": 32}, **GATED_DROPOUT},
+    "tabm": {"model.width": {"type": "int", "min": 128, "max": 512, "step": 128}, "model.dropout": DROPOUT},
+    "text": {"model.units": {"type": "int", "min": 16, "max": 128, "step": 16}, "model.dropout": DROPOUT},
+    "cnn": {**GATED_DROPOUT, "model.head_dropout": DROPOUT},
 }
-ALTERNATIVES = {"iris": "configs/iris_kfold.yaml", "digits": "configs/digits_cnn.yaml"}
 
 
-def defaults_only(bundled: str, folder: Path) -> str:
-    """Writes a config holding only the bundled config's name and data sections; returns its path."""
-    raw = yaml.safe_load((ROOT / bundled).read_text())
-    path = folder / f"{raw['name']}-defaults.yaml"
-    path.write_text(yaml.safe_dump({"name": f"{raw['name']}-defaults", "data": raw["data"]}))
-    return str(path)
+def limit_threads(threads: int) -> None:
+    """Bounds OpenMP/BLAS (HistGradientBoosting, NumPy) and TensorFlow threads; call before importing them."""
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS"):
+        os.environ[key] = str(threads)
 
 
-def cached_split(name: str) -> tuple[pd.DataFrame, Any]:
-    """The raw rows (without the columns the data contract dropped) and the split a run of `name` used."""
-    from kerasflow.data.split import Split
-    from kerasflow.tasks.caching import steps_root
-
-    root = steps_root() / name
-    raw = max((root / "load-data").glob("*/raw.parquet"), key=lambda p: p.stat().st_mtime)
-    split = max((root / "split-data").glob("*/split.json"), key=lambda p: p.stat().st_mtime)
-    from kerasflow.data.contract import dropped_columns
-
-    return pd.read_parquet(raw).drop(columns=dropped_columns(str(raw)), errors="ignore"), Split.load(split)
-
-
-def baseline_features(config: Any, frame: pd.DataFrame) -> tuple[Any, Any]:
-    """Returns `(X, transformer)` for the scikit-learn baselines: columns, text or pixels."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    from kerasflow.features.tabular import select_columns
-
-    d = config.data
-    if d.image is not None:
-        return pixels(frame, d.image.size, Path(d.source)), make_pipeline(StandardScaler())
-    if config.model.kind == "text":
-        return frame[config.model.column].fillna("").astype(str), TfidfVectorizer(ngram_range=(1, 2), min_df=2)
-    numeric, categorical = select_columns(frame, d.target, d.features, d.categorical)
-    transformer = ColumnTransformer([
-        ("numeric", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
-        ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                      OneHotEncoder(handle_unknown="ignore")), categorical),
-    ], sparse_threshold=0)
-    return frame[numeric + categorical], transformer
-
-
-def pixels(frame: pd.DataFrame, size: tuple[int, int], root: Path) -> np.ndarray:
-    """Decodes an image listing's files (paths relative to the folder `root`) to flat grayscale pixels in [0, 1]."""
-    from PIL import Image
-
-    from kerasflow.data.images import FILE_COLUMN
-
-    rows = [np.asarray(Image.open(root / path).convert("L").resize(tuple(size)), dtype="float32").ravel() / 255.0
-            for path in frame[FILE_COLUMN]]
-    return np.stack(rows)
-
-
-def score_baselines(config: Any, frame: pd.DataFrame, split: Any, higher: bool) -> dict[str, float | None]:
-    """Fits the linear and gradient-boosting baselines on train+val rows and scores the test rows."""
-    from sklearn.base import clone
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.metrics import accuracy_score, mean_absolute_error
-    from sklearn.pipeline import make_pipeline
-
-    x, transformer = baseline_features(config, frame)
-    y = frame[config.data.target]
-    fit_rows, test_rows = sorted(split.train + split.val), list(split.test)
-    take = (lambda rows: x.iloc[rows]) if hasattr(x, "iloc") else (lambda rows: x[rows])
-    classify = higher
-    models = {"linear": LogisticRegression(max_iter=5000, C=1.0) if classify else Ridge(alpha=1.0)}
-    if config.model.kind != "text":
-        models["boosting"] = (HistGradientBoostingClassifier(random_state=0) if classify
-                              else HistGradientBoostingRegressor(random_state=0))
-    scores: dict[str, float | None] = {"boosting": None}
-    for name, estimator in models.items():
-        model = make_pipeline(clone(transformer), estimator)
-        target = y.astype(str) if classify else y.astype(float)
-        model.fit(take(fit_rows), target.iloc[fit_rows])
-        predicted = model.predict(take(test_rows))
-        truth = target.iloc[test_rows]
-        scores[name] = float(accuracy_score(truth, predicted) if classify else mean_absolute_error(truth, predicted))
-    return scores
-
-
-def run(config_path: str, overrides: list[str] | None = None) -> tuple[dict[str, float], str, float]:
-    """Runs the training flow; returns the test metrics, the MLflow run id and the wall seconds."""
-    from kerasflow.flows.train import train_flow
-
-    start = time.perf_counter()
-    result = train_flow(config_path, overrides or [])
-    return result.metrics, result.run_id, time.perf_counter() - start
-
-
-def better(a: float | None, b: float | None, higher: bool) -> bool:
-    """True when `a` is at least as good as `b` (or `b` is missing)."""
-    if b is None:
-        return True
-    if a is None:
-        return False
-    return a >= b - 1e-9 if higher else a <= b + 1e-9
-
-
-def compare_datasets(names: list[str], folder: Path) -> list[dict[str, Any]]:
-    """Runs every selected dataset's configs and baselines; returns one row each."""
-    from kerasflow.schemas.config import load_config
-
-    rows = []
-    for name in names:
-        bundled, tuned, metric, higher = DATASETS[name]
-        config = load_config(ROOT / bundled)
-        metrics, _, seconds = run(str(ROOT / bundled))
-        frame, split = cached_split(config.name)
-        if name in ALTERNATIVES:  # the other bundled config of the dataset, on the same data and test share
-            other = run(str(ROOT / ALTERNATIVES[name]))[0]
-            if better(other[metric], metrics[metric], higher):
-                metrics = other
-        baselines = score_baselines(config, frame, split, higher)
-        defaults, _, _ = run(defaults_only(bundled, folder))
-        tuned_metrics = run(str(ROOT / tuned), [f"tuning.directory={folder / 'tuning'}"])[0] if tuned else None
-        row = {"dataset": name, "metric": metric, "higher": higher, "bundled": metrics[metric],
-               "tuned": tuned_metrics[metric] if tuned_metrics else None, "defaults": defaults[metric],
-               **baselines, "seconds": seconds}
-        rows.append(row)
-        print_row(row, header=len(rows) == 1)
-    return rows
-
-
-def print_row(row: dict[str, Any], header: bool = False) -> None:
-    """Prints one dataset's line (and the header first)."""
-    if header:
-        print(f"\n{'dataset':<15}{'metric':<10}{'defaults':>9}{'bundled':>9}{'tuned':>9}{'linear':>9}"
-              f"{'boosting':>9}  goals (best config >= best baseline; defaults >= linear)")
-
-    def fmt(value: float | None) -> str:
-        return f"{value:>9.4f}" if value is not None else f"{'-':>9}"
-
-    higher = row["higher"]
-    best = row["bundled"] if better(row["bundled"], row["tuned"], higher) else row["tuned"]
-    best_baseline = row["linear"] if better(row["linear"], row["boosting"], higher) else row["boosting"]
-    goal_1 = "met" if better(best, best_baseline, higher) else f"missed by {abs(best - best_baseline):.4f}"
-    goal_2 = "met" if better(row["defaults"], row["linear"], higher) else \
-        f"missed by {abs(row['defaults'] - row['linear']):.4f}"
-    print(f"{row['dataset']:<15}{row['metric']:<10}{fmt(row['defaults'])}{fmt(row['bundled'])}{fmt(row['tuned'])}"
-          f"{fmt(row['linear'])}{fmt(row['boosting'])}  {goal_1}; {goal_2}", flush=True)
-
-
-def compare_kfold_finals() -> None:
-    """Diabetes, 5 folds: the refit and the ensemble final models against the cross-validated MAE."""
-    import mlflow
-
-    print(f"\n{'diabetes, 5-fold':<22}{'test MAE':>10}{'CV MAE':>10}{'gap':>8}")
-    for final in ("refit", "ensemble"):
-        metrics, run_id, _ = run(str(ROOT / "configs/diabetes.yaml"),
-                                 ["split.kind=kfold", "split.folds=5", f"split.final={final}",
-                                  f"name=diabetes_kfold_{final}", f"registry.model_name=diabetes-kfold-{final}"])
-        cv = mlflow.MlflowClient().get_run(run_id).data.metrics["cv/mae.mean"]
-        print(f"{final:<22}{metrics['mae']:>10.3f}{cv:>10.3f}{(metrics['mae'] - cv) / cv:>+8.1%}", flush=True)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("datasets", nargs="*", help=f"Datasets to run (default all): {', '.join(DATASETS)}.")
-    parser.add_argument("--skip-kfold", action="store_true", help="Skip the k-fold final-model comparison.")
-    args = parser.parse_args()
-
-    from kerasflow.heavy import import_tensorflow
+def prepare_environment(folder: Path, threads: int) -> None:
+    """Quiet libraries, a temporary MLflow store, step cache and Prefect home, and TensorFlow on `threads` cores."""
     from kerasflow.quiet import silence
 
     silence()
-    folder = Path(tempfile.mkdtemp(prefix="kf-quality-"))
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"
     os.environ["KERASFLOW_HOME"] = str(folder)
     os.environ["KERASFLOW_CACHE_DAYS"] = "1"
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ["PREFECT_HOME"] = str(folder / "prefect")
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    os.environ.pop("PREFECT_API_URL", None)  # the benchmark's own test server, never a configured one
+    from kerasflow.heavy import import_tensorflow
+
     import_tensorflow()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def write_config(config: dict[str, Any], folder: Path) -> Path:
+    """Writes one run's config as YAML; returns its path."""
+    path = folder / "configs" / f"{config['name']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def defaults_kind(path: Path) -> str:
+    """The model family kerasflow's defaults choose for a defaults-only config."""
+    from kerasflow.lint.choose import choose_defaults
+    from kerasflow.schemas.config import load_config
+
+    return choose_defaults(load_config(path), str(path)).config.model.kind
+
+
+def network_config(method: str, item: sets.QualitySet, split: sets.SeedSplit, name: str, folder: Path,
+                   trials: int) -> tuple[dict[str, Any], str]:
+    """The config of one kerasflow run and the model family whose space it searches (or `-`).
+
+    Args:
+        method: `defaults`, `tuned` or `bundled`.
+        item: The set.
+        split: The seed's split.
+        name: The run's config name.
+        folder: The benchmark's work folder.
+        trials: `tuning.max_trials`.
+    """
+    if method == "bundled":
+        config = yaml.safe_load((ROOT / item.bundled).read_text())
+        config.pop("validation", None)  # its suite describes the bundled files' rows, not this split's
+        config.update(name=name, data=split.data, registry={**config.get("registry", {}), "model_name": name})
+        return config, "-"
+    config = {"name": name, "data": split.data}
+    if method == "defaults":
+        return config, "-"
+    kind = defaults_kind(write_config({**config, "name": f"{name}-probe"}, folder))
+    space = {**SPACES.get(kind, {}), "training.optimizer.learning_rate": LEARNING_RATE}
+    config["tuning"] = {"tuner": "random", "max_trials": trials, "seed": 0,
+                        "directory": str(folder / "tuning" / name), "space": space}
+    return config, kind
+
+
+def run_network(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Runs kerasflow's training flow in-process, its output to a log file; returns the metrics and model kind."""
+    import mlflow
+
+    from kerasflow.flows.train import train_flow
+
+    path = write_config(config, folder)
+    log = folder / "logs" / f"{config['name']}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        result = train_flow(str(path), [])
+    params = mlflow.MlflowClient().get_run(result.run_id).data.params
+    return {"metrics": {k: float(v) for k, v in result.metrics.items() if k in ("accuracy", "mae", "rmse")},
+            "model": params.get("model.kind", "?"), "split": params.get("split.kind", "?")}
+
+
+def run_one(method: str, item: sets.QualitySet, split: sets.SeedSplit, seed: int, folder: Path,
+            trials: int) -> dict[str, Any]:
+    """Runs one method on one seed's split; returns its record (an error is recorded, not raised)."""
+    from quality_baselines import run_baseline
+
+    name = f"q-{item.name}-s{seed}-{method}"
+    record: dict[str, Any] = {"set": item.name, "kind": item.kind, "seed": seed, "method": method, "task": split.task,
+                              "train_rows": len(split.train), "test_rows": len(split.test)}
+    start = time.perf_counter()
+    try:
+        if method in NETWORKS:
+            config, searched = network_config(method, item, split, name, folder, trials)
+            record.update(run_network(config, folder), **({"searched": searched} if method == "tuned" else {}))
+        else:
+            record["metrics"] = run_baseline(method, item.kind, split, item.text)
+    except Exception as exc:  # one failed run is reported and recorded; the benchmark goes on
+        record["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        (folder / "logs").mkdir(parents=True, exist_ok=True)
+        with open(folder / "logs" / f"{name}.log", "a") as out:
+            out.write(traceback.format_exc())
+    record["seconds"] = round(time.perf_counter() - start, 2)
+    return record
+
+
+def planned(names: list[str], methods: list[str], seeds: int | None) -> list[tuple[sets.QualitySet, Any, str, list]]:
+    """Loads every selected set once; returns `(set, rows, target, [(seed, method), ...])` per set."""
+    catalogue = sets.all_sets()
+    plan = []
+    for name in names:
+        item = catalogue[name]
+        frame, target = sets.load_rows(item)
+        runs = [(seed, method) for seed in sets.seeds_for(len(frame), seeds) for method in methods
+                if method != "bundled" or item.bundled]
+        plan.append((item, frame, target, runs))
+    return plan
+
+
+def pending(plan: list, results: report.Results) -> int:
+    """How many planned runs `results` does not hold yet (without an error)."""
+    return sum(not results.done(item.name, seed, method) for item, _, _, runs in plan for seed, method in runs)
+
+
+def run_benchmark(plan: list, folder: Path, results: report.Results, trials: int, metric: str) -> None:
+    """Runs every planned run not yet in `results`, printing a progress line and saving after each."""
+    todo = pending(plan, results)
+    count = 0
+    for item, frame, target, runs in plan:
+        splits: dict[int, sets.SeedSplit] = {}
+        for seed, method in runs:
+            if results.done(item.name, seed, method):
+                continue
+            if seed not in splits:
+                splits[seed] = sets.materialize(item, frame, target, seed, folder / "sets" / item.name / f"s{seed}")
+            count += 1
+            record = run_one(method, item, splits[seed], seed, folder, trials)
+            results.add(record)
+            print(report.progress_line(record, count, todo, metric), flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", help="comma-separated sets (default all; --list shows them)")
+    parser.add_argument("--seeds", type=int, help="splits per set (default 3 below 4,000 rows, else 1)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    parser.add_argument("--quick", action="store_true", help=f"1 seed on {', '.join(sets.QUICK_SETS)}")
+    parser.add_argument("--trials", type=int, default=6, help="search trials of the tuned method (default 6)")
+    parser.add_argument("--threads", type=int, default=2, help="cores for TensorFlow and the baselines (default 2)")
+    parser.add_argument("--out", default="quality-results.json", help="results file, resumed if it exists")
+    parser.add_argument("--report", metavar="FILE", help="only print the tables of a results file")
+    parser.add_argument("--metric", choices=("mae", "rmse"), default="mae", help="regression metric (default mae)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs, MLflow store)")
+    parser.add_argument("--list", action="store_true", help="list the sets and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    catalogue = sets.all_sets()
+    if args.list:
+        print("\n".join(f"{item.name:<20}{item.kind:<7}{item.origin:<9}{item.source}" for item in catalogue.values()))
+        return
+    if args.report:
+        report.print_report(report.Results(Path(args.report)).records, args.metric)
+        return
+    names = args.sets.split(",") if args.sets else list(sets.QUICK_SETS if args.quick else catalogue)
+    methods = args.methods.split(",")
+    unknown = [n for n in names if n not in catalogue] + [m for m in methods if m not in METHODS]
+    if unknown:
+        sys.exit(f"unknown sets or methods: {', '.join(unknown)} (sets: --list; methods: {', '.join(METHODS)})")
+    limit_threads(args.threads)
+    results = report.Results(Path(args.out).resolve())  # the runs chdir to the repository root
+    plan = planned(names, methods, 1 if args.quick and args.seeds is None else args.seeds)
+    folder = Path(tempfile.mkdtemp(prefix="kf-quality-")) if pending(plan, results) else None
+    print(f"results: {args.out} ({len(results.records)} runs there, {pending(plan, results)} to run); "
+          f"work folder: {folder}", flush=True)
+    if pending(plan, results):
+        run_in_harness(plan, folder, results, args)
+    report.print_report(results.records, args.metric, only={item.name for item, *_ in plan})
+
+
+def run_in_harness(plan: list, folder: Path, results: report.Results, args: argparse.Namespace) -> None:
+    """Runs the pending runs under one Prefect test server and one MLflow store, then removes the work folder."""
+    prepare_environment(folder, args.threads)
     os.chdir(ROOT)
-    compare_datasets(args.datasets or list(DATASETS), folder)
-    if not args.skip_kfold:
-        compare_kfold_finals()
+    from prefect.testing.utilities import prefect_test_harness
+
+    started = time.perf_counter()
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            run_benchmark(plan, folder, results, args.trials, args.metric)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"\nwall time {time.perf_counter() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
