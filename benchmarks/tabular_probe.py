@@ -66,6 +66,8 @@ def encode(train, parts, target, classify):
     """
     features = train.drop(columns=[target])
     numeric = features.select_dtypes("number").columns
+    parts = [_filled(part, [name for name in features.columns if name not in numeric]) for part in parts]
+    train = parts[0]
     categorical = [name for name in features.columns if name not in numeric]
     medians = train[numeric].median()
     nums = [part[numeric].fillna(medians).to_numpy("float32") for part in parts]
@@ -85,14 +87,23 @@ def encode(train, parts, target, classify):
     return nums, onehots, [len(levels[name]) for name in categorical], labels, scale
 
 
+def _filled(part, categorical):
+    """The rows with missing categorical values as the level `(missing)`, every level a string."""
+    part = part.copy()
+    for name in categorical:
+        part[name] = part[name].astype(object).where(part[name].notna(), "(missing)").astype(str)
+    return part
+
+
 def run_hgb(train, test, target, classify, seed):
     """Default HistGradientBoosting on the raw columns (categoricals as pandas categories)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     def frame(part):
-        x = part.drop(columns=[target]).copy()
+        x = _filled(part.drop(columns=[target]), list(part.drop(columns=[target]).select_dtypes(exclude="number")))
         for name in x.select_dtypes(exclude="number").columns:
-            x[name] = pd.Categorical(x[name].astype(str), categories=sorted(train[name].astype(str).unique()))
+            levels = sorted(_filled(train[[name]], [name])[name].unique())
+        x[name] = pd.Categorical(x[name], categories=levels)
         return x
 
     model = (HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor)(
