@@ -103,7 +103,7 @@ def run_hgb(train, test, target, classify, seed):
         x = _filled(part.drop(columns=[target]), list(part.drop(columns=[target]).select_dtypes(exclude="number")))
         for name in x.select_dtypes(exclude="number").columns:
             levels = sorted(_filled(train[[name]], [name])[name].unique())
-        x[name] = pd.Categorical(x[name], categories=levels)
+            x[name] = pd.Categorical(x[name], categories=levels)
         return x
 
     model = (HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor)(
