@@ -143,8 +143,12 @@ def compare_outputs(served: pd.DataFrame, evaluated: pd.DataFrame, tolerance: fl
         if len(bad):
             row = int(bad[0])
             problems.append(f"{what}: column {column!r} differs in {len(bad)} of {len(want)} rows "
-                            f"(row {row}: served {got[row]!r}, evaluated {want[row]!r})")
+                            f"(row {row}: served {_plain(got[row])!r}, evaluated {_plain(want[row])!r})")
     return problems, largest
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def refuse_unvalidated(decision: Decision, report: InfraReport | None) -> Decision:
