@@ -107,7 +107,7 @@ def test_a_k_fold_ensemble_passes_and_becomes_candidate(ensemble_run: TrainResul
     client = _client(mlflow_store)
     version = client.get_model_version(GOOD, ensemble_run.version)
     assert ensemble_run.blessed
-    assert client.get_registered_model(GOOD).aliases == {"candidate": ensemble_run.version}
+    assert {a: str(v) for a, v in client.get_registered_model(GOOD).aliases.items()} == {"candidate": ensemble_run.version}
     assert version.tags["kerasflow.infra"] == "passed" and version.tags["kerasflow.blessed"] == "true"
     assert "scored 5 example and 20 test rows" in version.tags["kerasflow.infra_details"]
     metrics = client.get_run(ensemble_run.run_id).data.metrics
