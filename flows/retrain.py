@@ -9,6 +9,7 @@ from kerasflow.flows.results import Drift, RetrainResult
 from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
+from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.champion import (
     check_new_data,
     check_retrain_config,
@@ -19,10 +20,11 @@ from kerasflow.tasks.champion import (
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.drift import check_drift
 from kerasflow.tasks.evaluate import evaluate_model
+from kerasflow.tasks.infra_validate import validate_infra
 from kerasflow.tasks.load import load_data
 from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.promote import gate_challenger, promote_challenger
-from kerasflow.tasks.register import register_model
+from kerasflow.tasks.register import bless_candidate, register_model
 from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.split import split_data
 from kerasflow.tasks.train import train_model
@@ -82,9 +84,12 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         metrics = evaluate_model(run.tracker, config, prepared, model)
         champion_metrics = score_champion(run.tracker, config, prepared, champion)
         registered = register_model(run.tracker, config, prepared, model, metrics)
-        decision = gate_challenger(run.tracker, config, metrics, champion_metrics)
+        infra = validate_infra(run.tracker, config, prepared, model, registered)
+        registered = bless_candidate(run.tracker, config, metrics, registered, infra)
+        decision = gate_challenger(run.tracker, config, metrics, champion_metrics, infra)
         outcome = promote_challenger(run.tracker, config, decision, registered["version"], champion,
                                      drift["summary"] if drift["checked"] else None)
+        write_model_card(run.tracker, config, registered)
     result = RetrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
                            champion_metrics=champion_metrics, version=registered["version"],
                            compared_with=champion.version if champion else None, drift=Drift(**drift), **outcome)

@@ -10,9 +10,11 @@ from kerasflow.flows.results import TrainResult
 from kerasflow.flows.runners import task_runner
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
+from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.evaluate import evaluate_model
-from kerasflow.tasks.register import register_model
+from kerasflow.tasks.infra_validate import validate_infra
+from kerasflow.tasks.register import bless_candidate, register_model
 from kerasflow.tasks.runs import flow_run_url, mlflow_run_url, open_pipeline_run, publish_summary
 from kerasflow.tasks.train import assemble_ensemble, train_model
 from kerasflow.tasks.tune import search_hyperparameters
@@ -61,6 +63,9 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model, metrics)
+        infra = validate_infra(run.tracker, config, prepared, model, registered)
+        registered = bless_candidate(run.tracker, config, metrics, registered, infra)
+        write_model_card(run.tracker, config, registered)
         publish_summary(run, config, metrics, registered)
     return TrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
                        mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), **registered)

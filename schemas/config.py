@@ -1,7 +1,8 @@
 """Pydantic models for a kerasflow pipeline config.
 
 A config is declarative YAML in sections: `data`, `validation`, `split`,
-`preprocessing`, `model`, `tuning`, `training`, `evaluation` and `registry`.
+`preprocessing`, `model`, `tuning`, `training`, `evaluation`, `registry` and
+`promotion`, plus an optional `description`.
 It is read with `yaml.safe_load` (nothing in it is ever executed) and
 validated in full before any work is done: unknown keys, wrong types and
 impossible values are reported with their dotted key path and, where the
@@ -34,6 +35,7 @@ from kerasflow.schemas.families import default_kind, family_config, image_kind, 
 from kerasflow.schemas.gate import DriftConfig, GateConfig
 from kerasflow.schemas.images import ImageConfig, image_model_problems, image_source_problems
 from kerasflow.schemas.loading import ConfigError, apply_override, error_lines, read_raw_config
+from kerasflow.schemas.promotion import PromotionConfig
 from kerasflow.schemas.tuning import RunnerConfig, TuningConfig, space_problems
 
 
@@ -314,9 +316,17 @@ class RegistryConfig(Section):
 
 
 class PipelineConfig(Section):
-    """A whole kerasflow pipeline."""
+    """A whole kerasflow pipeline.
+
+    Args:
+        name: The pipeline's name (the MLflow experiment, and the
+            registered model unless `registry.model_name` is set).
+        description: What the model is for (its intended use): the first
+            section of every version's model card. Default none.
+    """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+    description: Annotated[str, Field(max_length=2000)] | None = None
     data: DataConfig
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -325,6 +335,7 @@ class PipelineConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     tuning: TuningConfig | None = None
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     _given: frozenset[str] | None = PrivateAttr(default=None)  # set by `load_config`: the file's own sections

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.promotion.infra import InfraReport, refuse_unvalidated
 from kerasflow.promotion.plan import (
     CHAMPION,
     PREVIOUS,
@@ -29,9 +30,11 @@ from kerasflow.tracking.registry import promote_if_champion, registered_aliases
 
 @task(name="gate-challenger", retries=0, cache_policy=NO_CACHE)
 def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str, float],
-                    champion_metrics: dict[str, float] | None) -> Decision:
+                    champion_metrics: dict[str, float] | None, infra: InfraReport | None = None) -> Decision:
     """Applies the champion/challenger gate (see `kerasflow.promotion.plan.decide_promotion`).
 
+    A challenger that failed infra validation (`infra`) is never promoted,
+    whatever its metrics (`kerasflow.promotion.infra.refuse_unvalidated`).
     Logs `gate.rules`, `gate.violations` and `gate.blessed` (1 when the
     challenger may be promoted).
 
@@ -42,6 +45,7 @@ def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     gate = config.registry.gate
     decision = decide_promotion(metrics, champion_metrics,
                                 value_thresholds(gate.thresholds, config.registry.thresholds), gate.changes)
+    decision = refuse_unvalidated(decision, infra)
     tracker.metrics({"rules": len(decision.checks), "violations": len(decision.violations),
                                           "blessed": float(decision.promote)}, prefix="gate.")
     return decision
@@ -82,7 +86,9 @@ def promote_challenger(tracker: Tracker, config: PipelineConfig, decision: Decis
             "kerasflow.run_id": tracker.run_id}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    client.update_model_version(name, version, description=decision_description(result, expected))
+    description = decision_description(result, expected)
+    client.update_model_version(name, version, description=description)
+    tracker.text(description + "\n", "gate/description.txt")  # the head of the model card
     tracker.tags({"kerasflow.decision": result.outcome})
     tracker.tags({"kerasflow.decided_at": f"{decided_at:.3f}"})
     tracker.json(result.to_dict(), "gate/decision.json")

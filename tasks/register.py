@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
 from kerasflow.promotion.gate import check_thresholds, threshold_description
+from kerasflow.promotion.infra import InfraReport, blessing_description
 from kerasflow.promotion.inputs import CANDIDATE
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
@@ -23,14 +24,16 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
                    metrics: dict[str, float]) -> dict[str, Any]:
     """Logs the pyfunc model with a signature and registers a new version.
 
-    A version that meets every `registry.thresholds` entry gets the
-    `candidate` alias; nothing else in the registry is touched. The run also
+    No alias moves here: `bless_candidate` gives a version that meets every
+    `registry.thresholds` entry the `candidate` alias once it passed infra
+    validation (`kerasflow.tasks.infra_validate`). The run also
     gets `reference/stats.json` (training-row drift statistics) and
     `reference/suite.json` (the expectation suite) for retraining and batch
     prediction.
 
     Returns:
-        `{"model_uri", "version", "blessed", "reasons"}`.
+        `{"model_uri", "version", "blessed", "reasons"}`; `blessed` says
+        whether the thresholds passed.
 
     Raises:
         IncompatibleInputsError: The registered name's versions take other
@@ -52,9 +55,43 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     gate = check_thresholds(metrics, config.registry.thresholds)
     outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
-    client.set_model_version_tag(name, version, "kerasflow.blessed", str(gate.passed).lower())
-    client.update_model_version(name, version, description=threshold_description(gate, tracker.run_id))
-    if gate.passed:
-        client.set_registered_model_alias(name, CANDIDATE, version)
     tracker.tags({"kerasflow.model_version": version})
     return outcome
+
+
+@task(name="bless-candidate", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
+def bless_candidate(tracker: Tracker, config: PipelineConfig, metrics: dict[str, float], registered: dict[str, Any],
+                    infra: InfraReport | None = None) -> dict[str, Any]:
+    """Gives a registered version the `candidate` alias if it met every threshold and passed infra validation.
+
+    Nothing else in the registry is touched. The version gets the tag
+    `kerasflow.blessed` and a description naming every threshold with its
+    expected and observed values, and the infra verdict; the run logs the
+    description as `gate/description.txt` (the head of the model card).
+
+    Args:
+        tracker: The pipeline run.
+        config: The pipeline config.
+        metrics: The test metrics.
+        registered: `register_model`'s result.
+        infra: `validate_infra`'s report. Default none (not validated).
+
+    Returns:
+        `registered` with `blessed` and `reasons` updated: a version that
+        failed infra validation is not blessed, and the failure is a reason.
+    """
+    name, version = config.model_name, registered.get("version")
+    if version is None:
+        return registered
+    gate = check_thresholds(metrics, config.registry.thresholds)
+    blessed = gate.passed and (infra is None or infra.passed)
+    reasons = [*gate.reasons, *([] if infra is None or infra.passed else [infra.line()])]
+    description = blessing_description(threshold_description(gate, tracker.run_id), gate.passed, infra,
+                                       tracker.run_id)
+    client = tracker.client
+    client.set_model_version_tag(name, version, "kerasflow.blessed", str(blessed).lower())
+    client.update_model_version(name, version, description=description)
+    tracker.text(description + "\n", "gate/description.txt")
+    if blessed:
+        client.set_registered_model_alias(name, CANDIDATE, version)
+    return {**registered, "blessed": blessed, "reasons": reasons}

@@ -323,6 +323,24 @@ def promote(name: Annotated[str, typer.Argument(metavar="NAME", help="Registered
 
 
 @app.command(cls=PlainHelpCommand)
+def card(reference: Annotated[str, typer.Argument(
+        metavar="NAME[@ALIAS|/VERSION]",
+        help="A registered version: NAME@candidate, NAME/3, or NAME (its champion, else its newest version).")]) -> None:
+    """Print a registered version's model card (Markdown): intended use, data, metrics, decisions, lineage."""
+    silence()
+    from kerasflow import tracking
+    from kerasflow.errors import BadInputError, describe
+    from kerasflow.tracking.cards import find_card
+
+    require_store(None)
+    try:
+        _, text = find_card(tracking.configure(), reference)
+    except BadInputError as exc:
+        fail(describe(exc), EXIT_BAD_INPUT)
+    typer.echo(text.rstrip("\n"))
+
+
+@app.command(cls=PlainHelpCommand)
 def rollback(name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")]) -> None:
     """Move @champion back to @previous-champion; the demoted version gets @rolled-back."""
     silence()

@@ -16,9 +16,9 @@ import mlflow.pyfunc
 
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import decode_outputs, dummy_outputs
-from kerasflow.features.tabular import FeatureSpec
 from kerasflow.tracking.client import patiently
 from kerasflow.tracking.registry import check_registrable
+from kerasflow.training.canary import serving_rows
 
 # the `kerasflow` library folder: `serving` and the `features` it imports run inside the model
 CODE_PATHS = [str(Path(__file__).resolve().parents[1])]
@@ -37,9 +37,8 @@ def log_model(run_id: str, model_path: str, features_path: str, labels_path: str
     Returns:
         MLflow's `ModelInfo`.
     """
-    features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
-    # image specs convert listings to their serving format (base64-encoded files)
-    example = features.serving_frame(example) if hasattr(features, "serving_frame") else example[features.columns]
+    labels = LabelSpec.load(labels_path)
+    example = serving_rows(features_path, example)  # image specs send files as base64
     signature = infer_model_signature(example, labels)
 
     def log() -> Any:

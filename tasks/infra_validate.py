@@ -1,0 +1,73 @@
+"""Infra validation: the registered version loads and answers in a fresh process before any alias moves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from kerasflow.data.prepared import Prepared
+from kerasflow.promotion.infra import SKIPPED, InfraReport, canary_positions, judge_probe
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tracking import Tracker
+from kerasflow.tracking.infra import probe_version
+from kerasflow.training.canary import evaluated_predictions, rows_at, serving_rows, split_test_rows
+
+
+@task(name="validate-infra", retries=0, cache_policy=NO_CACHE)
+def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
+                   registered: dict[str, Any]) -> InfraReport:
+    """Loads the registered version from the registry in a fresh process and checks what it serves.
+
+    With `promotion.infra_validation: load_and_query` (the default) the
+    fresh process scores the logged input example and up to
+    `promotion.canary_rows` test rows, and the canary predictions must equal
+    the evaluation's (`kerasflow.training.canary.evaluated_predictions`)
+    within `promotion.tolerance`; `load_only` checks the load alone. Logs
+    `infra/load_seconds`, `infra/row_ms`, `infra/rows`, `infra/passed` and
+    `infra/report.json`, tags the run and the version `kerasflow.infra`
+    (`passed`, `failed` or `skipped`) with the details in
+    `kerasflow.infra_details`.
+
+    Args:
+        tracker: The pipeline run.
+        config: The pipeline config.
+        prepared: Paths from the data steps.
+        model_path: The `.keras` file the evaluation scored.
+        registered: `register_model`'s result (`version` None when nothing was registered).
+
+    Returns:
+        The `InfraReport`; `passed` is false when an alias must not move.
+    """
+    settings, version = config.promotion, registered.get("version")
+    if settings.infra_validation == "off" or version is None:
+        report = InfraReport(mode=settings.infra_validation, status=SKIPPED)
+    else:
+        report = _validate(tracker, config, prepared, model_path, f"models:/{config.model_name}/{version}")
+        tracker.metrics(report.metrics(), prefix="infra.")
+    tracker.json(report.to_dict(), "infra/report.json")
+    tracker.tags({"kerasflow.infra": report.status})
+    if version is not None:
+        for key, value in report.tags().items():
+            tracker.client.set_model_version_tag(config.model_name, version, key, value)
+    return report
+
+
+def _validate(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
+              uri: str) -> InfraReport:
+    settings = config.promotion
+    query = settings.infra_validation == "load_and_query"
+    positions = canary_positions(split_test_rows(prepared.split), settings.canary_rows) if query else []
+    rows = rows_at(prepared.raw, positions) if positions else None
+    canary = serving_rows(prepared.features, rows) if rows is not None else None
+
+    def evaluate() -> object:  # in this process, while the fresh one loads
+        return None if rows is None else evaluated_predictions(model_path, prepared.features, prepared.labels, rows)
+
+    probe = probe_version(uri, tracker.uri, canary, query, settings.timeout_seconds, meanwhile=evaluate)
+    evaluated = probe.meanwhile
+    tracker.metrics({"process_seconds": probe.wall_seconds}, prefix="infra.")  # what validation added to the run
+    return judge_probe(settings.infra_validation, uri, settings.tolerance, error=probe.error,
+                       load_seconds=probe.load_seconds, predict_seconds=probe.predict_seconds,
+                       outputs=probe.outputs, evaluated=evaluated)
