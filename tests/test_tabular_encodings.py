@@ -230,3 +230,34 @@ def test_a_tiny_search_chooses_among_the_numeric_embeddings(tmp_path: Path) -> N
     assert [t.status for t in result.trials] == ["COMPLETED"] * 2
     assert {t.values["preprocessing.numeric_embedding"] for t in result.trials} == set(space[
         "preprocessing.numeric_embedding"]["values"])
+
+
+def test_a_streamed_tabm_with_quantiles_periodic_and_categorical_embeddings_trains_and_serves(
+        prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
+    from kerasflow.features.encodings import quantile_count
+    from kerasflow.features.tabular import FeatureSpec
+    from kerasflow.flows.train import train_flow
+
+    frame = load_frame("penguins")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(shards / f"part-{i}.parquet", index=False)
+    name = "penguins-stream-encodings-test"
+    path = tmp_path / "stream.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "data": {"source": str(shards), "target": "species", "streaming": True},
+        "split": {"test_fraction": 0.2, "val_fraction": 0.15, "seed": 7},
+        "preprocessing": {"normalize": "quantile", "numeric_embedding": "periodic",
+                          "categorical_embedding": {"above": 2}},
+        "model": TABM, "training": {**FAST, "epochs": 4, "batch_size": 16}, "registry": {"model_name": name}}))
+    result = train_flow(str(path))
+    spec = FeatureSpec.load(mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="preprocessing/features.json", tracking_uri=mlflow_store))
+    assert spec.normalize == "quantile" and spec.numeric_embedding == "periodic" and set(spec.embedded) == {
+        "island", "sex"}
+    # quantiles of the sample's training rows (here every training row: the sample holds the small table)
+    assert quantile_count(len(frame) * 2 // 3) == 10 and np.asarray(spec.quantiles).shape == (len(spec.numeric), 10)
+    served = mlflow.pyfunc.load_model(f"models:/{name}/{result.version}").predict(
+        frame.drop(columns="species").head(5))
+    assert set(served["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"}
