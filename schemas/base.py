@@ -25,6 +25,10 @@ Initializer = Literal[
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam"]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+# How numeric columns enter a tabular network (`preprocessing.numeric_embedding`), and its search-space name,
+# read by the families that build on `kerasflow.features.inputs` (`dense`, `tabm`).
+NumericEmbedding = Literal["none", "periodic", "piecewise_linear"]
+NUMERIC_EMBEDDING_TUNABLE = {"preprocessing.numeric_embedding": (("choice",), NumericEmbedding)}
 
 
 class Section(BaseModel):

@@ -25,6 +25,7 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
     Fraction,
     Initializer,
     InitializerConfig,
+    NumericEmbedding,
     OptimizerName,
     PositiveInt,
     Section,
@@ -152,11 +153,31 @@ class SplitConfig(Section):
         return self
 
 
-class PreprocessingConfig(Section):
-    """Standardization and vectorization, fitted on training rows only.
+class CategoricalEmbeddingConfig(Section):
+    """Learned embeddings for categorical columns with many levels, instead of one-hot vectors.
 
     Args:
-        normalize: Z-score numeric columns with a `Normalization` layer. Default true.
+        above: Columns with more than this many training levels are
+            embedded; the others stay one-hot. Default 16.
+        dim: The embedding width, or `auto` (default):
+            `min(16, ceil(1.6 * n ** 0.56))` for a table of `n` rows (the
+            training levels plus the out-of-vocabulary slot), fastai's rule
+            of thumb capped at 16.
+    """
+
+    above: Annotated[int, Field(ge=0)] = 16
+    dim: PositiveInt | Literal["auto"] = "auto"
+
+
+class PreprocessingConfig(Section):
+    """Standardization, vectorization and the tabular encodings, fitted on training rows only.
+
+    Args:
+        normalize: How numeric columns are normalized: `standard` (default,
+            z-scores with a `Normalization` layer), `quantile` (each column
+            mapped through its training quantiles to a standard normal,
+            `min(max(rows // 30, 10), 1000)` quantiles, as in the TabM paper)
+            or `none`. `true` and `false` still mean `standard` and `none`.
         impute: How missing numeric values are filled: `mean` (default),
             `median` or `zero`, using training statistics.
         max_categories: Keep at most this many most frequent levels per
@@ -174,14 +195,30 @@ class PreprocessingConfig(Section):
         drop_constant: Drop features with a single value (they carry no
             information), with a warning that names them. Applies when
             `data.features` is not listed. Default true.
+        numeric_embedding: How numeric columns enter a tabular network
+            (`dense`, `tabm`): `none` (default), `periodic` (PLR embeddings
+            with trainable frequencies) or `piecewise_linear` (piecewise-linear
+            encoding on quantile bins fitted on the training rows, plus a
+            linear embedding), each 16 wide per column (Gorishniy et al.,
+            NeurIPS 2022). A search may vary it (`preprocessing.numeric_embedding`).
+        categorical_embedding: Embed categorical columns with many levels
+            instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
+            Default none: every column one-hot.
     """
 
-    normalize: bool = True
+    normalize: Literal["standard", "quantile", "none"] = "standard"
     impute: Literal["mean", "median", "zero"] = "mean"
     max_categories: PositiveInt | None = None
     non_finite: Literal["fail", "clip", "missing"] = "fail"
     invalid_numbers: Literal["missing", "fail"] = "missing"
     drop_constant: bool = True
+    numeric_embedding: NumericEmbedding = "none"
+    categorical_embedding: CategoricalEmbeddingConfig | None = None
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _booleans_name_a_normalization(cls, value: Any) -> Any:
+        return {True: "standard", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 
 # The dense family's section, under its former name (it lives in `kerasflow.schemas.dense`).
@@ -375,6 +412,9 @@ class PipelineConfig(Section):
                        ("data.test_source", self.data.test_source is not None, "a separate test file"),
                        ("model.kind", not family_config(self.model.kind).streams, f"model.kind: {self.model.kind}"),
                        ("split.kind", self.split.kind != "holdout", "k-fold splits"),
+                       ("preprocessing.numeric_embedding", self.preprocessing.numeric_embedding == "piecewise_linear",
+                        "numeric_embedding: piecewise_linear (its quantile bins are fitted on training rows held "
+                        "in memory; use none or periodic)"),
                        ("tuning", self.tuning is not None, "a tuner search")]
         problems = [(where, f"data.streaming reads the table batch by batch, which does not support {what} yet; "
                             f"remove it or set data.streaming: false") for where, bad, what in unsupported if bad]

@@ -19,7 +19,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from kerasflow.schemas.base import Activation, Fraction, InitializerConfig, PositiveInt, Section
+from kerasflow.schemas.base import (
+    NUMERIC_EMBEDDING_TUNABLE,
+    Activation,
+    Fraction,
+    InitializerConfig,
+    PositiveInt,
+    Section,
+)
 
 UNITS_PATTERN = re.compile(r"^model\.units_(\d+)$")
 MAX_LAYERS = 16
@@ -36,6 +43,7 @@ DENSE_TUNABLE: dict[str, tuple[tuple[str, ...], Any]] = {
     "model.use_dropout": (("boolean",), bool),
     "model.dropout": (("float", "choice"), Fraction),
     "model.batch_norm": (("boolean",), bool),
+    **NUMERIC_EMBEDDING_TUNABLE,
 }
 # `model.units_<i>`: the units of hidden layer i (i below `MAX_LAYERS`).
 UNITS_RULE: tuple[tuple[str, ...], Any] = (("int", "choice"), PositiveInt)

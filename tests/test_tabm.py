@@ -2,8 +2,8 @@
 
 A binary classifier (breast_cancer) is trained by the train flow,
 registered and served through `models:/<name>@champion`; a k-fold
-regression (diabetes, an ensemble of the fold models) uses piecewise-linear embeddings, whose bins the model fits on
-the rows it trains on; a tiny search varies `model.k` and `model.width`.
+regression (diabetes, an ensemble of the fold models) uses piecewise-linear embeddings, whose bins the feature spec
+fits on each fold's training rows; a tiny search varies `model.k` and `model.width`.
 The unit checks pin the two TabM rules: training averages the members'
 losses, prediction averages their outputs.
 """
@@ -57,19 +57,21 @@ def test_the_tabm_section_parses_with_defaults_and_refuses_unknown_values() -> N
     from kerasflow.schemas.config import ConfigError, load_config
 
     config = load_config(ROOT / "configs" / "breast_cancer_tabm.yaml")
-    assert config.model.kind == "tabm" and config.model.numeric_embedding == "none"
-    with pytest.raises(ConfigError, match=r"model\.numeric_embedding"):
-        load_config(ROOT / "configs" / "breast_cancer_tabm.yaml", ["model.numeric_embedding=splines"])
-    with pytest.raises(ConfigError, match=r"model\.numeric_embedding"):
+    assert config.model.kind == "tabm" and config.preprocessing.numeric_embedding == "none"
+    with pytest.raises(ConfigError, match=r"preprocessing\.numeric_embedding"):
+        load_config(ROOT / "configs" / "breast_cancer_tabm.yaml", ["preprocessing.numeric_embedding=splines"])
+    with pytest.raises(ConfigError, match=r"model\.numeric_embedding"):  # the setting moved to preprocessing
+        load_config(ROOT / "configs" / "breast_cancer_tabm.yaml", ["model.numeric_embedding=periodic"])
+    with pytest.raises(ConfigError, match=r"preprocessing\.numeric_embedding"):
         load_config(ROOT / "configs" / "breast_cancer_tabm.yaml",
-                    ["data.streaming=true", "model.numeric_embedding=piecewise_linear"])
+                    ["data.streaming=true", "preprocessing.numeric_embedding=piecewise_linear"])
 
 
 def test_training_averages_the_members_losses_and_prediction_their_outputs() -> None:
     import keras
 
     from kerasflow.features.labels import fit_labels
-    from kerasflow.features.numeric_embeddings import PiecewiseLinearEncoding, fit_quantile_bins
+    from kerasflow.features.numeric_embeddings import PiecewiseLinearEncoding
     from kerasflow.features.tabular import as_model_inputs, fit_features, frame_to_inputs
     from kerasflow.models.families import build_model
     from kerasflow.models.spec import ModelSpec
@@ -78,9 +80,9 @@ def test_training_averages_the_members_losses_and_prediction_their_outputs() -> 
 
     frame = load_frame("diabetes").iloc[:200]
     numeric = [c for c in frame.columns if c != "target"]
-    features, labels = fit_features(frame, numeric, []), fit_labels(frame["target"], "regression")
-    spec = ModelSpec(TabMModelConfig(**{**TABM, "dropout": 0.0},
-                                     numeric_embedding="piecewise_linear"), OptimizerConfig(), features, labels)
+    features = fit_features(frame, numeric, [], numeric_embedding="piecewise_linear")
+    labels = fit_labels(frame["target"], "regression")
+    spec = ModelSpec(TabMModelConfig(**{**TABM, "dropout": 0.0}), OptimizerConfig(), features, labels)
     model = build_model(None, spec)
     x, y = as_model_inputs(frame_to_inputs(frame, features)), frame["target"].to_numpy("float32")
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
@@ -90,8 +92,10 @@ def test_training_averages_the_members_losses_and_prediction_their_outputs() -> 
     per_member = np.mean((np.asarray(members)[..., 0] - y[:, None]) ** 2)
     assert float(model.compute_loss(x, y, members)) == pytest.approx(per_member, rel=1e-4)
     encoding = next(layer for layer in model.layers if isinstance(layer, PiecewiseLinearEncoding))
-    normalized = keras.Model(model.inputs, encoding.input).predict(x, verbose=0)
-    assert encoding.bins[1] == fit_quantile_bins(normalized, 48)[1]  # fitted on the rows `fit` trained on
+    assert encoding.bins == features.bins  # fitted with the feature spec, on its training rows
+    normalized = keras.Model(model.inputs, encoding.input).predict(x, verbose=0)  # the z-scores the layer receives
+    np.testing.assert_allclose([edges[0] for edges in encoding.bins], normalized.min(axis=0), atol=1e-4)
+    np.testing.assert_allclose([edges[-1] for edges in encoding.bins], normalized.max(axis=0), atol=1e-4)
 
 
 def test_a_tabm_classifier_trains_registers_and_serves(binary_run: Any, mlflow_store: str) -> None:
@@ -120,7 +124,7 @@ def test_a_kfold_tabm_regression_with_piecewise_linear_embeddings(prefect_harnes
     name = "diabetes-tabm-test"
     config = _write(folder, "diabetes_tabm", data={"source": "diabetes", "target": "target"},
                     split={"kind": "kfold", "folds": 2, "test_fraction": 0.2, "seed": 42},
-                    model={**TABM, "numeric_embedding": "piecewise_linear"},
+                    preprocessing={"numeric_embedding": "piecewise_linear"}, model=TABM,
                     training={"epochs": 30, "batch_size": 32, "early_stopping": {"patience": 8}},
                     registry={"model_name": name})
     result = train_flow(str(config))

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from kerasflow.data.load import load_frame
-from kerasflow.features.tabular import build_input_layers
+from kerasflow.features.inputs import build_input_layers
 from kerasflow.flows.results import TrainResult
 from kerasflow.models.families import family, register_family
 from kerasflow.models.hyper import build_optimizer, choose

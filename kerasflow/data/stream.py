@@ -40,6 +40,7 @@ import pandas as pd
 from kerasflow.data.findings import Finding
 from kerasflow.data.load import DataLoadError
 from kerasflow.data.split import Split
+from kerasflow.features.encodings import embedded_columns, fit_numeric_encoding, normalization
 from kerasflow.features.labels import LabelSpec, fit_labels
 from kerasflow.features.tabular import FeatureSpec, category_tokens, natural_key
 
@@ -282,14 +283,18 @@ def check_scan(scan: StreamScan, target: str, task: str, non_finite: str, source
 
 
 def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric: list[str], categorical: list[str],
-                        target: str, *, impute: str, normalize: bool, max_categories: int | None, task: str,
-                        encoding: str, non_finite: str) -> tuple[FeatureSpec, LabelSpec]:
+                        target: str, *, impute: str, normalize: bool | str, max_categories: int | None, task: str,
+                        encoding: str, non_finite: str, numeric_embedding: str = "none",
+                        categorical_embedding: Any = None) -> tuple[FeatureSpec, LabelSpec]:
     """Fits the feature statistics and the label encoding in one pass over the training rows.
 
     Means, variances, vocabularies and classes are exact (sums in
     float64). The task (`auto`) is inferred from the sample's labels as for
-    an in-memory table, and `impute: median` uses the median of the sample's
-    training rows (an exact streaming median would need another pass).
+    an in-memory table, and `impute: median` and `normalize: quantile` use
+    the median and the quantiles of the sample's training rows (exact ones
+    would need another pass; scikit-learn's `QuantileTransformer` fits on a
+    subsample too). Piecewise-linear bins are not fitted (the config refuses
+    them with `data.streaming`).
 
     Args:
         manifest: The stream, with its split rule.
@@ -298,11 +303,13 @@ def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric:
         categorical: Categorical columns.
         target: The label column.
         impute: `mean`, `median` or `zero`.
-        normalize: Z-score numeric columns.
+        normalize: `standard`, `quantile` or `none` (`true`/`false`: `standard`/`none`).
         max_categories: Keep the most frequent levels only; None keeps all.
         task: `data.task`.
         encoding: `data.label_encoding`.
         non_finite: `preprocessing.non_finite` (how infinite values are repaired).
+        numeric_embedding: `none` (default) or `periodic`.
+        categorical_embedding: `preprocessing.categorical_embedding`, or None (default: one-hot).
 
     Returns:
         `(features, labels)`, as `fit_features` and `fit_labels` give them.
@@ -323,11 +330,16 @@ def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric:
     mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
     variance = np.maximum(np.divide(squares, count, out=np.zeros(n), where=count > 0) - mean**2, 0.0)
     fill = {"mean": mean, "zero": np.zeros(n)}.get(impute)
+    sampled = sample[numeric].to_numpy(dtype="float64", na_value=np.nan)
     if fill is None:  # median, from the sample
-        fill = np.nan_to_num(np.nanmedian(sample[numeric].to_numpy(dtype="float64", na_value=np.nan), axis=0))
+        fill = np.nan_to_num(np.nanmedian(sampled, axis=0))
+    normalize = normalization(normalize)
+    quantiles = fit_numeric_encoding(sampled, None, mean, variance, normalize, bins=False)["quantiles"] if n else []
+    vocabularies = {c: _top_levels(levels[c], max_categories) for c in categorical}
     spec = FeatureSpec(numeric=list(numeric), categorical=list(categorical), fill=fill.tolist(), mean=mean.tolist(),
-                       variance=variance.tolist(), normalize=normalize,
-                       vocabularies={c: _top_levels(levels[c], max_categories) for c in categorical})
+                       variance=variance.tolist(), normalize=normalize, vocabularies=vocabularies,
+                       quantiles=quantiles, numeric_embedding=numeric_embedding,
+                       embedded=embedded_columns(vocabularies, categorical_embedding))
     labels = fit_labels(sample[target], task, encoding)
     if labels.task == "classification":
         labels = LabelSpec("classification", target, sorted(classes, key=natural_key), encoding)

@@ -18,12 +18,13 @@ Learning" (NeurIPS 2022) and the TabM paper (ICLR 2025) that reuses them:
   `QuantileTransformer(output_distribution="normal")` does on the same rows.
 
 Bin edges and quantiles are fitted on training rows only (`fit_quantile_bins`,
-`fit_quantiles`) and become part of the layer: PLE edges live in its config,
+`fit_quantiles`, NumPy functions of `kerasflow.features.encodings`, which the
+feature spec calls) and become part of the layer: PLE edges live in its config,
 quantiles in a float64 non-trainable weight, so a saved `.keras` model
 serves exactly as it trained.
 
 Shipped with every logged model (MLflow `code_paths`): imports nothing from
-kerasflow beyond Keras and TensorFlow. Importers defer importing it
+kerasflow beyond Keras, TensorFlow and its NumPy sibling `encodings`. Importers defer importing it
 (it imports TensorFlow).
 """
 
@@ -35,58 +36,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# scikit-learn's QuantileTransformer bounds: values within 1e-7 of the extreme quantiles map to
-# the extremes, whose normal scores are clipped to norm.ppf(1e-7 - eps) and its opposite
-BOUNDS_THRESHOLD = 1e-7
-NORMAL_CLIP = 5.199337582605575
-
-
-def fit_quantile_bins(values, n_bins: int = 48) -> list[list[float]]:
-    """Quantile bin edges of each numeric column, for `PiecewiseLinearEncoding`.
-
-    Edges are the `n_bins + 1` quantiles of the column's non-missing values
-    with duplicates removed, so a column with ties or few distinct values
-    gets fewer bins. A constant column gets the single bin `[c, c + 1]`; an
-    all-missing column `[0, 1]`.
-
-    Args:
-        values: Training rows only, shape `(n_rows, n_features)`.
-        n_bins: The largest number of bins per column.
-
-    Returns:
-        One sorted list of at least two edges per column.
-
-    Raises:
-        ValueError: If `values` is not two-dimensional or `n_bins < 1`.
-    """
-    values = np.asarray(values, dtype="float64")
-    if values.ndim != 2 or n_bins < 1:
-        raise ValueError(f"values must be 2-D and n_bins >= 1, got shape {values.shape} and n_bins={n_bins}")
-    levels = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = []
-    for column in values.T:
-        column = column[np.isfinite(column)]
-        edges = np.unique(np.quantile(column, levels)) if column.size else np.array([0.0])
-        if edges.size < 2:
-            edges = np.array([edges[0], edges[0] + 1.0])
-        bins.append([float(edge) for edge in edges])
-    return bins
-
-
-def fit_quantiles(values, n_quantiles: int = 1000) -> np.ndarray:
-    """Quantiles of each numeric column, as `QuantileTransformer.fit` computes them.
-
-    Args:
-        values: Training rows only, shape `(n_rows, n_features)`; NaN is ignored.
-        n_quantiles: The number of quantiles; at most the number of rows is used.
-
-    Returns:
-        A float64 array `(n_features, n_used_quantiles)`, non-decreasing along its last axis.
-    """
-    values = np.asarray(values, dtype="float64")
-    count = max(1, min(int(n_quantiles), values.shape[0]))
-    quantiles = np.nanpercentile(values, np.linspace(0.0, 1.0, count) * 100, axis=0).T
-    return np.maximum.accumulate(quantiles, axis=1)
+from kerasflow.features.encodings import (  # noqa: F401  (re-exported: the fitting side of these layers)
+    BOUNDS_THRESHOLD,
+    NORMAL_CLIP,
+    fit_quantile_bins,
+    fit_quantiles,
+)
 
 
 def _uniform(bound: float, seed=None):

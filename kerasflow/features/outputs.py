@@ -30,7 +30,7 @@ from kerasflow.features.labels import (
     encode_labels,
     fit_labels,
 )
-from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features
+from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features, preprocessing_options
 from kerasflow.features.text import TextSpec, embedding_coverage, fit_text_spec, text_series, vectors_dim
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.schemas.functional import OutputConfig
@@ -164,9 +164,7 @@ def fit_model_inputs(config: PipelineConfig, train: pd.DataFrame, *, branches: l
             input, or a text column has no tokens.
     """
     _check_no_leak(config.data, outputs, numeric + categorical + [column for _, column, _ in branches])
-    p = config.preprocessing
-    features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
-                            max_categories=p.max_categories)
+    features = fit_features(train, numeric, categorical, **preprocessing_options(config))
     texts = [_fit_branch(train, encoder, encoder_path, branches, b, shared) for b in branches]
     features.text = [t.as_dict() for t in texts]
     labels = fit_output_labels(config.data, train, outputs)

@@ -24,21 +24,17 @@ Training and prediction (the design the families build on, see
 - `TabMModel` is both in one functional model, as the `tabm` family builds
   it: its output is the `MeanOverMembers` prediction, while its training
   step scores the members (the mean of their losses, with the compiled
-  loss) and `fit` first fits piecewise-linear bins on its training rows.
-  The pipeline trains, saves and serves that one model unchanged.
+  loss). The pipeline trains, saves and serves that one model unchanged.
 
 The layers live here, under `features`, rather than next to the TabM family
 in `models`, because loading a saved model (serving, ensembles, streaming)
 must register them, and those loaders may import `features` but not
-`models`. Imports nothing from kerasflow beyond Keras and its shipped
-sibling `numeric_embeddings`; importers defer importing it (it imports Keras).
+`models`. Imports nothing from kerasflow beyond Keras; importers defer importing it (it imports Keras).
 """
 
 from __future__ import annotations
 
 import keras
-
-from kerasflow.features.numeric_embeddings import PiecewiseLinearEncoding, _ple_tables, fit_quantile_bins
 
 SCALING_INITS = ("ones", "normal", "random-signs")
 
@@ -283,9 +279,9 @@ class TabMModel(keras.Model):
     metrics of the members' mean. `val_loss` is the loss of the mean
     prediction, the model that is kept.
 
-    `fit` first fits the bin edges of every `PiecewiseLinearEncoding` on the
-    rows it trains on (see `fit_piecewise_bins`), so the bins come from
-    training rows only and are saved in the model's config.
+    Piecewise-linear bins, like every fitted statistic of the inputs, come
+    from the feature spec fitted on the training rows
+    (`kerasflow.features.inputs`).
     """
 
     def __init__(self, *args, **kwargs):
@@ -316,34 +312,3 @@ class TabMModel(keras.Model):
         if len(y_pred.shape) == 3:  # members' activated outputs: report the metrics of their mean
             y_pred = keras.ops.mean(y_pred, axis=1)
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        fit_piecewise_bins(self, x)
-        return super().fit(x, y, *args, **kwargs)
-
-
-def fit_piecewise_bins(model, x) -> None:
-    """Refits the bins of the model's `PiecewiseLinearEncoding` layers on training inputs.
-
-    Each layer keeps its number of bin columns (the width of its built
-    weights): the edges are `fit_quantile_bins` of the values the layer
-    receives for `x`, with as many bins as it has columns; when every column
-    has fewer distinct quantiles, the column with the most gets extra edges
-    beyond its largest value, which training rows never reach.
-
-    Args:
-        model: A functional model.
-        x: Its training inputs (arrays or tensors, by input name); a
-            `tf.data.Dataset` or generator is left alone (the bins stay).
-    """
-    layers = [layer for layer in model.layers if isinstance(layer, PiecewiseLinearEncoding)]
-    if not layers or not isinstance(x, (dict, list, tuple)) and not hasattr(x, "shape"):
-        return
-    for layer in layers:
-        values = keras.Model(model.inputs, layer.input).predict(x, batch_size=8192, verbose=0)
-        width = layer.tables[0].shape[1]
-        bins = fit_quantile_bins(values, width)
-        widest = max(range(len(bins)), key=lambda i: len(bins[i]))
-        last = bins[widest][-1]
-        bins[widest] += [last + step for step in range(1, width + 2 - len(bins[widest]))]
-        layer.bins, layer.tables = bins, _ple_tables(bins)

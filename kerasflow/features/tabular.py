@@ -1,9 +1,11 @@
 """Standardize and vectorize: statistics fitted on training rows only.
 
 The fitted statistics become Keras preprocessing layers inside the exported
-model (`FillMissing`, `Normalization`, `StringLookup`/`IntegerLookup` with
-one-hot output), so a logged model takes raw rows with their original column
-names. Label encoding and the output specs are in `kerasflow.features.labels`.
+model (`FillMissing`, `Normalization` or `QuantileNormalization`,
+`StringLookup` with one-hot output or an embedding, numeric embeddings; built
+by `kerasflow.features.inputs`), so a logged model takes raw rows with their
+original column names. Label encoding and the output specs are in
+`kerasflow.features.labels`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.errors import BadInputError
+from kerasflow.features.encodings import embedded_columns, fit_numeric_encoding, normalization
 from kerasflow.features.images import ImageSpec
 
 NUMERIC_INPUT = "numeric"
 MISSING_TOKEN = ""
 ENCODED_FEATURES = "features"  # the layer whose output is the encoded tabular features
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMERIC_EMBEDDING = "preprocessing.numeric_embedding"  # its search-space name
 ROWS_SHOWN = 5
 
 
@@ -79,9 +83,19 @@ class FeatureSpec:
         mean: Training mean of each numeric column after filling.
         variance: Training variance of each numeric column after filling.
         vocabularies: Training levels of each categorical column.
-        normalize: Whether numeric columns are z-scored.
+        normalize: How numeric columns are normalized: `standard` (z-scores),
+            `quantile` (through `quantiles` to a standard normal) or `none`;
+            the booleans of older specs read as `standard` and `none`.
         text: Fitted text branches (`kerasflow.features.text.TextSpec` as dicts), each
             reading a raw text column fed as one string input.
+        quantiles: Training quantiles of each numeric column (`normalize: quantile`).
+        numeric_embedding: How the numeric columns enter the network: `none`,
+            `periodic` or `piecewise_linear` (`kerasflow.features.inputs`).
+        bins: Piecewise-linear bin edges of each numeric column, after
+            imputation and normalization (fitted when a piecewise-linear
+            embedding is configured or searched).
+        embedded: Categorical columns embedded instead of one-hot encoded,
+            with their embedding widths.
     """
 
     numeric: list[str]
@@ -90,8 +104,15 @@ class FeatureSpec:
     mean: list[float] = field(default_factory=list)
     variance: list[float] = field(default_factory=list)
     vocabularies: dict[str, list[str]] = field(default_factory=dict)
-    normalize: bool = True
+    normalize: str = "standard"
     text: list[dict[str, Any]] = field(default_factory=list)
+    quantiles: list[list[float]] = field(default_factory=list)
+    numeric_embedding: str = "none"
+    bins: list[list[float]] = field(default_factory=list)
+    embedded: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.normalize = normalization(self.normalize)
 
     @property
     def text_columns(self) -> list[str]:
@@ -158,18 +179,27 @@ def fit_features(
     categorical: list[str],
     *,
     impute: str = "mean",
-    normalize: bool = True,
+    normalize: bool | str = "standard",
     max_categories: int | None = None,
+    numeric_embedding: str = "none",
+    bins: bool | None = None,
+    categorical_embedding: Any = None,
 ) -> FeatureSpec:
-    """Fits fill values, z-score statistics and vocabularies on training rows.
+    """Fits fill values, normalization statistics, bins and vocabularies on training rows.
 
     Args:
         train: Training rows only.
         numeric: Numeric columns.
         categorical: Categorical columns.
         impute: `mean` (default), `median` or `zero` for missing numbers.
-        normalize: Whether to z-score numeric columns. Default true.
+        normalize: `standard` (default: z-scores), `quantile` or `none`
+            (`true`/`false`: `standard`/`none`).
         max_categories: Keep the most frequent levels only. Default all.
+        numeric_embedding: `none` (default), `periodic` or `piecewise_linear`.
+        bins: Fit piecewise-linear bins. Default: when `numeric_embedding`
+            is `piecewise_linear` (a search that may choose it asks too).
+        categorical_embedding: The `preprocessing.categorical_embedding`
+            section (`above`, `dim`), or None (default: one-hot everywhere).
 
     Returns:
         The fitted `FeatureSpec`.
@@ -183,16 +213,45 @@ def fit_features(
         raise FeatureError(f"numeric columns with no values in the training split: {empty}")
     fill = _fill_values(values, impute)
     filled = np.where(np.isnan(values), fill, values)
+    normalize = normalization(normalize)
+    mean, variance = filled.mean(axis=0), filled.var(axis=0)
+    fit_bins = numeric_embedding == "piecewise_linear" if bins is None else bins
+    fitted = fit_numeric_encoding(values, filled, mean, variance, normalize, fit_bins and bool(numeric))
     vocabularies = {c: _vocabulary(train[c], max_categories) for c in categorical}
     return FeatureSpec(
         numeric=list(numeric),
         categorical=list(categorical),
         fill=fill.tolist(),
-        mean=filled.mean(axis=0).tolist(),
-        variance=filled.var(axis=0).tolist(),
+        mean=mean.tolist(),
+        variance=variance.tolist(),
         vocabularies=vocabularies,
         normalize=normalize,
+        numeric_embedding=numeric_embedding,
+        embedded=embedded_columns(vocabularies, categorical_embedding),
+        **fitted,
     )
+
+
+def preprocessing_options(config: Any) -> dict[str, Any]:
+    """The `fit_features` keywords of a pipeline config's `preprocessing` section.
+
+    Piecewise-linear bins are fitted when the section asks for them or the
+    search space (`tuning.space`) may choose them.
+
+    Args:
+        config: The `PipelineConfig`.
+
+    Returns:
+        `impute`, `normalize`, `max_categories`, `numeric_embedding`, `bins`
+        and `categorical_embedding`.
+    """
+    p = config.preprocessing
+    searched = config.tuning.space.get(NUMERIC_EMBEDDING) if config.tuning is not None else None
+    choices = getattr(searched, "values", None) or []
+    return {"impute": p.impute, "normalize": p.normalize, "max_categories": p.max_categories,
+            "numeric_embedding": p.numeric_embedding,
+            "bins": "piecewise_linear" in [p.numeric_embedding, *choices],
+            "categorical_embedding": p.categorical_embedding}
 
 
 def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -328,41 +387,6 @@ def text_input_name(column: str) -> str:
     return f"text_{column}"
 
 
-def build_input_layers(spec: FeatureSpec) -> tuple[dict[str, Any], Any]:
-    """Builds the Keras inputs and the preprocessing that encodes them.
-
-    Args:
-        spec: The fitted feature spec.
-
-    Returns:
-        `(inputs, encoded)`: a dict of `keras.Input` by name, and the
-        concatenated encoded feature tensor, the output of the layer named
-        `ENCODED_FEATURES`. Nothing in the encoding is trained, so a fit may
-        encode the rows once instead of every epoch
-        (`kerasflow.training.fitting.split_encoder`).
-    """
-    import keras
-
-    from kerasflow.features.layers import FillMissing  # deferred: layers imports Keras
-
-    inputs: dict[str, Any] = {}
-    parts = []
-    if spec.numeric:
-        x = inputs[NUMERIC_INPUT] = keras.Input(shape=(len(spec.numeric),), name=NUMERIC_INPUT, dtype="float32")
-        x = FillMissing(spec.fill, name="fill_missing")(x)
-        if spec.normalize:
-            x = keras.layers.Normalization(mean=spec.mean, variance=_safe_variance(spec.variance), name="normalize")(x)
-        parts.append(x)
-    for column in spec.categorical:
-        name = input_name(column)
-        inputs[name] = keras.Input(shape=(1,), name=name, dtype="string")
-        lookup = keras.layers.StringLookup(vocabulary=spec.vocabularies[column], output_mode="one_hot", name=f"lookup_{column}")
-        parts.append(lookup(inputs[name]))
-    encoded = (keras.layers.Identity(name=ENCODED_FEATURES) if len(parts) == 1
-               else keras.layers.Concatenate(name=ENCODED_FEATURES))(parts[0] if len(parts) == 1 else parts)
-    return inputs, encoded
-
-
 def is_numeric(series: pd.Series) -> bool:
     """True for a numeric column that is not boolean."""
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
@@ -443,10 +467,6 @@ def _rows_problem(df: pd.DataFrame, column: str, mask: np.ndarray, what: str) ->
     more = f" and {positions.size - ROWS_SHOWN} more" if positions.size > ROWS_SHOWN else ""
     rows = "row" if positions.size == 1 else "rows"
     return f"{column!r}: {positions.size} {rows} {what}: {shown}{more}"
-
-
-def _safe_variance(variance: list[float]) -> list[float]:
-    return [v if v > 1e-12 else 1.0 for v in variance]
 
 
 def natural_key(value: Any) -> tuple[int, Any]:

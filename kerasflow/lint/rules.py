@@ -181,7 +181,7 @@ def check_task_and_labels(config: PipelineConfig, profile: DataProfile) -> Itera
 @rule("unscaled-features")
 def check_unscaled_features(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
     """Features whose spreads differ by orders of magnitude need standardizing."""
-    if config.preprocessing.normalize or len(profile.numeric_std) < 2:
+    if config.preprocessing.normalize != "none" or len(profile.numeric_std) < 2:
         return
     widest = max(profile.numeric_std, key=profile.numeric_std.get)
     narrowest = min(profile.numeric_std, key=profile.numeric_std.get)
@@ -190,7 +190,7 @@ def check_unscaled_features(config: PipelineConfig, profile: DataProfile) -> Ite
         yield Finding("warning", "preprocessing.normalize", "unscaled-features",
                       f"normalization is off, but feature spreads differ {ratio:,.0f}-fold ('{widest}' std "
                       f"{profile.numeric_std[widest]:.4g}, '{narrowest}' std {profile.numeric_std[narrowest]:.4g}); "
-                      "set preprocessing.normalize: true", "§4 经验之谈 3 (standardize features)")
+                      "set preprocessing.normalize: standard (or quantile)", "§4 经验之谈 3 (standardize features)")
 
 
 @rule("small-data-without-kfold")

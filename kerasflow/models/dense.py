@@ -1,5 +1,9 @@
 """The `dense` model family: tabular inputs, a stack of dense blocks, one output layer.
 
+The inputs are encoded as the `preprocessing` section says
+(`kerasflow.features.inputs`: normalization, numeric embeddings, categorical
+embeddings); `preprocessing.numeric_embedding` may be searched.
+
 Each block is a `Dense` layer with an optional L1/L2 penalty, batch
 normalization, an activation and dropout; every setting is read through
 `choose`, so a tuner search can vary it (`model.layers`, `model.units`,
@@ -10,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kerasflow.features.tabular import build_input_layers
+from kerasflow.features.inputs import build_input_layers
 from kerasflow.models.families import WeightPenalty, power_of_two, register_family
-from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
+from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose, numeric_embedding
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.schemas.dense import MAX_LAYERS, DenseModelConfig
@@ -32,7 +36,7 @@ def build_dense(hp: Any, spec: ModelSpec) -> Any:
     """
     import keras
 
-    inputs, x = build_input_layers(spec.features)
+    inputs, x = build_input_layers(spec.features, numeric_embedding=numeric_embedding(hp, spec), seed=spec.seed)
     x = _dense_body(x, hp, spec)
     units, activation, loss = spec.labels.output()
     # A seeded initializer: an unseeded one draws from Python's process-wide `random`,

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kerasflow.features.inputs import build_input_layers
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import fit_model_inputs
-from kerasflow.features.tabular import build_input_layers, select_columns, text_input_name
+from kerasflow.features.tabular import select_columns, text_input_name
 from kerasflow.models.families import TextSection, register_family
 from kerasflow.models.hyper import build_optimizer, choose
 from kerasflow.models.text import TextEncoder, encoder_defaults, text_input, text_specs

@@ -36,6 +36,19 @@ def choose(hp: Any, spec: ModelSpec, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def numeric_embedding(hp: Any, spec: ModelSpec) -> str:
+    """How the numeric columns enter a tabular network: the fitted spec's, or the searched value.
+
+    Args:
+        hp: Hyperparameters or None.
+        spec: The `ModelSpec` (its feature spec carries `preprocessing.numeric_embedding`).
+
+    Returns:
+        `none`, `periodic` or `piecewise_linear`.
+    """
+    return choose(hp, spec, "preprocessing.numeric_embedding", getattr(spec.features, "numeric_embedding", "none"))
+
+
 def declare(hp: Any, name: str, param: Any, default: Any, space: dict[str, Any] | None = None) -> Any:
     """Declares one searched parameter on `hp` and returns its current value.
 

@@ -1,17 +1,19 @@
 """The `tabm` model family: TabM (Gorishniy et al., ICLR 2025) on the tabular inputs.
 
 An MLP of `depth` BatchEnsemble blocks shared by `k` members, each with its
-own linear head (`kerasflow.models.tabm_backbone`), optionally after
-periodic or piecewise-linear embeddings of the numeric columns
-(`kerasflow.features.numeric_embeddings`). The model is a
+own linear head (`kerasflow.models.tabm_backbone`), on the tabular inputs
+encoded as the `preprocessing` section says (`kerasflow.features.inputs`:
+normalization, periodic or piecewise-linear embeddings of the numeric
+columns, embeddings of categorical columns with many levels). The model is a
 `kerasflow.features.tabm_layers.TabMModel`: it returns the mean of the
 members' activated outputs, `(batch, out)`, like every other family's
 model, so it is scored, saved, ensembled and served unchanged, while its
 training step averages the members' losses. `k`, `width`, `depth` and
-`dropout` are read through `choose`, so a tuner search can vary them.
+`dropout` (and `preprocessing.numeric_embedding`) are read through
+`choose`, so a tuner search can vary them.
 
-The network concatenates its encoded inputs itself rather than through the
-`features` layer of `build_input_layers`: it trains as a whole, with its own
+The network's fixed input encoding is not named as the `features` layer of
+`build_input_layers` is by default: it trains as a whole, with its own
 training step, instead of being split into a fixed encoder and a plain core
 (`kerasflow.training.fitting.split_encoder`), which would train the loss of
 the mean prediction.
@@ -19,18 +21,16 @@ the mean prediction.
 
 from __future__ import annotations
 
-from statistics import NormalDist
 from typing import Any
 
-from kerasflow.features.tabular import ENCODED_FEATURES, build_input_layers
+from kerasflow.features.inputs import build_input_layers, feature_widths
 from kerasflow.models.families import register_family
-from kerasflow.models.hyper import build_optimizer, choose
+from kerasflow.models.hyper import build_optimizer, choose, numeric_embedding
 from kerasflow.models.spec import ModelSpec
 from kerasflow.models.tabm_backbone import tabm_body, tabm_head, tabm_optimizer
 
 # The paper's optimizer, used when the config has no `training.optimizer` section.
 LEARNING_RATE, WEIGHT_DECAY = 2e-3, 3e-4
-D_EMBEDDING, N_BINS = 16, 48
 HEAD_SEED_OFFSET = 1000
 
 
@@ -49,10 +49,11 @@ def build_tabm(hp: Any, spec: ModelSpec) -> Any:
 
     cfg = spec.model
     k = choose(hp, spec, "model.k", cfg.k)
-    inputs, x, chunks = _embedded_inputs(spec)
+    embedding = numeric_embedding(hp, spec)
+    inputs, x = build_input_layers(spec.features, numeric_embedding=embedding, seed=spec.seed, name="tabm_inputs")
     x = tabm_body(x, k=k, width=choose(hp, spec, "model.width", cfg.width),
                   depth=choose(hp, spec, "model.depth", cfg.depth), dropout=choose(hp, spec, "model.dropout", cfg.dropout),
-                  r_init="random-signs" if cfg.numeric_embedding == "none" else "normal", r_chunks=chunks,
+                  r_init="random-signs" if embedding == "none" else "normal", r_chunks=_chunks(spec, embedding),
                   seed=spec.seed)
     units, activation, loss = spec.labels.output()
     members = tabm_head(x, units, seed=spec.seed + HEAD_SEED_OFFSET)
@@ -62,41 +63,16 @@ def build_tabm(hp: Any, spec: ModelSpec) -> Any:
     return model
 
 
-def _embedded_inputs(spec: ModelSpec) -> tuple[dict[str, Any], Any, list[int] | None]:
-    """The raw inputs and their encoding: numeric columns embedded as configured, then the one-hot columns.
+def _chunks(spec: ModelSpec, embedding: str) -> list[int] | None:
+    """The first layer's per-feature chunks (one random scale per input feature) when any column is embedded.
 
-    Returns:
-        `(inputs, encoded, r_chunks)`: the chunks give each input feature one
-        random scale in the first layer (None: one per column).
+    Without embeddings every input column gets its own scale (None), as before
+    embeddings existed; with them, a numeric column's embedding, a one-hot
+    column's vector and a categorical column's embedding are one feature each.
     """
-    import keras  # deferred: Keras loads TensorFlow
-
-    inputs, encoded = build_input_layers(spec.features)
-    parts = keras.Model(inputs, encoded).get_layer(ENCODED_FEATURES).input
-    parts = list(parts) if isinstance(parts, (list, tuple)) else [parts]
-    embedding = spec.model.numeric_embedding
-    if spec.features.numeric and embedding != "none":
-        numeric = _numeric_embedding(embedding, len(spec.features.numeric), spec.seed)(parts[0])
-        parts[0] = keras.layers.Flatten(name="numeric_embedding_flat")(numeric)
-        widths = [D_EMBEDDING] * len(spec.features.numeric) + [int(p.shape[-1]) for p in parts[1:]]
-    else:
-        widths = None
-    x = (keras.layers.Identity(name="tabm_inputs") if len(parts) == 1
-         else keras.layers.Concatenate(name="tabm_inputs"))(parts[0] if len(parts) == 1 else parts)
-    return inputs, x, widths
-
-
-def _numeric_embedding(embedding: str, features: int, seed: int) -> Any:
-    """The numeric columns' embedding layer, `(batch, f) -> (batch, f, D_EMBEDDING)`."""
-    from kerasflow.features.numeric_embeddings import PeriodicEmbedding, PiecewiseLinearEncoding  # deferred: Keras
-
-    if embedding == "periodic":
-        return PeriodicEmbedding(D_EMBEDDING, seed=seed, name="periodic_embedding")
-    # Placeholder edges: standard normal quantiles of the normalized columns; `TabMModel.fit` refits them
-    # on the rows it trains on before the first step.
-    edges = [NormalDist().inv_cdf(min(max(q / N_BINS, 1e-3), 1 - 1e-3)) for q in range(N_BINS + 1)]
-    return PiecewiseLinearEncoding([edges] * features, d_embedding=D_EMBEDDING, seed=seed,
-                                   name="piecewise_linear_encoding")
+    if embedding == "none" and not spec.features.embedded:
+        return None
+    return feature_widths(spec.features, embedding)
 
 
 def _optimizer(hp: Any, spec: ModelSpec) -> Any:

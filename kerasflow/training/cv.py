@@ -17,7 +17,7 @@ import pandas as pd
 
 from kerasflow.data.split import Split, split_kfold
 from kerasflow.features.labels import LabelSpec
-from kerasflow.features.tabular import FeatureSpec, fit_features
+from kerasflow.features.tabular import FeatureSpec, fit_features, preprocessing_options
 from kerasflow.models.families import build_model, fit_model_inputs
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import evaluate_model
@@ -131,9 +131,8 @@ def fold_features(config: PipelineConfig, frame: pd.DataFrame, train_rows: list[
         return features.refit(frame.iloc[train_rows])
     if features.text:  # text branches refit their vocabularies as well
         return fit_model_inputs(config, frame.iloc[train_rows]).features
-    p = config.preprocessing
-    return fit_features(frame.iloc[train_rows], features.numeric, features.categorical, impute=p.impute,
-                        normalize=p.normalize, max_categories=p.max_categories)
+    return fit_features(frame.iloc[train_rows], features.numeric, features.categorical,
+                        **preprocessing_options(config))
 
 
 def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[list[int], list[int]], fold: int,

@@ -149,7 +149,7 @@ def fit_model(
 def split_encoder(model: Any) -> tuple[Any, Any] | None:
     """Splits a model into its fixed feature encoder and the trained layers after it.
 
-    The tabular encoding (`build_input_layers`: imputation, normalization,
+    The tabular encoding (`features.inputs.build_input_layers`: imputation, normalization,
     one-hot lookups) has no trained weights, so encoding the rows once and
     fitting the layers after it trains the same weights as fitting the
     whole model, without re-encoding every batch of every epoch (twice as

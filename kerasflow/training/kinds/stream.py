@@ -113,7 +113,9 @@ class Stream(Table):
         d, p = config.data, config.preprocessing
         return fit_stream_features(stream_beside(split_path), train, numeric, categorical, d.target, impute=p.impute,
                                    normalize=p.normalize, max_categories=p.max_categories, task=d.task,
-                                   encoding=d.label_encoding, non_finite=p.non_finite)
+                                   encoding=d.label_encoding, non_finite=p.non_finite,
+                                   numeric_embedding=p.numeric_embedding,
+                                   categorical_embedding=p.categorical_embedding)
 
     def train(self, config: PipelineConfig, model: Any, raw_path: str, split_path: str, features: Any, labels: Any,
               *, refit: str = "train", epochs: int | None = None, on_epoch: EpochHook | None = None,

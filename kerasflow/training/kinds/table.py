@@ -13,7 +13,7 @@ from kerasflow.data.holdout import save_raw, split_rows, test_rows_of
 from kerasflow.data.load import DataLoadError, fingerprint_frame, resolve_source
 from kerasflow.data.split import Split, class_balance
 from kerasflow.features.labels import fit_labels
-from kerasflow.features.tabular import fit_features, select_columns
+from kerasflow.features.tabular import fit_features, preprocessing_options, select_columns
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.fitting import EpochHook, TrainingResult
 from kerasflow.training.kinds.base import DataKind, FileCheck, Fitted, StepLog, register
@@ -111,9 +111,8 @@ class Table(DataKind):
     def fit_columns(self, config: PipelineConfig, train: pd.DataFrame, numeric: list[str], categorical: list[str],
                     split_path: str) -> tuple[Any, Any]:
         """Fits the `FeatureSpec` and `LabelSpec` of the chosen columns on the training rows in memory."""
-        d, p = config.data, config.preprocessing
-        features = fit_features(train, numeric, categorical, impute=p.impute, normalize=p.normalize,
-                                max_categories=p.max_categories)
+        d = config.data
+        features = fit_features(train, numeric, categorical, **preprocessing_options(config))
         return features, fit_labels(train[d.target], d.task, d.label_encoding)
 
     def train(self, config: PipelineConfig, model: Any, raw_path: str, split_path: str, features: Any, labels: Any,
