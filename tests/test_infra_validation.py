@@ -22,7 +22,7 @@ import mlflow
 import pytest
 import yaml
 
-from kerasflow.features.tabular import build_input_layers
+from kerasflow.features.inputs import build_input_layers
 from kerasflow.flows.results import TrainResult
 from kerasflow.models.families import register_family
 from kerasflow.models.hyper import build_optimizer
