@@ -15,7 +15,7 @@ and the batch prediction flow (`kerasflow predict`) both admit rows here:
   would repeat it.
 - **A missing value** (NaN, None, an empty cell): answered as training did
   it, when the training pipeline had a rule for it: a numeric feature gets
-  its training fill value (`features.impute`: mean, median or zero of the
+  its training fill value (`preprocessing.impute`: mean, median or zero of the
   training rows), a categorical one its missing level, a text one the empty
   text. Where there is no such rule (a numeric feature without a fill
   value, a pixel of an image) the rows are refused, naming column and rows.
