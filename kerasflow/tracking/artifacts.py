@@ -103,8 +103,6 @@ def model_features(model_uri: str) -> Any:
     Raises:
         FeatureError: The model carries no kerasflow feature spec.
     """
-    import tempfile
-
     import mlflow.artifacts
     import mlflow.models
 
