@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from kerasflow.data.expectations.run import stop_validator
 from kerasflow.flows.results import PredictResult
 from kerasflow.tasks.predict import (
     predict_rows,
@@ -38,6 +39,9 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
     model = resolve_model(model_uri, tracking_uri)
     with model_run(model, "predict", flow_run.get_id(), tracking_uri) as run:
         source, raw = read_input(run.tracker, input_path, run.workdir, model)
-        columns = validate_input(run.tracker, model, raw)
+        try:
+            columns = validate_input(run.tracker, model, raw)
+        finally:  # a model without a suite, or rows refused before it ran, never used the warm worker
+            stop_validator()
         result = predict_rows(run.tracker, model, raw, columns, source, output_path)
     return PredictResult(run_id=run.id, experiment_id=run.experiment_id, model_uri=model.version_uri, **result)

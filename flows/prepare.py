@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kerasflow.data.expectations.run import stop_validator
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
@@ -43,6 +44,9 @@ def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False,
     del read  # the rows as read are in `raw` now: not held through the later steps
     if lint_as is not None:  # the tutorial's rules of thumb, before any check or split (kerasflow/lint/rules.py)
         lint_design(run.tracker, config, raw, lint_as)
-    run_step(validate_data, run, config, raw, fresh=fresh)
+    try:
+        run_step(validate_data, run, config, raw, fresh=fresh)
+    finally:  # reused from the step cache, validation never used the warm worker: free it before training
+        stop_validator()
     split = run_step(split_data, run, config, raw, fresh=fresh)
     return run_step(fit_preprocessing, run, config, raw, split, fresh=fresh)

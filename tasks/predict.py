@@ -17,14 +17,22 @@ from kerasflow.data.predictions import (
     check_numeric_input,
     join_predictions,
     output_location,
+    prediction_suite,
     prediction_summary,
     write_rows,
 )
 from kerasflow.features.tabular import InputRowsError
 from kerasflow.heavy import import_tensorflow
-from kerasflow.tasks.policies import transient
+from kerasflow.tasks.policies import step_logger, transient
 from kerasflow.tracking import Tracker
-from kerasflow.tracking.artifacts import REFERENCE_SUITE, input_types, load_run_json, predict_with, run_params
+from kerasflow.tracking.artifacts import (
+    REFERENCE_SUITE,
+    input_types,
+    load_run_json,
+    model_features,
+    predict_with,
+    run_params,
+)
 from kerasflow.tracking.registry import ModelRef
 from kerasflow.tracking.registry import resolve_model as resolve
 
@@ -74,9 +82,13 @@ def read_input(tracker: Tracker, input_path: str, workdir: str, model: ModelRef 
 
 @task(name="validate-input", retries=0, cache_policy=NO_CACHE)
 def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str]:
-    """Checks the input against the model's columns and its training expectation suite (minus the target).
+    """Admits the input rows by the prediction policy, then checks them against the training expectation suite.
 
-    The suite is the one logged with the model (`reference/suite.json`);
+    The policy (`kerasflow.serving.rows`) is the scoring server's: missing
+    columns are refused, other columns ignored with a warning (and the tag
+    `kerasflow.ignored_columns`), missing values filled as in training. The
+    suite is the one logged with the model (`reference/suite.json`), as it
+    applies to rows to predict (`kerasflow.data.predictions.prediction_suite`);
     the result and Data Docs are attached under `validation/`.
 
     Returns:
@@ -93,8 +105,11 @@ def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str
     frame = pd.read_parquet(raw_path)
     types = input_types(model.version_uri)
     columns = list(types)
+    spec = model_features(model.version_uri)
     source = client.get_run(tracker.run_id).data.tags.get("kerasflow.input", "the input")
-    check_columns(frame, columns, source)
+    admitted = check_columns(frame, spec, source, warn=step_logger().warning)  # the policy of kerasflow.serving.rows
+    if admitted.ignored:
+        tracker.tags({"kerasflow.ignored_columns": ", ".join(admitted.ignored)})
     check_numeric_input(frame, types, source)
     suite = load_run_json(client, model.run_id, REFERENCE_SUITE) if model.run_id else None
     if suite is None:
@@ -102,7 +117,8 @@ def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str
         return columns
     params = run_params(client, model.run_id)
     target = params.get("data.target")
-    report = run_validation(validate_file, raw_path, suite, skip_columns=[target] if target else [])
+    report = run_validation(validate_file, raw_path, prediction_suite(suite, spec),
+                            skip_columns=[target] if target else [])
     tracker.json(report.result, "validation/result.json")
     tracker.text(report.html, "validation/data_docs.html")
     tracker.text(report.summary(), "validation/summary.txt")

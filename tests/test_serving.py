@@ -94,6 +94,15 @@ def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow
         first = short.json()["message"].splitlines()[0]
         assert first.startswith("bad features: input is missing columns ['petal_width_cm']"), first
         assert "Failed to predict data" not in short.text and "5.1" not in short.text, "no dump of the request"
+        gaps = frame.head(8).assign(row_id=range(8))  # the policy of kerasflow.serving.rows: as batch predict does
+        gaps.loc[[1, 5], "sepal_width_cm"] = np.nan
+        body = {"dataframe_split": gaps.astype(object).where(gaps.notna(), None).to_dict(orient="split", index=False)}
+        answered = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=60)
+        assert answered.status_code == 200, answered.text
+        served = pd.DataFrame(answered.json()["predictions"])
+        local = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(gaps)
+        assert served["prediction"].tolist() == local["prediction"].tolist()
+        np.testing.assert_allclose(served[PROBAS].to_numpy(), local[PROBAS].to_numpy(), rtol=1e-5, atol=1e-7)
         rows = frame.to_dict(orient="split", index=False)
         rows["data"][3][2] = "Infinity"  # JSON has no inf; MLflow parses the string for a double column
         overflow = requests.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_split": rows}, timeout=60)
@@ -106,6 +115,43 @@ def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_batch_predict_and_the_served_model_apply_one_row_policy(champion: str, tmp_path: Path,
+                                                                  mlflow_store: str) -> None:
+    from kerasflow.flows.batch_predict import batch_predict_flow
+
+    frame = load_frame("iris").drop(columns="target").head(12).reset_index(drop=True)
+    frame.loc[[1, 5], "sepal_width_cm"] = np.nan  # the iris suite says never null: the model fills it, as in training
+    frame["row_id"] = range(12)  # a column the model does not take
+    frame.to_csv(tmp_path / "gaps.csv", index=False)
+
+    result = batch_predict_flow(f"models:/{NAME}@champion", str(tmp_path / "gaps.csv"))
+
+    out = pd.read_csv(result.output)
+    served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(frame)  # what the server runs
+    assert out["prediction"].tolist() == served["prediction"].tolist()
+    np.testing.assert_allclose(out[PROBAS].to_numpy(), served[PROBAS].to_numpy(), rtol=1e-5, atol=1e-7)
+    assert np.isfinite(out[PROBAS].to_numpy()).all() and out["row_id"].tolist() == list(range(12))
+    run = mlflow.MlflowClient(mlflow_store, mlflow_store).get_run(result.run_id)
+    assert run.data.tags["kerasflow.ignored_columns"] == "row_id"
+    assert run.data.metrics["validation/failed"] == 0
+    frame.loc[3, "sepal_length_cm"] = 99.0  # the suite still checks the values of the columns the model takes
+    frame.to_csv(tmp_path / "odd.csv", index=False)
+    with pytest.raises(DataValidationError, match="sepal_length_cm"):
+        batch_predict_flow(f"models:/{NAME}@champion", str(tmp_path / "odd.csv"))
+    short = frame.drop(columns="petal_length_cm")
+    with pytest.raises(FeatureError, match=r"missing columns \['petal_length_cm'\]"):
+        batch_predict_flow(f"models:/{NAME}@champion", _write(short, tmp_path / "short.csv"))
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match=r"petal_length_cm"):
+        mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(short)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> str:
+    frame.to_csv(path, index=False)
+    return str(path)
 
 
 def test_bad_model_reference_is_bad_input(champion: str, rows: Path, mlflow_store: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -586,7 +587,8 @@ def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_su
     bad.to_parquet(tmp_path / "bad.parquet")
     gx_run.start_validator()  # warm, as the CLI does before the flow
     gx_run.start_validator()  # a no-op: the same worker
-    pool = gx_run._POOL
+    pid = gx_run.validator_pid()
+    assert pid is not None
     waited = []
     report = gx_run.run_validation(validate_file, str(tmp_path / "bad.parquet"), penguin_suite,
                                       while_waiting=lambda: waited.append(True))
@@ -596,9 +598,9 @@ def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_su
     assert (report.evaluated, report.summary()) == (corrupted_report.evaluated, corrupted_report.summary())
     with pytest.raises(DataValidationError, match="bill_length_mm"):
         require_valid(report)
-    assert gx_run._POOL is None  # the worker is shut down after its job
-    with pytest.raises(RuntimeError, match="shutdown"):
-        pool.submit(validate_file, str(tmp_path / "bad.parquet"), penguin_suite)
+    assert gx_run.validator_pid() is None  # the worker is shut down after its job
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # and reaped
 
 
 def test_worker_reraises_the_callers_error(tiny: pd.DataFrame, tmp_path: Path) -> None:

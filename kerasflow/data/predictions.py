@@ -5,18 +5,24 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
+from kerasflow.data.expectations.suites import columns_of
 from kerasflow.errors import BadInputError
 from kerasflow.features.tabular import FeatureError, InputRowsError, check_numeric_rows
+from kerasflow.serving.rows import Admitted, admit_rows, filled_columns, taken_columns
 
 PREDICTION_COLUMNS = ("prediction",)
 PROBA_PREFIX = "proba_"
 NUMERIC_TYPES = ("double", "float", "long", "integer")
 OUTPUT_DIR_ENV = "KERASFLOW_OUTPUT_DIR"
+_TABLE_COLUMN_RULES = ("expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list")
+_NOT_NULL = "expect_column_values_to_not_be_null"
 
 
 class ModelReferenceError(BadInputError):
@@ -57,31 +63,69 @@ def output_location(output_path: str | Path | None, input_path: str | Path) -> P
     return Path(base) / target if base and not target.is_absolute() else target
 
 
-def check_columns(frame: pd.DataFrame, expected: list[str], source: str = "the input") -> None:
-    """Checks that every column the model takes is present.
+def check_columns(frame: pd.DataFrame, spec: Any, source: str = "the input",
+                  warn: Callable[[str], Any] | None = None) -> Admitted:
+    """Admits the rows by the prediction policy (`kerasflow.serving.rows`), refusing output columns too.
 
     Args:
         frame: The input rows.
-        expected: The model's input columns.
+        spec: The model's feature spec (`FeatureSpec` or `ImageSpec`).
         source: How to name the input in the message. Default `the input`.
+        warn: Called with the warning that names ignored columns. Default:
+            the `kerasflow.serving` logger.
+
+    Returns:
+        The `Admitted` rows (the columns the model takes) and the ignored columns.
 
     Raises:
         FeatureError: Columns are missing (all are listed), or the input
             already has prediction columns.
+        InputRowsError: Missing values the model has no fill value for.
     """
-    missing = [c for c in expected if c not in frame.columns]
-    if missing:
-        raise FeatureError(f"{source} is missing columns {missing}; the model takes {expected}")
     clashing = [c for c in frame.columns if c in PREDICTION_COLUMNS or str(c).startswith(PROBA_PREFIX)]
     if clashing:
         raise FeatureError(f"{source} already has prediction columns {clashing}; "
                            "pass the raw feature rows, not an earlier output")
+    return admit_rows(frame, spec, source, warn)
+
+
+def prediction_suite(suite: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """The training suite as it applies to rows to predict, under the prediction policy.
+
+    Kept: the expectations about the values of the columns the model takes
+    (types, ranges, sets, ...). Left out: expectations about other columns
+    (the label, ignored columns), about missing values of the columns the
+    model fills (`kerasflow.serving.rows.filled_columns`), and the exact
+    column set: a table-column expectation only requires the model's
+    columns, in any order, extra ones allowed.
+
+    Args:
+        suite: The training run's suite (`reference/suite.json`).
+        spec: The model's feature spec.
+
+    Returns:
+        A new suite dict; `suite` is not modified.
+    """
+    taken, filled = set(taken_columns(spec)), set(filled_columns(spec))
+    kept = []
+    for item in suite.get("expectations", []):
+        kwargs = dict(item.get("kwargs", {}))
+        if item["type"] in _TABLE_COLUMN_RULES:
+            listed = kwargs.pop("column_set", None) or kwargs.pop("column_list", None) or []
+            kept.append({**item, "type": "expect_table_columns_to_match_set",
+                         "kwargs": {**kwargs, "column_set": [c for c in listed if c in taken], "exact_match": False}})
+            continue
+        columns = set(columns_of(kwargs))
+        if not columns <= taken or (item["type"] == _NOT_NULL and columns & filled):
+            continue
+        kept.append(copy.deepcopy(item))
+    return {**suite, "expectations": kept}
 
 
 def check_numeric_input(frame: pd.DataFrame, types: dict[str, str], source: str = "the input") -> None:
     """Refuses text, ±inf and float32-overflowing numbers in the model's numeric input columns.
 
-    Missing values pass (the model imputes them). The model refuses such
+    Missing values pass (the prediction policy decides them). The model refuses such
     rows too, but MLflow's schema check turns text into an error that dumps
     the rows; this names the file, the columns and the rows first.
 

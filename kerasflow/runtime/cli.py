@@ -14,10 +14,7 @@ of `kerasflow --help` and of the commands that do not need them.
 from __future__ import annotations
 
 import atexit
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -244,20 +241,35 @@ def server_stop() -> None:
 
 @app.command(cls=PlainHelpCommand)
 def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1.")] = 5000) -> None:
-    """Open the MLflow UI on the local store."""
+    """Open the MLflow UI on the local store; Ctrl-C or SIGTERM stops it and everything it started."""
 
+    from kerasflow.runtime.ui import UIError, UIServer
     from kerasflow.secrets import mask
+    from kerasflow.stopping import Terminated
     from kerasflow.tracking import prepare_store, tracking_uri
 
     uri = tracking_uri()
     prepare_store(uri)  # created or migrated under the store's lock, not by `mlflow ui` racing a run
-    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {mask(uri)}); Ctrl-C stops it")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    server = UIServer(uri, port)
+    typer.echo(f"starting the MLflow UI on the store {mask(uri)} ({server.workers} worker(s); its output goes to "
+               f"{server.log}) ...")
+    failure = None
     try:
-        subprocess.run(cmd, env=env, check=False)
-    except KeyboardInterrupt:
+        server.start()
+        typer.echo(f"MLflow UI on {server.url}; Ctrl-C stops it")
+        failure = f"the MLflow UI exited on its own with status {server.wait()}; see {server.log}"
+    except UIError as exc:
+        failure = str(exc)
+    except (KeyboardInterrupt, Terminated):
         pass
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # stopping takes a few seconds: not interrupted
+            signal.signal(signum, signal.SIG_IGN)
+        server.stop()
+    if failure:
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo("stopped the MLflow UI")
 
 
 @app.command(cls=PlainHelpCommand)

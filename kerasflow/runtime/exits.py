@@ -120,6 +120,7 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
     from prefect.exceptions import TerminationSignal
 
     from kerasflow import tracking
+    from kerasflow.data.expectations.run import stop_validator
     from kerasflow.errors import BadInputError, describe
     from kerasflow.quiet import hide_tracebacks_for
     from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
@@ -134,7 +135,10 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
             if server is not None and server.started and server.shared:
                 typer.echo(f"started a local Prefect server at {server.ui_url}; it stays up for the next runs "
                            f"(`kerasflow server stop` stops it)", err=True)
-            return call()
+            try:
+                return call()
+            finally:  # before any exit below, some of which skip `atexit`
+                stop_validator()
     except PrefectServerError as exc:
         fail(str(exc), EXIT_FAILED)
     except BadInputError as exc:

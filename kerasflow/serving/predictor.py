@@ -13,12 +13,14 @@ models trained on an image folder, an `image` column of base64-encoded image
 files (PNG, JPEG, ...), which are decoded and resized as in training. A bad
 image is an error that names its row.
 
-Rows the model cannot answer are refused with a `BadInputError` that names
-the columns and rows, never answered with NaN probabilities: missing
-columns, text or ±inf or float32-overflowing numbers in a numeric column
-(`kerasflow.features.tabular.InputRowsError`), and finite values so extreme
-that the model's output overflows. A missing number (NaN) is imputed by the
-model, as in training.
+Which rows are answered is the policy of `kerasflow.serving.rows`, the same
+for `kerasflow predict`: rows the model cannot answer are refused with a
+`BadInputError` that names the columns and rows, never answered with NaN
+probabilities: missing columns, text or ±inf or float32-overflowing numbers
+in a numeric column (`kerasflow.features.tabular.InputRowsError`), and
+finite values so extreme that the model's output overflows. A missing value
+is filled as in training; columns the model does not take are ignored, with
+a warning naming them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from kerasflow.features.tabular import (
     show_value,
 )
 from kerasflow.quiet import silence
+from kerasflow.serving.rows import admit_rows
 
 
 class Predictor:
@@ -75,7 +78,8 @@ class Predictor:
 
         Args:
             rows: A pandas DataFrame (or anything `pd.DataFrame` takes) with
-                the training feature columns.
+                the training feature columns; other columns are ignored, with
+                a warning naming them (`kerasflow.serving.rows`).
 
         Returns:
             A DataFrame with `prediction` and, for classifiers, `proba_<class>`
@@ -84,12 +88,13 @@ class Predictor:
 
         Raises:
             FeatureError: Feature columns are missing (all are named).
-            InputRowsError: Numeric columns hold text, ±inf or values beyond
-                float32's range, or rows are so extreme that the model's
-                output is not finite; columns and rows are named.
+            InputRowsError: Numeric columns hold text, ±inf, values beyond
+                float32's range or missing values without a training fill
+                value, or rows are so extreme that the model's output is not
+                finite; columns and rows are named.
             ImageDataError: Rows hold bad images (named by row).
         """
-        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        frame = admit_rows(rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows), self.features, "input").rows
         inputs = frame_to_inputs(frame, self.features)
         tensors = as_model_inputs(inputs)
         raw = self.model.predict(tensors, batch_size=inference_batch_size(tensors), verbose=0)

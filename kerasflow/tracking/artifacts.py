@@ -99,6 +99,26 @@ def input_types(model_uri: str) -> dict[str, str]:
     return signature_types(mlflow.models.get_model_info(model_uri).signature)
 
 
+def model_features(model_uri: str) -> Any:
+    """Returns a logged kerasflow model's fitted feature spec (`FeatureSpec` or `ImageSpec`), read from the model.
+
+    Raises:
+        FeatureError: The model carries no kerasflow feature spec.
+    """
+    import mlflow.artifacts
+    import mlflow.models
+
+    from kerasflow.features.tabular import FeatureError, FeatureSpec
+
+    artifacts = mlflow.models.get_model_info(model_uri).flavors.get("python_function", {}).get("artifacts") or {}
+    path = (artifacts.get("features") or {}).get("path")
+    if path is None:
+        raise FeatureError(f"{model_uri} is not a kerasflow model: it carries no feature spec")
+    with tempfile.TemporaryDirectory(prefix="kerasflow-features-") as folder:
+        return FeatureSpec.load(mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/{path}",
+                                                                    dst_path=folder))
+
+
 def signature_types(signature: Any) -> dict[str, str]:
     """Returns `{column: type}` of a `ModelSignature`'s named inputs ({} for None or unnamed inputs).
 

@@ -5,7 +5,8 @@
   written and checked;
 - `draft`: `build_suite` drafts a suite from a known-good frame (`kerasflow suite init`);
 - `run`: `validate_frame` runs a suite with an ephemeral GX context, and
-  `run_validation` runs it in a one-process worker pool of its own;
+  `run_validation` runs it in a worker process of its own (`worker`: one
+  process, in its own process group, that never outlives its parent);
 - `report`: the `ValidationReport` that lists every violated expectation in
   plain words, and its Data Docs HTML page.
 

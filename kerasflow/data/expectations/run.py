@@ -7,17 +7,21 @@ module stays cheap.
 
 Importing Great Expectations, and its first validation, cost about 3 s of
 CPU and 270 MB that the training process never needs again. Validation
-therefore runs in a one-worker `ProcessPoolExecutor`: `start_validator()`
-starts it at the start of a command and submits a warm-up job (import GX,
-validate a two-row frame) that overlaps this process's imports of Prefect
-and MLflow; `run_validation()` hands the real job to the warm worker and
-shuts the pool down once it returns, so the worker's memory is free again
-before TensorFlow is imported. An unused pool is shut down at exit.
+therefore runs in a worker process of its own
+(`kerasflow.data.expectations.worker.Worker`): `start_validator()` starts
+it at the start of a command and sends a warm-up job (import GX, validate
+a two-row frame) that overlaps this process's imports of Prefect and
+MLflow; `run_validation()` hands the real job to the warm worker and stops
+the worker once it returns, so its memory is free again before TensorFlow
+is imported. A run that does not validate (validation reused from the step
+cache, a model without a suite, a failure before the step) stops it at once
+with `stop_validator()`, which also runs at exit; and the worker ends by
+itself within half a second if this process dies.
 
-The worker is started with `spawn`, never forked from a process running
-TensorFlow's or Prefect's threads. Like any spawned `multiprocessing` child
-it imports the caller's main module first: a script that runs a flow at
-import time needs the usual `if __name__ == "__main__":` guard.
+The worker is a fresh interpreter (`python -c`, never forked from a
+process running TensorFlow's or Prefect's threads), in a process group of
+its own that ignores SIGINT and SIGTERM: a Ctrl-C stops this process,
+which stops the worker, with no traceback from the worker.
 """
 
 from __future__ import annotations
@@ -25,14 +29,11 @@ from __future__ import annotations
 import atexit
 import copy
 import logging
-import multiprocessing
 import os
 import threading
 import uuid
 import warnings
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -40,8 +41,8 @@ import pandas as pd
 
 from kerasflow.data.expectations.report import ValidationReport, validation_report
 from kerasflow.data.expectations.suites import SuiteError, check_suite, columns_of, expectation
+from kerasflow.data.expectations.worker import Worker, WorkerDied
 from kerasflow.errors import BadInputError
-from kerasflow.quiet import silence
 
 _TABLE_COLUMN_RULES = frozenset(
     {"expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list"}
@@ -266,7 +267,7 @@ def _numpy_numbers(series: pd.Series) -> pd.Series:
 T = TypeVar("T")
 
 _LOCK = threading.Lock()
-_POOL: ProcessPoolExecutor | None = None
+_WORKER: Worker | None = None
 
 
 class ValidationWorkerDied(RuntimeError):
@@ -275,18 +276,20 @@ class ValidationWorkerDied(RuntimeError):
 
 def start_validator() -> None:
     """Starts the validation worker, if not running, and its warm-up; returns at once."""
-    global _POOL
+    global _WORKER
     with _LOCK:
-        if _POOL is None:
-            _POOL = _new_pool()
-            _POOL.submit(warm_up)
+        if _WORKER is None:
+            _WORKER = Worker(_NAME)
+            _WORKER.send(warm_up, reply=False)
 
 
 def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callable[[], Any] | None = None,
                    **kwargs: Any) -> T:
-    """Runs `function(*args, **kwargs)` in the validation worker, then shuts the worker down.
+    """Runs `function(*args, **kwargs)` in the validation worker, then stops the worker.
 
-    Uses the worker `start_validator` started, or starts one.
+    Uses the worker `start_validator` started, or starts one. However the
+    call ends (a result, the job's error, an interrupt), the worker is gone
+    when it returns: reaped after its answer, killed at once otherwise.
 
     Args:
         function: A module-level (picklable) function, e.g.
@@ -304,30 +307,40 @@ def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callab
         ValidationWorkerDied: The worker process died (killed, crashed or
             exited) before returning a result.
     """
-    global _POOL
+    global _WORKER
     with _LOCK:
-        pool, _POOL = _POOL, None
-    pool = pool or _new_pool()
+        worker, _WORKER = _WORKER, None
     try:
-        future = pool.submit(function, *args, **kwargs)
+        worker = worker or Worker(_NAME)
+        worker.send(function, *args, **kwargs)
         if while_waiting is not None:
             while_waiting()
-        return future.result()
-    except BrokenProcessPool as exc:
-        raise ValidationWorkerDied(
-            f"the validation worker process died before returning a result of {function.__name__} "
-            f"(killed, e.g. out of memory, or crashed): {exc}") from exc
+        return worker.result(function)
+    except WorkerDied as exc:
+        raise ValidationWorkerDied(str(exc)) from exc
     finally:
-        pool.shutdown()  # the worker exits: its memory is free before TensorFlow loads
+        if worker is not None:
+            worker.stop()  # the worker exits: its memory is free before TensorFlow loads
 
 
 def stop_validator() -> None:
-    """Shuts an unused validation worker down, after its warm-up (a no-op when none runs)."""
-    global _POOL
+    """Stops the validation worker at once, warm-up or not (a no-op when none runs).
+
+    A step that did not need it (validation reused from the step cache, a
+    model without a suite, a run that failed before validating) calls this,
+    so the worker's memory is free before training; it also runs at exit.
+    """
+    global _WORKER
     with _LOCK:
-        pool, _POOL = _POOL, None
-    if pool is not None:
-        pool.shutdown(cancel_futures=True)
+        worker, _WORKER = _WORKER, None
+    if worker is not None:
+        worker.stop(now=True)
+
+
+def validator_pid() -> int | None:
+    """The process id of the running validation worker, or None (for tests and diagnostics)."""
+    worker = _WORKER
+    return worker.pid if worker is not None else None
 
 
 def warm_up() -> None:
@@ -335,8 +348,5 @@ def warm_up() -> None:
     warm_up_gx()
 
 
-def _new_pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=silence)
-
-
+_NAME = "validation worker"
 atexit.register(stop_validator)

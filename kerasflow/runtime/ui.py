@@ -1,0 +1,124 @@
+"""`kerasflow ui`: the MLflow UI on the local store, as one process group that stops as a whole.
+
+`mlflow ui` runs uvicorn, which forks its workers, beside MLflow's job
+runner; each job that runner starts leads a session of its own and ends
+when orphaned. `UIServer` starts `mlflow ui` in a process group of its own
+(so a Ctrl-C reaches this process only, which then stops the group in
+order), with its output in a log file, and a worker count fit for the
+machine; `stop` sends the group SIGTERM, then SIGKILL to what is left after
+a grace period, so the port is closed when it returns.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kerasflow.runtime.processes import LOCALHOST, wait_healthy
+
+LOG_NAME = "mlflow-ui.log"
+BOOT_TIMEOUT = 120.0
+
+
+class UIError(RuntimeError):
+    """The MLflow UI did not come up (its log's last lines are in the message)."""
+
+
+def ui_workers(cpus: int | None = None) -> int:
+    """The uvicorn worker count for a machine: half its usable cores, 1 to 4 (MLflow's default is 4).
+
+    Args:
+        cpus: Usable cores. Default: those this process may run on.
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cpus // 2))
+
+
+def ui_log() -> Path:
+    """Where the UI's output goes: `.kerasflow/logs/mlflow-ui.log` under `KERASFLOW_HOME`, else the working folder."""
+    home = os.environ.get("KERASFLOW_HOME")
+    return (Path(home).expanduser() if home else Path.cwd()).resolve() / ".kerasflow" / "logs" / LOG_NAME
+
+
+class UIServer:
+    """`mlflow ui` on 127.0.0.1, in a process group of its own.
+
+    Args:
+        store: The tracking store URI.
+        port: The port.
+        workers: uvicorn workers. Default `ui_workers()`.
+        log: Its output file. Default `ui_log()`.
+    """
+
+    def __init__(self, store: str, port: int, workers: int | None = None, log: Path | None = None) -> None:
+        self.store, self.port = store, port
+        self.workers = workers or ui_workers()
+        self.log = log or ui_log()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The UI's address."""
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def start(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Starts the UI and waits until it answers.
+
+        Raises:
+            UIError: It exited or did not answer within `timeout` seconds
+                (it is stopped; its log's last lines are in the message).
+        """
+        from kerasflow.runtime.stack import port_in_use
+
+        if port_in_use(self.port):
+            raise UIError(f"port {self.port} on {LOCALHOST} is already in use: stop what runs there or pass --port")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.store, "--host", LOCALHOST,
+               "--port", str(self.port), "--workers", str(self.workers)]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_healthy(f"{self.url}/health", self.process.poll, self.log, timeout=timeout, error=UIError)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait(self) -> int:
+        """Blocks until the UI exits on its own (or a signal interrupts); returns its exit status."""
+        assert self.process is not None, "start() first"
+        return self.process.wait()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stops the whole group: SIGTERM, then SIGKILL after `grace` seconds to anything left; reaps the server.
+
+        Safe to call twice, and from a `finally` after an interrupt.
+        """
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        deadline = time.monotonic() + grace
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        while _signal_group(proc.pid, 0) and time.monotonic() < deadline:  # uvicorn's workers finish too
+            time.sleep(0.1)
+        _signal_group(proc.pid, signal.SIGKILL)  # anything of the group that lingers
+        proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Signals a process group; returns whether any process of it was there (signal 0 only asks)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

@@ -1,0 +1,86 @@
+"""`kerasflow ui` with real processes: the URL once it answers, MLflow's output in a log, and a stop that ends all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from kerasflow.runtime.processes import free_port
+from kerasflow.runtime.stack import port_in_use
+from kerasflow.runtime.ui import ui_workers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_worker_count_fits_the_machine() -> None:
+    assert [ui_workers(n) for n in (1, 2, 3, 4, 8, 64)] == [1, 1, 1, 2, 4, 4]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_every_process_and_closes_the_port(tmp_path: Path, signum: int) -> None:
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "KERASFLOW_HOME": str(tmp_path)}
+    # A session of its own: SIGINT goes to its whole process group, as a terminal's Ctrl-C does.
+    proc = subprocess.Popen([sys.executable, "-m", "kerasflow.runtime.cli", "ui", "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        first = proc.stdout.readline()
+        log = tmp_path / ".kerasflow" / "logs" / "mlflow-ui.log"
+        assert str(log) in first, first
+        ready = proc.stdout.readline()  # printed only once the server answers
+        assert ready.strip() == f"MLflow UI on http://127.0.0.1:{port}; Ctrl-C stops it", ready
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200
+        children = psutil.Process(proc.pid).children(recursive=True)
+        commands = [" ".join(child.cmdline()) for child in children]
+        assert any("uvicorn" in c and "--workers 1" in c for c in commands) or ui_workers() > 1, commands
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)  # Ctrl-C
+        else:
+            proc.send_signal(signum)  # a service manager's stop, to the command alone
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped the MLflow UI" in out and "Traceback" not in out + err
+    assert "Uvicorn running" not in out + err and "Uvicorn running" in log.read_text()  # MLflow's output: the log
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(child.pid) for child in children):
+        time.sleep(0.1)
+    assert [child.pid for child in children if _alive(child.pid)] == []
+    assert not port_in_use(port)
+
+
+def test_a_busy_port_is_refused_without_starting_anything(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+               "KERASFLOW_HOME": str(tmp_path)}
+        proc = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "ui", "--port", str(port)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert f"port {port}" in proc.stderr and "already in use" in proc.stderr
+    assert "MLflow UI on http" not in proc.stdout
