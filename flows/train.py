@@ -9,6 +9,7 @@ from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.flows.runners import task_runner
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.baseline import fit_baseline
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.evaluate import evaluate_model
@@ -28,7 +29,9 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     final model uses its best values; with a k-fold split every fold is
     trained and scored, then the final model is their average
     (`split.final: ensemble`) or is refitted on all non-test rows for the
-    folds' median best epoch count (`refit`).
+    folds' median best epoch count (`refit`). A scikit-learn baseline is
+    fitted on the same training rows and scored on the same test rows
+    (`evaluation.baseline`).
 
     Args:
         config_path: Pipeline YAML.
@@ -42,7 +45,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             none (read it).
 
     Returns:
-        A `TrainResult`: the run id, test metrics, model URI and registered version.
+        A `TrainResult`: the run id, test metrics, the baseline's, model URI and registered version.
     """
     defaulted = choose_data_defaults(read_config(config_path, overrides, config), config_path)
     config = defaulted.config
@@ -59,8 +62,10 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             model = assemble_ensemble(run.tracker, config, cv.models, run.workdir)
         else:
             model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
+        baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh)
         metrics = evaluate_model(run.tracker, config, prepared, model)
-        registered = register_model(run.tracker, config, prepared, model, metrics)
-        publish_summary(run, config, metrics, registered)
+        registered = register_model(run.tracker, config, prepared, model, metrics, baseline)
+        publish_summary(run, config, metrics, registered, baseline)
     return TrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
-                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), **registered)
+                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), baseline=baseline.name or None,
+                       baseline_metrics=baseline.metrics, **registered)

@@ -10,20 +10,22 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
-from kerasflow.promotion.gate import check_thresholds, threshold_description
+from kerasflow.promotion.gate import check_registration, threshold_description
 from kerasflow.promotion.inputs import CANDIDATE
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.artifacts import log_reference
+from kerasflow.training.baseline import Baseline
 
 
 @task(name="register-model", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
 def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
-                   metrics: dict[str, float]) -> dict[str, Any]:
+                   metrics: dict[str, float], baseline: Baseline | None = None) -> dict[str, Any]:
     """Logs the pyfunc model with a signature and registers a new version.
 
-    A version that meets every `registry.thresholds` entry gets the
+    A version that meets every `registry.thresholds` entry (and, with
+    `registry.beats_baseline`, does not lose to `baseline`) gets the
     `candidate` alias; nothing else in the registry is touched. The run also
     gets `reference/stats.json` (training-row drift statistics) and
     `reference/suite.json` (the expectation suite) for retraining and batch
@@ -49,7 +51,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     if name is None:
         return outcome
     version = register_version(client, name, info, tracker.run_id)
-    gate = check_thresholds(metrics, config.registry.thresholds)
+    gate = check_registration(metrics, config.registry.thresholds, config.registry.beats_baseline, baseline)
     outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
     client.set_model_version_tag(name, version, "kerasflow.blessed", str(gate.passed).lower())
