@@ -80,7 +80,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         tuned = search_hyperparameters(run.tracker, config, prepared, True) if retune else None
         hyper = choose_hyperparameters(run.tracker, config, champion, tuned)
         model = run_step(train_model, run, config, prepared, hyperparameters=hyper, **refit_plan(config, tuned, None))
-        baseline = run_step(fit_baseline, run, config, prepared)
+        baseline = run_step(fit_baseline, run, config, prepared) if config.evaluation.baseline else None
         metrics = evaluate_model(run.tracker, config, prepared, model)
         champion_metrics = score_champion(run.tracker, config, prepared, champion)
         registered = register_model(run.tracker, config, prepared, model, metrics, baseline)

@@ -62,10 +62,10 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             model = assemble_ensemble(run.tracker, config, cv.models, run.workdir)
         else:
             model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
-        baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh)
+        baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model, metrics, baseline)
         publish_summary(run, config, metrics, registered, baseline)
     return TrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
-                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), baseline=baseline.name or None,
-                       baseline_metrics=baseline.metrics, **registered)
+                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), baseline=baseline.name if baseline and baseline.model else None,
+                       baseline_metrics=baseline.metrics if baseline else {}, **registered)

@@ -13,20 +13,18 @@ from kerasflow.training.baseline import Baseline
 from kerasflow.training.kinds import kind_of
 
 
-@task(name="fit-baseline", retries=0, cache_policy=StepInputs(sections=("data", "split", "model", "training",
-                                                                        "evaluation")))
+@task(name="fit-baseline", retries=0, cache_policy=StepInputs(sections=("data", "split", "model", "training")))
 def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -> Baseline:
     """Fits the data kind's baseline (`DataKind.baseline`) and logs `baseline/<metric>` and `baseline.model`.
 
-    `evaluation.baseline: false` fits none. A kind without a baseline
-    (images, a streamed table) says so once in the step's log. Run
-    through `run_step`, the result is cached like the other steps.
+    The flows run it when `evaluation.baseline` is true. A kind without a
+    baseline (images, a streamed table) says so once in the step's log.
+    Run through `run_step`, the result is cached like the other steps
+    (keyed by the prepared data, the model's text columns and `training.seed`).
 
     Returns:
         The `Baseline` (without a model when there is none).
     """
-    if not config.evaluation.baseline:
-        return Baseline(reason="evaluation.baseline is false")
     baseline = kind_of(config.data).baseline(config, prepared.raw, prepared.split, prepared.labels)
     if not baseline.model:
         step_logger().info(f"no baseline: {baseline.reason}")
