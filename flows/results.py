@@ -21,10 +21,13 @@ class TrainResult:
         metrics: The test metrics, by name.
         model_uri: The logged model (`runs:/...` or `models:/...`).
         version: The registered version, or None with the registry off.
-        blessed: Whether it met every `registry.thresholds` entry (alias `candidate`).
-        reasons: The threshold gate's reasons.
+        blessed: Whether it met every `registry.thresholds` entry and the
+            `registry.beats_baseline` rule (alias `candidate`).
+        reasons: The gate's reasons, one per rule.
         mlflow_url: The run's page in the MLflow UI.
         prefect_url: The flow run's page in the Prefect UI, if there is one.
+        baseline: The scikit-learn baseline's short name (`HistGradientBoosting`), or None without one.
+        baseline_metrics: Its metrics on the same test rows, by the network's names.
     """
 
     run_id: str
@@ -36,6 +39,8 @@ class TrainResult:
     reasons: list[str] = field(default_factory=list)
     mlflow_url: str | None = None
     prefect_url: str | None = None
+    baseline: str | None = None
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

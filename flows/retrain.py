@@ -8,6 +8,7 @@ from prefect.states import Completed, State
 from kerasflow.flows.results import Drift, RetrainResult
 from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.baseline import fit_baseline
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.champion import (
@@ -81,11 +82,12 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         tuned = search_hyperparameters(run.tracker, config, prepared, True) if retune else None
         hyper = choose_hyperparameters(run.tracker, config, champion, tuned)
         model = run_step(train_model, run, config, prepared, hyperparameters=hyper, **refit_plan(config, tuned, None))
+        baseline = run_step(fit_baseline, run, config, prepared) if config.evaluation.baseline else None
         metrics = evaluate_model(run.tracker, config, prepared, model)
         champion_metrics = score_champion(run.tracker, config, prepared, champion)
-        registered = register_model(run.tracker, config, prepared, model, metrics)
+        registered = register_model(run.tracker, config, prepared, model, metrics, baseline)
         infra = validate_infra(run.tracker, config, prepared, model, registered)
-        registered = bless_candidate(run.tracker, config, metrics, registered, infra)
+        registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         decision = gate_challenger(run.tracker, config, metrics, champion_metrics, infra)
         outcome = promote_challenger(run.tracker, config, decision, registered["version"], champion,
                                      drift["summary"] if drift["checked"] else None)

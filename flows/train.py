@@ -9,6 +9,7 @@ from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.flows.runners import task_runner
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.baseline import fit_baseline
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.config import choose_data_defaults, read_config
@@ -30,7 +31,9 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     final model uses its best values; with a k-fold split every fold is
     trained and scored, then the final model is their average
     (`split.final: ensemble`) or is refitted on all non-test rows for the
-    folds' median best epoch count (`refit`).
+    folds' median best epoch count (`refit`). A scikit-learn baseline is
+    fitted on the same training rows and scored on the same test rows
+    (`evaluation.baseline`).
 
     Args:
         config_path: Pipeline YAML.
@@ -44,7 +47,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             none (read it).
 
     Returns:
-        A `TrainResult`: the run id, test metrics, model URI and registered version.
+        A `TrainResult`: the run id, test metrics, the baseline's, model URI and registered version.
     """
     defaulted = choose_data_defaults(read_config(config_path, overrides, config), config_path)
     config = defaulted.config
@@ -61,11 +64,13 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             model = assemble_ensemble(run.tracker, config, cv.models, run.workdir)
         else:
             model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
+        baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
         metrics = evaluate_model(run.tracker, config, prepared, model)
-        registered = register_model(run.tracker, config, prepared, model, metrics)
+        registered = register_model(run.tracker, config, prepared, model, metrics, baseline)
         infra = validate_infra(run.tracker, config, prepared, model, registered)
-        registered = bless_candidate(run.tracker, config, metrics, registered, infra)
+        registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)
-        publish_summary(run, config, metrics, registered)
+        publish_summary(run, config, metrics, registered, baseline)
     return TrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
-                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), **registered)
+                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), baseline=baseline.name if baseline and baseline.model else None,
+                       baseline_metrics=baseline.metrics if baseline else {}, **registered)

@@ -33,7 +33,7 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
 )
 from kerasflow.schemas.dense import DenseModelConfig
 from kerasflow.schemas.families import default_kind, family_config, image_kind, model_union, on_change
-from kerasflow.schemas.gate import DriftConfig, GateConfig
+from kerasflow.schemas.gate import BeatsBaseline, DriftConfig, GateConfig
 from kerasflow.schemas.images import ImageConfig, image_model_problems, image_source_problems
 from kerasflow.schemas.loading import ConfigError, apply_override, error_lines, read_raw_config
 from kerasflow.schemas.promotion import PromotionConfig
@@ -320,10 +320,16 @@ class EvaluationConfig(Section):
     Args:
         classification_report: Log scikit-learn's report. Default true.
         confusion_matrix: Log a confusion-matrix PNG. Default true.
+        baseline: Fit a scikit-learn baseline on the same training rows and
+            score it on the same test rows (HistGradientBoosting on a
+            table, TF-IDF and a linear model on text, none on images),
+            logged as `baseline/<metric>` and printed beside the network's
+            result. Default true.
     """
 
     classification_report: bool = True
     confusion_matrix: bool = True
+    baseline: bool = True
 
 
 class RegistryConfig(Section):
@@ -338,6 +344,10 @@ class RegistryConfig(Section):
             `{accuracy: 0.9}` (a maximum for losses and errors); a model
             below them is registered but not blessed. Also the retraining
             gate's value thresholds when `gate.thresholds` is empty.
+        beats_baseline: The network must not lose to the scikit-learn
+            baseline by more than a margin to get `candidate`: `true`, or
+            `{metric: accuracy, margin: 0.005}`; see
+            `kerasflow.schemas.gate.BeatsBaseline`. Default none.
         gate: Champion/challenger promotion rules of the `retrain` flow;
             see `kerasflow.schemas.gate.GateConfig`.
         drift: Feature-drift check of the `retrain` flow; see
@@ -348,8 +358,14 @@ class RegistryConfig(Section):
     enabled: bool = True
     tracking_uri: str | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
+    beats_baseline: BeatsBaseline | None = None
     gate: GateConfig = Field(default_factory=GateConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+
+    @field_validator("beats_baseline", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        return BeatsBaseline.from_flag(value)
 
 
 class PipelineConfig(Section):
@@ -420,6 +436,13 @@ class PipelineConfig(Section):
                             f"remove it or set data.streaming: false") for where, bad, what in unsupported if bad]
         if problems:
             raise problems_error(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _baseline_rule_has_a_baseline(self) -> "PipelineConfig":
+        if self.registry.beats_baseline is not None and not self.evaluation.baseline:
+            raise problems_error([("registry.beats_baseline", "the rule compares the network with the baseline, "
+                                   "which evaluation.baseline: false turns off; remove one of them")])
         return self
 
     @model_validator(mode="after")

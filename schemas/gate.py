@@ -12,11 +12,16 @@ They live under `registry` in a pipeline config:
           - {metric: accuracy, direction: higher, min_delta: -0.005}
           - {metric: loss, direction: lower, min_relative_delta: -0.05}
       drift: {method: psi, threshold: 0.2, on_drift: fail}
+
+and the rule of the `candidate` alias against the run's scikit-learn baseline:
+
+    registry:
+      beats_baseline: {margin: 0.005}     # or `true` (margin 0)
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -95,6 +100,30 @@ class GateConfig(Section):
 
     thresholds: list[ValueThreshold] = Field(default_factory=list)
     changes: list[ChangeThreshold] = Field(default_factory=list)
+
+
+class BeatsBaseline(Section):
+    """The network must not lose to the run's scikit-learn baseline (`evaluation.baseline`) to get `candidate`.
+
+    Checked on the test rows both were scored on. Written `true` (margin
+    0) or as a mapping.
+
+    Args:
+        metric: The compared test metric. Default: `accuracy` for
+            classification, `mae` for regression.
+        margin: How much worse than the baseline the network may be, in the
+            metric's units (`0.005`: half an accuracy point). Default 0.
+    """
+
+    metric: MetricName | None = None
+    margin: Annotated[float, Field(ge=0)] = 0.0
+
+    @classmethod
+    def from_flag(cls, value: Any) -> Any:
+        """`true` is the rule with its defaults, `false` (or null) no rule; anything else is validated as is."""
+        if value is True:
+            return cls()
+        return None if value is False else value
 
 
 class DriftConfig(Section):

@@ -10,22 +10,24 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
-from kerasflow.promotion.gate import check_thresholds, threshold_description
+from kerasflow.promotion.gate import check_registration, threshold_description
 from kerasflow.promotion.infra import InfraReport, blessing_description
 from kerasflow.promotion.inputs import CANDIDATE
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.artifacts import log_reference
+from kerasflow.training.baseline import Baseline
 
 
 @task(name="register-model", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
 def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
-                   metrics: dict[str, float]) -> dict[str, Any]:
+                   metrics: dict[str, float], baseline: Baseline | None = None) -> dict[str, Any]:
     """Logs the pyfunc model with a signature and registers a new version.
 
     No alias moves here: `bless_candidate` gives a version that meets every
-    `registry.thresholds` entry the `candidate` alias once it passed infra
+    `registry.thresholds` entry (and, with `registry.beats_baseline`, does
+    not lose to `baseline`) the `candidate` alias once it passed infra
     validation (`kerasflow.tasks.infra_validate`). The run also
     gets `reference/stats.json` (training-row drift statistics) and
     `reference/suite.json` (the expectation suite) for retraining and batch
@@ -52,7 +54,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     if name is None:
         return outcome
     version = register_version(client, name, info, tracker.run_id)
-    gate = check_thresholds(metrics, config.registry.thresholds)
+    gate = check_registration(metrics, config.registry.thresholds, config.registry.beats_baseline, baseline)
     outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
     tracker.tags({"kerasflow.model_version": version})
@@ -61,7 +63,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
 
 @task(name="bless-candidate", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
 def bless_candidate(tracker: Tracker, config: PipelineConfig, metrics: dict[str, float], registered: dict[str, Any],
-                    infra: InfraReport | None = None) -> dict[str, Any]:
+                    infra: InfraReport | None = None, baseline: Baseline | None = None) -> dict[str, Any]:
     """Gives a registered version the `candidate` alias if it met every threshold and passed infra validation.
 
     Nothing else in the registry is touched. The version gets the tag
@@ -75,6 +77,7 @@ def bless_candidate(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
         metrics: The test metrics.
         registered: `register_model`'s result.
         infra: `validate_infra`'s report. Default none (not validated).
+        baseline: `fit_baseline`'s result, for `registry.beats_baseline`. Default none.
 
     Returns:
         `registered` with `blessed` and `reasons` updated: a version that
@@ -83,7 +86,7 @@ def bless_candidate(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     name, version = config.model_name, registered.get("version")
     if version is None:
         return registered
-    gate = check_thresholds(metrics, config.registry.thresholds)
+    gate = check_registration(metrics, config.registry.thresholds, config.registry.beats_baseline, baseline)
     blessed = gate.passed and (infra is None or infra.passed)
     reasons = [*gate.reasons, *([] if infra is None or infra.passed else [infra.line()])]
     description = blessing_description(threshold_description(gate, tracker.run_id), gate.passed, infra,

@@ -18,6 +18,7 @@ from kerasflow.progress import reporting_progress
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.progress import LoopProgress
+from kerasflow.training.baseline import Baseline
 
 PREFECT_URL_TAG = "kerasflow.prefect_url"
 
@@ -78,7 +79,7 @@ def artifact_key(prefix: str, name: str) -> str:
 
 
 def publish_summary(run: tracking.PipelineRun, config: PipelineConfig, metrics: dict[str, float],
-                    registered: dict[str, Any]) -> None:
+                    registered: dict[str, Any], baseline: Baseline | None = None) -> None:
     """Gives the flow run a Markdown summary: the MLflow run's link, the test metrics and the registered version.
 
     Args:
@@ -86,13 +87,21 @@ def publish_summary(run: tracking.PipelineRun, config: PipelineConfig, metrics: 
         config: The pipeline config.
         metrics: The test metrics.
         registered: `register_model`'s result.
+        baseline: The scikit-learn baseline scored on the same rows (a
+            column beside the network's values), if any. Default none.
     """
     if flow_run.get_id() is None:
         return
-    lines = [f"# {config.name}: {run.id}", "", f"[MLflow run]({mlflow_run_url(run)})", "",
-             "| test metric | value |", "| --- | --- |"]
-    lines += [f"| {name} | {value:.4f} |" for name, value in metrics.items() if ".class." not in name
-              and not name.startswith("class.")]
+    lines = [f"# {config.name}: {run.id}", "", f"[MLflow run]({mlflow_run_url(run)})", ""]
+    scores = baseline.metrics if baseline is not None and baseline.model else None
+    shown = {name: value for name, value in metrics.items() if ".class." not in name and not name.startswith("class.")}
+    if scores is None:
+        lines += ["| test metric | value |", "| --- | --- |"]
+        lines += [f"| {name} | {value:.4f} |" for name, value in shown.items()]
+    else:
+        lines += [f"| test metric | value | {baseline.name} (same rows) |", "| --- | --- | --- |"]
+        lines += [f"| {name} | {value:.4f} | {scores[name]:.4f} |" if name in scores else f"| {name} | {value:.4f} | |"
+                  for name, value in shown.items()]
     if registered.get("version"):
         verdict = "blessed as @candidate" if registered.get("blessed") else "not blessed"
         lines += ["", f"Registered **models:/{config.model_name}/{registered['version']}** ({verdict})"]

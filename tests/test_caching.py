@@ -9,6 +9,7 @@ import pytest
 
 from kerasflow.promotion.inputs import IncompatibleInputsError
 from kerasflow.schemas.config import load_config
+from kerasflow.tasks.baseline import fit_baseline
 from kerasflow.tasks.caching import CACHE_TAG
 from kerasflow.tasks.load import load_data
 from kerasflow.tasks.preprocess import fit_preprocessing
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 IRIS = str(ROOT / "configs/iris.yaml")
 FAST = ["name=iris_cache", "training.epochs=6", "training.early_stopping.patience=3"]
 THREE = ["data.features=[sepal_length_cm, sepal_width_cm, petal_length_cm]"]
-STEPS = ("load-data", "validate-data", "split-data", "fit-preprocessing", "train-model")
+STEPS = ("load-data", "validate-data", "split-data", "fit-preprocessing", "train-model", "fit-baseline")
 
 
 @pytest.fixture
@@ -79,6 +80,7 @@ def _keys(overrides: list[str]) -> dict[str, str]:
         "fit-preprocessing": (fit_preprocessing, {"config": config, "raw_path": raw, "split_path": split}),
         "train-model": (train_model, {"config": config, "prepared": "p", "hyperparameters": None,
                                       "refit": "train", "epochs": None}),
+        "fit-baseline": (fit_baseline, {"config": config, "prepared": "p"}),
     }
     return {name: step.cache_policy.key_of({"tracker": None, "workdir": "/tmp/x", **args})
             for name, (step, args) in inputs.items()}
@@ -91,9 +93,9 @@ def test_a_changed_value_invalidates_only_the_steps_that_depend_on_it(caching_on
     def changed(overrides: list[str]) -> set[str]:
         return {step for step, key in _keys(overrides).items() if key != base[step]}
 
-    assert changed(["training.epochs=7"]) == {"train-model"}
-    assert changed(["split.seed=7"]) == {"split-data", "train-model"}
-    assert changed(["model.dropout=0.2"]) == {"fit-preprocessing", "train-model"}
+    assert changed(["training.epochs=7"]) == {"train-model", "fit-baseline"}
+    assert changed(["split.seed=7"]) == {"split-data", "train-model", "fit-baseline"}
+    assert changed(["model.dropout=0.2"]) == {"fit-preprocessing", "train-model", "fit-baseline"}
     assert changed(["registry.model_name=other", "evaluation.confusion_matrix=false"]) == set()
     assert changed(["data.target=target"]) == set(), "equal values give equal keys"
 

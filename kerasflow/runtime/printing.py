@@ -34,7 +34,7 @@ def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) ->
              if not (k.startswith("class.") or ".class." in k)}
     width = max([14, *(len(k) for k in shown)])
     for name, value in shown.items():
-        typer.echo(f"  {name:<{width}} {value:.4f}")
+        typer.echo(f"  {name:<{width}} {value:.4f}{beside_baseline(result, name)}")
     typer.echo(f"MLflow run:  {result.run_id}  (experiment {result.experiment_id}, "
                f"store {mask(tracking_uri(cfg.registry.tracking_uri))})")
     if result.version:
@@ -43,6 +43,13 @@ def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) ->
         for reason in result.reasons:
             typer.echo(f"  gate: {reason}")
     print_links(result, cfg.registry, server)
+
+
+def beside_baseline(result: TrainResult, metric: str) -> str:
+    """What follows a test metric's value: the baseline's score on the same rows, or nothing."""
+    if result.baseline is None or metric not in result.baseline_metrics:
+        return ""
+    return f"  ({result.baseline} {result.baseline_metrics[metric]:.4f} on the same rows)"
 
 
 def print_links(result: TrainResult, registry: RegistryConfig, server: Any = None) -> None:

@@ -7,7 +7,8 @@ Every step that touches the rows asks the kind: the load step (`load`,
 `sources` for its cache key), the data-driven defaults and the config-time
 lint (`read`, `profile_rows`, `images`), the validate step (`check`), the split (`split`), the
 preprocessing fit (`fit_features`), the final fit (`train`), the test
-scoring (`evaluate`) and the per-epoch checkpoints (`checkpoint_key`). Tasks
+scoring (`evaluate`), the scikit-learn baseline scored on the same test rows
+(`baseline`) and the per-epoch checkpoints (`checkpoint_key`). Tasks
 call these and hold no `if` on the kind.
 
 A kind registers itself with `@register`; `kind_of` imports every module of
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
+
+from kerasflow.training.baseline import Baseline
 
 if TYPE_CHECKING:  # annotations only: the kinds resolve without loading the training code
     from kerasflow.schemas.config import DataConfig, PipelineConfig
@@ -165,6 +168,25 @@ class DataKind(ABC):
     def evaluate(self, config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
                  labels_path: str, model_path: str | Path, out_dir: Path) -> tuple[Any, list[Path]]:
         """Scores a saved model on every test row and writes its reports. Returns `(evaluation, files)`."""
+
+    def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
+        """Fits a scikit-learn baseline on the training rows and scores it on the test rows.
+
+        The rows are those the network trains on and is scored on (with a
+        k-fold split, every non-test row, and the held-out test rows), the
+        metrics those of its evaluation. Default: no baseline, with the
+        reason (a kind that cannot hold its rows cheaply, such as images).
+
+        Args:
+            config: The pipeline config.
+            raw_path: Raw rows (Parquet).
+            split_path: The split JSON.
+            labels_path: The fitted `LabelSpec` JSON (its classes and task).
+
+        Returns:
+            The `Baseline`; without a model, its `reason` says why.
+        """
+        return Baseline(reason=f"no baseline for {self.name} data")
 
     @abstractmethod
     def checkpoint_key(self, raw_path: str | Path) -> str:

@@ -32,6 +32,7 @@ from kerasflow.data.split import Split
 from kerasflow.features.images import fit_image_spec
 from kerasflow.features.labels import fit_labels
 from kerasflow.schemas.config import DataConfig, PipelineConfig
+from kerasflow.training.baseline import Baseline
 from kerasflow.training.kinds.base import FileCheck, Fitted, StepLog, register
 from kerasflow.training.kinds.table import Table
 
@@ -96,6 +97,10 @@ class ImageKind(Table):
         return Fitted(spec, labels, {"task": labels.task, "layout": spec.layout, "image_shape": list(spec.shape),
                                      "max_value": spec.max_value, "classes": labels.classes,
                                      "loss": labels.output()[2]})
+
+    def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
+        """None: no scikit-learn model is a cheap and fair baseline for images."""
+        return Baseline(reason="image data have no baseline (no cheap scikit-learn model is a fair one)")
 
     def pixel_columns(self, data: DataConfig, frame: pd.DataFrame) -> list[str]:
         """The columns holding pixels: `data.features`, else every column but the target."""

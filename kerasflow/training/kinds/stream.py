@@ -34,6 +34,7 @@ from kerasflow.errors import BadInputError
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec
 from kerasflow.schemas.config import DataConfig, PipelineConfig
+from kerasflow.training.baseline import Baseline
 from kerasflow.training.fitting import EpochHook, TrainingResult
 from kerasflow.training.kinds.base import StepLog, register
 from kerasflow.training.kinds.table import Table, log_contract
@@ -129,6 +130,10 @@ class Stream(Table):
         """Scores every test row, batch by batch from the shards."""
         return evaluate_stream_model(config, stream_beside(split_path), FeatureSpec.load(features_path),
                                      LabelSpec.load(labels_path), model_path, out_dir)
+
+    def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
+        """None: a streamed table is not held in memory, and a sample would not be scored on the same rows."""
+        return Baseline(reason="a streamed table has no baseline (its rows are not held in memory)")
 
     def checkpoint_key(self, raw_path: str | Path) -> str:
         """The fingerprint of every row (the manifest's), not of the sample the raw rows hold."""

@@ -15,6 +15,7 @@ from kerasflow.data.split import Split, class_balance
 from kerasflow.features.labels import fit_labels
 from kerasflow.features.tabular import fit_features, preprocessing_options, select_columns
 from kerasflow.schemas.config import DataConfig, PipelineConfig
+from kerasflow.training.baseline import Baseline, fit_baseline
 from kerasflow.training.fitting import EpochHook, TrainingResult
 from kerasflow.training.kinds.base import DataKind, FileCheck, Fitted, StepLog, register
 from kerasflow.training.rows import evaluate_rows, fit_on_split
@@ -126,6 +127,13 @@ class Table(DataKind):
                  labels_path: str, model_path: str | Path, out_dir: Path) -> tuple[Any, list[Path]]:
         """Scores the test rows in memory (`kerasflow.training.rows.evaluate_rows`)."""
         return evaluate_rows(config.evaluation, raw_path, split_path, features_path, labels_path, model_path, out_dir)
+
+    def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
+        """HistGradientBoosting on the feature columns, or TF-IDF and a linear model on text columns.
+
+        See `kerasflow.training.baseline.fit_baseline`.
+        """
+        return fit_baseline(config, raw_path, split_path, labels_path)
 
     def checkpoint_key(self, raw_path: str | Path) -> str:
         """The fingerprint of the raw rows."""

@@ -1,0 +1,38 @@
+"""The scikit-learn baseline of a run: fitted on the network's training rows, scored on its test rows."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from kerasflow.data.prepared import Prepared
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import StepInputs
+from kerasflow.tasks.policies import step_logger
+from kerasflow.tracking import Tracker
+from kerasflow.training.baseline import Baseline
+from kerasflow.training.kinds import kind_of
+
+
+@task(name="fit-baseline", retries=0, cache_policy=StepInputs(sections=("data", "split", "model", "training")))
+def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -> Baseline:
+    """Fits the data kind's baseline (`DataKind.baseline`) and logs `baseline/<metric>` and `baseline.model`.
+
+    The flows run it when `evaluation.baseline` is true. A kind without a
+    baseline (images, a streamed table) says so once in the step's log.
+    Run through `run_step`, the result is cached like the other steps
+    (keyed by the prepared data, the model's text columns and `training.seed`).
+
+    Returns:
+        The `Baseline` (without a model when there is none).
+    """
+    baseline = kind_of(config.data).baseline(config, prepared.raw, prepared.split, prepared.labels)
+    if not baseline.model:
+        step_logger().info(f"no baseline: {baseline.reason}")
+        return baseline
+    tracker.params({"model": baseline.model, "name": baseline.name, "train_rows": baseline.train_rows},
+                   prefix="baseline.")
+    overall = {name: value for name, value in baseline.metrics.items() if not name.startswith("class.")}
+    tracker.metrics({**overall, "seconds": baseline.seconds}, prefix="baseline.")  # per-class scores: the network's
+    step_logger().info(f"baseline {baseline.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in overall.items())
+                       + f" on {baseline.test_rows} test rows ({baseline.seconds:.1f} s)")
+    return baseline
