@@ -167,3 +167,21 @@ def test_analyzer_config_errors_name_their_path(tmp_path: Path, vectorize: dict,
                                                      "model": model}))
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "c.yaml")
+
+
+def test_defaults_add_char_ngrams_to_short_texts_only() -> None:
+    from kerasflow.lint.profile import DataProfile
+    from kerasflow.models.text import SHORT_TEXT_CHARS, default_section
+
+    config = PipelineConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "score"}})
+    short = DataProfile(rows=5000, train_rows=3500, task="classification", classes=2, text_columns=["review"],
+                        text_median_length=277.0)
+    section = default_section(config, short)
+    assert section["vectorize"]["union"] == [{"analyzer": "char_wb", "ngrams": [2, 5], "max_tokens": 30000}]
+    assert section["vectorize"]["sublinear_tf"] and section["vectorize"]["l2_normalize"]
+    long = DataProfile(rows=5000, train_rows=3500, task="classification", classes=2, text_columns=["review"],
+                       text_median_length=SHORT_TEXT_CHARS + 1.0)
+    assert "union" not in default_section(config, long)["vectorize"]
+    validated = PipelineConfig.model_validate({**config.model_dump(mode="json", exclude_unset=True),
+                                               "model": section})
+    assert validated.model.vectorize.analyzers[1].ngram_range == (2, 5)

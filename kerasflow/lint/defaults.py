@@ -12,7 +12,9 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   schedule (halved after 8 epochs without improvement); the batch is about
   1/50 of the training rows, a power of two between 16 and 256.
 - **model**: image data get the default CNN; a table with a free-text
-  column gets a TF-IDF bag of words and word pairs with a small dense head;
+  column gets a TF-IDF bag of words and word pairs (plus `char_wb`
+  2-5-grams on texts of median length up to 1,000 characters) with a
+  small dense head;
   any other table gets a dense network whose first layer is the power of
   two at or above twice the wider of the input width and the class count
   (16 to 256), and a second layer half as wide; ReLU with He
