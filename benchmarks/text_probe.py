@@ -60,7 +60,7 @@ def run_kerasflow(config, train: pd.DataFrame, test: pd.DataFrame) -> tuple[floa
     """Fits the config's model on its split of `train` and scores it on `test`: `(accuracy, epochs, seconds)`."""
     from kerasflow.data.holdout import split_rows
     from kerasflow.features.labels import decode_predictions
-    from kerasflow.features.tabular import frame_to_inputs
+    from kerasflow.features.tabular import as_model_inputs, frame_to_inputs
     from kerasflow.models.families import build_model, fit_model_inputs
     from kerasflow.training.final import model_spec
     from kerasflow.training.fitting import set_seed
@@ -73,7 +73,7 @@ def run_kerasflow(config, train: pd.DataFrame, test: pd.DataFrame) -> tuple[floa
     set_seed(config.training.seed)
     model = build_model(None, model_spec(config, fitted.features, fitted.labels))
     result = fit_on_split(model, frame, split, fitted.features, fitted.labels, config.training)
-    scores = model.predict(frame_to_inputs(frame.iloc[split.test], fitted.features), verbose=0)
+    scores = model.predict(as_model_inputs(frame_to_inputs(frame.iloc[split.test], fitted.features)), verbose=0)
     predicted = decode_predictions(scores, fitted.labels)["prediction"]
     accuracy = float(np.mean(np.asarray(predicted) == frame["score"].iloc[split.test].to_numpy()))
     return accuracy, len(result.history.get("loss", [])), time.time() - start

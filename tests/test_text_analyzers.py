@@ -185,3 +185,38 @@ def test_defaults_add_char_ngrams_to_short_texts_only() -> None:
     validated = PipelineConfig.model_validate({**config.model_dump(mode="json", exclude_unset=True),
                                                "model": section})
     assert validated.model.vectorize.analyzers[1].ngram_range == (2, 5)
+
+
+def test_defaults_only_text_flow_serves_raw_strings_through_char_ngrams(prefect_harness, mlflow_store: str,
+                                                                         tmp_path: Path) -> None:
+    import keras
+    import mlflow
+    import yaml
+
+    import kerasflow.features.layers  # noqa: F401  (the loaders' custom objects)
+    from kerasflow.features.tabular import FeatureSpec
+    from kerasflow.flows.train import train_flow
+
+    pd.read_csv(ROOT / "data/fine_foods/train.csv").head(300).to_csv(tmp_path / "train.csv", index=False)
+    pd.read_csv(ROOT / "data/fine_foods/test.csv").head(80).to_csv(tmp_path / "test.csv", index=False)
+    config = {"name": "fine_foods_chars",
+              "data": {"source": str(tmp_path / "train.csv"), "test_source": str(tmp_path / "test.csv"),
+                       "target": "score"},
+              "split": {"kind": "holdout", "val_fraction": 0.15},
+              "training": {"epochs": 2, "batch_size": 32},
+              "registry": {"model_name": "fine-foods-chars"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+
+    result = train_flow(str(tmp_path / "c.yaml"))
+
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    rows = pd.DataFrame({"review": ["Delicious!<br />My dog loves these treats.", "Stale and awful.", ""]})
+    served = model.predict(rows)
+    assert set(served["prediction"]) <= {"great", "other"}
+    folder = Path(mlflow.artifacts.download_artifacts(result.model_uri))
+    spec = FeatureSpec.load(next(folder.rglob("features.json")))
+    assert spec.text[0]["union"][0]["analyzer"] == "char_wb", "a defaults-only config on short reviews"
+    keras_model = keras.models.load_model(next(folder.rglob("*.keras")))
+    assert {"vectorize_text_1", "vectorize_text_union"} <= {layer.name for layer in keras_model.layers}
+    raw = keras_model.predict(as_model_inputs(frame_to_inputs(rows, spec)), verbose=0)
+    np.testing.assert_allclose(served["proba_other"].to_numpy(), raw.reshape(-1), rtol=1e-5)
