@@ -16,13 +16,14 @@ Library calls only (no Prefect, no MLflow): the same model, features and
 fit as `kerasflow train`. `--set model.units=16` style overrides change the
 defaulted sections (for tuning the defaults).
 
-Usage: python benchmarks/text_probe.py [--seeds 0,1,2] [--rows N] [--set key=value ...]
+Usage: python benchmarks/text_probe.py [--seeds 0,1,2] [--rows N] [--truncate CHARS] [--set key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--rows", type=int, default=0, help="use only the first N training rows (0: all)")
+    parser.add_argument("--truncate", type=int, default=0, help="cut every review to N characters (short texts)")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--no-baselines", action="store_true")
     args = parser.parse_args()
@@ -105,18 +107,22 @@ def main() -> None:
 
     import_tensorflow()
     train, test = pd.read_csv(DATA / "train.csv"), pd.read_csv(DATA / "test.csv")
-    train_path = DATA / "train.csv"
-    if args.rows:
-        train = train.head(args.rows)
-        train_path = Path("/tmp") / f"text_probe_train_{args.rows}.csv"
+    train_path, test_path = DATA / "train.csv", DATA / "test.csv"
+    if args.rows or args.truncate:
+        train = train.head(args.rows or len(train))
+        if args.truncate:
+            train["review"], test["review"] = train["review"].str[:args.truncate], test["review"].str[:args.truncate]
+        folder = Path(tempfile.mkdtemp(prefix="text_probe_"))
+        train_path, test_path = folder / "train.csv", folder / "test.csv"
         train.to_csv(train_path, index=False)
+        test.to_csv(test_path, index=False)
     print(f"train rows {len(train)}, test rows {len(test)}, median length {train['review'].str.len().median():.0f}")
     if not args.no_baselines:
         for name, accuracy in run_baselines(train, test).items():
             print(f"{name:14s} accuracy {accuracy:.4f}", flush=True)
     accuracies = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        config, chosen = defaults_config(train_path, DATA / "test.csv", seed, args.overrides)
+        config, chosen = defaults_config(train_path, test_path, seed, args.overrides)
         if not accuracies:
             print("defaults:", yaml.safe_dump(config.model.model_dump(mode="json", exclude_defaults=True),
                                               default_flow_style=True).strip())
