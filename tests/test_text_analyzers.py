@@ -175,7 +175,7 @@ def test_defaults_add_char_ngrams_to_short_texts_only() -> None:
 
     config = PipelineConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "score"}})
     short = DataProfile(rows=5000, train_rows=3500, task="classification", classes=2, text_columns=["review"],
-                        text_median_length=277.0)
+                        text_median_length=120.0)
     section = default_section(config, short)
     assert section["vectorize"]["union"] == [{"analyzer": "char_wb", "ngrams": [2, 5], "max_tokens": 30000}]
     assert section["vectorize"]["sublinear_tf"] and section["vectorize"]["l2_normalize"]
@@ -197,8 +197,9 @@ def test_defaults_only_text_flow_serves_raw_strings_through_char_ngrams(prefect_
     from kerasflow.features.tabular import FeatureSpec
     from kerasflow.flows.train import train_flow
 
-    pd.read_csv(ROOT / "data/fine_foods/train.csv").head(300).to_csv(tmp_path / "train.csv", index=False)
-    pd.read_csv(ROOT / "data/fine_foods/test.csv").head(80).to_csv(tmp_path / "test.csv", index=False)
+    for name, rows in (("train", 300), ("test", 80)):  # short texts: the reviews' first 150 characters
+        frame = pd.read_csv(ROOT / f"data/fine_foods/{name}.csv").head(rows)
+        frame.assign(review=frame["review"].str[:150]).to_csv(tmp_path / f"{name}.csv", index=False)
     config = {"name": "fine_foods_chars",
               "data": {"source": str(tmp_path / "train.csv"), "test_source": str(tmp_path / "test.csv"),
                        "target": "score"},
@@ -215,7 +216,7 @@ def test_defaults_only_text_flow_serves_raw_strings_through_char_ngrams(prefect_
     assert set(served["prediction"]) <= {"great", "other"}
     folder = Path(mlflow.artifacts.download_artifacts(result.model_uri))
     spec = FeatureSpec.load(next(folder.rglob("features.json")))
-    assert spec.text[0]["union"][0]["analyzer"] == "char_wb", "a defaults-only config on short reviews"
+    assert spec.text[0]["union"][0]["analyzer"] == "char_wb", "a defaults-only config on short texts"
     keras_model = keras.models.load_model(next(folder.rglob("*.keras")))
     assert {"vectorize_text_1", "vectorize_text_union"} <= {layer.name for layer in keras_model.layers}
     raw = keras_model.predict(as_model_inputs(frame_to_inputs(rows, spec)), verbose=0)

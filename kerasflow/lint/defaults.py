@@ -13,7 +13,7 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   1/50 of the training rows, a power of two between 16 and 256.
 - **model**: image data get the default CNN; a table with a free-text
   column gets a TF-IDF bag of words and word pairs (plus `char_wb`
-  2-5-grams on texts of median length up to 1,000 characters) with a
+  2-5-grams on texts of median length up to 200 characters) with a
   small dense head;
   any other table gets a dense network whose first layer is the power of
   two at or above twice the wider of the input width and the class count
