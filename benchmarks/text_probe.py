@@ -16,15 +16,16 @@ Library calls only (no Prefect, no MLflow): the same model, features and
 fit as `kerasflow train`. `--set model.units=16` style overrides change the
 defaulted sections (for tuning the defaults).
 
-Measured (3 seeds at full length, 2 cut to 120 characters; 2 shared cores):
+Measured (kerasflow: mean of seeds 0, 1, 2; 2 shared, busy cores):
 
 | reviews                | char_wb + LR | words + char_wb + LR | words 1-2 bag | + char_wb 2-5 bag |
 |------------------------|--------------|----------------------|---------------|-------------------|
 | full (median 277 ch.)  | 0.7920       | 0.8000               | 0.8053        | 0.8063            |
-| cut to 120 characters  | 0.7430       | 0.7580               | 0.7525        | 0.7585            |
+| cut to 120 characters  | 0.7430       | 0.7580               | 0.7577        | 0.7567            |
 
-The char_wb union costs 4-5 times the training time, so the defaults add it
-on short texts only (median length up to 200 characters).
+Both bags beat char_wb + LR; the char_wb union ties with words alone here
+and costs 4-5 times the training time, so the defaults add it on short
+texts only (median length up to 200 characters).
 
 Usage: python benchmarks/text_probe.py [--seeds 0,1,2] [--rows N] [--truncate CHARS] [--set key=value ...]
 """
