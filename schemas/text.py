@@ -14,7 +14,15 @@ rows only), embedded, encoded and classified:
       bidirectional: true
 
 `encoder: bag` is a dense network on `multi_hot`/`count`/`tf_idf` vectors;
-every other encoder reads `int` token sequences through an embedding.
+every other encoder reads `int` token sequences through an embedding. Bag
+vectors can count character n-grams (`analyzer: char` or `char_wb`, as
+scikit-learn's `TfidfVectorizer`), and concatenate several analyzers, each
+with its own n-gram range and vocabulary (scikit-learn's `FeatureUnion`):
+
+    vectorize:
+      output_mode: tf_idf
+      ngrams: 2                     # words and word pairs
+      union: [{analyzer: char_wb, ngrams: [2, 5], max_tokens: 30000}]
 
 This module imports only `kerasflow.schemas.base`, so `kerasflow.schemas.config` can import it.
 """
@@ -30,6 +38,8 @@ from kerasflow.schemas.base import Activation, Fraction, PositiveInt, Section, p
 Encoder = Literal["bag", "average", "simple_rnn", "lstm", "gru", "conv1d", "conv1d_gru"]
 RECURRENT_ENCODERS = ("simple_rnn", "lstm", "gru")
 CONV_ENCODERS = ("conv1d", "conv1d_gru")
+Analyzer = Literal["word", "char", "char_wb"]
+NGrams = Annotated[int, Field(ge=1, le=8)] | tuple[Annotated[int, Field(ge=1, le=8)], Annotated[int, Field(ge=1, le=8)]]
 Standardize = Literal["lower_strip_html", "lower_and_strip_punctuation", "lower", "strip_punctuation", "none"]
 _Layers = Annotated[int, Field(ge=1, le=8)]
 
@@ -53,8 +63,46 @@ TEXT_TUNABLE: dict[str, tuple[tuple[str, ...], Any]] = {
 }
 
 
-class VectorizeConfig(Section):
+class AnalyzerConfig(Section):
+    """One analyzer: what a token is, its n-gram range and its vocabulary.
+
+    Args:
+        analyzer: `word` (default: whitespace-separated words, n-grams of
+            words joined by a space), `char` (character n-grams over the
+            whole text, whitespace runs collapsed) or `char_wb` (character
+            n-grams inside word boundaries, each word padded with a space);
+            the tokens of scikit-learn's analyzers of these names.
+        ngrams: Largest n-gram size (`2`: sizes 1 and 2), or the range
+            `[smallest, largest]` (`[2, 5]`). Default 1.
+        max_tokens: Vocabulary size, padding and out-of-vocabulary tokens
+            included. Default 10000.
+        min_count: Training count a token needs to enter the vocabulary.
+            Default 1.
+    """
+
+    analyzer: Analyzer = "word"
+    ngrams: NGrams = 1
+    max_tokens: Annotated[int, Field(ge=3, le=1_000_000)] = 10000
+    min_count: PositiveInt = 1
+
+    @property
+    def ngram_range(self) -> tuple[int, int]:
+        """`(smallest, largest)` n-gram size."""
+        return (1, self.ngrams) if isinstance(self.ngrams, int) else self.ngrams
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> "AnalyzerConfig":
+        low, high = self.ngram_range
+        if low > high:
+            raise problems_error([("ngrams", f"the range [{low}, {high}] is empty: write [smallest, largest]")])
+        return self
+
+
+class VectorizeConfig(AnalyzerConfig):
     """How raw text becomes model input (`TextVectorization`, fitted on training rows).
+
+    Inherits `analyzer`, `ngrams`, `max_tokens` and `min_count` from
+    `AnalyzerConfig`.
 
     Args:
         max_tokens: Vocabulary size, padding and out-of-vocabulary tokens
@@ -67,17 +115,35 @@ class VectorizeConfig(Section):
             such as `<br />` and entities, split off punctuation),
             `lower_and_strip_punctuation`, `lower`, `strip_punctuation` or
             `none`.
-        ngrams: Largest n-gram size; 2 adds word pairs. Default 1.
+        ngrams: Largest n-gram size (2 adds word pairs), or the range
+            `[smallest, largest]`. Default 1.
+        analyzer: `word` (default), `char` or `char_wb` (see
+            `AnalyzerConfig`); characters need a bag `output_mode`.
         min_count: Training count a token needs to enter the vocabulary.
             Default 1.
+        union: More analyzers (`AnalyzerConfig`: `analyzer`, `ngrams`,
+            `max_tokens`, `min_count`), each with its own vocabulary, whose
+            vectors are concatenated to this one's (bag modes only).
+            Default none.
+        sublinear_tf: Count a token `1 + log(count)` times (`count` and
+            `tf_idf`). Default false.
+        l2_normalize: Scale each text's vector to unit L2 norm, as
+            scikit-learn's `TfidfVectorizer` does (bag modes). Default false.
     """
 
-    max_tokens: Annotated[int, Field(ge=3, le=1_000_000)] = 10000
     output_mode: Literal["int", "multi_hot", "count", "tf_idf"] = "int"
     sequence_length: Annotated[int, Field(ge=1, le=10_000)] = 200
     standardize: Standardize = "lower_strip_html"
-    ngrams: Annotated[int, Field(ge=1, le=5)] = 1
-    min_count: PositiveInt = 1
+    union: list[AnalyzerConfig] = Field(default_factory=list)
+    sublinear_tf: bool = False
+    l2_normalize: bool = False
+
+    @property
+    def analyzers(self) -> list[AnalyzerConfig]:
+        """This section's own analyzer, then those of `union`."""
+        own = AnalyzerConfig(analyzer=self.analyzer, ngrams=self.ngrams, max_tokens=self.max_tokens,
+                             min_count=self.min_count)
+        return [own, *self.union]
 
 
 class EmbeddingConfig(Section):
@@ -182,6 +248,9 @@ def encoder_problems(cfg: TextEncoderConfig) -> list[tuple[str, str]]:
         `(field, message)` pairs; empty when consistent.
     """
     mode, encoder = cfg.vectorize.output_mode, cfg.encoder
+    if mode == "int" and (cfg.vectorize.union or cfg.vectorize.analyzer != "word"):
+        return [("vectorize.analyzer", "character analyzers and a union of analyzers make bag-of-words vectors: "
+                                       "use encoder bag with output_mode multi_hot, count or tf_idf")]
     if encoder == "bag" and mode == "int":
         return [("vectorize.output_mode", "encoder bag needs bag-of-words vectors: "
                                           "output_mode multi_hot, count or tf_idf (got int)")]

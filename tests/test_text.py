@@ -173,7 +173,7 @@ def test_config_errors_name_their_path(tmp_path: Path) -> None:
         load_config(tmp_path / "c.yaml")
     text = str(err.value)
     assert "model.units: Input should be greater than 0" in text
-    assert "model.vectorize.ngram: unknown key (allowed: max_tokens, min_count, ngrams" in text
+    assert "model.vectorize.ngram: unknown key (allowed: analyzer, l2_normalize, max_tokens, min_count, ngrams" in text
     raw["model"] = {"kind": "text", "column": "review", "encoder": "bag"}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"model\.vectorize\.output_mode: encoder bag needs bag-of-words"):

@@ -206,7 +206,10 @@ def _fit_branch(train: pd.DataFrame, cfg: TextEncoderConfig, path: str, branches
     v = cfg.vectorize
     spec = fit_text_spec(sources, name=name, column=column, segment=segment, max_tokens=v.max_tokens,
                          output_mode=v.output_mode, sequence_length=v.sequence_length, standardize=v.standardize,
-                         ngrams=v.ngrams, min_count=v.min_count)
+                         ngrams=v.ngram_range[1], min_count=v.min_count, analyzer=v.analyzer,
+                         ngram_min=v.ngram_range[0], sublinear_tf=v.sublinear_tf, l2_normalize=v.l2_normalize,
+                         union=[{"analyzer": a.analyzer, "ngram_min": a.ngram_range[0], "ngrams": a.ngram_range[1],
+                                 "max_tokens": a.max_tokens, "min_count": a.min_count} for a in v.union])
     emb = cfg.embedding
     if emb.pretrained and cfg.encoder != "bag":
         size = vectors_dim(emb.pretrained)

@@ -45,6 +45,13 @@ class TextSpec:
         sequence_length: Padded/truncated length of `int` sequences.
         standardize: Standardizer name (see `kerasflow.features.text_layers`).
         ngrams: Largest n-gram size (1 = single words).
+        analyzer: `word`, `char` or `char_wb` (see
+            `kerasflow.features.text_layers.analyze`).
+        ngram_min: Smallest n-gram size. Default 1.
+        union: Specs of further analyzers over the same text (as dicts),
+            whose vectors the model concatenates to this one's.
+        sublinear_tf: Count tokens `1 + log(count)` times.
+        l2_normalize: Scale each text's vector to unit L2 norm.
         idf_weights: Inverse document frequencies (`tf_idf` only).
         documents: Number of training documents the vocabulary came from.
         embedding_coverage: Share of the vocabulary found in the pretrained
@@ -62,6 +69,21 @@ class TextSpec:
     idf_weights: list[float] = field(default_factory=list)
     documents: int = 0
     embedding_coverage: float | None = None
+    analyzer: str = "word"
+    ngram_min: int = 1
+    union: list[dict[str, Any]] = field(default_factory=list)
+    sublinear_tf: bool = False
+    l2_normalize: bool = False
+
+    @property
+    def ngram_range(self) -> tuple[int, int]:
+        """`(smallest, largest)` n-gram size."""
+        return self.ngram_min, self.ngrams
+
+    @property
+    def analyzers(self) -> list["TextSpec"]:
+        """This spec, then the specs of its `union`."""
+        return [self, *(TextSpec.from_dict(item) for item in self.union)]
 
     @property
     def input_dim(self) -> int:
@@ -124,7 +146,7 @@ def standardize_texts(texts: Iterable[str], standardize: str = "lower_strip_html
 
 
 def text_tokens(texts: Iterable[str], standardize: str = "lower_strip_html", segment: str = "all",
-                ngrams: int = 1) -> list[list[str]]:
+                ngrams: int = 1, analyzer: str = "word", ngram_min: int = 1) -> list[list[str]]:
     """Tokenizes texts exactly as `TextVectorization` does: standardize, split, n-grams.
 
     Args:
@@ -132,15 +154,15 @@ def text_tokens(texts: Iterable[str], standardize: str = "lower_strip_html", seg
         standardize: Standardizer name. Default `lower_strip_html`.
         segment: `all` (default), `first_sentence` or `rest`.
         ngrams: Largest n-gram size; 2 adds `word word` pairs. Default 1.
+        analyzer: `word` (default), `char` or `char_wb`.
+        ngram_min: Smallest n-gram size. Default 1.
 
     Returns:
         One token list per text.
     """
-    import tensorflow as tf
+    from kerasflow.features.text_layers import analyze  # deferred: text_layers imports TensorFlow
 
-    tokens = tf.strings.split(standardize_texts(texts, standardize, segment))
-    if ngrams > 1:
-        tokens = tf.strings.ngrams(tokens, ngram_width=tuple(range(1, ngrams + 1)), separator=" ")
+    tokens = analyze(standardize_texts(texts, standardize, segment), analyzer, (ngram_min, ngrams))
     return [[t.decode("utf-8") for t in row] for row in tokens.to_list()]
 
 
@@ -197,6 +219,11 @@ def fit_text_spec(
     standardize: str = "lower_strip_html",
     ngrams: int = 1,
     min_count: int = 1,
+    analyzer: str = "word",
+    ngram_min: int = 1,
+    union: list[dict[str, Any]] | None = None,
+    sublinear_tf: bool = False,
+    l2_normalize: bool = False,
 ) -> TextSpec:
     """Fits a text branch's vocabulary on training texts.
 
@@ -213,6 +240,13 @@ def fit_text_spec(
         standardize: Standardizer name. Default `lower_strip_html`.
         ngrams: Largest n-gram size. Default 1.
         min_count: Minimum token count. Default 1.
+        analyzer: `word` (default), `char` or `char_wb`.
+        ngram_min: Smallest n-gram size. Default 1.
+        union: Further analyzers, each `{analyzer, ngram_min, ngrams,
+            max_tokens, min_count}`, fitted on the same texts with their
+            own vocabularies. Default none.
+        sublinear_tf: Count tokens `1 + log(count)` times. Default false.
+        l2_normalize: Unit-norm vectors. Default false.
 
     Returns:
         The `TextSpec`.
@@ -222,12 +256,19 @@ def fit_text_spec(
     """
     documents: list[list[str]] = []
     for texts, part in sources:
-        documents += text_tokens(texts, standardize, part, ngrams)
+        documents += text_tokens(texts, standardize, part, ngrams, analyzer, ngram_min)
     vocabulary, frequency = fit_vocabulary(documents, max_tokens=max_tokens, min_count=min_count)
     if not vocabulary:
-        raise FeatureError(f"text column {column!r} has no tokens (seen at least {min_count} times) "
+        raise FeatureError(f"text column {column!r} has no {analyzer} tokens (seen at least {min_count} times) "
                            "in the training rows")
+    shared = dict(name=name, column=column, segment=segment, output_mode=output_mode, standardize=standardize)
+    more = [fit_text_spec(sources, **shared, **item).as_dict() for item in union or []]
     return TextSpec(
+        analyzer=analyzer,
+        ngram_min=ngram_min,
+        union=more,
+        sublinear_tf=sublinear_tf,
+        l2_normalize=l2_normalize,
         name=name,
         column=column,
         vocabulary=vocabulary,

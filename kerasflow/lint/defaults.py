@@ -16,9 +16,10 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
 - **model**: each family offers a section for the data it suits
   (`Family.default_section`), the first by `default_rank` wins: image data
   get the default CNN; a table with a free-text column gets the text
-  family's TF-IDF network; any other table gets a dense network of two
-  ReLU layers of 256 units with He initialization and dropout 0.1
-  (`kerasflow.models.dense.default_section`, measured in
+  family's TF-IDF network (words and word pairs, plus `char_wb` 2-5-grams
+  on texts of median length up to 200 characters); any other table gets a
+  dense network of two ReLU layers of 256 units with He initialization and
+  dropout 0.1 (`kerasflow.models.dense.default_section`, measured in
   `benchmarks/tabular_probe.py`).
 
 Sections the config sets (or overrides with `--set`) are never changed.

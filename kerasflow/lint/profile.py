@@ -40,6 +40,8 @@ class DataProfile:
         numeric_std: Standard deviation of each numeric feature.
         distinct_tokens: Distinct word tokens of the text column, if there is one.
         text_columns: Columns holding free text (`text_columns`).
+        text_median_length: Median length in characters of the first text
+            column's values, if there is one.
         images: The rows are images (a folder's files or pixel columns; the data kind's `images`).
     """
 
@@ -56,6 +58,7 @@ class DataProfile:
     numeric_std: dict[str, float] = field(default_factory=dict)
     distinct_tokens: int | None = None
     text_columns: list[str] = field(default_factory=list)
+    text_median_length: float | None = None
     images: bool = False
 
 
@@ -85,6 +88,8 @@ def profile_frame(config: PipelineConfig, frame: pd.DataFrame, test_rows: int = 
         target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0,
         images=kind_of(config.data).images)
     profile.text_columns = [] if profile.images else text_columns(frame, target_column)
+    if profile.text_columns:
+        profile.text_median_length = float(frame[profile.text_columns[0]].dropna().astype(str).str.len().median())
     if family_of(config.model).tabular and not profile.images:  # the input width of the encoded columns
         _profile_features(config, frame.drop(columns=profile.text_columns), profile)
     text = _text_column(config.model)
