@@ -10,8 +10,12 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   their own scale), up to 300 epochs with early stopping on the
   validation loss (patience 20, best weights restored) and a learning-rate
   schedule (halved after 8 epochs without improvement); the batch is about
-  1/50 of the training rows, a power of two between 16 and 256.
-- **model**: image data get the default CNN; a table with a free-text
+  1/50 of the training rows, a power of two between 16 and 256. The
+  model's family may adjust it (`Family.default_training`): image data
+  train a CNN that converges in a few dozen epochs, so it gets fewer
+  epochs, shorter patience and a larger learning rate.
+- **model**: image data get the default CNN, sized to the images
+  (`kerasflow.models.cnn.default_section`); a table with a free-text
   column gets a TF-IDF bag of words and word pairs with a small dense head;
   any other table gets a dense network whose first layer is the power of
   two at or above twice the wider of the input width and the class count
@@ -92,10 +96,11 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
     chosen: dict[str, dict[str, Any]] = {}
     if "split" not in given:
         chosen["split"] = default_split(config, profile)
-    if "training" not in given:
-        chosen["training"] = default_training(profile)
     if "model" not in given:
         chosen["model"] = default_model(config, profile)
+    if "training" not in given:
+        kind = chosen["model"]["kind"] if "model" in chosen else config.model.kind
+        chosen["training"] = family(kind).default_training(default_training(profile), profile)
     return chosen
 
 
@@ -117,5 +122,7 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -
         model = chosen["model"]
         parts.append(f"model {model['kind']}" + family(model["kind"]).describe_section(model))
     if "training" in chosen:
-        parts.append(f"training batch {chosen['training']['batch_size']}, early stopping, lr schedule")
+        training = chosen["training"]
+        parts.append(f"training batch {training['batch_size']}, learning rate {training['optimizer']['learning_rate']}, "
+                     f"up to {training['epochs']} epochs, early stopping, lr schedule")
     return "defaults chosen from the data: " + "; ".join(parts)

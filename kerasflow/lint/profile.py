@@ -41,6 +41,8 @@ class DataProfile:
         distinct_tokens: Distinct word tokens of the text column, if there is one.
         text_columns: Columns holding free text (`text_columns`).
         images: The rows are images (a folder's files or pixel columns; the data kind's `images`).
+        image_channels: Channel counts of an image folder's sampled files
+            (`{channels: files}`, from their headers); empty when none were sampled.
     """
 
     rows: int
@@ -57,6 +59,7 @@ class DataProfile:
     distinct_tokens: int | None = None
     text_columns: list[str] = field(default_factory=list)
     images: bool = False
+    image_channels: dict[int, int] = field(default_factory=dict)
 
 
 def profile_frame(config: PipelineConfig, frame: pd.DataFrame, test_rows: int = 0) -> DataProfile:
@@ -85,6 +88,9 @@ def profile_frame(config: PipelineConfig, frame: pd.DataFrame, test_rows: int = 
         target_mean_square=float(np.mean(np.square(values))) if len(values) and task == "regression" else 1.0,
         images=kind_of(config.data).images)
     profile.text_columns = [] if profile.images else text_columns(frame, target_column)
+    if profile.images and "sampled" in frame.columns:  # an image folder's listing with sampled headers
+        counts = frame.loc[frame["sampled"].astype(bool), "channels"].value_counts()
+        profile.image_channels = {int(c): int(n) for c, n in counts.sort_index().items()}
     if family_of(config.model).tabular and not profile.images:  # the input width of the encoded columns
         _profile_features(config, frame.drop(columns=profile.text_columns), profile)
     text = _text_column(config.model)

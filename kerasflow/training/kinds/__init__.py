@@ -1,5 +1,5 @@
 """Data kinds: table, stream and images, each one implementation of `DataKind` (see `base.py`)."""
 
-from kerasflow.training.kinds.base import DataKind, FileCheck, Fitted, StepLog, kind_of, register
+from kerasflow.training.kinds.base import DataKind, FileCheck, Fitted, Inferred, StepLog, kind_of, register
 
-__all__ = ["DataKind", "FileCheck", "Fitted", "StepLog", "kind_of", "register"]
+__all__ = ["DataKind", "FileCheck", "Fitted", "Inferred", "StepLog", "kind_of", "register"]
