@@ -1,8 +1,8 @@
 """Image folders with defaults: size and channels inferred from file headers, a wrong channel count refused from a
 sample in a few lines, and the default CNN sized to the images.
 
-Folders are real PNG files written with Pillow (scikit-learn's digits, upscaled); the defaults-only run goes through
-the real train flow under Prefect's test harness.
+Folders are real PNG files written with Pillow (scikit-learn's digits, upscaled); the run with the data-driven model
+and training sections goes through the real train flow under Prefect's test harness.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 import yaml
 from image_data import digit_png, write_digit_folder
 from PIL import Image
+from test_datakinds import Recorded
 
 from kerasflow.data.image_sample import infer_image_shape, sample_image_headers
 from kerasflow.data.images import check_image_folder, scan_image_folder
@@ -26,12 +27,12 @@ from kerasflow.lint.rules import lint_config
 from kerasflow.models.cnn import default_section
 from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config
 from kerasflow.training.kinds import kind_of
-from test_datakinds import Recorded
 
 
-def _only_data(tmp_path: Path, source: Path | str, **data: object) -> str:
+def _only_data(tmp_path: Path, source: Path | str, sections: dict | None = None, **data: object) -> str:
     path = tmp_path / "only-data.yaml"
-    path.write_text(yaml.safe_dump({"name": "only-data", "data": {"source": str(source), "image": {}, **data}}))
+    path.write_text(yaml.safe_dump({"name": "only-data", "data": {"source": str(source), "image": {}, **data},
+                                    **(sections or {})}))
     return str(path)
 
 
@@ -114,9 +115,9 @@ def test_a_wrong_channel_count_is_refused_from_a_sample_in_a_few_lines(tmp_path:
     with pytest.raises(ImageDataError) as refused:
         kind_of(config.data).load(config, str(workdir), Recorded())
     lines = str(refused.value).splitlines()
-    assert lines[1] == (f"  - data.image.channels is 3 (RGB), but 30 of 30 files sampled from 30 have another channel "
-                        f"count: 30 with 1 (grayscale); set data.image.channels: 1, or "
-                        f"data.image.on_channel_mismatch: convert to convert them")
+    assert lines[1] == ("  - data.image.channels is 3 (RGB), but 30 of 30 files sampled from 30 have another channel "
+                        "count: 30 with 1 (grayscale); set data.image.channels: 1, or "
+                        "data.image.on_channel_mismatch: convert to convert them")
     assert len(lines) == 13 and lines[-1] == "  - ... and 20 more sampled files"
     assert not list(workdir.iterdir()), "refused before any file was decoded or written"
 
@@ -149,12 +150,12 @@ def test_a_defaults_only_folder_run_learns_and_records_what_it_inferred(prefect_
                                                                          tmp_path: Path) -> None:
     from kerasflow.flows.train import train_flow
 
-    root = write_digit_folder(tmp_path / "digits", classes=tuple(range(10)), per_class=20)
-    result = train_flow(_only_data(tmp_path, root))
+    root = write_digit_folder(tmp_path / "digits", classes=(0, 1, 2, 3), per_class=30)
+    result = train_flow(_only_data(tmp_path, root, {"split": {"kind": "holdout"}}))  # one fit, not five folds
 
     run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
     params = run.data.params
     assert params["data.image.size"] == "[16, 16]" and params["data.image.channels"] == "1"
     assert params["data.image.inferred"] == '["size", "channels", "on_channel_mismatch"]'
-    assert params["model.kind"] == "cnn" and params["training.epochs"] == "60"
-    assert result.metrics["accuracy"] >= 0.8, result.metrics
+    assert params["model.kind"] == "cnn" and params["training.epochs"] == "60" and params["model.filters"] == "[32, 64]"
+    assert result.metrics["accuracy"] >= 0.8, result.metrics  # 24 test images of 4 digits
