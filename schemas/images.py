@@ -421,8 +421,8 @@ def image_size_problems(data_image: ImageConfig | None, source: str) -> list[tup
     """
     if data_image is None or data_image.size is not None or Path(source).expanduser().is_dir():
         return []
-    return [("data.image.size", f"give [height, width] for the pixel columns of {source!r}; it is inferred only "
-                                f"for a folder of class subfolders")]
+    return [("data.image.size", f"{source!r} is not a folder of class subfolders, whose image size is inferred: "
+                                f"give [height, width] for its pixel columns (or correct the folder's path)")]
 
 
 def _is_model_uri(text: str) -> bool:

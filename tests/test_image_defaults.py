@@ -93,8 +93,9 @@ def test_pixel_tables_need_a_size_and_infer_channels_from_the_column_count(tmp_p
     path = _only_data(tmp_path, pixels, target="target")
     with pytest.raises(ConfigError) as refused:
         load_config(path)
-    assert refused.value.problems == [f"data.image.size: give [height, width] for the pixel columns of "
-                                      f"'{pixels}'; it is inferred only for a folder of class subfolders"]
+    assert refused.value.problems == [f"data.image.size: '{pixels}' is not a folder of class subfolders, whose "
+                                      f"image size is inferred: give [height, width] for its pixel columns (or "
+                                      f"correct the folder's path)"]
     defaulted = choose_defaults(load_config(path, ["data.image.size=[8,8]"]), path)
     assert defaulted.config.data.image.shape == (8, 8, 1) and defaulted.config.data.image.inferred == ["channels"]
 

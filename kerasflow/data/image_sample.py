@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from kerasflow.data.images import list_class_files
-from kerasflow.features.images import CHANNEL_NAMES, capped, channel_count
+from kerasflow.features.images import CHANNEL_NAMES, ImageDataError, capped, channel_count
 
 SAMPLE_FILES = 200
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -75,8 +75,13 @@ def sample_image_headers(root: str | Path, extensions: list[str], limit: int = S
         `width`, `height`, `channels` (as the full check counts them),
         `mode` and `gray` (missing for the others); `sampled` is true for
         every file whose header was read.
+
+    Raises:
+        ImageDataError: `root` is not a folder.
     """
     base = Path(root).expanduser().resolve()
+    if not base.is_dir():
+        raise ImageDataError(str(root), [f"{base} is not a folder"])
     files = [(path, name) for path, name in list_class_files(base)[1] if path.suffix.lower() in extensions]
     step = max(1.0, len(files) / limit)
     picked = {int(i * step) for i in range(min(limit, len(files)))}
