@@ -116,10 +116,12 @@ def test_a_wrong_channel_count_is_refused_from_a_sample_in_a_few_lines(tmp_path:
     with pytest.raises(ImageDataError) as refused:
         kind_of(config.data).load(config, str(workdir), Recorded())
     lines = str(refused.value).splitlines()
+    assert lines[0] == f"image data {root} has 1 problem:"
     assert lines[1] == ("  - data.image.channels is 3 (RGB), but 30 of 30 files sampled from 30 have another channel "
                         "count: 30 with 1 (grayscale); set data.image.channels: 1, or "
-                        "data.image.on_channel_mismatch: convert to convert them")
-    assert len(lines) == 13 and lines[-1] == "  - ... and 20 more sampled files"
+                        "data.image.on_channel_mismatch: convert to convert them; for example:")
+    assert lines[2] == "      0/img_000.png: 1 channel (L)"
+    assert len(lines) == 13 and lines[-1] == "      ... and 20 more sampled files"
     assert not list(workdir.iterdir()), "refused before any file was decoded or written"
 
 

@@ -129,8 +129,8 @@ def sample_channel_problems(sample: pd.DataFrame, channels: int, above: float = 
             has another count. Default 0: any.
 
     Returns:
-        No lines when the sampled files fit; else a summary line, then up
-        to ten files by name and a count of the rest.
+        No problems when the sampled files fit; else one, which names up to
+        ten of the files on lines of their own and counts the rest.
     """
     files, sample = len(sample), sampled(sample)
     wrong = sample[sample["channels"] != channels]
@@ -142,9 +142,10 @@ def sample_channel_problems(sample: pd.DataFrame, channels: int, above: float = 
         else "set data.image.channels to the files' count"
     lines = [f"data.image.channels is {channels} ({CHANNEL_NAMES[channels]}), but {len(wrong)} of "
              f"{len(sample)} files sampled from {files} have another channel "
-             f"count: {found}; {fix}, or data.image.on_channel_mismatch: convert to convert them"]
-    return lines + capped([f"{row.file}: {int(row.channels)} channels ({row.mode})" for row in wrong.itertuples()],
-                          "sampled files")
+             f"count: {found}; {fix}, or data.image.on_channel_mismatch: convert to convert them; for example:"]
+    lines += capped([f"{row.file}: {_count(int(row.channels), 'channel')} ({row.mode})" for row in wrong.itertuples()],
+                    "sampled files")
+    return ["\n      ".join(lines)]
 
 
 def _header(path: Path) -> dict[str, Any]:
@@ -168,3 +169,7 @@ def _gray(img: Any) -> bool:
     if not raw or len(raw) % width:
         return False
     return all(raw[i] == raw[i + 1] == raw[i + 2] for i in range(0, len(raw), width))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
