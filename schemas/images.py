@@ -91,9 +91,10 @@ class ImageConfig(Section):
             training maximum for pixel columns.
         extensions: File extensions read as images, lower case. Default
             `.png .jpg .jpeg .bmp .gif .webp .tif .tiff`.
-        on_corrupt: `fail` (default) stops the run listing every unreadable,
-            corrupt or non-image file by name; `skip` leaves them out and
-            reports them.
+        on_corrupt: `fail` (default) stops the run naming the unreadable,
+            corrupt or non-image files (the first ten, and how many; the
+            logged `images/report.json` lists all); `skip` leaves them out
+            and reports them.
         on_channel_mismatch: `fail` stops the run naming the files whose
             channel count is not `channels` (the first ten, and how many);
             `convert` converts such files (e.g. RGB to grayscale) in
