@@ -34,7 +34,7 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
 from kerasflow.schemas.dense import DenseModelConfig
 from kerasflow.schemas.families import default_kind, family_config, image_kind, model_union, on_change
 from kerasflow.schemas.gate import BeatsBaseline, DriftConfig, GateConfig
-from kerasflow.schemas.images import ImageConfig, image_model_problems, image_source_problems
+from kerasflow.schemas.images import ImageConfig, image_model_problems, image_size_problems, image_source_problems
 from kerasflow.schemas.loading import ConfigError, apply_override, error_lines, read_raw_config
 from kerasflow.schemas.promotion import PromotionConfig
 from kerasflow.schemas.tuning import RunnerConfig, TuningConfig, space_problems
@@ -47,7 +47,8 @@ class DataConfig(Section):
         source: A built-in dataset name (`digits`, `breast_cancer`, `wine`,
             `iris`, `diabetes`, `penguins`), a CSV or Parquet path, or a glob
             whose newest match is used.
-        target: The label column.
+        target: The label column. Default `label` for image data (`image`
+            set), which names each file's class folder; required otherwise.
         features: Feature columns. Defaults to every column but the target.
         categorical: Columns to one-hot encode. Defaults to the string and
             boolean columns among the features.
@@ -90,6 +91,13 @@ class DataConfig(Section):
     label_encoding: Literal["integer", "one_hot"] = "integer"
     image: ImageConfig | None = None
     streaming: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_label_column(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "target" not in data and data.get("image") is not None:
+            return {**data, "target": "label"}  # a folder's class names: `data: {source: photos/, image: {}}` is enough
+        return data
 
     @field_validator("encoding")
     @classmethod
@@ -401,8 +409,8 @@ class PipelineConfig(Section):
             data = {**data, "model": {"kind": default_kind(), **model}}
         source = data.get("data") if isinstance(data, dict) else None
         images = image_kind()
-        if isinstance(data, dict) and "model" not in data and isinstance(source, dict) and source.get("image") \
-                and images is not None:
+        if isinstance(data, dict) and "model" not in data and isinstance(source, dict) \
+                and source.get("image") is not None and images is not None:
             data = {**data, "model": {"kind": images}}  # image data without a model section: the image family's
         return data
 
@@ -416,6 +424,7 @@ class PipelineConfig(Section):
     @model_validator(mode="after")
     def _test_source_fits_the_source(self) -> "PipelineConfig":
         problems = image_source_problems(self.data.source, self.data.test_source)
+        problems += image_size_problems(self.data.image, self.data.source)
         if problems:
             raise problems_error(problems)
         return self

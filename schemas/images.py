@@ -73,29 +73,45 @@ class ImageConfig(Section):
     but the target) hold the pixels in row-major `[height, width, channels]`
     order, like the built-in `digits` (8x8x1).
 
+    `image: {}` is enough for a folder: its `size` and `channels` are then
+    inferred from the headers of a sample of its files
+    (`kerasflow.data.images.infer_image_shape`), before anything is decoded,
+    and recorded in `inferred`.
+
     Args:
         size: `[height, width]`. Files are resized to it; pixel columns are
-            reshaped to it. Required.
-        channels: 1 (grayscale), 3 (RGB) or 4 (RGBA). Default 3.
+            reshaped to it. Default: for a folder, the most common size of
+            a sample of its files; a table of pixel columns must give it.
+        channels: 1 (grayscale), 3 (RGB) or 4 (RGBA). Default: for a
+            folder, 1 when every sampled file is grayscale, else 3; for
+            pixel columns, the column count over `height * width` (3 when
+            that is not 1, 3 or 4).
         max_value: Largest raw pixel value; the model's `Rescaling` layer
             maps `[0, max_value]` to `[0, 1]`. Default 255 for files and the
             training maximum for pixel columns.
         extensions: File extensions read as images, lower case. Default
             `.png .jpg .jpeg .bmp .gif .webp .tif .tiff`.
-        on_corrupt: `fail` (default) stops the run listing every unreadable,
-            corrupt or non-image file by name; `skip` leaves them out and
-            reports them.
-        on_channel_mismatch: `fail` (default) stops the run listing every
-            file whose channel count is not `channels`; `convert` converts
-            such files (e.g. RGB to grayscale) in training and serving.
+        on_corrupt: `fail` (default) stops the run naming the unreadable,
+            corrupt or non-image files (the first ten, and how many; the
+            logged `images/report.json` lists all); `skip` leaves them out
+            and reports them.
+        on_channel_mismatch: `fail` stops the run naming the files whose
+            channel count is not `channels` (the first ten, and how many);
+            `convert` converts such files (e.g. RGB to grayscale) in
+            training and serving. Default `fail`, or `convert` when
+            `channels` is inferred.
+        inferred: Set by kerasflow, not by hand: the fields it inferred from
+            the data (`size`, `channels`, `on_channel_mismatch`), so the run's
+            params and config say which values were chosen from the files.
     """
 
-    size: Size
-    channels: Channels = 3
+    size: Size | None = None
+    channels: Channels | None = None
     max_value: Annotated[float, Field(gt=0)] | None = None
     extensions: list[str] = Field(default_factory=lambda: list(IMAGE_EXTENSIONS))
     on_corrupt: Literal["fail", "skip"] = "fail"
     on_channel_mismatch: Literal["fail", "convert"] = "fail"
+    inferred: list[Literal["size", "channels", "on_channel_mismatch"]] = Field(default_factory=list)
 
     @field_validator("extensions")
     @classmethod
@@ -105,8 +121,20 @@ class ImageConfig(Section):
         return [v.lower() if v.startswith(".") else f".{v.lower()}" for v in values]
 
     @property
+    def complete(self) -> bool:
+        """True when `size` and `channels` are known (given, or inferred from the data)."""
+        return self.size is not None and self.channels is not None
+
+    @property
     def shape(self) -> tuple[int, int, int]:
-        """`(height, width, channels)` of one model input."""
+        """`(height, width, channels)` of one model input.
+
+        Raises:
+            ValueError: `size` or `channels` is neither given nor inferred yet.
+        """
+        if self.size is None or self.channels is None:
+            raise ValueError("data.image.size and channels are not known yet: give them, or let the run infer "
+                             "them from the files of a folder source")
         return (self.size[0], self.size[1], self.channels)
 
 
@@ -380,6 +408,22 @@ def image_source_problems(source: str, test_source: str | None) -> list[tuple[st
         return [("data.test_source", f"{test_source!r} is the same folder as data.source; keep the test "
                                      f"images in a folder of their own")]
     return []
+
+
+def image_size_problems(data_image: ImageConfig | None, source: str) -> list[tuple[str, str]]:
+    """`data.image.size` may be left out for a folder of class subfolders only (it is inferred from its files).
+
+    Args:
+        data_image: The `data.image` section, or None.
+        source: `data.source`.
+
+    Returns:
+        `(dotted path, message)` pairs; empty when the size is given or can be inferred.
+    """
+    if data_image is None or data_image.size is not None or Path(source).expanduser().is_dir():
+        return []
+    return [("data.image.size", f"{source!r} is not a folder of class subfolders, whose image size is inferred: "
+                                f"give [height, width] for its pixel columns (or correct the folder's path)")]
 
 
 def _is_model_uri(text: str) -> bool:

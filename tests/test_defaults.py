@@ -50,7 +50,8 @@ def test_text_and_image_data_get_their_model_kinds(tmp_path: Path) -> None:
     assert not text.model.vectorize.union, "median 277 characters: words and pairs alone, no char n-grams"
     images = _defaulted(_only_data("digits_folder.yaml", tmp_path))
     assert images.model.kind == "cnn"
-    assert images.model.head_dropout == 0.2, "validation inserts a `model` for image data; the file's keys decide"
+    assert images.model.head_dropout == 0.3, "validation inserts a `model` for image data; the file's keys decide"
+    assert images.model.convs_per_block == 2 and images.training.epochs == 60, "the CNN's own training defaults"
 
 
 def test_sections_the_config_sets_are_kept(tmp_path: Path) -> None:

@@ -55,6 +55,8 @@ CASES = [  # rule, config, overrides that break it, overrides that keep it, expe
      ("warning", "model.vectorize.max_tokens")),
     ("recurrent-dropout", "fine_foods_gru.yaml", ["model.recurrent_dropout=0.0"], [],
      ("warning", "model.recurrent_dropout")),
+    ("image-channels", "digits_folder.yaml", ["data.image.channels=3"], ["data.image.on_channel_mismatch=convert"],
+     ("error", "data.image.channels")),
 ]
 
 

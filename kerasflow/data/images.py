@@ -29,13 +29,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kerasflow.features.images import CHANNEL_NAMES, MAX_ROWS_NAMED, PATH_COLUMN, ImageDataError, channel_count
+from kerasflow.features.images import (
+    CHANNEL_NAMES,
+    MAX_FILES_SHOWN,
+    MAX_ROWS_NAMED,
+    PATH_COLUMN,
+    ImageDataError,
+    capped,
+    channel_count,
+)
 from kerasflow.progress import report_progress
 
 FILE_COLUMN = "file"
 TEST_PREFIX = "test_source/"  # marks test-folder files in the `file` column and in reports
 FOLDER_KEY = b"kerasflow.image_folder"
-MAX_FILES_SHOWN = 10
 LISTING_COLUMNS = (PATH_COLUMN, FILE_COLUMN, "bytes", "sha256", "width", "height", "channels", "mode",
                    "format", "problem")
 
@@ -115,12 +122,15 @@ class ImageReport:
 
     Args:
         problems: Violations, each naming its file (or rows); non-empty
-            means the data are rejected.
+            means the data are rejected. A per-file list names its first
+            ten files and counts the rest (all of them are in `files`).
         skipped: Files left out under `on_corrupt: skip`, each with its reason.
         warnings: Things left out that do not stop the run, e.g. class
             folders without usable images under `on_corrupt: skip`.
         kept: Positions of the usable rows of the listing or table.
         statistics: Counts per class, image sizes and channel counts.
+        files: The full per-file lists behind capped problems (`unusable`,
+            `channel_mismatch`), for the logged report.
     """
 
     problems: list[str] = field(default_factory=list)
@@ -128,11 +138,17 @@ class ImageReport:
     warnings: list[str] = field(default_factory=list)
     kept: list[int] = field(default_factory=list)
     statistics: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         """True when nothing was violated (skipped files are allowed)."""
         return not self.problems
+
+    def require(self, where: str) -> None:
+        """Raises `ImageDataError` with the problems (naming `where`, the folder or source) when there are any."""
+        if self.problems:
+            raise ImageDataError(where, self.problems)
 
     def summary(self) -> str:
         """Returns a readable report: verdict, problems, warnings, skipped files and statistics."""
@@ -155,12 +171,9 @@ class ImageReport:
         """
         notices = list(self.warnings)
         if self.skipped:
-            count = len(self.skipped)
-            shown = [f"  - {line}" for line in self.skipped[:limit]]
-            if count > limit:
-                shown.append(f"  - ... and {count - limit} more")
+            count, shown = len(self.skipped), "\n".join(f"  - {line}" for line in capped(self.skipped, limit=limit))
             notices.append(f"{count} file{'s' if count != 1 else ''} skipped under data.image.on_corrupt: skip "
-                           f"(all {count} in images/report.json):\n" + "\n".join(shown))
+                           f"(all {count} in images/report.json):\n" + shown)
         return notices
 
 
@@ -273,7 +286,8 @@ def check_image_folder(folder: ImageFolder, channels: int, *, on_corrupt: str = 
             another channel count; `convert` accepts them.
 
     Returns:
-        An `ImageReport` naming every problem file. A folder without
+        An `ImageReport` naming the problem files (the first ten of each
+        kind in `problems`, every one in `files`). A folder without
         classes, fewer than two classes with usable images, and test classes
         without usable training images are problems too.
     """
@@ -283,10 +297,14 @@ def check_image_folder(folder: ImageFolder, channels: int, *, on_corrupt: str = 
         report.problems.append(f"{folder.root}: no class subfolders (expected one folder per class)")
     bad = frame[frame["problem"].notna()]
     lines = [f"{row.file}: {row.problem}" for row in bad.itertuples()]
-    (report.skipped if on_corrupt == "skip" else report.problems).extend(lines)
+    if on_corrupt == "skip":
+        report.skipped.extend(lines)
+    elif lines:
+        report.files["unusable"] = lines
+        report.problems.extend(capped(lines, "unusable files (all in images/report.json)"))
     usable = frame[frame["problem"].isna()]
     if on_channel_mismatch == "fail":
-        report.problems.extend(_channel_problems(usable, channels))
+        report.problems.extend(_channel_problems(usable, channels, report))
     _check_classes(folder, report, on_corrupt)
     if folder.test_root is not None:
         report.problems.extend(_test_class_problems(folder))
@@ -337,20 +355,6 @@ def check_pixel_frame(frame: pd.DataFrame, target: str, columns: list[str],
                          "pixel_max": float(np.nanmax(values)) if values.size else None,
                          "pixel_mean": float(np.nanmean(values)) if values.size else None}
     return report
-
-
-def require_valid_images(report: ImageReport, where: str) -> None:
-    """Raises when a report holds problems.
-
-    Args:
-        report: The check's report.
-        where: The folder or source the report is about.
-
-    Raises:
-        ImageDataError: Listing every problem.
-    """
-    if report.problems:
-        raise ImageDataError(where, report.problems)
 
 
 def folder_statistics(usable: pd.DataFrame, target: str, *, total: int, skipped: int) -> dict[str, Any]:
@@ -420,7 +424,7 @@ def _decode_header(data: bytes) -> dict[str, Any]:
         return {"problem": f"corrupt: {exc}"}
 
 
-def _channel_problems(usable: pd.DataFrame, channels: int) -> list[str]:
+def _channel_problems(usable: pd.DataFrame, channels: int, report: ImageReport) -> list[str]:
     wrong = usable[usable["channels"] != channels]
     if wrong.empty:
         return []
@@ -429,9 +433,10 @@ def _channel_problems(usable: pd.DataFrame, channels: int) -> list[str]:
                     for c, n in counts.items())
     lines = [f"channel counts differ from data.image.channels = {channels}: {mix}; "
              f"set data.image.on_channel_mismatch: convert to convert them"]
-    lines += [f"{row.file}: {int(row.channels)} channels ({row.mode}), expected {channels}"
-              for row in wrong.itertuples()]
-    return lines
+    files = [f"{row.file}: {int(row.channels)} channels ({row.mode}), expected {channels}"
+             for row in wrong.itertuples()]
+    report.files["channel_mismatch"] = files
+    return lines + capped(files, "files with another channel count (all in images/report.json)")
 
 
 def _row_list(positions: np.ndarray) -> str:

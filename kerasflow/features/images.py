@@ -40,6 +40,8 @@ PATH_COLUMN = "path"
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 CHANNEL_NAMES = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
 MAX_ROWS_NAMED = 20
+MAX_FILES_SHOWN = 10  # per-file lists in messages and logs: the first ten, and a count of the rest
+MAX_PROBLEMS_SHOWN = 30
 
 
 class ImageDataError(BadInputError):
@@ -55,9 +57,25 @@ class ImageDataError(BadInputError):
     def __init__(self, where: str, problems: list[str]):
         self.where = where
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
+        lines = "\n".join(f"  - {p}" for p in capped(self.problems, "problems", MAX_PROBLEMS_SHOWN))
         noun = "problem" if len(self.problems) == 1 else "problems"
         super().__init__(f"image data {where} has {len(self.problems)} {noun}:\n{lines}")
+
+
+def capped(lines: list[str], noun: str = "", limit: int = MAX_FILES_SHOWN) -> list[str]:
+    """Returns the first `limit` lines of a per-file list, and one line counting the rest.
+
+    Args:
+        lines: One line per file (or problem).
+        noun: What the lines are about, for the count (e.g. `files`). Default none.
+        limit: Lines kept. Default 10.
+
+    Returns:
+        At most `limit + 1` lines.
+    """
+    if len(lines) <= limit:
+        return list(lines)
+    return [*lines[:limit], f"... and {len(lines) - limit} more{f' {noun}' if noun else ''}"]
 
 
 @dataclass

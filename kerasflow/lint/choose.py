@@ -1,7 +1,9 @@
 """The data-driven defaults of a config, from one read of its data: what a run uses and `kerasflow lint` checks.
 
 A config may leave out `split`, `training` and `model`; they are then
-chosen from the data's profile (`kerasflow.lint.defaults`). `choose_defaults`
+chosen from the data's profile (`kerasflow.lint.defaults`). Values of the
+`data` section that its data kind reads from the data (an image folder's
+`size` and `channels`, `DataKind.infer`) are filled in first. `choose_defaults`
 reads the data once, as its data kind's load step would (`DataKind.read`),
 profiles it and chooses the sections; the rows it read go on to the load
 step, which then does not read the sources again.
@@ -19,7 +21,7 @@ from pydantic import ValidationError
 from kerasflow.lint.defaults import DEFAULTED, default_sections, describe_defaults, with_defaults
 from kerasflow.lint.profile import DataProfile, profile_frame
 from kerasflow.schemas.config import ConfigError, PipelineConfig
-from kerasflow.training.kinds import kind_of
+from kerasflow.training.kinds import DataKind, Inferred, kind_of
 
 
 @dataclass
@@ -35,12 +37,15 @@ class Defaulted:
         read: The rows as read (`DataKind.read`), for the load step (take
             them with `hand_over`); None when nothing was read or the kind
             keeps nothing.
+        inferred: The `data` values read from the data (`DataKind.infer`),
+            or None.
     """
 
     config: PipelineConfig
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
     profile: DataProfile | None = None
     read: Any = None
+    inferred: Inferred | None = None
 
     def hand_over(self) -> Any:
         """The rows read, once: this holder lets go of them, so they are freed when the load step is done with them."""
@@ -48,13 +53,17 @@ class Defaulted:
         return read
 
     def describe(self) -> str | None:
-        """The line saying which defaults the data chose (`describe_defaults`), or None when none were."""
-        return describe_defaults(self.chosen, self.profile) if self.chosen and self.profile else None
+        """The line saying what the data chose (`describe_defaults`, the inferred values), or None when nothing."""
+        parts = [self.inferred.note] if self.inferred else []
+        if self.chosen and self.profile:
+            parts.append(describe_defaults(self.chosen, self.profile))
+        return "; ".join(parts) or None
 
 
 def needs_defaults(config: PipelineConfig) -> bool:
-    """True when the config leaves out a section chosen from the data (`split`, `training`, `model`)."""
-    return not set(DEFAULTED) <= config.given
+    """True when the config leaves out a section chosen from the data (`split`, `training`, `model`) or a
+    `data` value its kind infers (`DataKind.incomplete`)."""
+    return not set(DEFAULTED) <= config.given or kind_of(config.data).incomplete(config)
 
 
 def choose_defaults(config: PipelineConfig, config_file: str) -> Defaulted:
@@ -80,8 +89,10 @@ def choose_defaults(config: PipelineConfig, config_file: str) -> Defaulted:
         return Defaulted(config)
     kind = kind_of(config.data)
     read = kind.read(config)
-    defaulted = _choose(config, kind.profile_rows(config, read), config_file)
-    defaulted.read = read
+    rows = kind.profile_rows(config, read)
+    config, inferred = _infer(kind, config, rows, config_file)
+    defaulted = _choose(config, rows, config_file) if not set(DEFAULTED) <= config.given else Defaulted(config)
+    defaulted.read, defaulted.inferred = read, inferred
     return defaulted
 
 
@@ -104,10 +115,31 @@ def lint_profile(config: PipelineConfig, config_file: str) -> tuple[PipelineConf
     """
     kind = kind_of(config.data)
     rows = kind.profile_rows(config, kind.read(config))
+    config = _infer(kind, config, rows, config_file)[0]
     if not needs_defaults(config):
         return config, profile_frame(config, *rows)
     defaulted = _choose(config, rows, config_file).config
     return defaulted, profile_frame(defaulted, *rows)  # the profile's split and model facts follow the defaults
+
+
+def _infer(kind: DataKind, config: PipelineConfig, rows: tuple[Any, int],
+           config_file: str) -> tuple[PipelineConfig, Inferred | None]:
+    """The config with the `data` values its kind reads from the data (`DataKind.infer`) in place."""
+    inferred = kind.infer(config, rows[0]) if kind.incomplete(config) else None
+    if inferred is None:
+        return config, None
+    written = config.model_dump(mode="json", exclude_unset=True)
+    data = written["data"]
+    for key, value in inferred.data.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    try:
+        completed = type(config).model_validate(written)
+    except ValidationError as exc:
+        raise ConfigError(config_file, [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (inferred from the data "
+                                        f"for a value the config leaves out: {inferred.note})"
+                                        for e in exc.errors()]) from None
+    completed._given = config.given  # validation inserts a `model` for image data: the file's keys still decide
+    return completed, inferred
 
 
 def _choose(config: PipelineConfig, rows: tuple[Any, int], config_file: str) -> Defaulted:

@@ -12,15 +12,18 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   on the validation loss (patience 20, best weights restored) and a
   learning-rate schedule (halved after 8 epochs without improvement); the
   batch is about 1/100 of the training rows, a power of two between 32
-  and 256.
+  and 256. The model's family may adjust it (`Family.default_training`):
+  image data train a CNN that converges in a few dozen epochs, so it gets
+  fewer epochs, shorter patience and a larger learning rate.
 - **model**: each family offers a section for the data it suits
   (`Family.default_section`), the first by `default_rank` wins: image data
-  get the default CNN; a table with a free-text column gets the text
-  family's TF-IDF network (words and word pairs, plus `char_wb` 2-5-grams
-  on texts of median length up to 200 characters); any other table gets a
-  dense network of two ReLU layers of 256 units with He initialization and
-  dropout 0.1 (`kerasflow.models.dense.default_section`, measured in
-  `benchmarks/tabular_probe.py`).
+  get the default CNN, sized to the images
+  (`kerasflow.models.cnn.default_section`); a table with a free-text
+  column gets the text family's TF-IDF network (words and word pairs, plus
+  `char_wb` 2-5-grams on texts of median length up to 200 characters); any
+  other table gets a dense network of two ReLU layers of 256 units with He
+  initialization and dropout 0.1 (`kerasflow.models.dense.default_section`,
+  measured in `benchmarks/tabular_probe.py`).
 
 Sections the config sets (or overrides with `--set`) are never changed.
 Plain functions: no Prefect, no MLflow, no TensorFlow.
@@ -93,10 +96,11 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
     chosen: dict[str, dict[str, Any]] = {}
     if "split" not in given:
         chosen["split"] = default_split(config, profile)
-    if "training" not in given:
-        chosen["training"] = default_training(profile)
     if "model" not in given:
         chosen["model"] = default_model(config, profile)
+    if "training" not in given:
+        kind = chosen["model"]["kind"] if "model" in chosen else config.model.kind
+        chosen["training"] = family(kind).default_training(default_training(profile), profile)
     return chosen
 
 
@@ -118,5 +122,7 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -
         model = chosen["model"]
         parts.append(f"model {model['kind']}" + family(model["kind"]).describe_section(model))
     if "training" in chosen:
-        parts.append(f"training batch {chosen['training']['batch_size']}, early stopping, lr schedule")
+        training = chosen["training"]
+        parts.append(f"training batch {training['batch_size']}, learning rate {training['optimizer']['learning_rate']}, "
+                     f"up to {training['epochs']} epochs, early stopping, lr schedule")
     return "defaults chosen from the data: " + "; ".join(parts)

@@ -43,6 +43,8 @@ class DataProfile:
         text_median_length: Median length in characters of the first text
             column's values, if there is one.
         images: The rows are images (a folder's files or pixel columns; the data kind's `images`).
+        image_channels: Channel counts of an image folder's sampled files
+            (`{channels: files}`, from their headers); empty when none were sampled.
     """
 
     rows: int
@@ -60,6 +62,7 @@ class DataProfile:
     text_columns: list[str] = field(default_factory=list)
     text_median_length: float | None = None
     images: bool = False
+    image_channels: dict[int, int] = field(default_factory=dict)
 
 
 def profile_frame(config: PipelineConfig, frame: pd.DataFrame, test_rows: int = 0) -> DataProfile:
@@ -90,6 +93,9 @@ def profile_frame(config: PipelineConfig, frame: pd.DataFrame, test_rows: int = 
     profile.text_columns = [] if profile.images else text_columns(frame, target_column)
     if profile.text_columns:
         profile.text_median_length = float(frame[profile.text_columns[0]].dropna().astype(str).str.len().median())
+    if profile.images and "sampled" in frame.columns:  # an image folder's listing with sampled headers
+        counts = frame.loc[frame["sampled"].astype(bool), "channels"].value_counts()
+        profile.image_channels = {int(c): int(n) for c, n in counts.sort_index().items()}
     if family_of(config.model).tabular and not profile.images:  # the input width of the encoded columns
         _profile_features(config, frame.drop(columns=profile.text_columns), profile)
     text = _text_column(config.model)

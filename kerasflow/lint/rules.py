@@ -352,3 +352,21 @@ def check_recurrent_dropout(config: PipelineConfig, profile: DataProfile) -> Ite
         yield Finding("warning", f"{prefix}recurrent_dropout", "recurrent-dropout",
                       f"0 with a {text.encoder} encoder on {profile.rows:,} texts: recurrent layers overfit "
                       "small corpora; set recurrent_dropout: 0.2 (and dropout)", "§6 过拟合与欠拟合 3 (dropout)")
+
+
+@rule("image-channels")
+def check_image_channels(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
+    """Sampled image files with another channel count than `data.image.channels` fail the image check."""
+    image = config.data.image
+    if image is None or image.channels is None or image.on_channel_mismatch != "fail":
+        return
+    other = {c: n for c, n in profile.image_channels.items() if c != image.channels}
+    if other:
+        sampled = sum(profile.image_channels.values())
+        found = ", ".join(f"{n} with {c}" for c, n in sorted(other.items()))
+        fix = f"data.image.channels: {max(other, key=other.get)}" if sum(other.values()) == sampled \
+            else "data.image.channels to the files' count"
+        yield Finding("error", "data.image.channels", "image-channels",
+                      f"{image.channels} channels, but {sum(other.values())} of {sampled} sampled files have "
+                      f"another count ({found}): the image check would reject them after decoding every file; set "
+                      f"{fix}, or data.image.on_channel_mismatch: convert", "data.image (channels)")

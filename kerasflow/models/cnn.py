@@ -22,7 +22,7 @@ from typing import Any
 
 from kerasflow.features.images import IMAGE_INPUT, ImageSpec
 from kerasflow.models.errors import BaseModelError  # noqa: F401  (raised here; re-exported)
-from kerasflow.models.families import register_family
+from kerasflow.models.families import power_of_two, register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
 from kerasflow.quiet import muted_stderr
 from kerasflow.schemas.config import PipelineConfig
@@ -31,6 +31,7 @@ from kerasflow.schemas.images import APPLICATIONS, AugmentationConfig, BaseModel
 KERASFLOW_MODEL_NAME = "kerasflow"
 BASE_NAME = "base"
 FEATURES_LAYER = "features"
+FLATTEN_AT_MOST = 4096  # values left after the default CNN's blocks that it flattens rather than averages
 
 
 def build_cnn(hp: Any, spec: Any) -> Any:
@@ -332,12 +333,49 @@ def _features_model(source: Any, output_layer: str | None, reference: str) -> An
 
 
 def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any] | None:
-    """The `model` section of image data (the profile's `images`) without one: the default CNN, lightly regularized."""
-    return {"kind": "cnn", "dropout": 0.1, "head_dropout": 0.2} if profile.images else None
+    """The `model` section of image data (the profile's `images`) without one: a CNN sized to the images.
+
+    Blocks of two 3x3 convolutions with batch normalization, 2x2 max
+    pooling and light dropout, doubling the filters from 32 (capped at
+    128): two blocks up to 32 pixels, three up to 96, four above. What is
+    left is flattened when it is small (at most 4,096 values, e.g. 7x7x64
+    of a 28x28 image), which keeps the position of strokes and parts,
+    else averaged (`global_average`); then a dense layer of 128 with
+    dropout 0.3.
+    """
+    if not profile.images:
+        return None
+    size = config.data.image.size if config.data.image is not None and config.data.image.size else (32, 32)
+    blocks = 2 if max(size) <= 32 else 3 if max(size) <= 96 else 4
+    filters = [min(128, 32 * 2 ** i) for i in range(blocks)]
+    left = (size[0] // 2 ** blocks) * (size[1] // 2 ** blocks) * filters[-1]
+    return {"kind": "cnn", "filters": filters, "convs_per_block": 2, "batch_norm": True, "dropout": 0.1,
+            "reduce": "flatten" if left <= FLATTEN_AT_MOST else "global_average", "dense_units": [128],
+            "head_dropout": 0.3}
+
+
+def default_training(training: dict[str, Any], profile: Any) -> dict[str, Any]:
+    """The `training` section of a CNN without one: a larger step, fewer epochs, shorter patience.
+
+    A batch-normalized CNN learns in a few dozen epochs at Adam's 2e-3; the
+    table defaults (1e-3, 300 epochs, patience 20) spent most of a run
+    waiting. The batch is about 1/50 of the training rows, a power of two
+    from 32 to 128.
+    """
+    return {**training, "epochs": 60, "batch_size": power_of_two(profile.train_rows / 50, 32, 128),
+            "optimizer": {"name": "adam", "learning_rate": 2e-3},
+            "early_stopping": {**training["early_stopping"], "patience": 8},
+            "reduce_lr": {**training["reduce_lr"], "patience": 3}}
+
+
+def describe_section(section: dict[str, Any]) -> str:
+    """A few words about a chosen CNN section, e.g. ` [32, 64] filters, flatten`."""
+    return f" {section['filters']} filters, {section['reduce']}"
 
 
 register_family("cnn", build=build_cnn, default_values=default_values, tabular=False,
                 pretrained_base=lambda model: model.base, unfreeze=unfreeze_top,
                 hidden_layers=lambda model: [(f"model.dense_units[{i}]", u) for i, u in enumerate(model.dense_units)],
                 dropouts=lambda model: [("model.dropout", model.dropout), ("model.head_dropout", model.head_dropout)],
-                default_section=default_section, default_rank=0)
+                default_section=default_section, default_rank=0, default_training=default_training,
+                describe_section=describe_section)

@@ -81,6 +81,10 @@ def _no_description(_: dict[str, Any]) -> str:
     return ""
 
 
+def _same_training(training: dict[str, Any], _: Any) -> dict[str, Any]:
+    return training
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family and its hooks.
@@ -116,6 +120,10 @@ class Family:
             chosen for a config without one, or None when the family does
             not suit the data; families are asked by `default_rank`.
         default_rank: Order in which `default_section` is asked (lowest first).
+        default_training: `(training section, data profile)` -> the
+            `training` section chosen for a config without one whose model
+            is of this family, from the one chosen for any model (the
+            default keeps it).
         describe_section: `(section)` -> a few words about a chosen
             section (e.g. its widths), for the run's log.
     """
@@ -135,6 +143,7 @@ class Family:
     weight_penalty: Callable[[Any], WeightPenalty | None] = _none
     default_section: Callable[[PipelineConfig, Any], dict[str, Any] | None] = _none
     default_rank: int = 100
+    default_training: Callable[[dict[str, Any], Any], dict[str, Any]] = _same_training
     describe_section: Callable[[dict[str, Any]], str] = _no_description
 
     @property

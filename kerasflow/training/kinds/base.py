@@ -75,6 +75,20 @@ class Fitted:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Inferred:
+    """Values of the `data` section that a config leaves out and its kind read from the data.
+
+    Args:
+        data: `{field: value}` merged into the `data` section (a nested
+            section as a dict, e.g. `{"image": {"size": [16, 16]}}`).
+        note: A few words for the run's log: what was inferred, from what.
+    """
+
+    data: dict[str, Any]
+    note: str
+
+
 class FileCheck:
     """The validate step's check of the data kind's own files, before any training.
 
@@ -120,6 +134,26 @@ class DataKind(ABC):
         to `profile_rows` and `load`, so the sources are read once. Default
         None: the kind profiles something lighter than its load reads (an
         image folder's listing) or cannot hold its rows (a stream).
+        """
+        return None
+
+    def incomplete(self, config: PipelineConfig) -> bool:
+        """True when the `data` section leaves out values this kind reads from the data (`infer`). Default false."""
+        return False
+
+    def infer(self, config: PipelineConfig, rows: pd.DataFrame) -> Inferred | None:
+        """The values of the `data` section the config leaves out, read from its profiled rows.
+
+        Called before the sections a config leaves out are chosen, for a
+        config the kind calls `incomplete`.
+
+        Args:
+            config: The config as written.
+            rows: What `profile_rows` returned for it.
+
+        Returns:
+            The `Inferred` values, or None (default) when there is nothing
+            to infer or the data do not tell (the load step then says why).
         """
         return None
 

@@ -16,24 +16,24 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from kerasflow.data.holdout import save_raw
+from kerasflow.data.image_sample import infer_image_shape, sample_channel_problems, sample_image_headers
 from kerasflow.data.images import (
     FILE_COLUMN,
+    TEST_PREFIX,
     ImageFolder,
     ImageReport,
     check_image_folder,
     check_pixel_frame,
     fingerprint_listing,
     is_image_folder,
-    list_class_files,
-    require_valid_images,
     scan_image_folders,
 )
 from kerasflow.data.split import Split
-from kerasflow.features.images import fit_image_spec
+from kerasflow.features.images import ImageDataError, fit_image_spec
 from kerasflow.features.labels import fit_labels
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.baseline import Baseline
-from kerasflow.training.kinds.base import FileCheck, Fitted, StepLog, register
+from kerasflow.training.kinds.base import FileCheck, Fitted, Inferred, StepLog, register
 from kerasflow.training.kinds.table import Table
 
 SIDECAR_SUFFIX = ".images.parquet"
@@ -54,7 +54,7 @@ class ImageCheck(FileCheck):
         """Logs the report and statistics, and shows warnings and skipped files (the first ten, by name)."""
         report, stats = self.report, self.report.statistics
         log.json({"passed": report.passed, "problems": report.problems, "warnings": report.warnings,
-                  "skipped": report.skipped, "statistics": stats}, "images/report.json")
+                  "skipped": report.skipped, "files": report.files, "statistics": stats}, "images/report.json")
         log.text(report.summary(), "images/summary.txt")
         metrics = {"images": stats.get("images", len(report.kept)), "problems": len(report.problems),
                    "skipped": len(report.skipped), "warnings": len(report.warnings),
@@ -71,7 +71,7 @@ class ImageCheck(FileCheck):
 
     def require(self) -> None:
         """Raises `ImageDataError` naming every problem file when any rule is violated."""
-        require_valid_images(self.report, self.where)
+        self.report.require(self.where)
 
 
 class ImageKind(Table):
@@ -119,9 +119,34 @@ class ImageFiles(ImageKind):
     def claims(cls, data: DataConfig) -> bool:
         return data.image is not None and is_image_folder(data.source)
 
-    def read(self, config: PipelineConfig) -> Any:
-        """None: the profile lists the folder, the load step decodes it."""
-        return None
+    def read(self, config: PipelineConfig) -> pd.DataFrame:
+        """The folders' listing with a sample of file headers (`sample_folders`); the load step decodes every file."""
+        return sample_folders(config.data)
+
+    def incomplete(self, config: PipelineConfig) -> bool:
+        """True when `data.image.size` or `channels` is left out."""
+        return not config.data.image.complete
+
+    def infer(self, config: PipelineConfig, rows: pd.DataFrame) -> Inferred | None:
+        """`data.image.size` and `channels` from the sampled headers, when the config leaves them out.
+
+        Inferred channels convert files with another channel count
+        (`on_channel_mismatch: convert`), unless the config says otherwise.
+        """
+        image = config.data.image
+        shape = None if image.complete else infer_image_shape(rows)
+        if shape is None:
+            return None
+        values: dict[str, Any] = {}
+        if image.size is None:
+            values["size"] = list(shape.size)
+        if image.channels is None:
+            values["channels"] = shape.channels
+            if "on_channel_mismatch" not in image.model_fields_set:
+                values["on_channel_mismatch"] = "convert"
+        note = f"data.image inferred from the files: {shape.describe()}" + (
+            "; other channel counts are converted" if "on_channel_mismatch" in values else "")
+        return Inferred({"image": {**values, "inferred": list(values)}}, note)
 
     def load(self, config: PipelineConfig, workdir: str, log: StepLog, read: Any = None) -> str:
         """Lists and decodes every file of the folder (and test folder), fingerprints them and logs the input.
@@ -140,6 +165,7 @@ class ImageFiles(ImageKind):
             ImageDataError: A folder is missing or unusable as a whole.
         """
         data, image = config.data, config.data.image
+        refuse_from_sample(data, read if read is not None else sample_folders(data))
         folder = scan_image_folders(data.source, data.target, image.extensions, test_source=data.test_source)
         rows = folder.usable() if image.on_corrupt == "skip" else folder
         digest = fingerprint_listing(folder.frame)
@@ -157,11 +183,10 @@ class ImageFiles(ImageKind):
         return str(path)
 
     def profile_rows(self, config: PipelineConfig, read: Any = None) -> tuple[pd.DataFrame, int]:
-        """The folder's (and test folder's) files by class, listed, not decoded."""
-        data = config.data
-        listing = count_image_files(data.source, data.image.extensions)
-        test = count_image_files(data.test_source, data.image.extensions) if data.test_source else listing.head(0)
-        return pd.concat([listing, test], ignore_index=True).rename(columns={"label": data.target}), len(test)
+        """The folder's (and test folder's) files by class, listed with a sample of headers, not decoded."""
+        listing = read if read is not None else sample_folders(config.data)
+        test_rows = int(listing["file"].str.startswith(TEST_PREFIX).sum())
+        return listing.rename(columns={"label": config.data.target}), test_rows
 
     def check(self, config: PipelineConfig, raw_path: str) -> FileCheck:
         """Unreadable, corrupt and non-image files, other channel counts, empty classes, unknown test classes."""
@@ -188,6 +213,22 @@ class PixelTable(ImageKind):
     def claims(cls, data: DataConfig) -> bool:
         return data.image is not None  # a folder source is claimed first (`ImageFiles`, higher priority)
 
+    def incomplete(self, config: PipelineConfig) -> bool:
+        """True when `data.image.channels` is left out (`size` must be given for pixel columns)."""
+        return config.data.image.channels is None
+
+    def infer(self, config: PipelineConfig, rows: pd.DataFrame) -> Inferred | None:
+        """`data.image.channels`: the pixel column count over `height * width` (3 when that is not 1, 3 or 4)."""
+        image = config.data.image
+        if image.channels is not None or image.size is None:
+            return None
+        columns = len(self.pixel_columns(config.data, rows))
+        ratio, rest = divmod(columns, image.size[0] * image.size[1])
+        channels = ratio if not rest and ratio in (1, 3, 4) else 3
+        return Inferred({"image": {"channels": channels, "inferred": ["channels"]}},
+                        f"data.image inferred from the data: {channels} channel(s) ({columns} pixel columns of "
+                        f"{image.size[0]}x{image.size[1]} images)")
+
     def check(self, config: PipelineConfig, raw_path: str) -> FileCheck:
         """The column count must match the image shape; pixels must be present and non-negative."""
         data = config.data
@@ -201,10 +242,46 @@ def sidecar_path(raw_path: Path) -> Path:
     return raw_path.with_suffix(SIDECAR_SUFFIX)
 
 
-def count_image_files(folder: str | Path, extensions: list[str]) -> pd.DataFrame:
-    """Lists an image folder's files by class without reading them: a `file`, `label` frame."""
-    rows = [(str(path), name) for path, name in list_class_files(folder)[1] if path.suffix.lower() in extensions]
-    return pd.DataFrame(rows, columns=["file", "label"])
+def sample_folders(data: DataConfig) -> pd.DataFrame:
+    """The image files of `data.source` (and `data.test_source`, named `test_source/...`), with sampled headers.
+
+    Reads the headers of at most 200 files per folder
+    (`kerasflow.data.image_sample.sample_image_headers`), decoding none.
+    """
+    listing = sample_image_headers(data.source, data.image.extensions)
+    if not data.test_source:
+        return listing
+    test = sample_image_headers(data.test_source, data.image.extensions, prefix=TEST_PREFIX)
+    return pd.concat([part for part in (listing, test) if len(part)] or [listing], ignore_index=True)
+
+
+def refuse_from_sample(data: DataConfig, listing: pd.DataFrame) -> None:
+    """Refuses a folder from its sampled headers, before any file is decoded.
+
+    A `data.image.channels` that most sampled files contradict is wrong for
+    the folder: it is refused at once. A few files of another count are
+    left to the full check, which names them with every other problem.
+
+    Args:
+        data: The `data` section.
+        listing: The folders' listing with sampled headers (`sample_folders`).
+
+    Raises:
+        ImageDataError: Most sampled files have another channel count
+            than `data.image.channels` under `on_channel_mismatch: fail`
+            (named, the first ten); or `size`/`channels` were neither given nor
+            inferred (no sampled file is a readable image).
+    """
+    image = data.image
+    if not image.complete:
+        raise ImageDataError(data.source, [
+            f"data.image.size and channels were not given, and none of the {int(listing['sampled'].sum())} files "
+            f"sampled from {len(listing)} is a readable image to infer them from; give them (e.g. size: [64, 64], "
+            f"channels: 3)"])
+    if image.on_channel_mismatch == "fail":
+        problems = sample_channel_problems(listing, image.channels, above=0.5)
+        if problems:
+            raise ImageDataError(data.source, problems)
 
 
 def _safe(name: str) -> str:
