@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 from prefect.states import Completed, State
 
@@ -18,6 +20,7 @@ from kerasflow.tasks.champion import (
     find_champion,
     score_champion,
 )
+from kerasflow.tasks.compare import compare_with_champion
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.drift import check_drift
 from kerasflow.tasks.evaluate import evaluate_model
@@ -83,12 +86,15 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         hyper = choose_hyperparameters(run.tracker, config, champion, tuned)
         model = run_step(train_model, run, config, prepared, hyperparameters=hyper, **refit_plan(config, tuned, None))
         baseline = run_step(fit_baseline, run, config, prepared) if config.evaluation.baseline else None
-        metrics = evaluate_model(run.tracker, config, prepared, model)
-        champion_metrics = score_champion(run.tracker, config, prepared, champion)
+        reports = {who: str(Path(run.workdir) / f"{who}-evaluation") for who in ("challenger", "champion")}
+        metrics = evaluate_model(run.tracker, config, prepared, model, keep=reports["challenger"])
+        champion_metrics = score_champion(run.tracker, config, prepared, champion, keep=reports["champion"])
+        comparison = compare_with_champion(run.tracker, config, reports["challenger"],
+                                           reports["champion"] if champion else None)
         registered = register_model(run.tracker, config, prepared, model, metrics, baseline)
         infra = validate_infra(run.tracker, config, prepared, model, registered)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
-        decision = gate_challenger(run.tracker, config, metrics, champion_metrics, infra)
+        decision = gate_challenger(run.tracker, config, metrics, champion_metrics, infra, comparison)
         outcome = promote_challenger(run.tracker, config, decision, registered["version"], champion,
                                      drift["summary"] if drift["checked"] else None)
         write_model_card(run.tracker, config, registered)

@@ -169,8 +169,12 @@ def choose_hyperparameters(tracker: Tracker, config: PipelineConfig, champion: C
 
 @task(name="score-champion", retries=0, cache_policy=NO_CACHE)
 def score_champion(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
-                   champion: Champion | None) -> dict[str, float] | None:
+                   champion: Champion | None, keep: str | None = None) -> dict[str, float] | None:
     """Scores the champion on the challenger's test rows, logged as `champion.test.*`.
+
+    Args:
+        keep: Folder to keep its evaluation reports in (its per-row
+            predictions, for `promotion.compare`). Default none.
 
     Returns:
         The champion's metrics, None without a champion, or `{}` when the
@@ -184,7 +188,7 @@ def score_champion(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     with tempfile.TemporaryDirectory() as tmp:
         folder = download_model(champion.uri, tmp, config.registry.tracking_uri)
         try:
-            metrics = score(config, folder, prepared.raw, prepared.split)
+            metrics = score(config, folder, prepared.raw, prepared.split, keep)
         except FeatureError as exc:
             tracker.tags({"kerasflow.champion_not_scored": str(exc)[:4000]})
             return {}

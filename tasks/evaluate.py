@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from prefect import task
@@ -10,15 +12,28 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
+from kerasflow.promotion.bootstrap import read_outputs
+from kerasflow.promotion.compare import gated_metrics, metric_intervals
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.schemas.promotion import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from kerasflow.tracking import Tracker
 from kerasflow.training.evaluate import charted_metrics, per_class_table
 from kerasflow.training.final import evaluate_saved_model
 
 
 @task(name="evaluate-model", retries=0, cache_policy=NO_CACHE)
-def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str) -> dict[str, float]:
-    """Scores the model on the untouched test split and logs reports and plots.
+def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
+                   keep: str | None = None) -> dict[str, float]:
+    """Scores the model on the untouched test split and logs reports, plots and metric intervals.
+
+    The gated test metrics (those `registry.thresholds`, `registry.gate`
+    and `promotion.compare` name; else the primary one) also get a
+    bootstrap confidence interval, logged as `test/<metric>.ci_low` and
+    `test/<metric>.ci_high` and in `evaluation/intervals.json`.
+
+    Args:
+        keep: Folder to keep the reports in (the per-row predictions, for
+            `promotion.compare`). Default none.
 
     Returns:
         The test metrics.
@@ -30,7 +45,34 @@ def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
                                                  prepared.labels, model_path, Path(tmp))
         for file in files:  # subfolders (one per output of a multi-output model) are kept
             tracker.artifact(str(file), str(Path("evaluation", file.parent.relative_to(tmp))))
+        log_intervals(tracker, config, evaluation.metrics, tmp)
+        if keep is not None:
+            shutil.copytree(tmp, keep, dirs_exist_ok=True)
     if evaluation.classes:
         tracker.table(per_class_table(evaluation), "evaluation/per_class.json")
     tracker.metrics(charted_metrics(evaluation), prefix="test.")
     return evaluation.metrics
+
+
+def log_intervals(tracker: Tracker, config: PipelineConfig, metrics: dict[str, float], reports: str) -> None:
+    """Logs the bootstrap interval of each gated test metric, from the evaluation's per-row predictions.
+
+    Args:
+        tracker: The run's tracker.
+        config: The pipeline config.
+        metrics: The test metrics.
+        reports: The evaluation's report folder.
+    """
+    compare = config.promotion.compare
+    gate = config.registry.gate
+    names = gated_metrics(config.registry.thresholds, [r.metric for r in [*gate.thresholds, *gate.changes]],
+                          compare, metrics)
+    seed = config.training.seed if compare is None or compare.seed is None else compare.seed
+    intervals = metric_intervals(read_outputs(reports), names, seed=seed,
+                                 confidence=compare.confidence if compare else DEFAULT_CONFIDENCE,
+                                 resamples=compare.resamples if compare else DEFAULT_RESAMPLES)
+    if not intervals:
+        return
+    bounds = {f"{name}.ci_{side}": getattr(i, side) for name, i in intervals.items() for side in ("low", "high")}
+    tracker.metrics(bounds, prefix="test.")
+    tracker.json({name: asdict(i) for name, i in intervals.items()}, "evaluation/intervals.json")

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.promotion.compare import Comparison, with_comparison
 from kerasflow.promotion.infra import InfraReport, refuse_unvalidated
 from kerasflow.promotion.plan import (
     CHAMPION,
@@ -30,8 +31,12 @@ from kerasflow.tracking.registry import promote_if_champion, registered_aliases
 
 @task(name="gate-challenger", retries=0, cache_policy=NO_CACHE)
 def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str, float],
-                    champion_metrics: dict[str, float] | None, infra: InfraReport | None = None) -> Decision:
+                    champion_metrics: dict[str, float] | None, infra: InfraReport | None = None,
+                    comparison: Comparison | None = None) -> Decision:
     """Applies the champion/challenger gate (see `kerasflow.promotion.plan.decide_promotion`).
+
+    With `promotion.compare`, the paired bootstrap `comparison` is one
+    more rule (`kerasflow.promotion.compare.with_comparison`).
 
     A challenger that failed infra validation (`infra`) is never promoted,
     whatever its metrics (`kerasflow.promotion.infra.refuse_unvalidated`).
@@ -45,6 +50,7 @@ def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     gate = config.registry.gate
     decision = decide_promotion(metrics, champion_metrics,
                                 value_thresholds(gate.thresholds, config.registry.thresholds), gate.changes)
+    decision = with_comparison(decision, comparison, config.promotion.compare is not None)
     decision = refuse_unvalidated(decision, infra)
     tracker.metrics({"rules": len(decision.checks), "violations": len(decision.violations),
                                           "blessed": float(decision.promote)}, prefix="gate.")

@@ -54,6 +54,7 @@ class RuleCheck:
         min_delta: The rule's least improvement, if it has one (change rules only).
         min_relative: The rule's least relative improvement, if it has one (change rules only).
         higher: Whether higher is better (change rules only).
+        detail: The whole line, for rules that render their own (`compare`). Default none.
     """
 
     kind: str
@@ -67,10 +68,13 @@ class RuleCheck:
     min_delta: float | None = None
     min_relative: float | None = None
     higher: bool | None = None
+    detail: str | None = None
 
     def line(self) -> str:
         """Returns the rule, the observed values and the verdict on one line."""
         verdict = "pass" if self.passed else "FAIL"
+        if self.detail:
+            return f"{self.detail} -> {verdict}"
         if self.kind == "threshold":
             observed = "nothing (metric not produced)" if self.challenger is None else f"{self.challenger:.4f}"
             return f"{self.metric}: expected {self.expected}, observed {observed} -> {verdict}"

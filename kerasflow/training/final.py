@@ -103,7 +103,8 @@ def evaluate_saved_model(config: PipelineConfig, raw_path: str, split_path: str,
                                          out_dir)
 
 
-def score_champion(config: PipelineConfig, model_dir: str | Path, raw_path: str, split_path: str) -> dict[str, float]:
+def score_champion(config: PipelineConfig, model_dir: str | Path, raw_path: str, split_path: str,
+                   out_dir: str | Path | None = None) -> dict[str, float]:
     """Scores a downloaded kerasflow model on the test rows, exactly as the challenger is scored.
 
     The champion keeps its own preprocessing and label encoding (its
@@ -115,6 +116,8 @@ def score_champion(config: PipelineConfig, model_dir: str | Path, raw_path: str,
         model_dir: The downloaded pyfunc model folder.
         raw_path: Raw rows (Parquet), including the label column.
         split_path: The challenger's split JSON (its test rows are used).
+        out_dir: Folder to keep its reports in (its per-row predictions,
+            for a paired comparison). Default none: they are dropped.
 
     Returns:
         The test metrics, named as the challenger's.
@@ -125,6 +128,9 @@ def score_champion(config: PipelineConfig, model_dir: str | Path, raw_path: str,
     """
     folder = Path(model_dir)
     files = [next(folder.rglob(pattern)) for pattern in ("features.json", "labels.json", "*.keras")]
+    if out_dir is not None:
+        evaluation, _ = evaluate_saved_model(config, raw_path, split_path, *(str(f) for f in files), Path(out_dir))
+        return dict(evaluation.metrics)
     with tempfile.TemporaryDirectory() as reports:
         evaluation, _ = evaluate_saved_model(config, raw_path, split_path, *(str(f) for f in files), Path(reports))
     return dict(evaluation.metrics)
