@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
-from kerasflow.promotion.infra import SKIPPED, InfraReport, canary_positions, judge_probe
+from kerasflow.promotion.infra import SKIPPED, InfraReport, canary_positions, infra_mode, judge_probe
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.infra import probe_version
@@ -24,7 +24,9 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     fresh process scores the logged input example and up to
     `promotion.canary_rows` test rows, and the canary predictions must equal
     the evaluation's (`kerasflow.training.canary.evaluated_predictions`)
-    within `promotion.tolerance`; `load_only` checks the load alone. Logs
+    within `promotion.tolerance`; `load_only` checks the load alone (a
+    config without the key follows `KERASFLOW_INFRA_VALIDATION`, see
+    `kerasflow.promotion.infra.infra_mode`). Logs
     `infra/load_seconds`, `infra/row_ms`, `infra/rows`, `infra/passed` and
     `infra/report.json`, tags the run and the version `kerasflow.infra`
     (`passed`, `failed` or `skipped`) with the details in
@@ -40,11 +42,11 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     Returns:
         The `InfraReport`; `passed` is false when an alias must not move.
     """
-    settings, version = config.promotion, registered.get("version")
-    if settings.infra_validation == "off" or version is None:
-        report = InfraReport(mode=settings.infra_validation, status=SKIPPED)
+    mode, version = infra_mode(config.promotion), registered.get("version")
+    if mode == "off" or version is None:
+        report = InfraReport(mode=mode, status=SKIPPED)
     else:
-        report = _validate(tracker, config, prepared, model_path, f"models:/{config.model_name}/{version}")
+        report = _validate(tracker, config, prepared, model_path, f"models:/{config.model_name}/{version}", mode)
         tracker.metrics(report.metrics(), prefix="infra.")
     tracker.json(report.to_dict(), "infra/report.json")
     tracker.tags({"kerasflow.infra": report.status})
@@ -55,9 +57,9 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
 
 
 def _validate(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
-              uri: str) -> InfraReport:
+              uri: str, mode: str) -> InfraReport:
     settings = config.promotion
-    query = settings.infra_validation == "load_and_query"
+    query = mode == "load_and_query"
     positions = canary_positions(split_test_rows(prepared.split), settings.canary_rows) if query else []
     rows = rows_at(prepared.raw, positions) if positions else None
     canary = serving_rows(prepared.features, rows) if rows is not None else None
@@ -68,6 +70,6 @@ def _validate(tracker: Tracker, config: PipelineConfig, prepared: Prepared, mode
     probe = probe_version(uri, tracker.uri, canary, query, settings.timeout_seconds, meanwhile=evaluate)
     evaluated = probe.meanwhile
     tracker.metrics({"process_seconds": probe.wall_seconds}, prefix="infra.")  # what validation added to the run
-    return judge_probe(settings.infra_validation, uri, settings.tolerance, error=probe.error,
+    return judge_probe(mode, uri, settings.tolerance, error=probe.error,
                        load_seconds=probe.load_seconds, predict_seconds=probe.predict_seconds,
                        outputs=probe.outputs, evaluated=evaluated)

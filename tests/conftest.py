@@ -25,6 +25,9 @@ SESSION_PREFECT_HOME = tempfile.mkdtemp(prefix="kerasflow-test-prefect-")
 os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
 # Step caching off, so that every test computes what it checks; tests/test_caching.py turns it on.
 os.environ["KERASFLOW_CACHE_DAYS"] = "0"
+# Infra validation (a fresh process that loads each registered version) off for configs that leave
+# `promotion.infra_validation` out; tests/test_infra_validation.py sets it in its configs.
+os.environ["KERASFLOW_INFRA_VALIDATION"] = "off"
 # Checkpoints, finished folds and cached steps of this session in a folder of its own, so that a
 # developer's earlier session (or `kerasflow run` in the clone) is never resumed by a test.
 os.environ["KERASFLOW_HOME"] = tempfile.mkdtemp(prefix="kerasflow-test-home-")

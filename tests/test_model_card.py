@@ -98,3 +98,17 @@ def test_the_verdict_and_what_it_refuses() -> None:
     assert text.startswith("Gate decision: not blessed: passed every threshold, but infra validation failed")
     assert text.endswith(failed.line())
     assert InfraReport(mode="off", status="skipped").passed
+
+
+def test_the_machine_default_applies_only_where_the_config_is_silent(monkeypatch) -> None:
+    from kerasflow.promotion.infra import infra_mode
+    from kerasflow.schemas.promotion import PromotionConfig
+
+    monkeypatch.setenv("KERASFLOW_INFRA_VALIDATION", "load_only")
+    assert infra_mode(PromotionConfig()) == "load_only"
+    assert infra_mode(PromotionConfig(infra_validation="load_and_query")) == "load_and_query"
+    monkeypatch.delenv("KERASFLOW_INFRA_VALIDATION")
+    assert infra_mode(PromotionConfig()) == "load_and_query"
+    monkeypatch.setenv("KERASFLOW_INFRA_VALIDATION", "sometimes")
+    with pytest.raises(ValueError, match="KERASFLOW_INFRA_VALIDATION='sometimes' is not one of"):
+        infra_mode(PromotionConfig())

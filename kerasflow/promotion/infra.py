@@ -12,6 +12,7 @@ verdict, and imports neither MLflow nor Prefect.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -27,6 +28,35 @@ TAG_LIMIT = 5000  # MLflow's limit on a model version tag's value
 ABSOLUTE_TOLERANCE = 1e-7  # below this, probabilities near 0 are equal whatever their relative difference
 
 Status = Literal["passed", "failed", "skipped"]
+MODE_ENV = "KERASFLOW_INFRA_VALIDATION"
+MODES = ("load_only", "load_and_query", "off")
+
+
+def infra_mode(settings: Any) -> str:
+    """The infra-validation mode of a run: the config's, else the machine's default, else `load_and_query`.
+
+    A config that sets `promotion.infra_validation` decides. One that leaves
+    it out gets `KERASFLOW_INFRA_VALIDATION` when that names a mode (a machine
+    that runs many short pipelines, such as a test suite, may set `off`),
+    else the section's default.
+
+    Args:
+        settings: The config's `promotion` section.
+
+    Returns:
+        `load_only`, `load_and_query` or `off`.
+
+    Raises:
+        ValueError: `KERASFLOW_INFRA_VALIDATION` is set to something else.
+    """
+    if "infra_validation" in settings.model_fields_set:
+        return settings.infra_validation
+    machine = os.environ.get(MODE_ENV, "").strip()
+    if not machine:
+        return settings.infra_validation
+    if machine not in MODES:
+        raise ValueError(f"{MODE_ENV}={machine!r} is not one of {', '.join(MODES)}")
+    return machine
 
 
 @dataclass
