@@ -32,6 +32,7 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
     problems_error,
 )
 from kerasflow.schemas.dense import DenseModelConfig
+from kerasflow.schemas.evaluation import EvaluationConfig, SliceSpec, slice_problems  # noqa: F401  (re-exported)
 from kerasflow.schemas.families import default_kind, family_config, image_kind, model_union, on_change
 from kerasflow.schemas.gate import DriftConfig, GateConfig
 from kerasflow.schemas.images import ImageConfig, image_model_problems, image_source_problems
@@ -314,18 +315,6 @@ class TrainingConfig(Section):
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
 
 
-class EvaluationConfig(Section):
-    """What is reported on the test split.
-
-    Args:
-        classification_report: Log scikit-learn's report. Default true.
-        confusion_matrix: Log a confusion-matrix PNG. Default true.
-    """
-
-    classification_report: bool = True
-    confusion_matrix: bool = True
-
-
 class RegistryConfig(Section):
     """Where the model is tracked and registered.
 
@@ -400,6 +389,13 @@ class PipelineConfig(Section):
     @model_validator(mode="after")
     def _test_source_fits_the_source(self) -> "PipelineConfig":
         problems = image_source_problems(self.data.source, self.data.test_source)
+        if problems:
+            raise problems_error(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _slices_fit_the_data(self) -> "PipelineConfig":
+        problems = slice_problems(self.evaluation, self.data.image, self.data.source, self.data.streaming)
         if problems:
             raise problems_error(problems)
         return self

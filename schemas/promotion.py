@@ -42,9 +42,15 @@ class PromotionConfig(Section):
             evaluated number (probabilities, regression values). Default 1e-5.
         timeout_seconds: How long the fresh process may take to load and
             score. Default 600.
+        slice_margin: In `retrain`, refuse a challenger whose metric on any
+            gated slice (one with `evaluation.min_slice_rows` rows, a metric
+            a `slice_min.*`/`slice_max.*` threshold names) is worse than the
+            champion's logged value on that slice by more than this, e.g.
+            0.02. Default none: slices are not compared with the champion.
     """
 
     infra_validation: InfraMode = "load_and_query"
     canary_rows: Annotated[int, Field(ge=0, le=10_000)] = 50
     tolerance: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-5
     timeout_seconds: Annotated[float, Field(gt=0.0)] = 600.0
+    slice_margin: Annotated[float, Field(ge=0.0)] | None = None
