@@ -15,7 +15,7 @@ import pandas as pd
 from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import decode_outputs
-from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
+from kerasflow.features.tabular import FeatureSpec, as_model_inputs, frame_to_inputs
 
 
 def rows_at(raw_path: str, positions: list[int]) -> pd.DataFrame:
@@ -72,5 +72,5 @@ def evaluated_predictions(model_path: str | Path, features_path: str, labels_pat
 
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     model = keras.models.load_model(model_path, compile=False)
-    raw = model.predict(frame_to_inputs(rows, features), verbose=0)
+    raw = model.predict(as_model_inputs(frame_to_inputs(rows, features)), verbose=0)  # string columns as tf.string
     return decode_outputs(raw, labels).reset_index(drop=True)
