@@ -19,6 +19,7 @@ from kerasflow.promotion.slices import (
     name_worst_slices,
     refuse_slice_regressions,
     table_rows,
+    tag_safe,
 )
 from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config
 from kerasflow.schemas.evaluation import EvaluationConfig, SliceSpec
@@ -130,16 +131,24 @@ def test_a_challenger_worse_on_a_gated_slice_is_refused() -> None:
     champion = _rows({"sex=female": (0.90, 41), "sex=male": (0.90, 40), "sex=missing": (0.9, 5)})
     challenger = _rows({"sex=female": (0.85, 41), "sex=male": (0.95, 40), "sex=missing": (0.0, 5)})
     checks = compare_slices(challenger, champion, ["accuracy"], margin=0.02)
-    assert [c.metric for c in checks] == ["accuracy on sex=female (n=41)", "accuracy on sex=male (n=40)"]
+    assert [c.metric for c in checks] == ["accuracy where sex is female", "accuracy where sex is male"]
+    assert "on slice sex=female (n=41, higher is better)" in checks[0].line()
     assert [c.passed for c in checks] == [False, True]
     promoted = Decision(True, "promoted", [RuleCheck("threshold", "accuracy", ">= 0.8", 0.9, True)], ["all hold"])
     refused = refuse_slice_regressions(promoted, checks)
     assert not refused.promote and refused.outcome == "rejected" and len(refused.checks) == 3
-    assert "accuracy on sex=female (n=41)" in refused.reasons[0] and "-0.0500" in refused.reasons[0]
+    assert "accuracy where sex is female" in refused.reasons[0] and "-0.0500" in refused.reasons[0]
     within = compare_slices(challenger, champion, ["accuracy"], margin=0.06)
     assert refuse_slice_regressions(promoted, within).promote
     lower = compare_slices(challenger, champion, ["mae"], margin=0.02)
     assert [c.passed for c in lower] == [False, True] and lower[0].higher is False
+
+
+def test_slice_rule_names_are_valid_tag_keys() -> None:
+    assert tag_safe("body_mass_g=[3550, 4050)") == "body_mass_g from 3550 to 4050"
+    assert tag_safe("body_mass_g=< 3550") == "body_mass_g below 3550"
+    assert tag_safe("age=>= 0.0381") == "age from 0.0381"
+    assert tag_safe("city=São Paulo?") == "city is S_o Paulo_"
 
 
 def test_logged_tables_and_gated_metrics_are_read_back() -> None:

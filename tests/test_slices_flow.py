@@ -12,19 +12,24 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _config(tmp_path: Path, name: str, threshold: float, **promotion: float) -> str:
+    config = yaml.safe_load((ROOT / "configs/penguins.yaml").read_text())
+    config["evaluation"] = {"slices": ["sex", "island", {"column": "body_mass_g", "bins": 2}], "min_slice_rows": 20}
+    config["registry"] = {"model_name": name, "thresholds": {"slice_min.accuracy": threshold}}
+    config["promotion"] = promotion
+    config["training"].update(epochs=8, early_stopping={"monitor": "val_loss", "patience": 3})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
 def test_penguins_sliced_by_sex_island_and_mass(prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
     from prefect.artifacts import Artifact
 
     from kerasflow.flows.train import train_flow
 
-    config = yaml.safe_load((ROOT / "configs/penguins.yaml").read_text())
-    config["evaluation"] = {"slices": ["sex", "island", {"column": "body_mass_g", "bins": 2}], "min_slice_rows": 20}
     # above any accuracy: the slice threshold must fail, and its line name the worst slice
-    config["registry"] = {"model_name": "penguins-sliced", "thresholds": {"slice_min.accuracy": 1.01}}
-    config["training"].update(epochs=8, early_stopping={"monitor": "val_loss", "patience": 3})
-    path = tmp_path / "penguins-sliced.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = train_flow(str(path))
+    result = train_flow(_config(tmp_path, "penguins-sliced", 1.01))
 
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result.run_id)
@@ -49,3 +54,18 @@ def test_penguins_sliced_by_sex_island_and_mass(prefect_harness, mlflow_store: s
     assert named in description
     artifact = Artifact.get(key="slices-penguins")
     assert artifact is not None and artifact.type == "table" and "sex=female" in str(artifact.data)
+
+
+def test_retrain_refuses_a_challenger_worse_on_a_slice(prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
+    from kerasflow.flows.retrain import retrain_flow
+
+    path = _config(tmp_path, "penguins-slice-gate", 0.0, slice_margin=0.0)
+    first = retrain_flow(path)
+    assert first.outcome == "first-champion" and any(r.startswith("worst slice of accuracy: ") for r in first.reasons)
+    # a challenger that barely trains: worse than the champion on some gated slice, which the margin refuses
+    weak = retrain_flow(path, ["training.epochs=1", "training.optimizer.learning_rate=0.00001"], force=True)
+    assert weak.outcome == "rejected" and not weak.promoted and weak.champion == first.version
+    assert "gated slice check(s) worse than the champion beyond promotion.slice_margin" in weak.reasons[0]
+    assert any(f"accuracy where {column} " in weak.reasons[0] for column in ("sex", "island", "body_mass_g"))
+    metrics = mlflow.MlflowClient(mlflow_store).get_run(weak.run_id).data.metrics
+    assert metrics["gate/slice_checks"] >= 1 and metrics["gate/slice_violations"] >= 1

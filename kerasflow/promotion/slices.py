@@ -11,6 +11,7 @@ This module imports neither Prefect nor MLflow.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -81,7 +82,8 @@ def compare_slices(challenger: list[dict[str, Any]], champion: list[dict[str, An
         margin: The largest tolerated regression on a slice, e.g. 0.02.
 
     Returns:
-        One `change` check per slice and metric, named `<metric> on <slice>`;
+        One `change` check per slice and metric, named
+        `<metric> where <slice>` (`accuracy where sex is female`);
         it fails when the challenger is worse by more than `margin`. Slices
         under `min_slice_rows` on either side, or a metric missing on
         either, are not compared.
@@ -98,11 +100,22 @@ def compare_slices(challenger: list[dict[str, Any]], champion: list[dict[str, An
                 continue
             higher = not lower_is_better(metric)
             change = (new_value - old_value) if higher else (old_value - new_value)
-            checks.append(RuleCheck("change", f"{metric} on {row['slice']} (n={row['rows']})",
-                                    f"improvement >= {-margin:+g} ({'higher' if higher else 'lower'} is better)",
+            checks.append(RuleCheck("change", f"{metric} where {tag_safe(row['slice'])}",
+                                    f"improvement >= {-margin:+g} on slice {row['slice']} (n={row['rows']}, "
+                                    f"{'higher' if higher else 'lower'} is better)",
                                     new_value, change >= -margin, champion=old_value, change=change,
                                     min_delta=-margin, higher=higher))
     return checks
+
+
+def tag_safe(name: str) -> str:
+    """A slice name in the characters MLflow allows in a tag key (`sex=female` -> `sex is female`).
+
+    The gate's record tags each rule as `kerasflow.gate.<kind>.<metric>`.
+    """
+    text = (name.replace("=[", " from ").replace(", ", " to ").replace(")", "").replace("=< ", " below ")
+            .replace("=>= ", " from ").replace("=", " is "))
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", text)
 
 
 def _number(value: Any) -> float | None:
