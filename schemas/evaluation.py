@@ -40,6 +40,11 @@ class EvaluationConfig(Section):
     Args:
         classification_report: Log scikit-learn's report. Default true.
         confusion_matrix: Log a confusion-matrix PNG. Default true.
+        baseline: Fit a scikit-learn baseline on the same training rows and
+            score it on the same test rows (HistGradientBoosting on a
+            table, TF-IDF and a linear model on text, none on images),
+            logged as `baseline/<metric>` and printed beside the network's
+            result. Default true.
         slices: Columns to slice the test rows by, each a name or
             `{column, bins}`: every slice gets the whole test set's metrics
             (`evaluation/slices.json`), and the worst gated slice's value is
@@ -51,6 +56,7 @@ class EvaluationConfig(Section):
 
     classification_report: bool = True
     confusion_matrix: bool = True
+    baseline: bool = True
     slices: list[str | SliceSpec] = Field(default_factory=list)
     min_slice_rows: Annotated[int, Field(ge=1)] = 30
 
