@@ -30,6 +30,7 @@ from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.promote import gate_challenger, promote_challenger
 from kerasflow.tasks.register import bless_candidate, register_model
 from kerasflow.tasks.runs import open_pipeline_run
+from kerasflow.tasks.slices import gate_slices
 from kerasflow.tasks.split import split_data
 from kerasflow.tasks.train import train_model
 from kerasflow.tasks.tune import search_hyperparameters
@@ -95,6 +96,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         infra = validate_infra(run.tracker, config, prepared, model, registered)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         decision = gate_challenger(run.tracker, config, metrics, champion_metrics, infra, comparison)
+        decision = gate_slices(run.tracker, config, decision, champion)
         outcome = promote_challenger(run.tracker, config, decision, registered["version"], champion,
                                      drift["summary"] if drift["checked"] else None)
         write_model_card(run.tracker, config, registered)

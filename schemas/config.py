@@ -32,6 +32,7 @@ from kerasflow.schemas.base import (  # noqa: F401  (re-exported for section mod
     problems_error,
 )
 from kerasflow.schemas.dense import DenseModelConfig
+from kerasflow.schemas.evaluation import EvaluationConfig, SliceSpec, slice_problems  # noqa: F401  (re-exported)
 from kerasflow.schemas.families import default_kind, family_config, image_kind, model_union, on_change
 from kerasflow.schemas.gate import BeatsBaseline, DriftConfig, GateConfig
 from kerasflow.schemas.images import ImageConfig, image_model_problems, image_size_problems, image_source_problems
@@ -322,24 +323,6 @@ class TrainingConfig(Section):
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
 
 
-class EvaluationConfig(Section):
-    """What is reported on the test split.
-
-    Args:
-        classification_report: Log scikit-learn's report. Default true.
-        confusion_matrix: Log a confusion-matrix PNG. Default true.
-        baseline: Fit a scikit-learn baseline on the same training rows and
-            score it on the same test rows (HistGradientBoosting on a
-            table, TF-IDF and a linear model on text, none on images),
-            logged as `baseline/<metric>` and printed beside the network's
-            result. Default true.
-    """
-
-    classification_report: bool = True
-    confusion_matrix: bool = True
-    baseline: bool = True
-
-
 class RegistryConfig(Section):
     """Where the model is tracked and registered.
 
@@ -425,6 +408,13 @@ class PipelineConfig(Section):
     def _test_source_fits_the_source(self) -> "PipelineConfig":
         problems = image_source_problems(self.data.source, self.data.test_source)
         problems += image_size_problems(self.data.image, self.data.source)
+        if problems:
+            raise problems_error(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _slices_fit_the_data(self) -> "PipelineConfig":
+        problems = slice_problems(self.evaluation, self.data.image, self.data.source, self.data.streaming)
         if problems:
             raise problems_error(problems)
         return self

@@ -109,6 +109,11 @@ class PromotionConfig(Section):
             (`registry.gate.changes`) compare point estimates only. Its
             `confidence`, `resamples` and `seed` also set the test-metric
             intervals every run logs.
+        slice_margin: In `retrain`, refuse a challenger whose metric on any
+            gated slice (one with `evaluation.min_slice_rows` rows, a metric
+            a `slice_min.*`/`slice_max.*` threshold names) is worse than the
+            champion's logged value on that slice by more than this, e.g.
+            0.02. Default none: slices are not compared with the champion.
     """
 
     infra_validation: InfraMode = "load_and_query"
@@ -116,3 +121,4 @@ class PromotionConfig(Section):
     tolerance: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-5
     timeout_seconds: Annotated[float, Field(gt=0.0)] = 600.0
     compare: CompareConfig | None = None
+    slice_margin: Annotated[float, Field(ge=0.0)] | None = None

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from prefect import task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
 from kerasflow.promotion.bootstrap import read_outputs
 from kerasflow.promotion.compare import gated_metrics, metric_intervals
+from kerasflow.promotion.slices import SLICES_ARTIFACT, WORST_SLICE_TAG
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.schemas.promotion import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from kerasflow.tasks.runs import artifact_key
 from kerasflow.tracking import Tracker
 from kerasflow.training.evaluate import charted_metrics, per_class_table
 from kerasflow.training.final import evaluate_saved_model
@@ -51,6 +57,8 @@ def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     if evaluation.classes:
         tracker.table(per_class_table(evaluation), "evaluation/per_class.json")
     tracker.metrics(charted_metrics(evaluation), prefix="test.")
+    if evaluation.slices:
+        log_slices(tracker, config, evaluation.slices, evaluation.worst)
     return evaluation.metrics
 
 
@@ -76,3 +84,23 @@ def log_intervals(tracker: Tracker, config: PipelineConfig, metrics: dict[str, f
     bounds = {f"{name}.ci_{side}": getattr(i, side) for name, i in intervals.items() for side in ("low", "high")}
     tracker.metrics(bounds, prefix="test.")
     tracker.json({name: asdict(i) for name, i in intervals.items()}, "evaluation/intervals.json")
+
+
+def log_slices(tracker: Tracker, config: PipelineConfig, rows: list[dict[str, Any]], worst: dict[str, str]) -> None:
+    """Logs the slice table (`evaluation/slices.json`, a table in the MLflow UI and in Prefect) and the worst slices.
+
+    Args:
+        tracker: The pipeline run.
+        config: The pipeline config.
+        rows: The slice table, one row per slice.
+        worst: The worst gated slice of each metric, tagged as
+            `kerasflow.worst_slice.<metric>`.
+    """
+    tracker.table(pd.DataFrame(rows), SLICES_ARTIFACT)
+    tracker.tags({f"{WORST_SLICE_TAG}{metric}": name for metric, name in worst.items()})
+    shown = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows]
+    small = sum(not row["gated"] for row in rows)
+    create_table_artifact(table=shown, key=artifact_key("slices", config.name),
+                          description=f"Test metrics by slice of {config.name}"
+                                      + (f"; {small} slice(s) under evaluation.min_slice_rows "
+                                         f"({config.evaluation.min_slice_rows}) are reported, not gated" if small else ""))

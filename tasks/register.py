@@ -10,14 +10,16 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
-from kerasflow.promotion.gate import check_registration, threshold_description
+from kerasflow.promotion.gate import GateResult, check_registration, threshold_description
 from kerasflow.promotion.infra import InfraReport, blessing_description
 from kerasflow.promotion.inputs import CANDIDATE
+from kerasflow.promotion.slices import name_worst_slices, worst_from_tags
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.artifacts import log_reference
 from kerasflow.training.baseline import Baseline
+from kerasflow.training.slices import SUMMARY_PREFIXES
 
 
 @task(name="register-model", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
@@ -54,7 +56,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     if name is None:
         return outcome
     version = register_version(client, name, info, tracker.run_id)
-    gate = check_registration(metrics, config.registry.thresholds, config.registry.beats_baseline, baseline)
+    gate = named_gate(tracker, config, metrics, baseline)
     outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
     tracker.tags({"kerasflow.model_version": version})
@@ -86,7 +88,7 @@ def bless_candidate(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     name, version = config.model_name, registered.get("version")
     if version is None:
         return registered
-    gate = check_registration(metrics, config.registry.thresholds, config.registry.beats_baseline, baseline)
+    gate = named_gate(tracker, config, metrics, baseline)
     blessed = gate.passed and (infra is None or infra.passed)
     reasons = [*gate.reasons, *([] if infra is None or infra.passed else [infra.line()])]
     description = blessing_description(threshold_description(gate, tracker.run_id), gate.passed, infra,
@@ -98,3 +100,17 @@ def bless_candidate(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     if blessed:
         client.set_registered_model_alias(name, CANDIDATE, version)
     return {**registered, "blessed": blessed, "reasons": reasons}
+
+
+def named_gate(tracker: Tracker, config: PipelineConfig, metrics: dict[str, float],
+               baseline: Baseline | None = None) -> GateResult:
+    """Checks `registry.thresholds` and `registry.beats_baseline`, naming the worst slice in each `slice_min.*`/`slice_max.*` line.
+
+    Returns:
+        The `GateResult`; the worst slices are read from the run's
+        `kerasflow.worst_slice.*` tags (set by the evaluation).
+    """
+    gate = check_registration(metrics, config.registry.thresholds, config.registry.beats_baseline, baseline)
+    if not any(name.startswith(SUMMARY_PREFIXES) for name in config.registry.thresholds):
+        return gate
+    return name_worst_slices(gate, worst_from_tags(tracker.client.get_run(tracker.run_id).data.tags))

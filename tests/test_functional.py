@@ -187,3 +187,25 @@ def test_functional_flow_logs_per_output_metrics_and_serves_raw_columns(prefect_
     assert list(served.columns) == ["score.prediction", "score.proba_great", "score.proba_other",
                                     "length.prediction"]
     assert served["length.prediction"].between(0, 10).all() and served.index.equals(rows.index)
+
+
+def test_slices_of_a_two_head_text_model_score_every_head(reviews: pd.DataFrame) -> None:
+    from kerasflow.schemas.evaluation import EvaluationConfig
+    from kerasflow.training.evaluate import Evaluation, head_metrics, score_heads
+    from kerasflow.training.rows import make_partition, score_subset
+    from kerasflow.training.slices import evaluate_slices
+
+    model, fitted = _build(_model_config(outputs=OUTPUTS), reviews)
+    test = make_partition(reviews, list(range(len(reviews))), fitted.features, fitted.labels)
+    whole = Evaluation(metrics=head_metrics(score_heads(model, test.x, test.raw_y, fitted.labels, test.y,
+                                                        reports=False)[0]))
+    section = EvaluationConfig(slices=[{"column": "exclamations", "bins": 2}, "product"], min_slice_rows=20)
+    sliced = evaluate_slices(whole, section, reviews, reviews,
+                             lambda mask: score_subset(model, test, fitted.labels, mask))
+    bins = [r for r in sliced.slices if r["column"] == "exclamations"]
+    assert sum(r["rows"] for r in bins) == len(reviews)
+    assert {"loss", "score.accuracy", "length.mae"} <= set(bins[0])
+    gated = [r for r in sliced.slices if r["gated"]]
+    assert gated and sliced.metrics["slice_min.score.accuracy"] == min(r["score.accuracy"] for r in gated)
+    assert sliced.metrics["slice_max.length.mae"] == max(r["length.mae"] for r in gated)
+    assert sliced.worst["length.mae"].endswith(")") and "slice_min.length.mae" not in sliced.metrics

@@ -185,7 +185,8 @@ def _missing_columns(config: PipelineConfig, tables: list[Table], labels: list[t
     found = []
     for table in tables:
         features, categorical = feature_columns(config, table.frame)
-        wanted = {c: "label" for c, _ in labels} | {c: "feature" for c in [*features, *categorical]}
+        wanted = {s.column: "evaluation.slices" for s in config.evaluation.slice_specs}
+        wanted |= {c: "label" for c, _ in labels} | {c: "feature" for c in [*features, *categorical]}
         available = [str(c) for c in table.frame.columns]
         for column, role in wanted.items():
             if column not in table.frame.columns:
@@ -200,7 +201,8 @@ def _missing_column(table: Table, column: str, role: str, available: list[str]) 
     hint = (" (the file parsed as a single column: check data.delimiter)" if len(available) == 1 else "")
     return Finding("error", "missing_column", table.source, column, len(table.frame), close,
                    f"the {role} column is not in the file{hint}; available columns: {shown}{near}",
-                   "fix the column name in the config (data.target, data.features, model inputs/outputs) "
+                   "fix the column name in the config (data.target, data.features, model inputs/outputs, "
+                   "evaluation.slices) "
                    "or in the file")
 
 

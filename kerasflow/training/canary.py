@@ -72,5 +72,5 @@ def evaluated_predictions(model_path: str | Path, features_path: str, labels_pat
 
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     model = keras.models.load_model(model_path, compile=False)
-    raw = model.predict(as_model_inputs(frame_to_inputs(rows, features)), verbose=0)
+    raw = model.predict(as_model_inputs(frame_to_inputs(rows, features)), verbose=0)  # string columns as tf.string
     return decode_outputs(raw, labels).reset_index(drop=True)

@@ -29,6 +29,10 @@ class Evaluation:
         report: The same report as a dict, or empty.
         confusion: Confusion matrix rows (classification only).
         classes: Class names of the matrix rows and columns.
+        slices: One row per slice of `evaluation.slices` (`slice`, `column`,
+            `value`, `rows`, `gated`, then the metrics), or empty.
+        worst: The worst gated slice of each `slice_min.*`/`slice_max.*`
+            metric, by metric name, e.g. `{"accuracy": "sex=female (n=41)"}`.
     """
 
     metrics: dict[str, float]
@@ -36,6 +40,8 @@ class Evaluation:
     report: dict[str, Any] = field(default_factory=dict)
     confusion: list[list[int]] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
+    slices: list[dict[str, Any]] = field(default_factory=list)
+    worst: dict[str, str] = field(default_factory=dict)
 
 
 def evaluate_model(model: Any, x: dict[str, np.ndarray], y: pd.Series, labels: LabelSpec,

@@ -19,8 +19,16 @@ from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import encode_targets, raw_targets
 from kerasflow.features.tabular import FeatureSpec, frame_to_inputs
 from kerasflow.schemas.config import EvaluationConfig, TrainingConfig
-from kerasflow.training.evaluate import Evaluation, evaluate_heads, evaluate_model, save_reports
+from kerasflow.training.evaluate import (
+    Evaluation,
+    evaluate_heads,
+    evaluate_model,
+    head_metrics,
+    save_reports,
+    score_heads,
+)
 from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, without_early_stopping
+from kerasflow.training.slices import evaluate_slices
 
 
 @dataclass
@@ -96,7 +104,7 @@ def fit_on_split(model: Any, frame: pd.DataFrame, split: Split, features: Featur
 
 
 def evaluate_rows(evaluation_section: EvaluationConfig, raw_path: str, split_path: str, features_path: str, labels_path: str,
-                  model_path: str | Path, out_dir: Path) -> tuple[Any, list[Path]]:
+                  model_path: str | Path, out_dir: Path, categorical: list[str] | None = None) -> tuple[Any, list[Path]]:
     """Scores a saved model on the test rows, read into memory, and writes its reports.
 
     Args:
@@ -107,9 +115,13 @@ def evaluate_rows(evaluation_section: EvaluationConfig, raw_path: str, split_pat
         labels_path: Label spec JSON.
         model_path: The `.keras` file.
         out_dir: Folder for reports and plots.
+        categorical: `data.categorical` (numeric columns sliced by value).
+            Default none.
 
     Returns:
-        `(evaluation, files)`.
+        `(evaluation, files)`; with `evaluation.slices` configured, the
+        evaluation also holds the slice table and the worst slices
+        (`kerasflow.training.slices`).
 
     Raises:
         ValueError: The split has no test rows.
@@ -120,12 +132,40 @@ def evaluate_rows(evaluation_section: EvaluationConfig, raw_path: str, split_pat
     if not split.test:
         raise ValueError("the split has no test rows (split.test_fraction is 0); nothing to evaluate on")
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
-    test = make_partition(pd.read_parquet(raw_path), split.test, features, labels)
+    frame = pd.read_parquet(raw_path)
+    test = make_partition(frame, split.test, features, labels)
     model = keras.models.load_model(model_path)
     if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own
-        return evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
-                              reports=evaluation_section.classification_report)
-    evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
-    if not evaluation_section.classification_report:
-        evaluation = Evaluation(metrics=evaluation.metrics)
-    return evaluation, save_reports(evaluation, predictions, test.raw_y, out_dir)
+        evaluation, files = evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
+                                           reports=evaluation_section.classification_report)
+    else:
+        evaluation, predictions = evaluate_model(model, test.x, test.raw_y, labels, test.y)
+        if not evaluation_section.classification_report:
+            evaluation = Evaluation(metrics=evaluation.metrics)
+        files = save_reports(evaluation, predictions, test.raw_y, out_dir)
+    train = split.train or sorted(set(range(len(frame))) - set(split.test))  # k-fold: every non-test row
+    evaluation = evaluate_slices(evaluation, evaluation_section, frame.iloc[split.test], frame.iloc[train],
+                                 lambda mask: score_subset(model, test, labels, mask), categorical)
+    return evaluation, files
+
+
+def score_subset(model: Any, test: Partition, labels: Any, mask: np.ndarray) -> dict[str, float]:
+    """Scores the rows of a partition a mask selects, with the metrics of the whole partition.
+
+    Args:
+        model: The trained model.
+        test: The test partition.
+        labels: Its `LabelSpec` (or `OutputsSpec`).
+        mask: Booleans, one per row of `test`.
+
+    Returns:
+        The metrics by name, as `evaluate_model` (or, with several outputs,
+        `score_heads`) names them.
+    """
+    x = {name: values[mask] for name, values in test.x.items()}
+    if not isinstance(labels, LabelSpec):
+        y = {name: values[mask] for name, values in test.y.items()}
+        evaluations, _ = score_heads(model, x, test.raw_y.iloc[mask], labels, y, reports=False)
+        return head_metrics(evaluations)
+    evaluation, _ = evaluate_model(model, x, test.raw_y.iloc[mask], labels, test.y[mask])
+    return evaluation.metrics

@@ -126,7 +126,8 @@ class Table(DataKind):
     def evaluate(self, config: PipelineConfig, raw_path: str, split_path: str, features_path: str,
                  labels_path: str, model_path: str | Path, out_dir: Path) -> tuple[Any, list[Path]]:
         """Scores the test rows in memory (`kerasflow.training.rows.evaluate_rows`)."""
-        return evaluate_rows(config.evaluation, raw_path, split_path, features_path, labels_path, model_path, out_dir)
+        return evaluate_rows(config.evaluation, raw_path, split_path, features_path, labels_path, model_path, out_dir,
+                             categorical=config.data.categorical)
 
     def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
         """HistGradientBoosting on the feature columns, or TF-IDF and a linear model on text columns.
