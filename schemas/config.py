@@ -37,6 +37,7 @@ from kerasflow.schemas.families import default_kind, family_config, image_kind, 
 from kerasflow.schemas.gate import BeatsBaseline, DriftConfig, GateConfig
 from kerasflow.schemas.images import ImageConfig, image_model_problems, image_size_problems, image_source_problems
 from kerasflow.schemas.loading import ConfigError, apply_override, error_lines, read_raw_config
+from kerasflow.schemas.preprocessing import CategoricalEmbeddingConfig, PreprocessingConfig  # noqa: F401  (re-exported)
 from kerasflow.schemas.promotion import PromotionConfig
 from kerasflow.schemas.tuning import RunnerConfig, TuningConfig, space_problems
 
@@ -160,74 +161,6 @@ class SplitConfig(Section):
                 f"{self.test_fraction} + {self.val_fraction} = {self.test_fraction + self.val_fraction:g}"
             )
         return self
-
-
-class CategoricalEmbeddingConfig(Section):
-    """Learned embeddings for categorical columns with many levels, instead of one-hot vectors.
-
-    Args:
-        above: Columns with more than this many training levels are
-            embedded; the others stay one-hot. Default 16.
-        dim: The embedding width, or `auto` (default):
-            `min(16, ceil(1.6 * n ** 0.56))` for a table of `n` rows (the
-            training levels plus the out-of-vocabulary slot), fastai's rule
-            of thumb capped at 16.
-    """
-
-    above: Annotated[int, Field(ge=0)] = 16
-    dim: PositiveInt | Literal["auto"] = "auto"
-
-
-class PreprocessingConfig(Section):
-    """Standardization, vectorization and the tabular encodings, fitted on training rows only.
-
-    Args:
-        normalize: How numeric columns are normalized: `standard` (default,
-            z-scores with a `Normalization` layer), `quantile` (each column
-            mapped through its training quantiles to a standard normal,
-            `min(max(rows // 30, 10), 1000)` quantiles, as in the TabM paper)
-            or `none`. `true` and `false` still mean `standard` and `none`.
-        impute: How missing numeric values are filled: `mean` (default),
-            `median` or `zero`, using training statistics.
-        max_categories: Keep at most this many most frequent levels per
-            categorical column; the rest map to the out-of-vocabulary slot.
-        non_finite: What the data contract does with ±inf and with numbers
-            beyond float32's range (about ±3.4e38) in numeric features:
-            `fail` (default) stops the run naming column and rows; `clip`
-            clips them to the column's largest finite training-range
-            values; `missing` treats them as missing (imputed).
-        invalid_numbers: What it does with the few text tokens (`n/a`,
-            `abc`) in a column whose values are mostly numbers: `missing`
-            (default) treats them as missing values, with a warning that
-            names the tokens; `fail` stops the run. Such a column is never
-            silently made categorical.
-        drop_constant: Drop features with a single value (they carry no
-            information), with a warning that names them. Applies when
-            `data.features` is not listed. Default true.
-        numeric_embedding: How numeric columns enter a tabular network
-            (`dense`, `tabm`): `none` (default), `periodic` (PLR embeddings
-            with trainable frequencies) or `piecewise_linear` (piecewise-linear
-            encoding on quantile bins fitted on the training rows, plus a
-            linear embedding), each 16 wide per column (Gorishniy et al.,
-            NeurIPS 2022). A search may vary it (`preprocessing.numeric_embedding`).
-        categorical_embedding: Embed categorical columns with many levels
-            instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
-            Default none: every column one-hot.
-    """
-
-    normalize: Literal["standard", "quantile", "none"] = "standard"
-    impute: Literal["mean", "median", "zero"] = "mean"
-    max_categories: PositiveInt | None = None
-    non_finite: Literal["fail", "clip", "missing"] = "fail"
-    invalid_numbers: Literal["missing", "fail"] = "missing"
-    drop_constant: bool = True
-    numeric_embedding: NumericEmbedding = "none"
-    categorical_embedding: CategoricalEmbeddingConfig | None = None
-
-    @field_validator("normalize", mode="before")
-    @classmethod
-    def _booleans_name_a_normalization(cls, value: Any) -> Any:
-        return {True: "standard", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 
 # The dense family's section, under its former name (it lives in `kerasflow.schemas.dense`).
