@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from kerasflow.data.prepared import Prepared
 from kerasflow.promotion.infra import SKIPPED, InfraReport, canary_positions, infra_mode, judge_probe
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.infra import probe_version
 from kerasflow.training.canary import evaluated_predictions, rows_at, serving_rows, split_test_rows
@@ -48,6 +49,7 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     else:
         report = _validate(tracker, config, prepared, model_path, f"models:/{config.model_name}/{version}", mode)
         tracker.metrics(report.metrics(), prefix="infra.")
+    step_logger().info(report.line())
     tracker.json(report.to_dict(), "infra/report.json")
     tracker.tags({"kerasflow.infra": report.status})
     if version is not None:
@@ -67,7 +69,11 @@ def _validate(tracker: Tracker, config: PipelineConfig, prepared: Prepared, mode
     def evaluate() -> object:  # in this process, while the fresh one loads
         return None if rows is None else evaluated_predictions(model_path, prepared.features, prepared.labels, rows)
 
-    probe = probe_version(uri, tracker.uri, canary, query, settings.timeout_seconds, meanwhile=evaluate)
+    log = step_logger()
+    log.info(f"infra validation ({mode}): loading {uri} in a fresh process, as `mlflow models serve` does")
+    probe = probe_version(uri, tracker.uri, canary, query, settings.timeout_seconds, meanwhile=evaluate,
+                          tick=lambda waited: log.info(f"infra validation: the fresh process is still at work "
+                                                       f"({waited:.0f} s: imports, then the model)"))
     evaluated = probe.meanwhile
     tracker.metrics({"process_seconds": probe.wall_seconds}, prefix="infra.")  # what validation added to the run
     return judge_probe(mode, uri, settings.tolerance, error=probe.error,

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 
 ERROR_LINES = 6  # lines of the fresh process's stderr quoted when it fails
+TICK_SECONDS = 3.0  # a progress line at least this often while the fresh process works
 
 PROBE = r"""
 import json, sys, time
@@ -76,7 +77,8 @@ class ProbeResult:
 
 
 def probe_version(model_uri: str, store_uri: str, canary: pd.DataFrame | None, query: bool,
-                  timeout: float, meanwhile: Callable[[], Any] | None = None) -> ProbeResult:
+                  timeout: float, meanwhile: Callable[[], Any] | None = None,
+                  tick: Callable[[float], None] | None = None) -> ProbeResult:
     """Loads a model in a fresh Python process and (with `query`) scores its input example and `canary`.
 
     Args:
@@ -88,6 +90,8 @@ def probe_version(model_uri: str, store_uri: str, canary: pd.DataFrame | None, q
         timeout: Seconds the process may take.
         meanwhile: Work for this process while the fresh one loads (its
             result is `ProbeResult.meanwhile`). Default none.
+        tick: Called with the seconds waited, every `TICK_SECONDS` the
+            fresh process is still working (a progress line). Default none.
 
     Returns:
         A `ProbeResult`; `error` says why the process failed, if it did.
@@ -105,7 +109,7 @@ def probe_version(model_uri: str, store_uri: str, canary: pd.DataFrame | None, q
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as process:
             try:
                 extra = meanwhile() if meanwhile is not None else None
-                _, stderr = process.communicate(timeout=max(1.0, timeout - (time.perf_counter() - started)))
+                stderr = _wait(process, started, timeout, tick)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.communicate()
@@ -121,6 +125,26 @@ def probe_version(model_uri: str, store_uri: str, canary: pd.DataFrame | None, q
         outputs = {name: pd.read_parquet(f"{result}.{name}.parquet") for name in data["rows"]}
     return ProbeResult(error=None, load_seconds=data["load_seconds"], predict_seconds=data["predict_seconds"],
                        wall_seconds=wall, outputs=outputs, rows=data["rows"], meanwhile=extra)
+
+
+def _wait(process: subprocess.Popen, started: float, timeout: float, tick: Callable[[float], None] | None) -> str:
+    """Waits for the fresh process (at most `timeout` from `started`), calling `tick` every `TICK_SECONDS`.
+
+    Returns:
+        Its standard error.
+
+    Raises:
+        subprocess.TimeoutExpired: It did not finish in time.
+    """
+    while True:
+        left = timeout - (time.perf_counter() - started)
+        try:
+            return process.communicate(timeout=max(0.1, min(left, TICK_SECONDS)))[1]
+        except subprocess.TimeoutExpired:  # retrying communicate loses no output (subprocess docs)
+            if left <= TICK_SECONDS:
+                raise
+            if tick is not None:
+                tick(time.perf_counter() - started)
 
 
 def _failure(code: int, stderr: str) -> str:
