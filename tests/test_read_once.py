@@ -60,7 +60,7 @@ def test_a_run_given_the_validated_config_reads_the_file_and_the_data_once(
     assert reads[csv] == 1, "the defaults are chosen from the rows the load step checks: one read of the data"
     params = _params(result.run_id)
     assert params["split.kind"] == "kfold" and params["model.kind"] == "dense", "the run logs the chosen defaults"
-    assert params["model.hidden_units"] == "[16, 8]" and params["training.epochs"] == "3"
+    assert params["model.hidden_units"] == "[256, 256]" and params["training.epochs"] == "3"
 
 
 def test_a_run_from_the_path_alone_reads_the_file_and_the_data_once(
@@ -72,7 +72,7 @@ def test_a_run_from_the_path_alone_reads_the_file_and_the_data_once(
     assert result.passed
     assert reads[path.resolve()] == 1 and reads[csv] == 1
     params = _params(result.run_id)
-    assert (params["split.kind"], params["training.batch_size"]) == ("kfold", "16"), "logged defaulted, as before"
+    assert (params["split.kind"], params["training.batch_size"]) == ("kfold", "32"), "logged defaulted, as before"
 
 
 def test_a_config_that_sets_every_section_is_read_by_the_load_step_alone(

@@ -67,9 +67,19 @@ def test_the_reachability_check_reads_credentials_and_masks_them() -> None:
 
 
 def test_tags_params_and_texts_are_masked_in_the_store(tmp_path: Path) -> None:
+    import mlflow
+
     from kerasflow.tracking import configure, ensure_experiment, log_params
 
-    client = configure(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()  # `configure` points MLflow at this store
+    try:
+        _masked_in(configure(f"sqlite:///{tmp_path / 'mlflow.db'}"), log_params, ensure_experiment, tmp_path)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def _masked_in(client, log_params, ensure_experiment, tmp_path: Path) -> None:
     run_id = client.create_run(ensure_experiment(client, "masked"), tags={"origin": "http://a:b@h"}).info.run_id
     client.set_tag(run_id, "store", "postgresql://kf:s3cret@db/mlflow")
     log_params(client, run_id, {"registry.tracking_uri": "http://kf:s3cret@host:5000"})
@@ -126,7 +136,7 @@ def test_a_server_started_within_the_budget_is_waited_for(tmp_path: Path) -> Non
     started = time.monotonic()
     client = _python(OPEN_STORE, _env(KERASFLOW_TRACKING_BUDGET_SECONDS="180", MLFLOW_TRACKING_URI=uri), tmp_path)
     # refused for over a minute: MLflow's own retries, as derived before from this budget, ended after 62 s
-    time.sleep(45)  # (and the server needs 20 s or more to answer)
+    time.sleep(63)  # the store answers only after those 62 s, however fast the server starts
     assert client.poll() is None, client.stdout.read()
     server = _mlflow_server(tmp_path, port)
     try:

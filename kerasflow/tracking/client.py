@@ -175,9 +175,23 @@ def configure(configured: str | None = None) -> GuardedClient:
     return GuardedClient(mlflow.MlflowClient(uri, uri))
 
 
-@functools.lru_cache(maxsize=8)
 def client_for(uri: str) -> GuardedClient:
-    """Returns the client of a store, configuring MLflow for it once per process."""
+    """Returns the client of a store (made once per process) and points MLflow's global URIs at it.
+
+    The global URIs are set on every call, not only the first: code that
+    uses MLflow's fluent API (`mlflow.start_run` in `log_model`) must write
+    to this store even when another store was configured in between.
+    """
+    import mlflow
+
+    client = _cached_client(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return client
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_client(uri: str) -> GuardedClient:
     return configure(uri)
 
 
