@@ -89,6 +89,7 @@ INTEGRATION_TESTS = {
     "test_text_flow_uses_the_test_file_and_serves_raw_strings", "test_racing_champion_moves_lose_no_update",
     "test_worker_death_is_reported_clearly", "test_functional_flow_logs_per_output_metrics_and_serves_raw_columns",
     "test_a_small_tabm_learns_breast_cancer", "test_help_shows_plain_metavars",
+    "test_slices_of_a_two_head_text_model_score_every_head",
 }
 
 
