@@ -92,7 +92,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         champion_metrics = score_champion(run.tracker, config, prepared, champion, keep=reports["champion"])
         comparison = compare_with_champion(run.tracker, config, reports["challenger"],
                                            reports["champion"] if champion else None)
-        registered = register_model(run.tracker, config, prepared, model, metrics, baseline)
+        registered = register_model(run.tracker, config, prepared, model)
         infra = validate_infra(run.tracker, config, prepared, model, registered)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         decision = gate_challenger(run.tracker, config, metrics, champion_metrics, infra, comparison)

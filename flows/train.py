@@ -66,7 +66,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
         baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
         metrics = evaluate_model(run.tracker, config, prepared, model)
-        registered = register_model(run.tracker, config, prepared, model, metrics, baseline)
+        registered = register_model(run.tracker, config, prepared, model)
         infra = validate_infra(run.tracker, config, prepared, model, registered)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)

@@ -23,8 +23,7 @@ from kerasflow.training.slices import SUMMARY_PREFIXES
 
 
 @task(name="register-model", retries=1, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
-def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,
-                   metrics: dict[str, float], baseline: Baseline | None = None) -> dict[str, Any]:
+def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str) -> dict[str, Any]:
     """Logs the pyfunc model with a signature and registers a new version.
 
     No alias moves here: `bless_candidate` gives a version that meets every
@@ -36,8 +35,8 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     prediction.
 
     Returns:
-        `{"model_uri", "version", "blessed", "reasons"}`; `blessed` says
-        whether the thresholds passed.
+        `{"model_uri", "version", "blessed", "reasons"}`; `blessed` is false
+        and `reasons` empty until `bless_candidate` checks the gate once.
 
     Raises:
         IncompatibleInputsError: The registered name's versions take other
@@ -56,8 +55,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     if name is None:
         return outcome
     version = register_version(client, name, info, tracker.run_id)
-    gate = named_gate(tracker, config, metrics, baseline)
-    outcome.update(version=version, blessed=gate.passed, reasons=gate.reasons)
+    outcome.update(version=version)
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
     tracker.tags({"kerasflow.model_version": version})
     return outcome
