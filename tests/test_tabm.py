@@ -152,3 +152,30 @@ def _split_section() -> object:
     from kerasflow.schemas.config import SplitConfig
 
     return SplitConfig(**SPLIT)
+
+
+def test_the_optimizer_that_trains_is_the_one_the_config_and_its_defaults_name() -> None:
+    import keras
+
+    from kerasflow.features.labels import fit_labels
+    from kerasflow.features.tabular import fit_features
+    from kerasflow.lint.defaults import default_sections
+    from kerasflow.models.families import build_model
+    from kerasflow.models.spec import ModelSpec
+    from kerasflow.schemas.config import OptimizerConfig, load_config
+    from kerasflow.schemas.tabm import TabMModelConfig
+
+    config = load_config(ROOT / "configs" / "breast_cancer_tabm.yaml")
+
+    class Profile:
+        rows, train_rows = 569, 398
+
+    chosen = default_sections(config, Profile(), given={"name", "data", "split", "model"})
+    assert chosen["training"]["optimizer"] == {"name": "adamw", "learning_rate": 2e-3}
+    frame = load_frame("diabetes").iloc[:50]
+    numeric = [c for c in frame.columns if c != "target"]
+    features, labels = fit_features(frame, numeric, []), fit_labels(frame["target"], "regression")
+    for name, kind in (("adamw", keras.optimizers.AdamW), ("adam", keras.optimizers.Adam)):
+        spec = ModelSpec(TabMModelConfig(**TABM), OptimizerConfig(name=name, learning_rate=2e-3), features, labels)
+        optimizer = build_model(None, spec).optimizer
+        assert type(optimizer) is kind and float(optimizer.learning_rate) == pytest.approx(2e-3)

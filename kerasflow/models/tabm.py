@@ -76,21 +76,30 @@ def _chunks(spec: ModelSpec, embedding: str) -> list[int] | None:
 
 
 def _optimizer(hp: Any, spec: ModelSpec) -> Any:
-    """The paper's AdamW (weight decay off biases and embeddings' linear parts) unless the config names another.
+    """The configured optimizer; `adamw` is the paper's (weight decay off biases and embeddings' linear parts).
 
-    A config without `training.optimizer` (and a search that does not vary
-    it) gets AdamW(2e-3, weight decay 3e-4); `adamw` by name gets the
-    paper's weight decay at the configured learning rate; any other
-    optimizer is built as every family builds it.
+    What the run logs as `training.optimizer.*` is what trains: a config
+    without a `training` section gets `adamw` at 2e-3 from
+    `default_training`, and a `training` section without an optimizer gets
+    the schema's default, as in every family.
     """
-    configured = bool(spec.optimizer.model_fields_set) or any(
-        name.startswith("training.optimizer.") for name in spec.search_space)
-    if not configured:
-        return tabm_optimizer(LEARNING_RATE, WEIGHT_DECAY)
     if choose(hp, spec, "training.optimizer.name", spec.optimizer.name) == "adamw":
         return tabm_optimizer(choose(hp, spec, "training.optimizer.learning_rate", spec.optimizer.learning_rate),
                               WEIGHT_DECAY)
     return build_optimizer(hp, spec)
+
+
+def default_training(training: dict[str, Any], profile: Any) -> dict[str, Any]:
+    """The `training` section of a TabM without one: the paper's AdamW at a learning rate of 2e-3.
+
+    Args:
+        training: The section chosen for any model (`kerasflow.lint.defaults`).
+        profile: The data's profile (unused: the paper's optimizer suits every size).
+
+    Returns:
+        The section with `optimizer: {name: adamw, learning_rate: 2e-3}`.
+    """
+    return {**training, "optimizer": {"name": "adamw", "learning_rate": LEARNING_RATE}}
 
 
 def default_values(model: Any) -> dict[str, Any]:
@@ -106,6 +115,6 @@ def default_values(model: Any) -> dict[str, Any]:
             "model.dropout": model.dropout}
 
 
-register_family("tabm", build=build_tabm, default_values=default_values,
+register_family("tabm", build=build_tabm, default_values=default_values, default_training=default_training,
                 hidden_layers=lambda model: [("model.width", model.width)],
                 dropouts=lambda model: [("model.dropout", model.dropout)])
