@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.expectations.run import start_validator
-from kerasflow.lint.choose import Defaulted, choose_defaults
+from kerasflow.lint.choose import Defaulted, choose_defaults, needs_defaults
 from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config
 from kerasflow.tasks.policies import step_logger
 
@@ -40,21 +40,42 @@ def read_config(path: str, overrides: list[str] | None = None,
     return config
 
 
-@task(name="choose-defaults", retries=0, cache_policy=NO_CACHE)
 def choose_data_defaults(config: PipelineConfig, path: str) -> Defaulted:
-    """Chooses the sections the config leaves out (`split`, `training`, `model`) from its data, and says which.
+    """Completes the config from its data with the `choose-defaults` step, or as it is when nothing is left out.
 
-    The data are read once here (`kerasflow.lint.choose.choose_defaults`);
-    pass `Defaulted.read` to the load step, which then does not read them
-    again. A config that sets every section reads nothing.
+    A config that sets every section (and every `data` value its kind can
+    infer) runs no step and reads nothing.
 
     Args:
         config: The validated config, as written.
         path: The config file's name, for errors.
 
     Returns:
-        The `Defaulted` config (the config itself when it sets every section
-        or its data cannot be read: the load step then reports why).
+        The `Defaulted` config (see `choose_defaults_step`).
+
+    Raises:
+        ConfigError: A chosen section does not fit the rest of the config.
+    """
+    if not needs_defaults(config):
+        return Defaulted(config)
+    return choose_defaults_step(config, path)
+
+
+@task(name="choose-defaults", retries=0, cache_policy=NO_CACHE)
+def choose_defaults_step(config: PipelineConfig, path: str) -> Defaulted:
+    """Chooses the sections the config leaves out (`split`, `training`, `model`) from its data, and says which.
+
+    The data are read once here (`kerasflow.lint.choose.choose_defaults`);
+    pass `Defaulted.read` to the load step, which then does not read them
+    again.
+
+    Args:
+        config: The validated config, as written.
+        path: The config file's name, for errors.
+
+    Returns:
+        The `Defaulted` config (the config itself when its data cannot be
+        read: the load step then reports why).
 
     Raises:
         ConfigError: A chosen section does not fit the rest of the config.
