@@ -52,6 +52,10 @@ def test_serve_namespaces_the_deployments_by_the_project(tmp_path: Path) -> None
     assert project_name(ROOT) == "kerasflow", "the name in prefect.yaml"
     assert StackSettings(home=tmp_path, project="shop").pool == "shop-process"
     assert StackSettings(home=tmp_path).pool == "kerasflow-process", "no project: the names of prefect.yaml"
+    bad = CliRunner().invoke(app, ["serve", "--home", str(tmp_path), "--project", "a/b"])
+    assert bad.exit_code == 2 and "project name 'a/b'" in bad.output
+    team = CliRunner().invoke(app, ["serve", "--team", "--project", "shop"])
+    assert team.exit_code == 2 and "drop --project" in team.output
 
 
 @pytest.mark.slow

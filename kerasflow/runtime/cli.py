@@ -420,6 +420,9 @@ def serve(
     silence()
     common = {"home": home, "prefect_port": prefect_port, "mlflow_port": mlflow_port,
               "pool": pool or (TEAM_POOL if team else None)}
+    if team and project:
+        fail("--project names the deployments on the shared Prefect server; the team stack runs its own server "
+             "and deploys the names of prefect.yaml: drop --project", EXIT_BAD_INPUT)
     try:
         if team:
             settings = TeamSettings(**common, host=host, advertise=advertise, postgres_port=postgres_port,
