@@ -340,8 +340,8 @@ class Stack:
         try:
             paused = self.set_schedules(active=False)
         except Exception as exc:  # noqa: BLE001  (stopping goes on; the message says what to do)
-            self.echo(f"warning: could not pause the schedules of {', '.join(self.scheduled)} ({exc}); "
-                      f"`prefect deployment pause` them, or they create runs while no worker serves them")
+            self.echo(f"warning: could not pause the schedules of {', '.join(self.scheduled)} ({exc}); pause "
+                      "them in the Prefect UI, or they create runs while no worker serves them")
             return
         if paused:
             self.echo(f"paused the schedules of {', '.join(paused)} (the next `kerasflow serve` resumes them)")
