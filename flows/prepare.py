@@ -42,7 +42,7 @@ def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False,
     """
     raw = run_step(load_data, run, config, read=read, fresh=fresh)
     del read  # the rows as read are in `raw` now: not held through the later steps
-    if lint_as is not None:  # the tutorial's rules of thumb, before any check or split (kerasflow/lint/rules.py)
+    if lint_as is not None:  # the design rules of thumb (docs/rules.md), before any check or split
         lint_design(run.tracker, config, raw, lint_as)
     try:
         run_step(validate_data, run, config, raw, fresh=fresh)

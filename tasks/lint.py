@@ -1,4 +1,4 @@
-"""The design lint step: the tutorial's rules of thumb checked before any training."""
+"""The design lint step: the rules of thumb of docs/rules.md checked before any training."""
 
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ def test_text_and_image_data_get_their_model_kinds(tmp_path: Path) -> None:
     assert text.model.kind == "text" and text.model.column == "review"
     assert text.model.vectorize.output_mode == "tf_idf"
     assert not text.model.vectorize.union, "median 277 characters: words and pairs alone, no char n-grams"
+    assert "test_fraction" not in text.split.model_fields_set, "a test file: no fraction for unused-test-fraction"
     images = _defaulted(_only_data("digits_folder.yaml", tmp_path))
     assert images.model.kind == "cnn"
     assert images.model.head_dropout == 0.3, "validation inserts a `model` for image data; the file's keys decide"

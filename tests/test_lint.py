@@ -46,6 +46,8 @@ CASES = [  # rule, config, overrides that break it, overrides that keep it, expe
     ("held-out-rows", "iris.yaml", ["split.shuffle=false"], [], ("error", "split.shuffle")),
     ("held-out-rows", "fine_foods_gru.yaml", ["data.test_source=data/fine_foods/train.csv"], [],
      ("error", "data.test_source")),
+    ("unused-test-fraction", "fine_foods_gru.yaml", ["split.test_fraction=0.3"], ["split.test_fraction=0"],
+     ("warning", "split.test_fraction")),
     ("strong-regularization", "iris.yaml", ["model.dropout=0.7"], [], ("warning", "model.dropout")),
     ("strong-regularization", "iris.yaml", ["model.l2=0.5"], [], ("warning", "model.l2")),
     ("learning-rate", "iris.yaml", ["training.optimizer.learning_rate=0.5"], [],
@@ -92,6 +94,16 @@ def test_integer_targets_with_many_levels_are_flagged_as_possible_quantities() -
 
 def test_every_rule_has_a_case() -> None:
     assert {c[0] for c in CASES} | {"fine-tune-rate"} == set(RULES)
+
+
+def test_every_rule_is_explained_in_english_where_its_findings_point() -> None:
+    doc = (ROOT / "docs/rules.md").read_text()
+    headings = [line[3:].strip() for line in doc.splitlines() if line.startswith("## ")]
+    assert headings == list(RULES), "docs/rules.md has one section per rule, in the order of kerasflow/lint/rules.py"
+    assert all(ord(c) < 0x2E80 for c in doc), "English only"
+    config, profile = _profile("iris.yaml")
+    finding = lint_config(config, profile).findings[0]
+    assert finding.source == f"docs/rules.md#{finding.rule}" and str(finding).endswith(f"[{finding.source}]")
 
 
 def test_bundled_configs_have_no_errors_or_warnings() -> None:

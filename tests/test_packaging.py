@@ -26,7 +26,9 @@ def test_wheel_installs_only_the_kerasflow_namespace(wheel: Path) -> None:
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert tops == {"kerasflow"}
     for module in ("kerasflow/flows/train.py", "kerasflow/tasks/train.py", "kerasflow/schemas/config.py",
-                   "kerasflow/schemas/suites/digits.json", "kerasflow/runtime/cli.py"):
+                   "kerasflow/schemas/suites/digits.json", "kerasflow/runtime/cli.py",
+                   "kerasflow/templates/project/prefect.yaml", "kerasflow/templates/project/configs/digits.yaml",
+                   "kerasflow/templates/project/gitignore", "kerasflow/templates/project/data/incoming/digits_sample.csv"):
         assert module in names
 
 

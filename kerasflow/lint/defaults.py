@@ -45,12 +45,16 @@ def default_split(config: PipelineConfig, profile: DataProfile) -> dict[str, Any
     """The split of a config without one (see the module docstring).
 
     A model that fine-tunes a pretrained base ends k-fold with a refit (an
-    ensemble of the folds would skip the fine-tuning phase).
+    ensemble of the folds would skip the fine-tuning phase). With a test
+    file (`data.test_source`) no test rows are split off, so the split
+    sets no `test_fraction` (the `unused-test-fraction` lint rule flags a
+    config that does).
     """
+    test = {} if config.data.test_source is not None else {"test_fraction": 0.2}
     if profile.rows < KFOLD_BELOW_ROWS:
         final = "refit" if fine_tuning(config.model) is not None else "ensemble"
-        return {"kind": "kfold", "folds": 5, "test_fraction": 0.2, "final": final}
-    return {"kind": "holdout", "test_fraction": 0.2, "val_fraction": 0.1}
+        return {"kind": "kfold", "folds": 5, **test, "final": final}
+    return {"kind": "holdout", **test, "val_fraction": 0.1}
 
 
 def default_training(profile: DataProfile) -> dict[str, Any]:

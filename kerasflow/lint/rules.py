@@ -1,10 +1,12 @@
-"""Design lint: the tutorial's rules of thumb, checked against a config and its data before any training.
+"""Design lint: rules of thumb of Keras model design, checked against a config and its data before any training.
 
 Each rule looks at the validated config and a `DataProfile` and yields
 findings. A finding has a severity (`error` stops `kerasflow run`,
 `warning` and `note` are reported), the config path it concerns, the rule's
-name, a message with the observed and the expected value, and the section
-of the tutorial (`keras-notes.md`) the rule comes from.
+id, a message with the observed and the expected value, and where the rule
+is explained: `docs/rules.md#<rule id>` (what it checks, why, how to fix).
+A new rule gets its section there (`tests/test_lint.py` checks that each
+has one).
 
 Rules check the values a config fixes; values a tuning search chooses are
 checked by the search itself. This module imports neither Prefect, MLflow
@@ -24,17 +26,18 @@ from kerasflow.models.families import WeightPenalty, family_of, fine_tuning, tex
 from kerasflow.schemas.config import InitializerConfig, ModelSection, PipelineConfig
 
 SEVERITIES = ("error", "warning", "note")
-SMALL_DATA_ROWS = 1000  # below this many training rows, k-fold gives a steadier estimate (经验之谈 4)
+SMALL_DATA_ROWS = 1000  # below this many training rows, k-fold gives a steadier estimate (docs/rules.md#small-data-without-kfold)
 SMALL_TEXT_ROWS = 10_000
 MANY_EPOCHS = 50
 HIGH_DROPOUT = 0.6
-RANGE_RATIO = 100.0  # feature spreads differing by this factor or more need standardizing (经验之谈 3)
+RANGE_RATIO = 100.0  # feature spreads differing by this factor or more need standardizing (docs/rules.md#unscaled-features)
 VOCABULARY_RATIO = 2.0
-LEARNING_RATES = {  # a sane range per optimizer: outside it training diverges or crawls (学习率)
+LEARNING_RATES = {  # a sane range per optimizer: outside it training diverges or crawls (docs/rules.md#learning-rate)
     "adam": (1e-5, 3e-2), "adamw": (1e-5, 3e-2), "nadam": (1e-5, 3e-2), "rmsprop": (1e-5, 3e-2),
     "sgd": (1e-4, 0.5), "adagrad": (1e-3, 1.0),
 }
 RECURRENT = ("simple_rnn", "lstm", "gru")
+RULES_DOC = "docs/rules.md"  # each rule's explanation, under a heading named by its id
 
 
 @dataclass(frozen=True)
@@ -44,19 +47,23 @@ class Finding:
     Args:
         severity: `error`, `warning` or `note`.
         path: The config path it concerns, e.g. `model.hidden_units[1]`.
-        rule: The rule's name, e.g. `bottleneck`.
+        rule: The rule's id, e.g. `bottleneck`.
         message: What was observed, what is expected, and the fix.
-        source: The tutorial section the rule comes from.
+        source: Where the rule is explained. Default `docs/rules.md#<rule>`.
     """
 
     severity: str
     path: str
     rule: str
     message: str
-    source: str
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            object.__setattr__(self, "source", f"{RULES_DOC}#{self.rule}")  # frozen: set once, here
 
     def __str__(self) -> str:
-        return f"{self.severity}: {self.path}: {self.message} [{self.rule}; {self.source}]"
+        return f"{self.severity}: {self.path}: {self.message} [{self.source}]"
 
 
 @dataclass
@@ -111,7 +118,7 @@ def rule(name: str) -> Callable[[Rule], Rule]:
 
 
 def lint_config(config: PipelineConfig, profile: DataProfile) -> LintReport:
-    """Checks a config against the tutorial's rules of thumb.
+    """Checks a config against the design rules of thumb (`docs/rules.md`).
 
     Args:
         config: The validated `PipelineConfig`.
@@ -145,8 +152,7 @@ def check_bottleneck(config: PipelineConfig, profile: DataProfile) -> Iterator[F
         if units < profile.classes:
             yield Finding("warning", path, "bottleneck",
                           f"{units} units, narrower than the {profile.classes} classes it must separate: an "
-                          f"information bottleneck; use at least {profile.classes} (e.g. {2 * profile.classes})",
-                          "§4 经验之谈 1 (information bottleneck)")
+                          f"information bottleneck; use at least {profile.classes} (e.g. {2 * profile.classes})")
 
 
 @rule("task-and-labels")
@@ -156,26 +162,25 @@ def check_task_and_labels(config: PipelineConfig, profile: DataProfile) -> Itera
     if profile.task == "regression" and not profile.target_numeric:
         yield Finding("error", path, "task-and-labels",
                       "regression on a target that is not numeric: a linear output and mse loss need numbers; "
-                      "set data.task: classification", "§3 处理标签和损失")
+                      "set data.task: classification")
     continuous = profile.target_numeric and profile.target_distinct > 20 and (
         not profile.target_integer or profile.target_distinct > 50)
     if profile.task == "classification" and continuous:
         kind = "whole-number" if profile.target_integer else "decimal"
         yield Finding("error", path, "task-and-labels",
                       f"classification on a quantity ({profile.target_distinct} distinct {kind} values): each "
-                      "value would become a class; set data.task: regression",
-                      "§4 经验之谈 2 (a linear last layer predicts any range)")
+                      "value would become a class; set data.task: regression")
     elif config.data.task == "auto" and profile.task == "classification" and profile.target_integer \
             and profile.classes > 10:
         yield Finding("warning", path, "task-and-labels",
                       f"the target's {profile.classes} whole numbers are treated as {profile.classes} unordered "
                       "classes (softmax, crossentropy); if they are quantities (counts, ratings, ages) set "
-                      "data.task: regression", "§3 处理标签和损失")
+                      "data.task: regression")
     objective = config.tuning.objective.name if config.tuning else None
     if objective and profile.task == "regression" and "acc" in objective:
         yield Finding("error", "tuning.objective.name", "task-and-labels",
                       f"'{objective}' is a classification metric, but the task is regression; use val_loss or "
-                      "val_mae", "§6 compile (metrics)")
+                      "val_mae")
 
 
 @rule("unscaled-features")
@@ -190,7 +195,7 @@ def check_unscaled_features(config: PipelineConfig, profile: DataProfile) -> Ite
         yield Finding("warning", "preprocessing.normalize", "unscaled-features",
                       f"normalization is off, but feature spreads differ {ratio:,.0f}-fold ('{widest}' std "
                       f"{profile.numeric_std[widest]:.4g}, '{narrowest}' std {profile.numeric_std[narrowest]:.4g}); "
-                      "set preprocessing.normalize: standard (or quantile)", "§4 经验之谈 3 (standardize features)")
+                      "set preprocessing.normalize: standard (or quantile)")
 
 
 @rule("small-data-without-kfold")
@@ -199,8 +204,7 @@ def check_small_data(config: PipelineConfig, profile: DataProfile) -> Iterator[F
     if config.split.kind == "holdout" and 0 < profile.train_rows < SMALL_DATA_ROWS:
         yield Finding("note", "split.kind", "small-data-without-kfold",
                       f"about {profile.train_rows} training rows with a single validation split: its score is "
-                      "noisy; split.kind: kfold (e.g. folds: 5) scores every row once",
-                      "§4 经验之谈 4 (k-fold when data is scarce)")
+                      "noisy; split.kind: kfold (e.g. folds: 5) scores every row once")
 
 
 @rule("no-early-stopping")
@@ -210,7 +214,7 @@ def check_early_stopping(config: PipelineConfig, profile: DataProfile) -> Iterat
     if training.epochs >= MANY_EPOCHS and not training.early_stopping.enabled:
         yield Finding("warning", "training.early_stopping.enabled", "no-early-stopping",
                       f"{training.epochs} epochs with early stopping off: training runs past the best epoch "
-                      "and overfits; enable it (with restore_best_weights)", "§1.4 (7) Epoch 和 Batch Size")
+                      "and overfits; enable it (with restore_best_weights)")
 
 
 @rule("held-out-rows")
@@ -220,18 +224,28 @@ def check_held_out_rows(config: PipelineConfig, profile: DataProfile) -> Iterato
     if split.test_fraction == 0 and config.data.test_source is None:
         yield Finding("error", "split.test_fraction", "held-out-rows",
                       "0: no test rows are held out, so the test scores would come from rows used in training; "
-                      "set split.test_fraction (e.g. 0.2) or data.test_source", "§4 经验之谈 5 (no overlap)")
+                      "set split.test_fraction (e.g. 0.2) or data.test_source")
     if config.data.test_source is not None and _same_file(config.data.test_source, config.data.source):
         yield Finding("error", "data.test_source", "held-out-rows",
                       f"'{config.data.test_source}' is the training source itself: every test row is also a "
-                      "training row; point it at held-out data, or remove it to split test rows off",
-                      "§4 经验之谈 5 (no overlap)")
+                      "training row; point it at held-out data, or remove it to split test rows off")
     if not split.shuffle and config.data.test_source is None:
         severity = "error" if profile.target_sorted else "warning"
         why = "the rows are sorted by the target, so the splits would hold different labels" \
             if profile.target_sorted else "rows in file order may not be representative"
         yield Finding(severity, "split.shuffle", "held-out-rows",
-                      f"false: {why}; set split.shuffle: true", "§4 经验之谈 5 (shuffle before splitting)")
+                      f"false: {why}; set split.shuffle: true")
+
+
+@rule("unused-test-fraction")
+def check_unused_test_fraction(config: PipelineConfig, profile: DataProfile) -> Iterator[Finding]:
+    """A test file (`data.test_source`) is the test set: a `split.test_fraction` set beside it is ignored."""
+    split = config.split
+    if config.data.test_source is not None and "test_fraction" in split.model_fields_set and split.test_fraction > 0:
+        yield Finding("warning", "split.test_fraction", "unused-test-fraction",
+                      f"{split.test_fraction:g} is ignored: data.test_source ('{config.data.test_source}') is the "
+                      "test set, and no test rows are split off data.source; remove split.test_fraction, or remove "
+                      "data.test_source to split test rows off")
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -252,7 +266,7 @@ def check_regularization(config: PipelineConfig, profile: DataProfile) -> Iterat
         if rate >= HIGH_DROPOUT:
             yield Finding("warning", path, "strong-regularization",
                           f"{rate}: dropping {rate:.0%} of the features leaves too little signal to learn from; "
-                          "use 0.1-0.5", "§6 过拟合与欠拟合 3 (dropout)")
+                          "use 0.1-0.5")
     weights = family_of(config.model).weight_penalty(config.model)
     penalty = _initial_penalty(weights, profile)
     loss = math.log(max(profile.classes, 2)) if profile.task == "classification" else profile.target_mean_square
@@ -261,7 +275,7 @@ def check_regularization(config: PipelineConfig, profile: DataProfile) -> Iterat
                       f"l1={weights.l1}, l2={weights.l2} give a weight penalty of about {penalty:.3g} at "
                       f"initialization, more than the data loss (about {loss:.3g}): the model learns to shrink "
                       "weights, not to fit; "
-                      "use a strength 10-100x smaller (1e-4 to 1e-3 is typical)", "§6 过拟合与欠拟合 2 (L1/L2)")
+                      "use a strength 10-100x smaller (1e-4 to 1e-3 is typical)")
 
 
 def _initial_penalty(model: WeightPenalty | None, profile: DataProfile) -> float | None:
@@ -300,8 +314,7 @@ def check_learning_rate(config: PipelineConfig, profile: DataProfile) -> Iterato
     if not low <= rate <= high:
         why = "too high: the loss oscillates or diverges" if rate > high else "too low: training crawls"
         yield Finding("warning", "training.optimizer.learning_rate", "learning-rate",
-                      f"{rate:g} for {optimizer.name} is {why}; the usual range is {low:g}-{high:g}",
-                      "§1.4 (3) 学习率")
+                      f"{rate:g} for {optimizer.name} is {why}; the usual range is {low:g}-{high:g}")
 
 
 @rule("batch-size")
@@ -310,8 +323,7 @@ def check_batch_size(config: PipelineConfig, profile: DataProfile) -> Iterator[F
     if 0 < profile.train_rows < config.training.batch_size:
         yield Finding("warning", "training.batch_size", "batch-size",
                       f"{config.training.batch_size}, more than the ~{profile.train_rows} training rows: one "
-                      f"weight update per epoch; use at most {max(profile.train_rows // 4, 1)} (e.g. 32)",
-                      "§1.4 (7) Epoch 和 Batch Size")
+                      f"weight update per epoch; use at most {max(profile.train_rows // 4, 1)} (e.g. 32)")
 
 
 @rule("fine-tune-rate")
@@ -324,7 +336,7 @@ def check_fine_tune_rate(config: PipelineConfig, profile: DataProfile) -> Iterat
     if tuned >= frozen:
         yield Finding("error", "model.base.fine_tune.learning_rate", "fine-tune-rate",
                       f"{tuned:g}, not lower than the frozen phase's {frozen:g}: large updates wreck the "
-                      f"pretrained weights; use about {frozen / 10:g}", "§9 卷积神经网络 CNN (fine-tuning)")
+                      f"pretrained weights; use about {frozen / 10:g}")
 
 
 @rule("embedding-vocabulary")
@@ -338,7 +350,7 @@ def check_vocabulary(config: PipelineConfig, profile: DataProfile) -> Iterator[F
         yield Finding("warning", f"{prefix}vectorize.max_tokens", "embedding-vocabulary",
                       f"{text.vectorize.max_tokens:,} tokens, but the texts hold only "
                       f"{profile.distinct_tokens:,} distinct words: most embedding rows never train; "
-                      f"use about {profile.distinct_tokens:,}", "§7 数据处理 (text vectorization)")
+                      f"use about {profile.distinct_tokens:,}")
 
 
 @rule("recurrent-dropout")
@@ -351,7 +363,7 @@ def check_recurrent_dropout(config: PipelineConfig, profile: DataProfile) -> Ite
     if profile.rows < SMALL_TEXT_ROWS:
         yield Finding("warning", f"{prefix}recurrent_dropout", "recurrent-dropout",
                       f"0 with a {text.encoder} encoder on {profile.rows:,} texts: recurrent layers overfit "
-                      "small corpora; set recurrent_dropout: 0.2 (and dropout)", "§6 过拟合与欠拟合 3 (dropout)")
+                      "small corpora; set recurrent_dropout: 0.2 (and dropout)")
 
 
 @rule("image-channels")
@@ -369,4 +381,4 @@ def check_image_channels(config: PipelineConfig, profile: DataProfile) -> Iterat
         yield Finding("error", "data.image.channels", "image-channels",
                       f"{image.channels} channels, but {sum(other.values())} of {sampled} sampled files have "
                       f"another count ({found}): the image check would reject them after decoding every file; set "
-                      f"{fix}, or data.image.on_channel_mismatch: convert", "data.image (channels)")
+                      f"{fix}, or data.image.on_channel_mismatch: convert")

@@ -369,6 +369,20 @@ def rollback(name: Annotated[str, typer.Argument(metavar="NAME", help="Registere
 
 
 @app.command(cls=PlainHelpCommand)
+def init(directory: Annotated[Path, typer.Argument(metavar="DIR", help="The new project's folder (created if missing).")],
+         force: Annotated[bool, typer.Option("--force", metavar="", help=(
+             "Write into a non-empty folder; files of the same names are replaced."))] = False) -> None:
+    """Write a new project into DIR: configs/, prefect.yaml, a sample config on a bundled dataset, a README."""
+    from kerasflow.runtime.scaffold import ScaffoldError, init_project
+
+    try:
+        made = init_project(directory, force=force)
+    except ScaffoldError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    typer.echo("\n".join(made.describe(str(directory))))
+
+
+@app.command(cls=PlainHelpCommand)
 def serve(
     home: Annotated[Path, typer.Option(metavar="PATH", help="Project folder with prefect.yaml.")] = Path("."),
     prefect_port: Annotated[Optional[int], typer.Option(metavar="PORT",
@@ -377,7 +391,11 @@ def serve(
         show_default=False)] = None,
     mlflow_port: Annotated[int, typer.Option(metavar="PORT", help="MLflow server port.")] = 5000,
     pool: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False,
-        help="Process work pool name. Default: kerasflow-process (kerasflow-team with --team).")] = None,
+        help="Process work pool name. Default: PROJECT-process (kerasflow-team with --team).")] = None,
+    project: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False, help=(
+        "Deploy as retrain/NAME-nightly etc., so projects sharing the Prefect server keep apart. Default: the "
+        "name in prefect.yaml, else the folder's (the team stack has its own server: names as in prefect.yaml)."))
+        ] = None,
     team: Annotated[bool, typer.Option("--team", metavar="", help=(
         "Run the team stack: PostgreSQL under .kerasflow/team, MLflow and Prefect servers on it, deployments "
         "that clone the code from git (docs/team.md)."))] = False,
@@ -395,19 +413,26 @@ def serve(
 
     With --team: PostgreSQL, and MLflow and Prefect servers on it, for workers on other hosts (docs/team.md).
     """
+    from kerasflow.runtime.projects import project_name
     from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file
     from kerasflow.runtime.team import TEAM_POOL, TeamSettings, TeamStack
 
     silence()
     common = {"home": home, "prefect_port": prefect_port, "mlflow_port": mlflow_port,
-              "pool": pool or (TEAM_POOL if team else "kerasflow-process")}
-    if team:
-        settings = TeamSettings(**common, host=host, advertise=advertise, postgres_port=postgres_port,
-                                repository=repository, branch=branch)
-        stack = TeamStack(settings, echo=typer.echo)
-    else:
-        settings = StackSettings(**common)
-        stack = Stack(settings, echo=typer.echo)
+              "pool": pool or (TEAM_POOL if team else None)}
+    if team and project:
+        fail("--project names the deployments on the shared Prefect server; the team stack runs its own server "
+             "and deploys the names of prefect.yaml: drop --project", EXIT_BAD_INPUT)
+    try:
+        if team:
+            settings = TeamSettings(**common, host=host, advertise=advertise, postgres_port=postgres_port,
+                                    repository=repository, branch=branch)
+            stack = TeamStack(settings, echo=typer.echo)
+        else:
+            settings = StackSettings(**common, project=project or project_name(home))
+            stack = Stack(settings, echo=typer.echo)
+    except StackError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
     signal.signal(signal.SIGTERM, interrupt)  # while starting: unwind like Ctrl-C
     typer.echo(f"starting the kerasflow {'team ' if team else ''}stack in {settings.home} (logs in {settings.logs})")
     try:

@@ -138,7 +138,8 @@ def print_stack(stack: Any, env_file: Path) -> None:
                    f"{'started now' if started else 'already running'})")
         typer.echo(f"MLflow UI:   {settings.mlflow_ui}   (store {mask(settings.store)})")
         typer.echo(f"work pool {settings.pool}; deployments: {', '.join(stack.deployed) or 'none'}")
-    typer.echo(f"in another shell:  source {env_file} && prefect deployment run 'retrain/nightly'")
+    typer.echo(f"in another shell:  source {env_file} && prefect deployment run "
+               f"'retrain/{stack.deployed_name('nightly')}'")
     if team is not None:
         typer.echo("Ctrl-C stops the worker and the servers" + (", and PostgreSQL" if stack.postgres_started else
                    "; PostgreSQL was already running and keeps running"))

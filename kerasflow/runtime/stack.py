@@ -5,8 +5,10 @@
 - the shared local Prefect server that `kerasflow run` reports to
   (`kerasflow.runtime.prefect_server`: Prefect's background server of
   `PREFECT_HOME`), reused if it runs, else started,
-- the `process` work pool (created if missing) and the deployments of
-  `prefect.yaml` (`prefect deploy`),
+- the project's `process` work pool (created if missing) and the
+  deployments of `prefect.yaml` (`prefect deploy`), namespaced by the
+  project's name (`retrain/<project>-nightly`, pool `<project>-process`)
+  so that projects sharing the server keep apart, their schedules resumed,
 - a process worker that runs the flows in the project directory, and
 - the MLflow tracking server and UI on the same store `kerasflow run` uses
   (`sqlite:///mlruns/mlflow.db`, artifacts under `mlruns/`).
@@ -14,12 +16,16 @@
 Each child runs in its own process group with its output in
 `.kerasflow/logs/`; `Stack.stop` (on Ctrl-C or SIGTERM) terminates them in
 reverse order, waits, and kills whatever is left, then stops the shared
-Prefect server only if this stack started it.
+Prefect server only if this stack started it. Before that it pauses the
+schedules of its deployments (`PrefectClient.pause_deployment`), so no
+scheduled run piles up on the shared server while no worker serves them;
+the next start resumes them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shlex
 import signal
@@ -43,12 +49,14 @@ from kerasflow.runtime.prefect_server import (
     stop_shared_server,
 )
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
+from kerasflow.runtime.projects import (
+    PROJECT_NAME,
+    StackError,
+    namespaced_deployments,
+    set_schedules,
+)
 
 DEFAULT_POOL = "kerasflow-process"
-
-
-class StackError(RuntimeError):
-    """A part of the stack failed to start; the message points at its log."""
 
 
 @dataclass
@@ -63,7 +71,13 @@ class StackSettings:
             Default `KERASFLOW_PREFECT_PORT`, else 4200. `Stack.start` sets it
             to the port of the server in use.
         mlflow_port: MLflow server port. Default 5000.
-        pool: Work pool name. Default `kerasflow-process`.
+        project: The project's name: deployments are deployed as
+            `<project>-<name>` (e.g. `retrain/digits-nightly`) from a copy
+            of `prefect.yaml` in `state_dir`, so two projects on one Prefect
+            server do not overwrite each other's. Default none: the names of
+            `prefect.yaml` as they are (`kerasflow serve` passes
+            `project_name(home)`).
+        pool: Work pool name. Default `<project>-process`, else `kerasflow-process`.
         state_dir: Stack state (logs, the `env` file). Default `home/.kerasflow`.
         tracking_uri: MLflow store. Default `sqlite:///home/mlruns/mlflow.db`.
         deployments: Deployment names to deploy. Default: every deployment
@@ -75,7 +89,8 @@ class StackSettings:
     home: Path
     prefect_port: int | None = None
     mlflow_port: int = 5000
-    pool: str = DEFAULT_POOL
+    pool: str | None = None
+    project: str | None = None
     state_dir: Path | None = None
     tracking_uri: str | None = None
     deployments: list[str] | None = None
@@ -84,6 +99,10 @@ class StackSettings:
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
+        if self.project is not None and not PROJECT_NAME.match(self.project):
+            raise StackError(f"project name {self.project!r}: use letters, digits, '_', '.' and '-' (at most 63), "
+                             "starting with a letter or digit")
+        self.pool = self.pool or (f"{self.project}-process" if self.project else DEFAULT_POOL)
         self.state_dir = Path(self.state_dir).resolve() if self.state_dir else self.home / ".kerasflow"
         self.local = LOCALHOST  # where the stack's own children and checks reach the servers
 
@@ -171,8 +190,8 @@ def declared_deployments(home: Path) -> list[dict[str, Any]]:
         home: The project folder.
 
     Returns:
-        Each deployment's `name`, `flow` (from the entrypoint's function)
-        and `entrypoint`, and whether the flow file exists (`available`).
+        Each deployment's `name` and `entrypoint`, whether the flow file
+        exists (`available`) and whether it declares a schedule (`scheduled`).
 
     Raises:
         StackError: There is no `prefect.yaml`.
@@ -184,9 +203,21 @@ def declared_deployments(home: Path) -> list[dict[str, Any]]:
     found = []
     for item in data.get("deployments") or []:
         entry = str(item.get("entrypoint", ""))
-        found.append({"name": item.get("name"), "entrypoint": entry,
-                      "available": (Path(home) / entry.partition(":")[0]).is_file()})
+        found.append({"name": item.get("name"), "entrypoint": entry, "available": entrypoint_exists(home, entry),
+                      "scheduled": bool(item.get("schedules") or item.get("schedule"))})
     return found
+
+
+def entrypoint_exists(home: Path, entrypoint: str) -> bool:
+    """True when a deployment's flow file (`flows/train.py:train_flow`) is in `home`, or its module
+    (`kerasflow.flows.train.train_flow`, as in a project of `kerasflow init`) is installed."""
+    if ":" in entrypoint:
+        return (Path(home) / entrypoint.rpartition(":")[0]).is_file()
+    module = entrypoint.rpartition(".")[0]
+    try:
+        return bool(module) and importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 class Stack:
@@ -202,7 +233,8 @@ class Stack:
         self.echo = echo
         self.env = stack_environment(settings)
         self.children: dict[str, subprocess.Popen] = {}
-        self.deployed: list[str] = []
+        self.deployed: list[str] = []  # the names deployed (namespaced by the project)
+        self.scheduled: list[str] = []  # those with a schedule: resumed at start, paused by `stop`
         self.server: Server | None = None  # the shared Prefect server in use
         self._stopping = threading.Event()
 
@@ -264,20 +296,55 @@ class Stack:
         """
         declared = declared_deployments(self.settings.home)
         wanted = self.settings.deployments or [d["name"] for d in declared]
-        names = []
+        chosen = []
         for item in declared:
             if item["name"] not in wanted:
                 continue
             if not item["available"]:
                 self.echo(f"skipping deployment {item['name']!r}: {item['entrypoint']} does not exist yet")
                 continue
-            names.append(item["name"])
+            chosen.append(item)
+        names = [self.deployed_name(item["name"]) for item in chosen]
         if names:
             source = self.deployment_file()
+            if self.settings.project:
+                source = namespaced_deployments(source or self.settings.home / "prefect.yaml",
+                                                self.settings.state_dir / "deployments.yaml",
+                                                self.settings.project, self.settings.pool)
             self.prefect("deploy", *(["--prefect-file", str(source)] if source else []),
                          *(arg for name in names for arg in ("--name", name)), timeout=300)
         self.deployed = names
+        self.scheduled = [self.deployed_name(item["name"]) for item in chosen if item["scheduled"]]
+        self.set_schedules(active=True)  # paused by the last `stop`
         return names
+
+    def deployed_name(self, name: str) -> str:
+        """The name a deployment of `prefect.yaml` is deployed under: `<project>-<name>`, or `name` without a project."""
+        return f"{self.settings.project}-{name}" if self.settings.project else name
+
+    def set_schedules(self, active: bool) -> list[str]:
+        """Resumes (or pauses) the deployments with a schedule that this stack deployed, on its work pool.
+
+        A paused deployment creates no scheduled runs, and pausing deletes
+        those already scheduled (Prefect's `pause_deployment`).
+
+        Returns:
+            The names of the deployments changed.
+        """
+        return set_schedules(self.settings.api_url, self.scheduled, self.settings.pool, active)
+
+    def pause_schedules(self) -> None:
+        """Pauses the schedules of the stack's deployments, if the Prefect server still answers (for `stop`)."""
+        if not self.scheduled or self.server is None and "prefect-server" not in self.children:
+            return
+        try:
+            paused = self.set_schedules(active=False)
+        except Exception as exc:  # noqa: BLE001  (stopping goes on; the message says what to do)
+            self.echo(f"warning: could not pause the schedules of {', '.join(self.scheduled)} ({exc}); pause "
+                      "them in the Prefect UI, or they create runs while no worker serves them")
+            return
+        if paused:
+            self.echo(f"paused the schedules of {', '.join(paused)} (the next `kerasflow serve` resumes them)")
 
     def deployment_file(self) -> Path | None:
         """The deployment file to deploy from: None for the project's `prefect.yaml`."""
@@ -340,12 +407,14 @@ class Stack:
     def stop(self, timeout: float = 20.0) -> None:
         """Stops every child, newest first (the worker before the servers it reports to).
 
+        First the schedules of its deployments are paused (`pause_schedules`).
         Each child's process group gets SIGTERM; a child still running after
         `timeout` seconds is killed, and so are stragglers of its group
         (server workers, flow-run subprocesses). Then the shared Prefect
         server is stopped if this stack started it; one already running stays up.
         """
         self._stopping.set()
+        self.pause_schedules()  # while the Prefect server still runs
         for name in reversed(list(self.children)):
             proc = self.children.pop(name)
             _signal_group(proc, signal.SIGTERM)
