@@ -88,3 +88,24 @@ def test_every_result_says_how_it_was_evaluated() -> None:
     assert sampled.success and "(sampled on 1500 of 10000 rows)" in sampled.summary()
     assert {r["meta"]["kerasflow"] for r in sampled.result["results"]} == {
         "sampled on 1500 of 10000 rows (Great Expectations)"}
+
+
+def test_nullable_and_categorical_columns_agree_with_a_full_gx_run() -> None:
+    rows = 400
+    frame = pd.DataFrame({"i": pd.array(np.arange(rows), dtype="Int64"),
+                          "b": pd.array([True, False] * (rows // 2), dtype="boolean"),
+                          "cat": pd.Categorical(["u", "v"] * (rows // 2)), "label": [0, 1] * (rows // 2)})
+    suite = build_suite(frame, "label", name="nullable", out_of_range=0, unseen_categories=0)
+    for item in suite["expectations"]:
+        item["kwargs"].pop("mostly", None)
+    bad = frame.copy()
+    bad.loc[300:310, "i"] = pd.NA  # the whole column then reads as float64 in GX, the witness rows too
+    bad.loc[3, "i"] = 10**6
+    bad.loc[5, "b"] = pd.NA
+    bad["cat"] = bad["cat"].cat.add_categories(["w"])
+    bad.loc[7:9, "cat"] = "w"
+    full = validate_frame(bad, suite, vectorize_from=None)
+    fast = validate_frame(bad, suite, vectorize_from=0)
+    assert fast.summary() == full.summary() and len(full.violations) == 4
+    assert {k: (r["success"], r["result"]) for k, r in _by_config(fast).items()} == {
+        k: (r["success"], r["result"]) for k, r in _by_config(full).items()}

@@ -184,8 +184,19 @@ class _Columns:
         return self._types[column]
 
     def gx_frame(self, positions: list[int] | None = None) -> pd.DataFrame:
-        """The frame as GX sees it: all rows, or the rows at `positions`."""
-        return self._convert(self.frame if positions is None else self.frame.iloc[positions])
+        """The frame as GX sees it: all rows, or the rows at `positions`.
+
+        A nullable number column's NumPy dtype depends on whether the whole
+        column has nulls, so those columns are converted whole, then sliced.
+        """
+        if positions is None:
+            return self._convert(self.frame)
+        part = self._convert(self.frame.iloc[positions])
+        for column, dtype in self.frame.dtypes.items():
+            if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_numeric_dtype(dtype) \
+                    and not pd.api.types.is_bool_dtype(dtype):
+                part[column] = self.gx(column).iloc[positions].to_numpy()
+        return part
 
     def values(self, column: str) -> pd.Series:
         """The column's values for examples and comparisons: its own for a string column, GX's otherwise."""
@@ -334,13 +345,13 @@ def _on_witness(columns: _Columns, items: list[dict[str, Any]], run_gx: GxRun) -
     frame, rows = columns.frame, len(columns.frame)
     typed = {c for c in frame.columns if columns.is_object(c) and any(
         item["type"] == _TYPES and item["kwargs"].get("column") == c for item in items)}
-    positions = sorted({0, *(p for c in typed for p in columns.types(c).values())})
+    positions = sorted({*([0] if rows else []), *(p for c in typed for p in columns.types(c).values())})
     results: list[dict[str, Any]] = [{}] * len(items)
     if len(positions) > PARTIAL:
         on_full = [i for i, item in enumerate(items) if item["type"] == _TYPES and item["kwargs"]["column"] in typed]
         for index, result in zip(on_full, run_gx(columns.gx_frame(), [items[i] for i in on_full])):
             results[index] = _labelled(result, f"exact on {rows} rows (Great Expectations, full frame)")
-        typed, positions = set(), [0]
+        typed, positions = set(), positions[:1]
     groups: dict[Any, list[int]] = {}
     for index, item in enumerate(items):
         if not results[index]:
