@@ -28,9 +28,14 @@ peak RSS, seconds per million rows and per-task seconds for each size, and
 the ratios between them. Goals: peak at 10M rows <= 1.25x the peak at 1M;
 time per row within 1.3x.
 
+With `--suite` each kerasflow run validates a Great Expectations suite:
+`kerasflow suite init` drafts it from the same CSV (untimed, once per size),
+and the timed `kerasflow run` validates the data with it (`validation.suite`),
+against the same bare script. Goal at 1M rows: <= 2x bare, peak <= 1.3x.
+
 Usage:
 
-    python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR]
+    python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
     python benchmarks/scale.py --streaming [--sizes 1000000 10000000] [--data DIR]
 """
 
@@ -113,15 +118,25 @@ def write_shards(rows: int, data: Path) -> Path:
     return folder
 
 
-def write_config(source: Path, folder: Path, streaming: bool = False) -> Path:
-    """Writes the kerasflow config of the job for `source`."""
+def write_config(source: Path, folder: Path, streaming: bool = False, suite: Path | None = None) -> Path:
+    """Writes the kerasflow config of the job for `source` (validated with `suite` when given)."""
     config = {"name": "scale", "data": {"source": str(source), "target": "label", "streaming": streaming},
               "split": {"test_fraction": 0.1, "val_fraction": 0.1, "seed": 0},
               "model": {"hidden_units": [64, 32]},
               "training": {"epochs": 3, "batch_size": 1024, "early_stopping": {"enabled": False}},
               "registry": {"model_name": "scale-dense"}}
-    path = folder / f"scale-{source.stem}{'-streaming' if streaming else ''}.yaml"
+    if suite is not None:
+        config["validation"] = {"suite": str(suite)}
+    path = folder / f"scale-{source.stem}{'-streaming' if streaming else ''}{'-suite' if suite else ''}.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def draft_suite(source: Path, folder: Path, env: dict[str, str], project: Path) -> Path:
+    """Drafts the suite of `source` with `kerasflow suite init` (untimed); returns its path."""
+    path = folder / f"{source.stem}.suite.json"
+    measure([PY, "-m", "kerasflow.runtime.cli", "suite", "init", str(source), "--target", "label", "--out", str(path)],
+            env, cwd=project)
     return path
 
 
@@ -166,6 +181,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=None,
                         help="rows per run (default 100000 1000000; with --streaming 1000000 10000000)")
     parser.add_argument("--streaming", action="store_true", help="measure streaming mode on Parquet shards")
+    parser.add_argument("--suite", action="store_true", help="validate with a suite drafted by `kerasflow suite init`")
     parser.add_argument("--data", type=Path, default=None, help="folder to keep the generated CSVs in (reused)")
     args = parser.parse_args()
     sizes = args.sizes or ([1_000_000, 10_000_000] if args.streaming else [100_000, 1_000_000])
@@ -188,11 +204,13 @@ def main() -> None:
                 stream(sizes, data, tmp, project, env)
                 return
             results = {}
-            print(f"{'rows':>10}{'bare s':>9}{'kf s':>9}{'ratio':>8}{'bare MB':>10}{'kf MB':>9}{'ratio':>8}")
+            print(f"{'rows':>10}{'bare s':>9}{'kf s':>9}{'ratio':>8}{'bare MB':>10}{'kf MB':>9}{'ratio':>8}"
+                  + ("   (kerasflow with a suite from `suite init`)" if args.suite else ""))
             for rows in sizes:
                 source = write_data(rows, data / f"scale_{rows}.csv")
                 bare_s, bare_mb, _ = measure([PY, str(script), str(source), str(tmp / "bare.keras")], env)
-                config = write_config(source, tmp)
+                suite = draft_suite(source, tmp, env, project) if args.suite else None
+                config = write_config(source, tmp, suite=suite)
                 kf_s, kf_mb, out = measure([*cli, "run", str(config), "--no-lint"], env, cwd=project)
                 results[rows] = (bare_s, kf_s)
                 print(f"{rows:>10,}{bare_s:>9.1f}{kf_s:>9.1f}{kf_s / bare_s:>7.2f}x{bare_mb:>10.0f}{kf_mb:>9.0f}"

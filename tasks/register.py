@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.data.holdout import raw_head
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
 from kerasflow.promotion.gate import GateResult, check_registration, threshold_description
@@ -45,7 +45,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     import_tensorflow()
     from kerasflow.tracking.models import log_model, register_version  # deferred: imports mlflow.pyfunc
 
-    example = pd.read_parquet(prepared.raw).head(5)
+    example = raw_head(prepared.raw, 5)  # the first row group, not the whole table
     name = config.model_name if config.registry.enabled else None
     info = log_model(tracker.run_id, model_path, prepared.features, prepared.labels, example)
     client = tracker.client

@@ -32,7 +32,8 @@ def validate_data(tracker: Tracker, config: PipelineConfig, raw_path: str, skip_
     if config.validation.suite is None:
         return True
     report = run_validation(validate_file, raw_path, load_suite(config.validation.suite),
-                            skip_columns=skip_columns or [], while_waiting=prefetch_light)
+                            skip_columns=skip_columns or [], of_rows=kind_of(config.data).table_rows(raw_path),
+                            while_waiting=prefetch_light)
     tracker.json(report.result, "validation/result.json")
     tracker.text(report.html, "validation/data_docs.html")
     tracker.text(report.summary(), "validation/summary.txt")

@@ -17,6 +17,8 @@ from kerasflow.data.split import Split, split_holdout, split_kfold
 from kerasflow.schemas.config import SplitConfig
 
 TEST_ROWS_KEY = b"kerasflow.test_rows"
+HEAD_ROWS = 100
+"""Rows `save_raw` also writes to a small file beside the raw rows, for `raw_head`."""
 
 
 def save_raw(frame: pd.DataFrame, path: str | Path, test_rows: int,
@@ -37,8 +39,34 @@ def save_raw(frame: pd.DataFrame, path: str | Path, test_rows: int,
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = {**(table.schema.metadata or {}), **(metadata or {}), TEST_ROWS_KEY: str(test_rows).encode()}
-    pq.write_table(table.replace_schema_metadata(metadata), path)
+    table = table.replace_schema_metadata(metadata)
+    pq.write_table(table, path)
+    pq.write_table(table.slice(0, HEAD_ROWS), _head_path(path))
     return Path(path)
+
+
+def raw_head(path: str | Path, rows: int = 5) -> pd.DataFrame:
+    """The first `rows` raw rows, as `pd.read_parquet(path).head(rows)` returns them, without reading the table.
+
+    They come from the small file `save_raw` writes beside the raw rows
+    (the same schema and metadata, so the same dtypes); a raw file without
+    one (written before it existed) is read whole.
+
+    Args:
+        path: A raw Parquet file (`save_raw`).
+        rows: How many rows, at most `HEAD_ROWS`. Default 5.
+
+    Returns:
+        The frame of the first rows.
+    """
+    head = _head_path(path)
+    if rows <= HEAD_ROWS and head.exists() and head.stat().st_mtime_ns >= Path(path).stat().st_mtime_ns:
+        return pd.read_parquet(head).head(rows)
+    return pd.read_parquet(path).head(rows)
+
+
+def _head_path(path: str | Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".head")
 
 
 def test_rows_of(path: str | Path) -> int:

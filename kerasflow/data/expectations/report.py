@@ -66,6 +66,9 @@ class ValidationReport:
         evaluated: Number of expectations evaluated.
         result: The GX validation result as a JSON-serializable dict.
         html: The result rendered as a standalone Data Docs HTML page.
+        evaluated_on: On which rows, e.g. `exact on 1000000 rows` or
+            `sampled on 50000 of 10000000 rows` (each result's
+            `meta["kerasflow"]` says how it was evaluated); empty if unknown.
     """
 
     success: bool
@@ -74,6 +77,7 @@ class ValidationReport:
     evaluated: int = 0
     result: dict[str, Any] = field(default_factory=dict, repr=False)
     html: str = field(default="", repr=False)
+    evaluated_on: str = ""
 
     def summary(self) -> str:
         """Describes the outcome, one line per violated expectation.
@@ -81,18 +85,19 @@ class ValidationReport:
         Returns:
             A multi-line string; the first line states the overall outcome.
         """
+        on = f" ({self.evaluated_on})" if self.evaluated_on else ""
         if self.success:
-            return f"Suite '{self.suite_name}' passed: all {self.evaluated} expectations met."
+            return f"Suite '{self.suite_name}' passed: all {self.evaluated} expectations met{on}."
         head = (
             f"Suite '{self.suite_name}' failed: {len(self.violations)} of "
-            f"{self.evaluated} expectations violated:"
+            f"{self.evaluated} expectations violated{on}:"
         )
         return "\n".join([head, *(f"  - {v}" for v in self.violations)])
 
 
 def validation_report(result: Any, suite: dict[str, Any], present: Iterable[str]) -> ValidationReport:
-    """Turns a GX validation result into a `ValidationReport`."""
-    payload = result.to_json_dict()
+    """Turns a GX validation result (or its JSON dict) into a `ValidationReport`."""
+    payload = result if isinstance(result, dict) else result.to_json_dict()
     positions = _suite_positions(suite)
     failed = [r for r in payload["results"] if not r["success"]]
     violations = [_violation(r, frozenset(present)) for r in failed]
@@ -104,6 +109,7 @@ def validation_report(result: Any, suite: dict[str, Any], present: Iterable[str]
         evaluated=int(payload["statistics"]["evaluated_expectations"]),
         result=payload,
         html=render_data_docs(payload, suite["name"], frozenset(present)),
+        evaluated_on=str(((payload.get("meta") or {}).get("kerasflow") or {}).get("label", "")),
     )
 _DOCS_STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #1f2328; }
@@ -142,7 +148,7 @@ def render_data_docs(payload: dict[str, Any], suite_name: str, present: frozense
         else:
             observed = _violation(item, present).observed
         cells = [_label(kwargs) or "(table)", config["type"], _describe_expected(config["type"], kwargs), observed,
-                 "passed" if item.get("success") else "FAILED"]
+                 "passed" if item.get("success") else "FAILED", (item.get("meta") or {}).get("kerasflow", "")]
         css = "" if item.get("success") else ' class="failed"'
         rows.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     title = html.escape(f"Data Docs: suite {suite_name}")
@@ -152,7 +158,9 @@ def render_data_docs(payload: dict[str, Any], suite_name: str, present: frozense
         f'<p class="{"ok" if verdict == "passed" else "bad"}"><strong>{verdict}</strong>: '
         f"{stats.get('successful_expectations', 0)} of {stats.get('evaluated_expectations', 0)} expectations met "
         f"({stats.get('unsuccessful_expectations', 0)} failed).</p>",
-        "<table><thead><tr><th>column</th><th>rule</th><th>expected</th><th>observed</th><th>result</th></tr>"
+        f"<p>{html.escape(str(((payload.get('meta') or {}).get('kerasflow') or {}).get('evaluation', '')))}</p>",
+        "<table><thead><tr><th>column</th><th>rule</th><th>expected</th><th>observed</th><th>result</th>"
+        "<th>evaluated</th></tr>"
         "</thead><tbody>", *rows, "</tbody></table></body></html>"])
 
 

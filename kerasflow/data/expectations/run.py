@@ -41,6 +41,7 @@ import pandas as pd
 
 from kerasflow.data.expectations.report import ValidationReport, validation_report
 from kerasflow.data.expectations.suites import SuiteError, check_suite, columns_of, expectation
+from kerasflow.data.expectations.vectorized import EXACT_ROWS, payload_of, validate_large
 from kerasflow.data.expectations.worker import Worker, WorkerDied
 from kerasflow.errors import BadInputError
 
@@ -68,12 +69,19 @@ class DataValidationError(BadInputError):
 
 
 def validate_frame(
-    df: pd.DataFrame, suite: dict[str, Any], *, skip_columns: Sequence[str] = ()
+    df: pd.DataFrame, suite: dict[str, Any], *, skip_columns: Sequence[str] = (),
+    vectorize_from: int | None = EXACT_ROWS, of_rows: int | None = None,
 ) -> ValidationReport:
-    """Runs an expectation suite on a frame.
+    """Runs an expectation suite on a frame, every expectation exact on every row.
 
     Each call uses a fresh ephemeral GX context, so calls are independent.
-    GX progress bars are disabled; nothing is printed.
+    GX progress bars are disabled; nothing is printed. A frame of at least
+    `vectorize_from` rows is validated by `validate_large`
+    (`kerasflow.data.expectations.vectorized`): the rules it can evaluate
+    in one vectorized pandas pass are, GX judges the rest (schema rules on
+    a few witness rows, anything else on the full frame); the results, the
+    report and the Data Docs have the same shape as a full GX run, and each
+    result's `meta["kerasflow"]` says how it was evaluated.
 
     Args:
         df: Frame to validate. It is not modified.
@@ -82,6 +90,12 @@ def validate_frame(
             validating prediction inputs: their expectations are dropped,
             they are removed from table-level column-set expectations, and
             they are ignored in `df` if present. Defaults to `()`.
+        vectorize_from: Rows from which the vectorized pass is used; `None`
+            runs GX on the full frame whatever its size. Defaults to
+            `EXACT_ROWS` (100,000).
+        of_rows: Rows of the table `df` is a sample of (streaming mode): the
+            report then says `sampled on n of N rows`. Default none: `df` is
+            the whole table.
 
     Returns:
         The validation report; check `success` or pass it to `require_valid`.
@@ -94,16 +108,51 @@ def validate_frame(
     suite = _without_columns(suite, skip)
     gx = _import_gx()
     gx_suite = _gx_suite(gx, suite)
-    frame = _gx_frame(df.drop(columns=skip, errors="ignore"))
+    frame = df.drop(columns=skip, errors="ignore")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        result = _batch(gx, frame).validate(gx_suite, result_format="SUMMARY")
-        return validation_report(result, suite, frame.columns)
+        if vectorize_from is not None and len(frame) >= vectorize_from and of_rows is None:
+            results = validate_large(frame, suite["expectations"], lambda part, items: _run_gx(gx, part, items),
+                                     _gx_frame)
+            return validation_report(payload_of(results, suite["name"], len(frame)), suite, frame.columns)
+        frame = _gx_frame(frame)
+        payload = _batch(gx, frame).validate(gx_suite, result_format="SUMMARY").to_json_dict()
+    rows = len(frame)
+    label = (f"sampled on {rows} of {of_rows} rows" if of_rows is not None and of_rows > rows
+             else f"exact on {rows} rows")
+    for item in payload["results"]:
+        item.setdefault("meta", {})["kerasflow"] = f"{label} (Great Expectations)"
+    payload.setdefault("meta", {})["kerasflow"] = {"rows": rows, "label": label,
+                                                   "evaluation": f"{label}: Great Expectations on the whole frame"}
+    return validation_report(payload, suite, frame.columns)
+
+
+def _run_gx(gx: Any, frame: pd.DataFrame, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs expectations with GX on a frame; returns their result dicts in the order given.
+
+    GX orders results its own way, so each expectation carries its position
+    in its `meta` while it runs; the original `meta` is restored after.
+    """
+    if not items:
+        return []
+    tagged = [{**item, "meta": {**(item.get("meta") or {}), _POSITION: index}} for index, item in enumerate(items)]
+    gx_suite = _gx_suite(gx, {"name": "kerasflow-part", "expectations": tagged, "meta": {}})
+    payload = _batch(gx, frame).validate(gx_suite, result_format="SUMMARY").to_json_dict()
+    results: list[dict[str, Any]] = [{}] * len(items)
+    for result in payload["results"]:
+        meta = result["expectation_config"].get("meta") or {}
+        index = int(meta.pop(_POSITION))
+        result["expectation_config"]["meta"] = meta
+        results[index] = result
+    return results
+
+
+_POSITION = "kerasflow_position"  # where `_run_gx` keeps an expectation's position while GX runs it
 
 
 def validate_file(
-    path: str | Path, suite: dict[str, Any], *, skip_columns: Sequence[str] = ()
+    path: str | Path, suite: dict[str, Any], *, skip_columns: Sequence[str] = (), of_rows: int | None = None
 ) -> ValidationReport:
     """Runs an expectation suite on a Parquet file of raw rows.
 
@@ -114,6 +163,7 @@ def validate_file(
         path: Parquet file.
         suite: Suite dict, as returned by `load_suite`.
         skip_columns: Columns to leave out (see `validate_frame`). Defaults to `()`.
+        of_rows: Rows of the table the file samples (see `validate_frame`). Default none.
 
     Returns:
         The validation report.
@@ -121,7 +171,7 @@ def validate_file(
     Raises:
         SuiteError: If the suite is malformed or GX rejects an expectation.
     """
-    return validate_frame(pd.read_parquet(path), suite, skip_columns=skip_columns)
+    return validate_frame(pd.read_parquet(path), suite, skip_columns=skip_columns, of_rows=of_rows)
 
 
 def require_valid(report: ValidationReport) -> ValidationReport:

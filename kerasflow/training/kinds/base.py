@@ -184,6 +184,10 @@ class DataKind(ABC):
     def check(self, config: PipelineConfig, raw_path: str) -> FileCheck:
         """The validate step's check of the loaded data beyond the expectation suite."""
 
+    def table_rows(self, raw_path: str) -> int | None:
+        """Rows of the whole table when `raw_path` holds a sample of it (streaming), else None."""
+        return None
+
     @abstractmethod
     def split(self, config: PipelineConfig, raw_path: str, workdir: str, log: StepLog) -> str:
         """Splits the rows and logs sizes (and class balance). Returns the path of the `Split` JSON."""

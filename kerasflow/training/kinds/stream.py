@@ -135,6 +135,10 @@ class Stream(Table):
         """None: a streamed table is not held in memory, and a sample would not be scored on the same rows."""
         return Baseline(reason="a streamed table has no baseline (its rows are not held in memory)")
 
+    def table_rows(self, raw_path: str) -> int | None:
+        """Rows of the streamed table (the manifest's count); the raw rows are its sample."""
+        return stream_beside(raw_path).scan.rows
+
     def checkpoint_key(self, raw_path: str | Path) -> str:
         """The fingerprint of every row (the manifest's), not of the sample the raw rows hold."""
         return stream_beside(raw_path).scan.digest

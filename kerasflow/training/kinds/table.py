@@ -88,8 +88,7 @@ class Table(DataKind):
 
         Logs `split.*` sizes and, for classification, `split/class_balance.json`.
         """
-        frame = pd.read_parquet(raw_path)
-        labels = frame[config.data.target]
+        labels = pd.read_parquet(raw_path, columns=[config.data.target])[config.data.target]  # the labels only
         classify = fit_labels(labels, config.data.task).task == "classification"
         split = split_rows(labels, config.split, classify=classify, test_rows=test_rows_of(raw_path))
         log.metrics(split.sizes(), prefix="split.")
