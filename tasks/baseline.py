@@ -29,8 +29,12 @@ def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -
     if not baseline.model:
         step_logger().info(f"no baseline: {baseline.reason}")
         return baseline
-    tracker.params({"model": baseline.model, "name": baseline.name, "train_rows": baseline.train_rows},
+    tracker.params({"model": baseline.model, "name": baseline.name, "train_rows": baseline.train_rows,
+                    **({"sampled_from": baseline.sampled_from} if baseline.sampled_from else {})},
                    prefix="baseline.")
+    if baseline.sampled_from:
+        step_logger().info(f"baseline fitted on a seeded sample of {baseline.train_rows} of the "
+                           f"{baseline.sampled_from} training rows")
     overall = {name: value for name, value in baseline.metrics.items() if not name.startswith("class.")}
     tracker.metrics({**overall, "seconds": baseline.seconds}, prefix="baseline.")  # per-class scores: the network's
     step_logger().info(f"baseline {baseline.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in overall.items())

@@ -235,3 +235,16 @@ def test_a_text_run_logs_the_tfidf_baseline(prefect_harness, mlflow_store: str, 
     run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
     assert run.data.params["baseline.model"] == "LogisticRegression"
     assert result.baseline == "TF-IDF + LogisticRegression" and "baseline/accuracy" in run.data.metrics
+
+
+def test_a_large_training_set_is_sampled_with_the_seed_keeping_class_shares() -> None:
+    from kerasflow.features.labels import fit_labels
+    from kerasflow.training.baseline import MAX_TRAIN_ROWS, sample_rows
+
+    rows = MAX_TRAIN_ROWS + 20_000
+    frame = pd.DataFrame({"x": range(rows), "y": ["rare" if i % 10 == 0 else "common" for i in range(rows)]})
+    labels = fit_labels(frame["y"], "classification")
+    first, again = (sample_rows(frame, "y", labels, seed=7) for _ in range(2))
+    assert len(first) == MAX_TRAIN_ROWS and first.index.equals(again.index)  # seeded: the same rows
+    assert first.index.is_monotonic_increasing and (first["y"] == "rare").mean() == pytest.approx(0.1, abs=1e-4)
+    assert not sample_rows(frame, "y", labels, seed=8).index.equals(first.index)
