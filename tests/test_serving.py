@@ -201,6 +201,11 @@ def test_numeric_columns_refuse_text_and_overflow_but_not_missing_values() -> No
     assert str(err.value.located("the file x.csv")).startswith("the file x.csv has values")
     values = check_numeric_rows(frame.iloc[[0, 2]], ["a", "b", "c"])
     assert np.isnan(values[1, :2]).all() and values[0].tolist() == [1.0, 1.0, 0.0]
+    clean = frame.iloc[[0, 2, 4]]  # numeric columns only: one vectorized pass, the same answers
+    np.testing.assert_array_equal(check_numeric_rows(clean, ["a", "c"]), [[1.0, 0.0], [np.nan, 2.0], [2.0, 4.0]])
+    with pytest.raises(InputRowsError) as numeric:
+        check_numeric_rows(frame, ["a", "c"])
+    assert str(numeric.value).splitlines()[1] == lines[1]
 
 
 def test_pyfunc_model_refuses_inf_and_overflow_and_imputes_nan(champion: str) -> None:
