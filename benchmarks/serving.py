@@ -1,13 +1,14 @@
-"""`mlflow models serve` of a kerasflow model against the same network in the plain `mlflow.keras` flavor.
+"""`mlflow models serve` of a kerasflow model against the same network in the plain `mlflow.tensorflow` flavor.
 
 It trains one small network with the pipeline (`kerasflow run` on the
 breast_cancer table, a few epochs, registered as `bench-serving`), logs the
-same Keras model again with the plain `mlflow.keras` flavor (MLflow 3's
-flavor for Keras 3 models; `mlflow.tensorflow` takes the same path and
-both demand a tensor signature, so the plain model declares a float64
-`(-1, 30)` tensor, which MLflow fills from the same `dataframe_split`
-request), and starts both with `mlflow models serve --env-manager local`
-on free ports of 127.0.0.1, one worker each.
+same Keras model again with the plain `mlflow.tensorflow` flavor (its pyfunc
+runs `model.predict(frame.values)` per request, as `mlflow.keras`'s does;
+both flavors demand a tensor signature, so the plain model declares a
+float64 `(-1, 30)` tensor, which MLflow fills from the same
+`dataframe_split` request, and it is given kerasflow's custom layers as
+`custom_objects`), and starts both with `mlflow models serve --env-manager
+local` on free ports of 127.0.0.1, one worker each.
 
 Both servers get the same payload, 10 raw rows in `dataframe_split` JSON.
 The load is bounded: at 1, 10 and 50 concurrent clients, 300 requests per
@@ -77,7 +78,7 @@ def train(env: dict[str, str], epochs: int) -> str:
 
 
 def log_plain(env: dict[str, str], uri: str) -> str:
-    """Logs the same network with the plain `mlflow.keras` flavor; returns its model URI."""
+    """Logs the same network with the plain `mlflow.tensorflow` flavor; returns its model URI."""
     out = subprocess.run([PY, "-c", PLAIN, uri], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return out.stdout.strip().splitlines()[-1]
 
@@ -220,7 +221,7 @@ def main() -> None:
         try:
             uri = args.model_uri if args.store else train(env, args.epochs)
             plain = log_plain(env, uri)
-            print(f"kerasflow model {uri}, plain mlflow.keras model {plain}")
+            print(f"kerasflow model {uri}, plain mlflow.tensorflow model {plain}")
             urls = {}
             for name, model in (("kerasflow", uri), ("plain", plain)):
                 proc, url = serve(model, env, tmp / f"{name}.log")
