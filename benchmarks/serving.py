@@ -73,7 +73,9 @@ def train(env: dict[str, str], epochs: int) -> str:
     """Trains and registers the small network with the pipeline; returns its model URI."""
     cmd = [PY, "-m", "kerasflow.runtime.cli", "run", "configs/breast_cancer.yaml", "--set",
            f"training.epochs={epochs}", "--set", f"registry.model_name={NAME}"]
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode:
+        raise SystemExit(f"training failed ({done.returncode}):\n{done.stdout[-3000:]}")
     return f"models:/{NAME}/latest"
 
 
@@ -247,7 +249,8 @@ def main() -> None:
                     stop(proc)
                 out = subprocess.run([PY, "-c", PROFILE, uri, plain, str(tmp / "body.json")], cwd=ROOT, env=env,
                                      check=True, capture_output=True, text=True)
-                print("\n" + out.stdout)
+                shown = [line for line in out.stdout.splitlines() if "/step" not in line]  # plain's progress bars
+                print("\n" + "\n".join(line for line in shown if line.strip()))
         finally:
             for proc in servers:
                 stop(proc)
