@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/tuning.py --overhead
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/scale.py --streaming
+	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/retrain.py
 	$(BIN)/python benchmarks/team.py
 

@@ -201,6 +201,11 @@ def test_numeric_columns_refuse_text_and_overflow_but_not_missing_values() -> No
     assert str(err.value.located("the file x.csv")).startswith("the file x.csv has values")
     values = check_numeric_rows(frame.iloc[[0, 2]], ["a", "b", "c"])
     assert np.isnan(values[1, :2]).all() and values[0].tolist() == [1.0, 1.0, 0.0]
+    clean = frame.iloc[[0, 2, 4]]  # numeric columns only: one vectorized pass, the same answers
+    np.testing.assert_array_equal(check_numeric_rows(clean, ["a", "c"]), [[1.0, 0.0], [np.nan, 2.0], [2.0, 4.0]])
+    with pytest.raises(InputRowsError) as numeric:
+        check_numeric_rows(frame, ["a", "c"])
+    assert str(numeric.value).splitlines()[1] == lines[1]
 
 
 def test_pyfunc_model_refuses_inf_and_overflow_and_imputes_nan(champion: str) -> None:
@@ -221,6 +226,23 @@ def test_pyfunc_model_refuses_inf_and_overflow_and_imputes_nan(champion: str) ->
         model.predict(frame)
     assert "row 4 ('sepal_length_cm' = 3.3e+38)" in err.value.message
     assert err.value.get_http_status_code() == 400
+
+
+def test_pyfunc_model_warms_up_at_load_and_its_fast_path_answers_as_model_predict(champion: str) -> None:
+    from kerasflow.serving.inference import FAST_ROWS
+
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    compiled = model.unwrap_python_model().predictor.compiled
+    assert compiled is not None and compiled.traces == 1, "traced by the one-row warm-up at load"
+    (name,) = compiled.specs
+    assert compiled.accepts({name: np.zeros((FAST_ROWS, 4), "float32")})
+    assert not compiled.accepts({name: np.zeros((FAST_ROWS + 1, 4), "float32")}), "large batches: model.predict"
+    large = load_frame("iris").drop(columns="target").sample(FAST_ROWS + 60, replace=True, random_state=0)
+    whole = model.predict(large)  # model.predict
+    part = model.predict(large.head(30))  # the compiled function
+    assert compiled.traces == 1, "one trace serves every batch size"
+    assert part.index.equals(large.index[:30]) and part["prediction"].tolist() == whole["prediction"][:30].tolist()
+    np.testing.assert_allclose(part[PROBAS].to_numpy(), whole[PROBAS][:30].to_numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_batch_predict_refuses_inf_with_exit_2(champion: str, tmp_path: Path, mlflow_store: str) -> None:
