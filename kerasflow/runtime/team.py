@@ -36,9 +36,10 @@ import yaml
 from kerasflow.runtime.postgres import Postgres, PostgresError
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 from kerasflow.runtime.stack import Stack, StackError, StackSettings, require_free_ports
+from kerasflow.runtime.team_auth import AUTH_CONFIG, AUTH_DATABASE, TeamSecrets, write_auth_config
 
 TEAM_POOL = "kerasflow-team"
-DATABASES = ("mlflow", "prefect")
+DATABASES = ("mlflow", "prefect", AUTH_DATABASE)
 
 
 @dataclass
@@ -58,6 +59,9 @@ class TeamSettings(StackSettings):
         branch: The branch they clone. Default: the project's current
             branch (the current commit when it is detached).
         worker_dir: The local worker's folder. Default `state_dir/team/worker`.
+        auth: Whether the servers require a login (MLflow's basic-auth app,
+            Prefect's API auth string; `kerasflow.runtime.team_auth`).
+            Default: on whenever `host` is not 127.0.0.1.
 
     The stack's own children (the local worker, health checks) reach the
     servers on loopback when they listen on every interface; `public_*`
@@ -71,6 +75,7 @@ class TeamSettings(StackSettings):
     repository: str | None = None
     branch: str | None = None
     worker_dir: Path | None = None
+    auth: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -79,6 +84,12 @@ class TeamSettings(StackSettings):
         everywhere = self.host in ("0.0.0.0", "::")
         self.advertise = self.advertise or (socket.getfqdn() if everywhere else self.host)
         self.local = LOCALHOST if everywhere else self.host
+        self.auth = self.host != LOCALHOST if self.auth is None else self.auth
+
+    @property
+    def reachable_from_elsewhere(self) -> bool:
+        """False when the servers listen on loopback only (no other host reaches them)."""
+        return not self.host.startswith("127.") and self.host not in ("localhost", "::1")
 
     @property
     def team(self) -> Path:
@@ -158,8 +169,10 @@ def git_source(home: Path, repository: str | None = None, branch: str | None = N
     """
     top = run_git(home, "rev-parse", "--show-toplevel")
     if not top:
-        raise StackError(f"{home} is not a git work tree: the team deployments clone the project from git; "
-                         "pass --repository URL")
+        raise StackError(f"{home} is not a git clone (git finds no repository there), and the team's workers "
+                         "clone the project's code from git: run `kerasflow serve --team` from a clone of the "
+                         "project, or make this folder one (`git init && git add -A && git commit -m start`, then "
+                         "`git remote add origin URL && git push -u origin HEAD` with a URL the workers reach)")
     url = repository or run_git(home, "remote", "get-url", "origin") or f"file://{Path(top).resolve()}"
     if url.startswith(".") or (not url.startswith("/") and (Path(top) / url).exists()):
         url = f"file://{(Path(top) / url).resolve()}"  # a relative remote means nothing in a worker's folder
@@ -205,8 +218,10 @@ def source_notes(home: Path, source: dict[str, str]) -> list[str]:
                      "shows them to everyone): give workers their own git credentials, or a Prefect "
                      "credentials block (git_clone's `credentials`)")
     if repository.startswith(("file://", "/")):
-        notes.append(f"note: the deployments clone {repository}, a folder of this machine: workers on other "
-                     "hosts need --repository with a URL they can reach (an origin remote is used by default)")
+        why = "" if origin else " (this clone has no origin remote)"
+        notes.append(f"note: the deployments clone {repository}, a folder of this machine{why}: workers on other "
+                     "hosts need a URL they reach: `git remote add origin URL && git push -u origin HEAD`, "
+                     "or pass --repository URL")
     return notes
 
 
@@ -251,6 +266,7 @@ class TeamStack(Stack):
         self.postgres = Postgres(settings.team / "postgres", settings.postgres_port)
         self.postgres_started = False
         self.source: dict[str, str] = {}
+        self.secrets: TeamSecrets | None = None
 
     def start(self) -> None:
         """Starts PostgreSQL, the MLflow and Prefect servers, the work pool, the deployments and a worker.
@@ -264,6 +280,9 @@ class TeamStack(Stack):
         for folder in (s.logs, s.artifacts, s.worker_dir):
             folder.mkdir(parents=True, exist_ok=True)
         running_before = self.postgres.running()
+        if s.auth:
+            self.secrets = TeamSecrets.load_or_create(s.team)
+            self.env.update(self.secrets.client_environment())  # the stack's own CLI calls and its worker
         try:
             self.postgres_started = self.postgres.start()
             s.postgres_port = self.postgres.port  # a cluster already running keeps its port
@@ -272,7 +291,7 @@ class TeamStack(Stack):
         except PostgresError as exc:
             self.postgres_started = not running_before  # a start that failed late may have left it running
             raise StackError(str(exc)) from None
-        self.start_child("mlflow-server", self.mlflow_command(), env={**self.env, **self.postgres.environment()})
+        self.start_child("mlflow-server", self.mlflow_command(), env=self._mlflow_server_env())
         self.start_child("prefect-server", [*self._prefect, "server", "start", "--host", s.host,
                                             "--port", str(s.prefect_port), "--analytics-off"],
                          cwd=s.team, env=self._prefect_server_env())
@@ -322,13 +341,27 @@ class TeamStack(Stack):
         command = [sys.executable, "-m", "mlflow", "server", "--host", s.host, "--port", str(s.mlflow_port),
                    "--backend-store-uri", self.postgres.url("mlflow"), "--serve-artifacts",
                    "--artifacts-destination", str(s.artifacts), "--workers", "1"]
+        if s.auth:
+            command += ["--app-name", "basic-auth"]
         if s.host != LOCALHOST:  # MLflow answers 403 to a Host header it does not know (DNS-rebinding guard)
             command += ["--allowed-hosts", allowed_hosts(s.advertise, s.mlflow_port)]
         return command
 
+    def credentials(self) -> dict[str, str]:
+        """The variables a client needs to log in to the servers ({} without auth), for `.kerasflow/env`."""
+        return self.secrets.client_environment() if self.secrets else {}
+
+    def _mlflow_server_env(self) -> dict[str, str]:
+        env = {**self.env, **self.postgres.environment()}
+        if self.secrets:
+            config = write_auth_config(self.settings.team / AUTH_CONFIG, self.postgres.url(AUTH_DATABASE))
+            env.update(self.secrets.mlflow_server_environment(config))
+        return env
+
     def _prefect_server_env(self) -> dict[str, Any]:
         s = self.settings
         return {**self.env, **self.postgres.environment(),
+                **(self.secrets.prefect_server_environment() if self.secrets else {}),
                 "PREFECT_HOME": str(s.team / "prefect"),
                 "PREFECT_API_DATABASE_CONNECTION_URL": self.postgres.url("prefect", "postgresql+asyncpg"),
                 "PREFECT_UI_API_URL": s.public_api_url,  # the UI's browser may be on another host
