@@ -173,6 +173,10 @@ def test_without_credentials_the_servers_refuse_requests(team: TeamStack) -> Non
     assert _ws_events_out(settings, "kerasflow:wrong") == "closed 1008"
     assert _ws_events_out(settings, logins["PREFECT_API_AUTH_STRING"]) == "auth_success"
 
+    worker_env = team.worker_env_file.read_text()  # what a worker on another host sources
+    assert stat.S_IMODE(team.worker_env_file.stat().st_mode) == 0o600
+    assert f"PREFECT_API_URL={settings.public_api_url}" in worker_env and "PREFECT_API_AUTH_STRING=" in worker_env
+
 
 def test_the_env_file_carries_the_logins_readable_by_its_owner_only(tmp_path: Path) -> None:
     path = write_env_file(StackSettings(home=ROOT, state_dir=tmp_path), {"PREFECT_API_AUTH_STRING": "k:s e"})

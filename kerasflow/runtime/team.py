@@ -23,6 +23,7 @@ started it, and a running cluster is used as it is.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -36,7 +37,7 @@ import yaml
 from kerasflow.runtime.postgres import Postgres, PostgresError
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 from kerasflow.runtime.stack import Stack, StackError, StackSettings, require_free_ports
-from kerasflow.runtime.team_auth import AUTH_CONFIG, AUTH_DATABASE, TeamSecrets, write_auth_config
+from kerasflow.runtime.team_auth import AUTH_CONFIG, AUTH_DATABASE, TeamSecrets, write_auth_config, write_private
 
 TEAM_POOL = "kerasflow-team"
 DATABASES = ("mlflow", "prefect", AUTH_DATABASE)
@@ -251,6 +252,25 @@ def write_team_deployments(settings: TeamSettings, source: dict[str, str]) -> Pa
     return path
 
 
+def write_worker_env(settings: TeamSettings, credentials: dict[str, str]) -> Path:
+    """Writes `state_dir/team/worker.env` (mode 0600): what a worker on another host sources.
+
+    Args:
+        settings: The team settings (the advertised addresses).
+        credentials: The servers' logins (`TeamStack.credentials`).
+
+    Returns:
+        The file's path.
+    """
+    exports = {"PREFECT_API_URL": settings.public_api_url, "MLFLOW_TRACKING_URI": settings.public_store,
+               "KERASFLOW_MLFLOW_UI_URL": settings.public_store, **credentials}
+    path = settings.team / "worker.env"
+    write_private(path, "# A worker on another host: source this file, then `prefect worker start --pool "
+                  f"{settings.pool}` (docs/team.md)\n"
+                  + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in exports.items()))
+    return path
+
+
 class TeamStack(Stack):
     """The running team stack (`kerasflow serve --team`).
 
@@ -267,6 +287,7 @@ class TeamStack(Stack):
         self.postgres_started = False
         self.source: dict[str, str] = {}
         self.secrets: TeamSecrets | None = None
+        self.worker_env_file: Path | None = None
 
     def start(self) -> None:
         """Starts PostgreSQL, the MLflow and Prefect servers, the work pool, the deployments and a worker.
@@ -304,6 +325,7 @@ class TeamStack(Stack):
                          cwd=s.worker_dir, env=self.worker_environment())
         wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
                      timeout=180, error=StackError)
+        self.worker_env_file = write_worker_env(s, self.credentials())
 
     def deployment_file(self) -> Path:
         """The team deployment file, written from `prefect.yaml` with git pull steps."""
