@@ -31,6 +31,7 @@ PREFECT_USER = "kerasflow"
 SECRETS_FILE = "secrets"
 AUTH_CONFIG = "basic_auth.ini"
 AUTH_DATABASE = "mlflow_auth"
+AUTH_CACHE_SECONDS = 60  # how long MLflow trusts a checked password (an MLflow without the setting ignores it)
 # The variables that carry a secret: never printed, logged or recorded.
 SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_API_AUTH_STRING",
                     "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "PGPASSWORD")
@@ -102,7 +103,10 @@ def write_auth_config(path: Path, database_uri: str) -> Path:
                     "default_permission = READ\n"
                     f"database_uri = {database_uri}\n"
                     f"admin_username = {ADMIN}\n"
-                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                    "# Each check of a password hashes it anew (PBKDF2, about 0.1-2 s of a core): a run asking\n"
+                    "# for its metrics' histories would wait minutes. One server worker: no stale cache elsewhere.\n"
+                    f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
     return path
 
 
