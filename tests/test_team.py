@@ -239,5 +239,6 @@ def test_servers_open_to_other_hosts_accept_their_advertised_name(tmp_path: Path
     command = stack.mlflow_command()
     allowed = command[command.index("--allowed-hosts") + 1].split(",")
     assert f"{stack.settings.advertise}:5000" in allowed and "10.*" in allowed and "*" not in allowed
+    assert stack.settings.advertise not in ("localhost", "127.0.0.1"), "other hosts get a name they reach"
     assert "--allowed-hosts" not in TeamStack(TeamSettings(home=ROOT, state_dir=tmp_path),
                                               echo=lambda line: None).mlflow_command()

@@ -385,7 +385,7 @@ def serve(
         "With --team: the address the servers listen on; 0.0.0.0 lets workers on other hosts in. Any address "
         "but 127.0.0.1 turns on logins (MLflow basic-auth, Prefect's auth string; docs/team.md)."))] = "127.0.0.1",
     advertise: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False, help=(
-        "With --team --host 0.0.0.0: the name workers on other hosts use. Default: this machine's full name."))] = None,
+        "With --team --host 0.0.0.0: the name workers on other hosts use. Default: this machine's full name, else its address (not loopback)."))] = None,
     postgres_port: Annotated[int, typer.Option(metavar="PORT", help="With --team: PostgreSQL's port.")] = 5433,
     repository: Annotated[Optional[str], typer.Option(metavar="URL", show_default=False, help=(
         "With --team: the git repository the deployments clone. Default: the origin remote."))] = None,

@@ -22,6 +22,7 @@ started it, and a running cluster is used as it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import socket
@@ -52,8 +53,8 @@ class TeamSettings(StackSettings):
         host: The address the MLflow and Prefect servers listen on. Default
             127.0.0.1; `0.0.0.0` lets workers on other hosts reach them.
         advertise: The name workers on other hosts use for this machine.
-            Default: `host`, or this machine's full name (`socket.getfqdn()`)
-            when it listens on every interface.
+            Default: `host`, or, when it listens on every interface, this
+            machine's name for other hosts (`reachable_name`).
         postgres_port: PostgreSQL's port on 127.0.0.1. Default 5433.
         repository: The git repository the deployments clone. Default: the
             project's `origin` remote, else the project's own repository.
@@ -83,7 +84,7 @@ class TeamSettings(StackSettings):
         self.prefect_port = self.prefect_port or 4200
         self.worker_dir = Path(self.worker_dir).resolve() if self.worker_dir else self.team / "worker"
         everywhere = self.host in ("0.0.0.0", "::")
-        self.advertise = self.advertise or (socket.getfqdn() if everywhere else self.host)
+        self.advertise = self.advertise or (reachable_name() if everywhere else self.host)
         self.local = LOCALHOST if everywhere else self.host
         self.auth = self.host != LOCALHOST if self.auth is None else self.auth
 
@@ -115,6 +116,31 @@ class TeamSettings(StackSettings):
     @property
     def artifacts(self) -> Path:
         return self.team / "artifacts"
+
+
+def reachable_name() -> str:
+    """This machine's name for other hosts: its full name, else the address of its default route.
+
+    `socket.getfqdn()` is `localhost` on many machines (a hosts file that
+    maps the host name to 127.0.1.1 or loopback): a name that resolves to
+    loopback is passed over for the address this machine sends from on its
+    default route (a UDP socket's `connect` sends nothing).
+
+    Returns:
+        A name or address; the host name when nothing better is known.
+    """
+    name = socket.getfqdn()
+    try:
+        if not socket.gethostbyname(name).startswith("127."):
+            return name
+    except OSError:
+        pass
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never answered, only routed
+        address = probe.getsockname()[0]
+        if not address.startswith(("127.", "0.")):
+            return address
+    return socket.gethostname()
 
 
 def allowed_hosts(address: str, port: int) -> str:
