@@ -100,6 +100,13 @@ def test_pipeline_starts_the_shared_server_and_later_commands_reuse_it(tmp_path:
         assert second.returncode == 0, second.stderr[-3000:]
         assert "started a local Prefect server" not in second.stderr
         assert len(_api(f"{url}/api/flow_runs/filter", {})) == 2, "the second command reported to the same server"
+
+        # the team stack after a `run`: the port is named as held by kerasflow's own server, with what to do
+        team = _cli(env, "serve", "--team", "--prefect-port", str(port), "--mlflow-port", str(free_port()),
+                    "--postgres-port", str(free_port()), timeout=180)
+        assert team.returncode == 1 and f"port {port} on 127.0.0.1 is held by kerasflow's local Prefect server" \
+            in team.stderr and "kerasflow server stop" in team.stderr, team.stderr
+        assert "stopped unexpectedly" not in team.stderr and "Traceback" not in team.stderr
     finally:
         stopped = _cli(env, "server", "stop")
     assert f"stopped the shared local Prefect server {url} (pid {pid})" in stopped.stdout

@@ -1,5 +1,10 @@
 """The team stack for real: PostgreSQL (initdb, pg_ctl), MLflow and Prefect servers on it, a worker elsewhere.
 
+The servers listen on 127.0.0.2 (not the default 127.0.0.1), which turns on
+the logins: MLflow's basic-auth app and Prefect's API auth string. The
+worker, the flow runs and the test's clients log in with the generated
+credentials; requests without them are refused with HTTP 401.
+
 A bare clone of this repository stands for the team's git remote. The
 worker runs in a folder of its own, and each flow run clones the code from
 that remote. The test trains through the `manual` deployment, retrains twice
@@ -9,9 +14,11 @@ client against the PostgreSQL-backed server. Everything is stopped at the end.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,10 +29,13 @@ import requests
 
 from kerasflow.runtime.postgres import PostgresError, find_binary
 from kerasflow.runtime.processes import free_port
+from kerasflow.runtime.stack import StackError, StackSettings, write_env_file
 from kerasflow.runtime.team import TeamSettings, TeamStack, git_source
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "iris-team"
+AUTH_HOST = "127.0.0.2"  # not 127.0.0.1: logins on
+ECHOED: list[str] = []  # what the stack printed
 pytestmark = pytest.mark.slow  # starts PostgreSQL and two servers
 
 
@@ -50,8 +60,8 @@ def team():
     source = git_source(ROOT)
     settings = TeamSettings(home=ROOT, state_dir=state, prefect_port=free_port(), mlflow_port=free_port(),
                             postgres_port=free_port(), repository=f"file://{origin}", branch=source.get("branch"),
-                            deployments=["manual", "nightly"], worker_poll_seconds=2)
-    stack = TeamStack(settings, echo=lambda line: None)
+                            deployments=["manual", "nightly"], worker_poll_seconds=2, host=AUTH_HOST)
+    stack = TeamStack(settings, echo=ECHOED.append)
     try:
         stack.start()
         yield stack
@@ -70,8 +80,10 @@ def _run_deployment(stack: TeamStack, name: str, overrides: list[str]) -> str:
     return re.search(r"UUID: ([0-9a-f-]{36})", proc.stdout).group(1)
 
 
-def test_deployments_clone_the_code_and_report_to_the_postgres_backed_servers(team: TeamStack) -> None:
+def test_deployments_clone_the_code_and_report_to_the_postgres_backed_servers(team: TeamStack, monkeypatch) -> None:
     settings = team.settings
+    for name, value in team.credentials().items():  # as `source .kerasflow/env` does
+        monkeypatch.setenv(name, value)
     deployment = json.loads(team.prefect("deployment", "inspect", "retrain/nightly", "--output", "json").stdout)
     clone, enter = deployment["pull_steps"]
     assert clone["prefect.deployments.steps.git_clone"]["repository"].endswith("origin.git")
@@ -109,6 +121,74 @@ def test_deployments_clone_the_code_and_report_to_the_postgres_backed_servers(te
     assert int(rows.stdout.strip()) >= 3, rows.stderr
     assert requests.get(f"{settings.api_url}/health", timeout=10).ok
     assert ROOT not in settings.worker_dir.parents, "the worker ran outside the project folder"
+    secrets = set(team.credentials().values())
+    recorded = [str(v) for run in runs.values() for v in (*run.data.params.values(), *run.data.tags.values())]
+    assert not [v for v in recorded + ECHOED if any(secret in v for secret in secrets)], "no secret recorded"
+
+
+def _ws_events_out(settings: TeamSettings, token: str | None) -> str:
+    """Opens Prefect's events websocket with the given token; returns how the server answered."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(f"ws://{settings.host}:{settings.prefect_port}/api/events/out", subprotocols=["prefect"],
+                 open_timeout=20) as socket:
+        socket.send(json.dumps({"type": "auth", "token": token}))
+        try:
+            return json.loads(socket.recv(timeout=30))["type"]  # "auth_success"
+        except ConnectionClosed as exc:
+            return f"closed {exc.rcvd.code}"
+
+
+def test_without_credentials_the_servers_refuse_requests(team: TeamStack) -> None:
+    settings, logins = team.settings, team.credentials()
+    assert settings.host == AUTH_HOST and settings.auth
+    user, password = logins["MLFLOW_TRACKING_USERNAME"], logins["MLFLOW_TRACKING_PASSWORD"]
+    search = f"{settings.mlflow_ui}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(search, timeout=30).status_code == 401
+    assert requests.get(search, auth=(user, "wrong"), timeout=30).status_code == 401
+    assert requests.get(search, auth=(user, password), timeout=30).status_code == 200
+    assert requests.get(f"{settings.mlflow_ui}/health", timeout=30).status_code == 200  # unprotected
+
+    # a per-user account, made as docs/team.md shows (the admin creates it; everyone may read by default)
+    from mlflow.server import get_app_client
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in logins.items():
+            patch.setenv(name, value)
+        get_app_client("basic-auth", tracking_uri=settings.mlflow_ui).create_user("alice", "alice-password-1")
+    assert requests.get(search, auth=("alice", "alice-password-1"), timeout=30).status_code == 200
+
+    api, token = settings.api_url, base64.b64encode(logins["PREFECT_API_AUTH_STRING"].encode()).decode()
+    for path in ("/flows/filter", "/deployments/filter"):
+        assert requests.post(f"{api}{path}", json={}, timeout=30).status_code == 401
+        assert requests.post(f"{api}{path}", json={}, headers={"Authorization": f"Basic {token}"},
+                             timeout=30).status_code == 200
+    assert requests.get(f"{api}/version", timeout=30).status_code == 401
+    assert requests.get(f"{api}/health", timeout=30).status_code == 200  # unprotected, as are /ready and the UI
+    ui = requests.get(f"{settings.prefect_ui}/ui-settings", timeout=30)
+    assert ui.status_code == 200 and ui.json()["auth"] == "BASIC"  # the UI asks for the string
+    # the events websocket (PrefectHQ/prefect#17687, closed by #17741): refused without the string
+    assert _ws_events_out(settings, None) == "closed 1008"
+    assert _ws_events_out(settings, "kerasflow:wrong") == "closed 1008"
+    assert _ws_events_out(settings, logins["PREFECT_API_AUTH_STRING"]) == "auth_success"
+
+    worker_env = team.worker_env_file.read_text()  # what a worker on another host sources
+    assert stat.S_IMODE(team.worker_env_file.stat().st_mode) == 0o600
+    assert f"PREFECT_API_URL={settings.public_api_url}" in worker_env and "PREFECT_API_AUTH_STRING=" in worker_env
+
+
+def test_the_env_file_carries_the_logins_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = write_env_file(StackSettings(home=ROOT, state_dir=tmp_path), {"PREFECT_API_AUTH_STRING": "k:s e"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "export PREFECT_API_AUTH_STRING='k:s e'" in path.read_text()
+
+
+def test_a_folder_that_is_not_a_git_clone_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(StackError) as caught:
+        git_source(tmp_path)
+    assert "is not a git clone" in str(caught.value) and "git init" in str(caught.value)
+    assert "pass --repository" not in str(caught.value)
 
 
 def test_the_team_deployment_file_clones_the_code_into_every_run(tmp_path: Path) -> None:
@@ -150,6 +230,7 @@ def test_serve_team_refuses_a_busy_port() -> None:
                               cwd=ROOT, timeout=60)
     assert proc.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in proc.stderr
     assert "pass --mlflow-port" in proc.stderr and "Traceback" not in proc.stderr
+    assert "stopped unexpectedly" not in proc.stderr, "one error, not a misleading second one"
 
 
 def test_servers_open_to_other_hosts_accept_their_advertised_name(tmp_path: Path) -> None:
@@ -158,5 +239,6 @@ def test_servers_open_to_other_hosts_accept_their_advertised_name(tmp_path: Path
     command = stack.mlflow_command()
     allowed = command[command.index("--allowed-hosts") + 1].split(",")
     assert f"{stack.settings.advertise}:5000" in allowed and "10.*" in allowed and "*" not in allowed
+    assert stack.settings.advertise not in ("localhost", "127.0.0.1"), "other hosts get a name they reach"
     assert "--allowed-hosts" not in TeamStack(TeamSettings(home=ROOT, state_dir=tmp_path),
                                               echo=lambda line: None).mlflow_command()

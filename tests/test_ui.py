@@ -45,6 +45,8 @@ def test_a_stop_signal_ends_every_process_and_closes_the_port(tmp_path: Path, si
         log = tmp_path / ".kerasflow" / "logs" / "mlflow-ui.log"
         assert str(log) in first, first
         ready = proc.stdout.readline()  # printed only once the server answers
+        while ready.startswith("  still starting the MLflow UI ("):  # progress meanwhile
+            ready = proc.stdout.readline()
         assert ready.strip() == f"MLflow UI on http://127.0.0.1:{port}; Ctrl-C stops it", ready
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200

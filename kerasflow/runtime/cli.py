@@ -255,7 +255,7 @@ def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1
                f"{server.log}) ...")
     failure = None
     try:
-        server.start()
+        server.start(progress=lambda waited: typer.echo(f"  still starting the MLflow UI ({waited:.0f} s) ..."))
         typer.echo(f"MLflow UI on {server.url}; Ctrl-C stops it")
         failure = f"the MLflow UI exited on its own with status {server.wait()}; see {server.log}"
     except UIError as exc:
@@ -400,9 +400,10 @@ def serve(
         "Run the team stack: PostgreSQL under .kerasflow/team, MLflow and Prefect servers on it, deployments "
         "that clone the code from git (docs/team.md)."))] = False,
     host: Annotated[str, typer.Option(metavar="ADDRESS", help=(
-        "With --team: the address the servers listen on; 0.0.0.0 lets workers on other hosts in."))] = "127.0.0.1",
+        "With --team: the address the servers listen on; 0.0.0.0 lets workers on other hosts in. Any address "
+        "but 127.0.0.1 turns on logins (MLflow basic-auth, Prefect's auth string; docs/team.md)."))] = "127.0.0.1",
     advertise: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False, help=(
-        "With --team --host 0.0.0.0: the name workers on other hosts use. Default: this machine's full name."))] = None,
+        "With --team --host 0.0.0.0: the name workers on other hosts use. Default: this machine's full name, else its address (not loopback)."))] = None,
     postgres_port: Annotated[int, typer.Option(metavar="PORT", help="With --team: PostgreSQL's port.")] = 5433,
     repository: Annotated[Optional[str], typer.Option(metavar="URL", show_default=False, help=(
         "With --team: the git repository the deployments clone. Default: the origin remote."))] = None,
@@ -416,6 +417,7 @@ def serve(
     from kerasflow.runtime.projects import project_name
     from kerasflow.runtime.stack import Stack, StackError, StackSettings, write_env_file
     from kerasflow.runtime.team import TEAM_POOL, TeamSettings, TeamStack
+    from kerasflow.secrets import mask
 
     silence()
     common = {"home": home, "prefect_port": prefect_port, "mlflow_port": mlflow_port,
@@ -434,17 +436,18 @@ def serve(
     except StackError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     signal.signal(signal.SIGTERM, interrupt)  # while starting: unwind like Ctrl-C
+    failed = False
     typer.echo(f"starting the kerasflow {'team ' if team else ''}stack in {settings.home} (logs in {settings.logs})")
     try:
         stack.start()
-        env_file = write_env_file(settings)
+        env_file = write_env_file(settings, stack.credentials())
         print_stack(stack, env_file)
         signal.signal(signal.SIGINT, stack.stop_soon)
         signal.signal(signal.SIGTERM, stack.stop_soon)
         exited = stack.wait()
     except StackError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        exited = "a part of the stack"
+        typer.echo(f"error: {mask(exc)}", err=True)
+        exited, failed = None, True  # said already: no "stopped unexpectedly" after it
     except KeyboardInterrupt:
         exited = None
     finally:
@@ -453,6 +456,7 @@ def serve(
         typer.echo("stopped")
     if exited:
         typer.echo(f"error: {exited} stopped unexpectedly; logs in {settings.logs}", err=True)
+    if exited or failed:
         raise typer.Exit(EXIT_FAILED)
 
 

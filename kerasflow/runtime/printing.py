@@ -129,9 +129,17 @@ def print_stack(stack: Any, env_file: Path) -> None:
 
         for note in source_notes(settings.home, clone):
             typer.echo(note)
-        typer.echo(f"a worker on another host:  PREFECT_API_URL={settings.public_api_url} "
-                   f"MLFLOW_TRACKING_URI={mask(settings.public_store)} KERASFLOW_HOME=<its own folder> "
-                   f"prefect worker start --pool {settings.pool}")
+        if settings.auth:
+            typer.echo(f"logins on: MLflow user admin and Prefect's auth string, in {env_file} (mode 0600; "
+                       "docs/team.md adds users)")
+        if settings.reachable_from_elsewhere:
+            typer.echo(f"a worker on another host:  copy {stack.worker_env_file} there (PREFECT_API_URL="
+                       f"{settings.public_api_url}, MLFLOW_TRACKING_URI={mask(settings.public_store)}"
+                       f"{', the logins' if settings.auth else ''}), then: source worker.env && "
+                       f"KERASFLOW_HOME=<its own folder> prefect worker start --pool {settings.pool}")
+        else:
+            typer.echo(f"the servers listen on {settings.host} only: no other host reaches them "
+                       "(--host 0.0.0.0 or this machine's address lets workers elsewhere in)")
     else:
         started = stack.server is not None and stack.server.started
         typer.echo(f"Prefect UI:  {settings.prefect_ui}   (the shared server, "

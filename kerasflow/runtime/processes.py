@@ -45,7 +45,8 @@ def tail_log(log: Path, lines: int = 25) -> str:
 
 
 def wait_healthy(url: str, exit_code: Callable[[], Any], log: Path, timeout: float = 120.0,
-                 interval: float = 0.5, error: type[Exception] = RuntimeError) -> None:
+                 interval: float = 0.5, error: type[Exception] = RuntimeError,
+                 progress: Callable[[float], None] | None = None, every: float = 5.0) -> None:
     """Polls a health URL until it answers 200.
 
     Args:
@@ -56,12 +57,16 @@ def wait_healthy(url: str, exit_code: Callable[[], Any], log: Path, timeout: flo
         timeout: Seconds to wait. Default 120.
         interval: Seconds between polls. Default 0.5.
         error: Exception type to raise. Default `RuntimeError`.
+        progress: Called with the seconds waited so far, every `every`
+            seconds while the server does not answer. Default: nothing.
+        every: Seconds between `progress` calls. Default 5.
 
     Raises:
         error: The process exited or the timeout passed; the last lines of
             its log are included.
     """
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline, told = start + timeout, start
     while time.monotonic() < deadline:
         code = exit_code()
         if code is not None:
@@ -73,4 +78,7 @@ def wait_healthy(url: str, exit_code: Callable[[], Any], log: Path, timeout: flo
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(interval)
+        if progress is not None and time.monotonic() - told >= every:
+            told = time.monotonic()
+            progress(told - start)
     raise error(f"{url} did not answer within {timeout:.0f} s\n{tail_log(log)}")

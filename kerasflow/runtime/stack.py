@@ -43,7 +43,9 @@ from kerasflow.quiet import silence
 from kerasflow.runtime.prefect_server import (
     PrefectServerError,
     Server,
+    background_server,
     launch_shared_server,
+    prefect_home,
     server_port,
     shared_server,
     stop_shared_server,
@@ -150,7 +152,22 @@ def require_free_ports(ports: list[tuple[int, str]]) -> None:
     """Raises `StackError` for the first `(port, option)` that something already listens on, naming the option to change."""
     for port, option in ports:
         if port_in_use(port):
-            raise StackError(f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}")
+            raise StackError(busy_port_message(port, option))
+
+
+def busy_port_message(port: int, option: str) -> str:
+    """Says what holds a busy port and what to do: kerasflow's own local Prefect server is named as such.
+
+    Args:
+        port: The busy port on 127.0.0.1.
+        option: The command-line option that picks another port.
+    """
+    server = background_server()
+    if server is not None and server.port == port:
+        return (f"port {port} on {LOCALHOST} is held by kerasflow's local Prefect server (the one `kerasflow run` "
+                f"and `kerasflow serve` start, PREFECT_HOME={prefect_home()}): stop it with `kerasflow server stop` "
+                f"(runs in progress report to it), or pass {option} {port + 1}")
+    return f"port {port} on {LOCALHOST} is already in use: stop what runs there or pass {option}"
 
 
 def stack_environment(settings: StackSettings, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -350,6 +367,10 @@ class Stack:
         """The deployment file to deploy from: None for the project's `prefect.yaml`."""
         return None
 
+    def credentials(self) -> dict[str, str]:
+        """Login variables of the servers for `.kerasflow/env`: none here (the team stack's, with auth)."""
+        return {}
+
     def prefect(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         """Runs a Prefect CLI command against the stack's server, from the project folder.
 
@@ -437,14 +458,21 @@ class Stack:
         return [sys.executable, "-m", "prefect"]
 
 
-def write_env_file(settings: StackSettings) -> Path:
-    """Writes `.kerasflow/env` with the exports a second shell needs to talk to the stack.
+def write_env_file(settings: StackSettings, credentials: dict[str, str] | None = None) -> Path:
+    """Writes `.kerasflow/env` (mode 0600) with the exports a second shell needs to talk to the stack.
 
     It puts the environment's `bin` first on `PATH`, so `prefect deployment
     run ...` and `kerasflow ...` work after `source .kerasflow/env`.
+
+    Args:
+        settings: The stack settings.
+        credentials: Login variables of the servers (the team stack's), exported too.
     """
     path = settings.state_dir / "env"
-    path.write_text(f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"\n"
+    logins = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in (credentials or {}).items())
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # it may carry the servers' credentials
+    path.write_text(logins + f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"\n"
                     f"export PREFECT_API_URL={settings.api_url}\n"
                     f"export MLFLOW_TRACKING_URI={settings.store}\n"
                     f"export KERASFLOW_MLFLOW_UI_URL={settings.mlflow_ui}\n"

@@ -22,7 +22,9 @@ started it, and a running cluster is used as it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -36,9 +38,10 @@ import yaml
 from kerasflow.runtime.postgres import Postgres, PostgresError
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 from kerasflow.runtime.stack import Stack, StackError, StackSettings, require_free_ports
+from kerasflow.runtime.team_auth import AUTH_CONFIG, AUTH_DATABASE, TeamSecrets, write_auth_config, write_private
 
 TEAM_POOL = "kerasflow-team"
-DATABASES = ("mlflow", "prefect")
+DATABASES = ("mlflow", "prefect", AUTH_DATABASE)
 
 
 @dataclass
@@ -50,14 +53,17 @@ class TeamSettings(StackSettings):
         host: The address the MLflow and Prefect servers listen on. Default
             127.0.0.1; `0.0.0.0` lets workers on other hosts reach them.
         advertise: The name workers on other hosts use for this machine.
-            Default: `host`, or this machine's full name (`socket.getfqdn()`)
-            when it listens on every interface.
+            Default: `host`, or, when it listens on every interface, this
+            machine's name for other hosts (`reachable_name`).
         postgres_port: PostgreSQL's port on 127.0.0.1. Default 5433.
         repository: The git repository the deployments clone. Default: the
             project's `origin` remote, else the project's own repository.
         branch: The branch they clone. Default: the project's current
             branch (the current commit when it is detached).
         worker_dir: The local worker's folder. Default `state_dir/team/worker`.
+        auth: Whether the servers require a login (MLflow's basic-auth app,
+            Prefect's API auth string; `kerasflow.runtime.team_auth`).
+            Default: on whenever `host` is not 127.0.0.1.
 
     The stack's own children (the local worker, health checks) reach the
     servers on loopback when they listen on every interface; `public_*`
@@ -71,14 +77,21 @@ class TeamSettings(StackSettings):
     repository: str | None = None
     branch: str | None = None
     worker_dir: Path | None = None
+    auth: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.prefect_port = self.prefect_port or 4200
         self.worker_dir = Path(self.worker_dir).resolve() if self.worker_dir else self.team / "worker"
         everywhere = self.host in ("0.0.0.0", "::")
-        self.advertise = self.advertise or (socket.getfqdn() if everywhere else self.host)
+        self.advertise = self.advertise or (reachable_name() if everywhere else self.host)
         self.local = LOCALHOST if everywhere else self.host
+        self.auth = self.host != LOCALHOST if self.auth is None else self.auth
+
+    @property
+    def reachable_from_elsewhere(self) -> bool:
+        """False when the servers listen on loopback only (no other host reaches them)."""
+        return not self.host.startswith("127.") and self.host not in ("localhost", "::1")
 
     @property
     def team(self) -> Path:
@@ -103,6 +116,31 @@ class TeamSettings(StackSettings):
     @property
     def artifacts(self) -> Path:
         return self.team / "artifacts"
+
+
+def reachable_name() -> str:
+    """This machine's name for other hosts: its full name, else the address of its default route.
+
+    `socket.getfqdn()` is `localhost` on many machines (a hosts file that
+    maps the host name to 127.0.1.1 or loopback): a name that resolves to
+    loopback is passed over for the address this machine sends from on its
+    default route (a UDP socket's `connect` sends nothing).
+
+    Returns:
+        A name or address; the host name when nothing better is known.
+    """
+    name = socket.getfqdn()
+    try:
+        if not socket.gethostbyname(name).startswith("127."):
+            return name
+    except OSError:
+        pass
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never answered, only routed
+        address = probe.getsockname()[0]
+        if not address.startswith(("127.", "0.")):
+            return address
+    return socket.gethostname()
 
 
 def allowed_hosts(address: str, port: int) -> str:
@@ -158,8 +196,10 @@ def git_source(home: Path, repository: str | None = None, branch: str | None = N
     """
     top = run_git(home, "rev-parse", "--show-toplevel")
     if not top:
-        raise StackError(f"{home} is not a git work tree: the team deployments clone the project from git; "
-                         "pass --repository URL")
+        raise StackError(f"{home} is not a git clone (git finds no repository there), and the team's workers "
+                         "clone the project's code from git: run `kerasflow serve --team` from a clone of the "
+                         "project, or make this folder one (`git init && git add -A && git commit -m start`, then "
+                         "`git remote add origin URL && git push -u origin HEAD` with a URL the workers reach)")
     url = repository or run_git(home, "remote", "get-url", "origin") or f"file://{Path(top).resolve()}"
     if url.startswith(".") or (not url.startswith("/") and (Path(top) / url).exists()):
         url = f"file://{(Path(top) / url).resolve()}"  # a relative remote means nothing in a worker's folder
@@ -205,8 +245,10 @@ def source_notes(home: Path, source: dict[str, str]) -> list[str]:
                      "shows them to everyone): give workers their own git credentials, or a Prefect "
                      "credentials block (git_clone's `credentials`)")
     if repository.startswith(("file://", "/")):
-        notes.append(f"note: the deployments clone {repository}, a folder of this machine: workers on other "
-                     "hosts need --repository with a URL they can reach (an origin remote is used by default)")
+        why = "" if origin else " (this clone has no origin remote)"
+        notes.append(f"note: the deployments clone {repository}, a folder of this machine{why}: workers on other "
+                     "hosts need a URL they reach: `git remote add origin URL && git push -u origin HEAD`, "
+                     "or pass --repository URL")
     return notes
 
 
@@ -236,6 +278,25 @@ def write_team_deployments(settings: TeamSettings, source: dict[str, str]) -> Pa
     return path
 
 
+def write_worker_env(settings: TeamSettings, credentials: dict[str, str]) -> Path:
+    """Writes `state_dir/team/worker.env` (mode 0600): what a worker on another host sources.
+
+    Args:
+        settings: The team settings (the advertised addresses).
+        credentials: The servers' logins (`TeamStack.credentials`).
+
+    Returns:
+        The file's path.
+    """
+    exports = {"PREFECT_API_URL": settings.public_api_url, "MLFLOW_TRACKING_URI": settings.public_store,
+               "KERASFLOW_MLFLOW_UI_URL": settings.public_store, **credentials}
+    path = settings.team / "worker.env"
+    write_private(path, "# A worker on another host: source this file, then `prefect worker start --pool "
+                  f"{settings.pool}` (docs/team.md)\n"
+                  + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in exports.items()))
+    return path
+
+
 class TeamStack(Stack):
     """The running team stack (`kerasflow serve --team`).
 
@@ -251,6 +312,8 @@ class TeamStack(Stack):
         self.postgres = Postgres(settings.team / "postgres", settings.postgres_port)
         self.postgres_started = False
         self.source: dict[str, str] = {}
+        self.secrets: TeamSecrets | None = None
+        self.worker_env_file: Path | None = None
 
     def start(self) -> None:
         """Starts PostgreSQL, the MLflow and Prefect servers, the work pool, the deployments and a worker.
@@ -264,6 +327,9 @@ class TeamStack(Stack):
         for folder in (s.logs, s.artifacts, s.worker_dir):
             folder.mkdir(parents=True, exist_ok=True)
         running_before = self.postgres.running()
+        if s.auth:
+            self.secrets = TeamSecrets.load_or_create(s.team)
+            self.env.update(self.secrets.client_environment())  # the stack's own CLI calls and its worker
         try:
             self.postgres_started = self.postgres.start()
             s.postgres_port = self.postgres.port  # a cluster already running keeps its port
@@ -272,7 +338,7 @@ class TeamStack(Stack):
         except PostgresError as exc:
             self.postgres_started = not running_before  # a start that failed late may have left it running
             raise StackError(str(exc)) from None
-        self.start_child("mlflow-server", self.mlflow_command(), env={**self.env, **self.postgres.environment()})
+        self.start_child("mlflow-server", self.mlflow_command(), env=self._mlflow_server_env())
         self.start_child("prefect-server", [*self._prefect, "server", "start", "--host", s.host,
                                             "--port", str(s.prefect_port), "--analytics-off"],
                          cwd=s.team, env=self._prefect_server_env())
@@ -285,6 +351,7 @@ class TeamStack(Stack):
                          cwd=s.worker_dir, env=self.worker_environment())
         wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
                      timeout=180, error=StackError)
+        self.worker_env_file = write_worker_env(s, self.credentials())
 
     def deployment_file(self) -> Path:
         """The team deployment file, written from `prefect.yaml` with git pull steps."""
@@ -322,13 +389,27 @@ class TeamStack(Stack):
         command = [sys.executable, "-m", "mlflow", "server", "--host", s.host, "--port", str(s.mlflow_port),
                    "--backend-store-uri", self.postgres.url("mlflow"), "--serve-artifacts",
                    "--artifacts-destination", str(s.artifacts), "--workers", "1"]
+        if s.auth:
+            command += ["--app-name", "basic-auth"]
         if s.host != LOCALHOST:  # MLflow answers 403 to a Host header it does not know (DNS-rebinding guard)
             command += ["--allowed-hosts", allowed_hosts(s.advertise, s.mlflow_port)]
         return command
 
+    def credentials(self) -> dict[str, str]:
+        """The variables a client needs to log in to the servers ({} without auth), for `.kerasflow/env`."""
+        return self.secrets.client_environment() if self.secrets else {}
+
+    def _mlflow_server_env(self) -> dict[str, str]:
+        env = {**self.env, **self.postgres.environment()}
+        if self.secrets:
+            config = write_auth_config(self.settings.team / AUTH_CONFIG, self.postgres.url(AUTH_DATABASE))
+            env.update(self.secrets.mlflow_server_environment(config))
+        return env
+
     def _prefect_server_env(self) -> dict[str, Any]:
         s = self.settings
         return {**self.env, **self.postgres.environment(),
+                **(self.secrets.prefect_server_environment() if self.secrets else {}),
                 "PREFECT_HOME": str(s.team / "prefect"),
                 "PREFECT_API_DATABASE_CONNECTION_URL": self.postgres.url("prefect", "postgresql+asyncpg"),
                 "PREFECT_UI_API_URL": s.public_api_url,  # the UI's browser may be on another host

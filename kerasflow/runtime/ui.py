@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 
@@ -66,8 +67,12 @@ class UIServer:
         """The UI's address."""
         return f"http://{LOCALHOST}:{self.port}"
 
-    def start(self, timeout: float = BOOT_TIMEOUT) -> None:
-        """Starts the UI and waits until it answers.
+    def start(self, timeout: float = BOOT_TIMEOUT, progress: Callable[[float], None] | None = None) -> None:
+        """Starts the UI and waits until its health endpoint answers.
+
+        Args:
+            timeout: Seconds to wait for it. Default 120.
+            progress: Called with the seconds waited, every 5 s until it answers.
 
         Raises:
             UIError: It exited or did not answer within `timeout` seconds
@@ -85,7 +90,8 @@ class UIServer:
             self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_healthy(f"{self.url}/health", self.process.poll, self.log, timeout=timeout, error=UIError)
+            wait_healthy(f"{self.url}/health", self.process.poll, self.log, timeout=timeout, error=UIError,
+                         progress=progress)
         except BaseException:
             self.stop()
             raise
