@@ -46,9 +46,10 @@ def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champio
     tracker.json(report.to_dict(), "drift/report.json")
     tracker.text(report.summary() + "\n", "drift/report.txt")
     statistics = [f.statistic for f in report.features if f.statistic is not None]
-    tracker.metrics({"detected": float(report.detected), "drifted_share": report.drifted_share,
-                     "features_drifted": len(report.drifted),
+    tracker.metrics({"drifted_share": report.drifted_share,
                      f"{cfg.method}_max": max(statistics) if statistics else None}, prefix="drift.")
+    tracker.counts({"detected": float(report.detected), "features_drifted": len(report.drifted),
+                    "features": len(report.features)}, prefix="drift.")
     tracker.table(pd.DataFrame([asdict(f) for f in report.features]), "drift/features.json")
     tracker.tags({"kerasflow.drift": "detected" if report.detected else "none"})
     if report.detected and cfg.on_drift == "fail":

@@ -48,7 +48,9 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
         report = InfraReport(mode=mode, status=SKIPPED)
     else:
         report = _validate(tracker, config, prepared, model_path, f"models:/{config.model_name}/{version}", mode)
-        tracker.metrics(report.metrics(), prefix="infra.")
+        timings = report.metrics()
+        tracker.metrics({k: v for k, v in timings.items() if k not in ("rows", "passed")}, prefix="infra.")
+        tracker.counts({k: v for k, v in timings.items() if k in ("rows", "passed")}, prefix="infra.")
     step_logger().info(report.line())
     tracker.json(report.to_dict(), "infra/report.json")
     tracker.tags({"kerasflow.infra": report.status})

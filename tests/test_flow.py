@@ -32,7 +32,7 @@ def test_run_is_one_comparable_row(iris_run: TrainResult, mlflow_store: str) -> 
     run = client.get_run(iris_run.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test/accuracy"] == pytest.approx(iris_run.metrics["accuracy"])
-    assert run.data.metrics["split/test_rows"] == 30
+    assert run.data.params["split.test_rows"] == "30"
     assert run.data.params["model.activation"] == "relu"
     assert run.data.params["training.epochs"] == "8"
     for tag in ("kerasflow.data_fingerprint", "kerasflow.config_hash", "prefect.flow_run_id"):
@@ -153,7 +153,7 @@ def test_validate_flow_only_validates(prefect_harness, mlflow_store: str) -> Non
 
     result = validate_flow(str(ROOT / "configs/wine.yaml"))
     run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
-    assert run.info.status == "FINISHED" and run.data.metrics["validation/failed"] == 0
+    assert run.info.status == "FINISHED" and run.data.params["validation.failed"] == "0"
     assert "test/accuracy" not in run.data.metrics
 
 
