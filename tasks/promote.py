@@ -24,7 +24,7 @@ from kerasflow.promotion.plan import (
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.champion import Champion
 from kerasflow.tasks.policies import transient
-from kerasflow.tracking import Tracker
+from kerasflow.tracking import Tracker, run_url
 from kerasflow.tracking.notes import OUTCOME_TAG, outcome_of, utc_now
 from kerasflow.tracking.registry import promote_if_champion, registered_aliases
 
@@ -98,7 +98,8 @@ def promote_challenger(tracker: Tracker, config: PipelineConfig, decision: Decis
                   OUTCOME_TAG: outcome_of(result.outcome)})
     tracker.json(result.to_dict(), "gate/decision.json")
     tracker.text(result.summary() + "\n", "gate/decision.txt")
-    _markdown_artifact(decision_markdown(result, name, version, expected, drift_summary), name)
+    mlflow_url = run_url(client.get_run(tracker.run_id).info.experiment_id, tracker.run_id, tracker.uri)
+    _markdown_artifact(decision_markdown(result, name, version, expected, drift_summary, mlflow_url), name)
     state, message = state_of(result, version)
     return {"outcome": result.outcome, "promoted": result.promote, "champion": aliases.get(CHAMPION),
             "previous_champion": aliases.get(PREVIOUS), "reasons": result.reasons, "state": state,
