@@ -59,19 +59,30 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
                                  description=f"The MLflow run of this {kind} flow run")
         loops = LoopProgress()
         try:
-            with reporting_progress(loops):  # the library's long loops (image decoding) show progress
+            with recording_outcome(run, kind, config.name), reporting_progress(loops):  # long loops show progress
                 yield run
-        except Exception as exc:
-            record_outcome(run, config, kind, exc)
-            raise
-        else:
-            record_outcome(run, config, kind)
         finally:
             loops.close()
 
 
-def record_outcome(run: tracking.PipelineRun, config: PipelineConfig, kind: str,
-                   error: BaseException | None = None) -> None:
+@contextlib.contextmanager
+def recording_outcome(run: tracking.PipelineRun, kind: str, pipeline: str) -> Iterator[None]:
+    """Records the outcome when the block ends, or fails with an exception (see `record_outcome`).
+
+    Args:
+        run: The MLflow run of the flow run.
+        kind: The flow (`train`, `retrain`, `predict`, ...).
+        pipeline: The config's name (or the model's, for a prediction).
+    """
+    try:
+        yield
+    except Exception as exc:
+        record_outcome(run, pipeline, kind, exc)
+        raise
+    record_outcome(run, pipeline, kind)
+
+
+def record_outcome(run: tracking.PipelineRun, pipeline: str, kind: str, error: BaseException | None = None) -> None:
     """Writes the MLflow run's description and gives the flow run its outcome tag and event.
 
     The MLflow run page shows the outcome, the flow run's link, the
@@ -83,14 +94,14 @@ def record_outcome(run: tracking.PipelineRun, config: PipelineConfig, kind: str,
 
     Args:
         run: The pipeline run.
-        config: The pipeline config.
+        pipeline: The config's name (or the model's, for a prediction).
         kind: The flow.
         error: The exception that ends the run, if it failed. Default none.
     """
     if error is not None and tracking.unreachable(error):
         return  # the store is gone: nothing to write into, and no wait for it
     try:
-        note = write_note(run.tracker.client, run.id, kind=kind, pipeline=config.name, prefect_url=flow_run_url(),
+        note = write_note(run.tracker.client, run.id, kind=kind, pipeline=pipeline, prefect_url=flow_run_url(),
                           prefect_name=flow_run.get_name(), error=error)
         tag_flow_run(note.outcome, run, note.model)
     except Exception as exc:  # the run's own outcome matters more than its description

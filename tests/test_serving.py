@@ -64,6 +64,9 @@ def test_batch_predict_writes_rows_with_predictions(batch: dict, champion: str, 
     assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "predict"
     assert run.data.tags["kerasflow.model_version"] == champion and batch.model_uri == f"models:/{NAME}/{champion}"
     assert run.data.params["validation.failed"] == "0" and run.data.params["predictions.rows"] == "25"
+    note = run.data.tags["mlflow.note.content"]  # the run page's description: the flow run's link and the model
+    assert note.startswith("**completed**") and f"Model: [models:/{NAME}/{champion}]" in note
+    assert f"/runs/flow-run/{run.data.tags['prefect.flow_run_id']})" in note
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
     trained_in = client.get_experiment(client.get_run(run.data.tags["kerasflow.training_run"]).info.experiment_id)
     assert client.get_experiment(run.info.experiment_id).name == f"{trained_in.name}-predictions"

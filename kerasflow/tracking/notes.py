@@ -55,7 +55,7 @@ class RunNote:
         outcome: `promoted`, `rejected`, `not-gated`, `skipped`, `failed` or `completed`.
         prefect_url: The flow run's page in the Prefect UI, if any.
         prefect_name: The flow run's name, if any.
-        model: `name/version` of the version this run registered, if any.
+        model: `name/version` of the version this run registered (a prediction: used), if any.
         model_url: Its page in the MLflow UI.
         decision: The gate's text (`gate/description.txt`), if a gate ran.
         error: The failure's one-line message, for a failed run.
@@ -80,7 +80,7 @@ class RunNote:
             lines.append(f"- Prefect flow run: [{self.prefect_name or self.prefect_url}]({self.prefect_url})")
         if self.model:
             target = f"[models:/{self.model}]({self.model_url})" if self.model_url else f"`models:/{self.model}`"
-            lines.append(f"- Registered version: {target}")
+            lines.append(f"- {'Model' if self.kind == 'predict' else 'Registered version'}: {target}")
         lines.append(f"- Outcome: **{self.outcome}** (written {self.written_at})")
         if self.error:
             lines += ["", "### Error", "", "```", self.error, "```"]
