@@ -78,7 +78,7 @@ def main(epochs: int) -> None:
 
 
 def _row(label: str, t0: float, flow: dict, tasks: list[dict], run) -> dict:
-    decided = float(run.data.tags["kerasflow.decided_at"])
+    decided = datetime.fromisoformat(run.data.tags["kerasflow.decided_at"]).timestamp()  # ISO 8601, UTC
     train = next(t["total_run_time"] for t in tasks if t["name"].startswith("train-model"))
     return {"label": label, "decision": run.data.tags["kerasflow.decision"], "total": decided - t0, "train": train,
             "dispatch": _epoch(flow["start_time"]) - t0, "tasks": sum(t["total_run_time"] for t in tasks),

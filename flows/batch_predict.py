@@ -13,6 +13,7 @@ from kerasflow.tasks.predict import (
     resolve_model,
     validate_input,
 )
+from kerasflow.tasks.runs import recording_outcome
 from kerasflow.tracking import model_run
 
 
@@ -37,7 +38,8 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
         and a summary of the predictions.
     """
     model = resolve_model(model_uri, tracking_uri)
-    with model_run(model, "predict", flow_run.get_id(), tracking_uri) as run:
+    with model_run(model, "predict", flow_run.get_id(), tracking_uri) as run, \
+            recording_outcome(run, "predict", model.name or model.uri):  # the run's description, the outcome tag
         source, raw = read_input(run.tracker, input_path, run.workdir, model)
         try:
             columns = validate_input(run.tracker, model, raw)

@@ -21,6 +21,7 @@ from kerasflow.schemas.config import ConfigError, PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.artifacts import REFERENCE_STATS, download_model, load_run_json, run_params
+from kerasflow.tracking.notes import OUTCOME_TAG
 from kerasflow.tracking.registry import champion_version
 from kerasflow.training.final import score_champion as score
 
@@ -127,7 +128,8 @@ def check_new_data(tracker: Tracker, champion: Champion | None, force: bool = Fa
                       "kerasflow.changed_since_champion": "; ".join(differences(mine, theirs))})
         return None
     reason = skip_reason(mine, champion.version, champion.run_id)
-    tracker.tags({"kerasflow.new_data": "unchanged", "kerasflow.decision": "skipped", "kerasflow.reasons": reason})
+    tracker.tags({"kerasflow.new_data": "unchanged", "kerasflow.decision": "skipped", "kerasflow.reasons": reason,
+                  OUTCOME_TAG: "skipped"})
     return reason
 
 

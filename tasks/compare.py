@@ -43,7 +43,7 @@ def compare_with_champion(tracker: Tracker, config: PipelineConfig, challenger_r
         interval = comparison.interval
         tracker.metrics({"improvement": interval.estimate, "ci_low": interval.low, "ci_high": interval.high},
                         prefix="compare.")
-    tracker.metrics({"passed": float(comparison.passed)}, prefix="compare.")
+    tracker.counts({"passed": float(comparison.passed)}, prefix="compare.")
     tracker.json({**asdict(comparison), "verdict": comparison.verdict()}, "gate/comparison.json")
     get_run_logger().info("champion/challenger comparison: %s", comparison.verdict())
     return comparison

@@ -23,13 +23,14 @@ def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champio
 
     Attaches `drift/report.json`, `drift/report.txt` and the per-feature
     statistics as a table (`drift/features.json`, shown as a table in
-    MLflow's artifact view), and logs a few summary metrics (`drift.detected`,
-    `drift.drifted_share`, `drift.features_drifted`, `drift.<method>_max`). Skipped (and said so) without a champion or without
+    MLflow's artifact view), and logs the metrics `drift/drifted_share` and
+    `drift/<method>_max` and the counts `drift.detected`, `drift.features_drifted`, `drift.features` (params). Skipped (and said so) without a champion or without
     its reference statistics.
 
     Returns:
         `{"checked", "detected", "action", "summary"}`; `action` is
-        `none`, `retune` or `ignore`.
+        `none`, `retune` or `ignore`; `summary` names only the drifted
+        features (`DriftReport.brief`), `drift/report.txt` every one.
 
     Raises:
         DriftError: Drift was detected and `registry.drift.on_drift` is `fail`.
@@ -46,13 +47,14 @@ def check_drift(tracker: Tracker, config: PipelineConfig, raw_path: str, champio
     tracker.json(report.to_dict(), "drift/report.json")
     tracker.text(report.summary() + "\n", "drift/report.txt")
     statistics = [f.statistic for f in report.features if f.statistic is not None]
-    tracker.metrics({"detected": float(report.detected), "drifted_share": report.drifted_share,
-                     "features_drifted": len(report.drifted),
+    tracker.metrics({"drifted_share": report.drifted_share,
                      f"{cfg.method}_max": max(statistics) if statistics else None}, prefix="drift.")
+    tracker.counts({"detected": float(report.detected), "features_drifted": len(report.drifted),
+                    "features": len(report.features)}, prefix="drift.")
     tracker.table(pd.DataFrame([asdict(f) for f in report.features]), "drift/features.json")
     tracker.tags({"kerasflow.drift": "detected" if report.detected else "none"})
     if report.detected and cfg.on_drift == "fail":
         raise DriftError(report)
     action = cfg.on_drift if report.detected else "none"
-    return {"checked": True, "detected": report.detected, "action": action, "summary": report.summary()}
+    return {"checked": True, "detected": report.detected, "action": action, "summary": report.brief()}
 

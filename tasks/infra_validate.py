@@ -28,7 +28,7 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     within `promotion.tolerance`; `load_only` checks the load alone (a
     config without the key follows `KERASFLOW_INFRA_VALIDATION`, see
     `kerasflow.promotion.infra.infra_mode`). Logs
-    `infra/load_seconds`, `infra/row_ms`, `infra/rows`, `infra/passed` and
+    the metrics `infra/load_seconds` and `infra/row_ms`, the params `infra.rows` and `infra.passed`, and
     `infra/report.json`, tags the run and the version `kerasflow.infra`
     (`passed`, `failed` or `skipped`) with the details in
     `kerasflow.infra_details`.
@@ -48,7 +48,9 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
         report = InfraReport(mode=mode, status=SKIPPED)
     else:
         report = _validate(tracker, config, prepared, model_path, f"models:/{config.model_name}/{version}", mode)
-        tracker.metrics(report.metrics(), prefix="infra.")
+        timings = report.metrics()
+        tracker.metrics({k: v for k, v in timings.items() if k not in ("rows", "passed")}, prefix="infra.")
+        tracker.counts({k: v for k, v in timings.items() if k in ("rows", "passed")}, prefix="infra.")
     step_logger().info(report.line())
     tracker.json(report.to_dict(), "infra/report.json")
     tracker.tags({"kerasflow.infra": report.status})

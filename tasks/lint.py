@@ -31,7 +31,7 @@ def lint_design(tracker: Tracker, config: PipelineConfig, raw_path: str, config_
     tracker.json(report.as_dict(), "lint/report.json")
     tracker.text(report.summary(), "lint/report.txt")
     counts = report.as_dict()["counts"]
-    tracker.metrics(counts, prefix="lint.")
+    tracker.counts(counts, prefix="lint.")
     logger = step_logger()
     for finding in report.findings:
         if finding.severity != "error":

@@ -74,7 +74,7 @@ def read_input(tracker: Tracker, input_path: str, workdir: str, model: ModelRef 
     options = reading_options(run_params(tracker.client, model.run_id)) if model and model.run_id else {}
     frame = load_frame(source, **options)
     tracker.tags({"kerasflow.input": source, "kerasflow.data_fingerprint": fingerprint_frame(frame)})
-    tracker.metrics({"rows": len(frame), "columns": frame.shape[1]}, prefix="input.")
+    tracker.counts({"rows": len(frame), "columns": frame.shape[1]}, prefix="input.")
     path = Path(workdir) / "input.parquet"
     frame.to_parquet(path, index=False)
     return source, str(path)
@@ -122,7 +122,7 @@ def validate_input(tracker: Tracker, model: ModelRef, raw_path: str) -> list[str
     tracker.json(report.result, "validation/result.json")
     tracker.text(report.html, "validation/data_docs.html")
     tracker.text(report.summary(), "validation/summary.txt")
-    tracker.metrics({"expectations": report.evaluated, "failed": len(report.violations),
+    tracker.counts({"expectations": report.evaluated, "failed": len(report.violations),
                                           "success": float(report.success)}, prefix="validation.")
     if params.get("validation.on_failure", "fail") == "fail":
         require_valid(report)
@@ -156,5 +156,5 @@ def predict_rows(tracker: Tracker, model: ModelRef, raw_path: str, columns: list
     summary = prediction_summary(predictions)
     tracker.tags({"kerasflow.output": str(out.resolve())})
     tracker.json(summary, "predictions/summary.json")
-    tracker.metrics({"rows": len(predictions)}, prefix="predictions.")
+    tracker.counts({"rows": len(predictions)}, prefix="predictions.")
     return {"output": str(out.resolve()), "rows": len(predictions), "summary": summary}

@@ -100,5 +100,5 @@ def prepare_text_inputs(tracker: Tracker, config: PipelineConfig, raw_path: str,
     tracker.artifact(prepared.features, "preprocessing")
     tracker.artifact(prepared.labels, "preprocessing")
     tracker.params(fitted.params, prefix="preprocessing.")
-    tracker.metrics(fitted.metrics, prefix="text.")
+    tracker.counts(fitted.metrics, prefix="text.")
     return prepared

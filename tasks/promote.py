@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prefect import task
@@ -25,7 +24,8 @@ from kerasflow.promotion.plan import (
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.champion import Champion
 from kerasflow.tasks.policies import transient
-from kerasflow.tracking import Tracker
+from kerasflow.tracking import Tracker, run_url
+from kerasflow.tracking.notes import OUTCOME_TAG, outcome_of, utc_now
 from kerasflow.tracking.registry import promote_if_champion, registered_aliases
 
 
@@ -52,7 +52,7 @@ def gate_challenger(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
                                 value_thresholds(gate.thresholds, config.registry.thresholds), gate.changes)
     decision = with_comparison(decision, comparison, config.promotion.compare is not None)
     decision = refuse_unvalidated(decision, infra)
-    tracker.metrics({"rules": len(decision.checks), "violations": len(decision.violations),
+    tracker.counts({"rules": len(decision.checks), "violations": len(decision.violations),
                                           "blessed": float(decision.promote)}, prefix="gate.")
     return decision
 
@@ -87,19 +87,19 @@ def promote_challenger(tracker: Tracker, config: PipelineConfig, decision: Decis
         if str(current) != str(version):  # already champion: a retry of this task after the move
             result = recheck_champion(decision, expected, current)
     aliases = registered_aliases(client, name) or {}
-    decided_at = time.time()
-    tags = {**decision_tags(result, expected), "kerasflow.decided_at": f"{decided_at:.3f}",
-            "kerasflow.run_id": tracker.run_id}
+    decided_at = utc_now()
+    tags = {**decision_tags(result, expected), "kerasflow.decided_at": decided_at, "kerasflow.run_id": tracker.run_id}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     description = decision_description(result, expected)
     client.update_model_version(name, version, description=description)
     tracker.text(description + "\n", "gate/description.txt")  # the head of the model card
-    tracker.tags({"kerasflow.decision": result.outcome})
-    tracker.tags({"kerasflow.decided_at": f"{decided_at:.3f}"})
+    tracker.tags({"kerasflow.decision": result.outcome, "kerasflow.decided_at": decided_at,
+                  OUTCOME_TAG: outcome_of(result.outcome)})
     tracker.json(result.to_dict(), "gate/decision.json")
     tracker.text(result.summary() + "\n", "gate/decision.txt")
-    _markdown_artifact(decision_markdown(result, name, version, expected, drift_summary), name)
+    mlflow_url = run_url(client.get_run(tracker.run_id).info.experiment_id, tracker.run_id, tracker.uri)
+    _markdown_artifact(decision_markdown(result, name, version, expected, drift_summary, mlflow_url), name)
     state, message = state_of(result, version)
     return {"outcome": result.outcome, "promoted": result.promote, "champion": aliases.get(CHAMPION),
             "previous_champion": aliases.get(PREVIOUS), "reasons": result.reasons, "state": state,

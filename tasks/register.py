@@ -18,6 +18,7 @@ from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.artifacts import log_reference
+from kerasflow.tracking.notes import OUTCOME_TAG
 from kerasflow.training.baseline import Baseline
 from kerasflow.training.slices import SUMMARY_PREFIXES
 
@@ -57,7 +58,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     version = register_version(client, name, info, tracker.run_id)
     outcome.update(version=version)
     client.set_model_version_tag(name, version, "kerasflow.run_id", tracker.run_id)
-    tracker.tags({"kerasflow.model_version": version})
+    tracker.tags({"kerasflow.model_name": name, "kerasflow.model_version": version})
     return outcome
 
 
@@ -97,6 +98,7 @@ def bless_candidate(tracker: Tracker, config: PipelineConfig, metrics: dict[str,
     tracker.text(description + "\n", "gate/description.txt")
     if blessed:
         client.set_registered_model_alias(name, CANDIDATE, version)
+    tracker.tags({OUTCOME_TAG: "promoted" if blessed else "rejected"})  # to @candidate; a retraining's gate overrides
     return {**registered, "blessed": blessed, "reasons": reasons}
 
 

@@ -9,18 +9,21 @@ from uuid import UUID
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.client.orchestration import get_client
+from prefect.events import emit_event
 from prefect.runtime import flow_run
-from prefect.settings import PREFECT_UI_URL
 from prefect.states import Crashed
+from prefect.utilities.urls import url_for
 
 from kerasflow import tracking
 from kerasflow.progress import reporting_progress
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.progress import LoopProgress
+from kerasflow.tracking.notes import write_note
 from kerasflow.training.baseline import Baseline
 
 PREFECT_URL_TAG = "kerasflow.prefect_url"
+OUTCOME_TAG_PREFIX = "kerasflow:"  # the flow run's outcome tag, `kerasflow:rejected`
 
 
 @contextlib.contextmanager
@@ -36,7 +39,9 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
 
     The two UIs link both ways: the MLflow run is tagged
     `kerasflow.prefect_url` (the flow run's page), and the flow run gets a
-    link artifact to the MLflow run's page.
+    link artifact to the MLflow run's page. When the run ends, or fails,
+    its description and the flow run's outcome tag are written
+    (`record_outcome`).
 
     Args:
         config: The validated pipeline config.
@@ -54,18 +59,94 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
                                  description=f"The MLflow run of this {kind} flow run")
         loops = LoopProgress()
         try:
-            with reporting_progress(loops):  # the library's long loops (image decoding) show progress
+            with recording_outcome(run, kind, config.name), reporting_progress(loops):  # long loops show progress
                 yield run
         finally:
             loops.close()
 
 
+@contextlib.contextmanager
+def recording_outcome(run: tracking.PipelineRun, kind: str, pipeline: str) -> Iterator[None]:
+    """Records the outcome when the block ends, or fails with an exception (see `record_outcome`).
+
+    Args:
+        run: The MLflow run of the flow run.
+        kind: The flow (`train`, `retrain`, `predict`, ...).
+        pipeline: The config's name (or the model's, for a prediction).
+    """
+    try:
+        yield
+    except Exception as exc:
+        record_outcome(run, pipeline, kind, exc)
+        raise
+    record_outcome(run, pipeline, kind)
+
+
+def record_outcome(run: tracking.PipelineRun, pipeline: str, kind: str, error: BaseException | None = None) -> None:
+    """Writes the MLflow run's description and gives the flow run its outcome tag and event.
+
+    The MLflow run page shows the outcome, the flow run's link, the
+    registered version and the gate decision
+    (`kerasflow.tracking.notes.write_note`); the flow run gets the tag
+    `kerasflow:<outcome>` and the event `kerasflow.run.<outcome>`
+    (`tag_flow_run`). A failure here is logged, never raised: it must not
+    hide the run's own result or error.
+
+    Args:
+        run: The pipeline run.
+        pipeline: The config's name (or the model's, for a prediction).
+        kind: The flow.
+        error: The exception that ends the run, if it failed. Default none.
+    """
+    if error is not None and tracking.unreachable(error):
+        return  # the store is gone: nothing to write into, and no wait for it
+    try:
+        note = write_note(run.tracker.client, run.id, kind=kind, pipeline=pipeline, prefect_url=flow_run_url(),
+                          prefect_name=flow_run.get_name(), error=error)
+        tag_flow_run(note.outcome, run, note.model)
+    except Exception as exc:  # the run's own outcome matters more than its description
+        step_logger().warning(f"could not record the outcome of MLflow run {run.id}: {exc}")
+
+
+def tag_flow_run(outcome: str, run: tracking.PipelineRun, model: str | None = None) -> None:
+    """Tags the current flow run `kerasflow:<outcome>` and emits the event `kerasflow.run.<outcome>`.
+
+    Prefect 3 has no way to add one tag to a running flow run: the flow
+    run's tags are read and written back whole
+    (`PrefectClient.update_flow_run(tags=...)`), an earlier
+    `kerasflow:` tag replaced. `prefect flow-run ls --tag kerasflow:rejected`
+    (and automations on the tag or the event) find the outcome.
+
+    Args:
+        outcome: `promoted`, `rejected`, `not-gated`, `skipped`, `failed` or `completed`.
+        run: The pipeline run (named in the event).
+        model: `name/version` registered by the run, if any.
+    """
+    flow_run_id = flow_run.get_id()
+    if flow_run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(UUID(flow_run_id))
+        kept = [tag for tag in current.tags if not tag.startswith(OUTCOME_TAG_PREFIX)]
+        client.update_flow_run(current.id, tags=[*kept, f"{OUTCOME_TAG_PREFIX}{outcome}"])
+    related = [{"prefect.resource.id": f"mlflow.run.{run.id}", "prefect.resource.role": "mlflow-run",
+                "prefect.resource.name": run.id}]
+    emit_event(event=f"kerasflow.run.{outcome}",
+               resource={"prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                         "prefect.resource.name": flow_run.get_name() or flow_run_id},
+               related=related, payload={"outcome": outcome, "mlflow_run_id": run.id, "model": model,
+                                         "mlflow_url": mlflow_run_url(run)})
+
 
 def flow_run_url() -> str | None:
-    """The current flow run's page in the Prefect UI, or None outside a flow run or without a UI."""
-    if flow_run.get_id() is None or not PREFECT_UI_URL.value():
-        return None
-    return flow_run.ui_url
+    """The current flow run's page in the Prefect UI, or None outside a flow run or without a UI.
+
+    The address is Prefect's own (`prefect.utilities.urls.url_for`, as in
+    the engine's `View at ...` line and `prefect flow-run inspect`):
+    `<PREFECT_UI_URL>/runs/flow-run/<id>`.
+    """
+    flow_run_id = flow_run.get_id()
+    return url_for("flow-run", obj_id=flow_run_id) if flow_run_id is not None else None
 
 
 def mlflow_run_url(run: tracking.PipelineRun) -> str:

@@ -53,6 +53,6 @@ def gate_slices(tracker: Tracker, config: PipelineConfig, decision: Decision, ch
         return decision
     checks = compare_slices(table_rows(load_run_json(client, tracker.run_id, SLICES_ARTIFACT)), table_rows(theirs),
                             metrics, margin)
-    tracker.metrics({"slice_checks": len(checks), "slice_violations": sum(not c.passed for c in checks)},
+    tracker.counts({"slice_checks": len(checks), "slice_violations": sum(not c.passed for c in checks)},
                     prefix="gate.")
     return refuse_slice_regressions(decision, checks)

@@ -72,8 +72,8 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
         finally:
             on_epoch.wait()
     clear_checkpoints(root)  # trained and saved: nothing left to resume; finished folds' results stay
-    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "replicas": result.replicas},
-                    prefix="train.")
+    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch}, prefix="train.")
+    tracker.counts({"replicas": result.replicas}, prefix="train.")
     with tempfile.TemporaryDirectory() as tmp:
         tracker.artifact(str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "train")
     if fine_tuning(config.model) is not None:  # transfer learning phase 2, logged as finetune.*
@@ -135,8 +135,8 @@ def fine_tune_phase(tracker: Tracker, config: PipelineConfig, prepared: Any, mod
                                                  hyperparameters=hyperparameters, on_epoch=on_epoch)
     finally:
         on_epoch.close()
-    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-                                          "unfrozen_layers": len(unfrozen)}, prefix="finetune.")
+    tracker.metrics({"epochs_run": result.epochs_run, "best_epoch": result.best_epoch}, prefix="finetune.")
+    tracker.counts({"unfrozen_layers": len(unfrozen)}, prefix="finetune.")
     tracker.params({"unfrozen": unfrozen}, prefix="finetune.")
     with tempfile.TemporaryDirectory() as tmp:
         tracker.artifact(str(plot_history(result.history, Path(tmp) / "learning_curve.png")), "finetune")

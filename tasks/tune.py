@@ -142,9 +142,9 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
         result = run_search(config, data, project, fingerprint=fingerprint, fresh=fresh, hook=hook)
     summary = summary_table(result.trials, result.objective, result.direction)
     tracker.params(result.best_values, prefix="tune.best.")
-    tracker.metrics({"best_score": result.best_score, "best_epoch": result.best_epoch,
-                                          "trials": len(result.trials), "new_trials": result.new_trials,
-                                          "folds": len(data.folds)}, prefix="tune.")
+    tracker.metrics({"best_score": result.best_score, "best_epoch": result.best_epoch}, prefix="tune.")
+    tracker.counts({"trials": len(result.trials), "new_trials": result.new_trials, "folds": len(data.folds)},
+                   prefix="tune.")
     tracker.tags({"kerasflow.tuning_dir": str(Path(project).resolve())})
     with tempfile.TemporaryDirectory() as tmp:
         trials_frame(result.trials).to_csv(Path(tmp) / "trials.csv", index=False)

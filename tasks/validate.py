@@ -37,7 +37,7 @@ def validate_data(tracker: Tracker, config: PipelineConfig, raw_path: str, skip_
     tracker.json(report.result, "validation/result.json")
     tracker.text(report.html, "validation/data_docs.html")
     tracker.text(report.summary(), "validation/summary.txt")
-    tracker.metrics({"expectations": report.evaluated, "failed": len(report.violations),
+    tracker.counts({"expectations": report.evaluated, "failed": len(report.violations),
                                           "success": float(report.success)}, prefix="validation.")
     if config.validation.on_failure == "fail":
         require_valid(report)

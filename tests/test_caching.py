@@ -55,7 +55,7 @@ def test_a_rerun_after_a_failed_register_reuses_every_earlier_step(prefect_harne
         assert run.data.tags[f"{CACHE_TAG}{step}.run"] == failed.info.run_id
     assert rerun.version is not None and run.info.status == "FINISHED"
     # what the cached steps logged is in the new run too
-    assert run.data.metrics["data/rows"] == failed.data.metrics["data/rows"]
+    assert run.data.params["data.rows"] == failed.data.params["data.rows"]
     assert run.data.tags["kerasflow.data_fingerprint"] == failed.data.tags["kerasflow.data_fingerprint"]
     assert run.inputs.dataset_inputs, "the dataset is logged again"
     losses = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]

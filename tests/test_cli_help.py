@@ -13,11 +13,34 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "kerasflow.runtime.cli"]
 
 
-def test_version_is_printed() -> None:
+def test_version_names_the_libraries_without_importing_them() -> None:
+    from importlib.metadata import version
+
     from kerasflow import __version__
 
-    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.strip() == f"kerasflow {__version__}"
+    code = ("import sys; from typer.testing import CliRunner; from kerasflow.runtime.cli import app; "
+            "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0, r.output; print(r.output); "
+            "heavy = [m for m in ('tensorflow', 'keras', 'great_expectations', 'mlflow', 'prefect') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"kerasflow {__version__}"
+    for line in (f"Prefect {version('prefect')}", f"MLflow {version('mlflow')}", f"TensorFlow {version('tensorflow')}",
+                 f"Keras {version('keras')}", f"Great Expectations {version('great-expectations')}"):
+        assert line in lines, (line, lines)
+
+
+def test_dash_h_is_help_and_usage_shows_plain_argument_names() -> None:
+    for words, usage in (([], "[OPTIONS] COMMAND [ARGS]..."), (["run"], "run [OPTIONS] CONFIG"),
+                         (["server", "status"], "server status [OPTIONS]")):
+        short = subprocess.run([*CLI, *words, "-h"], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "COLUMNS": "120"})
+        assert short.returncode == 0, (words, short.stderr)
+        assert usage in short.stdout and "{" not in short.stdout.splitlines()[1], short.stdout
+        long = subprocess.run([*CLI, *words, "--help"], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "120"})
+        assert long.stdout == short.stdout
 
 
 def test_help_shows_plain_metavars() -> None:

@@ -192,8 +192,8 @@ def test_registered_cnn_serves_raw_pixels(low_digits_run: TrainResult, mlflow_st
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(low_digits_run.run_id)
     assert run.info.status == "FINISHED" and low_digits_run.metrics["accuracy"] > 0.5
-    assert run.data.metrics["images/images"] == len(_digits(range(5)))
-    assert run.data.metrics["images/class.3"] == (load_frame("digits")["target"] == 3).sum()
+    assert int(run.data.params["images.images"]) == len(_digits(range(5)))
+    assert int(run.data.params["images.class.3"]) == (load_frame("digits")["target"] == 3).sum()
     assert run.data.params["preprocessing.image_shape"] == "[8, 8, 1]"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "images")}
     assert {"images/report.json", "images/summary.txt"} <= artifacts
@@ -277,9 +277,9 @@ def test_image_folder_trains_and_serves_base64_files(prefect_harness, mlflow_sto
 
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result.run_id)
-    assert run.data.metrics["images/images"] == 60 and run.data.metrics["images/width_max"] == 16
-    assert run.data.metrics["images/skipped"] == 1 and run.data.metrics["data/files"] == 61
-    assert run.data.metrics["split/test_rows"] == 12 and len(run.data.tags["kerasflow.data_fingerprint"]) == 64
+    assert run.data.params["images.images"] == "60" and run.data.params["images.width_max"] == "16"
+    assert run.data.params["images.skipped"] == "1" and run.data.params["data.files"] == "61"
+    assert run.data.params["split.test_rows"] == "12" and len(run.data.tags["kerasflow.data_fingerprint"]) == 64
     summary = Path(client.download_artifacts(run.info.run_id, "images/summary.txt", str(tmp_path))).read_text()
     assert "skipped: 7/half.png: corrupt" in summary
     served = mlflow.pyfunc.load_model(result.model_uri)
@@ -314,4 +314,4 @@ def test_a_messy_folder_is_rejected_before_training(mlflow_store: str, tmp_path:
     failed = client.search_runs([client.get_experiment_by_name("cnn-messy").experiment_id])[0]
     assert failed.info.status == "FAILED"
     assert "images/report.json" in {a.path for a in client.list_artifacts(failed.info.run_id, "images")}
-    assert failed.data.metrics["images/problems"] == 5
+    assert failed.data.params["images.problems"] == "5"

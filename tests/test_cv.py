@@ -64,7 +64,7 @@ def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: T
         assert {f"cv/{name}.mean", f"cv/{name}.std"} <= set(parent.data.metrics)
     assert parent.data.params["cv.final"] == "ensemble" and parent.data.params["cv.members"] == "3"
     assert "train/epochs_run" not in parent.data.metrics, "the ensemble averages the folds: nothing is refitted"
-    assert parent.data.metrics["split/test_rows"] == 30 and kfold_run.version
+    assert parent.data.params["split.test_rows"] == "30" and kfold_run.version
 
 
 def test_the_fold_ensemble_serves_raw_rows_from_the_registry(kfold_run: TrainResult, mlflow_store: str) -> None:

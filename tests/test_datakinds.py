@@ -42,6 +42,9 @@ class Recorded:
     def metrics(self, metrics: dict[str, float], prefix: str = "", step: int = 0) -> None:
         self.calls.append(("metrics", {prefix + k: v for k, v in metrics.items()}))
 
+    def counts(self, counts: dict[str, float], prefix: str = "") -> None:
+        self.calls.append(("counts", {prefix + k: v for k, v in counts.items()}))
+
     def json(self, data: Any, artifact_file: str) -> None:
         self.calls.append(("json", artifact_file))
 
@@ -126,14 +129,14 @@ def test_a_table_loads_splits_and_fits_as_the_library_does(tmp_path: Path) -> No
     raw = kind.load(config, str(tmp_path), log)
     frame = pd.read_parquet(raw)
     assert log.merged("tags")["kerasflow.data_fingerprint"] == fingerprint_frame(frame) == kind.checkpoint_key(raw)
-    assert log.merged("metrics")["data.rows"] == len(frame) == len(load_frame("wine"))
+    assert log.merged("counts")["data.rows"] == len(frame) == len(load_frame("wine"))
     assert log.files()[:2] == ["contract/report.json", "contract/report.txt"]
     assert kind.sources(config) == ["wine", None]
     split_path = kind.split(config, raw, str(tmp_path), log)
     expected = holdout.split_rows(frame["target"], config.split, classify=True, test_rows=holdout.test_rows_of(raw))
     split = Split.load(split_path)
     assert (split.train, split.val, split.test) == (expected.train, expected.val, expected.test)
-    assert "split/class_balance.json" in log.files() and log.merged("metrics")["split.train_rows"] == len(split.train)
+    assert "split/class_balance.json" in log.files() and log.merged("counts")["split.train_rows"] == len(split.train)
     fitted = kind.fit_features(config, raw, split_path)
     train = frame.iloc[split.train]
     numeric, categorical = select_columns(frame, "target", None, None)
@@ -163,7 +166,7 @@ def test_a_stream_loads_splits_and_fits_over_every_row(tmp_path: Path) -> None:
     raw = kind.load(config, str(tmp_path / "load"), log)
     scan, _ = scan_stream(files, "target")
     assert Path(raw).with_name(MANIFEST).exists()
-    tags, metrics = log.merged("tags"), log.merged("metrics")
+    tags, metrics = log.merged("tags"), log.merged("counts")
     assert tags["kerasflow.streaming"] == "true" and tags["kerasflow.data_fingerprint"] == scan.digest
     assert metrics["data.rows"] == len(frame) and metrics["data.files"] == 3
     assert kind.checkpoint_key(raw) == scan.digest != fingerprint_frame(pd.read_parquet(raw))
@@ -171,7 +174,7 @@ def test_a_stream_loads_splits_and_fits_over_every_row(tmp_path: Path) -> None:
     split_path = kind.split(config, raw, str(tmp_path / "split"), log)
     ruled = manifest_beside(split_path)
     assert ruled is not None and sum(ruled.sizes.values()) == len(frame)
-    assert log.merged("metrics")["split.train_rows"] == ruled.sizes["train_rows"]
+    assert log.merged("counts")["split.train_rows"] == ruled.sizes["train_rows"]
     fitted = kind.fit_features(config, raw, split_path)
     sample = pd.read_parquet(raw)
     train = sample.iloc[Split.load(split_path).train]
@@ -189,12 +192,12 @@ def test_an_image_folder_loads_checks_splits_and_fits_an_image_spec(tmp_path: Pa
     (tmp_path / "load").mkdir()
     raw = kind.load(config, str(tmp_path / "load"), log)
     assert sidecar_path(Path(raw)).exists() and len(pd.read_parquet(raw)) == 18
-    assert log.merged("metrics") == {"data.rows": 18, "data.files": 18, "data.classes": 3}
+    assert log.merged("counts") == {"data.rows": 18, "data.files": 18, "data.classes": 3}
     check = kind.check(config, raw)
     assert isinstance(check, ImageCheck) and check.report.passed
     check.log(log)
     check.require()
-    assert log.merged("metrics")["images.images"] == 18 and "images/report.json" in log.files()
+    assert log.merged("counts")["images.images"] == 18 and "images/report.json" in log.files()
     split_path = kind.split(config, raw, str(tmp_path), log)
     fitted = kind.fit_features(config, raw, split_path)
     assert isinstance(fitted.features, ImageSpec) and fitted.features.layout == "files"
@@ -212,7 +215,7 @@ def test_a_pixel_table_loads_as_a_table_and_checks_its_pixels(tmp_path: Path) ->
     config = config_of({"source": str(pixels), "target": "target", "image": {"size": [8, 8], "channels": 1}})
     kind, log = kind_of(config.data), Recorded()
     raw = kind.load(config, str(tmp_path), log)
-    assert "contract/report.json" in log.files() and log.merged("metrics")["data.rows"] == 120
+    assert "contract/report.json" in log.files() and log.merged("counts")["data.rows"] == 120
     check = kind.check(config, raw)
     assert check.report.passed
     split_path = kind.split(config, raw, str(tmp_path), log)

@@ -25,7 +25,7 @@ def test_mirrored_training_on_two_logical_cpus_serves_raw_rows(mlflow_store: str
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_id = proc.stdout.split("MLflow run:")[1].split()[0]
     run = mlflow.MlflowClient(mlflow_store).get_run(run_id)
-    assert run.data.metrics["train/replicas"] == 2, "one replica per logical CPU"
+    assert run.data.params["train.replicas"] == "2", "one replica per logical CPU"
     assert run.data.params["training.distribute"] == "mirrored"
     rows = load_frame("penguins").drop(columns="species").head(8)
     answer = mlflow.pyfunc.load_model("models:/penguins-mirrored/1").predict(rows)

@@ -32,7 +32,7 @@ def test_run_is_one_comparable_row(iris_run: TrainResult, mlflow_store: str) -> 
     run = client.get_run(iris_run.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test/accuracy"] == pytest.approx(iris_run.metrics["accuracy"])
-    assert run.data.metrics["split/test_rows"] == 30
+    assert run.data.params["split.test_rows"] == "30"
     assert run.data.params["model.activation"] == "relu"
     assert run.data.params["training.epochs"] == "8"
     for tag in ("kerasflow.data_fingerprint", "kerasflow.config_hash", "prefect.flow_run_id"):
@@ -153,7 +153,7 @@ def test_validate_flow_only_validates(prefect_harness, mlflow_store: str) -> Non
 
     result = validate_flow(str(ROOT / "configs/wine.yaml"))
     run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
-    assert run.info.status == "FINISHED" and run.data.metrics["validation/failed"] == 0
+    assert run.info.status == "FINISHED" and run.data.params["validation.failed"] == "0"
     assert "test/accuracy" not in run.data.metrics
 
 
@@ -173,11 +173,17 @@ def test_prefect_and_mlflow_link_both_ways(iris_run: TrainResult, mlflow_store: 
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(iris_run.run_id)
     flow_run_id = run.data.tags["prefect.flow_run_id"]
-    assert run.data.tags["kerasflow.prefect_url"].endswith(f"/flow-runs/flow-run/{flow_run_id}")
+    prefect_url = run.data.tags["kerasflow.prefect_url"]
+    assert prefect_url.endswith(f"/runs/flow-run/{flow_run_id}") and prefect_url == iris_run.prefect_url
+    note = run.data.tags["mlflow.note.content"]  # the run page's description: a clickable link back, the outcome
+    assert f"]({prefect_url})" in note and f"models:/iris-dense/{iris_run.version}" in note
+    assert ("**promoted**" if iris_run.blessed else "**rejected**") in note and "### Gate decision" in note
     assert run.info.run_name == f"train-iris-{flow_run_id[:8]}"
     assert run.data.tags["mlflow.source.name"] == "kerasflow train (iris)"
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        tags = prefect.read_flow_run(flow_run_id).tags
+    assert tags.count("kerasflow:promoted" if iris_run.blessed else "kerasflow:rejected") == 1, tags
     by_key = {a.key: a.data for a in artifacts}  # Prefect stores a link artifact as Markdown
     assert f"({iris_run.mlflow_url})" in by_key["mlflow-run-iris"]
     assert iris_run.mlflow_url in by_key["summary-iris"] and "| accuracy |" in by_key["summary-iris"]

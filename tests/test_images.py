@@ -320,9 +320,10 @@ def test_a_test_folder_is_the_test_split_of_a_cli_run(tmp_path: Path) -> None:
     assert "  - test_source/2/notes.txt: not an image file (extension .txt" in output
     client = mlflow.MlflowClient(store)
     run = client.search_runs([client.get_experiment_by_name("folder-test-source").experiment_id])[0]
-    metrics = run.data.metrics
-    assert metrics["split/test_rows"] == len(list(test.rglob("*.png"))) == 9
-    assert metrics["split/train_rows"] + metrics["split/val_rows"] == 24 and metrics["images/test_images"] == 9
+    counts = {name: int(value) for name, value in run.data.params.items()
+              if name.startswith(("split.", "images.")) and value.isdigit()}
+    assert counts["split.test_rows"] == len(list(test.rglob("*.png"))) == 9
+    assert counts["split.train_rows"] + counts["split.val_rows"] == 24 and counts["images.test_images"] == 9
     assert run.data.tags["kerasflow.test_source"] == str(test.resolve())
 
 

@@ -110,9 +110,10 @@ def test_a_k_fold_ensemble_passes_and_becomes_candidate(ensemble_run: TrainResul
     assert {a: str(v) for a, v in client.get_registered_model(GOOD).aliases.items()} == {"candidate": ensemble_run.version}
     assert version.tags["kerasflow.infra"] == "passed" and version.tags["kerasflow.blessed"] == "true"
     assert "scored 5 example and 20 test rows" in version.tags["kerasflow.infra_details"]
-    metrics = client.get_run(ensemble_run.run_id).data.metrics
+    data = client.get_run(ensemble_run.run_id).data
+    metrics, params = data.metrics, data.params
     assert metrics["infra/load_seconds"] > 0 and metrics["infra/row_ms"] > 0
-    assert metrics["infra/rows"] == 25 and metrics["infra/passed"] == 1
+    assert params["infra.rows"] == "25" and params["infra.passed"] == "1"
 
 
 def test_the_card_is_logged_and_its_head_is_the_description(ensemble_run: TrainResult, mlflow_store: str,
@@ -158,4 +159,4 @@ def test_a_model_a_fresh_process_cannot_load_is_refused(broken_run: TrainResult,
                                           "failed")
     assert any("Infra validation: FAILED" in reason for reason in broken_run.reasons)
     run = client.get_run(broken_run.run_id)
-    assert run.data.tags["kerasflow.infra"] == "failed" and run.data.metrics["infra/passed"] == 0
+    assert run.data.tags["kerasflow.infra"] == "failed" and run.data.params["infra.passed"] == "0"

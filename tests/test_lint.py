@@ -136,5 +136,5 @@ def test_a_run_stops_on_a_lint_error_with_the_report_logged(prefect_harness, mlf
     run = client.search_runs([experiment.experiment_id])[0]
     assert run.info.status == "FAILED"
     assert {a.path for a in client.list_artifacts(run.info.run_id, "lint")} == {"lint/report.json", "lint/report.txt"}
-    assert run.data.metrics["lint/error"] == 1
+    assert run.data.params["lint.error"] == "1"
     assert "train/loss" not in run.data.metrics, "nothing was trained"

@@ -49,9 +49,10 @@ def clear(first: RetrainResult) -> RetrainResult:
 
 def test_first_model_has_nothing_to_compare_with(first: RetrainResult, client: mlflow.MlflowClient) -> None:
     assert first.outcome == "first-champion" and first.promoted
-    metrics = client.get_run(first.run_id).data.metrics
+    data = client.get_run(first.run_id).data
+    metrics, params = data.metrics, data.params
     assert metrics["test/accuracy.ci_low"] <= metrics["test/accuracy"] <= metrics["test/accuracy.ci_high"]
-    assert "compare/passed" not in metrics
+    assert "compare.passed" not in params
 
 
 def test_clear_improvement_is_promoted(clear: RetrainResult, first: RetrainResult,
@@ -59,8 +60,9 @@ def test_clear_improvement_is_promoted(clear: RetrainResult, first: RetrainResul
     assert clear.outcome == "promoted" and clear.promoted, clear.reasons
     assert clear.reasons[0].startswith("accuracy +") and "(95% CI +" in clear.reasons[0]
     assert "significantly better" in clear.reasons[0]
-    metrics = client.get_run(clear.run_id).data.metrics
-    assert metrics["compare/ci_low"] > 0 and metrics["compare/passed"] == 1.0
+    data = client.get_run(clear.run_id).data
+    metrics, params = data.metrics, data.params
+    assert metrics["compare/ci_low"] > 0 and params["compare.passed"] == "1"
     assert metrics["compare/improvement"] == pytest.approx(
         metrics["test/accuracy"] - metrics["champion/test.accuracy"])
     description = client.get_model_version(NAME, clear.version).description
@@ -75,8 +77,9 @@ def test_noisy_improvement_is_not_promoted(clear: RetrainResult, client: mlflow.
     noisy = _retrain(*STRONG, "training.seed=7")
     assert noisy.outcome == "rejected" and not noisy.promoted, noisy.reasons
     assert noisy.reasons[0].endswith("not significant, champion kept") and "95% CI" in noisy.reasons[0]
-    metrics = client.get_run(noisy.run_id).data.metrics
-    assert metrics["compare/ci_low"] <= 0 and metrics["compare/passed"] == 0.0
+    data = client.get_run(noisy.run_id).data
+    metrics, params = data.metrics, data.params
+    assert metrics["compare/ci_low"] <= 0 and params["compare.passed"] == "0"
     tags = client.get_model_version(NAME, noisy.version).tags
     assert tags["kerasflow.gate.compare.accuracy"].endswith("not significant, champion kept -> FAIL")
     assert "not significant" in client.get_model_version(NAME, noisy.version).description

@@ -79,7 +79,7 @@ def test_pipeline_starts_the_shared_server_and_later_commands_reuse_it(tmp_path:
         first = _cli(env, "run", "configs/iris.yaml", "--set", "training.epochs=1")
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         assert f"started a local Prefect server at {url}" in first.stderr
-        assert re.search(rf"Prefect UI:  {url}/flow-runs/flow-run/[0-9a-f-]{{36}}", first.stdout), first.stdout
+        assert re.search(rf"Prefect UI:  {url}/runs/flow-run/[0-9a-f-]{{36}}", first.stdout), first.stdout
         assert "MLflow UI:   http://127.0.0.1:5000/#/experiments/" in first.stdout
         assert "Traceback" not in first.stdout + first.stderr
         pid = int((home / "server.pid").read_text())

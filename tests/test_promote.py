@@ -110,8 +110,9 @@ def test_decision_is_recorded_in_tags_and_markdown() -> None:
     assert tags["kerasflow.compared_with"] == "3"
     assert "observed challenger 0.9100 vs champion 0.9300" in tags["kerasflow.gate.change.accuracy"]
     assert tags["kerasflow.gate.threshold.loss"].endswith("-> pass")
-    markdown = decision_markdown(decision, "iris", "4", "3", "no significant drift")
+    markdown = decision_markdown(decision, "iris", "4", "3", "no significant drift", "http://mlflow/#/experiments/1/runs/r")
     assert "| change | `accuracy` |" in markdown and "**FAIL**" in markdown and "no significant drift" in markdown
+    assert "[MLflow run](http://mlflow/#/experiments/1/runs/r)" in markdown
 
 
 def test_promotion_keeps_the_previous_champion() -> None:
@@ -172,6 +173,12 @@ def test_shifted_feature_drifts_by_psi_and_ks(penguins: pd.DataFrame) -> None:
     assert report.features[0].p_value < 1e-6
     lenient = measure_drift(shifted, reference, max_drifted_share=0.5)
     assert not lenient.detected and len(lenient.drifted) == 1
+    brief = lenient.brief().splitlines()  # what the decision artifact shows: the drifted features and a count
+    assert brief[0].startswith("no significant drift: 1 of 4 features drifted") and len(brief) == 2
+    assert brief[1].strip().startswith("body_mass_g") and brief[1].endswith("-> DRIFT")
+    assert len(lenient.summary().splitlines()) == 5, "drift/report.txt keeps every feature"
+    capped = measure_drift(shifted, reference, threshold=0.0).brief(limit=2).splitlines()
+    assert len(capped) == 4 and capped[-1] == "  ... and 2 more drifted features (all in drift/report.txt)"
 
 
 def test_unseen_levels_and_missing_columns_drift(penguins: pd.DataFrame) -> None:

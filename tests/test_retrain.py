@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
@@ -45,6 +46,14 @@ def _retrain_state(*overrides: str, force: bool = False):
     with get_client(sync_client=True) as prefect:
         recorded = prefect.read_flow_run(state.state_details.flow_run_id).state
     return recorded, state.result()
+
+
+def _flow_run_tags(run) -> list[str]:
+    """The tags of the Prefect flow run an MLflow run recorded."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        return prefect.read_flow_run(run.data.tags["prefect.flow_run_id"]).tags
 
 
 def _aliases(client: mlflow.MlflowClient) -> dict[str, str]:
@@ -114,7 +123,13 @@ def test_worse_challenger_is_rejected(second: RetrainResult, client: mlflow.Mlfl
     tags = client.get_model_version(NAME, result.version).tags
     assert tags["kerasflow.decision"] == "rejected" and tags["kerasflow.gate.change.accuracy"].endswith("FAIL")
     assert "1 of 2 gate rules failed" in tags["kerasflow.reasons"]
+    assert datetime.fromisoformat(tags["kerasflow.decided_at"]).tzinfo is not None  # ISO 8601, UTC
     _assert_markdown_artifact("rejected")
+    run = client.get_run(result.run_id)
+    note = run.data.tags["mlflow.note.content"]  # the MLflow run page's description
+    assert note.startswith("**rejected**") and f"]({run.data.tags['kerasflow.prefect_url']})" in note
+    assert f"models:/{NAME}/{result.version}" in note and "- change: accuracy: expected improvement >= -0.005" in note
+    assert "kerasflow:rejected" in _flow_run_tags(run)
 
 
 def test_challenger_worse_on_one_metric_is_rejected(second: RetrainResult, client: mlflow.MlflowClient) -> None:
@@ -148,6 +163,9 @@ def test_drift_above_threshold_fails_the_run(second: RetrainResult, client: mlfl
     failed = client.search_runs([second.experiment_id], "attributes.status = 'FAILED'",
                                 order_by=["attributes.start_time DESC"])[0]
     assert failed.data.tags["kerasflow.drift"] == "detected" and "DriftError" in failed.data.tags["kerasflow.error"]
+    assert failed.data.tags["mlflow.note.content"].startswith("**failed**") and "DriftError" in \
+        failed.data.tags["mlflow.note.content"]
+    assert "kerasflow:failed" in _flow_run_tags(failed)
     report = mlflow.artifacts.load_text(f"{failed.info.artifact_uri}/drift/report.txt")
     assert report.startswith("DRIFT DETECTED") and "petal_length_cm" in report
 
@@ -207,6 +225,7 @@ def test_unchanged_data_config_and_code_skip_the_retraining(client: mlflow.Mlflo
     assert run.info.status == "FINISHED" and run.data.tags["kerasflow.new_data"] == "unchanged"
     assert run.data.tags["kerasflow.decision"] == "skipped" and "kerasflow.model_version" not in run.data.tags
     assert "kerasflow.code_version" in run.data.tags
+    assert run.data.tags["mlflow.note.content"].startswith("**skipped**") and "kerasflow:skipped" in _flow_run_tags(run)
     forced = _retrain(*same, force=True)
     assert forced.outcome == "promoted" and forced.version not in (None, base.version)
     assert client.get_run(forced.run_id).data.tags["kerasflow.new_data"] == "forced"

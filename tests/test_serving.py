@@ -63,7 +63,10 @@ def test_batch_predict_writes_rows_with_predictions(batch: dict, champion: str, 
     run = mlflow.MlflowClient(mlflow_store, mlflow_store).get_run(batch.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["kerasflow.kind"] == "predict"
     assert run.data.tags["kerasflow.model_version"] == champion and batch.model_uri == f"models:/{NAME}/{champion}"
-    assert run.data.metrics["validation/failed"] == 0 and run.data.metrics["predictions/rows"] == 25
+    assert run.data.params["validation.failed"] == "0" and run.data.params["predictions.rows"] == "25"
+    note = run.data.tags["mlflow.note.content"]  # the run page's description: the flow run's link and the model
+    assert note.startswith("**completed**") and f"Model: [models:/{NAME}/{champion}]" in note
+    assert f"/runs/flow-run/{run.data.tags['prefect.flow_run_id']})" in note
     client = mlflow.MlflowClient(mlflow_store, mlflow_store)
     trained_in = client.get_experiment(client.get_run(run.data.tags["kerasflow.training_run"]).info.experiment_id)
     assert client.get_experiment(run.info.experiment_id).name == f"{trained_in.name}-predictions"
@@ -135,7 +138,7 @@ def test_batch_predict_and_the_served_model_apply_one_row_policy(champion: str, 
     assert np.isfinite(out[PROBAS].to_numpy()).all() and out["row_id"].tolist() == list(range(12))
     run = mlflow.MlflowClient(mlflow_store, mlflow_store).get_run(result.run_id)
     assert run.data.tags["kerasflow.ignored_columns"] == "row_id"
-    assert run.data.metrics["validation/failed"] == 0
+    assert run.data.params["validation.failed"] == "0"
     frame.loc[3, "sepal_length_cm"] = 99.0  # the suite still checks the values of the columns the model takes
     frame.to_csv(tmp_path / "odd.csv", index=False)
     with pytest.raises(DataValidationError, match="sepal_length_cm"):

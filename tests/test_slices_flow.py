@@ -37,7 +37,7 @@ def test_penguins_sliced_by_sex_island_and_mass(prefect_harness, mlflow_store: s
     assert {"slice", "column", "value", "rows", "gated", "accuracy", "f1_macro", "loss"} <= set(table.columns)
     assert set(table["column"]) == {"sex", "island", "body_mass_g"}
     for column in ("sex", "island", "body_mass_g"):
-        assert table.loc[table["column"] == column, "rows"].sum() == run.data.metrics["split/test_rows"]
+        assert table.loc[table["column"] == column, "rows"].sum() == int(run.data.params["split.test_rows"])
     gated = table[table["gated"]]
     assert (table.loc[~table["gated"], "rows"] < 20).all() and (gated["rows"] >= 20).all()
     worst = gated.loc[gated["accuracy"].idxmin()]
@@ -67,5 +67,5 @@ def test_retrain_refuses_a_challenger_worse_on_a_slice(prefect_harness, mlflow_s
     assert weak.outcome == "rejected" and not weak.promoted and weak.champion == first.version
     assert "gated slice check(s) worse than the champion beyond promotion.slice_margin" in weak.reasons[0]
     assert any(f"accuracy where {column} " in weak.reasons[0] for column in ("sex", "island", "body_mass_g"))
-    metrics = mlflow.MlflowClient(mlflow_store).get_run(weak.run_id).data.metrics
-    assert metrics["gate/slice_checks"] >= 1 and metrics["gate/slice_violations"] >= 1
+    params = mlflow.MlflowClient(mlflow_store).get_run(weak.run_id).data.params
+    assert int(params["gate.slice_checks"]) >= 1 and int(params["gate.slice_violations"]) >= 1

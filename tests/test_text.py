@@ -199,10 +199,10 @@ def test_text_flow_uses_the_test_file_and_serves_raw_strings(prefect_harness, ml
     result = train_flow(str(tmp_path / "c.yaml"))
 
     run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
-    assert run.data.metrics["split/test_rows"] == 120 and run.data.metrics["data/test_rows"] == 120
-    assert run.data.metrics["split/train_rows"] + run.data.metrics["split/val_rows"] == 400
-    assert 0.5 < run.data.metrics["text/embedding_coverage"] <= 1
-    assert run.data.metrics["text/review.vocabulary_size"] == 598
+    assert run.data.params["split.test_rows"] == "120" and run.data.params["data.test_rows"] == "120"
+    assert int(run.data.params["split.train_rows"]) + int(run.data.params["split.val_rows"]) == 400
+    assert 0.5 < float(run.data.params["text.embedding_coverage"]) <= 1
+    assert run.data.params["text.review.vocabulary_size"] == "598"
     model = mlflow.pyfunc.load_model(result.model_uri)
     assert model.metadata.get_input_schema().input_names() == ["review"]
     rows = pd.DataFrame({"review": ["Delicious!<br />My dog loves these treats.", "Stale and awful.", None]})

@@ -68,7 +68,7 @@ def test_trials_on_dask_workers_take_the_values_of_the_local_search(prefect_harn
     assert len(on_dask) == 4 and on_dask == _trial_values(client, local), "same seed, same trial values"
     assert spread.hyperparameters == local.hyperparameters
     run = client.get_run(spread.run_id)
-    assert run.data.metrics["tune/trials"] == 4 and run.data.metrics["tune/new_trials"] == 4
+    assert run.data.params["tune.trials"] == "4" and run.data.params["tune.new_trials"] == "4"
     trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{spread.run_id}'")
     assert {int(t.data.tags["kerasflow.pid"]) for t in trials} <= worker_pids, "trained by the cluster's workers"
 

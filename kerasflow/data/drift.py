@@ -40,7 +40,7 @@ class DriftError(BadInputError):
     label = "new data drifted from the champion's training data"
 
     def __init__(self, report: "DriftReport") -> None:
-        super().__init__(report.summary())
+        super().__init__(report.brief())  # the drifted features; every one is in drift/report.txt
         self.report = report
 
     def __reduce__(self) -> tuple[type["DriftError"], tuple["DriftReport"]]:
@@ -114,14 +114,31 @@ class DriftReport:
         """True when the share of drifted features exceeds `max_drifted_share`."""
         return bool(self.drifted) and self.drifted_share > self.max_drifted_share
 
-    def summary(self) -> str:
-        """Returns a readable report: the verdict, then one line per feature."""
+    def headline(self) -> str:
+        """Returns the verdict, the count of drifted features, the threshold and the row counts, on one line."""
         verdict = "DRIFT DETECTED" if self.detected else "no significant drift"
-        head = (f"{verdict}: {len(self.drifted)} of {len(self.features)} features drifted "
+        return (f"{verdict}: {len(self.drifted)} of {len(self.features)} features drifted "
                 f"({self.drifted_share:.1%}; allowed share {self.max_drifted_share:.1%}); "
                 f"{self.method} threshold {self.threshold:g}; "
                 f"reference {self.reference_rows} rows, current {self.current_rows} rows")
-        return "\n".join([head, *(f"  {f.line()}" for f in self.features)])
+
+    def summary(self) -> str:
+        """Returns a readable report: the verdict, then one line per feature."""
+        return "\n".join([self.headline(), *(f"  {f.line()}" for f in self.features)])
+
+    def brief(self, limit: int = 10) -> str:
+        """Returns the verdict, then the drifted features only: the first `limit` and a count of the rest.
+
+        Args:
+            limit: Drifted features listed. Default 10.
+
+        Returns:
+            The text; every feature's line is in `summary()`.
+        """
+        shown = [f"  {f.line()}" for f in self.drifted[:limit]]
+        rest = len(self.drifted) - limit
+        more = [f"  ... and {rest} more drifted features (all in drift/report.txt)"] if rest > 0 else []
+        return "\n".join([self.headline(), *shown, *more])
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the report as JSON-serializable data."""

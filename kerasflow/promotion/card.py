@@ -140,13 +140,14 @@ def _data(record: RunRecord, config: dict[str, Any]) -> dict[str, Any]:
     data_section = config.get("data") or {}
     contract = record.artifacts.get("contract/report.json")
     per_class = record.artifacts.get("evaluation/per_class.json")
-    rows = record.metrics.get("data/rows", record.dataset_rows)
+    rows = _count(record, "data.rows")
+    rows = record.dataset_rows if rows is None else rows
     return {
         "source": record.tags.get("kerasflow.data_source") or data_section.get("source"),
         "test_source": record.tags.get("kerasflow.test_source"),
         "fingerprint": record.tags.get("kerasflow.data_fingerprint"),
         "rows": int(rows) if rows is not None else None,
-        "split": {k: int(record.metrics[f"split/{k}"]) for k in SPLIT_SIZES if f"split/{k}" in record.metrics},
+        "split": {k: int(count) for k in SPLIT_SIZES if (count := _count(record, f"split.{k}")) is not None},
         "target": data_section.get("target"),
         "task": data_section.get("task"),
         "classes": [str(r.get("class")) for r in _table_rows(per_class)] if per_class else None,
@@ -154,6 +155,13 @@ def _data(record: RunRecord, config: dict[str, Any]) -> dict[str, Any]:
             "passed": contract.get("passed"), "errors": contract.get("errors"), "warnings": contract.get("warnings"),
             "findings": [_finding_line(f) for f in contract.get("findings", [])]},
     }
+
+
+def _count(record: RunRecord, name: str) -> float | None:
+    """A count the run logged as a param (`data.rows`), or as a metric (`data/rows`) by earlier runs."""
+    if name in record.params:
+        return float(record.params[name])
+    return record.metrics.get(name.replace(".", "/", 1))
 
 
 def _metrics(metrics: dict[str, float]) -> dict[str, dict[str, float]]:

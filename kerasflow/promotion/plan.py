@@ -322,7 +322,7 @@ def decision_tags(decision: Decision, champion_version: str | None) -> dict[str,
 
 
 def decision_markdown(decision: Decision, model_name: str, version: str | None, champion_version: str | None,
-                      drift_summary: str | None = None) -> str:
+                      drift_summary: str | None = None, mlflow_url: str | None = None) -> str:
     """Renders a decision as Markdown, for a Prefect artifact.
 
     Args:
@@ -330,15 +330,18 @@ def decision_markdown(decision: Decision, model_name: str, version: str | None, 
         model_name: Registered model name.
         version: The challenger's version.
         champion_version: The champion it was compared with, or None.
-        drift_summary: The drift report's text, if a check ran.
+        drift_summary: The drift verdict and the drifted features, if a check ran.
+        mlflow_url: The retraining's MLflow run page, linked under the title. Default none.
 
     Returns:
-        Markdown with the outcome, the reasons and a table of every rule.
+        Markdown with the outcome, the MLflow run's link, the reasons and a table of every rule.
     """
     verdict = "promoted to `champion`" if decision.promote else "not promoted"
     lines = [f"# Retraining of `{model_name}`: {decision.outcome}", "",
              f"Challenger version **{version or '-'}** {verdict}; "
-             f"compared with champion version **{champion_version or 'none'}**.", "", "## Reasons", ""]
+             f"compared with champion version **{champion_version or 'none'}**.", ""]
+    lines += [f"[MLflow run]({mlflow_url})", ""] if mlflow_url else []
+    lines += ["## Reasons", ""]
     lines += [f"- {r}" for r in decision.reasons]
     if decision.checks:
         lines += ["", "## Gate rules", "", "| rule | metric | expected | challenger | champion | result |",

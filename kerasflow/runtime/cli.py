@@ -43,13 +43,18 @@ from kerasflow.runtime.stopping import exit_status_of, exit_with, install_signal
 
 
 class _PlainHelp:
-    """Show `--help` without Typer's `<bool>` type label, like every other flag."""
+    """Show `--help` without Typer's `<bool>` type label, like every other flag, and `CONFIG`, not `{CONFIG}`."""
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)
         if option is not None:
             option.metavar = ""
         return option
+
+    def collect_usage_pieces(self, ctx):
+        # Typer writes a required argument `{CONFIG}` on the usage line; the usual form is `CONFIG`
+        return [piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+                for piece in super().collect_usage_pieces(ctx)]
 
 
 class PlainHelpCommand(_PlainHelp, TyperCommand):
@@ -60,12 +65,14 @@ class PlainHelpGroup(_PlainHelp, TyperGroup):
     """A command group whose `--help` row has a plain metavar."""
 
 
+HELP = {"help_option_names": ["-h", "--help"]}  # `kerasflow -h`, `kerasflow run -h`: inherited by every command
 app = typer.Typer(cls=PlainHelpGroup, help="Keras models from raw data to a tracked, tuned and promoted production model.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-suite_app = typer.Typer(cls=PlainHelpGroup, help="Great Expectations suites.", no_args_is_help=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, context_settings=HELP)
+suite_app = typer.Typer(cls=PlainHelpGroup, help="Great Expectations suites.", no_args_is_help=True,
+                        context_settings=HELP)
 app.add_typer(suite_app, name="suite")
 server_app = typer.Typer(cls=PlainHelpGroup, help="The shared local Prefect server that pipeline commands report to.",
-                         no_args_is_help=True)
+                         no_args_is_help=True, context_settings=HELP)
 app.add_typer(server_app, name="server")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False, metavar="CONFIG")]
@@ -77,15 +84,15 @@ NoLintOpt = Annotated[bool, typer.Option("--no-lint", metavar="", help="Skip the
 
 def _print_version(value: bool) -> None:
     if value:
-        from kerasflow import __version__
+        from kerasflow.runtime.versions import version_lines
 
-        typer.echo(f"kerasflow {__version__}")
+        typer.echo("\n".join(version_lines()))
         raise typer.Exit()
 
 
 @app.callback()
 def _options(version: Annotated[bool, typer.Option("--version", metavar="", callback=_print_version, is_eager=True,
-                                                   help="Print the kerasflow version and exit.")] = False) -> None:
+                                                   help="Print the versions of kerasflow, Prefect, MLflow, TensorFlow, Keras and GX, and exit.")] = False) -> None:
     """Keras models from raw data to a tracked, tuned and promoted production model."""
 
 

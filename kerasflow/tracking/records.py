@@ -40,6 +40,31 @@ def log_params(client: Any, run_id: str, params: dict[str, Any], prefix: str = "
         client.log_batch(run_id, params=items[start:start + 100])
 
 
+def log_counts(client: Any, run_id: str, counts: dict[str, float], prefix: str = "") -> None:
+    """Logs counts (rows, files, rules, findings) as params, not metrics.
+
+    A count is one number per run: as a metric it is a one-bar chart that
+    crowds the MLflow charts view. As a param (`data.rows`, `lint.warning`)
+    it is a column of the runs table and compare view, and searchable
+    (`params.data.rows = '150'`). Whole numbers are written without a
+    decimal point; values that are None or not finite are left out.
+
+    Args:
+        client: An `MlflowClient`.
+        run_id: The run to log into.
+        counts: Name -> count.
+        prefix: Name prefix, e.g. `data.`.
+    """
+    shown = {k: _count_text(v) for k, v in counts.items() if v is not None and math.isfinite(float(v))}
+    log_params(client, run_id, shown, prefix)
+
+
+def _count_text(value: float) -> str:
+    """`3.0` -> `3`, `0.25` -> `0.25`, `True` -> `1`."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
 def log_metrics(client: Any, run_id: str, metrics: dict[str, float], prefix: str = "", step: int = 0,
                 synchronous: bool = True) -> list[Any]:
     """Logs finite metrics in one batch, names prefixed by step.

@@ -12,7 +12,7 @@ import pandas as pd
 
 from kerasflow.tracking.client import client_for
 from kerasflow.tracking.journal import keep_file, read_journal, record
-from kerasflow.tracking.records import EpochLogger, log_json, log_metrics, log_params
+from kerasflow.tracking.records import EpochLogger, log_counts, log_json, log_metrics, log_params
 
 SCHEMA_SAMPLE_ROWS = 10_000  # rows MLflow infers a logged dataset's schema from
 
@@ -35,7 +35,7 @@ class Tracker:
     Example:
 
     ```python
-    run.tracker.metrics({"rows": 120}, prefix="split.")
+    run.tracker.counts({"train_rows": 120}, prefix="split.")
     run.tracker.json(report, "validation/result.json")
     ```
     """
@@ -66,6 +66,11 @@ class Tracker:
         """Logs finite metrics in one batch (see `log_metrics`)."""
         log_metrics(self.client, self.run_id, metrics, prefix, step)
         self._record("metrics", metrics=metrics, prefix=prefix, step=step)
+
+    def counts(self, counts: dict[str, float], prefix: str = "") -> None:
+        """Logs counts (rows, files, findings) as params, not metrics (see `log_counts`)."""
+        log_counts(self.client, self.run_id, counts, prefix)
+        self._record("counts", counts=counts, prefix=prefix)
 
     def epochs(self, prefix: str) -> EpochLogger:
         """Returns a per-epoch hook that logs asynchronously under `prefix`."""

@@ -65,7 +65,7 @@ class ImageCheck(FileCheck):
                 metrics.update({f"{dim}_{key}": value for key, value in stats[dim].items()})
         if "test" in stats:
             metrics["test_images"] = stats["test"]["images"]
-        log.metrics(metrics, prefix="images.")
+        log.counts(metrics, prefix="images.")
         for notice in report.notices():
             log.warning(notice)
 
@@ -170,11 +170,11 @@ class ImageFiles(ImageKind):
         rows = folder.usable() if image.on_corrupt == "skip" else folder
         digest = fingerprint_listing(folder.frame)
         log.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": folder.root})
-        log.metrics({"rows": len(rows.frame), "files": len(folder.frame), "classes": len(folder.classes)},
+        log.counts({"rows": len(rows.frame), "files": len(folder.frame), "classes": len(folder.classes)},
                     prefix="data.")
         if folder.test_root is not None:
             log.tags({"kerasflow.test_source": folder.test_root})
-            log.metrics({"test_rows": rows.test_rows, "test_files": folder.test_rows}, prefix="data.")
+            log.counts({"test_rows": rows.test_rows, "test_files": folder.test_rows}, prefix="data.")
         log.dataset(rows.frame[[FILE_COLUMN, data.target, "width", "height", "channels"]], source=folder.root,
                     digest=digest, target=data.target)
         path = Path(workdir) / "raw.parquet"

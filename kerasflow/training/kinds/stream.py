@@ -86,7 +86,7 @@ class Stream(Table):
         digest = scan.digest
         log.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": config.data.source,
                   "kerasflow.streaming": "true"})
-        log.metrics({"rows": scan.rows, "columns": frame.shape[1], "files": len(files), "sample_rows": len(frame)},
+        log.counts({"rows": scan.rows, "columns": frame.shape[1], "files": len(files), "sample_rows": len(frame)},
                     prefix="data.")
         log.dataset(frame, source=config.data.source, digest=digest, target=config.data.target, rows=scan.rows)
         manifest = StreamManifest(files=files, scan=scan, stride=sample_stride(scan.rows))
@@ -103,7 +103,7 @@ class Stream(Table):
         """
         s = config.split
         ruled, split = split_stream(stream_beside(raw_path), s.seed, s.test_fraction, s.val_fraction)
-        log.metrics(ruled.sizes, prefix="split.")
+        log.counts(ruled.sizes, prefix="split.")
         path = split.save(Path(workdir) / "split.json")
         ruled.save(path.with_name(MANIFEST))
         return str(path)

@@ -63,10 +63,10 @@ class Table(DataKind):
         source = resolve_source(config.data.source)
         digest = fingerprint_frame(frame)
         log.tags({"kerasflow.data_fingerprint": digest, "kerasflow.data_source": source})
-        log.metrics({"rows": len(frame), "columns": frame.shape[1]}, prefix="data.")
+        log.counts({"rows": len(frame), "columns": frame.shape[1]}, prefix="data.")
         if test_rows:
             log.tags({"kerasflow.test_source": resolve_source(config.data.test_source)})
-            log.metrics({"test_rows": test_rows}, prefix="data.")
+            log.counts({"test_rows": test_rows}, prefix="data.")
         log.dataset(frame, source=source, digest=digest, target=label_columns(config)[0][0])
         path = Path(workdir) / "raw.parquet"
         save_raw(frame, path, test_rows, dropped_metadata(report.dropped))
@@ -91,7 +91,7 @@ class Table(DataKind):
         labels = pd.read_parquet(raw_path, columns=[config.data.target])[config.data.target]  # the labels only
         classify = fit_labels(labels, config.data.task).task == "classification"
         split = split_rows(labels, config.split, classify=classify, test_rows=test_rows_of(raw_path))
-        log.metrics(split.sizes(), prefix="split.")
+        log.counts(split.sizes(), prefix="split.")
         if classify:
             log.json(class_balance(labels, split), "split/class_balance.json")
         return str(split.save(Path(workdir) / "split.json"))
@@ -149,6 +149,6 @@ def log_contract(log: StepLog, report: ContractReport) -> None:
     """
     log.json(report.as_dict(), "contract/report.json")
     log.text(report.summary(), "contract/report.txt")
-    log.metrics({"errors": len(report.errors), "warnings": len(report.warnings)}, prefix="contract.")
+    log.counts({"errors": len(report.errors), "warnings": len(report.warnings)}, prefix="contract.")
     for finding in report.warnings:
         log.warning(str(finding))
