@@ -31,6 +31,9 @@ _DEFAULTS = {
     "PREFECT_UI_ENABLED": "true",
     "PREFECT_LOGGING_LOG_PRINTS": "false",
     "TQDM_DISABLE": "1",
+    # Each failed Prefect API call retries with 2, 4, 8 ... s of back-off: 2 retries (Prefect's default is 5)
+    # bound a Prefect API that is down at the end of a run to seconds (docs/architecture.md, "Prefect outages").
+    "PREFECT_CLIENT_MAX_RETRIES": "2",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     # Async metric logging waits on its stop event instead of polling a queue every second,
     # so ending a run returns at once (otherwise each end of a run costs up to 1 s).
