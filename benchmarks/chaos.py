@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 IRIS = ["name=chaos_iris", "registry.model_name=chaos-iris", "training.epochs=15",
-        "training.early_stopping.patience=30", "promotion.infra_validation=off"]
+        "training.early_stopping.patience=30"]
 WINE = ["name=chaos_wine", "registry.model_name=chaos-wine", "tuning.max_trials=3", "tuning.tuner=random",
         "training.epochs=5", "training.early_stopping.patience=30"]
 COMMANDS = {
@@ -184,7 +184,7 @@ def main() -> None:
     uri = f"sqlite:///{home / 'mlflow.db'}"
     env = child_environment({**os.environ, "KERASFLOW_HOME": str(home), "MLFLOW_TRACKING_URI": uri,
                              "PREFECT_HOME": str(home / "prefect"), "KERASFLOW_PREFECT_PORT": str(free_port()),
-                             "KERASFLOW_CACHE_DAYS": "7"})
+                             "KERASFLOW_CACHE_DAYS": "7", "KERASFLOW_INFRA_VALIDATION": "off"})
     env.pop("PREFECT_API_URL", None)
     rng = random.Random(args.seed)
     tally = Tally()

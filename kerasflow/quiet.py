@@ -102,6 +102,32 @@ class _NoTracebackFor(logging.Filter):
         return True
 
 
+class _OnceAboutEvents(logging.Filter):
+    """While the Prefect API is down: one warning that events cannot be sent, not one per event every few seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warned = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Service 'EventsWorker' failed to process item"):  # the whole event, repeated
+            return False
+        if message.startswith("Unable to connect to") and "events" in message:
+            seen, self.warned = self.warned, True
+            return not seen
+        return True
+
+
+def quiet_event_outages() -> None:
+    """Keeps Prefect's events client to one line while its API is down (idempotent)."""
+    once = _OnceAboutEvents()
+    for name in ("prefect.events.clients", "prefect._internal.concurrency"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OnceAboutEvents) for f in logger.filters):
+            logger.addFilter(once)
+
+
 def hide_tracebacks_for(errors: tuple[type[BaseException], ...],
                         when: Callable[[BaseException], bool] | None = None) -> None:
     """Keeps Prefect's run logs for bad-input errors to one readable line.

@@ -47,12 +47,46 @@ class Outcome:
 
 
 _outcome: Outcome | None = None
+_on_unreported: Callable[[Outcome], None] | None = None
+
+
+def when_unreported(callback: Callable[[Outcome], None] | None) -> None:
+    """Registers what to do when a pipeline run ends and the Prefect API does not answer (the CLI: end the command).
+
+    Without it (a flow called from Python) the flow returns or raises as usual.
+    """
+    global _on_unreported
+    _on_unreported = callback
 
 
 def remember_outcome(outcome: Outcome) -> None:
-    """Records how this process's pipeline run ended (see `last_outcome`)."""
+    """Records how this process's pipeline run ended (see `last_outcome`).
+
+    When the run belongs to a flow run and the Prefect API does not answer
+    now, Prefect's engine cannot report the flow run's final state: the
+    callback of `when_unreported`, if any, is called at once, rather than
+    after the engine's retries.
+    """
     global _outcome
     _outcome = outcome
+    if _on_unreported is not None and outcome.flow_run_id and not api_answers():
+        _on_unreported(outcome)
+
+
+def api_answers(timeout: float = 3.0) -> bool:
+    """Whether the Prefect API answers its health check within `timeout` seconds (one attempt)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    try:
+        with temporary_settings(updates={PREFECT_API_REQUEST_TIMEOUT: timeout, PREFECT_CLIENT_MAX_RETRIES: 0}):
+            with get_client(sync_client=True) as client:
+                failure = client.api_healthcheck()
+    except Exception as exc:
+        failure = exc
+    if failure is not None:
+        note_prefect_down(failure)
+    return failure is None
 
 
 def last_outcome() -> Outcome | None:

@@ -126,14 +126,18 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
     from kerasflow import tracking
     from kerasflow.data.expectations.run import stop_validator
     from kerasflow.errors import BadInputError, describe, describe_disk_full, disk_full
-    from kerasflow.quiet import hide_tracebacks_for
+    from kerasflow.quiet import hide_tracebacks_for, quiet_event_outages
     from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
     from kerasflow.runtime.stopping import arm_watchdog, hard_exit, stopped
     from kerasflow.stopping import interrupt_behind
+    from kerasflow.tasks.outage import prefect_unreachable, when_unreported
 
     arm_watchdog()
     hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal),
-                        when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None)
+                        when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None
+                        or prefect_unreachable(exc))
+    quiet_event_outages()
+    when_unreported(lambda outcome: _end_unreported(kind, outcome, None))
     try:
         with prefect_api(server):
             if server is not None and server.started and server.shared:
@@ -195,28 +199,37 @@ def _end_if_prefect_down(kind: str, exc: BaseException) -> None:
     flushes of Prefect's event and log workers, which would retry a server
     that is gone.
     """
-    from kerasflow.errors import BadInputError
-    from kerasflow.runtime.stopping import hard_exit
     from kerasflow.tasks.outage import last_outcome, prefect_unreachable
 
-    if not prefect_unreachable(exc):
-        return
-    outcome = last_outcome()
-    typer.echo(f"{'warning' if outcome and outcome.status == 'FINISHED' else 'error'}: "
-               f"{prefect_outage_message(kind, exc, outcome)}", err=True)
-    if outcome is None or outcome.status != "FINISHED":
-        hard_exit(EXIT_BAD_INPUT if outcome and isinstance(outcome.error, BadInputError) else EXIT_FAILED)
-    hard_exit(0)
+    if prefect_unreachable(exc):
+        _end_unreported(kind, last_outcome(), exc)
 
 
-def prefect_outage_message(kind: str, exc: BaseException, outcome: Any) -> str:
+def _end_unreported(kind: str, outcome: Any, exc: BaseException | None) -> None:
+    """Says what the run left while the Prefect API is down, and ends the process: 0 if the work finished."""
+    from kerasflow.data.expectations.run import stop_validator
+    from kerasflow.errors import BadInputError
+    from kerasflow.runtime.stopping import hard_exit
+
+    finished = outcome is not None and outcome.status == "FINISHED"
+    typer.echo(f"{'warning' if finished else 'error'}: {prefect_outage_message(kind, exc, outcome)}", err=True)
+    stop_validator()
+    if finished:
+        hard_exit(0, logs_within=0.5)
+    hard_exit(EXIT_BAD_INPUT if outcome and isinstance(outcome.error, BadInputError) else EXIT_FAILED,
+              logs_within=0.5)
+
+
+def prefect_outage_message(kind: str, exc: BaseException | None, outcome: Any) -> str:
     """The paragraph that says the Prefect API stopped answering, what the work left, and what happens next."""
     from kerasflow.errors import describe
     from kerasflow.runtime.prefect_server import configured_api_url
+    from kerasflow.tasks.outage import prefect_down
     from kerasflow.tracking import client_for, mark_prefect_pending
 
     api = mask(os.environ.get("PREFECT_API_URL") or configured_api_url() or "Prefect's API")
-    cause = mask(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:200]
+    cause = mask(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}" if exc is not None
+                 else prefect_down() or "no answer")[:200]
     if outcome is None:
         return (f"{kind} stopped: the Prefect API {api} does not answer ({cause}), and no MLflow run was opened. "
                 f"Check that the Prefect server is running (`kerasflow server status`) or PREFECT_API_URL.")

@@ -221,18 +221,20 @@ def stopped(kind: str, exc: BaseException | None) -> None:
     hard_exit(stopping.exit_status(signum))
 
 
-def hard_exit(code: int) -> None:
+def hard_exit(code: int, logs_within: float = 5.0) -> None:
     """Exits now, without waiting for worker threads or MLflow's queued async logging.
 
     After an interrupt or a store outage, training may go on in a worker
     thread and MLflow's exit handler would retry every queued batch against
     a store that is gone; the runs are already closed (or reported), so the
-    process ends here after flushing its output and logs (at most 5 s).
+    process ends here after flushing its output and logs (at most
+    `logs_within` seconds, default 5: Prefect's API log handler waits on an
+    API that may be gone).
     """
 
     flusher = threading.Thread(target=logging.shutdown, daemon=True)
     flusher.start()
-    flusher.join(timeout=5)
+    flusher.join(timeout=logs_within)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
