@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from kerasflow.runtime.processes import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
-IRIS = ["configs/iris.yaml", "-s", "training.early_stopping.patience=100", "-s", "promotion.infra_validation=off"]
+IRIS = ["configs/iris.yaml", "-s", "training.early_stopping.patience=100"]  # infra validation off (conftest)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
