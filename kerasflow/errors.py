@@ -73,7 +73,7 @@ def describe_disk_full(exc: OSError, places: dict[str, str]) -> str:
     Returns:
         The paragraph.
     """
-    target = exc.filename or exc.filename2
+    target = exc.filename2 or exc.filename  # a copy's destination is its second name (`shutil.copyfile`)
     where = f"writing {os.fsdecode(target)}" if target else "writing a file"
     free = []
     for what, folder in places.items():
