@@ -241,3 +241,18 @@ def test_two_runs_of_one_config_at_once_both_finish(tmp_path: Path) -> None:
     runs = client.search_runs([client.get_experiment_by_name("iris_twice").experiment_id])
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
     shutil.rmtree(tmp_path / ".kerasflow", ignore_errors=True)
+
+
+# --- two searches of one config at once ---------------------------------------------------------------------
+
+
+def test_a_second_search_of_one_config_gets_a_tuner_folder_of_its_own(tmp_path: Path) -> None:
+    from kerasflow.training.search import holding_project
+
+    shared, lines = tmp_path / "tuner" / "wine", []
+    with holding_project(shared, "run-a") as first:
+        with holding_project(shared, "run-b", notice=lines.append) as second:
+            assert first == shared and second == shared.with_name("wine.run-run-b")
+    assert len(lines) == 1 and "pid" in lines[0] and "run-a" in lines[0] and str(second) in lines[0]
+    with holding_project(shared, "run-c") as rerun:  # released (as by a killed holder): the rerun resumes there
+        assert rerun == shared
