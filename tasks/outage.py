@@ -22,6 +22,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 from uuid import UUID
 
+import httpx
+from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.states import Completed, Crashed, Failed
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _down: str | None = None  # why the Prefect API was found not to answer, once it was
@@ -75,9 +81,6 @@ def remember_outcome(outcome: Outcome) -> None:
 
 def api_answers(timeout: float = 3.0) -> bool:
     """Whether the Prefect API answers its health check within `timeout` seconds (one attempt)."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-
     try:
         with temporary_settings(updates={PREFECT_API_REQUEST_TIMEOUT: timeout, PREFECT_CLIENT_MAX_RETRIES: 0}):
             with get_client(sync_client=True) as client:
@@ -102,9 +105,6 @@ def prefect_unreachable(exc: BaseException | None) -> bool:
     (`PREFECT_CLIENT_MAX_RETRIES`) are spent. MLflow's client uses
     `requests`, not `httpx`, so its errors never match.
     """
-    import httpx
-    from prefect.exceptions import PrefectHTTPStatusError
-
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -163,9 +163,6 @@ def reconcile_flow_run(flow_run_id: str, state: str, note: str) -> None:
     Raises:
         Exception: The Prefect API did not answer; the caller tries again later.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.states import Completed, Crashed, Failed
-
     make = {"Completed": Completed, "Failed": Failed, "Crashed": Crashed}[state]
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(flow_run_id))

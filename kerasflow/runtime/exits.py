@@ -14,8 +14,10 @@ Every error is one line on stderr, `error: ...`, without a traceback.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import typer
 
@@ -168,9 +170,6 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
 
 def _written_places() -> dict[str, str]:
     """The folders a run writes to: its artifacts (a local store's), kerasflow's state, the temporary folder."""
-    import tempfile
-    from urllib.parse import unquote, urlsplit
-
     from kerasflow.tasks.outage import last_outcome
     from kerasflow.tracking import client_for
     from kerasflow.training.resume import state_home
