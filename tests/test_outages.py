@@ -133,3 +133,13 @@ def test_a_full_disk_while_writing_the_model_fails_the_run_cleanly(tmp_path: Pat
     assert "Traceback" not in output.split("error: ")[-1]
     assert run.info.status == "FAILED"
     assert client.search_model_versions("name = 'iris-full'") == []
+
+
+def test_sigterm_before_the_pipeline_starts_exits_143_with_one_line(tmp_path: Path) -> None:
+    command = _kerasflow(["run", *IRIS, "-s", "name=iris_early"], _env(tmp_path))
+    first = command.stdout.readline()  # the command's first line: the config is read, the flow not started
+    command.send_signal(signal.SIGTERM)
+    rest, _ = command.communicate(timeout=120)
+    assert first.startswith("kerasflow train: pipeline iris_early"), first + rest
+    assert command.returncode == 143, first + rest
+    assert "error: stopped by SIGTERM" in rest and "Traceback" not in rest, rest

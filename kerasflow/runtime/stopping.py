@@ -207,9 +207,18 @@ def install_signal_handlers() -> None:
 
 
 def exit_status_of(code: Any) -> Any:
-    """The status to exit with once the command returned `code`: click's "Aborted!" (1) after a signal is
-    128 + the signal number."""
-    return stopping.exit_status(_signal_received) if _signal_received and code == 1 else code
+    """The status to exit with once the command returned `code`.
+
+    After a signal that stopped the command before its flow ran, click's
+    "Aborted!" (1) or Typer's silent 130 for any `KeyboardInterrupt` (our
+    SIGTERM's `Terminated` is one) become 128 + the signal number, with
+    one line saying so.
+    """
+    if not _signal_received or code not in (1, 130):
+        return code
+    print(f"error: stopped by {stopping.signal_label(_signal_received)} (outside a pipeline run)", file=sys.stderr,
+          flush=True)
+    return stopping.exit_status(_signal_received)
 
 
 def stopped(kind: str, exc: BaseException | None) -> None:
