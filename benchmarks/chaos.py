@@ -98,7 +98,7 @@ def leftovers(seen: dict[int, float]) -> list[str]:
     return alive
 
 
-def killed_round(kind: str, signum: int, delay: float, env: dict[str, str], settle: float) -> tuple[int, list[str]]:
+def killed_round(kind: str, signum: int, delay: float, env: dict[str, str], settle: float) -> tuple[object, list[str]]:
     """Runs `kind`, sends `signum` after `delay` s (unless it ended), waits; returns its status and leftovers."""
     proc = kerasflow(COMMANDS[kind], env)
     seen: dict[int, float] = {}
@@ -107,10 +107,12 @@ def killed_round(kind: str, signum: int, delay: float, env: dict[str, str], sett
     watcher.start()
     drain = threading.Thread(target=proc.communicate, daemon=True)  # keep its pipe from filling
     drain.start()
+    signalled = False
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
         proc.send_signal(signum)
+        signalled = True
     try:
         code = proc.wait(timeout=90)
     except subprocess.TimeoutExpired:
@@ -128,7 +130,8 @@ def killed_round(kind: str, signum: int, delay: float, env: dict[str, str], sett
             psutil.Process(int(line.split()[0])).kill()
         except psutil.Error:
             pass
-    return code, left + (["the command did not end within 90 s of the signal"] if -1 in seen else [])
+    hung = ["the command did not end within 90 s of the signal"] if -1 in seen else []
+    return (code if signalled else f"{code} (ended before the signal)"), left + hung
 
 
 def rerun(kind: str, env: dict[str, str]) -> tuple[int, float, str]:
