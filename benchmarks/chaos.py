@@ -9,7 +9,7 @@ then reruns the same command to its end. After every round it counts:
 - reruns that exited 0;
 - runs left RUNNING (all experiments, after the rerun);
 - registered versions whose run is not FINISHED;
-- whether `@champion` points to a version that cannot be loaded
+- whether `@champion` (v1 of the first train, then what retrains promote) points to a version that cannot be loaded
   (`mlflow.pyfunc.load_model("models:/NAME@champion")`, in a fresh process);
 - leftover processes: descendants of the killed command still alive
   `--settle` seconds after it ended (psutil).
@@ -202,6 +202,9 @@ def main() -> None:
                 raise SystemExit(f"the first {kind} failed ({code}):\n{out}")
             durations[kind] = seconds
         durations["retrain"] = durations["train"]
+        cli = [sys.executable, "-c", "from kerasflow.runtime.cli import main; main()"]
+        for model in MODELS:  # a champion from the start: retrains challenge it, and the check loads it
+            subprocess.run([*cli, "promote", model, "1"], cwd=ROOT, env=env, check=True, capture_output=True)
         print("baseline: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()), flush=True)
         for index in range(1, args.rounds + 1):
             kind = rng.choice(sorted(COMMANDS))
