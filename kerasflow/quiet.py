@@ -31,6 +31,9 @@ _DEFAULTS = {
     "PREFECT_UI_ENABLED": "true",
     "PREFECT_LOGGING_LOG_PRINTS": "false",
     "TQDM_DISABLE": "1",
+    # Each failed Prefect API call retries with 2, 4, 8 ... s of back-off: 2 retries (Prefect's default is 5)
+    # bound a Prefect API that is down at the end of a run to seconds (docs/architecture.md, "Prefect outages").
+    "PREFECT_CLIENT_MAX_RETRIES": "2",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     # Async metric logging waits on its stop event instead of polling a queue every second,
     # so ending a run returns at once (otherwise each end of a run costs up to 1 s).
@@ -97,6 +100,32 @@ class _NoTracebackFor(logging.Filter):
         if exc is not None and (isinstance(exc, self.errors) or (self.when is not None and self.when(exc))):
             record.exc_info, record.exc_text = None, None
         return True
+
+
+class _OnceAboutEvents(logging.Filter):
+    """While the Prefect API is down: one warning that events cannot be sent, not one per event every few seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warned = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Service 'EventsWorker' failed to process item"):  # the whole event, repeated
+            return False
+        if message.startswith("Unable to connect to") and "events" in message:
+            seen, self.warned = self.warned, True
+            return not seen
+        return True
+
+
+def quiet_event_outages() -> None:
+    """Keeps Prefect's events client to one line while its API is down (idempotent)."""
+    once = _OnceAboutEvents()
+    for name in ("prefect.events.clients", "prefect._internal.concurrency"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OnceAboutEvents) for f in logger.filters):
+            logger.addFilter(once)
 
 
 def hide_tracebacks_for(errors: tuple[type[BaseException], ...],

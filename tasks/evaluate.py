@@ -21,6 +21,7 @@ from kerasflow.promotion.compare import gated_metrics, metric_intervals
 from kerasflow.promotion.slices import SLICES_ARTIFACT, WORST_SLICE_TAG
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.schemas.promotion import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from kerasflow.tasks.outage import to_prefect
 from kerasflow.tasks.runs import artifact_key
 from kerasflow.tracking import Tracker
 from kerasflow.training.evaluate import charted_metrics, per_class_table
@@ -100,7 +101,7 @@ def log_slices(tracker: Tracker, config: PipelineConfig, rows: list[dict[str, An
     tracker.tags({f"{WORST_SLICE_TAG}{metric}": name for metric, name in worst.items()})
     shown = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows]
     small = sum(not row["gated"] for row in rows)
-    create_table_artifact(table=shown, key=artifact_key("slices", config.name),
-                          description=f"Test metrics by slice of {config.name}"
-                                      + (f"; {small} slice(s) under evaluation.min_slice_rows "
-                                         f"({config.evaluation.min_slice_rows}) are reported, not gated" if small else ""))
+    to_prefect("the slices artifact", create_table_artifact, table=shown, key=artifact_key("slices", config.name),
+               description=f"Test metrics by slice of {config.name}"
+                           + (f"; {small} slice(s) under evaluation.min_slice_rows "
+                              f"({config.evaluation.min_slice_rows}) are reported, not gated" if small else ""))

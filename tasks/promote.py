@@ -23,6 +23,7 @@ from kerasflow.promotion.plan import (
 )
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.champion import Champion
+from kerasflow.tasks.outage import to_prefect
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker, run_url
 from kerasflow.tracking.notes import OUTCOME_TAG, outcome_of, utc_now
@@ -110,4 +111,5 @@ def _markdown_artifact(markdown: str, model_name: str) -> None:
     from prefect.artifacts import create_markdown_artifact
 
     key = "retrain-" + "".join(c if c.isalnum() else "-" for c in model_name.lower()).strip("-")
-    create_markdown_artifact(markdown=markdown, key=key[:100], description=f"Champion decision for {model_name}")
+    to_prefect("the champion decision artifact", create_markdown_artifact, markdown=markdown, key=key[:100],
+               description=f"Champion decision for {model_name}")

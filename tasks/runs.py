@@ -17,6 +17,7 @@ from prefect.utilities.urls import url_for
 from kerasflow import tracking
 from kerasflow.progress import reporting_progress
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.outage import Outcome, reconcile_flow_run, remember_outcome, to_prefect
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.progress import LoopProgress
 from kerasflow.tracking.notes import write_note
@@ -43,6 +44,11 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     its description and the flow run's outcome tag are written
     (`record_outcome`).
 
+    Neither the work nor the MLflow run depends on the Prefect API
+    (`kerasflow.tasks.outage`): its calls here are best effort, how the run
+    ended is remembered for the CLI, and flow runs of earlier runs that
+    await their final state get it when this run opens.
+
     Args:
         config: The validated pipeline config.
         kind: `train`, `tune`, `retrain` or `validate`.
@@ -52,17 +58,28 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     """
     url = flow_run_url()
     tags = {PREFECT_URL_TAG: url} if url else None
-    with tracking.pipeline_run(config, kind, flow_run.get_id(), on_orphan=crash_flow_run, tags=tags) as run:
-        if flow_run.get_id() is not None:
-            create_link_artifact(link=mlflow_run_url(run), link_text=f"MLflow run {run.id}",
-                                 key=artifact_key("mlflow-run", config.name),
-                                 description=f"The MLflow run of this {kind} flow run")
-        loops = LoopProgress()
-        try:
-            with recording_outcome(run, kind, config.name), reporting_progress(loops):  # long loops show progress
-                yield run
-        finally:
-            loops.close()
+    flow_run_id = flow_run.get_id()
+    opened = None
+    try:
+        with tracking.pipeline_run(config, kind, flow_run_id, on_orphan=crash_flow_run, tags=tags,
+                                   reconcile=reconcile_flow_run) as run:
+            opened = run
+            if flow_run_id is not None:
+                to_prefect("the link artifact to the MLflow run", create_link_artifact, link=mlflow_run_url(run),
+                           link_text=f"MLflow run {run.id}", key=artifact_key("mlflow-run", config.name),
+                           description=f"The MLflow run of this {kind} flow run")
+            loops = LoopProgress()
+            try:
+                with recording_outcome(run, kind, config.name), reporting_progress(loops):  # long loops show progress
+                    yield run
+            finally:
+                loops.close()
+    except BaseException as exc:
+        if opened is not None:
+            status = "FAILED" if isinstance(exc, Exception) else "KILLED"
+            remember_outcome(Outcome(opened.id, opened.uri, status, flow_run_id and str(flow_run_id), exc))
+        raise
+    remember_outcome(Outcome(opened.id, opened.uri, "FINISHED", flow_run_id and str(flow_run_id)))
 
 
 @contextlib.contextmanager
@@ -103,7 +120,7 @@ def record_outcome(run: tracking.PipelineRun, pipeline: str, kind: str, error: B
     try:
         note = write_note(run.tracker.client, run.id, kind=kind, pipeline=pipeline, prefect_url=flow_run_url(),
                           prefect_name=flow_run.get_name(), error=error)
-        tag_flow_run(note.outcome, run, note.model)
+        to_prefect("the flow run's outcome tag and event", tag_flow_run, note.outcome, run, note.model)
     except Exception as exc:  # the run's own outcome matters more than its description
         step_logger().warning(f"could not record the outcome of MLflow run {run.id}: {exc}")
 
@@ -187,8 +204,9 @@ def publish_summary(run: tracking.PipelineRun, config: PipelineConfig, metrics: 
         verdict = "blessed as @candidate" if registered.get("blessed") else "not blessed"
         lines += ["", f"Registered **models:/{config.model_name}/{registered['version']}** ({verdict})"]
         lines += [f"- {reason}" for reason in registered.get("reasons", [])]
-    create_markdown_artifact(markdown="\n".join(lines), key=artifact_key("summary", config.name),
-                             description=f"Test metrics and registered version of {config.name}")
+    to_prefect("the summary artifact", create_markdown_artifact, markdown="\n".join(lines),
+               key=artifact_key("summary", config.name),
+               description=f"Test metrics and registered version of {config.name}")
 
 
 def crash_flow_run(flow_run_id: str, note: str) -> None:

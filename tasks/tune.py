@@ -27,7 +27,14 @@ from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.training.distributed import check_reachable, free_address, observe_search, run_search_worker, start_chief
 from kerasflow.training.resume import in_project
-from kerasflow.training.search import TuningError, run_search, search_data, search_fingerprint, search_result
+from kerasflow.training.search import (
+    TuningError,
+    holding_project,
+    run_search,
+    search_data,
+    search_fingerprint,
+    search_result,
+)
 from kerasflow.training.trials import plot_scores, summary_table, trial_records, trials_frame
 
 
@@ -134,12 +141,14 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     client = tracker.client
     hook = MlflowTrialLogger(client, tracker.run_id, client.get_run(tracker.run_id).info.experiment_id, tracker.uri,
                              max_trials=config.tuning.max_trials, direction=config.tuning.objective.direction)
-    project = str(in_project(config.tuning.project_dir(config.name)))
     fingerprint = search_fingerprint(config, fingerprint_frame(frame))
-    if config.runner.kind == "dask":  # trials on Dask workers, one oracle here
-        result = search_on_dask(config, prepared, data, project, fingerprint, fresh, hook)
-    else:
-        result = run_search(config, data, project, fingerprint=fingerprint, fresh=fresh, hook=hook)
+    with holding_project(in_project(config.tuning.project_dir(config.name)), tracker.run_id,
+                         notice=step_logger().warning) as held:  # a concurrent search of this config: its own folder
+        project = str(held)
+        if config.runner.kind == "dask":  # trials on Dask workers, one oracle here
+            result = search_on_dask(config, prepared, data, project, fingerprint, fresh, hook)
+        else:
+            result = run_search(config, data, project, fingerprint=fingerprint, fresh=fresh, hook=hook)
     summary = summary_table(result.trials, result.objective, result.direction)
     tracker.params(result.best_values, prefix="tune.best.")
     tracker.metrics({"best_score": result.best_score, "best_epoch": result.best_epoch}, prefix="tune.")

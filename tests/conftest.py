@@ -77,7 +77,7 @@ def _project_root(monkeypatch: pytest.MonkeyPatch) -> None:
 INTEGRATION_MODULES = {
     "test_caching", "test_cli_exit", "test_cnn", "test_cv", "test_deployments", "test_distribute", "test_flow",
     "test_infra_validation", "test_noise_gate", "test_gx_worker", "test_ui",
-    "test_prefect_server", "test_read_once", "test_registry_names", "test_resume", "test_retrain", "test_serving",
+    "test_outages", "test_prefect_server", "test_read_once", "test_registry_names", "test_resume", "test_retrain", "test_serving",
     "test_slices_flow",
     "test_stream", "test_tabm", "test_team", "test_toy_family", "test_tracking_server", "test_tune",
     "test_tune_dask", "test_unattended",

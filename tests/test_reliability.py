@@ -241,3 +241,51 @@ def test_two_runs_of_one_config_at_once_both_finish(tmp_path: Path) -> None:
     runs = client.search_runs([client.get_experiment_by_name("iris_twice").experiment_id])
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
     shutil.rmtree(tmp_path / ".kerasflow", ignore_errors=True)
+
+
+# --- two searches of one config at once ---------------------------------------------------------------------
+
+
+def test_a_second_search_of_one_config_gets_a_tuner_folder_of_its_own(tmp_path: Path) -> None:
+    from kerasflow.training.search import holding_project
+
+    shared, lines = tmp_path / "tuner" / "wine", []
+    with holding_project(shared, "run-a") as first:
+        with holding_project(shared, "run-b", notice=lines.append) as second:
+            assert first == shared and second == shared.with_name("wine.run-run-b")
+    assert len(lines) == 1 and "pid" in lines[0] and "run-a" in lines[0] and str(second) in lines[0]
+    with holding_project(shared, "run-c") as rerun:  # released (as by a killed holder): the rerun resumes there
+        assert rerun == shared
+
+
+# --- flow runs whose final state a Prefect outage kept back -------------------------------------------------
+
+
+def test_flow_runs_of_swept_runs_wait_for_the_prefect_api(tmp_path: Path) -> None:
+    import socket
+
+    from kerasflow.tracking import configure, ensure_experiment
+    from kerasflow.tracking.liveness import reconcile_flow_runs, sweep_orphans
+    from kerasflow.tracking.tags import FLOW_RUN_TAG, HOST_TAG, PID_TAG, PREFECT_PENDING_TAG
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        client = configure(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        experiment = ensure_experiment(client, "pending")
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        dead = client.create_run(experiment, tags={PID_TAG: gone.stdout.strip(), HOST_TAG: socket.gethostname(),
+                                                   FLOW_RUN_TAG: "flow-1"}).info.run_id
+        current = client.create_run(experiment).info.run_id
+
+        def down(flow_run_id: str, note: str) -> None:
+            raise ConnectionRefusedError("the Prefect API is down")
+
+        assert sweep_orphans(client, experiment, current, down) == [dead]
+        assert client.get_run(dead).data.tags[PREFECT_PENDING_TAG].startswith("Crashed: process ")
+        assert reconcile_flow_runs(client, experiment, lambda *args: down(*args[:2])) == []  # still down: kept
+        calls = []
+        assert reconcile_flow_runs(client, experiment, lambda *args: calls.append(args)) == ["flow-1"]
+        assert calls[0][:2] == ("flow-1", "Crashed") and PREFECT_PENDING_TAG not in client.get_run(dead).data.tags
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])

@@ -3,6 +3,9 @@
 - 2: bad input (the config, the data, a model reference; `BadInputError`);
 - 1: a failure (the tracking store or the Prefect server does not answer, a
   step crashed);
+- 0 also when the work succeeded but the Prefect API stopped answering before
+  the flow run's final state was reported: one warning paragraph says so, and
+  the next pipeline run sets that state (`prefect_outage_message`);
 - 128 + the signal number for SIGINT or SIGTERM (`kerasflow.runtime.stopping`).
 
 Every error is one line on stderr, `error: ...`, without a traceback.
@@ -10,8 +13,11 @@ Every error is one line on stderr, `error: ...`, without a traceback.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import typer
 
@@ -121,15 +127,19 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
 
     from kerasflow import tracking
     from kerasflow.data.expectations.run import stop_validator
-    from kerasflow.errors import BadInputError, describe
-    from kerasflow.quiet import hide_tracebacks_for
+    from kerasflow.errors import BadInputError, describe, describe_disk_full, disk_full
+    from kerasflow.quiet import hide_tracebacks_for, quiet_event_outages
     from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
     from kerasflow.runtime.stopping import arm_watchdog, hard_exit, stopped
     from kerasflow.stopping import interrupt_behind
+    from kerasflow.tasks.outage import prefect_unreachable, when_unreported
 
     arm_watchdog()
     hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal),
-                        when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None)
+                        when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None
+                        or prefect_unreachable(exc))
+    quiet_event_outages()
+    when_unreported(lambda outcome: _end_unreported(kind, outcome, None))
     try:
         with prefect_api(server):
             if server is not None and server.started and server.shared:
@@ -148,10 +158,99 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
     except Exception as exc:
         if (stop := interrupt_behind(exc)) is not None:  # outside a pipeline run, which raises it itself
             stopped(kind, stop)
+        _end_if_prefect_down(kind, exc)
+        if (full := disk_full(exc)) is not None:
+            fail(f"{kind} failed: {describe_disk_full(full, _written_places())} The MLflow run is FAILED and no "
+                 f"model version was registered from it.", EXIT_FAILED)
         if tracking.unreachable(exc):
             typer.echo(f"error: {outage_message(kind, exc, tracking.undelivered_epochs())}", err=True)
             hard_exit(EXIT_FAILED)
         fail(f"{kind} failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _written_places() -> dict[str, str]:
+    """The folders a run writes to: its artifacts (a local store's), kerasflow's state, the temporary folder."""
+    from kerasflow.tasks.outage import last_outcome
+    from kerasflow.tracking import client_for
+    from kerasflow.training.resume import state_home
+
+    places = {}
+    outcome = last_outcome()
+    if outcome is not None:
+        try:
+            uri = client_for(outcome.uri).get_run(outcome.run_id).info.artifact_uri
+            if uri.startswith("file:"):
+                places["the run's artifacts"] = unquote(urlsplit(uri).path)
+        except Exception:  # the message names the other places
+            pass
+    home = state_home()
+    places["the step cache"] = str(home if home.exists() else home.parent)
+    places["the temporary folder"] = tempfile.gettempdir()
+    return places
+
+
+def _end_if_prefect_down(kind: str, exc: BaseException) -> None:
+    """Ends the command at once when the Prefect API stopped answering (nothing else to wait for).
+
+    The work's outcome is its MLflow run's: 0 when it is FINISHED, 1 (or 2
+    for bad input) when it FAILED. The flow run's final state is recorded on
+    the MLflow run for the next pipeline run to set. Ends without the atexit
+    flushes of Prefect's event and log workers, which would retry a server
+    that is gone.
+    """
+    from kerasflow.tasks.outage import last_outcome, prefect_unreachable
+
+    if prefect_unreachable(exc):
+        _end_unreported(kind, last_outcome(), exc)
+
+
+def _end_unreported(kind: str, outcome: Any, exc: BaseException | None) -> None:
+    """Says what the run left while the Prefect API is down, and ends the process: 0 if the work finished."""
+    from kerasflow.data.expectations.run import stop_validator
+    from kerasflow.errors import BadInputError
+    from kerasflow.runtime.stopping import hard_exit
+
+    finished = outcome is not None and outcome.status == "FINISHED"
+    typer.echo(f"{'warning' if finished else 'error'}: {prefect_outage_message(kind, exc, outcome)}", err=True)
+    stop_validator()
+    if finished:
+        hard_exit(0, logs_within=0.5)
+    hard_exit(EXIT_BAD_INPUT if outcome and isinstance(outcome.error, BadInputError) else EXIT_FAILED,
+              logs_within=0.5)
+
+
+def prefect_outage_message(kind: str, exc: BaseException | None, outcome: Any) -> str:
+    """The paragraph that says the Prefect API stopped answering, what the work left, and what happens next."""
+    from kerasflow.errors import describe
+    from kerasflow.runtime.prefect_server import configured_api_url
+    from kerasflow.tasks.outage import prefect_down
+    from kerasflow.tracking import client_for, mark_prefect_pending
+
+    api = mask(os.environ.get("PREFECT_API_URL") or configured_api_url() or "Prefect's API")
+    cause = mask(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}" if exc is not None
+                 else prefect_down() or "no answer")[:200]
+    if outcome is None:
+        return (f"{kind} stopped: the Prefect API {api} does not answer ({cause}), and no MLflow run was opened. "
+                f"Check that the Prefect server is running (`kerasflow server status`) or PREFECT_API_URL.")
+    state = "Completed" if outcome.status == "FINISHED" else "Failed"
+    note = f"the Prefect API did not answer when the flow run ended; its MLflow run {outcome.run_id} is {outcome.status}"
+    try:
+        client = client_for(outcome.uri)
+        mark_prefect_pending(client, outcome.run_id, state, note)
+        versions = [f"{v.name} v{v.version}" for v in client.search_model_versions(f"run_id = '{outcome.run_id}'")]
+    except Exception:  # the store is the record; if it is gone too, say what is known
+        versions = []
+    registered = f" It registered {', '.join(versions)}." if versions else ""
+    if outcome.status == "FINISHED":
+        what = f"{kind} finished: its MLflow run {outcome.run_id} is FINISHED.{registered}"
+    else:
+        error = outcome.error
+        reason = describe(error) if error is not None else outcome.status
+        what = f"{kind} failed: {reason}. Its MLflow run {outcome.run_id} is {outcome.status}.{registered}"
+    flow_run = f"flow run {outcome.flow_run_id}" if outcome.flow_run_id else "flow run"
+    return (f"{what} The Prefect API {api} stopped answering during the run ({cause}), so the Prefect {flow_run} "
+            f"could not be given its final state and still shows Running, and task logs and events after the outage "
+            f"are lost. The next pipeline run of this experiment sets it {state} once the API answers again.")
 
 
 def outage_message(kind: str, exc: BaseException, lost: int) -> str:

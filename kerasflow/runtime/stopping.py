@@ -207,9 +207,18 @@ def install_signal_handlers() -> None:
 
 
 def exit_status_of(code: Any) -> Any:
-    """The status to exit with once the command returned `code`: click's "Aborted!" (1) after a signal is
-    128 + the signal number."""
-    return stopping.exit_status(_signal_received) if _signal_received and code == 1 else code
+    """The status to exit with once the command returned `code`.
+
+    After a signal that stopped the command before its flow ran, click's
+    "Aborted!" (1) or Typer's silent 130 for any `KeyboardInterrupt` (our
+    SIGTERM's `Terminated` is one) become 128 + the signal number, with
+    one line saying so.
+    """
+    if not _signal_received or code not in (1, 130):
+        return code
+    print(f"error: stopped by {stopping.signal_label(_signal_received)} (outside a pipeline run)", file=sys.stderr,
+          flush=True)
+    return stopping.exit_status(_signal_received)
 
 
 def stopped(kind: str, exc: BaseException | None) -> None:
@@ -221,18 +230,20 @@ def stopped(kind: str, exc: BaseException | None) -> None:
     hard_exit(stopping.exit_status(signum))
 
 
-def hard_exit(code: int) -> None:
+def hard_exit(code: int, logs_within: float = 5.0) -> None:
     """Exits now, without waiting for worker threads or MLflow's queued async logging.
 
     After an interrupt or a store outage, training may go on in a worker
     thread and MLflow's exit handler would retry every queued batch against
     a store that is gone; the runs are already closed (or reported), so the
-    process ends here after flushing its output and logs (at most 5 s).
+    process ends here after flushing its output and logs (at most
+    `logs_within` seconds, default 5: Prefect's API log handler waits on an
+    API that may be gone).
     """
 
     flusher = threading.Thread(target=logging.shutdown, daemon=True)
     flusher.start()
-    flusher.join(timeout=5)
+    flusher.join(timeout=logs_within)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -22,6 +22,7 @@ thread, and Prefect runs tasks in worker threads.
 """
 
 from kerasflow.tracking.client import client_for, configure, ensure_experiment, patiently, prepare_store
+from kerasflow.tracking.liveness import mark_prefect_pending
 from kerasflow.tracking.records import log_config, log_metrics, log_params, undelivered_epochs
 from kerasflow.tracking.runs import (
     PipelineRun,
@@ -52,7 +53,7 @@ from kerasflow.tracking.tracker import Tracker
 __all__ = [
     "FLOW_RUN_TAG", "PARENT_TAG", "RUN_KIND_TAG", "PipelineRun", "Tracker", "TrackingUnavailable", "client_for",
     "close_child_run", "closing_run", "configure", "end_failed_run", "ensure_experiment", "forget_open_run",
-    "kill_open_runs", "kill_run", "log_config", "log_metrics", "log_params", "model_run", "nested_run",
+    "kill_open_runs", "kill_run", "log_config", "log_metrics", "log_params", "mark_prefect_pending", "model_run", "nested_run",
     "open_child_run", "open_flow_runs", "patiently", "pipeline_run", "prepare_store", "record_failed_run", "run_url", "track_open_run",
     "tracking_uri", "ui_url", "undelivered_epochs", "unreachable",
 ]

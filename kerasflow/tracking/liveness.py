@@ -3,7 +3,8 @@
 Every kerasflow run records its process's pid, host and start time
 (`process_identity`); a later pipeline run of the same experiment on the same
 host marks FAILED the runs left RUNNING by a process that no longer exists
-(`sweep_orphans`).
+(`sweep_orphans`). The flow runs whose final state could not be reported,
+the Prefect API down, are set then too (`reconcile_flow_runs`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import socket
 from pathlib import Path
 from typing import Any, Callable
 
-from kerasflow.tracking.tags import FLOW_RUN_TAG, HOST_TAG, NOTE_TAG, PARENT_TAG, PID_TAG, STARTED_TAG
+from kerasflow.tracking.tags import (
+    FLOW_RUN_TAG,
+    HOST_TAG,
+    NOTE_TAG,
+    PARENT_TAG,
+    PID_TAG,
+    PREFECT_PENDING_TAG,
+    STARTED_TAG,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +124,46 @@ def sweep_orphans(client: Any, experiment_id: str, current_run_id: str,
                 on_orphan(tags[FLOW_RUN_TAG], note)
             except Exception as exc:  # the flow run is Prefect's to judge too; never fail the new run for it
                 log.warning("could not close flow run %s: %s", tags[FLOW_RUN_TAG], exc)
+                mark_prefect_pending(client, found.info.run_id, "Crashed", note)
     if swept:
         log.warning("marked %d orphaned run(s) FAILED: %s", len(swept), ", ".join(swept))
     return swept
+
+
+def mark_prefect_pending(client: Any, run_id: str, state: str, note: str) -> None:
+    """Records on a run the final state its Prefect flow run should get once the API answers again.
+
+    Args:
+        client: An `MlflowClient`.
+        run_id: The run, tagged `prefect.flow_run_id`.
+        state: `Completed`, `Failed` or `Crashed`.
+        note: Why, the flow run's state message.
+    """
+    client.set_tag(run_id, PREFECT_PENDING_TAG, f"{state}: {note}")
+
+
+def reconcile_flow_runs(client: Any, experiment_id: str, reconcile: Callable[[str, str, str], None]) -> list[str]:
+    """Sets the final states that flow runs of this experiment await (`mark_prefect_pending`), where possible.
+
+    Each run tagged `kerasflow.prefect_pending_state` has `reconcile`
+    called with `(flow_run_id, state, note)`; on success the tag is removed.
+    While the Prefect API still does not answer the tag stays, for the next run.
+
+    Returns:
+        The flow run ids reconciled.
+    """
+    done = []
+    for found in client.search_runs([experiment_id], f"tags.`{PREFECT_PENDING_TAG}` != ''", max_results=1000):
+        tags = found.data.tags
+        state, _, note = tags.get(PREFECT_PENDING_TAG, "").partition(": ")
+        if not tags.get(FLOW_RUN_TAG) or state not in ("Completed", "Failed", "Crashed"):
+            client.delete_tag(found.info.run_id, PREFECT_PENDING_TAG)
+            continue
+        try:
+            reconcile(tags[FLOW_RUN_TAG], state, f"{note} (reconciled by a later run)")
+        except Exception as exc:  # still down: the next run tries again
+            log.warning("could not set flow run %s to %s yet: %s", tags[FLOW_RUN_TAG], state, exc)
+            break
+        client.delete_tag(found.info.run_id, PREFECT_PENDING_TAG)
+        done.append(tags[FLOW_RUN_TAG])
+    return done

@@ -14,6 +14,7 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from kerasflow.errors import disk_full
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import decode_outputs, dummy_outputs
 from kerasflow.tracking.client import patiently
@@ -55,8 +56,13 @@ def log_model(run_id: str, model_path: str, features_path: str, labels_path: str
         mlflow.MlflowClient().update_run(run_id, status="RUNNING")
         return info
 
-    info = patiently(log, what="to log the model")
-    return info
+    try:
+        return patiently(log, what="to log the model")
+    except OSError as exc:
+        if disk_full(exc) is None or exc.filename:
+            raise
+        where = mlflow.MlflowClient().get_run(run_id).info.artifact_uri  # name where the artifacts were going
+        raise OSError(exc.errno, exc.strerror, f"{where}/model") from exc
 
 
 def infer_model_signature(example: Any, labels: Any) -> Any:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.stopping import interrupt_behind
 from kerasflow.tracking.client import client_for, configure, ensure_experiment
-from kerasflow.tracking.liveness import process_identity, sweep_orphans
+from kerasflow.tracking.liveness import process_identity, reconcile_flow_runs, sweep_orphans
 from kerasflow.tracking.records import log_config
 from kerasflow.tracking.store import tracking_uri, unreachable
 from kerasflow.tracking.tags import FLOW_RUN_TAG, NOTE_TAG, PARENT_TAG, RUN_KIND_TAG
@@ -64,13 +64,15 @@ class PipelineRun:
 @contextlib.contextmanager
 def pipeline_run(config: PipelineConfig, kind: str, flow_run_id: str | None = None,
                  on_orphan: Callable[[str, str], None] | None = None,
-                 tags: dict[str, str] | None = None) -> Iterator[PipelineRun]:
+                 tags: dict[str, str] | None = None,
+                 reconcile: Callable[[str, str, str], None] | None = None) -> Iterator[PipelineRun]:
     """Opens the parent run of a flow, and closes it FINISHED, FAILED or KILLED (`closing_run`).
 
     On an error the report is attached as `errors/error.txt`, the run is
     marked FAILED and the exception propagates; an interrupt marks it and
     its nested runs KILLED. Runs of dead processes are swept first
-    (`sweep_orphans`).
+    (`sweep_orphans`), and flow runs awaiting their final state (the
+    Prefect API was down) get it (`reconcile_flow_runs`).
 
     Args:
         config: The validated `PipelineConfig`.
@@ -79,6 +81,8 @@ def pipeline_run(config: PipelineConfig, kind: str, flow_run_id: str | None = No
         on_orphan: Called with `(flow_run_id, note)` for each swept run that
             recorded a flow run, to close that flow run too. Default none.
         tags: More tags for the run (e.g. the Prefect flow run's URL). Default none.
+        reconcile: Called with `(flow_run_id, state, note)` for each flow run
+            of the experiment awaiting its final state. Default none.
 
     Yields:
         A `PipelineRun`.
@@ -89,6 +93,8 @@ def pipeline_run(config: PipelineConfig, kind: str, flow_run_id: str | None = No
     with _top_run(client, experiment_id, name, {**_run_tags(config, kind, flow_run_id), **(tags or {})},
                   tracking_uri(config.registry.tracking_uri), flow_run_id) as run:
         sweep_orphans(client, experiment_id, run.id, on_orphan)
+        if reconcile is not None:
+            reconcile_flow_runs(client, experiment_id, reconcile)
         log_config(client, run.id, config)
         yield run
 
@@ -227,7 +233,10 @@ def fail_run(client: Any, run_id: str, exc: BaseException) -> None:
         exc: The exception that ended it.
     """
     report = f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
-    client.log_text(run_id, report, "errors/error.txt")
+    try:
+        client.log_text(run_id, report, "errors/error.txt")
+    except OSError:  # a full disk: the run is still marked FAILED, the tag below holds the error
+        pass
     client.set_tag(run_id, "kerasflow.error", f"{type(exc).__name__}: {str(exc)[:4000]}")
     client.set_terminated(run_id, "FAILED")
 

@@ -5,3 +5,4 @@ PARENT_TAG = "mlflow.parentRunId"  # MLflow shows runs with this tag nested unde
 PID_TAG, HOST_TAG, STARTED_TAG = "kerasflow.pid", "kerasflow.host", "kerasflow.started"  # who runs it (orphan sweep)
 NOTE_TAG = "kerasflow.note"
 FLOW_RUN_TAG = "prefect.flow_run_id"
+PREFECT_PENDING_TAG = "kerasflow.prefect_pending_state"  # the final state a flow run awaits, the Prefect API down

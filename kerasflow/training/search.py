@@ -21,10 +21,11 @@ import io
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from kerasflow.data.split import Split
 from kerasflow.errors import BadInputError
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec, as_model_inputs
+from kerasflow.locks import LockTimeout, file_lock, holder
 from kerasflow.models.families import build_model, default_values
 from kerasflow.models.hyper import declaration_order, declare
 from kerasflow.models.spec import ModelSpec
@@ -411,6 +413,44 @@ def _hypermodel(spec: ModelSpec) -> Any:
 def _label(fold: int, execution: int, folds: int, executions: int) -> str:
     parts = ([f"fold_{fold}"] if folds > 1 else []) + ([f"execution_{execution}"] if executions > 1 else [])
     return ".".join(parts)
+
+
+@contextlib.contextmanager
+def holding_project(project: str | Path, run_id: str, notice: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Holds a tuner project folder for one search: its lock (`<folder>.lock`, beside it).
+
+    Two searches of one config at once would share keras-tuner's trial
+    files. When another live process holds the folder, this search uses a
+    folder of its own, `<folder>.run-<run id>`, and `notice` names the
+    holder. A killed holder's lock is released by the kernel, so a rerun
+    after a kill resumes the search in the shared folder.
+
+    Args:
+        project: The configured project folder (`tuning.project_dir`).
+        run_id: The MLflow run that searches now.
+        notice: Called with a line when the shared folder is taken. Default: stderr.
+
+    Yields:
+        The folder to search in.
+    """
+    project = Path(project)
+    for candidate in (project, project.with_name(f"{project.name}.run-{run_id[:16]}")):
+        lock = candidate.with_name(f"{candidate.name}.lock")
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(file_lock(lock, purpose=f"tuner search of MLflow run {run_id}", timeout=0))
+        except LockTimeout:
+            (notice or _to_stderr)(f"the tuner folder {project} is in use by {holder(lock)}: this search keeps "
+                                   f"its trials in {project.with_name(project.name + '.run-' + run_id[:16])}")
+            continue
+        with held:
+            yield candidate
+        return
+    raise RuntimeError(f"the run-scoped tuner folder of run {run_id} is in use")  # run ids are unique
+
+
+def _to_stderr(line: str) -> None:
+    print(f"kerasflow: {line}", file=sys.stderr, flush=True)
 
 
 def claim_project(project: Path, fingerprint: str, fresh: bool) -> None:
