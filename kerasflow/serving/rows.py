@@ -28,6 +28,11 @@ columns the model takes: those about missing values of the columns this
 policy fills, and about the exact column set, are left out
 (`kerasflow.data.predictions.prediction_suite`), so the suite never
 refuses what the server answers.
+
+`kerasflow predict` reads its input in chunks: `RowTally` applies this
+policy chunk by chunk and counts the refused rows over all of them, so the
+refusal is the one a check of the whole file gives (`admit_rows`, then the
+numeric check), rows numbered in the file.
 """
 
 from __future__ import annotations
