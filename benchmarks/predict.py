@@ -4,6 +4,7 @@ The model: the scale job's dense 64-32 network (`benchmarks/common.py`:
 20 float32 features, two string columns, 3 classes), trained once by
 `kerasflow run` on 20,000 rows with a suite from `kerasflow suite init`,
 so `kerasflow predict` checks the rows against the suite, as in issue 25.
+The files scored are those 20,000 rows repeated to each size.
 
 - **bare**: one script that loads the registered model
   (`mlflow.pyfunc.load_model("models:/scale-dense/1")`), reads the
@@ -58,10 +59,32 @@ print(len(pred), "rows")
 '''
 
 
+TRAIN_ROWS = 20_000
+
+
+def tiled(rows: int, data: Path) -> Path:
+    """Writes the training table repeated to `rows` rows as CSV (once; reused): new rows the suite accepts.
+
+    `make_classification` places its classes anew for each `n`, so a fresh
+    table of another size would fail the suite drafted from the training rows.
+    """
+    path = data / f"predict_{rows}.csv"
+    if path.exists():
+        return path
+    header, _, body = write_data(TRAIN_ROWS, data / f"scale_{TRAIN_ROWS}.csv").read_bytes().partition(b"\n")
+    lines = body.splitlines(keepends=True)
+    with open(path, "wb") as out:
+        out.write(header + b"\n")
+        for _ in range(rows // TRAIN_ROWS):
+            out.write(body)
+        out.writelines(lines[:rows % TRAIN_ROWS])
+    return path
+
+
 def train(data: Path, tmp: Path, project: Path, env: dict[str, str]) -> None:
     """Trains and registers the model, with a suite drafted from its training rows."""
     cli = [PY, "-m", "kerasflow.runtime.cli"]
-    source = write_data(20_000, data / "scale_20000.csv")
+    source = write_data(TRAIN_ROWS, data / f"scale_{TRAIN_ROWS}.csv")
     suite = tmp / "scale-suite.json"
     measure([*cli, "suite", "init", str(source), "--target", "label", "--out", str(suite)], env, cwd=project)
     config = write_config(source, tmp)
@@ -98,7 +121,7 @@ def main() -> None:
             results = {}
             print(f"{'rows':>11}{'bare s':>9}{'kf s':>9}{'ratio':>8}{'bare MB':>10}{'kf MB':>9}{'ratio':>8}")
             for rows in args.sizes:
-                source = write_data(rows, data / f"scale_{rows}.csv")
+                source = tiled(rows, data)
                 bare_s, bare_mb = (float("nan"),) * 2
                 if not args.no_bare:
                     bare_s, bare_mb, _ = measure([PY, str(script), MODEL, str(source), str(tmp / "bare.csv")], env)

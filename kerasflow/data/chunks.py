@@ -36,7 +36,7 @@ _OTHER_DELIMITERS = ";\t|"
 
 
 def read_chunks(source: str, chunk_rows: int = CHUNK_ROWS, *, delimiter: str | None = None,
-                encoding: str = "utf-8", decimal: str = ".") -> Iterator[pd.DataFrame]:
+                encoding: str = "utf-8", decimal: str = ".", text: list[str] | None = None) -> Iterator[pd.DataFrame]:
     """Reads a file of rows chunk by chunk.
 
     Args:
@@ -46,6 +46,8 @@ def read_chunks(source: str, chunk_rows: int = CHUNK_ROWS, *, delimiter: str | N
         delimiter: CSV field delimiter. Default `None` (comma, or sniffed).
         encoding: Text encoding of CSV files. Default `utf-8`.
         decimal: The decimal mark of numbers in CSV files. Default `.`.
+        text: CSV columns read as text in every chunk (the model's string inputs): a chunk whose
+            codes all look like numbers is not read as numbers. Default none.
 
     Yields:
         DataFrames of at most `chunk_rows` rows, indexed as in the whole file.
@@ -61,7 +63,7 @@ def read_chunks(source: str, chunk_rows: int = CHUNK_ROWS, *, delimiter: str | N
     if path.stat().st_size == 0:
         raise DataLoadError(f"Data file '{path}' is empty.")
     chunks = _parquet_chunks(path, chunk_rows) if path.suffix.lower() == ".parquet" \
-        else _csv_chunks(path, chunk_rows, delimiter, encoding, decimal)
+        else _csv_chunks(path, chunk_rows, delimiter, encoding, decimal, text or [])
     rows = 0
     while True:
         try:
@@ -83,7 +85,7 @@ def read_chunks(source: str, chunk_rows: int = CHUNK_ROWS, *, delimiter: str | N
 
 
 def _csv_chunks(path: Path, chunk_rows: int, delimiter: str | None, encoding: str,
-                decimal: str) -> Iterator[pd.DataFrame]:
+                decimal: str, text: list[str]) -> Iterator[pd.DataFrame]:
     """A CSV file's chunks, with the delimiter `load_frame` would use."""
     sep = delimiter or ","
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep, encoding=encoding)
@@ -93,7 +95,9 @@ def _csv_chunks(path: Path, chunk_rows: int, delimiter: str | None, encoding: st
         names = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep,
                             encoding=encoding).iloc[0].tolist()
     _check_columns(pd.Index(names), path)
-    with pd.read_csv(path, sep=sep, encoding=encoding, decimal=decimal, chunksize=chunk_rows) as reader:
+    dtype = {c: str for c in text if c in names}
+    with pd.read_csv(path, sep=sep, encoding=encoding, decimal=decimal, chunksize=chunk_rows,
+                     dtype=dtype or None) as reader:
         yield from reader  # indexed by row number across chunks
 
 

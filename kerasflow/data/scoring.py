@@ -126,11 +126,14 @@ def score_file(plan: ScoringInput, predict: Predict, output: str | Path, *, warn
     numeric = [c for c, kind in plan.types.items() if kind in NUMERIC_TYPES]
     tally, scored, digest = RowTally(plan.spec, numeric, plan.source), Scored(), hashlib.sha256()
     refused: InputRowsError | None = None
+    present: list[str] = []
     with ChunkWriter(output) as writer, ThreadPoolExecutor(1, thread_name_prefix="kerasflow-read") as reader:
-        for chunk in _prefetched(read_chunks(plan.source, chunk_rows, **plan.options), reader):
+        text = [c for c, kind in plan.types.items() if kind == "string"]
+        for chunk in _prefetched(read_chunks(plan.source, chunk_rows, **plan.options, text=text), reader):
             offset = tally.rows
             if offset == 0:
                 refuse_output_columns(chunk, plan.source)
+                present = [str(c) for c in chunk.columns if c not in plan.skip]
                 digest.update("".join(f"{n}\x1f{t}\x1e" for n, t in chunk.dtypes.items()).encode())
             admitted = tally.admit(chunk, warn)
             if counts is not None:
@@ -150,7 +153,7 @@ def score_file(plan: ScoringInput, predict: Predict, output: str | Path, *, warn
         digest.update(f"rows={tally.rows}".encode())
         scored.digest = digest.hexdigest()
         if not tally.refused:
-            scored.report, scored.checked = _verdict(plan, counts, others, uncounted)
+            scored.report, scored.checked = _verdict(plan, counts, others, uncounted, present)
         if note is not None:
             note(scored)
         tally.check()
@@ -171,7 +174,8 @@ def _prefetched(chunks: Iterator[pd.DataFrame], pool: ThreadPoolExecutor) -> Ite
 
 
 def _verdict(plan: ScoringInput, counts: SuiteCounts | None, others: dict[str, Any] | None,
-             uncounted: Callable[[dict[str, Any]], ValidationReport] | None) -> tuple[ValidationReport | None, str]:
+             uncounted: Callable[[dict[str, Any]], ValidationReport] | None,
+             present: list[str]) -> tuple[ValidationReport | None, str]:
     """The suite's report over the whole input, and how it was reached, in words."""
     if counts is None and not (others and others["expectations"]):
         return None, "the row policy only: the model has no expectation suite"
@@ -184,7 +188,7 @@ def _verdict(plan: ScoringInput, counts: SuiteCounts | None, others: dict[str, A
         else:
             payload = merged(payload, uncounted(others).result)
             checked += f"; {len(others['expectations'])} other expectation(s) run by Great Expectations"
-    return validation_report(CountedResult(payload), plan.suite, counts.columns if counts else []), checked
+    return validation_report(CountedResult(payload), plan.suite, present), checked
 
 
 def merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
