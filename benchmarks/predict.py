@@ -21,6 +21,14 @@ process tree of each, and their ratios. Goals (issue 25): <= 1.3x bare
 at 100k rows; kerasflow's peak memory flat from 1M to 10M rows (the
 last lines compare the largest size's peak with the smallest's).
 
+Measured on the shared 2-core machine (load 9-20, so seconds are noisy; each
+ratio is one pair): before (GX worker on the whole file, no chunks) 100k rows
+1.44x bare (92.7 s vs 133.9 s), peak 1,027 MB; 1M rows 1.15x, peak 1,658 MB
+(1.61x the 100k peak). After (chunks, vectorized counts, the model loading
+while the flow starts): 100k rows 1.16x bare (59.5 s vs 68.9 s; a busier
+pair gave 0.74x), peak 972 MB; 1M rows peak 1,021 MB (1.05x the 100k peak);
+10M rows stopped after about 0.7M rows at 1,002 MB resident.
+
 Usage:
 
     python benchmarks/predict.py [--sizes 100000 1000000] [--data DIR] [--project DIR] [--no-bare]
