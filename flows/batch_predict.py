@@ -7,12 +7,7 @@ from prefect.runtime import flow_run
 
 from kerasflow.data.expectations.run import stop_validator
 from kerasflow.flows.results import PredictResult
-from kerasflow.tasks.predict import (
-    predict_rows,
-    read_input,
-    resolve_model,
-    validate_input,
-)
+from kerasflow.tasks.predict import read_input, resolve_model, score_rows
 from kerasflow.tasks.runs import recording_outcome
 from kerasflow.tracking import model_run
 
@@ -20,7 +15,7 @@ from kerasflow.tracking import model_run
 @flow(name="batch-predict", log_prints=False)
 def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None = None,
                        tracking_uri: str | None = None) -> PredictResult:
-    """Validates input rows and writes them back with the model's predictions.
+    """Checks input rows and writes them back with the model's predictions, chunk by chunk.
 
     Args:
         model_uri: `models:/NAME@ALIAS` (e.g. `@champion`),
@@ -40,10 +35,9 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
     model = resolve_model(model_uri, tracking_uri)
     with model_run(model, "predict", flow_run.get_id(), tracking_uri) as run, \
             recording_outcome(run, "predict", model.name or model.uri):  # the run's description, the outcome tag
-        source, raw = read_input(run.tracker, input_path, run.workdir, model)
+        source, options = read_input(run.tracker, input_path, model)
         try:
-            columns = validate_input(run.tracker, model, raw)
-        finally:  # a model without a suite, or rows refused before it ran, never used the warm worker
+            result = score_rows(run.tracker, model, source, options, run.workdir, output_path)
+        finally:  # the validation worker runs only for expectations the vectorized counts do not cover
             stop_validator()
-        result = predict_rows(run.tracker, model, raw, columns, source, output_path)
     return PredictResult(run_id=run.id, experiment_id=run.experiment_id, model_uri=model.version_uri, **result)

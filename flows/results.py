@@ -153,6 +153,7 @@ class PredictResult:
         output: The file written.
         rows: The rows predicted.
         summary: A summary of the predictions.
+        validation: How the rows were checked, in words (the tag `kerasflow.validation`).
     """
 
     run_id: str
@@ -161,3 +162,4 @@ class PredictResult:
     output: str
     rows: int
     summary: Any
+    validation: str = ""

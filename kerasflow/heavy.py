@@ -11,19 +11,25 @@ import os
 import sys
 from typing import Any
 
-from kerasflow.quiet import muted_stderr, silence
+from kerasflow.quiet import filtered_stderr, muted_stderr, silence
 
 
-def import_tensorflow() -> None:
+def import_tensorflow(*, beside_others: bool = False) -> None:
     """Imports TensorFlow once with native stderr muted.
 
     TensorFlow's C++ runtime prints CUDA-probe and absl banners straight to
     file descriptor 2 during import, past any Python logging setting.
+
+    Args:
+        beside_others: The import runs in a thread while others work: drop
+            only TensorFlow's banner lines, passing on what the others write
+            meanwhile (`kerasflow.quiet.filtered_stderr`). Default false: all
+            of fd 2 is muted.
     """
     if "tensorflow" in sys.modules:
         return
     silence()
-    with muted_stderr():
+    with filtered_stderr(_banner) if beside_others else muted_stderr():
         import keras  # noqa: F401
         import tensorflow
 
@@ -31,6 +37,12 @@ def import_tensorflow() -> None:
 
 
 LOGICAL_CPUS_ENV = "KERASFLOW_LOGICAL_CPUS"
+_BANNERS = (b"absl::InitializeLog", b"cuda", b"TensorFlow binary is optimized", b"oneDNN custom operations")
+
+
+def _banner(line: bytes) -> bool:
+    """Whether a line on fd 2 is one of TensorFlow's import banners (absl's `I0000 ...` lines, CUDA probes)."""
+    return line[:1] in b"IWE" and line[1:5].isdigit() or any(mark in line for mark in _BANNERS)
 
 
 def split_cpu(tf: Any) -> None:

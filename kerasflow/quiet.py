@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import warnings
 from typing import Callable, Iterator
 
@@ -85,6 +86,44 @@ def muted_stderr() -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def filtered_stderr(dropped: Callable[[bytes], bool]) -> Iterator[None]:
+    """Passes file descriptor 2 through a filter for the duration of the block.
+
+    Unlike `muted_stderr`, which drops everything, only the lines `dropped`
+    marks are lost: what other threads write meanwhile (a warning, an error
+    message) is passed on, line by line, by a copying thread. That thread
+    keeps copying after the block for any child process started meanwhile,
+    which holds the pipe.
+
+    Args:
+        dropped: Says, for a line written to fd 2 (bytes), whether to drop it.
+    """
+    try:
+        saved, (read, write) = os.dup(2), os.pipe()
+    except OSError:
+        yield
+        return
+    sys.stderr.flush()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def copy() -> None:
+        with os.fdopen(read, "rb") as pipe:
+            for line in pipe:
+                if not dropped(line):
+                    os.write(saved, line)
+
+    copier = threading.Thread(target=copy, name="kerasflow-stderr", daemon=True)
+    copier.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end closes: the copier ends once it has copied everything
+        copier.join(timeout=2)
 
 
 class _NoTracebackFor(logging.Filter):

@@ -110,6 +110,7 @@ def test_configured_decimal_comma_reads_numbers() -> None:
 
 def test_prediction_input_is_read_as_the_model_training_data_was(mlflow_store: str, tmp_path: Path) -> None:
     """`kerasflow predict` reads a `;`-separated file with decimal commas by the model's `data.*` params."""
+    from kerasflow.data.chunks import read_chunks
     from kerasflow.tasks.predict import read_input
     from kerasflow.tracking import Tracker, log_config
     from kerasflow.tracking.registry import ModelRef
@@ -122,10 +123,9 @@ def test_prediction_input_is_read_as_the_model_training_data_was(mlflow_store: s
     predicting = client.create_run(client.get_run(training).info.experiment_id).info.run_id
     model = ModelRef(uri=f"runs:/{training}/model", run_id=training)
 
-    _, rows = read_input.fn(Tracker(predicting, mlflow_store), str(CATALOGUE / "decimal_comma.csv"), str(tmp_path),
-                            model)
+    source, options = read_input.fn(Tracker(predicting, mlflow_store), str(CATALOGUE / "decimal_comma.csv"), model)
 
-    frame = pd.read_parquet(rows)
+    frame = next(read_chunks(source, **options))
     assert frame["mean_radius"].dtype == "float64" and frame["mean_radius"].iloc[0] == 17.99
 
 

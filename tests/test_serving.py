@@ -72,6 +72,19 @@ def test_batch_predict_writes_rows_with_predictions(batch: dict, champion: str, 
     assert client.get_experiment(run.info.experiment_id).name == f"{trained_in.name}-predictions"
 
 
+def test_batch_predict_in_chunks_answers_as_in_one(batch: PredictResult, champion: str, rows: Path,
+                                                    tmp_path: Path) -> None:
+    from kerasflow.data.scoring import ScoringInput, score_file
+    from kerasflow.tracking.artifacts import input_types, model_features, predictor
+
+    uri = f"models:/{NAME}/{champion}"
+    plan = ScoringInput(str(rows), model_features(uri), input_types(uri))
+    chunked = score_file(plan, predictor(uri), tmp_path / "chunked.csv", chunk_rows=4)
+    assert chunked.rows == 25 and chunked.summary == batch.summary
+    pd.testing.assert_frame_equal(pd.read_csv(chunked.output), pd.read_csv(batch.output))
+    assert batch.validation.startswith("13 expectation(s) of suite 'iris' counted over every row")
+
+
 def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow_store: str) -> None:
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)  # MLflow execs `uvicorn` from PATH

@@ -82,11 +82,20 @@ def check_columns(frame: pd.DataFrame, spec: Any, source: str = "the input",
             already has prediction columns.
         InputRowsError: Missing values the model has no fill value for.
     """
+    refuse_output_columns(frame, source)
+    return admit_rows(frame, spec, source, warn)
+
+
+def refuse_output_columns(frame: pd.DataFrame, source: str = "the input") -> None:
+    """Refuses input columns named like the prediction columns, which the output would repeat.
+
+    Raises:
+        FeatureError: The input has `prediction` or `proba_<class>` columns.
+    """
     clashing = [c for c in frame.columns if c in PREDICTION_COLUMNS or str(c).startswith(PROBA_PREFIX)]
     if clashing:
         raise FeatureError(f"{source} already has prediction columns {clashing}; "
                            "pass the raw feature rows, not an earlier output")
-    return admit_rows(frame, spec, source, warn)
 
 
 def prediction_suite(suite: dict[str, Any], spec: Any) -> dict[str, Any]:

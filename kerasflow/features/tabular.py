@@ -22,13 +22,15 @@ import pandas as pd
 from kerasflow.errors import BadInputError
 from kerasflow.features.encodings import embedded_columns, fit_numeric_encoding, normalization
 from kerasflow.features.images import ImageSpec
+from kerasflow.features.rowtext import ROWS_SHOWN, row_label, rows_line, show_value, shown_rows  # noqa: F401 (re-exported)
 
 NUMERIC_INPUT = "numeric"
 MISSING_TOKEN = ""
 ENCODED_FEATURES = "features"  # the layer whose output is the encoded tabular features
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 NUMERIC_EMBEDDING = "preprocessing.numeric_embedding"  # its search-space name
-ROWS_SHOWN = 5
+NON_NUMERIC = "with non-numeric text"
+OUT_OF_RANGE = f"with infinite values or values beyond float32's range (|x| > {FLOAT32_MAX:.3g})"
 
 
 class FeatureError(BadInputError):
@@ -309,40 +311,40 @@ def check_numeric_rows(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
         InputRowsError: Every bad column, with its bad rows (a few with
             their values, and how many).
     """
-    block = df.loc[:, columns]
-    if all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):  # one vectorized pass for clean numbers
-        values = block.to_numpy(dtype="float64", na_value=np.nan)
-        if (np.isnan(values) | (np.abs(values) <= FLOAT32_MAX)).all():
-            return values
-    values = np.empty((len(df), len(columns)), dtype="float64")  # per column, naming the bad rows
+    values, bad = bad_numbers(df, columns)
     bad_columns, problems = [], []
-    for j, column in enumerate(columns):
-        values[:, j], text = _column_numbers(df[column])
-        overflow = ~np.isnan(values[:, j]) & ~(np.abs(values[:, j]) <= FLOAT32_MAX)
-        found = [_rows_problem(df, column, text, "with non-numeric text"),
-                 _rows_problem(df, column, overflow,
-                               f"with infinite values or values beyond float32's range (|x| > {FLOAT32_MAX:.3g})")]
-        found = [p for p in found if p]
-        if found:
+    for column, what, mask in bad:
+        problems.append(_rows_problem(df, column, mask, what))
+        if column not in bad_columns:
             bad_columns.append(column)
-            problems.extend(found)
     if problems:
         raise InputRowsError(bad_columns, problems)
     return values
 
 
-def row_label(position: int, index: Any) -> str:
-    """Names a row by its position, and its index label if that differs, e.g. `row 3 (index 117)`."""
-    return f"row {position}" if index == position else f"row {position} (index {show_value(index)})"
+def bad_numbers(df: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[tuple[str, str, np.ndarray]]]:
+    """Finds the cells of numeric columns that a float32 model input cannot take (see `check_numeric_rows`).
 
+    Args:
+        df: Raw rows.
+        columns: The numeric columns to check, all in `df`.
 
-def show_value(value: Any) -> str:
-    """Renders a cell for a message: text quoted, numbers short (`inf`, `1e+39`)."""
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return f"{float(value):g}" if isinstance(value, (float, np.floating)) else str(int(value))
-    return repr(value)
+    Returns:
+        `(values, bad)`: the values as a float64 matrix `(rows, columns)`,
+        NaN where missing or text; and, per column and problem, in column
+        order (text before out-of-range values), `(column, what, mask)`
+        where `mask` marks the rows and `what` describes them
+        (`with non-numeric text`, ...). Problems without rows are left out.
+    """
+    values = np.empty((len(df), len(columns)), dtype="float64")
+    bad = []
+    for j, column in enumerate(columns):
+        values[:, j], text = _column_numbers(df[column])
+        overflow = ~np.isnan(values[:, j]) & ~(np.abs(values[:, j]) <= FLOAT32_MAX)
+        for what, mask in ((NON_NUMERIC, text), (OUT_OF_RANGE, overflow)):
+            if mask.any():
+                bad.append((column, what, mask))
+    return values, bad
 
 
 def as_model_inputs(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -467,11 +469,7 @@ def _rows_problem(df: pd.DataFrame, column: str, mask: np.ndarray, what: str) ->
     positions = np.flatnonzero(mask)
     if not positions.size:
         return None
-    shown = ", ".join(f"{row_label(int(p), df.index[p])} = {show_value(df[column].iloc[p])}"
-                      for p in positions[:ROWS_SHOWN])
-    more = f" and {positions.size - ROWS_SHOWN} more" if positions.size > ROWS_SHOWN else ""
-    rows = "row" if positions.size == 1 else "rows"
-    return f"{column!r}: {positions.size} {rows} {what}: {shown}{more}"
+    return rows_line(column, what, int(positions.size), shown_rows(df, column, positions))
 
 
 def natural_key(value: Any) -> tuple[int, Any]:

@@ -310,12 +310,15 @@ def predict(
 
     require_store(None)
     try:  # a wrong name or alias fails here, before any flow starts
-        resolve_model(tracking.configure(), model_uri)
+        model = resolve_model(tracking.configure(), model_uri)
     except BadInputError as exc:
         fail(describe(exc), EXIT_BAD_INPUT)
     from kerasflow.runtime.warmup import warm_start
 
-    server = warm_start(validation=True)
+    server = warm_start(validation=False)  # the rows are checked by vectorized counts, not a GX worker
+    from kerasflow.tracking.artifacts import preload_model  # deferred: MLflow
+
+    preload_model(model.version_uri)  # TensorFlow and the model load while the flow starts
     from kerasflow.flows.batch_predict import batch_predict_flow
 
     result = run_flow(lambda: batch_predict_flow(model_uri, input_path, str(out) if out else None), server,

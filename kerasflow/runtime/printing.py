@@ -111,6 +111,8 @@ def print_retrain(result: RetrainResult, cfg: PipelineConfig) -> None:
 def print_prediction(result: PredictResult) -> None:
     """Prints where a batch prediction wrote its rows, and its model and MLflow run."""
     typer.echo(f"wrote {result.rows} rows with predictions to {result.output}")
+    if result.validation:
+        typer.echo(f"checked: {result.validation}")
     typer.echo(f"model: {result.model_uri}   MLflow run: {result.run_id}")
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -138,17 +140,75 @@ def predict_with(model_uri: str, frame: Any) -> Any:
             naming columns and rows), re-raised as the model raised it.
         FeatureError: The rows do not fit the model's input schema.
     """
+    return predictor(model_uri)(frame)
+
+
+_LOADING: dict[str, Future] = {}
+_LOADING_LOCK = threading.Lock()
+
+
+def preload_model(model_uri: str) -> Future:
+    """Starts loading a logged pyfunc model, TensorFlow first, in a thread; the next `predictor` call takes it up.
+
+    `kerasflow predict` calls it as soon as it knows the model, so the
+    imports and the load overlap the flow's start and the reading of the
+    first rows. TensorFlow's import banners are dropped, not the lines
+    the other threads write meanwhile. The thread is a daemon: a command
+    that fails first does not wait for it.
+
+    Args:
+        model_uri: The model, e.g. `models:/name/3`.
+
+    Returns:
+        The future of the loaded `PyFuncModel` (the same one for repeated calls).
+    """
+    with _LOADING_LOCK:
+        if model_uri not in _LOADING:
+            future: Future = Future()
+            _LOADING[model_uri] = future
+            threading.Thread(target=_load, args=(model_uri, future), name="kerasflow-model", daemon=True).start()
+        return _LOADING[model_uri]
+
+
+def _load(model_uri: str, future: Future) -> None:
+    """Imports TensorFlow and loads the model into `future`."""
     import mlflow.pyfunc
+
+    from kerasflow.heavy import import_tensorflow
+
+    try:
+        import_tensorflow(beside_others=True)
+        future.set_result(mlflow.pyfunc.load_model(model_uri))
+    except BaseException as exc:  # handed to the thread that predicts
+        future.set_exception(exc)
+
+
+def predictor(model_uri: str) -> Callable[[Any], Any]:
+    """The predict function of a logged pyfunc model, which waits for its load (`preload_model`) at its first call.
+
+    Returns:
+        A function: a frame of raw rows in, the model's predictions out.
+        It raises `BadInputError` for rows the model refuses (re-raised as
+        the model raised it, e.g. an `InputRowsError` naming columns and
+        rows) and `FeatureError` for rows that do not fit the input schema.
+    """
     from mlflow.exceptions import MlflowException
 
     from kerasflow.features.tabular import FeatureError
 
-    try:
-        return mlflow.pyfunc.load_model(model_uri).predict(frame)
-    except MlflowException as exc:
-        if isinstance(exc.__cause__, BadInputError):  # a kerasflow model's refusal (serving_entry.RefusedInput)
-            raise exc.__cause__ from None
-        raise FeatureError(f"the input does not fit the model's schema: {exc.message}") from None
+    preload_model(model_uri)
+    with _LOADING_LOCK:  # taken up once: a later call (another store, a new version) loads afresh
+        loading = _LOADING.pop(model_uri)
+
+    def predict(frame: Any) -> Any:
+        try:
+            return loading.result().predict(frame)
+        except MlflowException as exc:
+            if isinstance(exc.__cause__, BadInputError):  # a kerasflow model's refusal (serving_entry.RefusedInput)
+                raise exc.__cause__ from None
+            raise FeatureError(f"the input does not fit the model's schema: {exc.message}") from None
+
+    return predict
 
 
 def _type_name(kind: Any) -> str:
