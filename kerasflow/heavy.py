@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from kerasflow.progress import status
 from kerasflow.quiet import muted_stderr, silence
 
 
@@ -23,7 +24,7 @@ def import_tensorflow() -> None:
     if "tensorflow" in sys.modules:
         return
     silence()
-    with muted_stderr():
+    with status("importing TensorFlow"), muted_stderr():
         import keras  # noqa: F401
         import tensorflow
 

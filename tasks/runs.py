@@ -14,7 +14,7 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.states import Crashed
 
 from kerasflow import tracking
-from kerasflow.progress import reporting_progress
+from kerasflow.progress import reporting_progress, status
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.progress import LoopProgress
@@ -47,7 +47,10 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     """
     url = flow_run_url()
     tags = {PREFECT_URL_TAG: url} if url else None
-    with tracking.pipeline_run(config, kind, flow_run.get_id(), on_orphan=crash_flow_run, tags=tags) as run:
+    with contextlib.ExitStack() as stack:
+        with status("opening the MLflow run"):
+            run = stack.enter_context(tracking.pipeline_run(config, kind, flow_run.get_id(),
+                                                            on_orphan=crash_flow_run, tags=tags))
         if flow_run.get_id() is not None:
             create_link_artifact(link=mlflow_run_url(run), link_text=f"MLflow run {run.id}",
                                  key=artifact_key("mlflow-run", config.name),
@@ -58,7 +61,6 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
                 yield run
         finally:
             loops.close()
-
 
 
 def flow_run_url() -> str | None:
