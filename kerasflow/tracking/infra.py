@@ -68,6 +68,7 @@ if request["query"]:
 open(result_path, "w").write(json.dumps(result))
 """
 _early: list[tuple[str, subprocess.Popen]] = []  # the probe `start_probe` started: (its store, the process)
+_early_cleanup: list[Any] = []  # `stop_probe` registered with `atexit`, once
 
 
 @dataclass
@@ -155,8 +156,9 @@ def start_probe(store_uri: str) -> None:
         store_uri: The tracking and registry store the version will be registered in.
     """
     if not _early:
+        if not _early_cleanup:
+            _early_cleanup.append(atexit.register(stop_probe))
         _early.append((store_uri, _spawn(store_uri, early=True)))
-        atexit.register(stop_probe)
 
 
 def stop_probe() -> None:
