@@ -30,7 +30,7 @@ EXIT_FAILED = 1
 
 T = TypeVar("T")
 _store_uri: str | None = None  # the tracking store of this command, once checked
-_heartbeat: list[Heartbeat] = []  # the command's heartbeat, from `warm` to the end of `run_flow`
+_heartbeat: list[Heartbeat] = []  # the command's heartbeat, from `preflight` to the end of `run_flow`
 
 
 def fail(message: str, code: int) -> NoReturn:
