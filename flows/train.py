@@ -14,7 +14,7 @@ from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.evaluate import evaluate_model
-from kerasflow.tasks.infra_validate import validate_infra
+from kerasflow.tasks.infra_validate import start_infra_validation, validate_infra
 from kerasflow.tasks.register import bless_candidate, register_model
 from kerasflow.tasks.runs import flow_run_url, mlflow_run_url, open_pipeline_run, publish_summary
 from kerasflow.tasks.train import assemble_ensemble, train_model
@@ -60,6 +60,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             cv_flow = cross_validate_flow.with_options(task_runner=task_runner(config.runner))
             cv = cv_flow(run.tracker, config, prepared, best, fresh)
         plan = refit_plan(config, tuned, cv)
+        start_infra_validation(run.tracker, config)  # its fresh process imports while the model trains
         if plan["refit"] == "ensemble":
             model = assemble_ensemble(run.tracker, config, cv.models, run.workdir)
         else:

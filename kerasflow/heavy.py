@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from kerasflow.progress import status
 from kerasflow.quiet import filtered_stderr, muted_stderr, silence
 
 
@@ -29,7 +30,7 @@ def import_tensorflow(*, beside_others: bool = False) -> None:
     if "tensorflow" in sys.modules:
         return
     silence()
-    with filtered_stderr(_banner) if beside_others else muted_stderr():
+    with status("importing TensorFlow"), (filtered_stderr(_banner) if beside_others else muted_stderr()):
         import keras  # noqa: F401
         import tensorflow
 

@@ -51,6 +51,7 @@ from prefect.cache_policies import CachePolicy
 from kerasflow.data.load import source_identity
 from kerasflow.locks import file_lock
 from kerasflow.models.families import pretrained_base
+from kerasflow.progress import status
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.entries import complete, damage, write_manifest
 from kerasflow.tasks.policies import step_logger
@@ -201,12 +202,13 @@ def run_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fr
     inputs = dict(bound.arguments)
     policy = step.cache_policy
     key = policy.key_of(inputs) if isinstance(policy, StepInputs) and cache_days() > 0 else None
-    if key is None:  # caching off, or e.g. a registered base model: run in the run's scratch folder
-        run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
-        return step(**inputs)
-    prune_steps()
-    return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24],
-                       steps_root() / "results" / key, fresh)
+    with status(f"running the {step.name} step"):
+        if key is None:  # caching off, or e.g. a registered base model: run in the run's scratch folder
+            run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
+            return step(**inputs)
+        prune_steps()
+        return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24],
+                           steps_root() / "results" / key, fresh)
 
 
 def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, record: Path,

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from kerasflow.progress import status
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import transient
 from kerasflow.tracking import Tracker
@@ -31,4 +32,5 @@ def write_model_card(tracker: Tracker, config: PipelineConfig, registered: dict[
     version = registered.get("version")
     if version is None:
         return None
-    return log_card(tracker.client, tracker.run_id, config.model_name, str(version))
+    with status("writing the model card"):
+        return log_card(tracker.client, tracker.run_id, config.model_name, str(version))

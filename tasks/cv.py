@@ -18,6 +18,7 @@ from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec
 from kerasflow.heavy import import_tensorflow
+from kerasflow.progress import status
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.progress import EpochProgress
@@ -86,10 +87,11 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
                 progress = EpochProgress(lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
                                          config.training.epochs, name)
                 try:
-                    result = fit_fold(config, frame, split.folds[fold], fold,
-                                      FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
-                                      hyperparameters=hyperparameters, checkpoint=folder, on_epoch=progress,
-                                      save_to=folder / FOLD_MODEL if ensemble else None)
+                    with status(f"training {name}"):  # named by the heartbeat while no epoch line comes
+                        result = fit_fold(config, frame, split.folds[fold], fold,
+                                          FeatureSpec.load(prepared.features), LabelSpec.load(prepared.labels),
+                                          hyperparameters=hyperparameters, checkpoint=folder, on_epoch=progress,
+                                          save_to=folder / FOLD_MODEL if ensemble else None)
                 finally:
                     progress.close()
                 save_fold_result(folder, asdict(result), child.run_id)

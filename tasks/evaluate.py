@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
+from kerasflow.progress import status
 from kerasflow.promotion.bootstrap import read_outputs
 from kerasflow.promotion.compare import gated_metrics, metric_intervals
 from kerasflow.promotion.slices import SLICES_ARTIFACT, WORST_SLICE_TAG
@@ -47,7 +48,7 @@ def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     """
     import_tensorflow()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, status("evaluating the model on the test rows"):
         evaluation, files = evaluate_saved_model(config, prepared.raw, prepared.split, prepared.features,
                                                  prepared.labels, model_path, Path(tmp))
         for file in files:  # subfolders (one per output of a multi-output model) are kept

@@ -12,7 +12,7 @@ from kerasflow.promotion.infra import SKIPPED, InfraReport, canary_positions, in
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
-from kerasflow.tracking.infra import probe_version
+from kerasflow.tracking.infra import probe_version, start_probe
 from kerasflow.training.canary import evaluated_predictions, rows_at, serving_rows, split_test_rows
 
 
@@ -58,6 +58,16 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
         for key, value in report.tags().items():
             tracker.client.set_model_version_tag(config.model_name, version, key, value)
     return report
+
+
+def start_infra_validation(tracker: Tracker, config: PipelineConfig) -> None:
+    """Starts the fresh process of `validate_infra` early, when the run will validate a version.
+
+    Call it before training: the process imports MLflow and TensorFlow while
+    the model trains, then waits for the version (`kerasflow.tracking.infra.start_probe`).
+    """
+    if infra_mode(config.promotion) != "off" and config.registry.enabled:
+        start_probe(tracker.uri)
 
 
 def _validate(tracker: Tracker, config: PipelineConfig, prepared: Prepared, model_path: str,

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 
+from kerasflow.progress import note_output
 from kerasflow.stopping import raise_lost_interrupt
 from kerasflow.tasks.policies import step_logger
 
@@ -90,6 +91,7 @@ class EpochProgress:
             self.redirect.__enter__()
             self.bar = tqdm(total=self.total, desc=self.what, unit=self.unit, leave=False, dynamic_ncols=True,
                             file=self.file, mininterval=0.2, disable=False)  # TQDM_DISABLE silences libraries only
+        note_output()  # the bar moving is output: the command's heartbeat stays quiet
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()}, refresh=False)
         self.bar.update(done - self.bar.n)
         if done >= self.total:

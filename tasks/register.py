@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from kerasflow.data.holdout import raw_head
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import import_tensorflow
+from kerasflow.progress import status
 from kerasflow.promotion.gate import GateResult, check_registration, threshold_description
 from kerasflow.promotion.infra import InfraReport, blessing_description
 from kerasflow.promotion.inputs import CANDIDATE
@@ -48,10 +49,11 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
 
     example = raw_head(prepared.raw, 5)  # the first row group, not the whole table
     name = config.model_name if config.registry.enabled else None
-    info = log_model(tracker.run_id, model_path, prepared.features, prepared.labels, example)
+    with status("logging the model to MLflow"):
+        info = log_model(tracker.run_id, model_path, prepared.features, prepared.labels, example)
     client = tracker.client
-
-    log_reference(client, tracker.run_id, config, prepared.raw, prepared.split, prepared.features)
+    with status("logging the reference statistics"):
+        log_reference(client, tracker.run_id, config, prepared.raw, prepared.split, prepared.features)
     outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}
     if name is None:
         return outcome

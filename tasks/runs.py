@@ -15,7 +15,7 @@ from prefect.states import Crashed
 from prefect.utilities.urls import url_for
 
 from kerasflow import tracking
-from kerasflow.progress import reporting_progress
+from kerasflow.progress import reporting_progress, status
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.outage import Outcome, reconcile_flow_run, remember_outcome, to_prefect
 from kerasflow.tasks.policies import step_logger
@@ -61,8 +61,10 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     flow_run_id = flow_run.get_id()
     opened = None
     try:
-        with tracking.pipeline_run(config, kind, flow_run_id, on_orphan=crash_flow_run, tags=tags,
-                                   reconcile=reconcile_flow_run) as run:
+        with contextlib.ExitStack() as stack:
+            with status("opening the MLflow run"):
+                run = stack.enter_context(tracking.pipeline_run(config, kind, flow_run_id, on_orphan=crash_flow_run,
+                                                                tags=tags, reconcile=reconcile_flow_run))
             opened = run
             if flow_run_id is not None:
                 to_prefect("the link artifact to the MLflow run", create_link_artifact, link=mlflow_run_url(run),
@@ -76,8 +78,8 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
                 loops.close()
     except BaseException as exc:
         if opened is not None:
-            status = "FAILED" if isinstance(exc, Exception) else "KILLED"
-            remember_outcome(Outcome(opened.id, opened.uri, status, flow_run_id and str(flow_run_id), exc))
+            ended = "FAILED" if isinstance(exc, Exception) else "KILLED"
+            remember_outcome(Outcome(opened.id, opened.uri, ended, flow_run_id and str(flow_run_id), exc))
         raise
     remember_outcome(Outcome(opened.id, opened.uri, "FINISHED", flow_run_id and str(flow_run_id)))
 

@@ -29,6 +29,8 @@ from kerasflow.runtime.exits import (
     preflight,
     require_store,
     run_flow,
+    start_heartbeat,
+    stop_heartbeat,
     warm,
 )
 from kerasflow.runtime.printing import (
@@ -448,8 +450,12 @@ def serve(
     signal.signal(signal.SIGTERM, interrupt)  # while starting: unwind like Ctrl-C
     failed = False
     typer.echo(f"starting the kerasflow {'team ' if team else ''}stack in {settings.home} (logs in {settings.logs})")
+    start_heartbeat()  # a silence while the parts start says which part it waits for
     try:
-        stack.start()
+        try:
+            stack.start()
+        finally:
+            stop_heartbeat()
         env_file = write_env_file(settings, stack.credentials())
         print_stack(stack, env_file)
         signal.signal(signal.SIGINT, stack.stop_soon)

@@ -13,7 +13,9 @@ Every error is one line on stderr, `error: ...`, without a traceback.
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, TypeVar
@@ -21,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
+from kerasflow.progress import Heartbeat
 from kerasflow.quiet import silence
 from kerasflow.secrets import mask
 
@@ -32,6 +35,7 @@ EXIT_FAILED = 1
 
 T = TypeVar("T")
 _store_uri: str | None = None  # the tracking store of this command, once checked
+_heartbeat: list[Heartbeat] = []  # the command's heartbeat, from `preflight` to the end of `run_flow`
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -58,6 +62,7 @@ def preflight(config: Path, overrides: list[str], kind: str) -> Any:
         _record_bad_config(config, kind, exc, read_raw_config)
         fail(str(exc), EXIT_BAD_INPUT)
     typer.echo(f"kerasflow {kind}: pipeline {cfg.name} from {config}", err=True)  # something within 2 s
+    start_heartbeat()
     require_store(cfg.registry.tracking_uri)
     return cfg
 
@@ -100,10 +105,14 @@ def _record_bad_config(config: Path, kind: str, exc: Exception, read_raw: Any) -
 
 
 def warm(cfg: PipelineConfig, heavy: bool = True) -> Any:
-    """Starts the validation worker and the Prefect server while heavy libraries import."""
+    """Starts the validation worker and the Prefect server while heavy libraries import.
+
+    The command's heartbeat (`start_heartbeat`) says what is going on meanwhile.
+    """
     from kerasflow.runtime.prefect_server import PrefectServerError
     from kerasflow.runtime.warmup import warm_start
 
+    start_heartbeat()
     try:
         return warm_start(validation=cfg.validation.suite is not None, heavy=heavy)
     except PrefectServerError as exc:
@@ -133,8 +142,10 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
     from kerasflow.runtime.stopping import arm_watchdog, hard_exit, stopped
     from kerasflow.stopping import interrupt_behind
     from kerasflow.tasks.outage import prefect_unreachable, when_unreported
+    from kerasflow.tracking.infra import stop_probe
 
     arm_watchdog()
+    watch_console()
     hide_tracebacks_for((BadInputError, KeyboardInterrupt, TerminationSignal),
                         when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None
                         or prefect_unreachable(exc))
@@ -149,6 +160,8 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
                 return call()
             finally:  # before any exit below, some of which skip `atexit`
                 stop_validator()
+                stop_probe()
+                stop_heartbeat()
     except PrefectServerError as exc:
         fail(str(exc), EXIT_FAILED)
     except BadInputError as exc:
@@ -251,6 +264,40 @@ def prefect_outage_message(kind: str, exc: BaseException | None, outcome: Any) -
     return (f"{what} The Prefect API {api} stopped answering during the run ({cause}), so the Prefect {flow_run} "
             f"could not be given its final state and still shows Running, and task logs and events after the outage "
             f"are lost. The next pipeline run of this experiment sets it {state} once the API answers again.")
+def start_heartbeat() -> None:
+    """Starts the command's heartbeat (`kerasflow.progress.Heartbeat`), once: till `stop_heartbeat`, a silence prints what is going on.
+
+    It writes to its own copy of file descriptor 2, so its lines show while
+    TensorFlow's import mutes the descriptor (`kerasflow.quiet.muted_stderr`).
+    """
+    if _heartbeat:
+        return
+    try:
+        stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, errors="replace")
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # not a file (a test's captured stream)
+        stream = sys.stderr
+
+    def print_line(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    _heartbeat.append(Heartbeat(print_line, close=stream.close if stream is not sys.stderr else None).start())
+
+
+def stop_heartbeat() -> None:
+    """Stops the command's heartbeat, if any."""
+    while _heartbeat:
+        _heartbeat.pop().stop()
+
+
+def watch_console() -> None:
+    """Lets the heartbeat count the lines Prefect's console handlers print (Prefect is imported by now)."""
+    from kerasflow.tasks.progress import console_loggers
+
+    streams = (sys.stdout, sys.stderr)
+    for heartbeat in _heartbeat:
+        for logger in console_loggers():
+            heartbeat.watch(h for h in logger.handlers if getattr(h, "stream", None) in streams)
 
 
 def outage_message(kind: str, exc: BaseException, lost: int) -> str:

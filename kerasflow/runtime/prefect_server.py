@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
+from kerasflow.progress import status
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 
 MODE_ENV = "KERASFLOW_PREFECT_SERVER"
@@ -179,7 +180,8 @@ def prefect_api(server: Server | None) -> Iterator[None]:
         return
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    server.wait_ready()
+    with status("waiting for the Prefect server to answer"):
+        server.wait_ready()
     os.environ["PREFECT_API_URL"] = server.url  # child processes, e.g. the validation worker
     with temporary_settings(updates={PREFECT_API_URL: server.url}):
         yield

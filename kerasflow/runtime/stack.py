@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 import yaml
 
+from kerasflow.progress import status
 from kerasflow.quiet import silence
 from kerasflow.runtime.prefect_server import (
     PrefectServerError,
@@ -289,19 +290,22 @@ class Stack:
                                            "--artifacts-destination", str(s.artifacts),
                                            "--workers", "1"])
         try:
-            self.server.wait_ready()
+            with status("waiting for the Prefect server to answer"):
+                self.server.wait_ready()
         except PrefectServerError as exc:
             raise StackError(str(exc)) from None
         self.ensure_work_pool()
         self.deploy()
         self.start_child("worker", [*self._prefect, "worker", "start", "--pool", s.pool, "--type", "process",
                                     "--name", f"kerasflow-{socket.gethostname()}", "--install-policy", "never"])
-        wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
-                     error=StackError)
+        with status("waiting for the MLflow server to answer"):
+            wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
+                         error=StackError)
 
     def ensure_work_pool(self) -> None:
         """Creates the `process` work pool unless it exists."""
-        proc = self.prefect("work-pool", "create", self.settings.pool, "--type", "process", check=False)
+        with status(f"creating the work pool {self.settings.pool}"):
+            proc = self.prefect("work-pool", "create", self.settings.pool, "--type", "process", check=False)
         if proc.returncode != 0 and "already exists" not in proc.stdout + proc.stderr:
             raise StackError(f"cannot create work pool {self.settings.pool!r}:\n{proc.stdout}\n{proc.stderr}")
 
@@ -324,6 +328,7 @@ class Stack:
         names = [self.deployed_name(item["name"]) for item in chosen]
         if names:
             source = self.deployment_file()
+            self.echo(f"deploying {', '.join(names)} ...")
             if self.settings.project:
                 source = namespaced_deployments(source or self.settings.home / "prefect.yaml",
                                                 self.settings.state_dir / "deployments.yaml",

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from kerasflow.progress import status
 from kerasflow.runtime.postgres import Postgres, PostgresError
 from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 from kerasflow.runtime.stack import Stack, StackError, StackSettings, require_free_ports
@@ -331,10 +332,11 @@ class TeamStack(Stack):
             self.secrets = TeamSecrets.load_or_create(s.team)
             self.env.update(self.secrets.client_environment())  # the stack's own CLI calls and its worker
         try:
-            self.postgres_started = self.postgres.start()
-            s.postgres_port = self.postgres.port  # a cluster already running keeps its port
-            for name in DATABASES:
-                self.postgres.create_database(name)
+            with status("starting PostgreSQL"):
+                self.postgres_started = self.postgres.start()
+                s.postgres_port = self.postgres.port  # a cluster already running keeps its port
+                for name in DATABASES:
+                    self.postgres.create_database(name)
         except PostgresError as exc:
             self.postgres_started = not running_before  # a start that failed late may have left it running
             raise StackError(str(exc)) from None
@@ -342,15 +344,17 @@ class TeamStack(Stack):
         self.start_child("prefect-server", [*self._prefect, "server", "start", "--host", s.host,
                                             "--port", str(s.prefect_port), "--analytics-off"],
                          cwd=s.team, env=self._prefect_server_env())
-        wait_healthy(f"{s.api_url}/health", self.children["prefect-server"].poll, s.logs / "prefect-server.log",
-                     timeout=180, error=StackError)
+        with status("waiting for the Prefect server to answer"):
+            wait_healthy(f"{s.api_url}/health", self.children["prefect-server"].poll, s.logs / "prefect-server.log",
+                         timeout=180, error=StackError)
         self.ensure_work_pool()
         self.deploy()
         self.start_child("worker", [*self._prefect, "worker", "start", "--pool", s.pool, "--type", "process",
                                     "--name", f"kerasflow-team-{socket.gethostname()}", "--install-policy", "never"],
                          cwd=s.worker_dir, env=self.worker_environment())
-        wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
-                     timeout=180, error=StackError)
+        with status("waiting for the MLflow server to answer"):
+            wait_healthy(f"{s.mlflow_ui}/health", self.children["mlflow-server"].poll, s.logs / "mlflow-server.log",
+                         timeout=180, error=StackError)
         self.worker_env_file = write_worker_env(s, self.credentials())
 
     def deployment_file(self) -> Path:

@@ -28,6 +28,7 @@ from typing import Any
 
 from kerasflow.data.expectations.run import start_validator
 from kerasflow.heavy import import_tensorflow
+from kerasflow.progress import status
 from kerasflow.quiet import silence
 from kerasflow.runtime.prefect_server import start_server
 
@@ -54,9 +55,11 @@ def warm_start(validation: bool = True, heavy: bool = True) -> Any:
 
         start_validator()
 
-    server = start_server()
+    with status("importing Prefect"):
+        server = start_server()
     if heavy:
-        import mlflow.pyfunc  # noqa: F401
+        with status("importing MLflow"):
+            import mlflow.pyfunc  # noqa: F401
 
         if tensorflow_now:
             import_tensorflow()

@@ -2,7 +2,11 @@
 
 The fresh process is `python -c PROBE`: it imports nothing of this process
 but MLflow, so the model must load from what was logged with it (its code,
-its artifacts, its requirements as installed). It loads the version with
+its artifacts, its requirements as installed). It reads its request's
+paths as one line on standard input, so it can be started early
+(`start_probe`, while the model trains): it then imports MLflow and the
+Keras flavor's TensorFlow before the version exists, and the wait for it
+after registration is only the load and the requests. It loads the version with
 `mlflow.pyfunc.load_model("models:/NAME/VERSION")`, parses each request
 (`{"dataframe_split": ...}`, JSON as a client sends to the scoring server)
 with the scoring server's own parser and the model's input schema, predicts,
@@ -11,6 +15,7 @@ and writes the outputs as Parquet (exact numbers) with its timings as JSON.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -31,9 +36,20 @@ import json, sys, time
 started = time.perf_counter()
 import mlflow.pyfunc
 from mlflow.pyfunc.scoring_server import infer_and_parse_data
-request = json.loads(open(sys.argv[1]).read())
+if "--early" in sys.argv:  # started before the version exists: the Keras flavor's libraries meanwhile
+    try:
+        import keras, tensorflow
+    except ImportError:
+        pass
+imported = time.perf_counter() - started
+line = sys.stdin.readline()  # the request's and the result's paths; none: the parent let go of this process
+if not line.strip():
+    sys.exit(0)
+request_path, result_path = json.loads(line)
+begun = time.perf_counter()
+request = json.loads(open(request_path).read())
 model = mlflow.pyfunc.load_model(request["uri"])
-result = {"load_seconds": time.perf_counter() - started, "rows": {}, "predict_seconds": 0.0}
+result = {"load_seconds": imported + time.perf_counter() - begun, "rows": {}, "predict_seconds": 0.0}
 if request["query"]:
     schema = model.metadata.get_input_schema()
     payloads = {"canary": request["canary"]}
@@ -48,9 +64,11 @@ if request["query"]:
         out = model.predict(frame)
         result["predict_seconds"] += time.perf_counter() - begun
         result["rows"][name] = len(frame)
-        out.reset_index(drop=True).to_parquet(f"{sys.argv[2]}.{name}.parquet")
-open(sys.argv[2], "w").write(json.dumps(result))
+        out.reset_index(drop=True).to_parquet(f"{result_path}.{name}.parquet")
+open(result_path, "w").write(json.dumps(result))
 """
+_early: list[tuple[str, subprocess.Popen]] = []  # the probe `start_probe` started: (its store, the process)
+_early_cleanup: list[Any] = []  # `stop_probe` registered with `atexit`, once
 
 
 @dataclass
@@ -59,7 +77,8 @@ class ProbeResult:
 
     Args:
         error: Why it failed (the last lines of its stderr), or None.
-        load_seconds: From the process's start to a loaded model (imports included).
+        load_seconds: From the process's start to a loaded model (imports included; an early
+            process's wait for its request left out).
         predict_seconds: Seconds spent in `predict`, all requests together.
         wall_seconds: The whole process, as this process waited for it.
         outputs: The predictions by request (`example`, `canary`).
@@ -103,11 +122,10 @@ def probe_version(model_uri: str, store_uri: str, canary: pd.DataFrame | None, q
             payload = {"dataframe_split": json.loads(canary.to_json(orient="split", index=False,
                                                                     double_precision=15))}
         request.write_text(json.dumps({"uri": model_uri, "query": query, "canary": payload}))
-        env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "MLFLOW_REGISTRY_URI": store_uri}
         started = time.perf_counter()
-        with subprocess.Popen([sys.executable, "-c", PROBE, str(request), str(result)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as process:
+        with _take_probe(store_uri) as process:
             try:
+                _send(process, json.dumps([str(request), str(result)]) + "\n")
                 extra = meanwhile() if meanwhile is not None else None
                 stderr = _wait(process, started, timeout, tick)
             except subprocess.TimeoutExpired:
@@ -125,6 +143,57 @@ def probe_version(model_uri: str, store_uri: str, canary: pd.DataFrame | None, q
         outputs = {name: pd.read_parquet(f"{result}.{name}.parquet") for name in data["rows"]}
     return ProbeResult(error=None, load_seconds=data["load_seconds"], predict_seconds=data["predict_seconds"],
                        wall_seconds=wall, outputs=outputs, rows=data["rows"], meanwhile=extra)
+
+
+def start_probe(store_uri: str) -> None:
+    """Starts the fresh process of the next `probe_version` on `store_uri` now, so its imports overlap other work.
+
+    It waits for its request on standard input; `stop_probe` (or this
+    process's end, which closes that input) ends it unused. A second call
+    while one waits does nothing.
+
+    Args:
+        store_uri: The tracking and registry store the version will be registered in.
+    """
+    if not _early:
+        if not _early_cleanup:
+            _early_cleanup.append(atexit.register(stop_probe))
+        _early.append((store_uri, _spawn(store_uri, early=True)))
+
+
+def stop_probe() -> None:
+    """Ends the process `start_probe` started, if `probe_version` did not use it."""
+    while _early:
+        _, process = _early.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def _spawn(store_uri: str, early: bool = False) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "MLFLOW_REGISTRY_URI": store_uri}
+    return subprocess.Popen([sys.executable, "-c", PROBE, *(["--early"] if early else [])], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _send(process: subprocess.Popen, line: str) -> None:
+    """Writes the request line; a process that already died is judged by its exit status and stderr."""
+    try:
+        process.stdin.write(line)
+        process.stdin.flush()  # `communicate` closes the input, which the process does not read again
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _take_probe(store_uri: str) -> subprocess.Popen:
+    """The early process for `store_uri` if one is waiting, alive; else a new one."""
+    while _early:
+        uri, process = _early.pop()
+        if uri == store_uri and process.poll() is None:
+            return process
+        process.kill()
+        process.communicate()
+    return _spawn(store_uri)
 
 
 def _wait(process: subprocess.Popen, started: float, timeout: float, tick: Callable[[float], None] | None) -> str:

@@ -17,6 +17,7 @@ from kerasflow.features.labels import LabelSpec
 from kerasflow.features.tabular import FeatureSpec
 from kerasflow.models.families import build_model
 from kerasflow.models.spec import ModelSpec
+from kerasflow.progress import status
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.distribute import distribution_scope
 from kerasflow.training.fitting import EpochHook, TrainingResult, set_seed
@@ -70,11 +71,14 @@ def fit_final_model(config: PipelineConfig, raw_path: str, split_path: str, feat
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
     set_seed(config.training.seed)
     with distribution_scope(config.training.distribute):  # model, preprocessing layers and optimizer on the replicas
-        model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
-                                                                              search_space_of(hyperparameters)))
-        result = kind.train(config, model, raw_path, split_path, features, labels, refit=refit, epochs=epochs,
-                            on_epoch=on_epoch, checkpoint=checkpoint)
-    model.save(model_path)
+        with status("building the model"):
+            model = build_model(fixed_hyperparameters(hyperparameters), model_spec(config, features, labels,
+                                                                                  search_space_of(hyperparameters)))
+        with status("training the model"):
+            result = kind.train(config, model, raw_path, split_path, features, labels, refit=refit, epochs=epochs,
+                                on_epoch=on_epoch, checkpoint=checkpoint)
+    with status("saving the model"):
+        model.save(model_path)
     return replace(result, replicas=int(model.distribute_strategy.num_replicas_in_sync))
 
 
