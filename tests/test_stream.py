@@ -116,7 +116,7 @@ def test_a_streamed_table_trains_evaluates_and_registers_through_the_cli(tmp_pat
     run_id = proc.stdout.split("MLflow run:")[1].split()[0]
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["kerasflow.streaming"] == "true"
-    sizes = [run.data.metrics[f"split/{k}_rows"] for k in ("train", "val", "test")]
+    sizes = [int(run.data.params[f"split.{k}_rows"]) for k in ("train", "val", "test")]
     assert sum(sizes) == len(frame) and int(run.data.params["data.rows"]) == len(frame)
     test_rows = np.flatnonzero(assign_partitions(np.arange(len(frame)), 7, 0.2, 0.15) == TEST)
     assert sizes[2] == len(test_rows)

@@ -63,7 +63,7 @@ def namespaced_deployments(source: Path, target: Path, project: str, pool: str) 
     return target
 
 
-def set_schedules(api_url: str, names: list[str], pool: str, active: bool) -> list[str]:
+def set_schedules(api_url: str, names: list[str], pool: str, active: bool, auth_string: str | None = None) -> list[str]:
     """Resumes (or pauses) the deployments named `names` on the work pool `pool`.
 
     A paused deployment creates no scheduled runs, and pausing deletes those
@@ -74,6 +74,8 @@ def set_schedules(api_url: str, names: list[str], pool: str, active: bool) -> li
         names: Deployment names (without their flow's name).
         pool: The work pool they run on.
         active: True to resume them, False to pause them.
+        auth_string: The server's API auth string (`PREFECT_API_AUTH_STRING`
+            of a team stack with logins), or None.
 
     Returns:
         The names of the deployments changed.
@@ -90,7 +92,7 @@ def set_schedules(api_url: str, names: list[str], pool: str, active: bool) -> li
         WorkPoolFilterName,
     )
 
-    with SyncPrefectClient(api_url) as client:
+    with SyncPrefectClient(api_url, auth_string=auth_string) as client:
         found = client.read_deployments(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names)),
             work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))

@@ -353,7 +353,8 @@ class Stack:
         Returns:
             The names of the deployments changed.
         """
-        return set_schedules(self.settings.api_url, self.scheduled, self.settings.pool, active)
+        return set_schedules(self.settings.api_url, self.scheduled, self.settings.pool, active,
+                             self.credentials().get("PREFECT_API_AUTH_STRING"))
 
     def pause_schedules(self) -> None:
         """Pauses the schedules of the stack's deployments, if the Prefect server still answers (for `stop`)."""

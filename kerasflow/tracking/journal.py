@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 JOURNAL = "journal.jsonl"
 LOGGED = "logged"  # copies of the files a step logged
-OPS = frozenset({"params", "metrics", "tags", "json", "text", "artifact", "dataset", "table"})
+OPS = frozenset({"params", "counts", "metrics", "tags", "json", "text", "artifact", "dataset", "table"})
 
 
 def start_journal(folder: str | Path, run_id: str) -> str:
