@@ -149,8 +149,8 @@ class SuiteCounts:
                            "unsuccessful_expectations": len(results) - passed,
                            "success_percent": 100.0 * passed / len(results) if results else 100.0},
             "suite_name": self.suite.get("name"),
-            "meta": {"kerasflow": "counted over every row by kerasflow.data.expectations.counts, "
-                                  "without Great Expectations"}})
+            "meta": {"kerasflow": {"evaluation": "counted over every row by kerasflow.data.expectations.counts, "
+                                                 "without Great Expectations"}}})
 
 
 @dataclass(frozen=True)
