@@ -11,7 +11,9 @@ ways of evaluating it, all exact on every row:
   `expect_column_values_to_be_between` on a numeric column,
   `expect_column_values_to_be_in_set`, `expect_column_to_exist`): the same
   pandas operation GX applies (`isnull`, `min <= column <= max`, `isin`,
-  a look-up of the column name), once, over the whole column;
+  a look-up of the column name), once, over the whole column, through
+  the engine chunked prediction counts with (`counts.unexpected_rows`,
+  `counts.Tally`, `counts.map_result`), the whole frame being one chunk;
   the result has GX's shape (`element_count`, `unexpected_count`,
   `unexpected_percent`, the first 20 unexpected values, their counts and row
   indexes), so the report names the column, the exact count and the example
