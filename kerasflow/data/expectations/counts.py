@@ -26,6 +26,11 @@ passes):
 Any other expectation, or one with other arguments, is not counted here
 (`split_suite`): the caller runs those with Great Expectations.
 
+The per-row rules (`unexpected_rows`), the running counts (`Tally`) and the
+result built from them (`map_result`) are also the engine of
+`kerasflow.data.expectations.vectorized`, which evaluates a whole frame as
+one chunk and asks for Great Expectations' complete SUMMARY result.
+
 This module imports neither Great Expectations, Prefect nor MLflow.
 """
 
@@ -39,6 +44,9 @@ import numpy as np
 import pandas as pd
 
 PARTIAL = 20  # unexpected values kept per expectation, as Great Expectations' SUMMARY result keeps
+NOT_NULL = "expect_column_values_to_not_be_null"
+IN_SET = "expect_column_values_to_be_in_set"
+BETWEEN = "expect_column_values_to_be_between"
 _ARGUMENTS = {
     "expect_column_to_exist": {"column"},
     "expect_table_columns_to_match_set": {"column_set", "exact_match"},
@@ -68,16 +76,39 @@ def split_suite(suite: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @dataclass
-class _Tally:
-    """The counts of one expectation so far."""
+class Tally:
+    """The counts of one expectation so far: rows, missing values, unexpected values and the first few of them.
+
+    Args:
+        item: The expectation (`type`, `kwargs`, `meta`).
+    """
 
     item: dict[str, Any]
     rows: int = 0
     missing: int = 0
     unexpected: int = 0
-    partial: list[Any] = field(default_factory=list)
+    partial: list[Any] = field(default_factory=list)  # the first `PARTIAL` unexpected values, as read
+    index: list[Any] = field(default_factory=list)  # their row labels
     observed: Any = None  # a table-level or dtype-level observation
     failed: bool = False  # a dtype-level or table-level failure
+
+    def add(self, series: pd.Series, nulls: np.ndarray, unexpected: np.ndarray) -> None:
+        """Counts the next rows of a column.
+
+        Args:
+            series: The column's next rows.
+            nulls: Which of them are missing.
+            unexpected: Which of them the rule rejects (`unexpected_rows`).
+        """
+        self.rows += len(series)
+        self.missing += int(nulls.sum())
+        count = int(unexpected.sum())
+        self.unexpected += count
+        room = PARTIAL - len(self.partial)
+        if count and room > 0:
+            positions = np.flatnonzero(unexpected)[:room]
+            self.partial.extend(series.iloc[positions].tolist())
+            self.index.extend(series.index[positions].tolist())
 
 
 class SuiteCounts:
@@ -98,7 +129,7 @@ class SuiteCounts:
 
     def __init__(self, suite: dict[str, Any]) -> None:
         self.suite = suite
-        self.tallies = [_Tally(item) for item in suite.get("expectations", [])]
+        self.tallies = [Tally(item) for item in suite.get("expectations", [])]
         self.columns: list[str] = []
 
     def add(self, chunk: pd.DataFrame) -> None:
@@ -118,8 +149,8 @@ class SuiteCounts:
                            "unsuccessful_expectations": len(results) - passed,
                            "success_percent": 100.0 * passed / len(results) if results else 100.0},
             "suite_name": self.suite.get("name"),
-            "meta": {"kerasflow": "counted over every row by kerasflow.data.expectations.counts, "
-                                  "without Great Expectations"}})
+            "meta": {"kerasflow": {"evaluation": "counted over every row by kerasflow.data.expectations.counts, "
+                                                 "without Great Expectations"}}})
 
 
 @dataclass(frozen=True)
@@ -133,7 +164,7 @@ class CountedResult:
         return self.payload
 
 
-def _count(tally: _Tally, chunk: pd.DataFrame) -> None:
+def _count(tally: Tally, chunk: pd.DataFrame) -> None:
     """Adds one chunk to an expectation's counts."""
     kind, kwargs = tally.item["type"], tally.item.get("kwargs", {})
     if kind == "expect_table_columns_to_match_set":
@@ -146,57 +177,69 @@ def _count(tally: _Tally, chunk: pd.DataFrame) -> None:
         return
     series = chunk[column]
     nulls = series.isna().to_numpy()
-    tally.rows += len(series)
-    tally.missing += int(nulls.sum())
-    if kind == "expect_column_values_to_not_be_null":
-        _note(tally, nulls, series)
-        return
-    values = series[~nulls]
     if kind == "expect_column_values_to_be_in_type_list":
-        _count_types(tally, values, series.dtype)
-    elif kind == "expect_column_values_to_be_in_set":
-        _note(tally, ~values.isin(kwargs.get("value_set") or []).to_numpy(), values)
+        tally.add(series, nulls, _wrong_types(tally, series, nulls))
     else:
-        _note(tally, _outside(values, kwargs), values)
+        tally.add(series, nulls, unexpected_rows(kind, kwargs, series, nulls))
 
 
-def _note(tally: _Tally, bad: np.ndarray, values: pd.Series) -> None:
-    """Counts the marked values, keeping the first few."""
-    count = int(bad.sum())
-    tally.unexpected += count
-    if count and len(tally.partial) < PARTIAL:
-        tally.partial.extend(_plain(v) for v in values[bad].iloc[:PARTIAL - len(tally.partial)])
+def unexpected_rows(kind: str, kwargs: dict[str, Any], series: pd.Series, nulls: np.ndarray,
+                    numbers: np.ndarray | None = None) -> np.ndarray:
+    """Marks the rows a column-map rule rejects, as Great Expectations does.
+
+    Args:
+        kind: `expect_column_values_to_not_be_null`, `..._to_be_in_set` or
+            `..._to_be_between`.
+        kwargs: The expectation's arguments (`value_set`; `min_value`,
+            `max_value`, `strict_min`, `strict_max`).
+        series: The column's rows.
+        nulls: Which of them are missing (only the null rule rejects those).
+        numbers: For the range rule, the values to compare. Default: the
+            values as float64, text (not a number) being outside.
+
+    Returns:
+        A boolean array, one entry per row.
+    """
+    if kind == NOT_NULL:
+        return nulls
+    if kind == IN_SET:
+        return ~nulls & ~series.isin(kwargs.get("value_set") or []).to_numpy()
+    if numbers is None:
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return ~nulls & _outside(numbers, kwargs)
 
 
-def _outside(values: pd.Series, kwargs: dict[str, Any]) -> np.ndarray:
-    """Marks the values outside `[min_value, max_value]` (strict bounds excluded); text is outside."""
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+def _outside(numbers: np.ndarray, kwargs: dict[str, Any]) -> np.ndarray:
+    """Marks the values outside `[min_value, max_value]` (strict bounds excluded); NaN is outside."""
     bad = np.isnan(numbers)
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
-    if low is not None:
-        bad |= numbers <= low if kwargs.get("strict_min") else numbers < low
-    if high is not None:
-        bad |= numbers >= high if kwargs.get("strict_max") else numbers > high
+    with np.errstate(invalid="ignore"):
+        if low is not None:
+            bad |= numbers <= low if kwargs.get("strict_min") else numbers < low
+        if high is not None:
+            bad |= numbers >= high if kwargs.get("strict_max") else numbers > high
     return bad
 
 
-def _count_types(tally: _Tally, values: pd.Series, dtype: Any) -> None:
-    """Judges a chunk's dtype, or each value's Python type for text."""
+def _wrong_types(tally: Tally, series: pd.Series, nulls: np.ndarray) -> np.ndarray:
+    """Judges a chunk's dtype, or marks the values of a Python type not in the list for text."""
     names = list(tally.item["kwargs"].get("type_list") or [])
-    if not len(values):
-        return  # a chunk of missing values only: its dtype (float64) says nothing
+    wrong = np.zeros(len(series), bool)
+    if nulls.all():
+        return wrong  # a chunk of missing values only: its dtype (float64) says nothing
+    dtype = series.dtype
     if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype):
         allowed = tuple(t for name in names for t in _NATIVE.get(name.lower(), ()))
-        kinds = values.map(type)
-        wrong = [k for k in kinds.unique() if not (allowed and issubclass(k, allowed))]
-        _note(tally, kinds.isin(wrong).to_numpy(), values)
-        return
-    if not {getattr(dtype, "name", str(dtype)), type(dtype).__name__} & set(names):
+        kinds = series[~nulls].map(type)
+        others = [k for k in kinds.unique() if not (allowed and issubclass(k, allowed))]
+        wrong[~nulls] = kinds.isin(others).to_numpy()
+    elif not {getattr(dtype, "name", str(dtype)), type(dtype).__name__} & set(names):
         tally.failed = True
         tally.observed = tally.observed or np.dtype(getattr(dtype, "numpy_dtype", dtype)).type.__name__
+    return wrong
 
 
-def _result(tally: _Tally, present: list[str]) -> dict[str, Any]:
+def _result(tally: Tally, present: list[str]) -> dict[str, Any]:
     """One expectation's result, in Great Expectations' JSON form."""
     kind, kwargs = tally.item["type"], tally.item.get("kwargs", {})
     config = {"type": kind, "kwargs": kwargs, "meta": tally.item.get("meta", {})}
@@ -208,23 +251,71 @@ def _result(tally: _Tally, present: list[str]) -> dict[str, Any]:
     if tally.failed or kind == "expect_column_to_exist":
         observed = tally.observed if tally.observed is not None else kwargs.get("column") in present
         return {"success": not tally.failed, "expectation_config": config, "result": {"observed_value": observed}}
-    considered = tally.rows if kind == "expect_column_values_to_not_be_null" else tally.rows - tally.missing
-    mostly = kwargs.get("mostly", 1.0)
+    return map_result(tally, config)
+
+
+def map_result(tally: Tally, config: dict[str, Any], complete: bool = False) -> dict[str, Any]:
+    """A column-map expectation's result from its counts, in Great Expectations' JSON form.
+
+    `mostly` is taken over the non-null rows, over all rows for the null
+    rule; a rule with no row to judge passes.
+
+    Args:
+        tally: The expectation's counts.
+        config: The result's `expectation_config`.
+        complete: Give Great Expectations' whole SUMMARY result, as
+            `validate_large` does: the missing and percent fields, the
+            examples' row labels, the examples counted and ranked as GX
+            ranks them (each NaN apart; no counts for unsortable values).
+            Default false: the short result `SuiteCounts` gives (an unexpected
+            percent of 0 with no row to judge, examples counted in the order
+            met).
+
+    Returns:
+        The result dict (`success`, `expectation_config`, `result`).
+    """
+    kwargs = tally.item.get("kwargs", {})
+    null_rule = tally.item["type"] == NOT_NULL
+    considered = tally.rows if null_rule else tally.rows - tally.missing
+    mostly = 1.0 if kwargs.get("mostly") is None else kwargs["mostly"]
     success = considered == 0 or (considered - tally.unexpected) / considered >= mostly
-    counts = Counter(map(_hashable, tally.partial)).most_common()
-    return {"success": bool(success), "expectation_config": config, "result": {
-        "element_count": tally.rows, "missing_count": tally.missing if kind != "expect_column_values_to_not_be_null"
-        else None, "unexpected_count": tally.unexpected,
-        "unexpected_percent": 100.0 * tally.unexpected / considered if considered else 0.0,
-        "partial_unexpected_list": tally.partial,
-        "partial_unexpected_counts": [{"value": v, "count": n} for v, n in counts]}}
+    examples = [_plain(v) for v in tally.partial]
+    if complete:
+        result = _complete(tally, considered, examples, null_rule)
+    else:
+        counts = Counter(_hashable(v) for v in examples).most_common()
+        result = {"element_count": tally.rows, "missing_count": None if null_rule else tally.missing,
+                  "unexpected_count": tally.unexpected,
+                  "unexpected_percent": 100.0 * tally.unexpected / considered if considered else 0.0,
+                  "partial_unexpected_list": examples,
+                  "partial_unexpected_counts": [{"value": v, "count": n} for v, n in counts]}
+    return {"success": bool(success), "expectation_config": config, "result": result}
+
+
+def _complete(tally: Tally, considered: int, examples: list[Any], null_rule: bool) -> dict[str, Any]:
+    """Great Expectations' SUMMARY result fields, computed as GX computes them."""
+    total, count = tally.rows, tally.unexpected
+    result: dict[str, Any] = {"element_count": total, "unexpected_count": count,
+                              "unexpected_percent": count / considered * 100 if considered else None,
+                              "partial_unexpected_list": examples}
+    if not null_rule:
+        result.update(missing_count=tally.missing, missing_percent=tally.missing / total * 100 if total else None,
+                      unexpected_percent_total=count / total * 100 if total else None,
+                      unexpected_percent_nonmissing=result["unexpected_percent"])
+    try:
+        ranked = sorted(Counter(tally.partial).most_common(PARTIAL), key=lambda pair: (-pair[1], pair[0]))
+        result["partial_unexpected_counts"] = [{"value": _plain(v), "count": c} for v, c in ranked]
+    except TypeError:  # values that do not sort (GX then leaves the counts out too)
+        pass
+    result["partial_unexpected_index_list"] = [_plain(i) for i in tally.index]
+    return result
 
 
 def _plain(value: Any) -> Any:
-    """A cell as a plain JSON value (None for a missing one)."""
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+    """A cell as a plain JSON value: NumPy scalars unwrapped, a missing one as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if pd.api.types.is_scalar(value) and pd.isna(value) else value
 
 
 def _hashable(value: Any) -> Any:

@@ -11,7 +11,9 @@ ways of evaluating it, all exact on every row:
   `expect_column_values_to_be_between` on a numeric column,
   `expect_column_values_to_be_in_set`, `expect_column_to_exist`): the same
   pandas operation GX applies (`isnull`, `min <= column <= max`, `isin`,
-  a look-up of the column name), once, over the whole column;
+  a look-up of the column name), once, over the whole column, through
+  the engine chunked prediction counts with (`counts.unexpected_rows`,
+  `counts.Tally`, `counts.map_result`), the whole frame being one chunk;
   the result has GX's shape (`element_count`, `unexpected_count`,
   `unexpected_percent`, the first 20 unexpected values, their counts and row
   indexes), so the report names the column, the exact count and the example
@@ -36,19 +38,18 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import Counter
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from kerasflow.data.expectations.counts import BETWEEN as _BETWEEN
+from kerasflow.data.expectations.counts import IN_SET as _IN_SET
+from kerasflow.data.expectations.counts import NOT_NULL as _NOT_NULL
+from kerasflow.data.expectations.counts import PARTIAL, Tally, map_result, unexpected_rows
+
 EXACT_ROWS = 100_000
 """Frames with at least this many rows are validated by `validate_large`; smaller ones by a full GX run."""
-PARTIAL = 20  # GX's `partial_unexpected_count` in the SUMMARY result format
-
-_NOT_NULL = "expect_column_values_to_not_be_null"
-_BETWEEN = "expect_column_values_to_be_between"
-_IN_SET = "expect_column_values_to_be_in_set"
 _EXISTS = "expect_column_to_exist"
 _TYPES = "expect_column_values_to_be_in_type_list"
 _COLUMN_SET = "expect_table_columns_to_match_set"
@@ -255,62 +256,29 @@ def _vectorized(columns: _Columns, item: dict[str, Any]) -> dict[str, Any]:
         return {"success": column in columns.frame.columns, "expectation_config": _config(item), "result": {},
                 "meta": {}, "exception_info": dict(_NO_EXCEPTION)}
     null = columns.null(column)
-    mostly = 1.0 if kwargs.get("mostly") is None else kwargs["mostly"]
     if item["type"] == _NOT_NULL:
-        return _map_result(item, columns.values(column), null, None, mostly, columns.none_nulls(column))
+        return _map_result(item, columns.values(column), null, null, columns.none_nulls(column))
     if item["type"] == _BETWEEN:
         series = columns.gx(column)
-        good = _between(series, kwargs)
+        unexpected = unexpected_rows(_BETWEEN, kwargs, series, null, numbers=series.to_numpy())
     else:
         strings = all(isinstance(v, str) for v in kwargs["value_set"])
         series = columns.values(column) if strings else columns.gx(column)
-        good = series.isin(kwargs["value_set"]).to_numpy()
-    return _map_result(item, series, ~null & ~good, int(len(null) - null.sum()), mostly)
+        unexpected = unexpected_rows(_IN_SET, kwargs, series, null)
+    return _map_result(item, series, unexpected, null)
 
 
-def _between(series: pd.Series, kwargs: dict[str, Any]) -> np.ndarray:
-    """GX's vectorized range test (`column_values.between`), over the whole column."""
-    low, high = kwargs.get("min_value"), kwargs.get("max_value")
-    values = series.to_numpy()
-    with np.errstate(invalid="ignore"):
-        above = np.ones(len(values), bool) if low is None else (values > low if kwargs.get("strict_min")
-                                                               else values >= low)
-        below = np.ones(len(values), bool) if high is None else (values < high if kwargs.get("strict_max")
-                                                                else values <= high)
-    return above & below
+def _map_result(item: dict[str, Any], series: pd.Series, unexpected: np.ndarray, null: np.ndarray,
+                none_nulls: bool = False) -> dict[str, Any]:
+    """A column-map rule's GX result (SUMMARY format), counted as one chunk by `counts.Tally`.
 
-
-def _map_result(item: dict[str, Any], series: pd.Series, unexpected: np.ndarray, nonnull: int | None,
-                mostly: float, none_nulls: bool = False) -> dict[str, Any]:
-    """A column-map rule's GX result (SUMMARY format) from its mask of unexpected rows.
-
-    `nonnull` is None for the null rule (GX counts it over all rows, with no
-    missing counts); `none_nulls` says GX sees that column's nulls as `None`.
+    `none_nulls` says GX sees that column's nulls as `None`.
     """
-    total = len(series)
-    count = int(unexpected.sum())
-    considered = total if nonnull is None else nonnull
-    success = True if considered == 0 else (considered - count) / considered >= mostly
-    positions = np.flatnonzero(unexpected)[:PARTIAL]
-    raw = series.iloc[positions].tolist()  # counted as GX counts them: each NaN object apart
+    tally = Tally(item)
+    tally.add(series, null, unexpected)
     if none_nulls:
-        raw = [None if pd.isna(v) else v for v in raw]
-    examples = [_plain(v) for v in raw]
-    result: dict[str, Any] = {"element_count": total, "unexpected_count": count,
-                              "unexpected_percent": count / considered * 100 if considered else None,
-                              "partial_unexpected_list": examples}
-    if nonnull is not None:
-        result.update(missing_count=total - nonnull, missing_percent=(total - nonnull) / total * 100 if total else None,
-                      unexpected_percent_total=count / total * 100 if total else None,
-                      unexpected_percent_nonmissing=result["unexpected_percent"])
-    try:
-        ranked = sorted(Counter(raw).most_common(PARTIAL), key=lambda pair: (-pair[1], pair[0]))
-        result["partial_unexpected_counts"] = [{"value": _plain(v), "count": c} for v, c in ranked]
-    except TypeError:  # values that do not sort (GX then leaves the counts out too)
-        pass
-    result["partial_unexpected_index_list"] = [_plain(i) for i in series.index[positions].tolist()]
-    return {"success": bool(success), "expectation_config": _config(item), "result": result, "meta": {},
-            "exception_info": dict(_NO_EXCEPTION)}
+        tally.partial = [None if pd.isna(v) else v for v in tally.partial]
+    return {**map_result(tally, _config(item), complete=True), "meta": {}, "exception_info": dict(_NO_EXCEPTION)}
 
 
 def _config(item: dict[str, Any]) -> dict[str, Any]:
@@ -320,15 +288,6 @@ def _config(item: dict[str, Any]) -> dict[str, Any]:
         kwargs.update({k: float(kwargs[k]) for k in ("min_value", "max_value") if kwargs.get(k) is not None})
     return {"type": item["type"], "kwargs": kwargs, "meta": dict(item.get("meta") or {}),
             "severity": item.get("severity", "critical")}
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready Python value: NumPy scalars unwrapped, NaN and pandas' NA as None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    return value
 
 
 # --- GX on a witness frame -------------------------------------------------------------------------------------
@@ -403,8 +362,6 @@ def _type_counts(item: dict[str, Any], columns: _Columns, column: str, witness: 
         unexpected = ~null
     else:
         unexpected = series.map(lambda v: type(v) in rejected, na_action="ignore").fillna(False).to_numpy(bool) & ~null
-    mostly = item.get("kwargs", {}).get("mostly")
-    result = _map_result(item, series, unexpected, int(len(null) - null.sum()), 1.0 if mostly is None else mostly,
-                         columns.none_nulls(column))
+    result = _map_result(item, series, unexpected, null, columns.none_nulls(column))
     result["expectation_config"] = witness.get("expectation_config", result["expectation_config"])
     return result
