@@ -33,6 +33,7 @@ from kerasflow.features.images import ImageDataError, fit_image_spec
 from kerasflow.features.labels import fit_labels
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.baseline import Baseline
+from kerasflow.training.image_stream import should_stream
 from kerasflow.training.kinds.base import FileCheck, Fitted, Inferred, StepLog, register
 from kerasflow.training.kinds.table import Table
 
@@ -93,10 +94,12 @@ class ImageKind(Table):
         spec = fit_image_spec(train, layout=self.layout, size=image.size, channels=image.channels,
                               max_value=image.max_value, pixel_columns=self.pixel_columns(data, frame),
                               convert=image.on_channel_mismatch == "convert")
+        if self.layout == "files":  # a folder: decoded into memory once, or streamed from disk (`image_stream`)
+            spec.streamed = should_stream(image.in_memory, len(frame), spec.shape)
         labels = fit_labels(train[data.target], data.task, data.label_encoding)
         return Fitted(spec, labels, {"task": labels.task, "layout": spec.layout, "image_shape": list(spec.shape),
                                      "max_value": spec.max_value, "classes": labels.classes,
-                                     "loss": labels.output()[2]})
+                                     "loss": labels.output()[2], "streamed": spec.streamed})
 
     def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
         """None: no scikit-learn model is a cheap and fair baseline for images."""
