@@ -43,10 +43,10 @@ class Quiet:
     def warning(self, message: str) -> None: ...
 
 
-def _config(source: Path, in_memory: Any, **sections: Any) -> PipelineConfig:
+def _config(source: Path, in_memory: Any, test_source: Path | None = None, **sections: Any) -> PipelineConfig:
     return PipelineConfig.model_validate({
         "name": "stream-images", "model": TINY,
-        "data": {"source": str(source), "target": "label",
+        "data": {"source": str(source), "target": "label", "test_source": str(test_source) if test_source else None,
                  "image": {"size": [16, 16], "channels": 1, "in_memory": in_memory}},
         "split": {"test_fraction": 0.25, "val_fraction": 0.25, "seed": 3},
         "training": {"epochs": 2, "batch_size": 8, "seed": 5}, **sections})
@@ -75,7 +75,6 @@ def test_auto_streams_a_folder_whose_decoded_images_outgrow_the_budget() -> None
     assert should_stream(False, 10, (8, 8, 1)) and not should_stream(True, 10**7, (256, 256, 3))
 
 
-@pytest.mark.slow  # ~40 s on the loaded 2-core machine: TensorFlow, a tiny CNN and two readings of it
 def test_a_streamed_folder_splits_decodes_and_scores_as_in_memory(folder: Path, tmp_path: Path) -> None:
     from kerasflow.models.families import build_model
     from kerasflow.training.evaluate import evaluate_model
@@ -107,17 +106,20 @@ def test_a_streamed_folder_splits_decodes_and_scores_as_in_memory(folder: Path, 
         assert scored_lazy.metrics[name] == pytest.approx(value, abs=1e-5), name
 
 
-@pytest.mark.slow  # k-fold and a one-trial search on streamed folds
-def test_k_fold_and_the_tuner_train_on_streamed_folds(folder: Path, tmp_path: Path) -> None:
+@pytest.mark.slow  # k-fold, a one-trial search and a test folder: 7 s quiet, ~40 s at load 20
+def test_k_fold_the_tuner_and_a_test_folder_work_streamed(folder: Path, tmp_path: Path) -> None:
     from kerasflow.training.cv import train_fold
     from kerasflow.training.search import run_search, search_data
 
-    config = _config(folder, False, split={"kind": "kfold", "folds": 2, "test_fraction": 0.25, "seed": 3},
+    tests = write_digit_folder(tmp_path / "tests", classes=(0, 1, 7), per_class=3)
+    config = _config(folder, False, tests, split={"kind": "kfold", "folds": 2, "test_fraction": 0.25, "seed": 3},
                      tuning={"tuner": "random", "max_trials": 1, "objective": {"name": "val_loss"},
                              "space": {"model.dense_units": {"type": "choice", "values": [4, 8]}}})
     kind, raw, split_path, fitted = _prepare(config, tmp_path / "kfold")
     frame, split = pd.read_parquet(raw), Split.load(split_path)
     assert len(split.folds) == 2 and fitted.features.streamed
+    assert split.test == list(range(36, 45))  # data.test_source: the test folder's files, after the training files
+    assert all(path.startswith(str(tests.resolve())) for path in frame["path"].iloc[split.test])
     fold = train_fold(config, frame, split.folds[0], 0, fitted.features, fitted.labels)
     assert 0 <= fold.metrics["accuracy"] <= 1 and len(fold.predictions["row"]) == len(split.folds[0][1])
     data = search_data(config, frame, split, fitted.features, fitted.labels)
