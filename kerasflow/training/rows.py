@@ -2,7 +2,9 @@
 
 Plain functions (no Prefect, no MLflow) used by the in-memory data kinds
 (`kerasflow.training.kinds.table`) and by k-fold and tuning, which always
-hold their rows in memory.
+hold their rows in memory. An image folder's partition may instead hold its
+file paths, read from disk batch by batch (`ImageSpec.streamed`,
+`kerasflow.training.image_stream`).
 """
 
 from __future__ import annotations

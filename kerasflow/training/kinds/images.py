@@ -4,8 +4,10 @@ Both check every image before any training (`check`, the validate step),
 fit an `ImageSpec` instead of a `FeatureSpec` (`fit_features`) and are
 profiled without text columns or input widths (`images`). A folder is
 listed and decoded file by file (`kerasflow.data.images`), its full listing
-kept beside the raw rows for the check; a pixel table loads, splits and
-trains as a table.
+kept beside the raw rows for the check, and trained on either decoded into
+memory or streamed from disk (`data.image.in_memory`, recorded as
+`ImageSpec.streamed`; `kerasflow.training.image_stream`); a pixel table
+loads, splits and trains as a table.
 """
 
 from __future__ import annotations
