@@ -37,6 +37,8 @@ Usage:
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
     python benchmarks/scale.py --streaming [--sizes 1000000 10000000] [--data DIR]
+    python benchmarks/scale.py --images [--sizes 5000 50000] [--modes false true] [--data DIR]
+      (image folders, in memory and streamed: benchmarks/scale_images.py)
 """
 
 from __future__ import annotations
@@ -177,6 +179,10 @@ def stream(sizes: list[int], data: Path, tmp: Path, project: Path, env: dict[str
 
 def main() -> None:
     """Runs the job at each size, bare and with kerasflow, and prints the comparison."""
+    if "--images" in sys.argv[1:]:  # image folders: benchmarks/scale_images.py, with the other options
+        from scale_images import main as images
+
+        return images([arg for arg in sys.argv[1:] if arg != "--images"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=None,
                         help="rows per run (default 100000 1000000; with --streaming 1000000 10000000)")

@@ -100,6 +100,14 @@ class ImageConfig(Section):
             `convert` converts such files (e.g. RGB to grayscale) in
             training and serving. Default `fail`, or `convert` when
             `channels` is inferred.
+        in_memory: How training and evaluation read a folder's images:
+            `true` decodes every image into memory once (fastest for small
+            folders); `false` streams them from disk with `tf.data`, batch
+            by batch, so a folder larger than memory trains, k-folds, tunes
+            and scores in bounded memory; `auto` (default) streams when the
+            decoded images (float32, `rows x height x width x channels x 4`
+            bytes) would take more than 256 MiB or an eighth of the
+            available memory. Pixel tables are always in memory.
         inferred: Set by kerasflow, not by hand: the fields it inferred from
             the data (`size`, `channels`, `on_channel_mismatch`), so the run's
             params and config say which values were chosen from the files.
@@ -111,6 +119,7 @@ class ImageConfig(Section):
     extensions: list[str] = Field(default_factory=lambda: list(IMAGE_EXTENSIONS))
     on_corrupt: Literal["fail", "skip"] = "fail"
     on_channel_mismatch: Literal["fail", "convert"] = "fail"
+    in_memory: Literal["auto"] | bool = "auto"
     inferred: list[Literal["size", "channels", "on_channel_mismatch"]] = Field(default_factory=list)
 
     @field_validator("extensions")

@@ -271,8 +271,8 @@ def test_image_folder_trains_and_serves_base64_files(prefect_harness, mlflow_sto
 
     root = write_digit_folder(tmp_path / "folder", classes=(0, 1, 7), per_class=20)
     (root / "7" / "half.png").write_bytes((root / "7" / "img_000.png").read_bytes()[:40])
-    data = {"source": str(root), "target": "label",
-            "image": {"size": [16, 16], "channels": 1, "on_corrupt": "skip"}}
+    data = {"source": str(root), "target": "label",  # streamed from disk (tf.data); the defaults-only run holds them
+            "image": {"size": [16, 16], "channels": 1, "on_corrupt": "skip", "in_memory": False}}
     result = train_flow(_write_config(tmp_path, "cnn-folder", data, TINY, epochs=3))
 
     client = mlflow.MlflowClient(mlflow_store)
@@ -280,6 +280,7 @@ def test_image_folder_trains_and_serves_base64_files(prefect_harness, mlflow_sto
     assert run.data.params["images.images"] == "60" and run.data.params["images.width_max"] == "16"
     assert run.data.params["images.skipped"] == "1" and run.data.params["data.files"] == "61"
     assert run.data.params["split.test_rows"] == "12" and len(run.data.tags["kerasflow.data_fingerprint"]) == 64
+    assert run.data.params["preprocessing.streamed"] == "true" and "test/accuracy" in run.data.metrics
     summary = Path(client.download_artifacts(run.info.run_id, "images/summary.txt", str(tmp_path))).read_text()
     assert "skipped: 7/half.png: corrupt" in summary
     served = mlflow.pyfunc.load_model(result.model_uri)

@@ -99,6 +99,11 @@ class ImageSpec:
             downloaded to; used while building only. Default none.
         base_reference: The base model's resolved reference, for lineage.
             Default none.
+        streamed: Training and evaluation read the files from disk batch
+            by batch (`kerasflow.training.image_stream`) instead of
+            decoding every image into memory (`files` layout; chosen from
+            `data.image.in_memory`). Serving decodes its rows either way.
+            Default false.
         kind: Always `image`; tells this spec from a `FeatureSpec` on disk.
     """
 
@@ -112,6 +117,7 @@ class ImageSpec:
     fitted_max: bool = False
     base_file: str | None = None
     base_reference: str | None = None
+    streamed: bool = False
     kind: Literal["image"] = "image"
 
     @property

@@ -16,6 +16,7 @@ import pandas as pd
 
 from kerasflow.features.labels import LabelSpec, OutputsSpec, class_codes, decode_predictions
 from kerasflow.features.tabular import as_model_inputs, inference_batch_size
+from kerasflow.training.image_stream import PREDICT_BATCH, is_streamed
 from kerasflow.training.plots import pyplot, save_figure
 
 
@@ -64,10 +65,15 @@ def evaluate_model(model: Any, x: dict[str, np.ndarray], y: pd.Series, labels: L
     if not isinstance(labels, LabelSpec):  # several outputs, each scored on its own
         evaluations, predictions = score_heads(model, x, y, labels, encoded)
         return Evaluation(metrics=head_metrics(evaluations)), predictions
-    x = as_model_inputs(x)
-    batch = inference_batch_size(x)
-    keras_scores = model.evaluate(x, encoded, batch_size=batch, verbose=0, return_dict=True)
-    predictions = decode_predictions(model.predict(x, batch_size=batch, verbose=0), labels)
+    if is_streamed(x):  # image files read from disk batch by batch (`image_stream`)
+        keras_scores = model.evaluate(x.dataset(encoded, batch_size=PREDICT_BATCH), verbose=0, return_dict=True)
+        raw = model.predict(x.dataset(batch_size=PREDICT_BATCH), verbose=0)
+    else:
+        x = as_model_inputs(x)
+        batch = inference_batch_size(x)
+        keras_scores = model.evaluate(x, encoded, batch_size=batch, verbose=0, return_dict=True)
+        raw = model.predict(x, batch_size=batch, verbose=0)
+    predictions = decode_predictions(raw, labels)
     if labels.task == "regression":
         scores = regression_metrics(y.to_numpy(dtype="float64"), predictions["prediction"].to_numpy())
         return Evaluation(metrics={"loss": float(keras_scores["loss"]), **scores}), predictions

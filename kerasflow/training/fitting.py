@@ -11,6 +11,7 @@ import numpy as np
 
 from kerasflow.features.tabular import ENCODED_FEATURES, as_model_inputs, inference_batch_size
 from kerasflow.schemas.config import TrainingConfig
+from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.plots import pyplot, save_figure
 from kerasflow.training.resume import resume_callback
 
@@ -109,7 +110,8 @@ def fit_model(
 
     Args:
         model: A compiled `keras.Model`.
-        x_train: Named training inputs.
+        x_train: Named training inputs, or `StreamedImages` (image files
+            read from disk by `tf.data`, `kerasflow.training.image_stream`).
         y_train: Encoded training labels.
         cfg: The `training` section.
         validation: `(x_val, y_val)`, or None to train without.
@@ -128,18 +130,16 @@ def fit_model(
     if checkpoint is not None:
         resume = resume_callback(checkpoint, list(callbacks))
         callbacks.append(resume)  # last: saves once the others have run, restores their counters
-    parts = split_encoder(model)
+    parts = None if is_streamed(x_train) else split_encoder(model)
     if parts is not None:  # fixed preprocessing: encode the rows once, train the layers after it
         encoder, model = parts
-        x_train = encode_rows(encoder, x_train)
-        validation = None if validation is None else (encode_rows(encoder, validation[0]), validation[1])
-    else:
-        x_train = as_model_inputs(x_train)
-        validation = None if validation is None else (as_model_inputs(validation[0]), validation[1])
-    history = model.fit(
-        x_train, y_train, validation_data=validation, epochs=epochs or cfg.epochs,
-        batch_size=cfg.batch_size, callbacks=callbacks, verbose=0, shuffle=True,
-    ).history
+        data = {"x": encode_rows(encoder, x_train), "y": y_train, "batch_size": cfg.batch_size, "shuffle": True}
+        val_data = None if validation is None else (encode_rows(encoder, validation[0]), validation[1])
+    else:  # arrays, or image files streamed from disk as a dataset (`image_stream`)
+        data = fit_arguments(x_train, y_train, cfg.batch_size)
+        val_data = validation_data(validation, cfg.batch_size)
+    history = model.fit(**data, validation_data=val_data, epochs=epochs or cfg.epochs, callbacks=callbacks,
+                        verbose=0).history
     history = {k: [float(v) for v in vals] for k, vals in (resume.history if resume else history).items()}
     monitor = _monitor(cfg.early_stopping.monitor, validation is not None)
     return TrainingResult(history=history, epochs_run=len(next(iter(history.values()), [])),

@@ -2,7 +2,9 @@
 
 Plain functions (no Prefect, no MLflow) used by the in-memory data kinds
 (`kerasflow.training.kinds.table`) and by k-fold and tuning, which always
-hold their rows in memory.
+hold their rows in memory. An image folder's partition may instead hold its
+file paths, read from disk batch by batch (`ImageSpec.streamed`,
+`kerasflow.training.image_stream`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from kerasflow.training.evaluate import (
     score_heads,
 )
 from kerasflow.training.fitting import EpochHook, TrainingResult, fit_model, without_early_stopping
+from kerasflow.training.image_stream import is_streamed, streamed_inputs
 from kerasflow.training.slices import evaluate_slices
 
 
@@ -36,7 +39,8 @@ class Partition:
     """Model-ready arrays of one set of rows.
 
     Args:
-        x: Named model inputs.
+        x: Named model inputs (arrays), or `StreamedImages` of image files
+            read from disk (`kerasflow.training.image_stream`).
         y: Encoded labels.
         raw_y: The original labels.
     """
@@ -59,12 +63,15 @@ def make_partition(frame: pd.DataFrame, rows: list[int], features: FeatureSpec, 
         labels: Label spec.
 
     Returns:
-        A `Partition`; with several outputs (`OutputsSpec`), `y` is a dict
+        A `Partition`; for an image spec that streams (`ImageSpec.streamed`),
+        `x` is a `StreamedImages` of the rows' files, decoded from disk
+        batch by batch, not arrays; with several outputs (`OutputsSpec`), `y` is a dict
         and `raw_y` a frame, by head name.
     """
     part = frame.iloc[rows]
     target = raw_targets(part, labels)
-    return Partition(x=frame_to_inputs(part, features), y=encode_targets(target, labels), raw_y=target)
+    x = streamed_inputs(part, features) if getattr(features, "streamed", False) else frame_to_inputs(part, features)
+    return Partition(x=x, y=encode_targets(target, labels), raw_y=target)
 
 
 
@@ -162,7 +169,7 @@ def score_subset(model: Any, test: Partition, labels: Any, mask: np.ndarray) -> 
         The metrics by name, as `evaluate_model` (or, with several outputs,
         `score_heads`) names them.
     """
-    x = {name: values[mask] for name, values in test.x.items()}
+    x = test.x.take(mask) if is_streamed(test.x) else {name: values[mask] for name, values in test.x.items()}
     if not isinstance(labels, LabelSpec):
         y = {name: values[mask] for name, values in test.y.items()}
         evaluations, _ = score_heads(model, x, test.raw_y.iloc[mask], labels, y, reports=False)

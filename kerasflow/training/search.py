@@ -33,7 +33,7 @@ import pandas as pd
 from kerasflow.data.split import Split
 from kerasflow.errors import BadInputError
 from kerasflow.features.labels import LabelSpec
-from kerasflow.features.tabular import FeatureSpec, as_model_inputs
+from kerasflow.features.tabular import FeatureSpec
 from kerasflow.locks import LockTimeout, file_lock, holder
 from kerasflow.models.families import build_model, default_values
 from kerasflow.models.hyper import declaration_order, declare
@@ -43,6 +43,7 @@ from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
 from kerasflow.training.final import model_spec
 from kerasflow.training.fitting import build_callbacks, encode_rows, set_seed, split_encoder
+from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.rows import Partition, make_partition
 from kerasflow.training.trials import FOLD_METRIC, TrialRecord, public_values, record_of, trial_records
 
@@ -353,9 +354,9 @@ class _TrialRunner:
         layers after the encoder on rows encoded once per fold for the whole
         search, not once per batch of every trial.
         """
-        parts = split_encoder(model)
-        if parts is None:
-            return model, as_model_inputs(train.x), as_model_inputs(val.x)
+        parts = None if is_streamed(train.x) else split_encoder(model)
+        if parts is None:  # arrays, or image files streamed from disk (`image_stream`)
+            return model, train.x, val.x
         encoder, core = parts
         if k not in self._encodings:
             self._encodings[k] = (encode_rows(encoder, train.x), encode_rows(encoder, val.x))
@@ -384,9 +385,13 @@ class _TrialRunner:
             from keras_tuner.src.engine import tuner_utils
 
             callbacks.append(tuner_utils.SaveBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
-        history = model.fit(x_train, train.y, validation_data=(x_val, val.y),
-                            epochs=epochs, initial_epoch=initial, batch_size=self._training.batch_size,
-                            callbacks=callbacks, verbose=0, shuffle=True).history
+        batch = self._training.batch_size
+        if isinstance(x_train, np.ndarray):  # rows encoded once by the fixed feature encoder
+            data, val_data = {"x": x_train, "y": train.y, "batch_size": batch, "shuffle": True}, (x_val, val.y)
+        else:
+            data, val_data = fit_arguments(x_train, train.y, batch), validation_data((x_val, val.y), batch)
+        history = model.fit(**data, validation_data=val_data, epochs=epochs, initial_epoch=initial,
+                            callbacks=callbacks, verbose=0).history
         values = history.get(self.oracle.objective.name)
         if not values:
             raise TuningError(f"the model did not report {self.oracle.objective.name}; got {sorted(history)}")

@@ -4,8 +4,10 @@ Both check every image before any training (`check`, the validate step),
 fit an `ImageSpec` instead of a `FeatureSpec` (`fit_features`) and are
 profiled without text columns or input widths (`images`). A folder is
 listed and decoded file by file (`kerasflow.data.images`), its full listing
-kept beside the raw rows for the check; a pixel table loads, splits and
-trains as a table.
+kept beside the raw rows for the check, and trained on either decoded into
+memory or streamed from disk (`data.image.in_memory`, recorded as
+`ImageSpec.streamed`; `kerasflow.training.image_stream`); a pixel table
+loads, splits and trains as a table.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kerasflow.features.images import ImageDataError, fit_image_spec
 from kerasflow.features.labels import fit_labels
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.baseline import Baseline
+from kerasflow.training.image_stream import should_stream
 from kerasflow.training.kinds.base import FileCheck, Fitted, Inferred, StepLog, register
 from kerasflow.training.kinds.table import Table
 
@@ -93,10 +96,12 @@ class ImageKind(Table):
         spec = fit_image_spec(train, layout=self.layout, size=image.size, channels=image.channels,
                               max_value=image.max_value, pixel_columns=self.pixel_columns(data, frame),
                               convert=image.on_channel_mismatch == "convert")
+        if self.layout == "files":  # a folder: decoded into memory once, or streamed from disk (`image_stream`)
+            spec.streamed = should_stream(image.in_memory, len(frame), spec.shape)
         labels = fit_labels(train[data.target], data.task, data.label_encoding)
         return Fitted(spec, labels, {"task": labels.task, "layout": spec.layout, "image_shape": list(spec.shape),
                                      "max_value": spec.max_value, "classes": labels.classes,
-                                     "loss": labels.output()[2]})
+                                     "loss": labels.output()[2], "streamed": spec.streamed})
 
     def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
         """None: no scikit-learn model is a cheap and fair baseline for images."""
