@@ -19,13 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/kerasflow run $(CONFIG)
 
+# Two workers (pytest-xdist), a test file per worker at a time: module fixtures train once, and the
+# server-starting tests overlap the training ones on the 2-core machines CI runs on.
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The unit tests on tiny data (under three minutes): every test but the `integration` and `slow` ones
 # (tests/conftest.py lists what is integration). `make test` stays the full suite that CI runs.
 test-fast: setup lint
-	$(BIN)/python -m pytest -m "not integration and not slow" --durations=10
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not integration and not slow" --durations=10
 
 lint: setup
 	$(BIN)/lint-imports --no-cache

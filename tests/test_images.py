@@ -318,7 +318,7 @@ def test_a_test_folder_is_the_test_split_of_a_cli_run(tmp_path: Path) -> None:
     assert "2 files skipped under data.image.on_corrupt: skip (all 2 in images/report.json):" in output
     assert "  - 1/broken.png: corrupt: not a decodable image" in output
     assert "  - test_source/2/notes.txt: not an image file (extension .txt" in output
-    client = mlflow.MlflowClient(store)
+    client = mlflow.MlflowClient(store, store)
     run = client.search_runs([client.get_experiment_by_name("folder-test-source").experiment_id])[0]
     counts = {name: int(value) for name, value in run.data.params.items()
               if name.startswith(("split.", "images.")) and value.isdigit()}

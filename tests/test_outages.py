@@ -50,8 +50,8 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=60)
 
 
-def _only_run(uri: str, experiment: str):
-    client = MlflowClient(uri)
+def _only_run(uri: str, experiment: str):  # registry too: the process's global registry URI may be another store
+    client = MlflowClient(uri, uri)
     [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     return client, run
 

@@ -114,7 +114,7 @@ def test_four_processes_create_one_new_store_at_once(tmp_path: Path) -> None:
     assert len({out.split()[-1] for _, out in outputs}) == 1, outputs  # one experiment, made once
     later = _python(OPEN_STORE, _env(MLFLOW_TRACKING_URI=uri), tmp_path)
     assert later.wait(timeout=300) == 0, later.stdout.read()
-    runs = mlflow.MlflowClient(uri).search_runs([outputs[0][1].split()[-1]])
+    runs = mlflow.MlflowClient(uri, uri).search_runs([outputs[0][1].split()[-1]])
     assert len(runs) == 5 and all(run.info.status == "FINISHED" for run in runs)
 
 
@@ -237,7 +237,7 @@ def test_two_runs_of_one_config_at_once_both_finish(tmp_path: Path) -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
     for code, output in outputs:
         assert code == 0 and "Traceback" not in output, output
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(uri, uri)
     runs = client.search_runs([client.get_experiment_by_name("iris_twice").experiment_id])
     assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
     shutil.rmtree(tmp_path / ".kerasflow", ignore_errors=True)

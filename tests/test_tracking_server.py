@@ -67,7 +67,7 @@ def test_pipeline_logs_and_registers_through_the_server(prefect_harness, trackin
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     result = train_flow(str(ROOT / "configs/wine.yaml"), ["training.epochs=5"])
-    client = mlflow.MlflowClient(tracking_server)
+    client = mlflow.MlflowClient(tracking_server, tracking_server)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and "test/accuracy" in run.data.metrics
     rows = load_frame("wine").drop(columns="target").head(4)

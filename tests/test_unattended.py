@@ -80,7 +80,7 @@ def test_closed_port_stops_within_30_s() -> None:
 
 
 def test_sigkill_leaves_an_orphan_that_the_next_run_marks_failed(store: str, tmp_path: Path) -> None:
-    client = mlflow.MlflowClient(store)
+    client = mlflow.MlflowClient(store, store)
     proc = _start("configs/breast_cancer.yaml", store, tmp_path / "killed.log", *LONG)
     try:
         run_id = _training_run(client, "breast_cancer", proc.pid)
@@ -106,7 +106,7 @@ def test_sigkill_leaves_an_orphan_that_the_next_run_marks_failed(store: str, tmp
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_ends_the_run_killed(store: str, tmp_path: Path, signum: int, status: int) -> None:
-    client = mlflow.MlflowClient(store)
+    client = mlflow.MlflowClient(store, store)
     proc = _start("configs/breast_cancer.yaml", store, tmp_path / "signalled.log", *LONG)
     try:
         run_id = _training_run(client, "breast_cancer", proc.pid)
@@ -213,7 +213,7 @@ def test_a_stalled_unwinding_is_ended_by_the_watchdog(store: str, tmp_path: Path
     assert code == 128 + signum
     assert 1 <= took < 10, took
     assert "did not stop within 1 s" in log.read_text()
-    run = mlflow.MlflowClient(store).get_run(run_id)
+    run = mlflow.MlflowClient(store, store).get_run(run_id)
     assert run.info.status == "KILLED"
     assert "did not unwind in time" in run.data.tags["kerasflow.note"]
     assert _flow_run_state(flow_run_id) == "CRASHED"
@@ -260,7 +260,7 @@ def mlflow_server(tmp_path: Path):
 
 def test_store_dying_mid_run_fails_within_the_budget(mlflow_server, tmp_path: Path) -> None:
     uri, server = mlflow_server
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(uri, uri)
     budget = 20
     proc = _start("configs/breast_cancer.yaml", uri, tmp_path / "outage.log", *LONG,
                   KERASFLOW_TRACKING_BUDGET_SECONDS=str(budget), PYTHONFAULTHANDLER="1")
