@@ -67,7 +67,8 @@ def test_the_prefect_api_down_mid_run_ends_soon_with_a_finished_run(tmp_path: Pa
     api = f"http://127.0.0.1:{port}/api"
     env = _env(tmp_path, PREFECT_HOME=str(home), PREFECT_API_URL=api)
     server = _prefect_server(home, port)
-    command = _kerasflow(["run", *IRIS, "-s", "name=iris_outage", "-s", "training.epochs=40"], env)
+    command = _kerasflow(["run", *IRIS, "-s", "name=iris_outage", "-s", "training.epochs=200",  # trains for a while:
+                          "-s", "training.early_stopping.enabled=false"], env)  # the API dies mid-training
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(command.stdout), daemon=True)
     reader.start()
