@@ -26,9 +26,9 @@ from kerasflow.data.load import (
     BUILTIN_SOURCES,
     DataLoadError,
     _check_columns,
-    _decode_problem,
     _sniff_delimiter,
     load_frame,
+    reading_errors,
 )
 
 CHUNK_ROWS = 50_000  # rows per chunk: about 20 MB of a 25-column table, however long the file
@@ -66,18 +66,10 @@ def read_chunks(source: str, chunk_rows: int = CHUNK_ROWS, *, delimiter: str | N
         else _csv_chunks(path, chunk_rows, delimiter, encoding, decimal, text or [])
     rows = 0
     while True:
-        try:
-            chunk = next(chunks)
-        except StopIteration:
+        with reading_errors(path):
+            chunk = next(chunks, None)
+        if chunk is None:
             break
-        except DataLoadError:
-            raise
-        except pd.errors.EmptyDataError as err:
-            raise DataLoadError(f"Data file '{path}' is empty: {err}") from err
-        except UnicodeDecodeError as err:
-            raise DataLoadError(_decode_problem(path, err)) from None
-        except (ValueError, OSError, pd.errors.ParserError) as err:
-            raise DataLoadError(f"Cannot parse data file '{path}': {err}") from err
         rows += len(chunk)
         yield chunk
     if rows == 0:

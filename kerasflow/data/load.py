@@ -14,6 +14,7 @@ This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import glob
 import hashlib
@@ -22,7 +23,7 @@ import re
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -325,12 +326,18 @@ def _read_csv_table(path: Path, delimiter: str | None, encoding: str, decimal: s
     return Table(frame, str(path), sep, sniffed, _truncated_last_line(path, sep, encoding, frame.shape[1]))
 
 
-def _read_file(path: Path, reader) -> pd.DataFrame:
-    """Reads a file with `reader` and checks it has unique columns and rows."""
-    if path.stat().st_size == 0:
-        raise DataLoadError(f"Data file '{path}' is empty.")
+@contextlib.contextmanager
+def reading_errors(path: Path) -> Iterator[None]:
+    """Turns what pandas raises while reading `path` (empty, undecodable, unparsable) into a `DataLoadError`.
+
+    Args:
+        path: The file being read, named in the message.
+
+    Raises:
+        DataLoadError: The file cannot be read; it names the file and why.
+    """
     try:
-        df = reader(path)
+        yield
     except DataLoadError:
         raise
     except pd.errors.EmptyDataError as err:
@@ -339,6 +346,14 @@ def _read_file(path: Path, reader) -> pd.DataFrame:
         raise DataLoadError(_decode_problem(path, err)) from None
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataLoadError(f"Cannot parse data file '{path}': {err}") from err
+
+
+def _read_file(path: Path, reader) -> pd.DataFrame:
+    """Reads a file with `reader` and checks it has unique columns and rows."""
+    if path.stat().st_size == 0:
+        raise DataLoadError(f"Data file '{path}' is empty.")
+    with reading_errors(path):
+        df = reader(path)
     _check_columns(df.columns, path)
     if len(df) == 0:
         raise DataLoadError(f"Data file '{path}' has a header but no data rows.")
