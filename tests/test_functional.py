@@ -199,13 +199,18 @@ def test_slices_of_a_two_head_text_model_score_every_head(reviews: pd.DataFrame)
     test = make_partition(reviews, list(range(len(reviews))), fitted.features, fitted.labels)
     whole = Evaluation(metrics=head_metrics(score_heads(model, test.x, test.raw_y, fitted.labels, test.y,
                                                         reports=False)[0]))
-    section = EvaluationConfig(slices=[{"column": "exclamations", "bins": 2}, "product"], min_slice_rows=20)
-    sliced = evaluate_slices(whole, section, reviews, reviews,
-                             lambda mask: score_subset(model, test, fitted.labels, mask))
+    # by value: the product line (the id's first 4 characters: 10 lines of 2 to 97 rows), not the product id,
+    # whose 300 one-row slices each cost a predict and an evaluate (85 s) and are all below min_slice_rows
+    rows = reviews.assign(line=reviews["product"].str[:4])
+    section = EvaluationConfig(slices=[{"column": "exclamations", "bins": 2}, "line"], min_slice_rows=20)
+    sliced = evaluate_slices(whole, section, rows, rows, lambda mask: score_subset(model, test, fitted.labels, mask))
     bins = [r for r in sliced.slices if r["column"] == "exclamations"]
     assert sum(r["rows"] for r in bins) == len(reviews)
     assert {"loss", "score.accuracy", "length.mae"} <= set(bins[0])
     gated = [r for r in sliced.slices if r["gated"]]
+    lines = [r for r in sliced.slices if r["column"] == "line"]
+    assert sum(r["rows"] for r in lines) == len(reviews) and {"score.accuracy", "length.mae"} <= set(lines[0])
+    assert {r["gated"] for r in lines} == {True, False}, "product lines above and below min_slice_rows"
     assert gated and sliced.metrics["slice_min.score.accuracy"] == min(r["score.accuracy"] for r in gated)
     assert sliced.metrics["slice_max.length.mae"] == max(r["length.mae"] for r in gated)
     assert sliced.worst["length.mae"].endswith(")") and "slice_min.length.mae" not in sliced.metrics
