@@ -20,9 +20,10 @@ run: setup
 	$(BIN)/kerasflow run $(CONFIG)
 
 # Two workers (pytest-xdist), a test file per worker at a time: module fixtures train once, and the
-# server-starting tests overlap the training ones on the 2-core machines CI runs on.
+# server-starting tests overlap the training ones on the 2-core machines CI runs on. The files are handed out
+# in collection order, which tests/conftest.py makes longest first, so that both workers end together.
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The unit tests on tiny data (under three minutes): every test but the `integration` and `slow` ones
 # (tests/conftest.py lists what is integration). `make test` stays the full suite that CI runs.

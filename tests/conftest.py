@@ -93,10 +93,43 @@ INTEGRATION_TESTS = {
 }
 
 
+# Rough seconds the heaviest modules take on the two-core CI machine (from the `--durations` lists of recent full
+# runs; only their order matters). `make test`
+# runs `--dist loadfile --no-loadscope-reorder`: xdist hands the modules to its two workers in collection order, so
+# the modules are collected longest first (the others by `_estimate`): the workers then end together, instead of
+# one running a long module of a few tests, which xdist's own order (by number of tests) hands out last.
+MODULE_SECONDS = {
+    "test_tune_dask": 175, "test_team": 150, "test_flow": 150, "test_reliability": 115, "test_contract": 110,
+    "test_serving": 100, "test_unattended": 95, "test_prefect_server": 90, "test_tune": 90, "test_cv": 85,
+    "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 60,
+    "test_deployments": 60, "test_resume": 55, "test_cli_exit": 46, "test_slices_flow": 42, "test_caching": 41,
+    "test_tracking_server": 38, "test_ui": 35, "test_distribute": 34,
+}
+
+
+def _module(item: pytest.Item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+
+
+def _estimate(module: str, items: list[pytest.Item]) -> float:
+    """A module's seconds: measured (`MODULE_SECONDS`), else 8 s per integration or slow test and 0.5 s per other."""
+    if module in MODULE_SECONDS:
+        return MODULE_SECONDS[module]
+    return sum(8 if item.get_closest_marker("integration") or item.get_closest_marker("slow") else 0.5
+               for item in items)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks the integration tests (see `INTEGRATION_MODULES`), so `-m "not integration"` is the fast subset."""
+    """Marks the integration tests (see `INTEGRATION_MODULES`), so `-m "not integration"` is the fast subset.
+
+    Then orders the modules longest first (`MODULE_SECONDS`), each module's tests in their own order.
+    """
+    by_module: dict[str, list[pytest.Item]] = {}
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        module = _module(item)
         if (module in INTEGRATION_MODULES or getattr(item, "originalname", item.name) in INTEGRATION_TESTS
                 or "prefect_harness" in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+        by_module.setdefault(module, []).append(item)
+    seconds = {module: _estimate(module, group) for module, group in by_module.items()}
+    items.sort(key=lambda item: -seconds[_module(item)])  # stable: a module's tests keep their order
