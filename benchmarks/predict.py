@@ -27,7 +27,9 @@ ratio is one pair): before (GX worker on the whole file, no chunks) 100k rows
 (1.61x the 100k peak). After (chunks, vectorized counts, the model loading
 while the flow starts): 100k rows 1.16x bare (59.5 s vs 68.9 s; a busier
 pair gave 0.74x), peak 972 MB; 1M rows peak 1,021 MB (1.05x the 100k peak);
-10M rows stopped after about 0.7M rows at 1,002 MB resident.
+10M rows (run with `--sizes 1000000 10000000 --no-bare`, load 13-29): 1M rows
+1,003 MB, 10M rows 1,015 MB (peak 1.01x, goal flat), time per row 1.15x
+(186.9 s and 2,150.9 s).
 
 Usage:
 
