@@ -42,6 +42,12 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
                  force: bool = False, config: PipelineConfig | None = None) -> State[RetrainResult]:
     """Retrains on the newest data and promotes the challenger only if it passes the gate.
 
+    The challenger is trained as `train_flow` trains its model
+    (`kerasflow.flows.final.fit_final_model`): a k-fold split is
+    cross-validated and ends with the fold ensemble or the refit, with the
+    champion's tuned values, or a fresh search's after drift with
+    `on_drift: retune`.
+
     When the newest data, the config and the code all equal those of the
     champion's training run, nothing is trained: the outcome is `skipped`
     (no new data), nothing is registered and no alias moves.
