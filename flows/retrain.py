@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from prefect import flow
 from prefect.states import Completed, State
 
+from kerasflow.flows.final import fit_final_model
 from kerasflow.flows.results import Drift, RetrainResult
 from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.schemas.config import PipelineConfig
@@ -32,16 +34,19 @@ from kerasflow.tasks.register import bless_candidate, register_model
 from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.slices import gate_slices
 from kerasflow.tasks.split import split_data
-from kerasflow.tasks.train import train_model
-from kerasflow.tasks.tune import search_hyperparameters
 from kerasflow.tasks.validate import validate_data
-from kerasflow.training.refit import refit_plan
 
 
 @flow(name="retrain", log_prints=False)
 def retrain_flow(config_path: str, overrides: list[str] | None = None, source: str | None = None,
                  force: bool = False, config: PipelineConfig | None = None) -> State[RetrainResult]:
     """Retrains on the newest data and promotes the challenger only if it passes the gate.
+
+    The challenger is trained as `train_flow` trains its model
+    (`kerasflow.flows.final.fit_final_model`): a k-fold split is
+    cross-validated and ends with the fold ensemble or the refit, with the
+    champion's tuned values, or a fresh search's after drift with
+    `on_drift: retune`.
 
     When the newest data, the config and the code all equal those of the
     champion's training run, nothing is trained: the outcome is `skipped`
@@ -82,10 +87,9 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         split = run_step(split_data, run, config, raw)
         prepared = run_step(fit_preprocessing, run, config, raw, split)
         drift = check_drift(run.tracker, config, prepared.raw, champion)
-        retune = drift["action"] == "retune"
-        tuned = search_hyperparameters(run.tracker, config, prepared, True) if retune else None
-        hyper = choose_hyperparameters(run.tracker, config, champion, tuned)
-        model = run_step(train_model, run, config, prepared, hyperparameters=hyper, **refit_plan(config, tuned, None))
+        retune = drift["action"] == "retune"  # a fresh search; else the champion's values (`choose-hyperparameters`)
+        model = fit_final_model(run, config, prepared, search=retune, fresh=retune,
+                                choose=partial(choose_hyperparameters, run.tracker, config, champion))
         baseline = run_step(fit_baseline, run, config, prepared) if config.evaluation.baseline else None
         reports = {who: str(Path(run.workdir) / f"{who}-evaluation") for who in ("challenger", "champion")}
         metrics = evaluate_model(run.tracker, config, prepared, model, keep=reports["challenger"])

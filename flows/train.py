@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from prefect import flow
 
-from kerasflow.flows.cv import cross_validate_flow
+from kerasflow.flows.final import fit_final_model
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
-from kerasflow.flows.runners import task_runner
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.baseline import fit_baseline
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.evaluate import evaluate_model
-from kerasflow.tasks.infra_validate import start_infra_validation, validate_infra
+from kerasflow.tasks.infra_validate import validate_infra
 from kerasflow.tasks.register import bless_candidate, register_model
 from kerasflow.tasks.runs import flow_run_url, mlflow_run_url, open_pipeline_run, publish_summary
-from kerasflow.tasks.train import assemble_ensemble, train_model
-from kerasflow.tasks.tune import search_hyperparameters
-from kerasflow.training.refit import refit_plan
 
 
 @flow(name="train", log_prints=False)
@@ -53,18 +49,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     config = defaulted.config
     with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
-        tuned = search_hyperparameters(run.tracker, config, prepared, fresh) if config.tuning else None
-        best = tuned["hyperparameters"] if tuned else None
-        cv = None
-        if config.split.kind == "kfold":
-            cv_flow = cross_validate_flow.with_options(task_runner=task_runner(config.runner))
-            cv = cv_flow(run.tracker, config, prepared, best, fresh)
-        plan = refit_plan(config, tuned, cv)
-        start_infra_validation(run.tracker, config)  # its fresh process imports while the model trains
-        if plan["refit"] == "ensemble":
-            model = assemble_ensemble(run.tracker, config, cv.models, run.workdir)
-        else:
-            model = run_step(train_model, run, config, prepared, hyperparameters=best, **plan, fresh=fresh)
+        model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
         baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
         metrics = evaluate_model(run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from retraining import retrain
 
 from kerasflow.flows.results import RetrainResult
 
@@ -27,9 +28,7 @@ STRONG = ["training.epochs=40", "training.optimizer.learning_rate=0.03"]
 
 
 def _retrain(*overrides: str) -> RetrainResult:
-    from kerasflow.flows.retrain import retrain_flow
-
-    return retrain_flow(CONFIG, [*BASE, *overrides])
+    return retrain(CONFIG, BASE, *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from retraining import retrain
 
 from kerasflow.flows.results import RetrainResult
 
@@ -31,9 +32,7 @@ TRAINED = ["training.epochs=80", "training.optimizer.learning_rate=0.02"]
 
 
 def _retrain(*overrides: str) -> RetrainResult:
-    from kerasflow.flows.retrain import retrain_flow
-
-    return retrain_flow(CONFIG, [*BASE, *overrides])
+    return retrain(CONFIG, BASE, *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from retraining import retrain
 
 from kerasflow.data.drift import DriftError
 from kerasflow.data.load import load_frame
@@ -31,9 +32,7 @@ SOME_ACCURACY = "registry.gate.thresholds=[{metric: accuracy, min: 0.1}]"
 
 
 def _retrain(*overrides: str, source: str | None = None, force: bool = False) -> RetrainResult:
-    from kerasflow.flows.retrain import retrain_flow
-
-    return retrain_flow(CONFIG, [*BASE, *overrides], source, force=force)
+    return retrain(CONFIG, BASE, *overrides, source=source, force=force)
 
 
 def _retrain_state(*overrides: str, force: bool = False):
