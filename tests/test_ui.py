@@ -79,6 +79,7 @@ def test_a_stop_signal_ends_every_process_and_closes_the_port(tmp_path: Path, si
     assert not port_in_use(port)
 
 
+@pytest.mark.slow
 def test_a_killed_ui_command_leaves_no_process_and_no_open_port(tmp_path: Path) -> None:
     """`kill -9` of `kerasflow ui` skips its stop: the guard leading the server's group stops it instead."""
     port = free_port()
