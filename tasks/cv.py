@@ -85,7 +85,7 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
             with writing(checkpoint, child.run_id, notice=step_logger().warning) as (folder, resumed):
                 announce_resume(child, resumed, config.training.epochs, f"{name} ")
                 progress = EpochProgress(lambda epoch, logs: child.metrics(logs, prefix="train.", step=epoch),
-                                         config.training.epochs, name)
+                                         config.training.epochs, name, concurrent=concurrent_folds(config))
                 try:
                     with status(f"training {name}"):  # named by the heartbeat while no epoch line comes
                         result = fit_fold(config, frame, split.folds[fold], fold,
@@ -98,6 +98,21 @@ def train_fold(tracker: Tracker, config: PipelineConfig, prepared: Prepared, fol
         child.metrics(result.metrics, prefix="val.")
         child.metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, prefix="train.")
     return asdict(result)
+
+
+def concurrent_folds(config: PipelineConfig) -> int:
+    """How many folds train at once in this process, whose progress lines share the terminal.
+
+    Args:
+        config: The pipeline config (`runner`, `split.folds`).
+
+    Returns:
+        `runner.n_workers`, at most the fold count, when the folds run in threads of this process
+        (`kind: local`, or a local Dask cluster of threads); 1 when each runs in a worker process.
+    """
+    runner = config.runner
+    threads = runner.kind == "local" or (not runner.processes and not runner.address)
+    return min(runner.n_workers, config.split.folds) if threads else 1
 
 
 @task(name="summarize-folds", retries=0, cache_policy=NO_CACHE)

@@ -36,6 +36,11 @@ class EpochProgress:
     - on a terminal, a live `tqdm` bar with the epoch count, rate, ETA and the latest loss values; log
       lines are printed above it while it runs (`tqdm.contrib.logging.logging_redirect_tqdm`).
 
+    When `concurrent` loops run at once (k-fold folds on a pool of worker threads), each shows lines only,
+    prefixed by its `what`, no bar: bars drawn from several threads, each redirecting the loggers, garble
+    one another. Each writes a line at most every `every` * `concurrent` seconds, so together they print
+    about one line every `every` seconds, bar or not.
+
     The ETA assumes every remaining epoch runs; early stopping may end sooner. Call `close()` (or
     `wait()`) when the fit ends.
 
@@ -44,18 +49,19 @@ class EpochProgress:
         total: The epoch count of the fit.
         what: What is training, e.g. `train` or `fold 2/5`.
         every: Least seconds between two log lines. Default 2.
-        bar: Show the live bar. Default: when standard error is a terminal.
+        bar: Show the live bar. Default: when standard error is a terminal and `concurrent` is 1.
         file: Where the bar is drawn. Default standard error.
         unit: What is counted. Default `epoch` (`image` for `LoopProgress`).
+        concurrent: How many such loops run at once in this process. Default 1.
     """
 
     SHOWN = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
 
     def __init__(self, hook: Any, total: int, what: str, every: float = 2.0, bar: bool | None = None,
-                 file: Any = None, unit: str = "epoch"):
+                 file: Any = None, unit: str = "epoch", concurrent: int = 1):
         self.hook, self.total, self.what, self.file, self.unit = hook, total, what, file, unit
-        self.use_bar = sys.stderr.isatty() if bar is None else bar
-        self.every = every * 5 if self.use_bar else every
+        self.use_bar = (concurrent <= 1 and sys.stderr.isatty()) if bar is None else bar
+        self.every = every * 5 if self.use_bar else every * max(concurrent, 1)
         self.started = self.last = None
         self.first = 1
         self.bar: Any = None

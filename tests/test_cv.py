@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -35,16 +36,36 @@ def test_folds_cover_the_non_test_rows_once_and_never_the_test_rows() -> None:
         assert counts.max() - counts.min() <= 1, "stratified"
 
 
+STEP_LINES: list[str] = []  # what the steps of `kfold_run` logged (Prefect's task-run logger)
+
+
+class _Lines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        STEP_LINES.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
 def kfold_run(prefect_harness) -> TrainResult:
     from kerasflow.flows.train import train_flow
 
-    return train_flow(CONFIG, FAST)
+    logger, handler = logging.getLogger("prefect.task_runs"), _Lines(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        return train_flow(CONFIG, FAST)
+    finally:
+        logger.removeHandler(handler)
 
 
 def _fold_runs(client: mlflow.MlflowClient, experiment_id: str, run_id: str) -> list:
     runs = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
     return sorted(runs, key=lambda r: int(r.data.tags["kerasflow.fold"]))
+
+
+def test_folds_on_two_local_threads_each_show_their_epochs(kfold_run: TrainResult) -> None:
+    assert load_config(CONFIG).runner == RunnerConfig(kind="local", n_workers=2)
+    epochs = [line for line in STEP_LINES if line.startswith("fold ")]
+    for fold in ("1/3", "2/3", "3/3"):
+        assert any(line.startswith(f"fold {fold}: epoch 1/6  ") for line in epochs), (fold, STEP_LINES)
 
 
 def test_each_fold_is_a_nested_run_and_the_parent_gets_mean_and_std(kfold_run: TrainResult, mlflow_store: str) -> None:

@@ -345,6 +345,25 @@ def test_on_a_terminal_a_live_bar_counts_the_epochs(step_lines: list[str]) -> No
     assert step_lines[-1] == "train: epoch 5/5  loss 0.5000  val_loss 0.6000"
 
 
+def test_concurrent_folds_show_prefixed_lines_no_bars_at_a_shared_rate(step_lines: list[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from kerasflow.tasks.progress import EpochProgress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # on a terminal
+    alone = EpochProgress(None, total=8, what="train")
+    assert alone.use_bar and alone.every == 10.0, "one loop: a bar, and a line every 10 s"
+    folds = [EpochProgress(None, total=8, what=f"fold {k}/2", concurrent=2) for k in (1, 2)]
+    assert [(f.use_bar, f.every) for f in folds] == [(False, 4.0), (False, 4.0)], "two threads: lines only"
+    for epoch in range(8):
+        for fold in folds:
+            fold(epoch, {"loss": 0.5})
+    assert [f.bar for f in folds] == [None, None]
+    assert step_lines == ["fold 1/2: epoch 1/8  loss 0.5000", "fold 2/2: epoch 1/8  loss 0.5000",
+                          "fold 1/2: epoch 8/8  loss 0.5000", "fold 2/2: epoch 8/8  loss 0.5000"]
+
+
 def test_decoding_an_image_folder_shows_progress_only_when_it_is_slow(step_lines: list[str], tmp_path: Path) -> None:
     from image_data import write_digit_folder
 

@@ -6,7 +6,9 @@ when orphaned. `UIServer` starts `mlflow ui` in a process group of its own
 (so a Ctrl-C reaches this process only, which then stops the group in
 order), with its output in a log file, and a worker count fit for the
 machine; `stop` sends the group SIGTERM, then SIGKILL to what is left after
-a grace period, so the port is closed when it returns.
+a grace period, so the port is closed when it returns. The group's leader
+is a guard (`kerasflow.runtime.guard`) that stops the group by itself
+within a few seconds when this process dies without stopping it (`kill -9`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kerasflow.runtime.processes import LOCALHOST, wait_healthy
+from kerasflow.runtime.guard import guarded
+from kerasflow.runtime.processes import LOCALHOST, child_environment, wait_healthy
 
 LOG_NAME = "mlflow-ui.log"
 BOOT_TIMEOUT = 120.0
@@ -83,11 +86,11 @@ class UIServer:
         if port_in_use(self.port):
             raise UIError(f"port {self.port} on {LOCALHOST} is already in use: stop what runs there or pass --port")
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env = child_environment({**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})  # finds the guard's module
         cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.store, "--host", LOCALHOST,
                "--port", str(self.port), "--workers", str(self.workers)]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            self.process = subprocess.Popen(guarded(cmd), env=env, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_healthy(f"{self.url}/health", self.process.poll, self.log, timeout=timeout, error=UIError,
@@ -97,7 +100,10 @@ class UIServer:
             raise
 
     def wait(self) -> int:
-        """Blocks until the UI exits on its own (or a signal interrupts); returns its exit status."""
+        """Blocks until the UI exits on its own (or a signal interrupts); returns its exit status.
+
+        The guard ends as the UI does, with the same status.
+        """
         assert self.process is not None, "start() first"
         return self.process.wait()
 
