@@ -113,3 +113,44 @@ def test_a_deployment_run_from_the_cli_lands_in_mlflow_and_batch_predict_scores_
         assert len(predictions) == 40 and "prediction" in predictions.columns
     finally:
         output.unlink(missing_ok=True)
+
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from kerasflow.runtime.stack import Stack, StackSettings
+state = Path(sys.argv[1])
+stack = Stack(StackSettings(home=state, state_dir=state), echo=lambda line: None)
+child = stack.start_child("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"])
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_children_of_a_killed_serve_stop_with_it(tmp_path: Path) -> None:
+    """`kill -9` of `serve` skips `Stack.stop`: the guard leading each child's group stops the child instead."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    (tmp_path / "logs").mkdir()
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    members: list[psutil.Process] = []
+    try:
+        guard = psutil.Process(int(owner.stdout.readline()))
+        members = [guard, *guard.children(recursive=True)]
+        assert any("sleep(600)" in " ".join(member.cmdline()) for member in members), members
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=30)
+        _, alive = psutil.wait_procs(members, timeout=10)
+        assert alive == [], [member.cmdline() for member in alive]
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        for member in members:
+            if member.is_running():
+                member.kill()

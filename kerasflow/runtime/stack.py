@@ -41,6 +41,7 @@ import yaml
 
 from kerasflow.progress import status
 from kerasflow.quiet import silence
+from kerasflow.runtime.guard import guarded
 from kerasflow.runtime.prefect_server import (
     PrefectServerError,
     Server,
@@ -51,7 +52,7 @@ from kerasflow.runtime.prefect_server import (
     shared_server,
     stop_shared_server,
 )
-from kerasflow.runtime.processes import LOCALHOST, wait_healthy
+from kerasflow.runtime.processes import LOCALHOST, child_environment, wait_healthy
 from kerasflow.runtime.projects import (
     PROJECT_NAME,
     StackError,
@@ -393,6 +394,9 @@ class Stack:
                     env: dict[str, str] | None = None) -> subprocess.Popen:
         """Starts a long-running child in its own process group, output to `logs/<name>.log`.
 
+        The child runs under `guard`, which leads the group and stops it when
+        this process dies, even by SIGKILL.
+
         Args:
             name: The child's name (and its log's).
             cmd: The command.
@@ -400,8 +404,9 @@ class Stack:
             env: Its environment. Default: the stack's.
         """
         log = open(self.settings.logs / f"{name}.log", "ab")  # noqa: SIM115  (closed with the child)
-        proc = subprocess.Popen(cmd, cwd=cwd or self.settings.home, env=env or self.env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # under a guard, so that a `serve` killed with -9 takes its servers and worker with it
+        proc = subprocess.Popen(guarded(cmd), cwd=cwd or self.settings.home, env=child_environment(env or self.env),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.log = log  # type: ignore[attr-defined]
         self.children[name] = proc
         return proc
