@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
-from kerasflow.flows.cv import cross_validate_flow
+from kerasflow.flows.cv import cross_validate
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
-from kerasflow.flows.runners import task_runner
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.baseline import fit_baseline
 from kerasflow.tasks.caching import run_step
@@ -57,8 +56,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         best = tuned["hyperparameters"] if tuned else None
         cv = None
         if config.split.kind == "kfold":
-            cv_flow = cross_validate_flow.with_options(task_runner=task_runner(config.runner))
-            cv = cv_flow(run.tracker, config, prepared, best, fresh)
+            cv = cross_validate(run.tracker, config, prepared, best, fresh)
         plan = refit_plan(config, tuned, cv)
         start_infra_validation(run.tracker, config)  # its fresh process imports while the model trains
         if plan["refit"] == "ensemble":
