@@ -236,6 +236,9 @@ def run_nested_flow(subflow: Flow[..., T], *args: Any) -> T:
     if _down is None and api_answers():
         started: list[str] = []
         ended: list[tuple[bool, Any]] = []  # (returned, its value or error) once the function ended
+        engine = logging.getLogger("prefect.flow_runs")
+        unreported = _Unreported(ended)
+        engine.addFilter(unreported)
         try:
             return _keeping(subflow, started, ended)(*args)
         except Exception as exc:
@@ -243,17 +246,46 @@ def run_nested_flow(subflow: Flow[..., T], *args: Any) -> T:
                 raise
             note_prefect_down(exc)
             if ended:
-                returned, value = ended[0]
-                note = f"the Prefect API did not answer when the nested flow run ended; its work {'ended' if returned else 'failed'}"
-                _nested_pending.append((started[0], "Completed" if returned else "Failed", note))
-                if not returned:
-                    raise value from None
-                return value
+                return _cut_off(subflow.name, started[0], *ended[0])
             if started:  # cannot be: the function ends before the engine reports
                 raise
+        finally:
+            engine.removeFilter(unreported)
     log.warning("the Prefect API does not answer (%s): %s runs in the current flow run, not as a nested flow run",
                 _down, subflow.name)
     return in_current_flow_run(subflow, *args)
+
+
+class _Unreported(logging.Filter):
+    """Drops the engine's lines about a nested flow run whose work ended, when it cannot report that end.
+
+    Once the flow's function returned, an exception the engine logs is its
+    failure to report the final state; once it ended, `Finished in state
+    Running()` says the same. `run_nested_flow` says it once, in its own words.
+    """
+
+    def __init__(self, ended: list[tuple[bool, Any]]):
+        super().__init__()
+        self.ended = ended
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.ended and self.ended[0][0] and message.startswith("Encountered exception during execution"):
+            return False
+        return not (self.ended and message.startswith("Finished in state Running"))
+
+
+def _cut_off(name: str, flow_run_id: str, returned: bool, value: Any) -> Any:
+    """Hands on what a nested flow's function left when the Prefect API stopped answering before its end was reported."""
+    state = "Completed" if returned else "Failed"
+    note = f"the Prefect API did not answer when the nested flow run ended; its work {'ended' if returned else 'failed'}"
+    _nested_pending.append((flow_run_id, state, note))
+    log.warning("the Prefect API does not answer (%s): the nested %s flow run %s %s but could not be given its "
+                "final state; the work and its MLflow record go on, and the next pipeline run sets it %s",
+                _down, name, flow_run_id, "ended" if returned else "failed", state)
+    if not returned:
+        raise value
+    return value
 
 
 def _keeping(subflow: Flow[..., T], started: list[str], ended: list[tuple[bool, Any]]) -> Flow[..., T]:

@@ -225,6 +225,7 @@ def _end_unreported(kind: str, outcome: Any, exc: BaseException | None) -> None:
     from kerasflow.runtime.stopping import hard_exit
 
     finished = outcome is not None and outcome.status == "FINISHED"
+    stop_heartbeat()  # nothing more is at work: the paragraph is the last line
     typer.echo(f"{'warning' if finished else 'error'}: {prefect_outage_message(kind, exc, outcome)}", err=True)
     stop_validator()
     if finished:
