@@ -84,7 +84,6 @@ def _run_while_the_api_dies(tmp_path: Path, args: list[str], experiment: str) ->
         _stop(command)
         _stop(server)
     client, run = _only_run(env["MLFLOW_TRACKING_URI"], experiment)
-    Path("/tmp/outagekf_out.txt").write_text("".join(lines))  # DEBUG
     return code, "".join(lines), ended - run.info.end_time / 1000, client, run, api, _prefect_server(home, port)
 
 
