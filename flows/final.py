@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kerasflow.data.prepared import Prepared
-from kerasflow.flows.cv import cross_validate_flow
-from kerasflow.flows.runners import task_runner
+from kerasflow.flows.cv import cross_validate
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.infra_validate import start_infra_validation
@@ -61,8 +60,7 @@ def fit_final_model(run: PipelineRun, config: PipelineConfig, prepared: Prepared
     hyperparameters = choose(tuned)
     cv = None
     if config.split.kind == "kfold":
-        cv_flow = cross_validate_flow.with_options(task_runner=task_runner(config.runner))
-        cv = cv_flow(run.tracker, config, prepared, hyperparameters, fresh)
+        cv = cross_validate(run.tracker, config, prepared, hyperparameters, fresh)
     plan = refit_plan(config, tuned, cv)
     start_infra_validation(run.tracker, config)  # its fresh process imports while the model trains
     if plan["refit"] == "ensemble":

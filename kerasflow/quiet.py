@@ -167,6 +167,23 @@ def quiet_event_outages() -> None:
             logger.addFilter(once)
 
 
+def quiet_log_worker_errors() -> None:
+    """Keeps Prefect's API log worker from printing `--- Error logging to API ---` and its error to the terminal.
+
+    Prefect's `APILogWorker` (prefect/logging/handlers.py) writes that block
+    to stderr for every batch of run logs the API does not take, at once
+    and again when the process ends, while the stdlib switch
+    `logging.raiseExceptions` is true (its traceback too with
+    `PREFECT_LOGGING_INTERNAL_LEVEL=DEBUG`). A kerasflow command reports a
+    Prefect outage itself, in one paragraph (`kerasflow.runtime.exits`),
+    and its log worker is the first to meet one, before kerasflow can know,
+    so the switch is off for the whole command; the logs still show on the
+    console. It also stops the stdlib's `--- Logging error ---` reports of
+    a handler that fails. Idempotent.
+    """
+    logging.raiseExceptions = False
+
+
 def hide_tracebacks_for(errors: tuple[type[BaseException], ...],
                         when: Callable[[BaseException], bool] | None = None) -> None:
     """Keeps Prefect's run logs for bad-input errors to one readable line.

@@ -17,7 +17,7 @@ from prefect.utilities.urls import url_for
 from kerasflow import tracking
 from kerasflow.progress import reporting_progress, status
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.outage import Outcome, reconcile_flow_run, remember_outcome, to_prefect
+from kerasflow.tasks.outage import Outcome, reconcile_flow_run, remember_outcome, take_nested_pending, to_prefect
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tasks.progress import LoopProgress
 from kerasflow.tracking.notes import write_note
@@ -79,9 +79,22 @@ def open_pipeline_run(config: PipelineConfig, kind: str) -> Iterator[tracking.Pi
     except BaseException as exc:
         if opened is not None:
             ended = "FAILED" if isinstance(exc, Exception) else "KILLED"
+            keep_nested_pending(opened)
             remember_outcome(Outcome(opened.id, opened.uri, ended, flow_run_id and str(flow_run_id), exc))
         raise
+    keep_nested_pending(opened)
     remember_outcome(Outcome(opened.id, opened.uri, "FINISHED", flow_run_id and str(flow_run_id)))
+
+
+def keep_nested_pending(run: tracking.PipelineRun) -> None:
+    """Records on the MLflow run the final states an outage kept from its nested flow runs (for the next run to set)."""
+    pending = take_nested_pending()
+    try:
+        client = tracking.client_for(run.uri) if pending else None
+        for flow_run_id, state, note in pending:
+            tracking.mark_prefect_pending(client, run.id, state, note, flow_run_id=flow_run_id)
+    except Exception as exc:  # the run's outcome matters more; the nested flow run stays Running in the UI
+        step_logger().warning(f"could not record the final state of nested flow run(s) of MLflow run {run.id}: {exc}")
 
 
 @contextlib.contextmanager

@@ -52,59 +52,106 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _only_run(uri: str, experiment: str):  # registry too: the process's global registry URI may be another store
     client = MlflowClient(uri, uri)
-    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                               "tags.`kerasflow.kind` != 'fold'")  # not a k-fold run's nested fold runs
     return client, run
 
 
-@pytest.mark.slow
-def test_the_prefect_api_down_mid_run_ends_soon_with_a_finished_run(tmp_path: Path) -> None:
-    from kerasflow.tasks.outage import reconcile_flow_run
-    from kerasflow.tracking.liveness import reconcile_flow_runs
-    from kerasflow.tracking.tags import FLOW_RUN_TAG, PREFECT_PENDING_TAG
+def _run_while_the_api_dies(tmp_path: Path, args: list[str], experiment: str) -> tuple:
+    """Runs `kerasflow run ARGS` on a Prefect server of its own, killed at the first epoch line; restarts it.
 
+    Returns:
+        The exit code, the output, the seconds from the MLflow run's end to the command's, the MLflow client
+        and run, and the restarted server's API address and process (stopped by the caller).
+    """
     home, port = tmp_path / "prefect", free_port()
     home.mkdir()
     api = f"http://127.0.0.1:{port}/api"
     env = _env(tmp_path, PREFECT_HOME=str(home), PREFECT_API_URL=api)
     server = _prefect_server(home, port)
-    command = _kerasflow(["run", *IRIS, "-s", "name=iris_outage", "-s", "training.epochs=200",  # trains for a while:
-                          "-s", "training.early_stopping.enabled=false"], env)  # the API dies mid-training
+    command = _kerasflow(["run", *args], env)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(command.stdout), daemon=True)
     reader.start()
     try:
         while not any("epoch 1/" in line for line in lines) and command.poll() is None:
             time.sleep(0.2)
-        _stop(server)  # the API goes away while the model trains
+        _stop(server)  # the API goes away while the model (a fold) trains
         code = command.wait(timeout=900)
         ended = time.time()
         reader.join(timeout=30)
     finally:
         _stop(command)
         _stop(server)
-    output = "".join(lines)
-    client, run = _only_run(env["MLFLOW_TRACKING_URI"], "iris_outage")
+    client, run = _only_run(env["MLFLOW_TRACKING_URI"], experiment)
+    return code, "".join(lines), ended - run.info.end_time / 1000, client, run, api, _prefect_server(home, port)
+
+
+def _reconcile(client, run, api: str) -> tuple[list[str], dict[str, str]]:
+    """What the next run's sweep reconciles (the Prefect server is back), and the flow runs' states after it."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from kerasflow.tasks.outage import reconcile_flow_run
+    from kerasflow.tracking.liveness import reconcile_flow_runs
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        reconciled = reconcile_flow_runs(client, run.info.experiment_id, reconcile_flow_run)
+        with get_client(sync_client=True) as prefect:
+            return reconciled, {flow_run_id: prefect.read_flow_run(flow_run_id).state.name
+                                for flow_run_id in reconciled}
+
+
+def _assert_finished_soon_in_one_paragraph(code: int, output: str, late: float, client, run, model: str) -> None:
+    """Exit 0, the MLflow run FINISHED with its version, soon after the work, one paragraph and no traceback."""
+    from kerasflow.tracking.tags import PREFECT_PENDING_TAG
+
     assert run.info.status == "FINISHED", output[-3000:]
     assert code == 0, output[-3000:]
-    assert ended - run.info.end_time / 1000 < 30, output[-3000:]  # the command ends soon after the work
-    [warning] = [line for line in lines if line.startswith("warning: train finished")]
-    assert "iris-dense v1" in warning and "Completed" in warning and "Traceback" not in output, output[-3000:]
-    assert [v.run_id for v in client.search_model_versions("name = 'iris-dense'")] == [run.info.run_id]
+    assert late < 30, output[-3000:]  # the command ends soon after the work
+    [warning] = [line for line in output.splitlines() if line.startswith("warning: train finished")]
+    assert f"{model} v1" in warning and "Completed" in warning, output[-3000:]
+    assert "Traceback" not in output and "--- Error logging to API" not in output, output[-3000:]
+    assert [v.run_id for v in client.search_model_versions(f"name = '{model}'")] == [run.info.run_id]
     assert run.data.tags[PREFECT_PENDING_TAG].startswith("Completed: ")
 
-    server = _prefect_server(home, port)  # back: the next run's sweep sets the flow run's final state
-    try:
-        from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: api}):
-            reconciled = reconcile_flow_runs(client, run.info.experiment_id, reconcile_flow_run)
-            with get_client(sync_client=True) as prefect:
-                state = prefect.read_flow_run(run.data.tags[FLOW_RUN_TAG]).state
+@pytest.mark.slow
+def test_the_prefect_api_down_mid_run_ends_soon_with_a_finished_run(tmp_path: Path) -> None:
+    from kerasflow.tracking.tags import FLOW_RUN_TAG, PREFECT_PENDING_TAG
+
+    code, output, late, client, run, api, server = _run_while_the_api_dies(
+        tmp_path, [*IRIS, "-s", "name=iris_outage", "-s", "training.epochs=200",  # trains for a while:
+                   "-s", "training.early_stopping.enabled=false"], "iris_outage")  # the API dies mid-training
+    try:
+        _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris-dense")
+        reconciled, states = _reconcile(client, run, api)  # back: the next run's sweep sets the final state
     finally:
         _stop(server)
-    assert reconciled == [run.data.tags[FLOW_RUN_TAG]] and state.name == "Completed", state
+    assert reconciled == [run.data.tags[FLOW_RUN_TAG]] and set(states.values()) == {"Completed"}, states
     assert PREFECT_PENDING_TAG not in client.get_run(run.info.run_id).data.tags
+
+
+@pytest.mark.slow
+def test_the_prefect_api_down_mid_fold_ends_soon_with_a_finished_run(tmp_path: Path) -> None:
+    from kerasflow.tracking.tags import FLOW_RUN_TAG, PREFECT_PENDING_NESTED_TAG
+
+    code, output, late, client, run, api, server = _run_while_the_api_dies(
+        tmp_path, ["configs/iris_kfold.yaml", "-s", "name=iris_kfold_outage", "-s", "split.folds=2",
+                   "-s", "training.epochs=150", "-s", "training.early_stopping.enabled=false"], "iris_kfold_outage")
+    try:
+        _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris_kfold-dense")
+        folds = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+        assert sorted(f.data.tags["kerasflow.fold"] for f in folds) == ["0", "1"]  # once each: no fold ran twice
+        assert all(f.info.status == "FINISHED" for f in folds) and "cv/accuracy.mean" in run.data.metrics
+        [nested] = run.data.tags[PREFECT_PENDING_NESTED_TAG].splitlines()  # the cut-off cross-validate flow run
+        assert nested.split(" ")[1] == "Completed:", nested
+        reconciled, states = _reconcile(client, run, api)
+    finally:
+        _stop(server)
+    assert reconciled == [run.data.tags[FLOW_RUN_TAG], nested.split(" ")[0]], reconciled
+    assert set(states.values()) == {"Completed"}, states
+    assert PREFECT_PENDING_NESTED_TAG not in client.get_run(run.info.run_id).data.tags
 
 
 def _mount_tmpfs(folder: Path, size: str) -> bool:

@@ -266,8 +266,8 @@ def test_flow_runs_of_swept_runs_wait_for_the_prefect_api(tmp_path: Path) -> Non
     import socket
 
     from kerasflow.tracking import configure, ensure_experiment
-    from kerasflow.tracking.liveness import reconcile_flow_runs, sweep_orphans
-    from kerasflow.tracking.tags import FLOW_RUN_TAG, HOST_TAG, PID_TAG, PREFECT_PENDING_TAG
+    from kerasflow.tracking.liveness import mark_prefect_pending, reconcile_flow_runs, sweep_orphans
+    from kerasflow.tracking.tags import FLOW_RUN_TAG, HOST_TAG, PID_TAG, PREFECT_PENDING_NESTED_TAG, PREFECT_PENDING_TAG
 
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     try:
@@ -283,10 +283,17 @@ def test_flow_runs_of_swept_runs_wait_for_the_prefect_api(tmp_path: Path) -> Non
 
         assert sweep_orphans(client, experiment, current, down) == [dead]
         assert client.get_run(dead).data.tags[PREFECT_PENDING_TAG].startswith("Crashed: process ")
+        for nested in ("nested-1", "nested-2", "nested-1"):  # a nested flow run's entry is replaced, not repeated
+            mark_prefect_pending(client, current, "Completed", "cut off", flow_run_id=nested)
+        assert client.get_run(current).data.tags[PREFECT_PENDING_NESTED_TAG].splitlines() == [
+            "nested-2 Completed: cut off", "nested-1 Completed: cut off"]
         assert reconcile_flow_runs(client, experiment, lambda *args: down(*args[:2])) == []  # still down: kept
         calls = []
-        assert reconcile_flow_runs(client, experiment, lambda *args: calls.append(args)) == ["flow-1"]
+        assert reconcile_flow_runs(client, experiment, lambda *args: calls.append(args)) == [
+            "flow-1", "nested-2", "nested-1"]
         assert calls[0][:2] == ("flow-1", "Crashed") and PREFECT_PENDING_TAG not in client.get_run(dead).data.tags
+        assert calls[1][:2] == ("nested-2", "Completed") and calls[1][2].startswith("cut off (reconciled")
+        assert PREFECT_PENDING_NESTED_TAG not in client.get_run(current).data.tags
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])

@@ -137,7 +137,7 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
     from kerasflow import tracking
     from kerasflow.data.expectations.run import stop_validator
     from kerasflow.errors import BadInputError, describe, describe_disk_full, disk_full
-    from kerasflow.quiet import hide_tracebacks_for, quiet_event_outages
+    from kerasflow.quiet import hide_tracebacks_for, quiet_event_outages, quiet_log_worker_errors
     from kerasflow.runtime.prefect_server import PrefectServerError, prefect_api
     from kerasflow.runtime.stopping import arm_watchdog, hard_exit, stopped
     from kerasflow.stopping import interrupt_behind
@@ -150,6 +150,7 @@ def run_flow(call: Callable[[], T], server: Any, kind: str) -> T:
                         when=lambda exc: tracking.unreachable(exc) or interrupt_behind(exc) is not None
                         or prefect_unreachable(exc))
     quiet_event_outages()
+    quiet_log_worker_errors()
     when_unreported(lambda outcome: _end_unreported(kind, outcome, None))
     try:
         with prefect_api(server):
@@ -224,6 +225,7 @@ def _end_unreported(kind: str, outcome: Any, exc: BaseException | None) -> None:
     from kerasflow.runtime.stopping import hard_exit
 
     finished = outcome is not None and outcome.status == "FINISHED"
+    stop_heartbeat()  # nothing more is at work: the paragraph is the last line
     typer.echo(f"{'warning' if finished else 'error'}: {prefect_outage_message(kind, exc, outcome)}", err=True)
     stop_validator()
     if finished:

@@ -21,6 +21,7 @@ from kerasflow.tracking.tags import (
     NOTE_TAG,
     PARENT_TAG,
     PID_TAG,
+    PREFECT_PENDING_NESTED_TAG,
     PREFECT_PENDING_TAG,
     STARTED_TAG,
 )
@@ -130,40 +131,66 @@ def sweep_orphans(client: Any, experiment_id: str, current_run_id: str,
     return swept
 
 
-def mark_prefect_pending(client: Any, run_id: str, state: str, note: str) -> None:
-    """Records on a run the final state its Prefect flow run should get once the API answers again.
+def mark_prefect_pending(client: Any, run_id: str, state: str, note: str, flow_run_id: str | None = None) -> None:
+    """Records on a run the final state a Prefect flow run should get once the API answers again.
 
     Args:
         client: An `MlflowClient`.
         run_id: The run, tagged `prefect.flow_run_id`.
         state: `Completed`, `Failed` or `Crashed`.
         note: Why, the flow run's state message.
+        flow_run_id: A flow run nested in the run's own (a k-fold run's
+            `cross-validate`), kept in `kerasflow.prefect_pending_nested`.
+            Default none: the run's own flow run.
     """
-    client.set_tag(run_id, PREFECT_PENDING_TAG, f"{state}: {note}")
+    if flow_run_id is None:
+        client.set_tag(run_id, PREFECT_PENDING_TAG, f"{state}: {note}")
+        return
+    kept = [line for line in client.get_run(run_id).data.tags.get(PREFECT_PENDING_NESTED_TAG, "").splitlines()
+            if line and not line.startswith(f"{flow_run_id} ")]
+    client.set_tag(run_id, PREFECT_PENDING_NESTED_TAG, "\n".join([*kept, f"{flow_run_id} {state}: {note}"]))
+
+
+def _pending(tags: dict[str, str]) -> list[tuple[str, str, str]]:
+    """The `(flow_run_id, state, note)` of each flow run a run's tags say awaits its final state, its own first."""
+    entries = []
+    if tags.get(PREFECT_PENDING_TAG) and tags.get(FLOW_RUN_TAG):
+        state, _, note = tags[PREFECT_PENDING_TAG].partition(": ")
+        entries.append((tags[FLOW_RUN_TAG], state, note))
+    for line in tags.get(PREFECT_PENDING_NESTED_TAG, "").splitlines():
+        flow_run_id, _, rest = line.partition(" ")
+        state, _, note = rest.partition(": ")
+        entries.append((flow_run_id, state, note))
+    return [entry for entry in entries if entry[0] and entry[1] in ("Completed", "Failed", "Crashed")]
 
 
 def reconcile_flow_runs(client: Any, experiment_id: str, reconcile: Callable[[str, str, str], None]) -> list[str]:
     """Sets the final states that flow runs of this experiment await (`mark_prefect_pending`), where possible.
 
-    Each run tagged `kerasflow.prefect_pending_state` has `reconcile`
-    called with `(flow_run_id, state, note)`; on success the tag is removed.
-    While the Prefect API still does not answer the tag stays, for the next run.
+    Each run tagged `kerasflow.prefect_pending_state` (its own flow run) or
+    `kerasflow.prefect_pending_nested` (nested flow runs) has `reconcile`
+    called with `(flow_run_id, state, note)` for each; once all succeed the
+    tags are removed. While the Prefect API still does not answer the tags
+    stay, for the next run.
 
     Returns:
         The flow run ids reconciled.
     """
-    done = []
-    for found in client.search_runs([experiment_id], f"tags.`{PREFECT_PENDING_TAG}` != ''", max_results=1000):
-        tags = found.data.tags
-        state, _, note = tags.get(PREFECT_PENDING_TAG, "").partition(": ")
-        if not tags.get(FLOW_RUN_TAG) or state not in ("Completed", "Failed", "Crashed"):
-            client.delete_tag(found.info.run_id, PREFECT_PENDING_TAG)
-            continue
+    done: list[str] = []
+    found_runs = {}
+    for tag in (PREFECT_PENDING_TAG, PREFECT_PENDING_NESTED_TAG):
+        for found in client.search_runs([experiment_id], f"tags.`{tag}` != ''", max_results=1000):
+            found_runs.setdefault(found.info.run_id, found)
+    for run_id, found in found_runs.items():
+        entries = _pending(found.data.tags)
         try:
-            reconcile(tags[FLOW_RUN_TAG], state, f"{note} (reconciled by a later run)")
+            for flow_run_id, state, note in entries:
+                reconcile(flow_run_id, state, f"{note} (reconciled by a later run)")
         except Exception as exc:  # still down: the next run tries again
-            log.warning("could not set flow run %s to %s yet: %s", tags[FLOW_RUN_TAG], state, exc)
+            log.warning("could not set flow run %s to %s yet: %s", flow_run_id, state, exc)
             break
-        client.delete_tag(found.info.run_id, PREFECT_PENDING_TAG)
-        done.append(tags[FLOW_RUN_TAG])
+        for tag in (PREFECT_PENDING_TAG, PREFECT_PENDING_NESTED_TAG):
+            if tag in found.data.tags:
+                client.delete_tag(run_id, tag)
+        done += [entry[0] for entry in entries]
     return done

@@ -6,3 +6,4 @@ PID_TAG, HOST_TAG, STARTED_TAG = "kerasflow.pid", "kerasflow.host", "kerasflow.s
 NOTE_TAG = "kerasflow.note"
 FLOW_RUN_TAG = "prefect.flow_run_id"
 PREFECT_PENDING_TAG = "kerasflow.prefect_pending_state"  # the final state a flow run awaits, the Prefect API down
+PREFECT_PENDING_NESTED_TAG = "kerasflow.prefect_pending_nested"  # the same for nested flow runs: `<id> <state>: <note>` lines
