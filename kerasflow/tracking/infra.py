@@ -5,8 +5,10 @@ but MLflow, so the model must load from what was logged with it (its code,
 its artifacts, its requirements as installed). It reads its request's
 paths as one line on standard input, so it can be started early
 (`start_probe`, while the model trains): it then imports MLflow and the
-Keras flavor's TensorFlow before the version exists, and the wait for it
-after registration is only the load and the requests. It loads the version with
+Keras flavor's TensorFlow before the version exists, maps the installed
+packages and opens a SQLite store (what `load_model` would otherwise do
+after registration: seconds), so the wait for it after registration is
+only the load and the requests. It loads the version with
 `mlflow.pyfunc.load_model("models:/NAME/VERSION")`, parses each request
 (`{"dataframe_split": ...}`, JSON as a client sends to the scoring server)
 with the scoring server's own parser and the model's input schema, predicts,
@@ -40,6 +42,16 @@ if "--early" in sys.argv:  # started before the version exists: the Keras flavor
     try:
         import keras, tensorflow
     except ImportError:
+        pass
+    try:  # and what `load_model` does first: map the installed packages (its requirements check) and open
+        # a SQLite store (a schema check of seconds); a server's store is left alone, it may be away
+        from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+        warn_dependency_requirement_mismatches(["mlflow"])
+        if mlflow.get_tracking_uri().startswith("sqlite:"):
+            client = mlflow.MlflowClient()
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+    except Exception:  # a cold start only costs time; the load reports any real error
         pass
 imported = time.perf_counter() - started
 line = sys.stdin.readline()  # the request's and the result's paths; none: the parent let go of this process
