@@ -73,14 +73,7 @@ def test_registered_model_predicts_like_the_keras_model(iris_run: TrainResult, m
     assert model.metadata.get_input_schema().input_names() == list(rows.columns)
 
 
-def test_penguins_with_missing_values(prefect_harness, mlflow_store: str) -> None:
-    from kerasflow.flows.train import train_flow
-
-    result = train_flow(str(ROOT / "configs/penguins.yaml"), FAST)
-    model = mlflow.pyfunc.load_model(result.model_uri)
-    rows = load_frame("penguins").drop(columns="species")
-    rows = rows[rows.isna().any(axis=1)].head(5)
-    assert len(rows) and model.predict(rows)["prediction"].notna().all()
+# The registered penguins model answering rows with missing values: tests/test_slices_flow.py, on its run.
 
 
 def _cli(*args: str, env_uri: str) -> subprocess.CompletedProcess:

@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from kerasflow.data.load import load_frame
+from kerasflow.flows.results import TrainResult
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,13 +26,19 @@ def _config(tmp_path: Path, name: str, threshold: float, **promotion: float) -> 
     return str(path)
 
 
-def test_penguins_sliced_by_sex_island_and_mass(prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
-    from prefect.artifacts import Artifact
-
+@pytest.fixture(scope="module")
+def sliced_run(prefect_harness, mlflow_store: str, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """One training of penguins (8 epochs) with slices, whose slice threshold is above any accuracy."""
     from kerasflow.flows.train import train_flow
 
+    return train_flow(_config(tmp_path_factory.mktemp("sliced"), "penguins-sliced", 1.01))
+
+
+def test_penguins_sliced_by_sex_island_and_mass(sliced_run: TrainResult, mlflow_store: str) -> None:
+    from prefect.artifacts import Artifact
+
     # above any accuracy: the slice threshold must fail, and its line name the worst slice
-    result = train_flow(_config(tmp_path, "penguins-sliced", 1.01))
+    result = sliced_run
 
     client = mlflow.MlflowClient(mlflow_store)
     run = client.get_run(result.run_id)
@@ -54,6 +63,14 @@ def test_penguins_sliced_by_sex_island_and_mass(prefect_harness, mlflow_store: s
     assert named in description
     artifact = Artifact.get(key="slices-penguins")
     assert artifact is not None and artifact.type == "table" and "sex=female" in str(artifact.data)
+
+
+def test_penguins_with_missing_values(sliced_run: TrainResult) -> None:
+    """The registered penguins model answers rows with missing values (imputed as at training)."""
+    model = mlflow.pyfunc.load_model(sliced_run.model_uri)
+    rows = load_frame("penguins").drop(columns="species")
+    rows = rows[rows.isna().any(axis=1)].head(5)
+    assert len(rows) and model.predict(rows)["prediction"].notna().all()
 
 
 def test_retrain_refuses_a_challenger_worse_on_a_slice(prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
