@@ -101,9 +101,10 @@ INTEGRATION_TESTS = {
 MODULE_SECONDS = {
     "test_tune_dask": 175, "test_team": 150, "test_flow": 135, "test_reliability": 115, "test_contract": 110,
     "test_serving": 100, "test_unattended": 95, "test_prefect_server": 90, "test_tune": 90, "test_cv": 85,
-    "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 60,
+    "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 150,
     "test_deployments": 60, "test_resume": 55, "test_cli_exit": 46, "test_slices_flow": 42, "test_caching": 41,
     "test_tracking_server": 38, "test_ui": 35, "test_distribute": 34,
+    "test_retrain_kfold": 70,
 }
 
 
