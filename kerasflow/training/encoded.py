@@ -105,21 +105,42 @@ def encode_rows(split: Split, x: dict[str, Any]) -> Any:
     Returns:
         The core's inputs: one encoded matrix per encoded tensor (a list when
         there are several), a `scipy.sparse` CSR matrix when it is at least
-        `SPARSE_WIDTH` wide and the model trains on one device, a NumPy
-        array otherwise.
+        `SPARSE_WIDTH` wide and the model trains on one device (its nonzero
+        entries are found inside the TensorFlow graph, batch by batch), a
+        NumPy array otherwise.
     """
     inputs = as_model_inputs(x)
     rows = len(next(iter(inputs.values())))
     step = encoded_batch_size(split)
     sparse = [len(s) == 1 and s[0] >= SPARSE_WIDTH and d.startswith("float") and _one_device(split.core)
               for s, d in zip(split.shapes, split.dtypes)]
+    encode = _encode_function(split.encoder, sparse)
     chunks: list[list[Any]] = [[] for _ in split.shapes]
     for start in range(0, rows, step):
-        out = split.encoder.predict_on_batch({k: v[start:start + step] for k, v in inputs.items()})
-        for i, part in enumerate(out if len(split.shapes) > 1 else [out]):
-            chunks[i].append(_sparse(np.asarray(part)) if sparse[i] else np.asarray(part))
-    encoded = [_stack(parts, split.shapes[i], split.dtypes[i], sparse[i]) for i, parts in enumerate(chunks)]
+        for i, part in enumerate(encode({k: _tensor(v[start:start + step]) for k, v in inputs.items()})):
+            chunks[i].append(_entries(part, start) if sparse[i] else np.asarray(part))
+    encoded = [_stack(parts, split.shapes[i], split.dtypes[i], sparse[i], rows) for i, parts in enumerate(chunks)]
     return encoded if len(encoded) > 1 else encoded[0]
+
+
+def _encode_function(encoder: Any, sparse: list[bool]) -> Any:
+    """The encoder as a graph function giving, per encoded tensor, the array or its (row, column, value) entries."""
+    import tensorflow as tf  # deferred: TensorFlow loads with the model
+
+    def encode(batch: dict[str, Any]) -> list[Any]:
+        out = encoder(batch, training=False)
+        parts = list(out) if isinstance(out, (list, tuple)) else [out]
+        result = []
+        for part, wide in zip(parts, sparse):
+            if wide:
+                where = tf.where(tf.not_equal(part, 0))
+                result.append((where[:, 0], where[:, 1], tf.gather_nd(part, where)))
+            else:
+                result.append(part)
+        return result
+
+    signature = [{t.name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name) for t in encoder.inputs}]
+    return tf.function(encode, input_signature=signature)  # traced once: the vocabulary tables are built once
 
 
 def encoded_batch_size(split: Split) -> int:
@@ -167,15 +188,25 @@ def _one_device(model: Any) -> bool:
     return model.distribute_strategy.num_replicas_in_sync == 1
 
 
-def _sparse(part: np.ndarray) -> Any:
+def _tensor(value: Any) -> Any:
+    import tensorflow as tf  # deferred: TensorFlow loads with the model
+
+    return tf.convert_to_tensor(value)
+
+
+def _entries(part: tuple[Any, Any, Any], start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's (row, column, value) entries, its rows counted from `start`."""
+    rows, columns, values = (np.asarray(p) for p in part)
+    return rows + start, columns, values
+
+
+def _stack(parts: list[Any], shape: tuple[int, ...], dtype: str, sparse: bool, rows: int) -> Any:
+    """Joins the batches of one encoded tensor: an array, or a CSR matrix of `rows` rows."""
+    if not sparse:
+        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=dtype)
     import scipy.sparse  # deferred: SciPy loads only with a wide encoding
 
-    return scipy.sparse.csr_matrix(part)
-
-
-def _stack(parts: list[Any], shape: tuple[int, ...], dtype: str, sparse: bool) -> Any:
-    if sparse:
-        import scipy.sparse  # deferred: SciPy loads only with a wide encoding
-
-        return scipy.sparse.vstack(parts, format="csr") if parts else scipy.sparse.csr_matrix((0, *shape), dtype=dtype)
-    return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=dtype)
+    if not parts:
+        return scipy.sparse.csr_matrix((rows, *shape), dtype=dtype)
+    at, columns, values = (np.concatenate(p) for p in zip(*parts))
+    return scipy.sparse.csr_matrix((values.astype(dtype), (at, columns)), shape=(rows, *shape))
