@@ -163,8 +163,7 @@ def test_every_setting_trains_and_survives_a_keras_round_trip(tmp_path: Path, mo
         if model["kind"] == "tabm" else network.get_layer("dense_0")
     assert first.input.shape[-1] == sum(feature_widths(features))
     if model["kind"] == "dense":  # the fixed encoding still splits off, untrained, so rows are encoded once
-        encoder, _ = split_encoder(network)
-        assert not encoder.trainable_weights
+        assert not split_encoder(network).encoder.trainable_weights
     fit_model(network, frame_to_inputs(train, features), encode_labels(train["species"], labels), config.training)
     path = tmp_path / "model.keras"
     network.save(path)

@@ -4,7 +4,7 @@ Two stages, both inside the exported model:
 
 1. A fixed encoding with no trained weights, one tensor (the layer named
    `ENCODED_FEATURES` for the families trained on rows encoded once,
-   `kerasflow.training.fitting.split_encoder`): the numeric columns imputed
+   `kerasflow.training.encoded.split_encoder`): the numeric columns imputed
    and normalized (`standard`: `Normalization`; `quantile`:
    `QuantileNormalization`), then each categorical column in spec order,
    one-hot (`StringLookup`), or, for an embedded column, its integer index.

@@ -27,6 +27,7 @@ from kerasflow.features.rowtext import ROWS_SHOWN, row_label, rows_line, show_va
 NUMERIC_INPUT = "numeric"
 MISSING_TOKEN = ""
 ENCODED_FEATURES = "features"  # the layer whose output is the encoded tabular features
+VECTORIZED_PREFIX = "vectorize_"  # the names of the text vectorization layers (no trained weights)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 NUMERIC_EMBEDDING = "preprocessing.numeric_embedding"  # its search-space name
 NON_NUMERIC = "with non-numeric text"

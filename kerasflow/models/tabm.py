@@ -15,7 +15,7 @@ training step averages the members' losses. `k`, `width`, `depth` and
 The network's fixed input encoding is not named as the `features` layer of
 `build_input_layers` is by default: it trains as a whole, with its own
 training step, instead of being split into a fixed encoder and a plain core
-(`kerasflow.training.fitting.split_encoder`), which would train the loss of
+(`kerasflow.training.encoded.split_encoder`), which would train the loss of
 the mean prediction.
 """
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from kerasflow.features.outputs import fit_model_inputs
-from kerasflow.features.tabular import FeatureError, text_input_name
+from kerasflow.features.tabular import VECTORIZED_PREFIX, FeatureError, text_input_name
 from kerasflow.features.text import TextSpec, embedding_matrix, vectors_dim
 from kerasflow.models.families import TextSection, register_family
 from kerasflow.models.hyper import build_optimizer, choose
@@ -154,7 +154,7 @@ class BagVectorizer:
         specs = text.analyzers
         weighted = text.output_mode != "int" and (text.sublinear_tf or text.l2_normalize)
         for i, part in enumerate(specs):
-            layer_name = f"vectorize_{name}" + (f"_{i}" if i else "")
+            layer_name = f"{VECTORIZED_PREFIX}{name}" + (f"_{i}" if i else "")
             layer = build_vectorizer(part, layer_name, counts=weighted and part.output_mode in ("count", "tf_idf"))
             weights = None
             if weighted:
@@ -162,7 +162,7 @@ class BagVectorizer:
                 weights = TermWeights(idf, sublinear=text.sublinear_tf and part.output_mode != "multi_hot",
                                       l2_normalize=text.l2_normalize, name=f"{layer_name}_weights")
             self.steps.append((layer, weights))
-        self.concat = keras.layers.Concatenate(name=f"vectorize_{name}_union") if len(specs) > 1 else None
+        self.concat = keras.layers.Concatenate(name=f"{VECTORIZED_PREFIX}{name}_union") if len(specs) > 1 else None
 
     def __call__(self, strings: Any) -> Any:
         """Vectorizes a `(batch, 1)` string tensor."""

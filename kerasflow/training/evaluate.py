@@ -16,6 +16,7 @@ import pandas as pd
 
 from kerasflow.features.labels import LabelSpec, OutputsSpec, class_codes, decode_predictions
 from kerasflow.features.tabular import as_model_inputs, inference_batch_size
+from kerasflow.training.encoded import encode_rows, encoded_batch_size, split_encoder
 from kerasflow.training.image_stream import PREDICT_BATCH, is_streamed
 from kerasflow.training.plots import pyplot, save_figure
 
@@ -69,15 +70,29 @@ def evaluate_model(model: Any, x: dict[str, np.ndarray], y: pd.Series, labels: L
         keras_scores = model.evaluate(x.dataset(encoded, batch_size=PREDICT_BATCH), verbose=0, return_dict=True)
         raw = model.predict(x.dataset(batch_size=PREDICT_BATCH), verbose=0)
     else:
-        x = as_model_inputs(x)
-        batch = inference_batch_size(x)
-        keras_scores = model.evaluate(x, encoded, batch_size=batch, verbose=0, return_dict=True)
-        raw = model.predict(x, batch_size=batch, verbose=0)
+        keras_scores, raw = _scores(model, x, encoded)
     predictions = decode_predictions(raw, labels)
     if labels.task == "regression":
         scores = regression_metrics(y.to_numpy(dtype="float64"), predictions["prediction"].to_numpy())
         return Evaluation(metrics={"loss": float(keras_scores["loss"]), **scores}), predictions
     return classification_evaluation(y.astype(str), predictions, labels, keras_scores["loss"]), predictions
+
+
+def _scores(model: Any, x: dict[str, np.ndarray], encoded: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    """Keras's metrics and the raw predictions of a single-output model on the same rows.
+
+    A model with a fixed feature encoder (`training.encoded.split_encoder`)
+    encodes the rows once for both (text is tokenized once, not twice).
+    """
+    split = split_encoder(model)
+    if split is not None:
+        model, x = split.core, encode_rows(split, x)
+        batch = encoded_batch_size(split)
+    else:
+        x = as_model_inputs(x)
+        batch = inference_batch_size(x)
+    scores = model.evaluate(x, encoded, batch_size=batch, verbose=0, return_dict=True)
+    return scores, model.predict(x, batch_size=batch, verbose=0)
 
 
 def classification_evaluation(y: pd.Series, predictions: pd.DataFrame, labels: LabelSpec,

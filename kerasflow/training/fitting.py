@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kerasflow.features.tabular import ENCODED_FEATURES, as_model_inputs, inference_batch_size
 from kerasflow.schemas.config import TrainingConfig
+from kerasflow.training.encoded import encode_rows, split_encoder
 from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.plots import pyplot, save_figure
 from kerasflow.training.resume import resume_callback
@@ -130,11 +130,11 @@ def fit_model(
     if checkpoint is not None:
         resume = resume_callback(checkpoint, list(callbacks))
         callbacks.append(resume)  # last: saves once the others have run, restores their counters
-    parts = None if is_streamed(x_train) else split_encoder(model)
-    if parts is not None:  # fixed preprocessing: encode the rows once, train the layers after it
-        encoder, model = parts
-        data = {"x": encode_rows(encoder, x_train), "y": y_train, "batch_size": cfg.batch_size, "shuffle": True}
-        val_data = None if validation is None else (encode_rows(encoder, validation[0]), validation[1])
+    split = None if is_streamed(x_train) else split_encoder(model)
+    if split is not None:  # fixed preprocessing (`training.encoded`): encode the rows once, train the layers after it
+        model = split.core
+        data = {"x": encode_rows(split, x_train), "y": y_train, "batch_size": cfg.batch_size, "shuffle": True}
+        val_data = None if validation is None else (encode_rows(split, validation[0]), validation[1])
     else:  # arrays, or image files streamed from disk as a dataset (`image_stream`)
         data = fit_arguments(x_train, y_train, cfg.batch_size)
         val_data = validation_data(validation, cfg.batch_size)
@@ -144,58 +144,6 @@ def fit_model(
     monitor = _monitor(cfg.early_stopping.monitor, validation is not None)
     return TrainingResult(history=history, epochs_run=len(next(iter(history.values()), [])),
                           best_epoch=best_epoch(history, monitor))
-
-
-def split_encoder(model: Any) -> tuple[Any, Any] | None:
-    """Splits a model into its fixed feature encoder and the trained layers after it.
-
-    The tabular encoding (`features.inputs.build_input_layers`: imputation, normalization,
-    one-hot lookups) has no trained weights, so encoding the rows once and
-    fitting the layers after it trains the same weights as fitting the
-    whole model, without re-encoding every batch of every epoch (twice as
-    fast on a million rows). The model keeps both parts, so what is saved
-    and served still takes raw rows.
-
-    Args:
-        model: A compiled `keras.Model`.
-
-    Returns:
-        `(encoder, core)`: the encoder from the raw inputs to the
-        `ENCODED_FEATURES` layer, and the rest as a model compiled like
-        `model`, sharing its layers. None when the model has no such layer,
-        other inputs bypass it (text, images), it has trained weights, or
-        the model has several outputs.
-    """
-    import keras
-
-    names = {layer.name for layer in model.layers}
-    if ENCODED_FEATURES not in names or len(model.outputs) != 1:
-        return None
-    encoded = model.get_layer(ENCODED_FEATURES).output
-    with model.distribute_strategy.scope():  # the parts train on the replicas the model was built for
-        try:
-            encoder = keras.Model(model.inputs, encoded)
-            core = keras.Model(encoded, model.outputs[0])
-        except ValueError:  # the layers after the encoder also read raw inputs
-            return None
-        if encoder.trainable_weights:
-            return None
-        core.compile_from_config(model.get_compile_config())
-    return encoder, core
-
-
-def encode_rows(encoder: Any, x: dict[str, np.ndarray]) -> np.ndarray:
-    """Runs a feature encoder (`split_encoder`) over named raw inputs, in large batches.
-
-    Args:
-        encoder: The encoder model.
-        x: Named inputs from `frame_to_inputs`.
-
-    Returns:
-        The encoded float32 matrix, one row per input row.
-    """
-    inputs = as_model_inputs(x)
-    return encoder.predict(inputs, batch_size=inference_batch_size(inputs), verbose=0)
 
 
 def best_epoch(history: dict[str, list[float]], monitor: str) -> int:

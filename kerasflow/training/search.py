@@ -41,8 +41,9 @@ from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig, TrainingConfig
 from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
+from kerasflow.training.encoded import encode_rows, split_encoder
 from kerasflow.training.final import model_spec
-from kerasflow.training.fitting import build_callbacks, encode_rows, set_seed, split_encoder
+from kerasflow.training.fitting import build_callbacks, set_seed
 from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.rows import Partition, make_partition
 from kerasflow.training.trials import FOLD_METRIC, TrialRecord, public_values, record_of, trial_records
@@ -307,7 +308,7 @@ class _TrialRunner:
 
     def configure(self, training: TrainingConfig, data: SearchData, hook: TrialHook | None, seed: int) -> None:
         self._training, self._data, self._hook, self._seed = training, data, hook, seed
-        self._encodings: dict[int, tuple[Any, Any]] = {}
+        self._encodings: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self.new_trial_ids: set[str] = set()
 
     def on_trial_begin(self, trial: Any) -> None:
@@ -347,20 +348,21 @@ class _TrialRunner:
         folds = {f"{FOLD_METRIC}{k}": score for k, score in enumerate(scores)}
         return {objective.name: float(np.mean(scores)), "best_epoch": float(np.mean(best_epochs)), **folds}
 
-    def _encoded(self, k: int, model: Any, train: Partition, val: Partition) -> tuple[Any, Any, Any]:
-        """Returns the model to fit and fold `k`'s inputs for it.
+    def _encoded(self, k: int, model: Any, train: Partition, val: Partition) -> tuple[Any, Any, Any, bool]:
+        """Returns the model to fit, fold `k`'s inputs for it, and whether they are encoded.
 
-        A model with a fixed feature encoder (`split_encoder`) fits its
-        layers after the encoder on rows encoded once per fold for the whole
-        search, not once per batch of every trial.
+        A model with a fixed feature encoder (`split_encoder`: the tabular
+        encoding, text vectorization) fits its layers after the encoder on
+        rows encoded once per fold and encoding for the whole search, not
+        once per batch of every trial.
         """
-        parts = None if is_streamed(train.x) else split_encoder(model)
-        if parts is None:  # arrays, or image files streamed from disk (`image_stream`)
-            return model, train.x, val.x
-        encoder, core = parts
-        if k not in self._encodings:
-            self._encodings[k] = (encode_rows(encoder, train.x), encode_rows(encoder, val.x))
-        return core, *self._encodings[k]
+        split = None if is_streamed(train.x) else split_encoder(model)
+        if split is None:  # arrays, or image files streamed from disk (`image_stream`)
+            return model, train.x, val.x, False
+        key = (k, split.key)
+        if key not in self._encodings:
+            self._encodings[key] = (encode_rows(split, train.x), encode_rows(split, val.x))
+        return split.core, *self._encodings[key], True
 
     def _fit_one(self, trial: Any, hp: Any, spec: ModelSpec, fold: tuple[int, Partition, Partition], epochs: int,
                  initial: int, execution: int, label: str) -> tuple[float, int]:
@@ -370,7 +372,7 @@ class _TrialRunner:
         keras.backend.clear_session()
         set_seed(self._seed + execution)
         model = build_model(hp, replace(spec, seed=spec.seed + execution))  # executions differ in initial weights
-        model, x_train, x_val = self._encoded(k, model, train, val)
+        model, x_train, x_val, encoded = self._encoded(k, model, train, val)
         warm = initial > 0 and "tuner/trial_id" in hp.values
         if warm:
             model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
@@ -386,7 +388,7 @@ class _TrialRunner:
 
             callbacks.append(tuner_utils.SaveBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
         batch = self._training.batch_size
-        if isinstance(x_train, np.ndarray):  # rows encoded once by the fixed feature encoder
+        if encoded:  # rows encoded once by the fixed feature encoder
             data, val_data = {"x": x_train, "y": train.y, "batch_size": batch, "shuffle": True}, (x_val, val.y)
         else:
             data, val_data = fit_arguments(x_train, train.y, batch), validation_data((x_val, val.y), batch)
