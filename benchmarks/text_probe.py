@@ -24,7 +24,8 @@ Measured (kerasflow: mean of seeds 0, 1, 2; 2 shared, busy cores):
 | cut to 120 characters  | 0.7430       | 0.7580               | 0.7577        | 0.7567            |
 
 Both bags beat char_wb + LR; the char_wb union ties with words alone here
-and costs 4-5 times the training time, so the defaults add it on short
+and cost 4-5 times the training time (about 2 times per epoch since the
+texts are vectorized once, `benchmarks/text_encode_once.py`), so the defaults add it on short
 texts only (median length up to 200 characters).
 
 Usage: python benchmarks/text_probe.py [--seeds 0,1,2] [--rows N] [--truncate CHARS] [--set key=value ...]

@@ -342,7 +342,7 @@ def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any] | No
     as scikit-learn's union of `TfidfVectorizer`s), the features of the
     char n-gram TF-IDF + logistic regression baseline. On the fine-food
     reviews (`benchmarks/text_probe.py`) both bags beat that baseline and
-    tie with each other, the union at 4-5 times the training time, so it is
+    tie with each other, the union at about twice the time per epoch (words alone: 1), so it is
     kept to short texts, where character n-grams carry the most and cost
     the least.
 
