@@ -1,11 +1,13 @@
 """Custom Keras layers that travel inside exported kerasflow models.
 
 This module is shipped with every logged model (MLflow `code_paths`), so it
-must import nothing beyond Keras and its shipped siblings `text_layers`,
+must import nothing beyond Keras, the standard library and its shipped siblings `text_layers`,
 `numeric_embeddings` and `tabm_layers` (imported at the end, so loading any model registers every custom object).
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 
@@ -34,6 +36,78 @@ class FillMissing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "values": self.values}
+
+
+# log1p of the targets stays within these bounds: expm1 beyond 88 overflows float32, and below -10 it is -1 to
+# float32 precision (whose log1p is -inf)
+LOG_TARGET_BOUNDS = (-10.0, 88.0)
+
+
+@keras.saving.register_keras_serializable(package="kerasflow")
+class TargetInverse(keras.layers.Layer):
+    """Maps a standardized (and possibly log) regression output back to the label's units.
+
+    `y = z * scale + offset`, then `expm1(y)` when `transform` is `log`
+    (clipped to `LOG_TARGET_BOUNDS` first). The statistics come from the
+    training labels (`kerasflow.features.labels.fit_target`).
+
+    Args:
+        offset: Training mean of the transformed label.
+        scale: Its training standard deviation.
+        transform: `none` or `log`.
+    """
+
+    def __init__(self, offset=0.0, scale=1.0, transform="none", **kwargs):
+        super().__init__(**kwargs)
+        self.offset, self.scale, self.transform = float(offset), float(scale), str(transform)
+
+    def call(self, inputs):
+        values = inputs * self.scale + self.offset
+        if self.transform == "log":
+            return keras.ops.expm1(keras.ops.clip(values, *LOG_TARGET_BOUNDS))
+        return values
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "offset": self.offset, "scale": self.scale, "transform": self.transform}
+
+
+@keras.saving.register_keras_serializable(package="kerasflow")
+class TargetSpaceLoss(keras.losses.Loss):
+    """A regression loss taken in the transformed target's space, on a model that answers in the label's units.
+
+    Both the label and the prediction go through the forward transform,
+    `(log1p(y) - offset) / scale` (without `log1p` for `none`), before the
+    base loss; on a `TargetInverse` output this is the loss of the
+    standardized network output itself.
+
+    Args:
+        loss: The base loss's name (e.g. `mse`).
+        offset: Training mean of the transformed label.
+        scale: Its training standard deviation.
+        transform: `none` or `log`.
+    """
+
+    def __init__(self, loss="mse", offset=0.0, scale=1.0, transform="none", name="target_space_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.base_name, self.offset, self.scale, self.transform = str(loss), float(offset), float(scale), str(transform)
+        self.base = keras.losses.get(self.base_name)
+
+    def forward(self, values):
+        """The label-unit values in the standardized transformed space."""
+        values = keras.ops.cast(values, "float32")
+        if self.transform == "log":
+            values = keras.ops.log1p(keras.ops.maximum(values, math.expm1(LOG_TARGET_BOUNDS[0])))
+        return (values - self.offset) / self.scale
+
+    def call(self, y_true, y_pred):
+        return self.base(self.forward(y_true), self.forward(y_pred))
+
+    def get_config(self):
+        return {**super().get_config(), "loss": self.base_name, "offset": self.offset, "scale": self.scale,
+                "transform": self.transform}
 
 
 from kerasflow.features import numeric_embeddings, tabm_layers, text_layers  # noqa: E402,F401  (register their layers)
