@@ -88,6 +88,7 @@ def test_a_dense_network_learns_the_standardized_log_and_answers_in_label_units(
     np.testing.assert_allclose(keras.saving.load_model(path).predict(rows, verbose=0), network.predict(rows, verbose=0))
 
 
+@pytest.mark.slow
 def test_a_run_logs_the_fitted_transform_and_serves_in_label_units(prefect_harness, mlflow_store: str) -> None:
     from kerasflow.flows.train import train_flow
 
