@@ -22,7 +22,8 @@ for every model, several seeds:
   (48 or 16 bins) numbers;
 - any network name ending in `_log` (e.g. `def_log`): the same network on a regression target
   transformed as `preprocessing.target_transform: auto` does (`kerasflow.features.labels.skewed_target`:
-  log1p when the training target is >= 0 and its skewness exceeds 1), predictions mapped back by expm1.
+  log1p when the training target is >= 0 and its skewness exceeds 1), predictions mapped back by expm1;
+  `_logc`: the same, with the network's outputs clipped to the training labels' range before expm1.
 
 Networks train on 80% of the training rows with early stopping on the other
 20% (patience 10, at most 100 epochs) and are scored on the held-out test
@@ -230,7 +231,8 @@ def run_network(kind, data, classify, scale, seed):
     if classify:
         return score(labels[2], predicted.argmax(1), True)
     back = np.expm1 if len(scale) > 3 and scale[3] == "log" else (lambda values: values)
-    return score(back(labels[2] * scale[2] + scale[1]), back(predicted[:, 0] * scale[2] + scale[1]), False)
+    outputs = predicted[:, 0] if len(scale) < 5 else np.clip(predicted[:, 0], *scale[4])
+    return score(back(labels[2] * scale[2] + scale[1]), back(outputs * scale[2] + scale[1]), False)
 
 
 def _predict(kind, data, classify, scale, seed):
@@ -278,6 +280,10 @@ def probe(name, seeds, models):
                 value = run_hgb(pd.concat([train, valid]), test, target, classify, seed)
             elif model.endswith("_log") and logged is not None:
                 value = run_network(model.removesuffix("_log"), (nums, onehots, cards, logged[0]), classify, logged[1], seed)
+            elif model.endswith("_logc") and logged is not None:  # outputs clipped to the training labels' range
+                bounds = (float(logged[0][0].min()), float(logged[0][0].max()))
+                value = run_network(model.removesuffix("_logc"), (nums, onehots, cards, logged[0]), classify,
+                                    (*logged[1], bounds), seed)
             else:
                 value = run_network(model.removesuffix("_log"), (nums, onehots, cards, labels), classify, scale, seed)
             results[model].append(value)
