@@ -21,8 +21,8 @@ for every model, several seeds:
   learning rate halved after 8 flat epochs) on standardized, quantile-normalized or piecewise-linear
   (48 or 16 bins) numbers;
 - any network name ending in `_log` (e.g. `def_log`): the same network on a regression target
-  transformed as `preprocessing.target_transform: auto` does (`kerasflow.features.labels.skewed_target`:
-  log1p when the training target is >= 0 and its skewness exceeds 1), predictions mapped back by expm1;
+  transformed as `preprocessing.target_transform: log` does (log1p of a target >= 0, standardized),
+  predictions mapped back by expm1;
   `_logc`: the same, with the network's outputs clipped to the training labels' range before expm1.
 
 Networks train on 80% of the training rows with early stopping on the other
@@ -98,10 +98,8 @@ def encode(train, parts, target, classify):
 
 
 def log_labels(train, parts, target):
-    """Standardized regression labels after `target_transform: auto` (log1p on a skewed target >= 0), and their scale."""
-    from kerasflow.features.labels import skewed_target
-
-    log = skewed_target(train[target])
+    """Standardized regression labels after `target_transform: log` (log1p on a target >= 0), and their scale."""
+    log = bool(train[target].min() >= 0)
     values = [np.log1p(part[target].to_numpy("float64")) if log else part[target].to_numpy("float64") for part in parts]
     mean, std = float(values[0].mean()), float(values[0].std())
     return [((v - mean) / std).astype("float32") for v in values], (1, mean, std, "log" if log else "none")

@@ -69,11 +69,13 @@ class PreprocessingConfig(Section):
             standardize their own): `none` (the standardized label),
             `log` (the standardized `log1p(label)`; labels must be >= 0)
             or `auto` (default): `log` when the training labels are all
-            >= 0 and their skewness exceeds 1 (Bulmer's bound for highly
-            skewed; prices, amounts, counts), else `none`. Fitted on the
-            training rows only; the model's last layer maps its output
-            back (`expm1` after de-standardizing), so predictions, metrics,
-            serving and the baseline comparison stay in the label's units.
+            >= 0 and their skewness exceeds 2 (heavy-tailed amounts,
+            counts, incomes; `kerasflow.features.labels.skewed_target`),
+            else `none`. Fitted on the training rows only; the model's last
+            layer maps its output back (`expm1` after de-standardizing,
+            clipped to the training labels' range), so predictions,
+            metrics, serving and the baseline comparison stay in the
+            label's units.
             Streamed tables learn the raw label.
     """
 
