@@ -64,6 +64,19 @@ class PreprocessingConfig(Section):
         categorical_embedding: Embed categorical columns with many levels
             instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
             Default none: every column one-hot.
+        target_transform: What a regression network learns in place of its
+            label (one output on `data.target`; listed output heads
+            standardize their own): `none` (the standardized label),
+            `log` (the standardized `log1p(label)`; labels must be >= 0)
+            or `auto` (default): `log` when the training labels are all
+            >= 0 and their skewness exceeds 2 (heavy-tailed amounts,
+            counts, incomes; `kerasflow.features.labels.skewed_target`),
+            else `none`. Fitted on the training rows only; the model's last
+            layer maps its output back (`expm1` after de-standardizing,
+            clipped to the training labels' range), so predictions,
+            metrics, serving and the baseline comparison stay in the
+            label's units.
+            Streamed tables learn the raw label.
     """
 
     normalize: Literal["standard", "quantile", "none"] = "standard"
@@ -74,6 +87,7 @@ class PreprocessingConfig(Section):
     drop_constant: bool = True
     numeric_embedding: NumericEmbedding = "none"
     categorical_embedding: CategoricalEmbeddingConfig | None = None
+    target_transform: Literal["none", "log", "auto"] = "auto"
 
     @field_validator("normalize", mode="before")
     @classmethod

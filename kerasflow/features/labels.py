@@ -1,8 +1,13 @@
 """Labels and outputs: the learning task, label encoding and the output heads every family uses.
 
-`fit_labels` infers the task and the classes from training labels;
-`LabelSpec` gives the matching output layer, loss and metrics, and
-`OutputsSpec` holds the heads of a model with several outputs.
+`fit_labels` infers the task and the classes from training labels, and
+for regression the target transform (`preprocessing.target_transform`:
+standardization, after `log1p` when asked or when `auto` finds the target
+skewed); `LabelSpec` gives the matching output layer, loss and metrics,
+and `OutputsSpec` holds the heads of a model with several outputs.
+`inverse_target` and `training_loss` put the transform into a family's
+model: the network learns the transformed target, and its output layer
+maps it back, so the exported model answers in the label's units.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pandas as pd
 from kerasflow.features.tabular import FeatureError, is_numeric, natural_key
 
 _CLASSIFICATION_MAX_LEVELS = 50
+SKEWED_ABOVE = 2.0  # an exponential distribution's skewness; see `skewed_target` for why not Bulmer's 1
 
 
 @dataclass
@@ -29,12 +35,35 @@ class LabelSpec:
         classes: Class names in index order (classification only).
         encoding: `integer` or `one_hot` (classification only).
         column: The label column.
+        transform: Regression only: `log` when the network learns
+            `log1p(label)`, else `none`.
+        offset: Regression only: the training mean of the (transformed)
+            label, which the network learns standardized.
+        scale: Regression only: its training standard deviation. `none`,
+            0 and 1 (the defaults) leave the label as it is.
+        bounds: `log` only: `[low, high]` of the training labels after
+            `log1p`; predictions are clipped to them (`TargetInverse`).
     """
 
     task: Literal["classification", "regression"]
     column: str
     classes: list[str] = field(default_factory=list)
     encoding: Literal["integer", "one_hot"] = "integer"
+    transform: Literal["none", "log"] = "none"
+    offset: float = 0.0
+    scale: float = 1.0
+    bounds: list[float] = field(default_factory=list)
+
+    @property
+    def transformed(self) -> bool:
+        """True when the network learns a transformed (standardized or log) regression target."""
+        return self.task == "regression" and (self.transform != "none" or self.offset != 0.0 or self.scale != 1.0)
+
+    def target_params(self) -> dict[str, Any]:
+        """The fitted target transform as run params (`target_transform_fitted`, ...); empty for classes."""
+        if self.task != "regression":
+            return {}
+        return {"target_transform_fitted": self.transform, "target_offset": self.offset, "target_scale": self.scale}
 
     @property
     def binary(self) -> bool:
@@ -141,19 +170,26 @@ class OutputsSpec:
 Labels = Union[LabelSpec, OutputsSpec]
 
 
-def fit_labels(y: pd.Series, task: str = "auto", encoding: str = "integer") -> LabelSpec:
+def fit_labels(y: pd.Series, task: str = "auto", encoding: str = "integer",
+               target_transform: str | None = None) -> LabelSpec:
     """Infers the task and the class names from training labels.
 
     Args:
         y: Label values.
         task: `classification`, `regression` or `auto` (default).
         encoding: `integer` (default) or `one_hot`.
+        target_transform: Regression only: `none` (standardize the label),
+            `log` (standardize `log1p(label)`), `auto` (`log` when
+            `skewed_target`, else `none`), or None (default: the network
+            learns the raw label, as a functional model's heads, which
+            standardize their own labels).
 
     Returns:
         The `LabelSpec`.
 
     Raises:
-        FeatureError: Labels are missing, or a regression label is not numeric.
+        FeatureError: Labels are missing, a regression label is not numeric,
+            or `log` meets a negative label.
     """
     if y.isna().any():
         raise FeatureError(f"label column {y.name!r} has {int(y.isna().sum())} missing values")
@@ -162,9 +198,100 @@ def fit_labels(y: pd.Series, task: str = "auto", encoding: str = "integer") -> L
     if task == "regression":
         if not is_numeric(y):
             raise FeatureError(f"regression label {y.name!r} is not numeric")
-        return LabelSpec(task="regression", column=str(y.name))
+        spec = LabelSpec(task="regression", column=str(y.name))
+        if target_transform is not None:
+            spec.transform, spec.offset, spec.scale = fit_target(y, target_transform)
+            if spec.transform == "log":
+                logged = np.log1p(y.to_numpy(dtype="float64"))
+                spec.bounds = [float(logged.min()), float(logged.max())]
+        return spec
     classes = sorted(pd.unique(y.astype(str)), key=natural_key)
     return LabelSpec(task="classification", column=str(y.name), classes=list(classes), encoding=encoding)
+
+
+def fit_target(y: pd.Series, how: str) -> tuple[str, float, float]:
+    """Fits a regression target's transform on the training labels.
+
+    Args:
+        y: The training rows' numeric labels.
+        how: `none`, `log` or `auto` (`preprocessing.target_transform`).
+
+    Returns:
+        `(transform, offset, scale)`: `log` or `none`, and the mean and
+        standard deviation (1 when constant) of the label after the transform.
+
+    Raises:
+        FeatureError: `log` meets a label below 0.
+    """
+    values = y.to_numpy(dtype="float64")
+    log = how == "log" or (how == "auto" and skewed_target(y))
+    if log and values.min() < 0:
+        raise FeatureError(f"preprocessing.target_transform: log needs labels >= 0, but {y.name!r} reaches "
+                           f"{values.min():g} in the training rows; use none or auto")
+    values = np.log1p(values) if log else values
+    return ("log" if log else "none"), float(values.mean()), float(values.std()) or 1.0
+
+
+def inverse_target(outputs: Any, labels: Any) -> Any:
+    """Appends the inverse of the fitted target transform to a regression output (a no-op otherwise).
+
+    Args:
+        outputs: The output layer's Keras tensor (the transformed target).
+        labels: The label spec.
+
+    Returns:
+        The tensor in the label's units: `outputs * scale + offset`, then
+        `expm1` for a `log` transform.
+    """
+    if not (isinstance(labels, LabelSpec) and labels.transformed):
+        return outputs
+    from kerasflow.features.layers import TargetInverse  # deferred: imports Keras
+
+    return TargetInverse(labels.offset, labels.scale, labels.transform, labels.bounds or None,
+                         name="target_inverse")(outputs)
+
+
+def training_loss(labels: Any) -> Any:
+    """The loss to compile: the label spec's, or for a transformed target the same loss in the transformed space.
+
+    Args:
+        labels: The label spec.
+
+    Returns:
+        The loss name (`labels.output()[2]`), or a `TargetSpaceLoss` that maps
+        the label and the (label-unit) prediction through the transform first.
+    """
+    loss = labels.output()[2]
+    if not (isinstance(labels, LabelSpec) and labels.transformed):
+        return loss
+    from kerasflow.features.layers import TargetSpaceLoss  # deferred: imports Keras
+
+    return TargetSpaceLoss(loss, labels.offset, labels.scale, labels.transform)
+
+
+def skewed_target(y: pd.Series) -> bool:
+    """Whether `target_transform: auto` takes the log of a regression target: `>= 0` and strongly right-skewed.
+
+    The rule: every value is at least 0 (so `log1p` is defined) and the
+    sample skewness (pandas' adjusted Fisher-Pearson coefficient) exceeds
+    `SKEWED_ABOVE` = 2, an exponential distribution's skewness (heavy-tailed
+    amounts, counts, incomes). It is measured on the training rows only.
+    Bulmer's bound for "highly skewed", 1, was measured and rejected
+    (`benchmarks/tabular_probe.py`, 3 seeds, test RMSE in the label's
+    units): on Boston housing (skewness 1.1) the log target was worse on
+    every seed (2.35-3.37 -> 2.57-3.84), and on ames (1.7) it was mixed.
+
+    Args:
+        y: The training rows' numeric target.
+
+    Returns:
+        True when the log transform applies.
+    """
+    values = pd.to_numeric(y, errors="coerce").dropna().astype("float64")
+    if len(values) < 3 or not np.isfinite(values).all() or values.min() < 0:
+        return False
+    skewness = values.skew()
+    return bool(np.isfinite(skewness) and skewness > SKEWED_ABOVE)
 
 
 def encode_labels(y: pd.Series, spec: LabelSpec) -> np.ndarray:

@@ -167,23 +167,27 @@ def fit_model_inputs(config: PipelineConfig, train: pd.DataFrame, *, branches: l
     features = fit_features(train, numeric, categorical, **preprocessing_options(config))
     texts = [_fit_branch(train, encoder, encoder_path, branches, b, shared) for b in branches]
     features.text = [t.as_dict() for t in texts]
-    labels = fit_output_labels(config.data, train, outputs)
+    labels = fit_output_labels(config.data, train, outputs, config.preprocessing.target_transform)
     return FittedInputs(features, labels, _params(features, labels, texts), _text_metrics(texts))
 
 
-def fit_output_labels(data: DataConfig, train: pd.DataFrame, outputs: list[OutputConfig] | None) -> Labels:
+def fit_output_labels(data: DataConfig, train: pd.DataFrame, outputs: list[OutputConfig] | None,
+                      target_transform: str | None = None) -> Labels:
     """Fits the label spec: one `LabelSpec`, or an `OutputsSpec` when output heads are listed.
 
     Args:
         data: The `data` config section (`target`, `task`, `label_encoding`).
         train: Training rows.
         outputs: The listed output heads (`model.outputs`), or None.
+        target_transform: `preprocessing.target_transform` of a single
+            regression output (see `fit_labels`); listed heads standardize
+            their own labels (`HeadSpec.offset`, `HeadSpec.scale`).
 
     Returns:
         The label spec.
     """
     if not outputs:
-        return fit_labels(_column(train, data.target), data.task, data.label_encoding)
+        return fit_labels(_column(train, data.target), data.task, data.label_encoding, target_transform)
     heads = []
     for out in outputs:
         values = _column(train, out.target)
@@ -239,7 +243,7 @@ def _params(features: FeatureSpec, labels: Labels, texts: list[TextSpec]) -> dic
                               "categorical_columns": len(features.categorical),
                               "text_branches": [t.name for t in texts]}
     if isinstance(labels, LabelSpec):
-        params.update(task=labels.task, classes=labels.classes, loss=labels.output()[2])
+        params.update(task=labels.task, classes=labels.classes, loss=labels.output()[2], **labels.target_params())
     else:
         for head in labels.heads:
             params.update({f"{head.name}.task": head.labels.task, f"{head.name}.classes": head.labels.classes,

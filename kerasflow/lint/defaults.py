@@ -8,7 +8,7 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   five, which is worth one to two accuracy points on small tables); more
   get a holdout split (20% test, 10% validation).
 - **training**: Adam at 1e-3 (regression targets are standardized inside
-  the model, so both tasks share it), up to 300 epochs with early stopping
+  the model, `preprocessing.target_transform`, so both tasks share it), up to 300 epochs with early stopping
   on the validation loss (patience 20, best weights restored) and a
   learning-rate schedule (halved after 8 epochs without improvement); the
   batch is about 1/100 of the training rows, a power of two between 32

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasflow.features.images import IMAGE_INPUT, ImageSpec
+from kerasflow.features.labels import inverse_target, training_loss
 from kerasflow.models.errors import BaseModelError  # noqa: F401  (raised here; re-exported)
 from kerasflow.models.families import power_of_two, register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
@@ -61,9 +62,9 @@ def build_cnn(hp: Any, spec: Any) -> Any:
     x = _reduce(x, choose(hp, spec, "model.reduce", cfg.reduce))
     x = _head(x, hp, spec)
     units, activation, loss = spec.labels.output()
-    outputs = keras.layers.Dense(units, activation=activation, name="output")(x)
+    outputs = inverse_target(keras.layers.Dense(units, activation=activation, name="output")(x), spec.labels)
     model = keras.Model(inputs=inputs, outputs=outputs, name=KERASFLOW_MODEL_NAME)
-    model.compile(optimizer=build_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
+    model.compile(optimizer=build_optimizer(hp, spec), loss=training_loss(spec.labels), metrics=spec.labels.metrics())
     return model
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.features.inputs import build_input_layers
+from kerasflow.features.labels import inverse_target, training_loss
 from kerasflow.models.families import WeightPenalty, power_of_two, register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose, numeric_embedding
 from kerasflow.models.spec import ModelSpec
@@ -43,8 +44,8 @@ def build_dense(hp: Any, spec: ModelSpec) -> Any:
     # which concurrent trainings (k-fold folds on threads) would interleave.
     kernel = keras.initializers.GlorotUniform(seed=spec.seed + OUTPUT_SEED_OFFSET)
     outputs = keras.layers.Dense(units, activation=activation, kernel_initializer=kernel, name="output")(x)
-    model = keras.Model(inputs=inputs, outputs=outputs, name="kerasflow")
-    model.compile(optimizer=build_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
+    model = keras.Model(inputs=inputs, outputs=inverse_target(outputs, spec.labels), name="kerasflow")
+    model.compile(optimizer=build_optimizer(hp, spec), loss=training_loss(spec.labels), metrics=spec.labels.metrics())
     return model
 
 

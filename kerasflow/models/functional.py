@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.features.inputs import build_input_layers
-from kerasflow.features.labels import LabelSpec
+from kerasflow.features.labels import LabelSpec, inverse_target, training_loss
 from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import select_columns, text_input_name
 from kerasflow.models.families import TextSection, register_family
@@ -48,9 +48,9 @@ def build_functional_model(hp: Any, spec: Any) -> Any:
     x = _trunk(x, hp, spec)
     if isinstance(spec.labels, LabelSpec):
         units, activation, loss = spec.labels.output()
-        outputs = keras.layers.Dense(units, activation=activation, name="output")(x)
+        outputs = inverse_target(keras.layers.Dense(units, activation=activation, name="output")(x), spec.labels)
         model = keras.Model(inputs=inputs, outputs=outputs, name="kerasflow_functional")
-        model.compile(optimizer=build_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
+        model.compile(optimizer=build_optimizer(hp, spec), loss=training_loss(spec.labels), metrics=spec.labels.metrics())
         return model
     configs = {out.name: out for out in cfg.outputs}
     outputs, losses, weights, metrics = {}, {}, {}, {}

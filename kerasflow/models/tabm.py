@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.features.inputs import build_input_layers, feature_widths
+from kerasflow.features.labels import inverse_target, training_loss
 from kerasflow.models.families import register_family
 from kerasflow.models.hyper import build_optimizer, choose, numeric_embedding
 from kerasflow.models.spec import ModelSpec
@@ -56,10 +57,10 @@ def build_tabm(hp: Any, spec: ModelSpec) -> Any:
                   r_init="random-signs" if embedding == "none" else "normal", r_chunks=_chunks(spec, embedding),
                   seed=spec.seed)
     units, activation, loss = spec.labels.output()
-    members = tabm_head(x, units, seed=spec.seed + HEAD_SEED_OFFSET)
+    members = inverse_target(tabm_head(x, units, seed=spec.seed + HEAD_SEED_OFFSET), spec.labels)  # each member's
     outputs = MeanOverMembers(None if activation == "linear" else activation, name="output")(members)
     model = TabMModel(inputs=inputs, outputs=outputs, name="kerasflow")
-    model.compile(optimizer=_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
+    model.compile(optimizer=_optimizer(hp, spec), loss=training_loss(spec.labels), metrics=spec.labels.metrics())
     return model
 
 

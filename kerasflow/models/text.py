@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from kerasflow.features.labels import inverse_target, training_loss
 from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import VECTORIZED_PREFIX, FeatureError, text_input_name
 from kerasflow.features.text import TextSpec, embedding_matrix, vectors_dim
@@ -267,9 +268,9 @@ def build_text_model(hp: Any, spec: Any) -> Any:
         if cfg.dropout:
             x = keras.layers.Dropout(cfg.dropout, seed=spec.seed + 200 + i, name=f"head_dropout_{i}")(x)
     units, activation, loss = spec.labels.output()
-    outputs = keras.layers.Dense(units, activation=activation, name="output")(x)
+    outputs = inverse_target(keras.layers.Dense(units, activation=activation, name="output")(x), spec.labels)
     model = keras.Model(inputs=inputs, outputs=outputs, name="kerasflow_text")
-    model.compile(optimizer=build_optimizer(hp, spec), loss=loss, metrics=spec.labels.metrics())
+    model.compile(optimizer=build_optimizer(hp, spec), loss=training_loss(spec.labels), metrics=spec.labels.metrics())
     return model
 
 

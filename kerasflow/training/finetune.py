@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from kerasflow.data.split import Split
-from kerasflow.features.labels import LabelSpec
+from kerasflow.features.labels import LabelSpec, training_loss
 from kerasflow.features.tabular import FeatureSpec
 from kerasflow.models.families import family_of, fine_tuning
 from kerasflow.models.hyper import build_optimizer
@@ -61,7 +61,7 @@ def fine_tune_saved_model(config: PipelineConfig, raw_path: str, split_path: str
     name = (hyperparameters or {}).get("training.optimizer.name", config.training.optimizer.name)
     optimizer = config.training.optimizer.model_copy(update={"name": name, "learning_rate": tune.learning_rate})
     spec = replace(model_spec(config, features, labels), optimizer=optimizer)
-    model.compile(optimizer=build_optimizer(None, spec), loss=labels.output()[2], metrics=labels.metrics())
+    model.compile(optimizer=build_optimizer(None, spec), loss=training_loss(labels), metrics=labels.metrics())
     training = config.training.model_copy(update={"epochs": tune.epochs})
     result = fit_on_split(model, frame, split, features, labels, training, refit=refit, on_epoch=on_epoch)
     model.save(model_path)

@@ -98,10 +98,10 @@ class ImageKind(Table):
                               convert=image.on_channel_mismatch == "convert")
         if self.layout == "files":  # a folder: decoded into memory once, or streamed from disk (`image_stream`)
             spec.streamed = should_stream(image.in_memory, len(frame), spec.shape)
-        labels = fit_labels(train[data.target], data.task, data.label_encoding)
+        labels = fit_labels(train[data.target], data.task, data.label_encoding, config.preprocessing.target_transform)
         return Fitted(spec, labels, {"task": labels.task, "layout": spec.layout, "image_shape": list(spec.shape),
                                      "max_value": spec.max_value, "classes": labels.classes,
-                                     "loss": labels.output()[2], "streamed": spec.streamed})
+                                     "loss": labels.output()[2], "streamed": spec.streamed, **labels.target_params()})
 
     def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
         """None: no scikit-learn model is a cheap and fair baseline for images."""

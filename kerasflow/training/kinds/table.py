@@ -106,14 +106,14 @@ class Table(DataKind):
         features, labels = self.fit_columns(config, train, numeric, categorical, split_path)
         return Fitted(features, labels, {"task": labels.task, "numeric_columns": len(numeric),
                                          "categorical_columns": len(categorical), "classes": labels.classes,
-                                         "loss": labels.output()[2]})
+                                         "loss": labels.output()[2], **labels.target_params()})
 
     def fit_columns(self, config: PipelineConfig, train: pd.DataFrame, numeric: list[str], categorical: list[str],
                     split_path: str) -> tuple[Any, Any]:
         """Fits the `FeatureSpec` and `LabelSpec` of the chosen columns on the training rows in memory."""
         d = config.data
         features = fit_features(train, numeric, categorical, **preprocessing_options(config))
-        return features, fit_labels(train[d.target], d.task, d.label_encoding)
+        return features, fit_labels(train[d.target], d.task, d.label_encoding, config.preprocessing.target_transform)
 
     def train(self, config: PipelineConfig, model: Any, raw_path: str, split_path: str, features: Any, labels: Any,
               *, refit: str = "train", epochs: int | None = None, on_epoch: EpochHook | None = None,
