@@ -76,7 +76,7 @@ class PreprocessingConfig(Section):
             clipped to the training labels' range), so predictions,
             metrics, serving and the baseline comparison stay in the
             label's units.
-            Streamed tables learn the raw label.
+            Streamed tables learn the raw label (`log` is refused there).
     """
 
     normalize: Literal["standard", "quantile", "none"] = "standard"

@@ -106,3 +106,16 @@ def test_a_run_logs_the_fitted_transform_and_serves_in_label_units(prefect_harne
     rows = _diabetes().head(20).drop(columns="target")
     served = mlflow.pyfunc.load_model(f"models:/{name}/{result.version}").predict(rows)
     assert served["prediction"].between(10, 400).all()
+
+
+def test_a_log_target_is_refused_with_streaming_naming_the_path(tmp_path: Path) -> None:
+    import yaml
+
+    from kerasflow.schemas.config import ConfigError, load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"name": "d", "data": {"source": "diabetes", "target": "target",
+                                                           "task": "regression", "streaming": True}}))
+    with pytest.raises(ConfigError, match=r"preprocessing\.target_transform: data\.streaming"):
+        load_config(path, ["preprocessing.target_transform=log"])
+    assert load_config(path).preprocessing.target_transform == "auto"  # the stream learns the raw label
