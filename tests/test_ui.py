@@ -86,7 +86,7 @@ def test_a_killed_ui_command_leaves_no_process_and_no_open_port(tmp_path: Path) 
     proc = _start_ui(tmp_path, port)
     children = psutil.Process(proc.pid).children(recursive=True)
     try:
-        assert any("kerasflow.runtime.guard" in " ".join(_command(child)) for child in children), children
+        assert any("kerasflow/runtime/guard.py" in " ".join(_command(child)) for child in children), children
         proc.kill()
         proc.communicate(timeout=30)
         deadline = time.monotonic() + 10  # the guard notices within 0.25 s; uvicorn then ends within its grace

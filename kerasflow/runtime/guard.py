@@ -6,7 +6,7 @@ A `kill -9` of `kerasflow` skips that stop: the server, its uvicorn
 workers and its job runner would live on with the port open. So the
 command runs under this guard, the leader of the group:
 
-    python -m kerasflow.runtime.guard PARENT_PID -- mlflow ui ...
+    python -P .../kerasflow/runtime/guard.py PARENT_PID -- mlflow ui ...
 
 - The guard starts the command as its child, in the guard's group, and
   exits as the command does (same status, or killed by the same signal),
@@ -46,10 +46,11 @@ def guarded(command: Sequence[str], parent: int | None = None) -> list[str]:
         parent: The process whose death stops the command. Default: this process.
 
     Returns:
-        `python -m kerasflow.runtime.guard PARENT -- command...`.
+        `python -P .../kerasflow/runtime/guard.py PARENT -- command...`.
     """
     parent = os.getpid() if parent is None else parent
-    return [sys.executable, "-m", "kerasflow.runtime.guard", str(parent), "--", *command]
+    # run as a file (standard library only), so the child needs no PYTHONPATH; -P: its folder not on sys.path
+    return [sys.executable, "-P", os.path.abspath(__file__), str(parent), "--", *command]
 
 
 def run(parent: int, command: Sequence[str]) -> int:

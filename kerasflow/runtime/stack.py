@@ -52,7 +52,7 @@ from kerasflow.runtime.prefect_server import (
     shared_server,
     stop_shared_server,
 )
-from kerasflow.runtime.processes import LOCALHOST, child_environment, wait_healthy
+from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 from kerasflow.runtime.projects import (
     PROJECT_NAME,
     StackError,
@@ -405,7 +405,7 @@ class Stack:
         """
         log = open(self.settings.logs / f"{name}.log", "ab")  # noqa: SIM115  (closed with the child)
         # under a guard, so that a `serve` killed with -9 takes its servers and worker with it
-        proc = subprocess.Popen(guarded(cmd), cwd=cwd or self.settings.home, env=child_environment(env or self.env),
+        proc = subprocess.Popen(guarded(cmd), cwd=cwd or self.settings.home, env=env or self.env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.log = log  # type: ignore[attr-defined]
         self.children[name] = proc

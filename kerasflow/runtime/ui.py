@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from kerasflow.runtime.guard import guarded
-from kerasflow.runtime.processes import LOCALHOST, child_environment, wait_healthy
+from kerasflow.runtime.processes import LOCALHOST, wait_healthy
 
 LOG_NAME = "mlflow-ui.log"
 BOOT_TIMEOUT = 120.0
@@ -86,7 +86,7 @@ class UIServer:
         if port_in_use(self.port):
             raise UIError(f"port {self.port} on {LOCALHOST} is already in use: stop what runs there or pass --port")
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = child_environment({**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})  # finds the guard's module
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
         cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.store, "--host", LOCALHOST,
                "--port", str(self.port), "--workers", str(self.workers)]
         with open(self.log, "ab") as log:
