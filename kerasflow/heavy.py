@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 from kerasflow.progress import status
@@ -29,12 +30,18 @@ def import_tensorflow(*, beside_others: bool = False) -> None:
     """
     if "tensorflow" in sys.modules:
         return
-    silence()
-    with status("importing TensorFlow"), (filtered_stderr(_banner) if beside_others else muted_stderr()):
-        import keras  # noqa: F401
-        import tensorflow
+    with _IMPORTING:  # one thread at a time: two interleaved fd 2 swaps would leave fd 2 muted for good
+        if "tensorflow" in sys.modules:  # another thread imported it meanwhile
+            return
+        silence()
+        with status("importing TensorFlow"), (filtered_stderr(_banner) if beside_others else muted_stderr()):
+            import keras  # noqa: F401
+            import tensorflow
 
-    split_cpu(tensorflow)
+        split_cpu(tensorflow)
+
+
+_IMPORTING = threading.Lock()
 
 
 LOGICAL_CPUS_ENV = "KERASFLOW_LOGICAL_CPUS"

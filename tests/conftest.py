@@ -65,6 +65,28 @@ def prefect_harness(mlflow_store: str):
 
 
 @pytest.fixture(autouse=True)
+def _mlflow_uris_handed_back():
+    """MLflow's global tracking and registry URIs are the same after a test as before it.
+
+    A test that points them at a server of its own (stopped at its end)
+    would otherwise send a later test's fluent calls, such as
+    `mlflow.pyfunc.load_model("models:/...")`, to a closed port.
+    """
+    def uris() -> tuple[str, str] | None:
+        mlflow = sys.modules.get("mlflow")  # not imported: nothing to hand back
+        return (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
+
+    before = uris()
+    yield
+    if before is None and "MLFLOW_TRACKING_URI" in os.environ:
+        before = (os.environ["MLFLOW_TRACKING_URI"],) * 2
+    if before is not None and uris() not in (None, before):
+        mlflow = sys.modules["mlflow"]
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
+@pytest.fixture(autouse=True)
 def _project_root(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs every test from the project root, where config paths are relative to."""
     monkeypatch.chdir(ROOT)
