@@ -104,7 +104,9 @@ def test_a_signal_to_the_group_during_a_job_stops_the_worker_quietly(signum: int
     script = textwrap.dedent("""
         import signal, sys, time
         from kerasflow.data.expectations.run import run_validation, start_validator, validator_pid
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # both unwind, as the CLI's handlers do
+        # both unwind, as the CLI's handlers do (set here: a SIGINT ignored by the test runner is inherited)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         start_validator()
         print(validator_pid(), flush=True)
         try:

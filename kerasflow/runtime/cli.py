@@ -272,9 +272,11 @@ def ui(port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1
     except (KeyboardInterrupt, Terminated):
         pass
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):  # stopping takes a few seconds: not interrupted
-            signal.signal(signum, signal.SIG_IGN)
+        handlers = {signum: signal.signal(signum, signal.SIG_IGN)  # stopping takes a few seconds: not interrupted
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
         server.stop()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     if failure:
         typer.echo(f"error: {failure}", err=True)
         raise typer.Exit(EXIT_FAILED)
