@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +46,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from text_probe import DATA, defaults_config  # noqa: E402
+from text_probe import defaults_config, reviews  # noqa: E402
 
 
 def fit_every_epoch(model, x_train, y_train, cfg, validation, on_epoch):
@@ -109,18 +108,8 @@ def main() -> None:
     from kerasflow.heavy import import_tensorflow
 
     import_tensorflow()
-    train, test = pd.read_csv(DATA / "train.csv"), pd.read_csv(DATA / "test.csv")
-    train_path, test_path = DATA / "train.csv", DATA / "test.csv"
-    if args.rows or args.truncate:
-        train = train.head(args.rows or len(train))
-        if args.truncate:
-            train["review"], test["review"] = train["review"].str[:args.truncate], test["review"].str[:args.truncate]
-        folder = Path(tempfile.mkdtemp(prefix="text_encode_once_"))
-        train_path, test_path = folder / "train.csv", folder / "test.csv"
-        train.to_csv(train_path, index=False)
-        test.to_csv(test_path, index=False)
+    train, test, train_path, test_path = reviews(args.rows, args.truncate)
     frame = pd.concat([train, test], ignore_index=True)
-    print(f"train rows {len(train)}, test rows {len(test)}, median length {train['review'].str.len().median():.0f}")
     paths = {"every epoch": fit_every_epoch, "once": fit_once}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
     for seed in (int(s) for s in args.seeds.split(",")):

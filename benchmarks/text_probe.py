@@ -49,6 +49,25 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT / "data/fine_foods"
 
 
+def reviews(rows: int = 0, truncate: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, Path, Path]:
+    """The fine-food reviews, cut to `rows` training rows and `truncate` characters (0: all), and their CSV paths.
+
+    A cut set is written to a temporary folder, so a config can read it. Prints its size and median length.
+    """
+    train, test = pd.read_csv(DATA / "train.csv"), pd.read_csv(DATA / "test.csv")
+    train_path, test_path = DATA / "train.csv", DATA / "test.csv"
+    if rows or truncate:
+        train = train.head(rows or len(train))
+        if truncate:
+            train["review"], test["review"] = train["review"].str[:truncate], test["review"].str[:truncate]
+        folder = Path(tempfile.mkdtemp(prefix="text_reviews_"))
+        train_path, test_path = folder / "train.csv", folder / "test.csv"
+        train.to_csv(train_path, index=False)
+        test.to_csv(test_path, index=False)
+    print(f"train rows {len(train)}, test rows {len(test)}, median length {train['review'].str.len().median():.0f}")
+    return train, test, train_path, test_path
+
+
 def defaults_config(train_path: Path, test_path: Path, seed: int, overrides: list[str]):
     """The defaults-only config of the set, with the split and training seeds and `--set` overrides applied."""
     from kerasflow.lint.choose import choose_defaults
@@ -118,17 +137,7 @@ def main() -> None:
     from kerasflow.heavy import import_tensorflow
 
     import_tensorflow()
-    train, test = pd.read_csv(DATA / "train.csv"), pd.read_csv(DATA / "test.csv")
-    train_path, test_path = DATA / "train.csv", DATA / "test.csv"
-    if args.rows or args.truncate:
-        train = train.head(args.rows or len(train))
-        if args.truncate:
-            train["review"], test["review"] = train["review"].str[:args.truncate], test["review"].str[:args.truncate]
-        folder = Path(tempfile.mkdtemp(prefix="text_probe_"))
-        train_path, test_path = folder / "train.csv", folder / "test.csv"
-        train.to_csv(train_path, index=False)
-        test.to_csv(test_path, index=False)
-    print(f"train rows {len(train)}, test rows {len(test)}, median length {train['review'].str.len().median():.0f}")
+    train, test, train_path, test_path = reviews(args.rows, args.truncate)
     if not args.no_baselines:
         for name, accuracy in run_baselines(train, test).items():
             print(f"{name:14s} accuracy {accuracy:.4f}", flush=True)

@@ -20,8 +20,8 @@ def cross_validate_flow(tracker: Tracker, config: PipelineConfig, prepared: Prep
                         hyperparameters: dict[str, Any] | None = None, fresh: bool = False) -> CVSummary:
     """Trains one model per fold of the split, then logs the folds' summary.
 
-    Run it with `cross_validate_flow.with_options(task_runner=...)` to pick
-    where the folds run (see `kerasflow.flows.runners.task_runner`).
+    Pipelines call it through `cross_validate`, which picks the task runner
+    (`runner`) and keeps the folds going through a Prefect API outage.
 
     Args:
         tracker: The pipeline run the fold runs nest under.
