@@ -363,8 +363,6 @@ class PipelineConfig(Section):
                        ("preprocessing.numeric_embedding", self.preprocessing.numeric_embedding == "piecewise_linear",
                         "numeric_embedding: piecewise_linear (its quantile bins are fitted on training rows held "
                         "in memory; use none or periodic)"),
-                       ("preprocessing.target_transform", self.preprocessing.target_transform == "log",
-                        "target_transform: log (a streamed label is learned as it is; use none or auto)"),
                        ("tuning", self.tuning is not None, "a tuner search")]
         problems = [(where, f"data.streaming reads the table batch by batch, which does not support {what} yet; "
                             f"remove it or set data.streaming: false") for where, bad, what in unsupported if bad]

@@ -76,7 +76,8 @@ class PreprocessingConfig(Section):
             clipped to the training labels' range), so predictions,
             metrics, serving and the baseline comparison stay in the
             label's units.
-            Streamed tables learn the raw label (`log` is refused there).
+            A streamed table fits it in its one pass over the training
+            rows (`auto` judges the skewness on the sample).
     """
 
     normalize: Literal["standard", "quantile", "none"] = "standard"

@@ -108,14 +108,52 @@ def test_a_run_logs_the_fitted_transform_and_serves_in_label_units(prefect_harne
     assert served["prediction"].between(10, 400).all()
 
 
-def test_a_log_target_is_refused_with_streaming_naming_the_path(tmp_path: Path) -> None:
-    import yaml
+def test_a_streamed_target_is_fitted_in_the_stream_pass_as_in_memory(tmp_path: Path) -> None:
+    from kerasflow.data.stream import (
+        TRAIN,
+        StreamManifest,
+        assign_partitions,
+        fit_stream_features,
+        scan_stream,
+        split_stream,
+        stream_files,
+    )
 
-    from kerasflow.schemas.config import ConfigError, load_config
+    frame = _diabetes().assign(skewed=lambda f: np.exp(f["target"] / 50))
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(folder / f"part-{i}.parquet", index=False)
+    files = stream_files(str(folder))
+    train = frame.iloc[np.flatnonzero(assign_partitions(np.arange(len(frame)), 5, 0.2, 0.1) == TRAIN)]
+    for target, how, transform in [("target", "auto", "none"), ("skewed", "auto", "log"), ("target", "log", "log")]:
+        scan, sample = scan_stream(files, target, sample_rows=150)
+        manifest, split = split_stream(StreamManifest(files=files, scan=scan, stride=3), 5, 0.2, 0.1)
+        numeric = [c for c in frame.columns if c not in ("target", "skewed")]
+        _, labels = fit_stream_features(manifest, sample.iloc[split.train], numeric, [], target, impute="mean",
+                                        normalize=True, max_categories=None, task="regression", encoding="integer",
+                                        non_finite="fail", target_transform=how)
+        expected = fit_labels(train[target], "regression", target_transform=how)
+        assert (labels.transform, labels.transformed) == (transform, True)
+        assert np.allclose([labels.offset, labels.scale], [expected.offset, expected.scale])
+        assert np.allclose(labels.bounds, expected.bounds) if transform == "log" else labels.bounds == []
+    scan, sample = scan_stream(files, "target", sample_rows=150)
+    manifest, split = split_stream(StreamManifest(files=files, scan=scan, stride=3), 5, 0.2, 0.1)
+    _, raw = fit_stream_features(manifest, sample.iloc[split.train], numeric, [], "target", impute="mean",
+                                 normalize=True, max_categories=None, task="regression", encoding="integer",
+                                 non_finite="fail")
+    assert not raw.transformed, "without a target_transform (a functional head) the raw label is learned"
 
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"name": "d", "data": {"source": "diabetes", "target": "target",
-                                                           "task": "regression", "streaming": True}}))
-    with pytest.raises(ConfigError, match=r"preprocessing\.target_transform: data\.streaming"):
-        load_config(path, ["preprocessing.target_transform=log"])
-    assert load_config(path).preprocessing.target_transform == "auto"  # the stream learns the raw label
+
+def test_streamed_auto_falls_back_to_the_raw_label_when_the_full_pass_meets_a_negative_one() -> None:
+    from kerasflow.features.labels import TargetMoments
+
+    sample = pd.Series(np.exp(np.linspace(0, 6, 50)), name="y")  # skewed, >= 0: auto takes the log
+    moments = TargetMoments("auto", sample)
+    moments.update(sample)
+    moments.update(pd.Series([-1.0, 2.0]))  # a row the sample missed
+    values = np.concatenate([sample, [-1.0, 2.0]])
+    assert moments.result() == ("none", pytest.approx(values.mean()), pytest.approx(values.std()), [])
+    strict = TargetMoments("log", sample)
+    with pytest.raises(FeatureError, match="log needs labels >= 0, but 'y' reaches -1"):
+        strict.update(pd.Series([3.0, -1.0]))

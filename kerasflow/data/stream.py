@@ -41,7 +41,7 @@ from kerasflow.data.findings import Finding
 from kerasflow.data.load import DataLoadError
 from kerasflow.data.split import Split
 from kerasflow.features.encodings import embedded_columns, fit_numeric_encoding, normalization
-from kerasflow.features.labels import LabelSpec, fit_labels
+from kerasflow.features.labels import LabelSpec, TargetMoments, fit_labels
 from kerasflow.features.tabular import FeatureSpec, category_tokens, natural_key
 
 SAMPLE_ROWS = 50_000
@@ -189,8 +189,8 @@ def assign_partitions(rows: np.ndarray, seed: int, test_fraction: float, val_fra
     Returns:
         A uint8 array of partition codes.
     """
-    x = rows.astype(np.uint64) + np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)
     with np.errstate(over="ignore"):  # splitmix64: wrapping multiplication is the point
+        x = rows.astype(np.uint64) + np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))
@@ -285,7 +285,8 @@ def check_scan(scan: StreamScan, target: str, task: str, non_finite: str, source
 def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric: list[str], categorical: list[str],
                         target: str, *, impute: str, normalize: bool | str, max_categories: int | None, task: str,
                         encoding: str, non_finite: str, numeric_embedding: str = "none",
-                        categorical_embedding: Any = None) -> tuple[FeatureSpec, LabelSpec]:
+                        categorical_embedding: Any = None,
+                        target_transform: str | None = None) -> tuple[FeatureSpec, LabelSpec]:
     """Fits the feature statistics and the label encoding in one pass over the training rows.
 
     Means, variances, vocabularies and classes are exact (sums in
@@ -294,7 +295,9 @@ def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric:
     the median and the quantiles of the sample's training rows (exact ones
     would need another pass; scikit-learn's `QuantileTransformer` fits on a
     subsample too). Piecewise-linear bins are not fitted (the config refuses
-    them with `data.streaming`).
+    them with `data.streaming`). A regression target's transform is fitted
+    in the same pass (`kerasflow.features.labels.TargetMoments`: exact mean
+    and scale; `auto` judges the skewness on the sample).
 
     Args:
         manifest: The stream, with its split rule.
@@ -310,14 +313,22 @@ def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric:
         non_finite: `preprocessing.non_finite` (how infinite values are repaired).
         numeric_embedding: `none` (default) or `periodic`.
         categorical_embedding: `preprocessing.categorical_embedding`, or None (default: one-hot).
+        target_transform: `preprocessing.target_transform`, or None (default: a regression network
+            learns the raw label).
 
     Returns:
         `(features, labels)`, as `fit_features` and `fit_labels` give them.
+
+    Raises:
+        FeatureError: `target_transform: log` meets a label below 0.
     """
     n = len(numeric)
     count, total, squares = np.zeros(n), np.zeros(n), np.zeros(n)
     levels = {column: Counter() for column in categorical}
     classes: set[str] = set()
+    labels = fit_labels(sample[target], task, encoding)
+    moments = TargetMoments(target_transform, sample[target]) if (
+        labels.task == "regression" and target_transform is not None) else None
     for chunk in train_chunks(manifest, [*numeric, *categorical, target]):
         values = repair_numbers(chunk, numeric, manifest.scan, non_finite)
         present = np.where(np.isnan(values), 0.0, values)
@@ -326,7 +337,10 @@ def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric:
         squares += (present**2).sum(axis=0)
         for column in categorical:
             levels[column].update(category_tokens(chunk[column]).tolist())
-        classes.update(str(value) for value in pd.unique(chunk[target]))
+        if labels.task == "classification":
+            classes.update(str(value) for value in pd.unique(chunk[target]))
+        elif moments is not None:
+            moments.update(chunk[target])
     mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
     variance = np.maximum(np.divide(squares, count, out=np.zeros(n), where=count > 0) - mean**2, 0.0)
     fill = {"mean": mean, "zero": np.zeros(n)}.get(impute)
@@ -340,9 +354,10 @@ def fit_stream_features(manifest: StreamManifest, sample: pd.DataFrame, numeric:
                        variance=variance.tolist(), normalize=normalize, vocabularies=vocabularies,
                        quantiles=quantiles, numeric_embedding=numeric_embedding,
                        embedded=embedded_columns(vocabularies, categorical_embedding))
-    labels = fit_labels(sample[target], task, encoding)
     if labels.task == "classification":
         labels = LabelSpec("classification", target, sorted(classes, key=natural_key), encoding)
+    elif moments is not None:
+        labels.transform, labels.offset, labels.scale, labels.bounds = moments.result()
     return spec, labels
 
 

@@ -232,6 +232,63 @@ def fit_target(y: pd.Series, how: str) -> tuple[str, float, float]:
     return ("log" if log else "none"), float(values.mean()), float(values.std()) or 1.0
 
 
+class TargetMoments:
+    """`fit_target` over labels read chunk by chunk: exact moments in one pass (streamed tables).
+
+    Whether `auto` takes the log is decided by the skewness of a sample's
+    training labels (`skewed_target`; a streamed table's median and quantiles
+    come from that sample too); the mean, standard deviation and, for `log`,
+    the range of `log1p(label)` are exact over every chunk (sums in float64).
+    If `auto` chose the log on the sample but a chunk holds a label below 0,
+    the raw label is standardized instead, from the same pass.
+
+    Args:
+        how: `none`, `log` or `auto` (`preprocessing.target_transform`).
+        sample: Training labels of a sample (decides `auto`).
+
+    Example:
+
+    >>> moments = TargetMoments("none", pd.Series([1.0, 2.0], name="y"))
+    >>> moments.update(pd.Series([1.0, 2.0, 3.0])); moments.update(pd.Series([4.0]))
+    >>> moments.result()[:2]
+    ('none', 2.5)
+    """
+
+    def __init__(self, how: str, sample: pd.Series) -> None:
+        self.column, self.how = str(sample.name), how
+        self.log = how == "log" or (how == "auto" and skewed_target(sample))
+        self.raw, self.logged = np.zeros(3), np.zeros(3)  # count, sum, sum of squares
+        self.lowest, self.bounds = np.inf, [np.inf, -np.inf]
+
+    def update(self, y: pd.Series) -> None:
+        """Adds a chunk of training labels.
+
+        Raises:
+            FeatureError: `log` meets a label below 0.
+        """
+        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64")
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        self.lowest = min(self.lowest, float(values.min()))
+        if self.how == "log" and self.lowest < 0:
+            raise FeatureError(f"preprocessing.target_transform: log needs labels >= 0, but {self.column!r} reaches "
+                               f"{self.lowest:g} in the training rows; use none or auto")
+        self.raw += [len(values), values.sum(), (values**2).sum()]
+        if self.log and self.lowest >= 0:
+            logged = np.log1p(values)
+            self.logged += [len(logged), logged.sum(), (logged**2).sum()]
+            self.bounds = [min(self.bounds[0], float(logged.min())), max(self.bounds[1], float(logged.max()))]
+
+    def result(self) -> tuple[str, float, float, list[float]]:
+        """`(transform, offset, scale, bounds)`, as `fit_target` and `fit_labels` set them."""
+        log = self.log and self.lowest >= 0
+        count, total, squares = self.logged if log else self.raw
+        mean = float(total / count) if count else 0.0
+        std = float(np.sqrt(max(squares / count - mean**2, 0.0))) if count else 0.0
+        return ("log" if log else "none"), mean, std or 1.0, self.bounds if log else []
+
+
 def inverse_target(outputs: Any, labels: Any) -> Any:
     """Appends the inverse of the fitted target transform to a regression output (a no-op otherwise).
 

@@ -116,7 +116,8 @@ class Stream(Table):
                                    normalize=p.normalize, max_categories=p.max_categories, task=d.task,
                                    encoding=d.label_encoding, non_finite=p.non_finite,
                                    numeric_embedding=p.numeric_embedding,
-                                   categorical_embedding=p.categorical_embedding)
+                                   categorical_embedding=p.categorical_embedding,
+                                   target_transform=p.target_transform)
 
     def train(self, config: PipelineConfig, model: Any, raw_path: str, split_path: str, features: Any, labels: Any,
               *, refit: str = "train", epochs: int | None = None, on_epoch: EpochHook | None = None,
