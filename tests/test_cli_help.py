@@ -13,15 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "kerasflow.runtime.cli"]
 
 
-def test_version_names_the_libraries_without_importing_them() -> None:
+def test_version_names_the_libraries_and_help_imports_none_of_them() -> None:
     from importlib.metadata import version
 
     from kerasflow import __version__
 
+    # one process for both: `--version` imports no heavy library; `--help` after it still neither TensorFlow
+    # nor Great Expectations
     code = ("import sys; from typer.testing import CliRunner; from kerasflow.runtime.cli import app; "
             "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0, r.output; print(r.output); "
             "heavy = [m for m in ('tensorflow', 'keras', 'great_expectations', 'mlflow', 'prefect') if m in sys.modules]; "
-            "assert not heavy, heavy")
+            "assert not heavy, heavy; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
+            "assert 'tensorflow' not in sys.modules and 'great_expectations' not in sys.modules, 'heavy import'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
