@@ -47,20 +47,37 @@ def test_dash_h_is_help_and_usage_shows_plain_argument_names() -> None:
         assert long.stdout == short.stdout
 
 
+# Every command's `--help`, rendered in one fresh process (an interpreter start per command cost ~30 of them):
+# the words of each command, then its exit code and output, as JSON.
+EVERY_HELP = """
+import json
+from typer.main import get_command
+from typer.testing import CliRunner
+from kerasflow.runtime.cli import app
+
+commands = [[]]
+for name, command in get_command(app).commands.items():
+    commands.append([name])
+    commands += [[name, sub] for sub in getattr(command, "commands", {})]
+answers = []
+for words in commands:
+    result = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "120"})
+    answers.append([words, result.exit_code, result.output])
+print(json.dumps(answers))
+"""
+
+
 def test_help_shows_plain_metavars() -> None:
-    from typer.main import get_command
+    import json
 
-    from kerasflow.runtime.cli import app
-
-    commands = [[]]
-    for name, command in get_command(app).commands.items():
-        commands.append([name])
-        commands += [[name, sub] for sub in getattr(command, "commands", {})]
-    for words in commands:
-        out = subprocess.run([*CLI, *words, "--help"], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "COLUMNS": "120"})
-        assert out.returncode == 0, (words, out.stderr)
-        options = [line for line in out.stdout.splitlines() if "--" in line]
+    out = subprocess.run([sys.executable, "-c", EVERY_HELP], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COLUMNS": "120"}, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    answers = json.loads(out.stdout)
+    assert len(answers) > 10 and [] in [words for words, _, _ in answers]
+    for words, code, output in answers:
+        assert code == 0, (words, output)
+        options = [line for line in output.splitlines() if "--" in line]
         assert not [line for line in options if "<bool>" in line or "<str>" in line], (words, options)
     run_help = subprocess.run([*CLI, "run", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "KEY=VALUE" in run_help and "CONFIG" in run_help
