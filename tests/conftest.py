@@ -116,15 +116,16 @@ INTEGRATION_TESTS = {
 
 
 # Rough seconds the heaviest modules take on the two-core CI machine (from the `--durations` lists of recent full
-# runs; only their order matters). `make test`
+# runs, and the CPU seconds of a module run alone, which a shared machine's load does not stretch; only their
+# order matters). `make test`
 # runs `--dist loadfile --no-loadscope-reorder`: xdist hands the modules to its two workers in collection order, so
 # the modules are collected longest first (the others by `_estimate`): the workers then end together, instead of
 # one running a long module of a few tests, which xdist's own order (by number of tests) hands out last.
 MODULE_SECONDS = {
-    "test_tune_dask": 175, "test_team": 150, "test_flow": 135, "test_reliability": 115, "test_contract": 110,
-    "test_serving": 100, "test_unattended": 95, "test_prefect_server": 90, "test_tune": 90, "test_cv": 85,
-    "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 150,
-    "test_deployments": 60, "test_resume": 55, "test_cli_exit": 46, "test_slices_flow": 42, "test_caching": 41,
+    "test_tune_dask": 160, "test_team": 145, "test_flow": 132, "test_reliability": 115, "test_contract": 110,
+    "test_serving": 92, "test_unattended": 95, "test_prefect_server": 90, "test_tune": 90, "test_cv": 85,
+    "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 120,
+    "test_deployments": 57, "test_resume": 55, "test_cli_exit": 46, "test_slices_flow": 42, "test_caching": 41,
     "test_tracking_server": 38, "test_ui": 35, "test_distribute": 34,
     "test_retrain_kfold": 70,
 }

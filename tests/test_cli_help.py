@@ -13,15 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "kerasflow.runtime.cli"]
 
 
-def test_version_names_the_libraries_without_importing_them() -> None:
+def test_version_names_the_libraries_and_help_imports_none_of_them() -> None:
     from importlib.metadata import version
 
     from kerasflow import __version__
 
+    # one process for both: `--version` imports no heavy library; `--help` after it still neither TensorFlow
+    # nor Great Expectations
     code = ("import sys; from typer.testing import CliRunner; from kerasflow.runtime.cli import app; "
             "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0, r.output; print(r.output); "
             "heavy = [m for m in ('tensorflow', 'keras', 'great_expectations', 'mlflow', 'prefect') if m in sys.modules]; "
-            "assert not heavy, heavy")
+            "assert not heavy, heavy; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
+            "assert 'tensorflow' not in sys.modules and 'great_expectations' not in sys.modules, 'heavy import'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -43,20 +47,37 @@ def test_dash_h_is_help_and_usage_shows_plain_argument_names() -> None:
         assert long.stdout == short.stdout
 
 
+# Every command's `--help`, rendered in one fresh process (an interpreter start per command cost ~30 of them):
+# the words of each command, then its exit code and output, as JSON.
+EVERY_HELP = """
+import json
+from typer.main import get_command
+from typer.testing import CliRunner
+from kerasflow.runtime.cli import app
+
+commands = [[]]
+for name, command in get_command(app).commands.items():
+    commands.append([name])
+    commands += [[name, sub] for sub in getattr(command, "commands", {})]
+answers = []
+for words in commands:
+    result = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "120"})
+    answers.append([words, result.exit_code, result.output])
+print(json.dumps(answers))
+"""
+
+
 def test_help_shows_plain_metavars() -> None:
-    from typer.main import get_command
+    import json
 
-    from kerasflow.runtime.cli import app
-
-    commands = [[]]
-    for name, command in get_command(app).commands.items():
-        commands.append([name])
-        commands += [[name, sub] for sub in getattr(command, "commands", {})]
-    for words in commands:
-        out = subprocess.run([*CLI, *words, "--help"], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "COLUMNS": "120"})
-        assert out.returncode == 0, (words, out.stderr)
-        options = [line for line in out.stdout.splitlines() if "--" in line]
+    out = subprocess.run([sys.executable, "-c", EVERY_HELP], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COLUMNS": "120"}, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    answers = json.loads(out.stdout)
+    assert len(answers) > 10 and [] in [words for words, _, _ in answers]
+    for words, code, output in answers:
+        assert code == 0, (words, output)
+        options = [line for line in output.splitlines() if "--" in line]
         assert not [line for line in options if "<bool>" in line or "<str>" in line], (words, options)
     run_help = subprocess.run([*CLI, "run", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "KEY=VALUE" in run_help and "CONFIG" in run_help

@@ -27,7 +27,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     state = tmp_path_factory.mktemp("stack")
     settings = StackSettings(home=ROOT, prefect_port=free_port(), mlflow_port=free_port(), state_dir=state,
                              tracking_uri=f"sqlite:///{state / 'mlflow.db'}", deployments=["nightly", "default"],
-                             worker_poll_seconds=2)
+                             worker_poll_seconds=1)
     running = Stack(settings, echo=lambda line: None)
     try:
         running.start()
@@ -90,7 +90,7 @@ def test_serve_refuses_a_busy_port() -> None:
 def test_a_deployment_run_from_the_cli_lands_in_mlflow_and_batch_predict_scores_it(stack: Stack) -> None:
     overrides = ["training.epochs=2", "registry.gate.thresholds=[{metric: accuracy, min: 0.0}]"]
     trained = stack.prefect("deployment", "run", "retrain/nightly", "--param", f"overrides={json.dumps(overrides)}",
-                            "--watch", "--watch-interval", "2", "--watch-timeout", "240", check=False, timeout=300)
+                            "--watch", "--watch-interval", "1", "--watch-timeout", "240", check=False, timeout=300)
     assert trained.returncode == 0, trained.stdout[-4000:] + trained.stderr[-4000:]
     flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", trained.stdout).group(1)
     state = requests.get(f"{stack.settings.api_url}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
@@ -105,7 +105,7 @@ def test_a_deployment_run_from_the_cli_lands_in_mlflow_and_batch_predict_scores_
     assert requests.get(f"{stack.settings.mlflow_ui}/health", timeout=10).ok
     output = ROOT / "predictions" / "digits.predictions.csv"
     output.unlink(missing_ok=True)
-    proc = stack.prefect("deployment", "run", "batch-predict/default", "--watch", "--watch-interval", "2",
+    proc = stack.prefect("deployment", "run", "batch-predict/default", "--watch", "--watch-interval", "1",
                          "--watch-timeout", "240", check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     try:

@@ -57,18 +57,35 @@ def _only_run(uri: str, experiment: str):  # registry too: the process's global 
     return client, run
 
 
-def _run_while_the_api_dies(tmp_path: Path, args: list[str], experiment: str) -> tuple:
-    """Runs `kerasflow run ARGS` on a Prefect server of its own, killed at the first epoch line; restarts it.
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory):
+    """The Prefect server of this module's API outages (a PREFECT_HOME and port of its own), stopped at its end.
+
+    Yields a holder: `_run_while_the_api_dies` kills the server mid-run and restarts it for the test's
+    reconciliation; the next test's run starts on that restarted server, so each outage costs one restart.
+    """
+    home = tmp_path_factory.mktemp("outage-prefect")
+    holder = {"home": home, "port": free_port(), "server": None}
+    try:
+        yield holder
+    finally:
+        if holder["server"] is not None:
+            _stop(holder["server"])
+
+
+def _run_while_the_api_dies(tmp_path: Path, api_server: dict, args: list[str], experiment: str) -> tuple:
+    """Runs `kerasflow run ARGS` on the module's Prefect server, killed at the first epoch line; restarts it.
 
     Returns:
         The exit code, the output, the seconds from the MLflow run's end to the command's, the MLflow client
-        and run, and the restarted server's API address and process (stopped by the caller).
+        and run, and the restarted server's API address (the server is stopped with the module).
     """
-    home, port = tmp_path / "prefect", free_port()
-    home.mkdir()
+    home, port = api_server["home"], api_server["port"]
     api = f"http://127.0.0.1:{port}/api"
     env = _env(tmp_path, PREFECT_HOME=str(home), PREFECT_API_URL=api)
-    server = _prefect_server(home, port)
+    server = api_server["server"]
+    if server is None or server.poll() is not None:
+        server = api_server["server"] = _prefect_server(home, port)
     command = _kerasflow(["run", *args], env)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(command.stdout), daemon=True)
@@ -84,7 +101,8 @@ def _run_while_the_api_dies(tmp_path: Path, args: list[str], experiment: str) ->
         _stop(command)
         _stop(server)
     client, run = _only_run(env["MLFLOW_TRACKING_URI"], experiment)
-    return code, "".join(lines), ended - run.info.end_time / 1000, client, run, api, _prefect_server(home, port)
+    api_server["server"] = _prefect_server(home, port)
+    return code, "".join(lines), ended - run.info.end_time / 1000, client, run, api
 
 
 def _reconcile(client, run, api: str) -> tuple[list[str], dict[str, str]]:
@@ -117,38 +135,33 @@ def _assert_finished_soon_in_one_paragraph(code: int, output: str, late: float, 
 
 
 @pytest.mark.slow
-def test_the_prefect_api_down_mid_run_ends_soon_with_a_finished_run(tmp_path: Path) -> None:
+def test_the_prefect_api_down_mid_run_ends_soon_with_a_finished_run(tmp_path: Path, api_server: dict) -> None:
     from kerasflow.tracking.tags import FLOW_RUN_TAG, PREFECT_PENDING_TAG
 
-    code, output, late, client, run, api, server = _run_while_the_api_dies(
-        tmp_path, [*IRIS, "-s", "name=iris_outage", "-s", "training.epochs=200",  # trains for a while:
-                   "-s", "training.early_stopping.enabled=false"], "iris_outage")  # the API dies mid-training
-    try:
-        _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris-dense")
-        reconciled, states = _reconcile(client, run, api)  # back: the next run's sweep sets the final state
-    finally:
-        _stop(server)
+    code, output, late, client, run, api = _run_while_the_api_dies(
+        tmp_path, api_server, [*IRIS, "-s", "name=iris_outage", "-s", "training.epochs=60",  # trains for a while:
+                               "-s", "training.early_stopping.enabled=false"], "iris_outage")  # the API dies mid-training
+    _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris-dense")
+    reconciled, states = _reconcile(client, run, api)  # back: the next run's sweep sets the final state
     assert reconciled == [run.data.tags[FLOW_RUN_TAG]] and set(states.values()) == {"Completed"}, states
     assert PREFECT_PENDING_TAG not in client.get_run(run.info.run_id).data.tags
 
 
 @pytest.mark.slow
-def test_the_prefect_api_down_mid_fold_ends_soon_with_a_finished_run(tmp_path: Path) -> None:
+def test_the_prefect_api_down_mid_fold_ends_soon_with_a_finished_run(tmp_path: Path, api_server: dict) -> None:
     from kerasflow.tracking.tags import FLOW_RUN_TAG, PREFECT_PENDING_NESTED_TAG
 
-    code, output, late, client, run, api, server = _run_while_the_api_dies(
-        tmp_path, ["configs/iris_kfold.yaml", "-s", "name=iris_kfold_outage", "-s", "split.folds=2",
-                   "-s", "training.epochs=150", "-s", "training.early_stopping.enabled=false"], "iris_kfold_outage")
-    try:
-        _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris_kfold-dense")
-        folds = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
-        assert sorted(f.data.tags["kerasflow.fold"] for f in folds) == ["0", "1"]  # once each: no fold ran twice
-        assert all(f.info.status == "FINISHED" for f in folds) and "cv/accuracy.mean" in run.data.metrics
-        [nested] = run.data.tags[PREFECT_PENDING_NESTED_TAG].splitlines()  # the cut-off cross-validate flow run
-        assert nested.split(" ")[1] == "Completed:", nested
-        reconciled, states = _reconcile(client, run, api)
-    finally:
-        _stop(server)
+    code, output, late, client, run, api = _run_while_the_api_dies(
+        tmp_path, api_server, ["configs/iris_kfold.yaml", "-s", "name=iris_kfold_outage", "-s", "split.folds=2",
+                               "-s", "training.epochs=50", "-s", "training.early_stopping.enabled=false"],
+        "iris_kfold_outage")
+    _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris_kfold-dense")
+    folds = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert sorted(f.data.tags["kerasflow.fold"] for f in folds) == ["0", "1"]  # once each: no fold ran twice
+    assert all(f.info.status == "FINISHED" for f in folds) and "cv/accuracy.mean" in run.data.metrics
+    [nested] = run.data.tags[PREFECT_PENDING_NESTED_TAG].splitlines()  # the cut-off cross-validate flow run
+    assert nested.split(" ")[1] == "Completed:", nested
+    reconciled, states = _reconcile(client, run, api)
     assert reconciled == [run.data.tags[FLOW_RUN_TAG], nested.split(" ")[0]], reconciled
     assert set(states.values()) == {"Completed"}, states
     assert PREFECT_PENDING_NESTED_TAG not in client.get_run(run.info.run_id).data.tags

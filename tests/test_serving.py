@@ -38,6 +38,12 @@ def champion(prefect_harness, mlflow_store: str) -> str:
 
 
 @pytest.fixture(scope="module")
+def champion_model(champion: str):
+    """The champion as `mlflow.pyfunc` loads it (what the server runs), loaded once for the tests that ask it."""
+    return mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+
+
+@pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("incoming") / "iris_batch.csv"
     load_frame("iris").drop(columns="target").sample(25, random_state=3).to_csv(path, index=False)
@@ -85,7 +91,8 @@ def test_batch_predict_in_chunks_answers_as_in_one(batch: PredictResult, champio
     assert batch.validation.startswith("13 expectation(s) of suite 'iris' counted over every row")
 
 
-def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow_store: str) -> None:
+def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow_store: str,
+                                                champion_model) -> None:
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)  # MLflow execs `uvicorn` from PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
@@ -116,7 +123,7 @@ def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow
         answered = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=60)
         assert answered.status_code == 200, answered.text
         served = pd.DataFrame(answered.json()["predictions"])
-        local = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(gaps)
+        local = champion_model.predict(gaps)
         assert served["prediction"].tolist() == local["prediction"].tolist()
         np.testing.assert_allclose(served[PROBAS].to_numpy(), local[PROBAS].to_numpy(), rtol=1e-5, atol=1e-7)
         rows = frame.to_dict(orient="split", index=False)
@@ -134,7 +141,7 @@ def test_served_model_answers_like_batch_predict(batch: dict, rows: Path, mlflow
 
 
 def test_batch_predict_and_the_served_model_apply_one_row_policy(champion: str, tmp_path: Path,
-                                                                  mlflow_store: str) -> None:
+                                                                  mlflow_store: str, champion_model) -> None:
     from kerasflow.flows.batch_predict import batch_predict_flow
 
     frame = load_frame("iris").drop(columns="target").head(12).reset_index(drop=True)
@@ -145,7 +152,7 @@ def test_batch_predict_and_the_served_model_apply_one_row_policy(champion: str, 
     result = batch_predict_flow(f"models:/{NAME}@champion", str(tmp_path / "gaps.csv"))
 
     out = pd.read_csv(result.output)
-    served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(frame)  # what the server runs
+    served = champion_model.predict(frame)  # what the server runs
     assert out["prediction"].tolist() == served["prediction"].tolist()
     np.testing.assert_allclose(out[PROBAS].to_numpy(), served[PROBAS].to_numpy(), rtol=1e-5, atol=1e-7)
     assert np.isfinite(out[PROBAS].to_numpy()).all() and out["row_id"].tolist() == list(range(12))
@@ -162,7 +169,7 @@ def test_batch_predict_and_the_served_model_apply_one_row_policy(champion: str, 
     from mlflow.exceptions import MlflowException
 
     with pytest.raises(MlflowException, match=r"petal_length_cm"):
-        mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(short)
+        champion_model.predict(short)
 
 
 def _write(frame: pd.DataFrame, path: Path) -> str:
@@ -224,10 +231,10 @@ def test_numeric_columns_refuse_text_and_overflow_but_not_missing_values() -> No
     assert str(numeric.value).splitlines()[1] == lines[1]
 
 
-def test_pyfunc_model_refuses_inf_and_overflow_and_imputes_nan(champion: str) -> None:
+def test_pyfunc_model_refuses_inf_and_overflow_and_imputes_nan(champion_model) -> None:
     from mlflow.exceptions import MlflowException
 
-    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    model = champion_model
     frame = load_frame("iris").drop(columns="target").head(6).reset_index(drop=True)
     frame.loc[2, "sepal_width_cm"] = np.nan
     answered = model.predict(frame)

@@ -60,7 +60,7 @@ def team():
     source = git_source(ROOT)
     settings = TeamSettings(home=ROOT, state_dir=state, prefect_port=free_port(), mlflow_port=free_port(),
                             postgres_port=free_port(), repository=f"file://{origin}", branch=source.get("branch"),
-                            deployments=["manual", "nightly"], worker_poll_seconds=2, host=AUTH_HOST)
+                            deployments=["manual", "nightly"], worker_poll_seconds=1, host=AUTH_HOST)
     stack = TeamStack(settings, echo=ECHOED.append)
     try:
         stack.start()
@@ -73,7 +73,7 @@ def team():
 
 def _run_deployment(stack: TeamStack, name: str, overrides: list[str]) -> str:
     proc = stack.prefect("deployment", "run", name, "--param", "config_path=configs/iris.yaml",
-                         "--param", f"overrides={json.dumps(overrides)}", "--watch", "--watch-interval", "2",
+                         "--param", f"overrides={json.dumps(overrides)}", "--watch", "--watch-interval", "1",
                          "--watch-timeout", "300", check=False, timeout=360)
     log = (stack.settings.logs / "worker.log").read_text(errors="replace")[-3000:]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + log

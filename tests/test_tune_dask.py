@@ -81,7 +81,7 @@ def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(tmp_path: P
     import sys
 
     args = [sys.executable, "-m", "kerasflow.runtime.cli", "tune", CONFIG, "--no-lint", "--set", "runner.kind=dask",
-            "--set", "tuning.tuner=random", "--set", "tuning.max_trials=5", "--set", "training.epochs=40",
+            "--set", "tuning.tuner=random", "--set", "tuning.max_trials=5", "--set", "training.epochs=12",
             "--set", f"tuning.directory={tmp_path / 'tuning'}"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     first = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
