@@ -23,6 +23,7 @@ Then it breaks the fixed cost down: imports, the temporary Prefect server,
 MLflow store set-up, Great Expectations validation, and model logging.
 
 Usage: python benchmarks/overhead.py [--long-epochs N] [--repeats N] [--long-repeats N] [--skip-long | --skip-small]
+                                     [--no-variants]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,15 +80,15 @@ model.save(out)
 
 
 def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: float, units: list[int],
-            env: dict[str, str], tmp: Path, repeats: int = 3, bare: tuple[float, float] | None = None,
-            ) -> tuple[float, float, float, float]:
+            env: dict[str, str], tmp: Path, repeats: int = 3, bare: tuple[float, float, float] | None = None,
+            ) -> tuple[float, float, float, float, float, float]:
     """Times the bare script and the pipeline on one job (median of `repeats`) and prints the ratio.
 
     Args:
-        bare: A bare measurement (seconds, MB) to reuse instead of timing the script again.
+        bare: A bare measurement (seconds, MB, CPU seconds) to reuse instead of timing the script again.
 
     Returns:
-        Bare seconds, bare peak MB, pipeline seconds, pipeline peak MB.
+        Bare seconds, peak MB and CPU seconds, then the pipeline's.
     """
     script = tmp / "bare.py"
     script.write_text(BARE)
@@ -101,16 +103,31 @@ def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: 
     bare_runs, pipe_runs = [], []
     for _ in range(repeats):  # interleaved, so a change in the machine's load hits both sides alike
         if bare is None:
-            bare_runs.append(measure(bare_cmd, env)[:2])
-        pipe_runs.append(measure(pipe_cmd, env)[:2])
-    bare_s, bare_mb = bare or _median(bare_runs)
-    pipe_s, pipe_mb = _median(pipe_runs)
-    print(f"{label:<44}{bare_s:>8.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>9.0f}{pipe_mb:>9.0f}")
-    return bare_s, bare_mb, pipe_s, pipe_mb
+            bare_runs.append(_timed(bare_cmd, env))
+        pipe_runs.append(_timed(pipe_cmd, env))
+    bare_s, bare_mb, bare_cpu = bare or _median(bare_runs)
+    pipe_s, pipe_mb, pipe_cpu = _median(pipe_runs)
+    print(f"{label:<44}{bare_s:>8.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>9.0f}{pipe_mb:>9.0f}"
+          f"{bare_cpu:>9.1f}{pipe_cpu:>9.1f}   (load {os.getloadavg()[0]:.1f})")
+    return bare_s, bare_mb, bare_cpu, pipe_s, pipe_mb, pipe_cpu
 
 
-def _median(samples: list[tuple[float, float]]) -> tuple[float, float]:
-    """Median seconds, and the peak memory of the run with that time."""
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak MB and CPU seconds of a command's process tree.
+
+    The CPU seconds (user + system of the command and every child it
+    waited for: the validation worker, the infra-validation process; not
+    the shared Prefect server, which outlives it) are what a busy machine
+    does not distort, unlike the wall time.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, peak, _ = measure(cmd, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, peak, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _median(samples: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Median seconds, and the peak memory and CPU seconds of the run with that time."""
     return sorted(samples)[len(samples) // 2]
 
 
@@ -197,6 +214,8 @@ def main() -> None:
     parser.add_argument("--long-repeats", type=int, default=3, help="runs of the ~1 minute training; the median is printed")
     parser.add_argument("--skip-long", action="store_true", help="only the small whole job")
     parser.add_argument("--skip-small", action="store_true", help="only the ~1 minute training")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="the small job with the shared server only: no server variants, no breakdown")
     args = parser.parse_args()
     small = ("breast_cancer", "configs/breast_cancer.yaml", 20, 16, 0.003, [32, 16])
     with tempfile.TemporaryDirectory(prefix="kf-overhead-") as tmp_name:
@@ -212,24 +231,25 @@ def main() -> None:
             print(f"first run on a fresh machine (new MLflow store, Prefect database and shared server, 1 epoch): "
                   f"{first:.1f} s\n")
             print(f"{'job (median of runs)':<44}{'bare s':>8}{'pipeline s':>11}{'ratio':>10}"
-                  f"{'bare MB':>9}{'pipe MB':>9}")
+                  f"{'bare MB':>9}{'pipe MB':>9}{'bare CPU':>9}{'pipe CPU':>9}")
             eager = {**env, "KERASFLOW_LOW_MEMORY": "0"}
             if not args.skip_small:
                 bare = compare("breast_cancer, 20 epochs (goal <=2x, <1 GB)", *small, env, tmp, args.repeats)
                 print(f"  (+ the shared Prefect server, resident once for all runs: {server_rss(env):.0f} MB)")
+            if not args.skip_small and not args.no_variants:
                 temporary = {**env, "KERASFLOW_PREFECT_SERVER": "temporary"}
                 compare("  same, temporary Prefect server per run", *small, temporary, tmp, args.repeats,
-                        bare=bare[:2])
-                compare("  same, KERASFLOW_LOW_MEMORY=0", *small, eager, tmp, args.repeats, bare=bare[:2])
+                        bare=bare[:3])
+                compare("  same, KERASFLOW_LOW_MEMORY=0", *small, eager, tmp, args.repeats, bare=bare[:3])
                 with prefect_server(env, tmp) as served:
                     compare("  same, own server via PREFECT_API_URL", *small, served, tmp, args.repeats,
-                            bare=bare[:2])
+                            bare=bare[:3])
             if not args.skip_long:
                 long = ("digits", "configs/digits.yaml", args.long_epochs, 32, 0.001, [128, 64])
                 bare_long = compare(f"digits, {args.long_epochs} epochs (goal <=1.10x)", *long, env, tmp,
                                     args.long_repeats)
-                compare("  same, KERASFLOW_LOW_MEMORY=0", *long, eager, tmp, args.long_repeats, bare=bare_long[:2])
-            if not args.skip_small:
+                compare("  same, KERASFLOW_LOW_MEMORY=0", *long, eager, tmp, args.long_repeats, bare=bare_long[:3])
+            if not args.skip_small and not args.no_variants:
                 breakdown(env, tmp)
         finally:
             stop_shared_server(env)

@@ -135,6 +135,7 @@ def map_installed_packages() -> threading.Thread:
 
     def scan() -> None:
         try:
+            # deferred: a module of MLflow this process may never need when the thread is not started
             from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
             warn_dependency_requirement_mismatches(["mlflow"])  # installed, so nothing to warn about
