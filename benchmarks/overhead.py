@@ -21,6 +21,48 @@ server is not part of that tree and is printed on its own.
 
 Then it breaks the fixed cost down: imports, the temporary Prefect server,
 MLflow store set-up, Great Expectations validation, and model logging.
+Each row also prints the CPU seconds of both process trees: on a shared
+machine they move less with the load than the wall times do (but still
+some: the same code measured 30.0 CPU-s at load 20-26 and 33.8 at 23-33).
+
+Measured 2026-12-07 on the 2-core machine shared with other jobs (issue 25,
+item 4; `--skip-long --repeats 3 --no-variants`, medians):
+
+| | bare s | pipeline s | ratio | pipe MB | bare CPU-s | pipe CPU-s | load |
+|---|---|---|---|---|---|---|---|
+| quiet machine, 02:36 (main) | 8.2 | 18.6 | 2.26x | 1786 | | | quiet |
+| before (main, 03:04-03:45) | 97.7 | 381.4 | 3.90x | 1798 | 10.1 | 33.2 | 32 |
+| after (this branch, 03:21-04:00) | AFTER_ROW |
+
+Per step of one `kerasflow run` (Prefect task lines; wall s / CPU-s of the
+main process; the tree's CPU adds the GX worker, about 4 CPU-s in
+validate-data and before the flow, and the infra-validation process, about
+9 CPU-s: its imports during train-model, the load and scoring in
+validate-infra):
+
+| step | before wall | before CPU | after wall | after CPU |
+|---|---|---|---|---|
+| start to flow run (Prefect, MLflow imports) | 34.4 | 3.3 | 121.5 | 4.2 |
+| open the MLflow run | 17.7 | 1.5 | 53.6 | 2.1 |
+| load-data | 10.9 | 1.0 | 29.3 | 1.4 |
+| validate-data (GX worker) | 7.0 | 0.4 | 18.2 | 0.5 |
+| train-model (TensorFlow import, 20 epochs) | 61.5 | 6.9 | 153.6 | 8.0 |
+| fit-baseline | 6.7 | 0.8 | 5.2 | 0.3 |
+| evaluate-model | 6.6 | 0.7 | 11.0 | 0.9 |
+| register-model (log_model) | 7.5 | 0.9 | 9.0 | 0.6 |
+| validate-infra (wait for the fresh process) | 20.0 | 0.4 | 41.3 | 0.4 |
+| bless, card, end | 6.0 | 0.5 | 9.2 | 0.6 |
+| whole run: wall / main CPU / tree CPU | 179.8 | 16.7 / 30.0 | 457.7 | 19.2 / 33.8 |
+
+(before at load 20-26, after at load 23-33: the loads differ, so do the
+CPU seconds of code this branch does not touch: the GX worker 4.0 -> 4.5,
+the infra process 8.9 -> 9.8.) What the branch changed, each measured on
+its own: training checkpoints by time (`KERASFLOW_CHECKPOINT_SECONDS`, 5 s)
+instead of every epoch: a 20-epoch breast_cancer fit 4.1-4.6 CPU-s with a
+checkpoint per epoch, 3.7-3.8 with the interval, 3.4-3.7 with none; MLflow's
+map of the installed packages (the requirements check `log_model` makes,
+0.2-0.5 CPU-s but about 3 s of file reads on a busy disk) built in a
+background thread while the command imports.
 
 Usage: python benchmarks/overhead.py [--long-epochs N] [--repeats N] [--long-repeats N] [--skip-long | --skip-small]
                                      [--no-variants]
