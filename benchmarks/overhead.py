@@ -32,7 +32,14 @@ item 4; `--skip-long --repeats 3 --no-variants`, medians):
 |---|---|---|---|---|---|---|---|
 | quiet machine, 02:36 (main) | 8.2 | 18.6 | 2.26x | 1786 | | | quiet |
 | before (main, 03:04-03:45) | 97.7 | 381.4 | 3.90x | 1798 | 10.1 | 33.2 | 32 |
-| after (this branch, 03:21-04:00) | AFTER_ROW |
+| after (this branch, 03:21-03:53) | 94.2 | 209.9 | 2.23x | 2718 | 9.6 | 31.6 | 21 |
+
+(The after run overlapped the end of the before run, so the two ran under
+different loads: the ratio's fall from 3.90x to 2.23x is mostly the load,
+the CPU seconds' 33.2 -> 31.6 is closer to what changed. The after peak of
+2718 MB is one sample of the median run and was not seen in a profiled
+run, where each process's peak matched the before run's: main 965 MB, GX
+worker 291 MB, infra process 830 MB, never alive together; not explained.)
 
 Per step of one `kerasflow run` (Prefect task lines; wall s / CPU-s of the
 main process; the tree's CPU adds the GX worker, about 4 CPU-s in
