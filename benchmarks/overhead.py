@@ -21,8 +21,58 @@ server is not part of that tree and is printed on its own.
 
 Then it breaks the fixed cost down: imports, the temporary Prefect server,
 MLflow store set-up, Great Expectations validation, and model logging.
+Each row also prints the CPU seconds of both process trees: on a shared
+machine they move less with the load than the wall times do (but still
+some: the same code measured 30.0 CPU-s at load 20-26 and 33.8 at 23-33).
+
+Measured 2026-12-07 on the 2-core machine shared with other jobs (issue 25,
+item 4; `--skip-long --repeats 3 --no-variants`, medians):
+
+| | bare s | pipeline s | ratio | pipe MB | bare CPU-s | pipe CPU-s | load |
+|---|---|---|---|---|---|---|---|
+| quiet machine, 02:36 (main) | 8.2 | 18.6 | 2.26x | 1786 | | | quiet |
+| before (main, 03:04-03:45) | 97.7 | 381.4 | 3.90x | 1798 | 10.1 | 33.2 | 32 |
+| after (this branch, 03:21-03:53) | 94.2 | 209.9 | 2.23x | 2718 | 9.6 | 31.6 | 21 |
+
+(The after run overlapped the end of the before run, so the two ran under
+different loads: the ratio's fall from 3.90x to 2.23x is mostly the load,
+the CPU seconds' 33.2 -> 31.6 is closer to what changed. The after peak of
+2718 MB is one sample of the median run and was not seen in a profiled
+run, where each process's peak matched the before run's: main 965 MB, GX
+worker 291 MB, infra process 830 MB, never alive together; not explained.)
+
+Per step of one `kerasflow run` (Prefect task lines; wall s / CPU-s of the
+main process; the tree's CPU adds the GX worker, about 4 CPU-s in
+validate-data and before the flow, and the infra-validation process, about
+9 CPU-s: its imports during train-model, the load and scoring in
+validate-infra):
+
+| step | before wall | before CPU | after wall | after CPU |
+|---|---|---|---|---|
+| start to flow run (Prefect, MLflow imports) | 34.4 | 3.3 | 121.5 | 4.2 |
+| open the MLflow run | 17.7 | 1.5 | 53.6 | 2.1 |
+| load-data | 10.9 | 1.0 | 29.3 | 1.4 |
+| validate-data (GX worker) | 7.0 | 0.4 | 18.2 | 0.5 |
+| train-model (TensorFlow import, 20 epochs) | 61.5 | 6.9 | 153.6 | 8.0 |
+| fit-baseline | 6.7 | 0.8 | 5.2 | 0.3 |
+| evaluate-model | 6.6 | 0.7 | 11.0 | 0.9 |
+| register-model (log_model) | 7.5 | 0.9 | 9.0 | 0.6 |
+| validate-infra (wait for the fresh process) | 20.0 | 0.4 | 41.3 | 0.4 |
+| bless, card, end | 6.0 | 0.5 | 9.2 | 0.6 |
+| whole run: wall / main CPU / tree CPU | 179.8 | 16.7 / 30.0 | 457.7 | 19.2 / 33.8 |
+
+(before at load 20-26, after at load 23-33: the loads differ, so do the
+CPU seconds of code this branch does not touch: the GX worker 4.0 -> 4.5,
+the infra process 8.9 -> 9.8.) What the branch changed, each measured on
+its own: training checkpoints by time (`KERASFLOW_CHECKPOINT_SECONDS`, 5 s)
+instead of every epoch: a 20-epoch breast_cancer fit 4.1-4.6 CPU-s with a
+checkpoint per epoch, 3.7-3.8 with the interval, 3.4-3.7 with none; MLflow's
+map of the installed packages (the requirements check `log_model` makes,
+0.2-0.5 CPU-s but about 3 s of file reads on a busy disk) built in a
+background thread while the command imports.
 
 Usage: python benchmarks/overhead.py [--long-epochs N] [--repeats N] [--long-repeats N] [--skip-long | --skip-small]
+                                     [--no-variants]
 """
 
 from __future__ import annotations
@@ -30,6 +80,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,15 +129,15 @@ model.save(out)
 
 
 def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: float, units: list[int],
-            env: dict[str, str], tmp: Path, repeats: int = 3, bare: tuple[float, float] | None = None,
-            ) -> tuple[float, float, float, float]:
+            env: dict[str, str], tmp: Path, repeats: int = 3, bare: tuple[float, float, float] | None = None,
+            ) -> tuple[float, float, float, float, float, float]:
     """Times the bare script and the pipeline on one job (median of `repeats`) and prints the ratio.
 
     Args:
-        bare: A bare measurement (seconds, MB) to reuse instead of timing the script again.
+        bare: A bare measurement (seconds, MB, CPU seconds) to reuse instead of timing the script again.
 
     Returns:
-        Bare seconds, bare peak MB, pipeline seconds, pipeline peak MB.
+        Bare seconds, peak MB and CPU seconds, then the pipeline's.
     """
     script = tmp / "bare.py"
     script.write_text(BARE)
@@ -101,16 +152,31 @@ def compare(label: str, dataset: str, config: str, epochs: int, batch: int, lr: 
     bare_runs, pipe_runs = [], []
     for _ in range(repeats):  # interleaved, so a change in the machine's load hits both sides alike
         if bare is None:
-            bare_runs.append(measure(bare_cmd, env)[:2])
-        pipe_runs.append(measure(pipe_cmd, env)[:2])
-    bare_s, bare_mb = bare or _median(bare_runs)
-    pipe_s, pipe_mb = _median(pipe_runs)
-    print(f"{label:<44}{bare_s:>8.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>9.0f}{pipe_mb:>9.0f}")
-    return bare_s, bare_mb, pipe_s, pipe_mb
+            bare_runs.append(_timed(bare_cmd, env))
+        pipe_runs.append(_timed(pipe_cmd, env))
+    bare_s, bare_mb, bare_cpu = bare or _median(bare_runs)
+    pipe_s, pipe_mb, pipe_cpu = _median(pipe_runs)
+    print(f"{label:<44}{bare_s:>8.1f}{pipe_s:>11.1f}{pipe_s / bare_s:>9.2f}x{bare_mb:>9.0f}{pipe_mb:>9.0f}"
+          f"{bare_cpu:>9.1f}{pipe_cpu:>9.1f}   (load {os.getloadavg()[0]:.1f})")
+    return bare_s, bare_mb, bare_cpu, pipe_s, pipe_mb, pipe_cpu
 
 
-def _median(samples: list[tuple[float, float]]) -> tuple[float, float]:
-    """Median seconds, and the peak memory of the run with that time."""
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak MB and CPU seconds of a command's process tree.
+
+    The CPU seconds (user + system of the command and every child it
+    waited for: the validation worker, the infra-validation process; not
+    the shared Prefect server, which outlives it) are what a busy machine
+    does not distort, unlike the wall time.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, peak, _ = measure(cmd, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, peak, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _median(samples: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Median seconds, and the peak memory and CPU seconds of the run with that time."""
     return sorted(samples)[len(samples) // 2]
 
 
@@ -197,6 +263,8 @@ def main() -> None:
     parser.add_argument("--long-repeats", type=int, default=3, help="runs of the ~1 minute training; the median is printed")
     parser.add_argument("--skip-long", action="store_true", help="only the small whole job")
     parser.add_argument("--skip-small", action="store_true", help="only the ~1 minute training")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="the small job with the shared server only: no server variants, no breakdown")
     args = parser.parse_args()
     small = ("breast_cancer", "configs/breast_cancer.yaml", 20, 16, 0.003, [32, 16])
     with tempfile.TemporaryDirectory(prefix="kf-overhead-") as tmp_name:
@@ -212,24 +280,25 @@ def main() -> None:
             print(f"first run on a fresh machine (new MLflow store, Prefect database and shared server, 1 epoch): "
                   f"{first:.1f} s\n")
             print(f"{'job (median of runs)':<44}{'bare s':>8}{'pipeline s':>11}{'ratio':>10}"
-                  f"{'bare MB':>9}{'pipe MB':>9}")
+                  f"{'bare MB':>9}{'pipe MB':>9}{'bare CPU':>9}{'pipe CPU':>9}")
             eager = {**env, "KERASFLOW_LOW_MEMORY": "0"}
             if not args.skip_small:
                 bare = compare("breast_cancer, 20 epochs (goal <=2x, <1 GB)", *small, env, tmp, args.repeats)
                 print(f"  (+ the shared Prefect server, resident once for all runs: {server_rss(env):.0f} MB)")
+            if not args.skip_small and not args.no_variants:
                 temporary = {**env, "KERASFLOW_PREFECT_SERVER": "temporary"}
                 compare("  same, temporary Prefect server per run", *small, temporary, tmp, args.repeats,
-                        bare=bare[:2])
-                compare("  same, KERASFLOW_LOW_MEMORY=0", *small, eager, tmp, args.repeats, bare=bare[:2])
+                        bare=bare[:3])
+                compare("  same, KERASFLOW_LOW_MEMORY=0", *small, eager, tmp, args.repeats, bare=bare[:3])
                 with prefect_server(env, tmp) as served:
                     compare("  same, own server via PREFECT_API_URL", *small, served, tmp, args.repeats,
-                            bare=bare[:2])
+                            bare=bare[:3])
             if not args.skip_long:
                 long = ("digits", "configs/digits.yaml", args.long_epochs, 32, 0.001, [128, 64])
                 bare_long = compare(f"digits, {args.long_epochs} epochs (goal <=1.10x)", *long, env, tmp,
                                     args.long_repeats)
-                compare("  same, KERASFLOW_LOW_MEMORY=0", *long, eager, tmp, args.long_repeats, bare=bare_long[:2])
-            if not args.skip_small:
+                compare("  same, KERASFLOW_LOW_MEMORY=0", *long, eager, tmp, args.long_repeats, bare=bare_long[:3])
+            if not args.skip_small and not args.no_variants:
                 breakdown(env, tmp)
         finally:
             stop_shared_server(env)

@@ -38,9 +38,9 @@ def train_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared, wo
                 epochs: int | None = None, fresh: bool = False) -> str:
     """Builds the model with `build_model` and trains it, logging each epoch once.
 
-    Every epoch is checkpointed under `.kerasflow/checkpoints/` (see
+    The fit is checkpointed at epoch ends under `.kerasflow/checkpoints/` (see
     `kerasflow.training.resume`): after a kill, the same command resumes at
-    the last completed epoch, says so, and tags the run
+    the last checkpointed epoch, says so, and tags the run
     `kerasflow.resumed_from` / `kerasflow.resumed_epoch`. The pipeline's
     checkpoints are deleted once the model is trained (finished k-fold
     folds keep their result). Run through `run_step`, the trained model is

@@ -160,3 +160,18 @@ def test_a_model_a_fresh_process_cannot_load_is_refused(broken_run: TrainResult,
     assert any("Infra validation: FAILED" in reason for reason in broken_run.reasons)
     run = client.get_run(broken_run.run_id)
     assert run.data.tags["kerasflow.infra"] == "failed" and run.data.params["infra.passed"] == "0"
+
+
+def test_the_package_map_is_made_in_the_background_and_the_pins_match(caplog: pytest.LogCaptureFixture) -> None:
+    """`map_installed_packages` builds MLflow's map off the main thread; the logged pins then check clean."""
+    from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+    from kerasflow.tracking.models import _requirements, map_installed_packages
+
+    thread = map_installed_packages()
+    assert thread.daemon
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    with caplog.at_level("WARNING", logger="mlflow"):
+        warn_dependency_requirement_mismatches(_requirements())  # what `log_model` checks
+    assert not [r for r in caplog.records if "mismatch" in r.getMessage()], caplog.text

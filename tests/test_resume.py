@@ -1,4 +1,4 @@
-"""Training resumes after a kill: per-epoch checkpoints, resumed runs, reused k-fold folds."""
+"""Training resumes after a kill: checkpoints at epoch ends (by time), resumed runs, reused k-fold folds."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def _running_epochs(client: mlflow.MlflowClient) -> tuple[str, int] | None:
 
 
 def test_a_killed_training_resumes_at_its_last_epoch(mlflow_store: str, tmp_path: Path) -> None:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "KERASFLOW_HOME": str(tmp_path)}
+    # checkpoints every 0.5 s at most (default 5): the first lands well before the 80 short epochs end
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "KERASFLOW_HOME": str(tmp_path),
+           resume.INTERVAL_ENV: "0.5"}
     client = mlflow.MlflowClient(mlflow_store)
     first = subprocess.Popen(COMMAND, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
@@ -93,18 +95,27 @@ def _model():
 
 
 class _Kill:
-    """Stops the process's training abruptly once `epoch` has been checkpointed."""
+    """Stops the process's training abruptly at the end of `epoch` (before it is checkpointed).
 
-    def __init__(self, epoch: int):
-        self.epoch = epoch
+    Args:
+        epoch: The 0-based epoch whose end stops the fit.
+        pause: `(epoch, seconds)`: the end of that epoch waits so long first. Default none.
+    """
+
+    def __init__(self, epoch: int, pause: tuple[int, float] | None = None):
+        self.epoch, self.pause = epoch, pause
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.pause and epoch == self.pause[0]:
+            time.sleep(self.pause[1])
         if epoch == self.epoch:
             raise KeyboardInterrupt
 
 
-def test_fit_model_continues_from_its_checkpoint_with_the_whole_history(tmp_path: Path) -> None:
+def test_fit_model_continues_from_its_checkpoint_with_the_whole_history(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import_tensorflow()
+    monkeypatch.setenv(resume.INTERVAL_ENV, "0")  # a checkpoint at every epoch end
     x, y = _data()
     cfg = TrainingConfig(epochs=10, batch_size=16)
     folder = tmp_path / "ckpt"
@@ -121,6 +132,38 @@ def test_fit_model_continues_from_its_checkpoint_with_the_whole_history(tmp_path
     assert result.epochs_run == 10 and len(result.history["val_loss"]) == 10
     resume.clear(folder)
     assert not folder.exists()
+
+
+def test_checkpoints_are_spaced_by_time_and_a_rerun_resumes_from_the_last(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import_tensorflow()
+    x, y = _data()
+    cfg = TrainingConfig(epochs=10, batch_size=16)
+    folder = tmp_path / "ckpt"
+    monkeypatch.setenv(resume.INTERVAL_ENV, "3600")
+    with pytest.raises(KeyboardInterrupt):
+        fit_model(_model(), x, y, cfg, validation=(x, y), checkpoint=folder, on_epoch=_Kill(4))
+    assert resume.completed_epochs(folder) == 0, "no epoch ended an hour after the start"
+
+    monkeypatch.setenv(resume.INTERVAL_ENV, "1")
+    resume.empty(folder)
+    with pytest.raises(KeyboardInterrupt):  # epoch 1 ends after 1 s: saved; epoch 2 ends within 1 s of it: not
+        fit_model(_model(), x, y, cfg, validation=(x, y), checkpoint=folder, on_epoch=_Kill(3, pause=(1, 1.2)))
+    assert resume.completed_epochs(folder) == 2
+
+    steps: list[int] = []
+    result = fit_model(_model(), x, y, cfg, validation=(x, y), checkpoint=folder,
+                       on_epoch=lambda epoch, logs: steps.append(epoch))
+    assert steps == list(range(2, 10)), "the rerun starts after the last checkpoint"
+    assert result.epochs_run == 10 and len(result.history["loss"]) == 10
+
+
+def test_a_bad_checkpoint_interval_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(resume.INTERVAL_ENV, "-1")
+    with pytest.raises(ValueError, match=resume.INTERVAL_ENV):
+        resume.checkpoint_interval()
+    monkeypatch.setenv(resume.INTERVAL_ENV, "")
+    assert resume.checkpoint_interval() == resume.DEFAULT_INTERVAL
 
 
 def test_a_finished_fold_is_saved_and_reused(tmp_path: Path) -> None:

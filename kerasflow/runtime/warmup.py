@@ -9,7 +9,11 @@ process imports Prefect and MLflow and the flow loads the data:
 - the validation worker (`kerasflow.data.expectations.run`) spawns, imports Great
   Expectations and warms it up, then validates and exits;
 - the local Prefect server (`kerasflow.runtime.prefect_server`) is found running, or
-  boots in its own process.
+  boots in its own process;
+- once MLflow is imported, a background thread maps the installed packages
+  for MLflow's requirements check of the model it logs or loads later
+  (`kerasflow.tracking.models.map_installed_packages`: file reads, seconds
+  on a busy disk).
 
 TensorFlow is imported only after the data contract and validation, by the
 first step that needs it, when the worker has exited: the worker's 270 MB and TensorFlow's 700 MB
@@ -42,8 +46,9 @@ def warm_start(validation: bool = True, heavy: bool = True) -> Any:
 
     Args:
         validation: Start the Great Expectations worker. Default true.
-        heavy: Import MLflow here, and TensorFlow too when low-memory mode
-            is off. Default true.
+        heavy: Import MLflow here (and start mapping the installed
+            packages), and TensorFlow too when low-memory mode is off.
+            Default true.
 
     Returns:
         The local Prefect server in use (`prefect_server.Server`), or None
@@ -60,6 +65,10 @@ def warm_start(validation: bool = True, heavy: bool = True) -> Any:
     if heavy:
         with status("importing MLflow"):
             import mlflow.pyfunc  # noqa: F401
+
+            # deferred like MLflow itself: the models module imports it; its file reads overlap what follows
+            from kerasflow.tracking.models import map_installed_packages
+        map_installed_packages()
 
         if tensorflow_now:
             import_tensorflow()

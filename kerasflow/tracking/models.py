@@ -9,6 +9,7 @@ need nothing but the logged model.
 from __future__ import annotations
 
 import importlib.metadata
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,36 @@ def register_version(client: Any, name: str, info: Any, run_id: str) -> str:
         client.create_registered_model(name, description="Trained and registered by kerasflow.")
     version = client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id)
     return str(version.version)
+
+
+def map_installed_packages() -> threading.Thread:
+    """Starts MLflow's map of the installed packages in a background thread, so it is ready when needed.
+
+    `log_model` and `load_model` check the model's requirements against the
+    installed distributions (MLflow's `warn_dependency_requirement_mismatches`,
+    which has no switch), and the first check of a process maps every
+    installed distribution to its modules: it reads the metadata files of
+    all of them, seconds of file reads on a busy disk for 0.2-0.5 s of CPU.
+    Started while the command imports and loads its data, those reads
+    overlap that work, and logging the model later finds the map made.
+    Any failure is ignored: the check then maps the packages itself.
+
+    Returns:
+        The daemon thread, started.
+    """
+
+    def scan() -> None:
+        try:
+            # deferred: a module of MLflow this process may never need when the thread is not started
+            from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+            warn_dependency_requirement_mismatches(["mlflow"])  # installed, so nothing to warn about
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=scan, name="kerasflow-package-map", daemon=True)
+    thread.start()
+    return thread
 
 
 def _requirements() -> list[str]:

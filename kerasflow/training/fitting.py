@@ -117,9 +117,10 @@ def fit_model(
         validation: `(x_val, y_val)`, or None to train without.
         epochs: Overrides `cfg.epochs` (e.g. a refit for the best epoch count).
         on_epoch: Per-epoch hook. Default none.
-        checkpoint: A persistent folder to checkpoint every epoch into (see
+        checkpoint: A persistent folder to checkpoint into at epoch ends
+            (at most every `KERASFLOW_CHECKPOINT_SECONDS`, see
             `kerasflow.training.resume`); a fit whose folder holds a
-            checkpoint continues at its last completed epoch, and the
+            checkpoint continues at its last checkpointed epoch, and the
             history covers every epoch. Default none.
 
     Returns:

@@ -1,9 +1,13 @@
-"""Training that survives a kill: per-epoch checkpoints in a persistent state folder.
+"""Training that survives a kill: checkpoints at epoch ends in a persistent state folder.
 
 A fit given a checkpoint folder saves its weights, optimizer state, history
-and callback counters after every epoch (`keras.callbacks.BackupAndRestore`
-plus `ResumeState`); the same fit started again after a kill continues at
-the last completed epoch. A finished k-fold fold keeps its result there, so
+and callback counters at the end of an epoch (`keras.callbacks.BackupAndRestore`
+plus `ResumeState`), at most every `KERASFLOW_CHECKPOINT_SECONDS` (default
+5 s; 0: every epoch): the first epoch that ends that long after the fit's
+start or the last checkpoint is saved, so a kill loses at most that much
+training and a fit of short epochs does not spend its time writing
+checkpoints. The same fit started again after a kill continues at the last
+checkpointed epoch. A finished k-fold fold keeps its result there, so
 a rerun reuses it. Folders live under `<state>/checkpoints/<pipeline>/<key>/`,
 where `<state>` is `$KERASFLOW_HOME/.kerasflow` (the folder `kerasflow serve`
 uses) or `./.kerasflow`, and `<key>` hashes the data fingerprint and the
@@ -23,6 +27,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -39,6 +44,8 @@ BEST_WEIGHTS = "best_weights.npz"
 FOLD_RESULT = "fold_result.json"
 FOLD_MODEL = "fold_model.keras"  # a finished fold's model, kept for an ensemble of the folds
 _COUNTERS = ("wait", "best", "best_epoch", "cooldown_counter", "stopped_epoch")
+INTERVAL_ENV = "KERASFLOW_CHECKPOINT_SECONDS"
+DEFAULT_INTERVAL = 5.0  # a checkpoint costs 0.05-0.2 s: at most a few % of the fit, and a kill loses at most 5 s
 
 
 def state_home() -> Path:
@@ -252,17 +259,45 @@ def load_fold_result(folder: str | Path) -> tuple[dict[str, Any], str] | None:
     return saved["result"], str(saved.get("run_id", ""))
 
 
-def resume_callback(folder: str | Path, callbacks: list[Any]) -> Any:
-    """Returns a `ResumeState` callback checkpointing into `folder`; see `ResumeState`."""
+def checkpoint_interval() -> float:
+    """Seconds between two checkpoints of a fit: `KERASFLOW_CHECKPOINT_SECONDS`, default 5 (0: every epoch).
+
+    Raises:
+        ValueError: The variable is not a number >= 0.
+    """
+    raw = os.environ.get(INTERVAL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise ValueError(f"{INTERVAL_ENV}={raw!r}: use a number of seconds >= 0 (0 checkpoints every epoch)")
+    return seconds
+
+
+def resume_callback(folder: str | Path, callbacks: list[Any], every: float | None = None) -> Any:
+    """Returns a `ResumeState` callback checkpointing into `folder`; see `ResumeState`.
+
+    Args:
+        folder: The checkpoint folder.
+        callbacks: The fit's other callbacks, whose counters are saved and restored.
+        every: Seconds between checkpoints. Default `checkpoint_interval()`.
+    """
     import keras  # deferred: keeps TensorFlow off import paths that never fit
+
+    interval = checkpoint_interval() if every is None else every
 
     class ResumeState(keras.callbacks.BackupAndRestore):
         """`BackupAndRestore` that also restores the history and the counters of `callbacks`.
 
         Put it after the other callbacks: on train begin it restores their
         counters (early stopping's patience and best value, learning-rate
-        reduction's wait) after they reset themselves; on epoch end it saves
-        once they have run.
+        reduction's wait) after they reset themselves; at the end of an
+        epoch it records the history, and it saves once the others have run
+        when `interval` seconds have passed since the fit began or the last
+        checkpoint (every epoch with 0).
         """
 
         def __init__(self) -> None:
@@ -273,9 +308,12 @@ def resume_callback(folder: str | Path, callbacks: list[Any]) -> Any:
             self.others = [c for c in callbacks if c is not self]
             self.history: dict[str, list[float]] = {}
             self.initial_epoch = 0
+            self.saved_at = time.monotonic()
+            self.saved_best: dict[int, Any] = {}  # the best epoch whose weights are on disk, by callback
 
         def on_train_begin(self, logs: Any = None) -> None:
             super().on_train_begin(logs)
+            self.saved_at = time.monotonic()
             self.initial_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
             if not self.initial_epoch or not self.state_path.is_file():
                 return
@@ -291,17 +329,21 @@ def resume_callback(folder: str | Path, callbacks: list[Any]) -> Any:
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             for name, value in (logs or {}).items():
                 self.history.setdefault(name, []).append(float(value))
+            if time.monotonic() - self.saved_at < interval:
+                return  # not saved: `BackupAndRestore.on_epoch_end` is what writes its checkpoint
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             counters = [{name: _plain(getattr(c, name)) for name in _COUNTERS if hasattr(c, name)}
                         for c in self.others]
-            for callback in self.others:
-                if getattr(callback, "restore_best_weights", False) and callback.best_epoch == epoch \
-                        and callback.best_weights is not None:
+            for index, callback in enumerate(self.others):
+                if getattr(callback, "restore_best_weights", False) and callback.best_weights is not None \
+                        and self.saved_best.get(index) != callback.best_epoch:  # a new best since the last save
                     tmp = self.best_path.with_name("best_weights.tmp.npz")
                     np.savez(tmp, *callback.best_weights)
                     os.replace(tmp, self.best_path)
+                    self.saved_best[index] = callback.best_epoch
             write_json(self.state_path, {"epoch": epoch + 1, "history": self.history, "callbacks": counters})
             super().on_epoch_end(epoch, logs)
+            self.saved_at = time.monotonic()
 
     return ResumeState()
 

@@ -85,9 +85,9 @@ def fit_stream_model(config: PipelineConfig, manifest: StreamManifest, model: An
         features: The fitted feature spec.
         labels: The label spec.
         on_epoch: Per-epoch hook. Default none.
-        checkpoint: Persistent folder of per-epoch checkpoints; an
+        checkpoint: Persistent folder of checkpoints at epoch ends; an
             interrupted fit with the same folder resumes at its last
-            completed epoch (`kerasflow.training.resume`). Default none.
+            checkpointed epoch (`kerasflow.training.resume`). Default none.
 
     Returns:
         The `TrainingResult`.
