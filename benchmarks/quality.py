@@ -14,9 +14,11 @@ split, written to files: kerasflow reads the test file as
 (3 seeds below 4,000 rows, 1 above, unless `--seeds`). Methods:
 
 - `defaults`: a config with only `name` and `data`; kerasflow chooses the rest;
-- `tuned`: the same plus a `tuning` section, a small random search
-  (`--trials`, default 6) over the learning rate, width and dropout of the
-  model family the defaults choose;
+- `tuned`: the same plus a `tuning` section without a `space`, a small
+  random search (`--trials`, default 6) over the default space of the model
+  family the defaults choose (`Family.default_space`: for tables the
+  learning rate, depth, width, dropout, weight decay and numeric encoding),
+  as a user gets it;
 - `hgb`, `linear`: `HistGradientBoosting` with default settings and
   `LogisticRegression`/`Ridge` (`benchmarks/quality_baselines.py`);
 - `bundled`: the bundled hand-written config of the text and image sets.
@@ -58,17 +60,6 @@ import quality_sets as sets  # noqa: E402
 
 METHODS = ("defaults", "tuned", "hgb", "linear", "bundled")
 NETWORKS = ("defaults", "tuned", "bundled")
-LEARNING_RATE = {"type": "float", "min": 3.0e-4, "max": 1.0e-2, "sampling": "log"}
-DROPOUT = {"type": "float", "min": 0.0, "max": 0.5, "step": 0.1}
-GATED_DROPOUT = {"model.use_dropout": {"type": "boolean"},
-                 "model.dropout": {"type": "float", "min": 0.1, "max": 0.5, "step": 0.1,
-                                   "parent": "model.use_dropout", "parent_values": [True]}}
-SPACES: dict[str, dict[str, Any]] = {  # per model family the defaults choose; others tune the learning rate alone
-    "dense": {"model.units": {"type": "int", "min": 32, "max": 256, "step": 32}, **GATED_DROPOUT},
-    "tabm": {"model.width": {"type": "int", "min": 128, "max": 512, "step": 128}, "model.dropout": DROPOUT},
-    "text": {"model.units": {"type": "int", "min": 16, "max": 128, "step": 16}, "model.dropout": DROPOUT},
-    "cnn": {**GATED_DROPOUT, "model.head_dropout": DROPOUT},
-}
 
 
 def limit_threads(threads: int) -> None:
@@ -106,17 +97,9 @@ def write_config(config: dict[str, Any], folder: Path) -> Path:
     return path
 
 
-def defaults_kind(path: Path) -> str:
-    """The model family kerasflow's defaults choose for a defaults-only config."""
-    from kerasflow.lint.choose import choose_defaults
-    from kerasflow.schemas.config import load_config
-
-    return choose_defaults(load_config(path), str(path)).config.model.kind
-
-
 def network_config(method: str, item: sets.QualitySet, split: sets.SeedSplit, name: str, folder: Path,
                    trials: int) -> tuple[dict[str, Any], str]:
-    """The config of one kerasflow run and the model family whose space it searches (or `-`).
+    """The config of one kerasflow run and what its search searches (`family default`, or `-`).
 
     Args:
         method: `defaults`, `tuned` or `bundled`.
@@ -134,11 +117,9 @@ def network_config(method: str, item: sets.QualitySet, split: sets.SeedSplit, na
     config = {"name": name, "data": split.data}
     if method == "defaults":
         return config, "-"
-    kind = defaults_kind(write_config({**config, "name": f"{name}-probe"}, folder))
-    space = {**SPACES.get(kind, {}), "training.optimizer.learning_rate": LEARNING_RATE}
-    config["tuning"] = {"tuner": "random", "max_trials": trials, "seed": 0,
-                        "directory": str(folder / "tuning" / name), "space": space}
-    return config, kind
+    # No `space`: the defaults step chooses the family's default space, as for a user's config.
+    config["tuning"] = {"tuner": "random", "max_trials": trials, "seed": 0, "directory": str(folder / "tuning" / name)}
+    return config, "family default"
 
 
 def run_network(config: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -393,9 +393,10 @@ class PipelineConfig(Section):
         if self.split.kind == "holdout" and self.split.val_fraction == 0 and t.cv_folds is None:
             problems.append(("tuning", "the search needs validation rows: set split.val_fraction > 0 "
                                        "or tuning.cv_folds"))
-        problems += [(f"tuning.{where}", message) for where, message in space_problems(t.space, self.model.kind)]
-        problems += [(f"tuning.{where}", message)
-                     for where, message in family_config(self.model.kind).space_problems(self.model, t.space)]
+        if t.space is not None:  # left out: the family's default space, chosen with the data-driven defaults
+            problems += [(f"tuning.{where}", message) for where, message in space_problems(t.space, self.model.kind)]
+            problems += [(f"tuning.{where}", message)
+                         for where, message in family_config(self.model.kind).space_problems(self.model, t.space)]
         if problems:
             raise problems_error(problems)
         return self

@@ -7,9 +7,10 @@ The `model` section of a table's pipeline (Gorishniy et al., ICLR 2025):
 How numeric and categorical columns enter the network is the
 `preprocessing` section's (`numeric_embedding`, `normalize`,
 `categorical_embedding`), shared with the `dense` family. A search may vary
-`model.k`, `model.width`, `model.depth`, `model.dropout` and
-`preprocessing.numeric_embedding` (`TABM_TUNABLE`). Without a `training.optimizer` section the
-family trains with the paper's AdamW (learning rate 2e-3, weight decay 3e-4).
+`model.k`, `model.width`, `model.depth`, `model.dropout`,
+`model.weight_decay` and `preprocessing.numeric_embedding` (`TABM_TUNABLE`).
+Without a `training.optimizer` section the family trains with the paper's
+AdamW (learning rate 2e-3, weight decay `model.weight_decay`, 3e-4).
 The module registers the section itself (`register_family_config`), at its
 end; `kerasflow/schemas/__init__.py` imports it.
 
@@ -34,6 +35,7 @@ TABM_TUNABLE: dict[str, tuple[tuple[str, ...], Any]] = {
     "model.width": (("int", "choice"), PositiveInt),
     "model.depth": (("int", "choice"), _DEPTH),
     "model.dropout": (("float", "choice"), Fraction),
+    "model.weight_decay": (("float", "choice"), Annotated[float, Field(ge=0)]),
     **NUMERIC_EMBEDDING_TUNABLE,
 }
 
@@ -47,6 +49,8 @@ class TabMModelConfig(Section):
         width: Units of every block. Default 256 (the paper's 512 is slow on a CPU).
         depth: The number of blocks. Default 3.
         dropout: Dropout rate after every block. Default 0.1.
+        weight_decay: Weight decay of the paper's AdamW (`training.optimizer.name:
+            adamw`; other optimizers have none). Default 3e-4, the paper's.
     """
 
     kind: Literal["tabm"]
@@ -54,6 +58,7 @@ class TabMModelConfig(Section):
     width: PositiveInt = 256
     depth: _DEPTH = 3
     dropout: Fraction = 0.1
+    weight_decay: Annotated[float, Field(ge=0)] = 3e-4
 
 
 register_family_config(TabMModelConfig, tunables=TABM_TUNABLE, streams=True)

@@ -235,6 +235,9 @@ class TuningConfig(Section):
         directory: Folder of resumable tuner state; the search lives in
             `<directory>/<pipeline name>`. Default `.kerasflow/tuning`.
         space: The searched parameters by dotted name; see `tunable_names()`.
+            Default none: the model family's default space, chosen from the
+            data with the other defaults (`Family.default_space`, by the
+            `choose-defaults` step, which logs it).
     """
 
     tuner: Literal["random", "bayesian", "hyperband", "grid"] = "random"
@@ -247,12 +250,25 @@ class TuningConfig(Section):
     cv_folds: Annotated[int, Field(ge=2, le=50)] | None = None
     seed: int = 42
     directory: str = ".kerasflow/tuning"
-    space: Annotated[dict[str, Param], Field(min_length=1)]
+    space: Annotated[dict[str, Param], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _units_follow_layers(self) -> "TuningConfig":
-        _condition_units_on_layers(self.space)
+        if self.space is not None:
+            _condition_units_on_layers(self.space)
         return self
+
+    def searched(self) -> dict[str, Any]:
+        """The search space, once chosen: the config's `space`, or the family default the defaults step put there.
+
+        Raises:
+            ValueError: The space is still left out (the config did not go
+                through the `choose-defaults` step, `kerasflow.lint.choose`).
+        """
+        if self.space is None:
+            raise ValueError("tuning.space is left out and was not chosen from the data yet "
+                             "(kerasflow.lint.choose.choose_defaults fills in the family's default space)")
+        return dict(self.space)
 
     def project_dir(self, pipeline: str) -> str:
         """Returns the folder holding this pipeline's tuner state."""

@@ -1,15 +1,17 @@
-"""Strong defaults: a config with only `name` and `data` gets sections chosen from the data's size and task."""
+"""Strong defaults: a config with only `name` and `data` gets sections chosen from the data's size and task,
+and a `tuning` section without a `space` its model family's default space."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from kerasflow.lint.choose import choose_defaults, lint_profile
 from kerasflow.lint.defaults import default_sections
 from kerasflow.lint.profile import profile_source
-from kerasflow.schemas.config import PipelineConfig, load_config
+from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,3 +71,37 @@ def test_the_lint_command_checks_the_config_as_a_run_completes_it(tmp_path: Path
     config, profile = lint_profile(load_config(path), path)
     assert config == _defaulted(path) and config.split.kind == "kfold"
     assert profile.train_rows == int(profile.rows * 0.8), "k-fold trains on every non-test row"
+
+
+def test_a_tuning_section_without_a_space_searches_the_family_default_space(tmp_path: Path) -> None:
+    path = _only_data("iris.yaml", tmp_path, tuning={"max_trials": 2})
+    written = load_config(path)
+    assert written.tuning.space is None and written.tuning.max_trials == 2, "space is optional"
+    defaulted = choose_defaults(written, path)
+    space = defaulted.config.tuning.space
+    assert {"training.optimizer.learning_rate", "model.layers", "model.units", "model.dropout", "model.l2",
+            "preprocessing.numeric_embedding"} <= set(space), "what the tabular literature tunes"
+    assert space["training.optimizer.learning_rate"].sampling == "log"
+    assert space["preprocessing.numeric_embedding"].values == ["none", "periodic", "piecewise_linear"]
+    assert defaulted.config.tuning.max_trials == 2, "the section's own values are kept"
+    assert "tuning space of the model family: training.optimizer.learning_rate" in defaulted.describe()
+
+
+def test_each_family_chooses_its_own_space_and_a_given_one_is_kept(tmp_path: Path) -> None:
+    path = _only_data("iris.yaml", tmp_path, tuning={"max_trials": 2})
+    tabm = _defaulted(path, ["model.kind=tabm"]).tuning.space
+    assert {"model.depth", "model.width", "model.dropout", "model.weight_decay"} <= set(tabm)
+    assert "model.layers" not in tabm and tabm["training.optimizer.learning_rate"].max == 5e-3
+    fixed = _defaulted(path, ["preprocessing.numeric_embedding=periodic"]).tuning.space
+    assert "preprocessing.numeric_embedding" not in fixed, "the config fixes the encoding: not searched"
+    given = {"model.units": {"type": "int", "min": 8, "max": 16}}
+    own = _only_data("iris.yaml", tmp_path, tuning={"space": given}, split={"kind": "holdout"},
+                     model={"hidden_units": [8]}, training={"epochs": 3})
+    assert not choose_defaults(load_config(own), own).chosen, "nothing left out: nothing read or chosen"
+    text = _defaulted(_only_data("fine_foods_bow.yaml", tmp_path, tuning={"max_trials": 2})).tuning.space
+    assert set(text) == {"training.optimizer.learning_rate", "model.units", "model.dropout"}, "a smaller space"
+
+
+def test_an_empty_space_is_still_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tuning.space"):
+        load_config(_only_data("iris.yaml", tmp_path, tuning={"space": {}}))

@@ -378,3 +378,24 @@ def test_decoding_an_image_folder_shows_progress_only_when_it_is_slow(step_lines
     with reporting_progress(LoopProgress(after=0)):
         scan_image_folder(root, "label", [".png"])
     assert step_lines[0] == "decode digits: image 1/10" and step_lines[-1] == "decode digits: image 10/10"
+
+
+def test_a_tuning_section_without_a_space_searches_the_family_default_space(prefect_harness, mlflow_store: str,
+                                                                            tmp_path: Path) -> None:
+    from kerasflow.flows.train import train_flow
+
+    path = tmp_path / "iris_tuned.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "iris-default-space", "data": {"source": "iris", "target": "target"},
+        "split": {"kind": "holdout", "test_fraction": 0.2, "val_fraction": 0.2},
+        "training": {"epochs": 2, "batch_size": 32, "early_stopping": {"enabled": False}},
+        "tuning": {"max_trials": 2, "directory": str(tmp_path / "tuning")}}))
+    result = train_flow(str(path), [])
+    client = mlflow.MlflowClient(mlflow_store)
+    params = client.get_run(result.run_id).data.params
+    assert params["tuning.space.model.layers.max"] == "4", "the chosen default space is logged with the config"
+    assert params["tuning.space.training.optimizer.learning_rate.sampling"] == "log"
+    trials = _children(client, result)
+    assert len(trials) == 2 and all(t.data.tags["kerasflow.trial_status"] == "COMPLETED" for t in trials)
+    assert {"model.layers", "model.units", "preprocessing.numeric_embedding"} <= set(trials[0].data.params)
+    assert any(k.startswith("tune.best.model.") for k in params) and "accuracy" in result.metrics

@@ -249,7 +249,7 @@ def preprocessing_options(config: Any) -> dict[str, Any]:
         and `categorical_embedding`.
     """
     p = config.preprocessing
-    searched = config.tuning.space.get(NUMERIC_EMBEDDING) if config.tuning is not None else None
+    searched = (config.tuning.space or {}).get(NUMERIC_EMBEDDING) if config.tuning is not None else None
     choices = getattr(searched, "values", None) or []
     return {"impute": p.impute, "normalize": p.normalize, "max_categories": p.max_categories,
             "numeric_embedding": p.numeric_embedding,

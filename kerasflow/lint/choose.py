@@ -1,7 +1,7 @@
 """The data-driven defaults of a config, from one read of its data: what a run uses and `kerasflow lint` checks.
 
-A config may leave out `split`, `training` and `model`; they are then
-chosen from the data's profile (`kerasflow.lint.defaults`). Values of the
+A config may leave out `split`, `training` and `model`, and its `tuning`
+section's `space`; they are then chosen from the data's profile (`kerasflow.lint.defaults`). Values of the
 `data` section that its data kind reads from the data (an image folder's
 `size` and `channels`, `DataKind.infer`) are filled in first. `choose_defaults`
 reads the data once, as its data kind's load step would (`DataKind.read`),
@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kerasflow.lint.defaults import DEFAULTED, default_sections, describe_defaults, with_defaults
+from kerasflow.lint.defaults import DEFAULTED, default_sections, describe_defaults, leaves_space_out, with_defaults
 from kerasflow.lint.profile import DataProfile, profile_frame
 from kerasflow.schemas.config import ConfigError, PipelineConfig
 from kerasflow.training.kinds import DataKind, Inferred, kind_of
@@ -61,9 +61,14 @@ class Defaulted:
 
 
 def needs_defaults(config: PipelineConfig) -> bool:
-    """True when the config leaves out a section chosen from the data (`split`, `training`, `model`) or a
-    `data` value its kind infers (`DataKind.incomplete`)."""
-    return not set(DEFAULTED) <= config.given or kind_of(config.data).incomplete(config)
+    """True when the config leaves out a section chosen from the data (`split`, `training`, `model`, a
+    `tuning.space`) or a `data` value its kind infers (`DataKind.incomplete`)."""
+    return _leaves_out(config) or kind_of(config.data).incomplete(config)
+
+
+def _leaves_out(config: PipelineConfig) -> bool:
+    """The config leaves out a section chosen from the data's profile (`split`, `training`, `model`, `tuning.space`)."""
+    return not set(DEFAULTED) <= config.given or leaves_space_out(config)
 
 
 def choose_defaults(config: PipelineConfig, config_file: str) -> Defaulted:
@@ -91,7 +96,7 @@ def choose_defaults(config: PipelineConfig, config_file: str) -> Defaulted:
     read = kind.read(config)
     rows = kind.profile_rows(config, read)
     config, inferred = _infer(kind, config, rows, config_file)
-    defaulted = _choose(config, rows, config_file) if not set(DEFAULTED) <= config.given else Defaulted(config)
+    defaulted = _choose(config, rows, config_file) if _leaves_out(config) else Defaulted(config)
     defaulted.read, defaulted.inferred = read, inferred
     return defaulted
 

@@ -24,6 +24,13 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   other table gets a dense network of two ReLU layers of 256 units with He
   initialization and dropout 0.1 (`kerasflow.models.dense.default_section`,
   measured in `benchmarks/tabular_probe.py`).
+- **tuning.space**: a `tuning` section without a `space` searches its
+  model family's default space (`Family.default_space`), chosen once the
+  other defaults are in place: for a dense or TabM table the learning
+  rate, depth, width, dropout, weight decay and the numeric columns'
+  encoding (the spaces of Gorishniy et al. 2022 and of the TabM paper, cut
+  to a CPU); a smaller one for text and image models; the learning rate
+  alone for any other family.
 
 Sections the config sets (or overrides with `--set`) are never changed.
 Plain functions: no Prefect, no MLflow, no TensorFlow.
@@ -34,7 +41,7 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.lint.profile import DataProfile
-from kerasflow.models.families import families, family, fine_tuning, power_of_two
+from kerasflow.models.families import families, family, family_of, fine_tuning, power_of_two
 from kerasflow.schemas.config import PipelineConfig
 
 KFOLD_BELOW_ROWS = 2000
@@ -78,6 +85,36 @@ def default_model(config: PipelineConfig, profile: DataProfile) -> dict[str, Any
     raise ValueError("no model family offers a default model section for these data")
 
 
+def leaves_space_out(config: PipelineConfig) -> bool:
+    """True when the config has a `tuning` section without a `space` (the family's default space is chosen)."""
+    return config.tuning is not None and config.tuning.space is None
+
+
+def default_tuning(config: PipelineConfig, profile: DataProfile) -> dict[str, Any]:
+    """The `tuning` section as written, with its model family's default space (`Family.default_space`).
+
+    Args:
+        config: The config with its other defaults in place.
+        profile: Its data's `DataProfile`.
+
+    Returns:
+        The section's values, with `space`.
+    """
+    written = config.model_dump(mode="json", exclude_unset=True)["tuning"]
+    return {**written, "space": family_of(config.model).default_space(config, profile)}
+
+
+def describe_space(space: dict[str, Any]) -> str:
+    """A search space in a few words, e.g. `model.layers 1-4, model.units {64, 128}`."""
+    def one(name: str, param: dict[str, Any]) -> str:
+        if param["type"] == "choice":
+            return f"{name} {{{', '.join(str(v) for v in param['values'])}}}"
+        if param["type"] == "boolean":
+            return f"{name} on/off"
+        return f"{name} {param['min']:g}-{param['max']:g}" + (" log" if param.get("sampling") == "log" else "")
+    return ", ".join(one(name, param) for name, param in space.items())
+
+
 def default_sections(config: PipelineConfig, profile: DataProfile, given: set[str]) -> dict[str, dict[str, Any]]:
     """Chooses every section the config leaves out.
 
@@ -88,7 +125,8 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
 
     Returns:
         `{section: values}` for each of `split`, `training`, `model` the
-        config did not set; empty when it set all three.
+        config did not set, and `tuning` (with the family's default space)
+        when its `tuning` section leaves `space` out; empty when none.
 
     Example:
 
@@ -105,6 +143,8 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
     if "training" not in given:
         kind = chosen["model"]["kind"] if "model" in chosen else config.model.kind
         chosen["training"] = family(kind).default_training(default_training(profile), profile)
+    if leaves_space_out(config):
+        chosen["tuning"] = default_tuning(with_defaults(config, chosen), profile)
     return chosen
 
 
@@ -129,4 +169,6 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -
         training = chosen["training"]
         parts.append(f"training batch {training['batch_size']}, learning rate {training['optimizer']['learning_rate']}, "
                      f"up to {training['epochs']} epochs, early stopping, lr schedule")
+    if "tuning" in chosen:
+        parts.append(f"tuning space of the model family: {describe_space(chosen['tuning']['space'])}")
     return "defaults chosen from the data: " + "; ".join(parts)

@@ -23,8 +23,8 @@ from typing import Any
 from kerasflow.features.images import IMAGE_INPUT, ImageSpec
 from kerasflow.features.labels import inverse_target, training_loss
 from kerasflow.models.errors import BaseModelError  # noqa: F401  (raised here; re-exported)
-from kerasflow.models.families import power_of_two, register_family
-from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose
+from kerasflow.models.families import learning_rate_space, power_of_two, register_family
+from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose, widths_around
 from kerasflow.quiet import muted_stderr
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.schemas.images import APPLICATIONS, AugmentationConfig, BaseModelConfig, CNNConfig
@@ -369,6 +369,27 @@ def default_training(training: dict[str, Any], profile: Any) -> dict[str, Any]:
             "reduce_lr": {**training["reduce_lr"], "patience": 3}}
 
 
+def default_space(config: PipelineConfig, profile: Any) -> dict[str, Any]:
+    """The `tuning.space` of a CNN whose `tuning` section leaves it out: small, as each trial is costly.
+
+    The learning rate (half to twice the configured one) and the dense
+    head: its width (half to twice the first dense layer's, when it has
+    one) and its dropout (0 to 0.5). The convolutions stay as configured.
+
+    Args:
+        config: The pipeline config, with its defaults in place.
+        profile: Its data's `DataProfile` (unused: the space follows the section).
+
+    Returns:
+        `{dotted name: parameter}`.
+    """
+    units = config.model.dense_units
+    head = {"model.dense_units": {"type": "choice", "values": widths_around(units[0], below=1, cap=512)}} \
+        if units else {}
+    return {**learning_rate_space(config, 1 / 2, 2.0), **head,
+            "model.head_dropout": {"type": "float", "min": 0.0, "max": 0.5, "step": 0.1}}
+
+
 def describe_section(section: dict[str, Any]) -> str:
     """A few words about a chosen CNN section, e.g. ` [32, 64] filters, flatten`."""
     return f" {section['filters']} filters, {section['reduce']}"
@@ -379,4 +400,4 @@ register_family("cnn", build=build_cnn, default_values=default_values, tabular=F
                 hidden_layers=lambda model: [(f"model.dense_units[{i}]", u) for i, u in enumerate(model.dense_units)],
                 dropouts=lambda model: [("model.dropout", model.dropout), ("model.head_dropout", model.head_dropout)],
                 default_section=default_section, default_rank=0, default_training=default_training,
-                describe_section=describe_section)
+                describe_section=describe_section, default_space=default_space)

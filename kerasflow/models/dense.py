@@ -16,8 +16,16 @@ from typing import Any
 
 from kerasflow.features.inputs import build_input_layers
 from kerasflow.features.labels import inverse_target, training_loss
-from kerasflow.models.families import WeightPenalty, power_of_two, register_family
-from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose, numeric_embedding
+from kerasflow.models.families import WeightPenalty, learning_rate_space, power_of_two, register_family
+from kerasflow.models.hyper import (
+    activation_layer,
+    build_initializer,
+    build_optimizer,
+    choose,
+    numeric_embedding,
+    numeric_embedding_space,
+    widths_around,
+)
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.schemas.dense import MAX_LAYERS, DenseModelConfig
@@ -122,8 +130,38 @@ def weight_penalty(model: DenseModelConfig) -> WeightPenalty | None:
     return WeightPenalty(model.l1, model.l2, list(model.hidden_units), model.initializer)
 
 
+def default_space(config: PipelineConfig, profile: Any) -> dict[str, Any]:
+    """The `tuning.space` of a dense network whose `tuning` section leaves it out.
+
+    What the tabular literature tunes for an MLP (Gorishniy et al. 2022 and
+    TabM, 2025), cut to a CPU and a few dozen trials: the learning rate on
+    a log scale (a quarter to four times the configured one), 1 to 4
+    layers, their width in powers of two around the configured first layer
+    (a quarter to twice it), no dropout or 0.1 to 0.5, an L2 kernel penalty (weight
+    decay) of 0 or 1e-5 to 1e-3, and the numeric columns' encoding
+    (`preprocessing.numeric_embedding`: none, periodic, piecewise-linear)
+    when the table has numeric columns and the config does not fix it.
+
+    Args:
+        config: The pipeline config, with its defaults in place.
+        profile: Its data's `DataProfile`.
+
+    Returns:
+        `{dotted name: parameter}`.
+    """
+    return {**learning_rate_space(config, 1 / 4, 4.0),
+            "model.layers": {"type": "int", "min": 1, "max": 4},
+            "model.units": {"type": "choice", "values": widths_around(config.model.hidden_units[0])},
+            "model.use_dropout": {"type": "boolean"},
+            "model.dropout": {"type": "float", "min": 0.1, "max": 0.5, "step": 0.1,
+                              "parent": "model.use_dropout", "parent_values": [True]},
+            "model.l2": {"type": "choice", "values": [0.0, 1e-5, 1e-4, 1e-3]},
+            **numeric_embedding_space(config, profile)}
+
+
 register_family("dense", build=build_dense, default_values=default_values,
                 hidden_layers=lambda model: [(f"model.hidden_units[{i}]", u) for i, u in enumerate(model.hidden_units)],
                 dropouts=lambda model: [("model.dropout", model.dropout)], weight_penalty=weight_penalty,
                 default_section=default_section, default_rank=1000,
-                describe_section=lambda section: f" {section['hidden_units']}")
+                describe_section=lambda section: f" {section['hidden_units']}",
+                default_space=default_space)

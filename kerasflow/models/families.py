@@ -85,6 +85,30 @@ def _same_training(training: dict[str, Any], _: Any) -> dict[str, Any]:
     return training
 
 
+def learning_rate_space(config: PipelineConfig, low: float = 1 / 3, high: float = 3.0) -> dict[str, Any]:
+    """The learning rate searched on a log scale around the config's own (`training.optimizer.learning_rate`).
+
+    Every family's default space searches it (it matters most, Gorishniy et
+    al. 2022); a family without a `default_space` of its own searches it
+    alone.
+
+    Args:
+        config: The pipeline config, with its defaults in place.
+        low: Smallest value, as a multiple of the config's rate. Default 1/3.
+        high: Largest value, as a multiple of the config's rate. Default 3.
+
+    Returns:
+        `{"training.optimizer.learning_rate": {type: float, min, max, sampling: log}}`.
+    """
+    rate = config.training.optimizer.learning_rate
+    return {"training.optimizer.learning_rate": {"type": "float", "min": float(f"{rate * low:.3g}"),
+                                                 "max": float(f"{min(rate * high, 10.0):.3g}"), "sampling": "log"}}
+
+
+def _learning_rate_only(config: PipelineConfig, _: Any) -> dict[str, Any]:
+    return learning_rate_space(config)
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family and its hooks.
@@ -126,6 +150,11 @@ class Family:
             default keeps it).
         describe_section: `(section)` -> a few words about a chosen
             section (e.g. its widths), for the run's log.
+        default_space: `(config, data profile)` -> the `tuning.space` of a
+            config whose `tuning` section leaves it out (`{dotted name:
+            parameter}`, as a config writes it), given the config with its
+            other defaults in place; the default searches the learning rate
+            alone (`learning_rate_space`).
     """
 
     kind: str
@@ -145,6 +174,7 @@ class Family:
     default_rank: int = 100
     default_training: Callable[[dict[str, Any], Any], dict[str, Any]] = _same_training
     describe_section: Callable[[dict[str, Any]], str] = _no_description
+    default_space: Callable[[PipelineConfig, Any], dict[str, Any]] = _learning_rate_only
 
     @property
     def streams(self) -> bool:

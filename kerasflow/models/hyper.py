@@ -49,6 +49,41 @@ def numeric_embedding(hp: Any, spec: ModelSpec) -> str:
     return choose(hp, spec, "preprocessing.numeric_embedding", getattr(spec.features, "numeric_embedding", "none"))
 
 
+def numeric_embedding_space(config: Any, profile: Any) -> dict[str, Any]:
+    """`preprocessing.numeric_embedding` searched over its three values, for a tabular family's default space.
+
+    Periodic and piecewise-linear embeddings lift an MLP most on some sets
+    and not on others (Gorishniy et al., NeurIPS 2022), so a search tries
+    them; a table without numeric columns, or a config whose
+    `preprocessing` section sets the encoding, does not search it.
+
+    Args:
+        config: The pipeline config, with its defaults in place.
+        profile: Its data's profile (`numeric_std`: the numeric columns).
+
+    Returns:
+        `{"preprocessing.numeric_embedding": {type: choice, values}}`, or empty.
+    """
+    if not getattr(profile, "numeric_std", None) or "numeric_embedding" in config.preprocessing.model_fields_set:
+        return {}
+    return {"preprocessing.numeric_embedding": {"type": "choice", "values": ["none", "periodic", "piecewise_linear"]}}
+
+
+def widths_around(width: int, below: int = 2, above: int = 1, cap: int = 1024) -> list[int]:
+    """Powers-of-two steps around a width: `below` halvings and `above` doublings, at least 16 and at most `cap`.
+
+    Args:
+        width: The family's width as configured (or chosen by the defaults).
+        below: Halvings of it to include. Default 2.
+        above: Doublings of it to include. Default 1.
+        cap: The widest value. Default 1024.
+
+    Returns:
+        The distinct widths, ascending, e.g. `[64, 128, 256, 512]` around 256.
+    """
+    return sorted({min(max(int(width * 2.0 ** step), 16), cap) for step in range(-below, above + 1)})
+
+
 def declare(hp: Any, name: str, param: Any, default: Any, space: dict[str, Any] | None = None) -> Any:
     """Declares one searched parameter on `hp` and returns its current value.
 

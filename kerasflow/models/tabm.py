@@ -8,9 +8,10 @@ columns, embeddings of categorical columns with many levels). The model is a
 `kerasflow.features.tabm_layers.TabMModel`: it returns the mean of the
 members' activated outputs, `(batch, out)`, like every other family's
 model, so it is scored, saved, ensembled and served unchanged, while its
-training step averages the members' losses. `k`, `width`, `depth` and
-`dropout` (and `preprocessing.numeric_embedding`) are read through
-`choose`, so a tuner search can vary them.
+training step averages the members' losses. `k`, `width`, `depth`,
+`dropout` and `weight_decay` (and `preprocessing.numeric_embedding`) are
+read through `choose`, so a tuner search can vary them; `default_space` is
+the search a `tuning` section without a `space` runs.
 
 The network's fixed input encoding is not named as the `features` layer of
 `build_input_layers` is by default: it trains as a whole, with its own
@@ -25,13 +26,15 @@ from typing import Any
 
 from kerasflow.features.inputs import build_input_layers, feature_widths
 from kerasflow.features.labels import inverse_target, training_loss
-from kerasflow.models.families import register_family
-from kerasflow.models.hyper import build_optimizer, choose, numeric_embedding
+from kerasflow.models.families import learning_rate_space, register_family
+from kerasflow.models.hyper import build_optimizer, choose, numeric_embedding, numeric_embedding_space, widths_around
 from kerasflow.models.spec import ModelSpec
 from kerasflow.models.tabm_backbone import tabm_body, tabm_head, tabm_optimizer
+from kerasflow.schemas.config import PipelineConfig
 
-# The paper's optimizer, used when the config has no `training.optimizer` section.
-LEARNING_RATE, WEIGHT_DECAY = 2e-3, 3e-4
+# The paper's optimizer, used when the config has no `training.optimizer` section (its weight decay,
+# 3e-4, is `model.weight_decay`'s default).
+LEARNING_RATE = 2e-3
 HEAD_SEED_OFFSET = 1000
 
 
@@ -86,7 +89,7 @@ def _optimizer(hp: Any, spec: ModelSpec) -> Any:
     """
     if choose(hp, spec, "training.optimizer.name", spec.optimizer.name) == "adamw":
         return tabm_optimizer(choose(hp, spec, "training.optimizer.learning_rate", spec.optimizer.learning_rate),
-                              WEIGHT_DECAY)
+                              choose(hp, spec, "model.weight_decay", spec.model.weight_decay))
     return build_optimizer(hp, spec)
 
 
@@ -113,9 +116,39 @@ def default_values(model: Any) -> dict[str, Any]:
         `{dotted name: value}`.
     """
     return {"model.k": model.k, "model.width": model.width, "model.depth": model.depth,
-            "model.dropout": model.dropout}
+            "model.dropout": model.dropout, "model.weight_decay": model.weight_decay}
+
+
+def default_space(config: PipelineConfig, profile: Any) -> dict[str, Any]:
+    """The `tuning.space` of a TabM whose `tuning` section leaves it out: the paper's space, cut to a CPU.
+
+    The TabM paper tunes the learning rate (log), the depth (1-5 blocks),
+    the width (64-1024), dropout (0 or up to 0.5), AdamW's weight decay (0
+    or 1e-4 to 1e-1) and the numeric embedding, with k fixed at 32. Here:
+    the learning rate from a quarter to 2.5 times the configured one (5e-4
+    to 5e-3 around the paper's 2e-3), 1 to 4 blocks, half to twice the
+    configured width, dropout 0 to 0.5, weight decay 0 or 1e-4 to 1e-2 (with
+    `adamw` only: other optimizers have none) and
+    `preprocessing.numeric_embedding` when the table has numeric columns
+    and the config does not fix it.
+
+    Args:
+        config: The pipeline config, with its defaults in place.
+        profile: Its data's `DataProfile`.
+
+    Returns:
+        `{dotted name: parameter}`.
+    """
+    decay = {"model.weight_decay": {"type": "choice", "values": [0.0, 1e-4, 1e-3, 1e-2]}} \
+        if config.training.optimizer.name == "adamw" else {}
+    return {**learning_rate_space(config, 1 / 4, 2.5),
+            "model.depth": {"type": "int", "min": 1, "max": 4},
+            "model.width": {"type": "choice", "values": widths_around(config.model.width, below=1)},
+            "model.dropout": {"type": "float", "min": 0.0, "max": 0.5, "step": 0.1},
+            **decay, **numeric_embedding_space(config, profile)}
 
 
 register_family("tabm", build=build_tabm, default_values=default_values, default_training=default_training,
                 hidden_layers=lambda model: [("model.width", model.width)],
-                dropouts=lambda model: [("model.dropout", model.dropout)])
+                dropouts=lambda model: [("model.dropout", model.dropout)],
+                default_space=default_space)

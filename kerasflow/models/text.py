@@ -23,8 +23,8 @@ from kerasflow.features.labels import inverse_target, training_loss
 from kerasflow.features.outputs import fit_model_inputs
 from kerasflow.features.tabular import VECTORIZED_PREFIX, FeatureError, text_input_name
 from kerasflow.features.text import TextSpec, embedding_matrix, vectors_dim
-from kerasflow.models.families import TextSection, register_family
-from kerasflow.models.hyper import build_optimizer, choose
+from kerasflow.models.families import TextSection, learning_rate_space, register_family
+from kerasflow.models.hyper import build_optimizer, choose, widths_around
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.schemas.text import RECURRENT_ENCODERS, TextEncoderConfig, TextModelConfig, conv_output_length
 
@@ -367,6 +367,25 @@ def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any] | No
     return section
 
 
+def default_space(config: PipelineConfig, profile: Any) -> dict[str, Any]:
+    """The `tuning.space` of a text model whose `tuning` section leaves it out: small, as the bag is strong.
+
+    The learning rate (a third to three times the configured one), the
+    encoder's units (half to twice the configured) and its dropout (0.1 to
+    0.6).
+
+    Args:
+        config: The pipeline config, with its defaults in place.
+        profile: Its data's `DataProfile` (unused: the space follows the section).
+
+    Returns:
+        `{dotted name: parameter}`.
+    """
+    return {**learning_rate_space(config),
+            "model.units": {"type": "choice", "values": widths_around(config.model.units, below=1, cap=512)},
+            "model.dropout": {"type": "float", "min": 0.1, "max": 0.6, "step": 0.1}}
+
+
 def _describe(section: dict[str, Any]) -> str:
     extra = "".join(f" + {a['analyzer']} {'-'.join(map(str, a['ngrams']))}-grams"
                     for a in section.get("vectorize", {}).get("union", []))
@@ -382,4 +401,4 @@ register_family("text", build=build_text_model, default_values=default_values, t
                 text=lambda model: TextSection("model.", model, [model.column]),
                 hidden_layers=lambda model: [(f"model.head_units[{i}]", u) for i, u in enumerate(model.head_units)],
                 dropouts=_dropouts, default_section=default_section, default_rank=10,
-                describe_section=_describe)
+                describe_section=_describe, default_space=default_space)

@@ -176,13 +176,13 @@ def search_data(config: PipelineConfig, frame: pd.DataFrame, split: Split, featu
     """
     folds = search_folds(config, frame, split, labels)
     if not folds:
-        spec = model_spec(config, features, labels, dict(config.tuning.space))
+        spec = model_spec(config, features, labels, config.tuning.searched())
         pair = (make_partition(frame, split.train, features, labels), make_partition(frame, split.val, features, labels))
         return SearchData(folds=[pair], specs=[spec], rows=[(split.train, split.val)])
     pairs, specs = [], []
     for train_rows, val_rows in folds:
         fold_spec = fold_features(config, frame, train_rows, features)
-        specs.append(model_spec(config, fold_spec, labels, dict(config.tuning.space)))
+        specs.append(model_spec(config, fold_spec, labels, config.tuning.searched()))
         pairs.append((make_partition(frame, train_rows, fold_spec, labels),
                       make_partition(frame, val_rows, fold_spec, labels)))
     return SearchData(folds=pairs, specs=specs, rows=folds)
