@@ -52,7 +52,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from common import measure  # benchmarks/common.py, beside this script
+from common import cpu_seconds, measure  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port
 
@@ -211,16 +211,21 @@ def main() -> None:
                 return
             results = {}
             print(f"{'rows':>10}{'bare s':>9}{'kf s':>9}{'ratio':>8}{'bare MB':>10}{'kf MB':>9}{'ratio':>8}"
+                  f"{'bare cpu':>10}{'kf cpu':>9}{'ratio':>8}{'load':>6}"
                   + ("   (kerasflow with a suite from `suite init`)" if args.suite else ""))
             for rows in sizes:
                 source = write_data(rows, data / f"scale_{rows}.csv")
                 bare_s, bare_mb, _ = measure([PY, str(script), str(source), str(tmp / "bare.keras")], env)
+                bare_cpu = cpu_seconds()
                 suite = draft_suite(source, tmp, env, project) if args.suite else None
                 config = write_config(source, tmp, suite=suite)
                 kf_s, kf_mb, out = measure([*cli, "run", str(config), "--no-lint"], env, cwd=project)
+                kf_cpu = cpu_seconds()
+                (data / f"kerasflow-{rows}{'-suite' if args.suite else ''}.log").write_text(out)  # kept beside the CSV
                 results[rows] = (bare_s, kf_s)
                 print(f"{rows:>10,}{bare_s:>9.1f}{kf_s:>9.1f}{kf_s / bare_s:>7.2f}x{bare_mb:>10.0f}{kf_mb:>9.0f}"
-                      f"{kf_mb / bare_mb:>7.2f}x", flush=True)
+                      f"{kf_mb / bare_mb:>7.2f}x{bare_cpu:>10.1f}{kf_cpu:>9.1f}{kf_cpu / bare_cpu:>7.2f}x"
+                      f"{os.getloadavg()[0]:>6.1f}", flush=True)
                 tasks = task_seconds(out, env)
                 print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in tasks.items()), flush=True)
             sizes = sorted(results)
