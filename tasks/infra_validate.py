@@ -45,7 +45,6 @@ def validate_infra(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     Returns:
         The `InfraReport`; `passed` is false when an alias must not move.
     """
-    release_memory()  # what the evaluation read: not beside the fresh process's memory
     mode, version = infra_mode(config.promotion), registered.get("version")
     if mode == "off" or version is None:
         report = InfraReport(mode=mode, status=SKIPPED)
@@ -97,6 +96,7 @@ def _validate(tracker: Tracker, config: PipelineConfig, prepared: Prepared, mode
     positions = canary_positions(split_test_rows(prepared.split), settings.canary_rows) if query else []
     rows = rows_at(prepared.raw, positions) if positions else None
     canary = serving_rows(prepared.features, rows) if rows is not None else None
+    release_memory()  # the raw rows read for the canary (and the evaluation's): not beside the fresh process's
 
     def evaluate() -> object:  # in this process, while the fresh one loads
         return None if rows is None else evaluated_predictions(model_path, prepared.features, prepared.labels, rows)
