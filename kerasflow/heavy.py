@@ -103,9 +103,5 @@ def release_memory() -> None:
     Nothing is imported: a process that never read Parquet has nothing to release.
     """
     pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is None:
-        return
-    import gc
-
-    gc.collect()  # frames in reference cycles (e.g. a traceback's) are freed first
-    pyarrow.default_memory_pool().release_unused()
+    if pyarrow is not None:  # (no `gc.collect()`: a frame is freed when its last reference goes, and a full
+        pyarrow.default_memory_pool().release_unused()  # collection with TensorFlow loaded costs a few 100 ms)
