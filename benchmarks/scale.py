@@ -33,6 +33,25 @@ With `--suite` each kerasflow run validates a Great Expectations suite:
 and the timed `kerasflow run` validates the data with it (`validation.suite`),
 against the same bare script. Goal at 1M rows: <= 2x bare, peak <= 1.3x.
 
+Each line also prints the CPU seconds (user + system) of both process
+trees and their ratio, and the 1-minute load average: on a shared machine
+the load stretches wall time (the queue), CPU seconds much less.
+`--data DIR` keeps each kerasflow run's output beside the CSVs
+(`kerasflow-<rows>[-suite].log`).
+
+Measured with `--suite --sizes 100000 1000000` on the shared 2-core machine
+(docs/scaling.md, "A million rows with a suite"), at 1M rows:
+
+- before (early infra process importing TensorFlow beside the training,
+  PyArrow's pool kept, the baseline copying every training row): 295.0 s
+  against 60.7 s (4.86x), peak 3,537 MB against 1,577 MB (**2.24x**), CPU
+  57.0 s against 14.5 s (3.94x), load 22.6;
+- after: 688.5 s against 137.2 s (5.02x), peak 1,947 MB against 1,583 MB
+  (**1.23x**), CPU 64.1 s against 16.3 s (3.93x), load 30.6.
+
+Both at a load of 20-30 on 2 cores, so the wall ratios are the queue's;
+the quiet-machine time ratio (goal <= 2x) is still to be measured.
+
 Usage:
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
