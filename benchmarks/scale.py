@@ -47,9 +47,11 @@ Measured with `--suite --sizes 100000 1000000` on the shared 2-core machine
   against 60.7 s (4.86x), peak 3,537 MB against 1,577 MB (**2.24x**), CPU
   57.0 s against 14.5 s (3.94x), load 22.6;
 - after: 688.5 s against 137.2 s (5.02x), peak 1,947 MB against 1,583 MB
-  (**1.23x**), CPU 64.1 s against 16.3 s (3.93x), load 30.6.
+  (**1.23x**), CPU 64.1 s against 16.3 s (3.93x), load 30.6; again at
+  load 13.5: 214.9 s against 88.2 s (2.44x), peak 2,000 MB against 1,584 MB
+  (1.26x), CPU 55.3 s against 16.8 s (3.29x).
 
-Both at a load of 20-30 on 2 cores, so the wall ratios are the queue's;
+At a load of 13-30 on 2 cores the wall ratios are largely the queue's;
 the quiet-machine time ratio (goal <= 2x) is still to be measured.
 
 Usage:
