@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import threading
 import time
@@ -10,10 +11,29 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+LAST_CPU = [0.0]  # CPU seconds (user + sys) of the last measured command's process tree
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + sys) of every finished child process this process waited for, and their children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + sys) of the process tree of the last command `measure` ran.
+
+    Load on a shared machine stretches wall time but hardly CPU time, so this is the figure to compare
+    between runs on a busy machine. It counts the processes the command waited for (a detached server,
+    such as the shared Prefect server, is not counted).
+    """
+    return LAST_CPU[0]
 
 
 def measure(cmd: list[str], env: dict[str, str], cwd: str | Path = ROOT) -> tuple[float, float, str]:
     """Runs a command; returns wall seconds, peak RSS (MB) of its process tree, and its output.
+
+    The CPU seconds of its process tree are then read with `cpu_seconds()`.
 
     Args:
         cmd: The command.
@@ -23,7 +43,7 @@ def measure(cmd: list[str], env: dict[str, str], cwd: str | Path = ROOT) -> tupl
     Raises:
         SystemExit: The command failed; the end of its output is shown.
     """
-    start = time.perf_counter()
+    start, cpu_before = time.perf_counter(), children_cpu()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0.0]
 
@@ -42,6 +62,7 @@ def measure(cmd: list[str], env: dict[str, str], cwd: str | Path = ROOT) -> tupl
     out, _ = proc.communicate()
     watcher.join()
     seconds = time.perf_counter() - start
+    LAST_CPU[0] = children_cpu() - cpu_before
     if proc.returncode:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}")
     return seconds, peak[0], out

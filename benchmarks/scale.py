@@ -33,6 +33,27 @@ With `--suite` each kerasflow run validates a Great Expectations suite:
 and the timed `kerasflow run` validates the data with it (`validation.suite`),
 against the same bare script. Goal at 1M rows: <= 2x bare, peak <= 1.3x.
 
+Each line also prints the CPU seconds (user + system) of both process
+trees and their ratio, and the 1-minute load average: on a shared machine
+the load stretches wall time (the queue), CPU seconds much less.
+`--data DIR` keeps each kerasflow run's output beside the CSVs
+(`kerasflow-<rows>[-suite].log`).
+
+Measured with `--suite --sizes 100000 1000000` on the shared 2-core machine
+(docs/scaling.md, "A million rows with a suite"), at 1M rows:
+
+- before (early infra process importing TensorFlow beside the training,
+  PyArrow's pool kept, the baseline copying every training row): 295.0 s
+  against 60.7 s (4.86x), peak 3,537 MB against 1,577 MB (**2.24x**), CPU
+  57.0 s against 14.5 s (3.94x), load 22.6;
+- after: 688.5 s against 137.2 s (5.02x), peak 1,947 MB against 1,583 MB
+  (**1.23x**), CPU 64.1 s against 16.3 s (3.93x), load 30.6; again at
+  load 13.5: 214.9 s against 88.2 s (2.44x), peak 2,000 MB against 1,584 MB
+  (1.26x), CPU 55.3 s against 16.8 s (3.29x).
+
+At a load of 13-30 on 2 cores the wall ratios are largely the queue's;
+the quiet-machine time ratio (goal <= 2x) is still to be measured.
+
 Usage:
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
@@ -52,7 +73,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from common import measure  # benchmarks/common.py, beside this script
+from common import cpu_seconds, measure  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port
 
@@ -211,16 +232,21 @@ def main() -> None:
                 return
             results = {}
             print(f"{'rows':>10}{'bare s':>9}{'kf s':>9}{'ratio':>8}{'bare MB':>10}{'kf MB':>9}{'ratio':>8}"
+                  f"{'bare cpu':>10}{'kf cpu':>9}{'ratio':>8}{'load':>6}"
                   + ("   (kerasflow with a suite from `suite init`)" if args.suite else ""))
             for rows in sizes:
                 source = write_data(rows, data / f"scale_{rows}.csv")
                 bare_s, bare_mb, _ = measure([PY, str(script), str(source), str(tmp / "bare.keras")], env)
+                bare_cpu = cpu_seconds()
                 suite = draft_suite(source, tmp, env, project) if args.suite else None
                 config = write_config(source, tmp, suite=suite)
                 kf_s, kf_mb, out = measure([*cli, "run", str(config), "--no-lint"], env, cwd=project)
+                kf_cpu = cpu_seconds()
+                (data / f"kerasflow-{rows}{'-suite' if args.suite else ''}.log").write_text(out)  # kept beside the CSV
                 results[rows] = (bare_s, kf_s)
                 print(f"{rows:>10,}{bare_s:>9.1f}{kf_s:>9.1f}{kf_s / bare_s:>7.2f}x{bare_mb:>10.0f}{kf_mb:>9.0f}"
-                      f"{kf_mb / bare_mb:>7.2f}x", flush=True)
+                      f"{kf_mb / bare_mb:>7.2f}x{bare_cpu:>10.1f}{kf_cpu:>9.1f}{kf_cpu / bare_cpu:>7.2f}x"
+                      f"{os.getloadavg()[0]:>6.1f}", flush=True)
                 tasks = task_seconds(out, env)
                 print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in tasks.items()), flush=True)
             sizes = sorted(results)

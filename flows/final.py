@@ -62,7 +62,7 @@ def fit_final_model(run: PipelineRun, config: PipelineConfig, prepared: Prepared
     if config.split.kind == "kfold":
         cv = cross_validate(run.tracker, config, prepared, hyperparameters, fresh)
     plan = refit_plan(config, tuned, cv)
-    start_infra_validation(run.tracker, config)  # its fresh process imports while the model trains
+    start_infra_validation(run.tracker, config, prepared)  # its fresh process imports while the model trains
     if plan["refit"] == "ensemble":
         return assemble_ensemble(run.tracker, config, cv.models, run.workdir)
     return run_step(train_model, run, config, prepared, hyperparameters=hyperparameters, **plan, fresh=fresh)

@@ -90,3 +90,18 @@ def prefetch_light() -> None:
         import sklearn.model_selection  # noqa: F401
     except Exception:
         return
+
+
+def release_memory() -> None:
+    """Hands the memory a finished step freed back to the system, so later processes and steps have it.
+
+    PyArrow allocates the rows `pandas.read_parquet` reads from a pool of its
+    own that keeps freed memory for later allocations: after a step that
+    read the raw rows, a few hundred MB at a million rows stay in this
+    process's resident memory beside TensorFlow's, and beside the fresh
+    process of infra validation. `MemoryPool.release_unused` returns them.
+    Nothing is imported: a process that never read Parquet has nothing to release.
+    """
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:  # (no `gc.collect()`: a frame is freed when its last reference goes, and a full
+        pyarrow.default_memory_pool().release_unused()  # collection with TensorFlow loaded costs a few 100 ms)

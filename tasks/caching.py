@@ -49,6 +49,7 @@ from typing import Any, Callable
 from prefect.cache_policies import CachePolicy
 
 from kerasflow.data.load import source_identity
+from kerasflow.heavy import release_memory
 from kerasflow.locks import file_lock
 from kerasflow.models.families import pretrained_base
 from kerasflow.progress import status
@@ -203,12 +204,15 @@ def run_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fr
     policy = step.cache_policy
     key = policy.key_of(inputs) if isinstance(policy, StepInputs) and cache_days() > 0 else None
     with status(f"running the {step.name} step"):
-        if key is None:  # caching off, or e.g. a registered base model: run in the run's scratch folder
-            run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
-            return step(**inputs)
-        prune_steps()
-        return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24],
-                           steps_root() / "results" / key, fresh)
+        try:
+            if key is None:  # caching off, or e.g. a registered base model: run in the run's scratch folder
+                run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
+                return step(**inputs)
+            prune_steps()
+            return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24],
+                               steps_root() / "results" / key, fresh)
+        finally:
+            release_memory()  # the rows the step read: back to the system, not kept beside the next step's
 
 
 def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, record: Path,

@@ -248,3 +248,17 @@ def test_a_large_training_set_is_sampled_with_the_seed_keeping_class_shares() ->
     assert len(first) == MAX_TRAIN_ROWS and first.index.equals(again.index)  # seeded: the same rows
     assert first.index.is_monotonic_increasing and (first["y"] == "rare").mean() == pytest.approx(0.1, abs=1e-4)
     assert not sample_rows(frame, "y", labels, seed=8).index.equals(first.index)
+
+
+def test_the_sample_is_drawn_from_positions_without_copying_every_training_row() -> None:
+    import numpy as np
+
+    from kerasflow.features.labels import fit_labels
+    from kerasflow.training.baseline import MAX_TRAIN_ROWS, sample_positions, sample_rows
+
+    rows = MAX_TRAIN_ROWS + 30_000
+    frame = pd.DataFrame({"x": range(rows), "y": [("a", "b", "c")[i % 3] for i in range(rows)]})
+    train = np.sort(np.random.default_rng(0).choice(rows, MAX_TRAIN_ROWS + 20_000, replace=False))
+    labels = fit_labels(frame["y"], "classification")
+    chosen = train[sample_positions(len(train), frame["y"].iloc[train], labels, seed=5)]
+    assert frame.iloc[chosen].sort_index().equals(sample_rows(frame.iloc[train], "y", labels, seed=5))

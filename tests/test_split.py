@@ -51,3 +51,12 @@ def test_too_small_to_split() -> None:
 def test_roundtrip(tmp_path, labels: pd.Series) -> None:
     split = split_kfold(labels, folds=3)
     assert Split.load(split.save(tmp_path / "s.json")) == split
+
+
+def test_raw_rows_come_from_the_parquet_footer(tmp_path) -> None:
+    from kerasflow.data.holdout import raw_rows, save_raw
+
+    path = save_raw(pd.DataFrame({"x": range(7), "y": list("abcdefg")}), tmp_path / "raw.parquet", test_rows=0)
+    (tmp_path / "listing.csv").write_text("x\n1\n")
+    assert raw_rows(path) == 7
+    assert raw_rows(tmp_path / "listing.csv") is None and raw_rows(tmp_path / "missing.parquet") is None

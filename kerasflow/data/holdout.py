@@ -69,6 +69,17 @@ def _head_path(path: str | Path) -> Path:
     return Path(path).with_name(Path(path).name + ".head")
 
 
+def raw_rows(path: str | Path) -> int | None:
+    """Rows of a raw Parquet file from its footer (nothing else is read), or None if it is no Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path).num_rows
+    except (OSError, pa.ArrowException):
+        return None
+
+
 def test_rows_of(path: str | Path) -> int:
     """Returns how many trailing rows of a raw Parquet file are a given test set (0 if none)."""
     import pyarrow.parquet as pq

@@ -5,7 +5,7 @@ but MLflow, so the model must load from what was logged with it (its code,
 its artifacts, its requirements as installed). It reads its request's
 paths as one line on standard input, so it can be started early
 (`start_probe`, while the model trains): it then imports MLflow and the
-Keras flavor's TensorFlow before the version exists, maps the installed
+Keras flavor's TensorFlow (MLflow alone for a run of many rows) before the version exists, maps the installed
 packages and opens a SQLite store (what `load_model` would otherwise do
 after registration: seconds), so the wait for it after registration is
 only the load and the requests. It loads the version with
@@ -39,10 +39,11 @@ started = time.perf_counter()
 import mlflow.pyfunc
 from mlflow.pyfunc.scoring_server import infer_and_parse_data
 if "--early" in sys.argv:  # started before the version exists: the Keras flavor's libraries meanwhile
-    try:
-        import keras, tensorflow
-    except ImportError:
-        pass
+    if "--light" not in sys.argv:  # (a large run's: not beside its training rows, `load_model` imports them)
+        try:
+            import keras, tensorflow
+        except ImportError:
+            pass
     try:  # and what `load_model` does first: map the installed packages (its requirements check) and open
         # a SQLite store (a schema check of seconds); a server's store is left alone, it may be away
         from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
@@ -157,7 +158,7 @@ def probe_version(model_uri: str, store_uri: str, canary: pd.DataFrame | None, q
                        wall_seconds=wall, outputs=outputs, rows=data["rows"], meanwhile=extra)
 
 
-def start_probe(store_uri: str) -> None:
+def start_probe(store_uri: str, libraries: bool = True) -> None:
     """Starts the fresh process of the next `probe_version` on `store_uri` now, so its imports overlap other work.
 
     It waits for its request on standard input; `stop_probe` (or this
@@ -166,11 +167,16 @@ def start_probe(store_uri: str) -> None:
 
     Args:
         store_uri: The tracking and registry store the version will be registered in.
+        libraries: Import the Keras flavor's libraries (TensorFlow: about 600 MB
+            resident) while waiting, too. Default true; false for a run whose
+            training holds many rows, so that TensorFlow's memory in the fresh
+            process does not add to the training's peak (`load_model` imports
+            it once the version exists).
     """
     if not _early:
         if not _early_cleanup:
             _early_cleanup.append(atexit.register(stop_probe))
-        _early.append((store_uri, _spawn(store_uri, early=True)))
+        _early.append((store_uri, _spawn(store_uri, early=True, light=not libraries)))
 
 
 def stop_probe() -> None:
@@ -182,9 +188,10 @@ def stop_probe() -> None:
         process.communicate()
 
 
-def _spawn(store_uri: str, early: bool = False) -> subprocess.Popen:
+def _spawn(store_uri: str, early: bool = False, light: bool = False) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "MLFLOW_REGISTRY_URI": store_uri}
-    return subprocess.Popen([sys.executable, "-c", PROBE, *(["--early"] if early else [])], env=env,
+    flags = [*(["--early"] if early else []), *(["--light"] if light else [])]
+    return subprocess.Popen([sys.executable, "-c", PROBE, *flags], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

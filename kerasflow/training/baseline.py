@@ -90,10 +90,15 @@ def fit_baseline(config: PipelineConfig, raw_path: str, split_path: str, labels_
         return Baseline(reason="the split has no test rows")
     labels = LabelSpec.load(labels_path)
     frame = pd.read_parquet(raw_path)
-    train, test = frame.iloc[split.train], frame.iloc[split.test]
-    sampled_from = len(train) if len(train) > MAX_TRAIN_ROWS else 0
+    positions = np.asarray(split.train)
+    sampled_from = len(positions) if len(positions) > MAX_TRAIN_ROWS else 0
+    if sampled_from:  # the sample's rows are taken from the frame, never a copy of every training row first
+        target = config.data.target
+        values = frame[target].iloc[positions] if target in frame.columns else None
+        positions = positions[sample_positions(len(positions), values, labels, config.training.seed)]
+    train, test = frame.iloc[positions], frame.iloc[split.test]
     if sampled_from:
-        train = sample_rows(train, config.data.target, labels, config.training.seed)
+        train = train.sort_index()
     texts = text_section(config.model)
     started = time.perf_counter()
     try:
@@ -125,14 +130,31 @@ def sample_rows(train: pd.DataFrame, target: str | None, labels: LabelSpec, seed
     Returns:
         The sampled rows, in their original order.
     """
+    values = train[target] if target in train.columns else None
+    return train.iloc[sample_positions(len(train), values, labels, seed)].sort_index()
+
+
+def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, seed: int) -> np.ndarray:
+    """The positions of `sample_rows`'s sample among `rows` training rows, from their labels alone.
+
+    Args:
+        rows: How many training rows.
+        target: Their labels, or None.
+        labels: The fitted `LabelSpec` (its task).
+        seed: `training.seed`.
+
+    Returns:
+        `MAX_TRAIN_ROWS` positions, in scikit-learn's draw order (the rows
+        `train_test_split` of the training frame itself would draw).
+    """
     from sklearn.model_selection import train_test_split  # deferred: heavy
 
     stratify = None
-    if labels.task != "regression" and target in train.columns:
-        counts = train[target].value_counts(dropna=False)
-        stratify = train[target] if counts.min() >= 2 else None
-    sample, _ = train_test_split(train, train_size=MAX_TRAIN_ROWS, random_state=seed, stratify=stratify)
-    return sample.sort_index()
+    if labels.task != "regression" and target is not None:
+        counts = target.value_counts(dropna=False)
+        stratify = target if counts.min() >= 2 else None
+    chosen, _ = train_test_split(np.arange(rows), train_size=MAX_TRAIN_ROWS, random_state=seed, stratify=stratify)
+    return chosen
 
 
 def table_inputs(config: PipelineConfig, raw_path: str, frame: pd.DataFrame, labels: LabelSpec,
