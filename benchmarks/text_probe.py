@@ -118,7 +118,9 @@ def run_baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline, make_union
 
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5))
+    quality = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)
     models = {"char_wb_lr": make_pipeline(char, LogisticRegression()),
+              "quality_lr": make_pipeline(quality, LogisticRegression(max_iter=5000)),
               "word_char_lr": make_pipeline(make_union(TfidfVectorizer(ngram_range=(1, 2)),
                                                        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5))),
                                             LogisticRegression())}
