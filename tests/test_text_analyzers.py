@@ -169,7 +169,7 @@ def test_analyzer_config_errors_name_their_path(tmp_path: Path, vectorize: dict,
         load_config(tmp_path / "c.yaml")
 
 
-def test_defaults_unite_words_and_char_ngrams_in_a_wide_and_deep_bag_at_every_length() -> None:
+def test_defaults_unite_words_and_char_ngrams_at_every_length() -> None:
     from kerasflow.lint.defaults import default_training
     from kerasflow.lint.profile import DataProfile
     from kerasflow.models.text import default_section
@@ -181,10 +181,10 @@ def test_defaults_unite_words_and_char_ngrams_in_a_wide_and_deep_bag_at_every_le
                               text_columns=["review"], text_median_length=length)
         section = default_section(config, profile)
         assert section["vectorize"]["union"] == [{"analyzer": "char_wb", "ngrams": [2, 5], "max_tokens": 30000}]
-        assert section["vectorize"]["sublinear_tf"] and section["vectorize"]["l2_normalize"] and section["wide"]
+        assert section["vectorize"]["sublinear_tf"] and section["vectorize"]["l2_normalize"]
     validated = PipelineConfig.model_validate({**config.model_dump(mode="json", exclude_unset=True),
                                                "model": section})
-    assert validated.model.vectorize.analyzers[1].ngram_range == (2, 5) and validated.model.wide
+    assert validated.model.vectorize.analyzers[1].ngram_range == (2, 5) and not validated.model.wide
     training = text_training(default_training(profile), profile)
     assert training["early_stopping"]["patience"] == 6 and training["reduce_lr"]["patience"] == 3
     assert training["early_stopping"]["restore_best_weights"] and training["epochs"] == 300
@@ -233,6 +233,6 @@ def test_defaults_only_text_flow_serves_raw_strings_through_char_ngrams(prefect_
     spec = FeatureSpec.load(next(folder.rglob("features.json")))
     assert spec.text[0]["union"][0]["analyzer"] == "char_wb", "a defaults-only config"
     keras_model = keras.models.load_model(next(folder.rglob("*.keras")))
-    assert {"vectorize_text_1", "vectorize_text_union", "wide_and_deep"} <= {layer.name for layer in keras_model.layers}
+    assert {"vectorize_text_1", "vectorize_text_union"} <= {layer.name for layer in keras_model.layers}
     raw = keras_model.predict(as_model_inputs(frame_to_inputs(rows, spec)), verbose=0)
     np.testing.assert_allclose(served["proba_other"].to_numpy(), raw.reshape(-1), rtol=1e-5)
