@@ -230,12 +230,23 @@ class TextModelConfig(TextEncoderConfig):
             Default none.
         activation: Activation of the head's layers and of `bag`'s dense
             layers. Default `relu`.
+        wide: Also feed the bag vectors straight to the output layer, a
+            linear model trained jointly with the network (wide & deep;
+            `bag` encoder only). Default false.
     """
 
     kind: Literal["text"]
     column: Annotated[str, Field(min_length=1)]
     head_units: list[PositiveInt] = Field(default_factory=list)
     activation: Activation = "relu"
+    wide: bool = False
+
+    @model_validator(mode="after")
+    def _wide_needs_bag(self) -> "TextModelConfig":
+        if self.wide and self.encoder != "bag":
+            raise problems_error([("wide", f"wide feeds bag vectors to the output layer: it needs encoder bag "
+                                           f"(got {self.encoder})")])
+        return self
 
 
 def encoder_problems(cfg: TextEncoderConfig) -> list[tuple[str, str]]:

@@ -49,7 +49,8 @@ def test_text_and_image_data_get_their_model_kinds(tmp_path: Path) -> None:
     text = _defaulted(_only_data("fine_foods_bow.yaml", tmp_path))
     assert text.model.kind == "text" and text.model.column == "review"
     assert text.model.vectorize.output_mode == "tf_idf"
-    assert not text.model.vectorize.union, "median 277 characters: words and pairs alone, no char n-grams"
+    assert text.model.vectorize.union[0].analyzer == "char_wb", "median 277 characters: words and char n-grams too"
+    assert text.training.early_stopping.patience == 6, "the text family's own training defaults"
     assert "test_fraction" not in text.split.model_fields_set, "a test file: no fraction for unused-test-fraction"
     images = _defaulted(_only_data("digits_folder.yaml", tmp_path))
     assert images.model.kind == "cnn"

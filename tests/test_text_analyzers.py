@@ -169,22 +169,37 @@ def test_analyzer_config_errors_name_their_path(tmp_path: Path, vectorize: dict,
         load_config(tmp_path / "c.yaml")
 
 
-def test_defaults_add_char_ngrams_to_short_texts_only() -> None:
+def test_defaults_unite_words_and_char_ngrams_at_every_length() -> None:
+    from kerasflow.lint.defaults import default_training
     from kerasflow.lint.profile import DataProfile
-    from kerasflow.models.text import SHORT_TEXT_CHARS, default_section
+    from kerasflow.models.text import default_section
+    from kerasflow.models.text import default_training as text_training
 
     config = PipelineConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "score"}})
-    short = DataProfile(rows=5000, train_rows=3500, task="classification", classes=2, text_columns=["review"],
-                        text_median_length=120.0)
-    section = default_section(config, short)
-    assert section["vectorize"]["union"] == [{"analyzer": "char_wb", "ngrams": [2, 5], "max_tokens": 30000}]
-    assert section["vectorize"]["sublinear_tf"] and section["vectorize"]["l2_normalize"]
-    long = DataProfile(rows=5000, train_rows=3500, task="classification", classes=2, text_columns=["review"],
-                       text_median_length=SHORT_TEXT_CHARS + 1.0)
-    assert "union" not in default_section(config, long)["vectorize"]
+    for length in (40.0, 277.0, 3000.0):
+        profile = DataProfile(rows=5000, train_rows=3500, task="classification", classes=2,
+                              text_columns=["review"], text_median_length=length)
+        section = default_section(config, profile)
+        assert section["vectorize"]["union"] == [{"analyzer": "char_wb", "ngrams": [2, 5], "max_tokens": 30000}]
+        assert section["vectorize"]["sublinear_tf"] and section["vectorize"]["l2_normalize"]
     validated = PipelineConfig.model_validate({**config.model_dump(mode="json", exclude_unset=True),
                                                "model": section})
-    assert validated.model.vectorize.analyzers[1].ngram_range == (2, 5)
+    assert validated.model.vectorize.analyzers[1].ngram_range == (2, 5) and not validated.model.wide
+    training = text_training(default_training(profile), profile)
+    assert training["early_stopping"]["patience"] == 6 and training["reduce_lr"]["patience"] == 3
+    assert training["early_stopping"]["restore_best_weights"] and training["epochs"] == 300
+
+
+def test_wide_needs_a_bag(tmp_path: Path) -> None:
+    import yaml
+
+    from kerasflow.schemas.config import ConfigError, load_config
+
+    model = {"kind": "text", "column": "review", "encoder": "gru", "wide": True}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "t", "data": {"source": "x.csv", "target": "score"},
+                                                     "model": model}))
+    with pytest.raises(ConfigError, match="model.wide: wide feeds bag vectors"):
+        load_config(tmp_path / "c.yaml")
 
 
 def test_defaults_only_text_flow_serves_raw_strings_through_char_ngrams(prefect_harness, mlflow_store: str,
@@ -216,7 +231,7 @@ def test_defaults_only_text_flow_serves_raw_strings_through_char_ngrams(prefect_
     assert set(served["prediction"]) <= {"great", "other"}
     folder = Path(mlflow.artifacts.download_artifacts(result.model_uri))
     spec = FeatureSpec.load(next(folder.rglob("features.json")))
-    assert spec.text[0]["union"][0]["analyzer"] == "char_wb", "a defaults-only config on short texts"
+    assert spec.text[0]["union"][0]["analyzer"] == "char_wb", "a defaults-only config"
     keras_model = keras.models.load_model(next(folder.rglob("*.keras")))
     assert {"vectorize_text_1", "vectorize_text_union"} <= {layer.name for layer in keras_model.layers}
     raw = keras_model.predict(as_model_inputs(frame_to_inputs(rows, spec)), verbose=0)

@@ -45,9 +45,10 @@ def _model(train: pd.DataFrame, model: dict) -> tuple[object, object]:
 
 @pytest.mark.parametrize("model", [
     {"encoder": "bag", "vectorize": {"output_mode": "tf_idf", **UNION}},
+    {"encoder": "bag", "wide": True, "vectorize": {"output_mode": "tf_idf", **UNION}},
     {"encoder": "bag", "vectorize": {"output_mode": "tf_idf", "ngrams": 2, "max_tokens": 500}},
     {"encoder": "gru", "vectorize": {"output_mode": "int", "max_tokens": 500, "sequence_length": 20}},
-], ids=["union", "words", "sequence"])
+], ids=["union", "wide_and_deep", "words", "sequence"])
 def test_the_raw_string_model_equals_its_trained_layers_on_encoded_rows(reviews: pd.DataFrame, tmp_path: Path,
                                                                         model: dict) -> None:
     import keras

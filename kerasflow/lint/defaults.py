@@ -19,8 +19,9 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   (`Family.default_section`), the first by `default_rank` wins: image data
   get the default CNN, sized to the images
   (`kerasflow.models.cnn.default_section`); a table with a free-text
-  column gets the text family's TF-IDF network (words and word pairs, plus
-  `char_wb` 2-5-grams on texts of median length up to 200 characters); any
+  column gets the text family's TF-IDF network (words and word pairs
+  united with `char_wb` 2-5-grams; early-stopping patience 6, as the bag
+  overfits after a few epochs); any
   other table gets a dense network of two ReLU layers of 256 units with He
   initialization and dropout 0.1 (`kerasflow.models.dense.default_section`,
   measured in `benchmarks/tabular_probe.py`).
