@@ -112,6 +112,7 @@ def network_config(method: str, item: sets.QualitySet, split: sets.SeedSplit, na
     if method == "bundled":
         config = yaml.safe_load((ROOT / item.bundled).read_text())
         config.pop("validation", None)  # its suite describes the bundled files' rows, not this split's
+        config.get("split", {}).pop("test_fraction", None)  # the seed's test file is the test set
         config.update(name=name, data=split.data, registry={**config.get("registry", {}), "model_name": name})
         return config, "-"
     config = {"name": name, "data": split.data}
