@@ -68,8 +68,9 @@ from datasets import describe, load  # noqa: E402
 MODELS = ("hgb", "mlp", "mlp_q", "mlp_plr", "mlp_ple", "tabm", "tabm_plr", "tabm_ple")
 MLP_INPUTS = {"mlp": "standard", "mlp_q": "quantile", "mlp_plr": "periodic", "mlp_ple": "piecewise_linear",
               "kf": "standard", "mlp_x5": "standard", "ple_x5": "piecewise_linear",
-              "def": "standard", "def_q": "quantile", "def_ple": "piecewise_linear", "def_ple16": "piecewise_linear16"}
-DEFAULT_RECIPE = ("def", "def_q", "def_ple", "def_ple16")
+              "def": "standard", "def_q": "quantile", "def_ple": "piecewise_linear", "def_ple16": "piecewise_linear16",
+              "def_pleraw": "piecewise_linear_raw", "def_plr": "periodic_std", "def_plr1": "periodic_std0.1"}
+DEFAULT_RECIPE = ("def", "def_q", "def_ple", "def_ple16", "def_pleraw", "def_plr", "def_plr1")
 ENSEMBLES = {"mlp_x5": 5, "ple_x5": 5}
 DEFAULT_SETS = ("vehicle", "pima_diabetes", "attrition")
 
@@ -194,7 +195,8 @@ def build_network(kind, nums, onehots, cards, units, seed):
         if kind == "tabm_plr":
             embedded = PeriodicEmbedding(d_embedding=16, n_frequencies=48, sigma=0.1, lite=True, seed=seed)(normalized)
         else:
-            embedded = PiecewiseLinearEncoding(fit_quantile_bins(nums, 48), d_embedding=16, seed=seed)(numeric_in)
+            rows = np.asarray(QuantileNormalization(fit_quantiles(nums, n_quantiles))(nums))
+            embedded = PiecewiseLinearEncoding(fit_quantile_bins(rows, 48), d_embedding=16, seed=seed)(normalized)
         x, chunks, r_init, depth = keras.layers.Flatten()(embedded), [16] * nums.shape[1], "normal", 2
     x = keras.layers.Concatenate()([x, onehot_in])
     members = tabm_head(tabm_body(x, k=32, width=512, depth=depth, dropout=0.1, r_init=r_init,
@@ -226,12 +228,19 @@ def _mlp_numbers(how, numeric_in, nums, seed):
         fit_quantiles,
     )
 
+    standardized = keras.layers.Normalization(mean=nums.mean(0), variance=nums.var(0) + 1e-9)(numeric_in)
     if how == "standard":
-        return keras.layers.Normalization(mean=nums.mean(0), variance=nums.var(0) + 1e-9)(numeric_in)
-    if how.startswith("piecewise_linear"):
-        n_bins = int(how.removeprefix("piecewise_linear") or 48)
-        return keras.layers.Flatten()(PiecewiseLinearEncoding(fit_quantile_bins(nums, n_bins), d_embedding=16,
+        return standardized
+    if how == "piecewise_linear_raw":  # the former probe's bug: the raw numbers into the linear embedding
+        return keras.layers.Flatten()(PiecewiseLinearEncoding(fit_quantile_bins(nums, 48), d_embedding=16,
                                                               seed=seed)(numeric_in))
+    if how.startswith("piecewise_linear"):  # as kerasflow: bins of the standardized training values
+        n_bins = int(how.removeprefix("piecewise_linear") or 48)
+        bins = fit_quantile_bins((nums - nums.mean(0)) / np.sqrt(nums.var(0) + 1e-9), n_bins)
+        return keras.layers.Flatten()(PiecewiseLinearEncoding(bins, d_embedding=16, seed=seed)(standardized))
+    if how.startswith("periodic_std"):  # as kerasflow: PLR lite on the standardized numbers, sigma 0.01 unless given
+        sigma = float(how.removeprefix("periodic_std") or 0.01)
+        return keras.layers.Flatten()(PeriodicEmbedding(d_embedding=16, sigma=sigma, seed=seed)(standardized))
     normalized = QuantileNormalization(fit_quantiles(nums, max(min(len(nums) // 30, 1000), 10)))(numeric_in)
     if how == "quantile":
         return normalized
