@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from kerasflow.lint.choose import choose_defaults, lint_profile
-from kerasflow.lint.defaults import default_sections
+from kerasflow.lint.defaults import default_sections, describe_defaults
 from kerasflow.lint.profile import profile_source
 from kerasflow.schemas.config import PipelineConfig, load_config
 
@@ -69,3 +69,20 @@ def test_the_lint_command_checks_the_config_as_a_run_completes_it(tmp_path: Path
     config, profile = lint_profile(load_config(path), path)
     assert config == _defaulted(path) and config.split.kind == "kfold"
     assert profile.train_rows == int(profile.rows * 0.8), "k-fold trains on every non-test row"
+
+
+def test_a_chosen_dense_model_embeds_numbers_piecewise_linearly_unless_the_file_says_otherwise(tmp_path: Path) -> None:
+    config = _defaulted(_only_data("iris.yaml", tmp_path))
+    assert config.preprocessing.numeric_embedding == "piecewise_linear"
+    written = _defaulted(_only_data("iris.yaml", tmp_path, preprocessing={"impute": "median"}))
+    assert (written.preprocessing.impute, written.preprocessing.numeric_embedding) == ("median", "piecewise_linear")
+    kept = _defaulted(_only_data("iris.yaml", tmp_path, preprocessing={"numeric_embedding": "periodic"}))
+    assert kept.preprocessing.numeric_embedding == "periodic"
+    own_model = _defaulted(_only_data("iris.yaml", tmp_path, model={"hidden_units": [7]}))
+    assert own_model.preprocessing.numeric_embedding == "none", "only a chosen model brings its embedding"
+    path = _only_data("iris.yaml", tmp_path)
+    chosen = default_sections(load_config(path), profile_source(load_config(path)), {"name", "data"})
+    assert describe_defaults(chosen, profile_source(load_config(path))).endswith("numeric embedding piecewise_linear; "
+                                                                                 "training batch 32, learning rate "
+                                                                                 "0.001, up to 300 epochs, early "
+                                                                                 "stopping, lr schedule")

@@ -78,6 +78,27 @@ def default_model(config: PipelineConfig, profile: DataProfile) -> dict[str, Any
     raise ValueError("no model family offers a default model section for these data")
 
 
+def default_preprocessing(config: PipelineConfig, profile: DataProfile, kind: str) -> dict[str, Any] | None:
+    """The `preprocessing` section with the values that go with a chosen model section, or None when nothing is added.
+
+    The family of the chosen model offers them (`Family.default_preprocessing`);
+    every value the file sets is kept as written.
+
+    Args:
+        config: The validated config, as written.
+        profile: Its data's `DataProfile`.
+        kind: The `model.kind` chosen.
+
+    Returns:
+        The whole `preprocessing` section (the file's values and the added
+        ones), or None when the family adds nothing the file leaves out.
+    """
+    written = config.preprocessing.model_dump(mode="json", exclude_unset=True)
+    added = {key: value for key, value in family(kind).default_preprocessing(config, profile).items()
+             if key not in written}
+    return {**written, **added} if added else None
+
+
 def default_sections(config: PipelineConfig, profile: DataProfile, given: set[str]) -> dict[str, dict[str, Any]]:
     """Chooses every section the config leaves out.
 
@@ -88,7 +109,9 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
 
     Returns:
         `{section: values}` for each of `split`, `training`, `model` the
-        config did not set; empty when it set all three.
+        config did not set, and `preprocessing` when the chosen model's
+        family adds values to it (`default_preprocessing`); empty when it
+        set all three.
 
     Example:
 
@@ -102,6 +125,9 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
         chosen["split"] = default_split(config, profile)
     if "model" not in given:
         chosen["model"] = default_model(config, profile)
+        preprocessing = default_preprocessing(config, profile, chosen["model"]["kind"])
+        if preprocessing:
+            chosen["preprocessing"] = preprocessing
     if "training" not in given:
         kind = chosen["model"]["kind"] if "model" in chosen else config.model.kind
         chosen["training"] = family(kind).default_training(default_training(profile), profile)
@@ -125,6 +151,8 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -
     if "model" in chosen:
         model = chosen["model"]
         parts.append(f"model {model['kind']}" + family(model["kind"]).describe_section(model))
+    if "preprocessing" in chosen and "numeric_embedding" in chosen["preprocessing"]:
+        parts.append(f"numeric embedding {chosen['preprocessing']['numeric_embedding']}")
     if "training" in chosen:
         training = chosen["training"]
         parts.append(f"training batch {training['batch_size']}, learning rate {training['optimizer']['learning_rate']}, "

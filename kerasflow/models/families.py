@@ -85,6 +85,10 @@ def _same_training(training: dict[str, Any], _: Any) -> dict[str, Any]:
     return training
 
 
+def _no_preprocessing(*_: Any) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family and its hooks.
@@ -126,6 +130,10 @@ class Family:
             default keeps it).
         describe_section: `(section)` -> a few words about a chosen
             section (e.g. its widths), for the run's log.
+        default_preprocessing: `(config, data profile)` -> `preprocessing`
+            values that go with the family's chosen `model` section (e.g.
+            the numeric embedding); only asked when the model section is
+            chosen, and values the file sets win. Default none.
     """
 
     kind: str
@@ -145,6 +153,7 @@ class Family:
     default_rank: int = 100
     default_training: Callable[[dict[str, Any], Any], dict[str, Any]] = _same_training
     describe_section: Callable[[dict[str, Any]], str] = _no_description
+    default_preprocessing: Callable[[PipelineConfig, Any], dict[str, Any]] = _no_preprocessing
 
     @property
     def streams(self) -> bool:
