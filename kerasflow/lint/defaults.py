@@ -24,6 +24,11 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   other table gets a dense network of two ReLU layers of 256 units with He
   initialization and dropout 0.1 (`kerasflow.models.dense.default_section`,
   measured in `benchmarks/tabular_probe.py`).
+- **preprocessing**, with a chosen model only: the values its family adds
+  (`Family.default_preprocessing`) where the file's `preprocessing` leaves
+  them out: the dense network embeds numeric columns piecewise-linearly
+  (`numeric_embedding: piecewise_linear`, 48 quantile bins per column;
+  `kerasflow.models.dense.default_preprocessing`), except on streamed tables.
 
 Sections the config sets (or overrides with `--set`) are never changed.
 Plain functions: no Prefect, no MLflow, no TensorFlow.
