@@ -61,6 +61,8 @@ class PreprocessingConfig(Section):
             encoding on quantile bins fitted on the training rows, plus a
             linear embedding), each 16 wide per column (Gorishniy et al.,
             NeurIPS 2022). A search may vary it (`preprocessing.numeric_embedding`).
+            A config that leaves out `model` gets `piecewise_linear` with the
+            dense network its data choose (`kerasflow.lint.defaults`).
         categorical_embedding: Embed categorical columns with many levels
             instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
             Default none: every column one-hot.

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from kerasflow.lint.choose import choose_defaults, lint_profile
-from kerasflow.lint.defaults import default_sections
+from kerasflow.lint.defaults import default_sections, describe_defaults
 from kerasflow.lint.profile import profile_source
 from kerasflow.schemas.config import ConfigError, PipelineConfig, load_config
 
@@ -84,6 +84,7 @@ def test_a_tuning_section_without_a_space_searches_the_family_default_space(tmp_
             "preprocessing.numeric_embedding"} <= set(space), "what the tabular literature tunes"
     assert space["training.optimizer.learning_rate"].sampling == "log"
     assert space["preprocessing.numeric_embedding"].values == ["none", "periodic", "piecewise_linear"]
+    assert defaulted.config.preprocessing.numeric_embedding == "piecewise_linear", "the defaults' own, still searched"
     assert defaulted.config.tuning.max_trials == 2, "the section's own values are kept"
     assert "tuning space of the model family: training.optimizer.learning_rate" in defaulted.describe()
 
@@ -106,3 +107,20 @@ def test_each_family_chooses_its_own_space_and_a_given_one_is_kept(tmp_path: Pat
 def test_an_empty_space_is_still_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="tuning.space"):
         load_config(_only_data("iris.yaml", tmp_path, tuning={"space": {}}))
+
+
+def test_a_chosen_dense_model_embeds_numbers_piecewise_linearly_unless_the_file_says_otherwise(tmp_path: Path) -> None:
+    config = _defaulted(_only_data("iris.yaml", tmp_path))
+    assert config.preprocessing.numeric_embedding == "piecewise_linear"
+    written = _defaulted(_only_data("iris.yaml", tmp_path, preprocessing={"impute": "median"}))
+    assert (written.preprocessing.impute, written.preprocessing.numeric_embedding) == ("median", "piecewise_linear")
+    kept = _defaulted(_only_data("iris.yaml", tmp_path, preprocessing={"numeric_embedding": "periodic"}))
+    assert kept.preprocessing.numeric_embedding == "periodic"
+    own_model = _defaulted(_only_data("iris.yaml", tmp_path, model={"hidden_units": [7]}))
+    assert own_model.preprocessing.numeric_embedding == "none", "only a chosen model brings its embedding"
+    path = _only_data("iris.yaml", tmp_path)
+    chosen = default_sections(load_config(path), profile_source(load_config(path)), {"name", "data"})
+    assert describe_defaults(chosen, profile_source(load_config(path))).endswith("numeric embedding piecewise_linear; "
+                                                                                 "training batch 32, learning rate "
+                                                                                 "0.001, up to 300 epochs, early "
+                                                                                 "stopping, lr schedule")

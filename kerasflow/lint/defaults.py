@@ -32,6 +32,11 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   encoding (the spaces of Gorishniy et al. 2022 and of the TabM paper, cut
   to a CPU); a smaller one for text and image models; the learning rate
   alone for any other family.
+- **preprocessing**, with a chosen model only: the values its family adds
+  (`Family.default_preprocessing`) where the file's `preprocessing` leaves
+  them out: the dense network embeds numeric columns piecewise-linearly
+  (`numeric_embedding: piecewise_linear`, 48 quantile bins per column;
+  `kerasflow.models.dense.default_preprocessing`), except on streamed tables.
 
 Sections the config sets (or overrides with `--set`) are never changed.
 Plain functions: no Prefect, no MLflow, no TensorFlow.
@@ -116,6 +121,27 @@ def describe_space(space: dict[str, Any]) -> str:
     return ", ".join(one(name, param) for name, param in space.items())
 
 
+def default_preprocessing(config: PipelineConfig, profile: DataProfile, kind: str) -> dict[str, Any] | None:
+    """The `preprocessing` section with the values that go with a chosen model section, or None when nothing is added.
+
+    The family of the chosen model offers them (`Family.default_preprocessing`);
+    every value the file sets is kept as written.
+
+    Args:
+        config: The validated config, as written.
+        profile: Its data's `DataProfile`.
+        kind: The `model.kind` chosen.
+
+    Returns:
+        The whole `preprocessing` section (the file's values and the added
+        ones), or None when the family adds nothing the file leaves out.
+    """
+    written = config.preprocessing.model_dump(mode="json", exclude_unset=True)
+    added = {key: value for key, value in family(kind).default_preprocessing(config, profile).items()
+             if key not in written}
+    return {**written, **added} if added else None
+
+
 def default_sections(config: PipelineConfig, profile: DataProfile, given: set[str]) -> dict[str, dict[str, Any]]:
     """Chooses every section the config leaves out.
 
@@ -126,8 +152,10 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
 
     Returns:
         `{section: values}` for each of `split`, `training`, `model` the
-        config did not set, and `tuning` (with the family's default space)
-        when its `tuning` section leaves `space` out; empty when none.
+        config did not set, `preprocessing` when the chosen model's family
+        adds values to it (`default_preprocessing`), and `tuning` (with the
+        family's default space) when its `tuning` section leaves `space`
+        out; empty when none.
 
     Example:
 
@@ -141,11 +169,15 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
         chosen["split"] = default_split(config, profile)
     if "model" not in given:
         chosen["model"] = default_model(config, profile)
+        preprocessing = default_preprocessing(config, profile, chosen["model"]["kind"])
+        if preprocessing:
+            chosen["preprocessing"] = preprocessing
     if "training" not in given:
         kind = chosen["model"]["kind"] if "model" in chosen else config.model.kind
         chosen["training"] = family(kind).default_training(default_training(profile), profile)
-    if leaves_space_out(config):
-        chosen["tuning"] = default_tuning(with_defaults(config, chosen), profile)
+    if leaves_space_out(config):  # a numeric embedding the defaults chose is searched (the file did not fix it)
+        unfixed = {section: values for section, values in chosen.items() if section != "preprocessing"}
+        chosen["tuning"] = default_tuning(with_defaults(config, unfixed), profile)
     return chosen
 
 
@@ -166,6 +198,8 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -
     if "model" in chosen:
         model = chosen["model"]
         parts.append(f"model {model['kind']}" + family(model["kind"]).describe_section(model))
+    if "preprocessing" in chosen and "numeric_embedding" in chosen["preprocessing"]:
+        parts.append(f"numeric embedding {chosen['preprocessing']['numeric_embedding']}")
     if "training" in chosen:
         training = chosen["training"]
         parts.append(f"training batch {training['batch_size']}, learning rate {training['optimizer']['learning_rate']}, "

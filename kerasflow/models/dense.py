@@ -123,6 +123,23 @@ def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any]:
             "initializer": {"name": "he_normal"}, "dropout": 0.1, "l2": 0.0}
 
 
+def default_preprocessing(config: PipelineConfig, profile: Any) -> dict[str, Any]:
+    """The `preprocessing` values that go with `default_section`: piecewise-linear numeric embeddings.
+
+    Each numeric column enters the network as its piecewise-linear encoding
+    on 48 quantile bins of the standardized training values, plus a linear
+    embedding (16 wide; `kerasflow.features.inputs`). Measured in
+    `benchmarks/tabular_probe.py` (`def_ple` against `def`, 3 seeds): it
+    lowered concrete's RMSE from 6.5 to 4.7 and lifted glass and
+    ionosphere, without losing on the sets the plain network already won.
+    A streamed table keeps `none` (its bins would need the training rows in
+    memory), and a table without numeric columns has nothing to embed.
+    """
+    if config.data.streaming or not profile.numeric_std:
+        return {}
+    return {"numeric_embedding": "piecewise_linear"}
+
+
 def weight_penalty(model: DenseModelConfig) -> WeightPenalty | None:
     """The L1/L2 penalty of the hidden kernels, or None without one."""
     if not (model.l1 or model.l2):
@@ -162,6 +179,6 @@ def default_space(config: PipelineConfig, profile: Any) -> dict[str, Any]:
 register_family("dense", build=build_dense, default_values=default_values,
                 hidden_layers=lambda model: [(f"model.hidden_units[{i}]", u) for i, u in enumerate(model.hidden_units)],
                 dropouts=lambda model: [("model.dropout", model.dropout)], weight_penalty=weight_penalty,
-                default_section=default_section, default_rank=1000,
+                default_section=default_section, default_rank=1000, default_preprocessing=default_preprocessing,
                 describe_section=lambda section: f" {section['hidden_units']}",
                 default_space=default_space)

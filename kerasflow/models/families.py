@@ -109,6 +109,10 @@ def _learning_rate_only(config: PipelineConfig, _: Any) -> dict[str, Any]:
     return learning_rate_space(config)
 
 
+def _no_preprocessing(*_: Any) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family and its hooks.
@@ -155,6 +159,10 @@ class Family:
             parameter}`, as a config writes it), given the config with its
             other defaults in place; the default searches the learning rate
             alone (`learning_rate_space`).
+        default_preprocessing: `(config, data profile)` -> `preprocessing`
+            values that go with the family's chosen `model` section (e.g.
+            the numeric embedding); only asked when the model section is
+            chosen, and values the file sets win. Default none.
     """
 
     kind: str
@@ -175,6 +183,7 @@ class Family:
     default_training: Callable[[dict[str, Any], Any], dict[str, Any]] = _same_training
     describe_section: Callable[[dict[str, Any]], str] = _no_description
     default_space: Callable[[PipelineConfig, Any], dict[str, Any]] = _learning_rate_only
+    default_preprocessing: Callable[[PipelineConfig, Any], dict[str, Any]] = _no_preprocessing
 
     @property
     def streams(self) -> bool:
