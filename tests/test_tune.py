@@ -429,4 +429,8 @@ def test_a_tuning_section_without_a_space_searches_the_family_default_space(pref
     trials = _children(client, result)
     assert len(trials) == 2 and all(t.data.tags["kerasflow.trial_status"] == "COMPLETED" for t in trials)
     assert {"model.layers", "model.units", "preprocessing.numeric_embedding"} <= set(trials[0].data.params)
+    assert params["model.hidden_units"] == "[256, 256]"
+    same = ("training.optimizer.learning_rate", "model.dropout", "model.l2", "preprocessing.numeric_embedding")
+    assert trials[0].data.params == {"model.layers": "2", "model.units": "256", "model.use_dropout": "true",
+                                     **{name: params[name] for name in same}}, "trial 0 is the untuned config"
     assert any(k.startswith("tune.best.model.") for k in params) and "accuracy" in result.metrics
