@@ -4,8 +4,8 @@ Keras Tuner's random search never tries the hyperparameter defaults, so a
 short search could return a model worse than the untuned config. Every
 searched parameter is declared with the config's value as its default
 (`kerasflow.training.search.declare_space`), and this oracle hands those
-defaults out as trial 0, so the search's best validation score is never
-worse than the untuned configuration's (the same seeds train both).
+defaults out as trial 0, so the search's best validation score is at
+least that of the configured values.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def configured_first_oracle(**kwargs: Any) -> Any:
     Where that value cannot be drawn (a number outside the parameter's
     `[min, max]`, a value not among its `choice` values), the
     hyperparameter's own default stands in for it: `min`, or the first
-    choice. Conditional parameters appear only when their parents' values
-    activate them. Every later trial is random, as with
+    choice; a parameter shared by several layers (`model.units`) takes the
+    first layer's value. Conditional parameters appear only when their
+    parents' values activate them. Every later trial is random, as with
     `keras_tuner.RandomSearch`, and never repeats trial 0's values. A
     resumed search that already has trial 0 (finished, or interrupted and
     retried by Keras Tuner) does not create it again.
