@@ -216,6 +216,11 @@ class TuningConfig(Section):
 
     Args:
         tuner: `random` (default), `bayesian`, `hyperband` or `grid`.
+            `random` tries the configured values first (trial 0: each
+            searched parameter at the value the config uses without
+            tuning; a value outside its range or choices gives way to the
+            parameter's `min` or first choice), then random ones, so its
+            best trial scores at least as well as the configured values.
         objective: See `ObjectiveConfig`. Default `val_loss`, minimized.
         max_trials: Most trials to run (hyperband: a cap on its brackets).
             Default 20.

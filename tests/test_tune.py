@@ -71,14 +71,14 @@ def test_units_of_each_layer_are_conditioned_on_the_layer_count(tmp_path: Path) 
     assert config.tuning.objective.direction == "max"
 
 
-def _spec(space: dict):
+def _spec(space: dict, dropout: float = 0.0):
     from kerasflow.features.labels import fit_labels
     from kerasflow.features.tabular import fit_features
     from kerasflow.models.spec import ModelSpec
     from kerasflow.schemas.config import ModelConfig, OptimizerConfig
 
     frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": ["p", "q", "r", "p"]})
-    return ModelSpec(model=ModelConfig(hidden_units=[8], dropout=0.0), optimizer=OptimizerConfig(),
+    return ModelSpec(model=ModelConfig(hidden_units=[8], dropout=dropout), optimizer=OptimizerConfig(),
                      features=fit_features(frame, ["a"], []), labels=fit_labels(frame["y"]), search_space=space)
 
 
@@ -116,6 +116,32 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
     assert "model.dropout" not in hp.values and "model.units_2" not in hp.values
     names = {layer.name for layer in build_model(hp, spec).layers}
     assert "dense_1" not in names and not any(n.startswith("dropout") for n in names)
+
+
+def test_a_random_search_first_tries_the_configured_values(tmp_path: Path) -> None:
+    import keras_tuner
+
+    from kerasflow.training.first_trial import configured_first_oracle
+    from kerasflow.training.search import declare_space
+
+    config = load_config(_config_with(tmp_path, {"space": {
+        "model.layers": {"type": "int", "min": 1, "max": 3},
+        "model.units_2": {"type": "int", "min": 4, "max": 12, "step": 4},
+        "model.use_dropout": {"type": "boolean"},
+        "model.dropout": {"type": "float", "min": 0.2, "max": 0.4, "parent": "model.use_dropout",
+                          "parent_values": [True]},
+        "training.optimizer.name": {"type": "choice", "values": ["sgd", "adam"]},
+        "training.optimizer.learning_rate": {"type": "float", "min": 1e-2, "max": 1e-1, "sampling": "log"}}}))
+    hp = keras_tuner.HyperParameters()
+    declare_space(hp, _spec(dict(config.tuning.space), dropout=0.3))
+    oracle = configured_first_oracle(objective=keras_tuner.Objective("val_loss", "min"), max_trials=3, seed=1)
+    oracle.update_space(hp)
+    first = oracle.populate_space("0")
+    assert first["status"] == "RUNNING"
+    assert first["values"] == {"model.layers": 1, "model.use_dropout": True, "model.dropout": 0.3,
+                               "training.optimizer.name": "adam",
+                               "training.optimizer.learning_rate": 1e-2}, \
+        "the config's values; units_2 is inactive with one layer; a learning rate of 1e-3 is below the range: its min"
 
 
 def _search_inputs(config, poison: bool = True):
@@ -193,6 +219,10 @@ def test_an_interrupted_search_resumes_without_rerunning_completed_trials(tmp_pa
     result = run_search(config, data, project, fingerprint="f", hook=resumed)
     assert resumed.started == ["1", "2"], "trial 0 completed before the interruption and is not run again"
     assert [t.trial_id for t in result.trials if t.new] == ["1", "2"] and len(result.trials) == 3
+    configured = {"model.layers": 2, "model.units": 32, "model.use_dropout": True, "model.dropout": 0.1,
+                  "training.optimizer.learning_rate": 0.003, "training.optimizer.name": "adam"}
+    assert result.trials[0].values == configured, "a random search tries the config's values first"
+    assert all(t.values != configured for t in result.trials[1:]), "the resumed search does not repeat them"
 
     with pytest.raises(TuningError, match="--fresh"):
         run_search(config, data, project, fingerprint="changed config", hook=_Recorder())
@@ -260,6 +290,7 @@ def test_cli_tune_prints_the_trials_and_fresh_starts_over(searches: dict, tmp_pa
     assert resumed.exit_code == 0, resumed.output
     assert "3 trials (0 new, 3 resumed" in resumed.output and "val_accuracy" in resumed.output
     assert "best val_accuracy:" in resumed.output and "model.units =" in resumed.output
+    assert "trial 0: the configured values" in resumed.output, "the summary says what trial 0 tried"
 
     fresh = CliRunner().invoke(app, ["tune", CONFIG, *args[:-1], "--set=tuning.max_trials=1", "--fresh"])
     assert fresh.exit_code == 0, fresh.output
@@ -398,4 +429,8 @@ def test_a_tuning_section_without_a_space_searches_the_family_default_space(pref
     trials = _children(client, result)
     assert len(trials) == 2 and all(t.data.tags["kerasflow.trial_status"] == "COMPLETED" for t in trials)
     assert {"model.layers", "model.units", "preprocessing.numeric_embedding"} <= set(trials[0].data.params)
+    assert params["model.hidden_units"] == "[256, 256]"
+    same = ("training.optimizer.learning_rate", "model.dropout", "model.l2", "preprocessing.numeric_embedding")
+    assert trials[0].data.params == {"model.layers": "2", "model.units": "256", "model.use_dropout": "true",
+                                     **{name: params[name] for name in same}}, "trial 0 is the untuned config"
     assert any(k.startswith("tune.best.model.") for k in params) and "accuracy" in result.metrics

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kerasflow.models.hyper import optimizer_defaults
+from kerasflow.models.hyper import numeric_embedding, optimizer_defaults
 from kerasflow.models.spec import ModelSpec
 from kerasflow.schemas.config import ModelSection, PipelineConfig
 from kerasflow.schemas.families import family_config
@@ -283,10 +283,11 @@ def default_values(spec: ModelSpec) -> dict[str, Any]:
         spec: The `ModelSpec`.
 
     Returns:
-        `{dotted name: value}`: the family's `model.*` names and the
-        `training.optimizer.*` names.
+        `{dotted name: value}`: the family's `model.*` names, the
+        `training.optimizer.*` names and `preprocessing.numeric_embedding`.
     """
-    return {**family_defaults(spec.model), **optimizer_defaults(spec.optimizer)}
+    return {**family_defaults(spec.model), **optimizer_defaults(spec.optimizer),
+            "preprocessing.numeric_embedding": numeric_embedding(None, spec)}
 
 
 def fit_model_inputs(config: PipelineConfig, train: Any) -> Any:

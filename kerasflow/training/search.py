@@ -43,6 +43,7 @@ from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
 from kerasflow.training.encoded import encode_rows, split_encoder
 from kerasflow.training.final import model_spec
+from kerasflow.training.first_trial import configured_first_oracle
 from kerasflow.training.fitting import build_callbacks, set_seed
 from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.rows import Partition, make_partition
@@ -271,6 +272,9 @@ def search_result(config: PipelineConfig, tuner: Any, new_ids: set[str]) -> Sear
 def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: TrialHook | None = None) -> Any:
     """Creates the configured Keras Tuner tuner over `build_model`.
 
+    A `random` search's first trial is the configured values
+    (`kerasflow.training.first_trial.configured_first_oracle`).
+
     Args:
         config: The pipeline config with a `tuning` section.
         data: The search's partitions.
@@ -283,17 +287,19 @@ def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: T
     import keras_tuner
 
     s = config.tuning
-    common = dict(objective=objective_of(s), seed=s.seed, max_consecutive_failed_trials=3,
-                  directory=str(project.parent), project_name=project.name, overwrite=False)
+    searching = dict(objective=objective_of(s), seed=s.seed, max_consecutive_failed_trials=3)
+    common = dict(directory=str(project.parent), project_name=project.name, overwrite=False)
     kinds = {
-        "random": (keras_tuner.RandomSearch, dict(max_trials=s.max_trials)),
-        "bayesian": (keras_tuner.BayesianOptimization, dict(max_trials=s.max_trials)),
-        "grid": (keras_tuner.GridSearch, dict(max_trials=s.max_trials)),
+        "bayesian": (keras_tuner.BayesianOptimization, dict(max_trials=s.max_trials, **searching)),
+        "grid": (keras_tuner.GridSearch, dict(max_trials=s.max_trials, **searching)),
         "hyperband": (keras_tuner.Hyperband, dict(max_epochs=s.max_epochs or config.training.epochs,
-                                                  factor=s.factor)),
+                                                  factor=s.factor, **searching)),
     }
-    base, extra = kinds[s.tuner]
-    tuner_class = type(f"Kerasflow{base.__name__}", (_TrialRunner, base), {})
+    if s.tuner == "random":  # trial 0 is the configured values (`first_trial`), run by Keras Tuner's own Tuner
+        base, extra = keras_tuner.Tuner, dict(oracle=configured_first_oracle(max_trials=s.max_trials, **searching))
+    else:
+        base, extra = kinds[s.tuner]
+    tuner_class = type(f"Kerasflow{'RandomSearch' if s.tuner == 'random' else base.__name__}", (_TrialRunner, base), {})
     hypermodel = _hypermodel(data.specs[0])
     with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..." is printed unconditionally
         tuner = tuner_class(hypermodel=hypermodel, executions_per_trial=s.executions_per_trial, **common, **extra)
