@@ -51,7 +51,11 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     store = tmp_path_factory.mktemp("mlruns")
     uri = f"sqlite:///{store / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
+    SESSION_STORE.append(uri)
     return uri
+
+
+SESSION_STORE: list[str] = []  # the `mlflow_store` URI, once a test of this worker asked for it
 
 
 @pytest.fixture(scope="session")
@@ -66,24 +70,26 @@ def prefect_harness(mlflow_store: str):
 
 @pytest.fixture(autouse=True)
 def _mlflow_uris_handed_back():
-    """MLflow's global tracking and registry URIs are the same after a test as before it.
+    """After every test, MLflow's global tracking and registry URIs point at the session's store again.
 
     A test that points them at a server of its own (stopped at its end)
     would otherwise send a later test's fluent calls, such as
-    `mlflow.pyfunc.load_model("models:/...")`, to a closed port.
+    `mlflow.pyfunc.load_model("models:/...")`, to a closed port. The target
+    is the session store itself, not the URIs seen before the test: before
+    any test asked for `mlflow_store`, those are MLflow's defaults (a
+    `mlflow.db` in the working folder), and `mlflow.set_tracking_uri` also
+    writes its URI into `MLFLOW_TRACKING_URI`, so handing them "back" sent
+    every later in-process run of the worker to that file.
     """
-    def uris() -> tuple[str, str] | None:
-        mlflow = sys.modules.get("mlflow")  # not imported: nothing to hand back
-        return (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
-
-    before = uris()
     yield
-    if before is None and "MLFLOW_TRACKING_URI" in os.environ:
-        before = (os.environ["MLFLOW_TRACKING_URI"],) * 2
-    if before is not None and uris() not in (None, before):
-        mlflow = sys.modules["mlflow"]
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+    mlflow = sys.modules.get("mlflow")  # not imported: nothing to hand back
+    if not SESSION_STORE or mlflow is None:
+        return
+    store = SESSION_STORE[0]
+    if (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) != (store, store):
+        mlflow.set_tracking_uri(store)
+        mlflow.set_registry_uri(store)
+    os.environ["MLFLOW_TRACKING_URI"] = store
 
 
 @pytest.fixture(autouse=True)
