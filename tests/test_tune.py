@@ -82,6 +82,16 @@ def _spec(space: dict, dropout: float = 0.0):
                      features=fit_features(frame, ["a"], []), labels=fit_labels(frame["y"]), search_space=space)
 
 
+# More layers and a second width, dropout only when it is on: the conditional space of two tests below.
+CONDITIONAL_SPACE = {
+    "model.layers": {"type": "int", "min": 1, "max": 3},
+    "model.units_2": {"type": "int", "min": 4, "max": 12, "step": 4},
+    "model.use_dropout": {"type": "boolean"},
+    "model.dropout": {"type": "float", "min": 0.2, "max": 0.4, "parent": "model.use_dropout",
+                      "parent_values": [True]},
+}
+
+
 def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: Path) -> None:
     import keras_tuner
 
@@ -89,12 +99,7 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(tmp_path: 
     from kerasflow.training.final import fixed_hyperparameters, search_space_of
     from kerasflow.training.search import declare_space
 
-    config = load_config(_config_with(tmp_path, {"space": {
-        "model.layers": {"type": "int", "min": 1, "max": 3},
-        "model.units_2": {"type": "int", "min": 4, "max": 12, "step": 4},
-        "model.use_dropout": {"type": "boolean"},
-        "model.dropout": {"type": "float", "min": 0.2, "max": 0.4, "parent": "model.use_dropout",
-                          "parent_values": [True]}}}))
+    config = load_config(_config_with(tmp_path, {"space": CONDITIONAL_SPACE}))
     spec = _spec(dict(config.tuning.space))
     hp = keras_tuner.HyperParameters()
     declare_space(hp, spec)
@@ -125,11 +130,7 @@ def test_a_random_search_first_tries_the_configured_values(tmp_path: Path) -> No
     from kerasflow.training.search import declare_space
 
     config = load_config(_config_with(tmp_path, {"space": {
-        "model.layers": {"type": "int", "min": 1, "max": 3},
-        "model.units_2": {"type": "int", "min": 4, "max": 12, "step": 4},
-        "model.use_dropout": {"type": "boolean"},
-        "model.dropout": {"type": "float", "min": 0.2, "max": 0.4, "parent": "model.use_dropout",
-                          "parent_values": [True]},
+        **CONDITIONAL_SPACE,
         "training.optimizer.name": {"type": "choice", "values": ["sgd", "adam"]},
         "training.optimizer.learning_rate": {"type": "float", "min": 1e-2, "max": 1e-1, "sampling": "log"}}}))
     hp = keras_tuner.HyperParameters()
