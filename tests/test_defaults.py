@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -38,11 +39,28 @@ def test_small_tables_get_kfold_and_a_wide_dense_network(tmp_path: Path) -> None
     assert training.reduce_lr.enabled and training.batch_size == 32
 
 
-def test_larger_tables_get_kfold_below_2000_rows_and_the_same_wide_layers(tmp_path: Path) -> None:
-    config = _defaulted(_only_data("digits.yaml", tmp_path))
-    assert config.split.kind == "kfold", "1,797 rows: below 2,000, the fold ensemble"
+def test_the_kfold_threshold_is_the_model_family_s(tmp_path: Path) -> None:
+    """Dense tables are cross-validated below 10,000 rows, other families below 2,000; streamed tables never."""
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame
+    path = tmp_path / "digits_x3.csv"
+    pd.concat([frame] * 3).to_csv(path, index=False)
+    raw = {"name": "digits_x3", "data": {"source": str(path), "target": "target"}}
+    only_data = tmp_path / "digits_x3.yaml"
+    only_data.write_text(yaml.safe_dump(raw))
+    config = _defaulted(str(only_data))
+    assert config.model.kind == "dense" and config.split.kind == "kfold", "5,391 rows < 10,000 for dense"
+    chosen = choose_defaults(load_config(only_data), str(only_data))
+    assert "(5 folds, 5,391 rows < 10,000 for dense)" in chosen.describe()
+    tabm = _defaulted(str(only_data), ["model.kind=tabm"])
+    assert tabm.split.kind == "holdout", "5,391 rows >= 2,000 for tabm"
     config = _defaulted(_only_data("digits.yaml", tmp_path), ["split.kind=holdout"])
     assert config.split.kind == "holdout" and config.model.hidden_units == [256, 256]
+    text = _defaulted(_only_data("fine_foods_bow.yaml", tmp_path))
+    assert text.model.kind == "text" and text.split.kind == "holdout", "4,000 rows >= 2,000 for text"
+    streamed = _defaulted(_only_data("iris.yaml", tmp_path), ["data.streaming=true"])
+    assert streamed.split.kind == "holdout", "a streamed table cannot be k-folded"
 
 
 def test_text_and_image_data_get_their_model_kinds(tmp_path: Path) -> None:

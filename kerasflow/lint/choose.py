@@ -56,7 +56,7 @@ class Defaulted:
         """The line saying what the data chose (`describe_defaults`, the inferred values), or None when nothing."""
         parts = [self.inferred.note] if self.inferred else []
         if self.chosen and self.profile:
-            parts.append(describe_defaults(self.chosen, self.profile))
+            parts.append(describe_defaults(self.chosen, self.profile, self.config.model.kind))
         return "; ".join(parts) or None
 
 

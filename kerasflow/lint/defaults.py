@@ -3,10 +3,14 @@
 A config may hold only `name` and `data`. Each of `split`, `training` and
 `model` that it leaves out is then chosen from the data's profile:
 
-- **split**: fewer than 2,000 rows get 5-fold cross-validation ending with
-  the fold ensemble (every row is scored once, and the final model averages
-  five, which is worth one to two accuracy points on small tables); more
-  get a holdout split (20% test, 10% validation).
+- **split**: tables smaller than the model family's `kfold_below_rows`
+  get 5-fold cross-validation ending with the fold ensemble (every row is
+  scored once, and the final model averages five, which is worth one to
+  two accuracy points on small tables); more get a holdout split (20%
+  test, 10% validation). The threshold is 2,000 rows for most families and
+  10,000 for the dense network, whose five members cost little and lifted
+  satellite, ames and credit_data past gradient boosting
+  (`benchmarks/quality.py`). A streamed table is always split by holdout.
 - **training**: Adam at 1e-3 (regression targets are standardized inside
   the model, `preprocessing.target_transform`, so both tasks share it), up to 300 epochs with early stopping
   on the validation loss (patience 20, best weights restored) and a
@@ -47,15 +51,23 @@ from __future__ import annotations
 from typing import Any
 
 from kerasflow.lint.profile import DataProfile
-from kerasflow.models.families import families, family, family_of, fine_tuning, power_of_two
+from kerasflow.models.families import Family, families, family, family_of, fine_tuning, power_of_two
 from kerasflow.schemas.config import PipelineConfig
 
-KFOLD_BELOW_ROWS = 2000
 DEFAULTED = ("split", "training", "model")
 
 
-def default_split(config: PipelineConfig, profile: DataProfile) -> dict[str, Any]:
+def default_split(config: PipelineConfig, profile: DataProfile, model_family: Family) -> dict[str, Any]:
     """The split of a config without one (see the module docstring).
+
+    Args:
+        config: The validated config, as written.
+        profile: Its data's `DataProfile`.
+        model_family: The family of the model the run trains (chosen or
+            written); below its `kfold_below_rows` rows the split is k-fold.
+
+    Returns:
+        The `split` section's values.
 
     A model that fine-tunes a pretrained base ends k-fold with a refit (an
     ensemble of the folds would skip the fine-tuning phase). With a test
@@ -64,7 +76,7 @@ def default_split(config: PipelineConfig, profile: DataProfile) -> dict[str, Any
     config that does).
     """
     test = {} if config.data.test_source is not None else {"test_fraction": 0.2}
-    if profile.rows < KFOLD_BELOW_ROWS:
+    if not config.data.streaming and profile.rows < model_family.kfold_below_rows:
         final = "refit" if fine_tuning(config.model) is not None else "ensemble"
         return {"kind": "kfold", "folds": 5, **test, "final": final}
     return {"kind": "holdout", **test, "val_fraction": 0.1}
@@ -165,16 +177,16 @@ def default_sections(config: PipelineConfig, profile: DataProfile, given: set[st
     ```
     """
     chosen: dict[str, dict[str, Any]] = {}
-    if "split" not in given:
-        chosen["split"] = default_split(config, profile)
     if "model" not in given:
         chosen["model"] = default_model(config, profile)
         preprocessing = default_preprocessing(config, profile, chosen["model"]["kind"])
         if preprocessing:
             chosen["preprocessing"] = preprocessing
+    model_family = family(chosen["model"]["kind"]) if "model" in chosen else family_of(config.model)
+    if "split" not in given:
+        chosen["split"] = default_split(config, profile, model_family)
     if "training" not in given:
-        kind = chosen["model"]["kind"] if "model" in chosen else config.model.kind
-        chosen["training"] = family(kind).default_training(default_training(profile), profile)
+        chosen["training"] = model_family.default_training(default_training(profile), profile)
     if leaves_space_out(config):  # a numeric embedding the defaults chose is searched (the file did not fix it)
         unfixed = {section: values for section, values in chosen.items() if section != "preprocessing"}
         chosen["tuning"] = default_tuning(with_defaults(config, unfixed), profile)
@@ -188,13 +200,22 @@ def with_defaults(config: PipelineConfig, chosen: dict[str, dict[str, Any]]) -> 
     return type(config).model_validate({**config.model_dump(mode="json", exclude_unset=True), **chosen})
 
 
-def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile) -> str:
-    """One line saying which defaults the data chose, e.g. for the run's log."""
+def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile, kind: str | None = None) -> str:
+    """One line saying which defaults the data chose, e.g. for the run's log.
+
+    Args:
+        chosen: What `default_sections` returned.
+        profile: The data's `DataProfile`.
+        kind: The `model.kind` the run trains, when the config wrote it
+            (a chosen model section says its own).
+    """
     parts = []
     if "split" in chosen:
         split = chosen["split"]
-        parts.append(f"split {split['kind']}" + (f" ({split['folds']} folds, {profile.rows} rows < "
-                                                   f"{KFOLD_BELOW_ROWS})" if split["kind"] == "kfold" else ""))
+        kind = chosen["model"]["kind"] if "model" in chosen else kind
+        limit = f" < {family(kind).kfold_below_rows:,} for {kind}" if kind else ""
+        parts.append(f"split {split['kind']}" + (f" ({split['folds']} folds, {profile.rows:,} rows{limit})"
+                                                   if split["kind"] == "kfold" else ""))
     if "model" in chosen:
         model = chosen["model"]
         parts.append(f"model {model['kind']}" + family(model["kind"]).describe_section(model))

@@ -163,6 +163,10 @@ class Family:
             values that go with the family's chosen `model` section (e.g.
             the numeric embedding); only asked when the model section is
             chosen, and values the file sets win. Default none.
+        kfold_below_rows: A config without a `split` whose table has fewer
+            rows is cross-validated in 5 folds ending with their ensemble
+            (`kerasflow.lint.defaults.default_split`). Default 2,000: above
+            that the five fits cost more than they add for most families.
     """
 
     kind: str
@@ -184,6 +188,7 @@ class Family:
     describe_section: Callable[[dict[str, Any]], str] = _no_description
     default_space: Callable[[PipelineConfig, Any], dict[str, Any]] = _learning_rate_only
     default_preprocessing: Callable[[PipelineConfig, Any], dict[str, Any]] = _no_preprocessing
+    kfold_below_rows: int = 2000
 
     @property
     def streams(self) -> bool:
