@@ -100,6 +100,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import describe, load  # noqa: E402
+from probe_variants import Variant, class_weights, parse  # noqa: E402
 
 MODELS = ("hgb", "mlp", "mlp_q", "mlp_plr", "mlp_ple", "tabm", "tabm_plr", "tabm_ple")
 MLP_INPUTS = {"mlp": "standard", "mlp_q": "quantile", "mlp_plr": "periodic", "mlp_ple": "piecewise_linear",
@@ -193,8 +194,8 @@ def score(truth, predicted, classify):
     return float(np.sqrt(np.mean((truth.astype(float) - predicted.astype(float)) ** 2)))
 
 
-def build_network(kind, nums, onehots, cards, units, seed):
-    """The Keras training and prediction models of one network kind."""
+def build_network(variant: Variant, nums, onehots, cards, units, seed):
+    """The Keras training and prediction models of one network kind (with its `~` options)."""
     import keras
 
     from kerasflow.features.numeric_embeddings import (
@@ -209,14 +210,21 @@ def build_network(kind, nums, onehots, cards, units, seed):
     numeric_in = keras.Input((nums.shape[1],), name="numeric")
     onehot_in = keras.Input((onehots.shape[1],), name="onehot")
     activation = "softmax" if units > 1 else None
+    kind = variant.kind
     if kind in MLP_INPUTS:
-        x = keras.layers.Concatenate()([_mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed), onehot_in])
+        numbers = _mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed, variant.get("nb", None))
+        x = keras.layers.Concatenate()([numbers, onehot_in])
         widths, dropout, l2 = _widths(kind, nums.shape[1] + onehots.shape[1], units, len(nums))
+        if "w" in variant.values or "d" in variant.values:
+            widths = [variant.get("w", widths[0])] * variant.get("d", len(widths))
+        dropout = variant.get("do", dropout)
         for block, width in enumerate(widths):
             dense = keras.layers.Dense(width, activation="relu", kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
                                        kernel_initializer="he_normal" if kind == "kf" or kind in DEFAULT_RECIPE
                                        else "glorot_uniform")
             x = dense(x)
+            if variant.get("bn", False):
+                x = keras.layers.BatchNormalization()(x)
             if dropout:
                 x = keras.layers.Dropout(dropout, seed=seed + block)(x)
         outputs = keras.layers.Dense(units)(x)
@@ -232,10 +240,13 @@ def build_network(kind, nums, onehots, cards, units, seed):
             embedded = PeriodicEmbedding(d_embedding=16, n_frequencies=48, sigma=0.1, lite=True, seed=seed)(normalized)
         else:
             rows = np.asarray(QuantileNormalization(fit_quantiles(nums, n_quantiles))(nums))
-            embedded = PiecewiseLinearEncoding(fit_quantile_bins(rows, 48), d_embedding=16, seed=seed)(normalized)
+            embedded = PiecewiseLinearEncoding(fit_quantile_bins(rows, variant.get("nb", 48)), d_embedding=16,
+                                               seed=seed)(normalized)
         x, chunks, r_init, depth = keras.layers.Flatten()(embedded), [16] * nums.shape[1], "normal", 2
     x = keras.layers.Concatenate()([x, onehot_in])
-    members = tabm_head(tabm_body(x, k=32, width=512, depth=depth, dropout=0.1, r_init=r_init,
+    depth = variant.get("d", depth)
+    members = tabm_head(tabm_body(x, k=variant.get("k", 32), width=variant.get("w", 512), depth=depth,
+                                  dropout=variant.get("do", 0.1), r_init=r_init,
                                   r_chunks=chunks + cards, seed=seed), units, seed=seed + 100)
     return tabm_models([numeric_in, onehot_in], members, activation)
 
@@ -252,7 +263,7 @@ def _widths(kind, width, units, rows):
     return (first, max(first // 2, units, 8)), 0.2 if rows < 2000 else 0.1, 1e-4
 
 
-def _mlp_numbers(how, numeric_in, nums, seed):
+def _mlp_numbers(how, numeric_in, nums, seed, n_bins=None):
     """The MLP's numeric input: standardized, quantile-normalized, or periodic / piecewise-linear embeddings."""
     import keras
 
@@ -271,7 +282,7 @@ def _mlp_numbers(how, numeric_in, nums, seed):
         return keras.layers.Flatten()(PiecewiseLinearEncoding(fit_quantile_bins(nums, 48), d_embedding=16,
                                                               seed=seed)(numeric_in))
     if how.startswith("piecewise_linear"):  # as kerasflow: bins of the standardized training values
-        n_bins = int(how.removeprefix("piecewise_linear") or 48)
+        n_bins = n_bins or int(how.removeprefix("piecewise_linear") or 48)
         bins = fit_quantile_bins((nums - nums.mean(0)) / np.sqrt(nums.var(0) + 1e-9), n_bins)
         return keras.layers.Flatten()(PiecewiseLinearEncoding(bins, d_embedding=16, seed=seed)(standardized))
     if how.startswith("periodic_std"):  # as kerasflow: PLR lite on the standardized numbers, sigma 0.01 unless given
@@ -286,8 +297,9 @@ def _mlp_numbers(how, numeric_in, nums, seed):
 def run_network(kind, data, classify, scale, seed):
     """Trains one network (or the mean of an ensemble) with early stopping on the validation rows; returns its test score."""
     labels = data[3]
-    predicted = np.mean([_predict(kind, data, classify, scale, seed + 1000 * member)
-                         for member in range(ENSEMBLES.get(kind, 1))], axis=0)
+    variant = parse(kind)
+    predicted = np.mean([_predict(variant, data, classify, scale, seed + 1000 * member)
+                         for member in range(variant.get("x", ENSEMBLES.get(variant.kind, 1)))], axis=0)
     if classify:
         return score(labels[2], predicted.argmax(1), True)
     back = np.expm1 if len(scale) > 3 and scale[3] == "log" else (lambda values: values)
@@ -295,32 +307,43 @@ def run_network(kind, data, classify, scale, seed):
     return score(back(labels[2] * scale[2] + scale[1]), back(outputs * scale[2] + scale[1]), False)
 
 
-def _predict(kind, data, classify, scale, seed):
+def _predict(variant: Variant, data, classify, scale, seed):
     """Trains one network and returns its test-row outputs (probabilities, or standardized values)."""
     import keras
 
     from kerasflow.models.tabm_backbone import member_loss, tabm_optimizer
 
+    kind = variant.kind
+
     keras.utils.set_random_seed(seed)
     (nums, onehots, cards, labels) = data
+    if "mc" in variant.values:  # drop the one-hot columns of categoricals with more than `mc` levels
+        keep = np.concatenate([np.full(card, card <= variant.get("mc", 0)) for card in cards] or [np.zeros(0, bool)])
+        onehots, cards = [part[:, keep] for part in onehots], [card for card in cards if card <= variant.get("mc", 0)]
     units = scale[0] if classify else 1
-    train_model, predict_model = build_network(kind, nums[0], onehots[0], cards, units, seed)
+    train_model, predict_model = build_network(variant, nums[0], onehots[0], cards, units, seed)
     base = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classify else keras.losses.MeanSquaredError()
+    rate, decay = variant.get("lr", 1e-3 if kind in MLP_INPUTS else 2e-3), variant.get("wd", None)
     if kind in MLP_INPUTS:
-        train_model.compile(keras.optimizers.Adam(1e-3), loss=base)
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=decay) if decay is not None else keras.optimizers.Adam(rate)
+        train_model.compile(optimizer, loss=base)
     else:
-        train_model.compile(tabm_optimizer(), loss=member_loss(base))
+        train_model.compile(tabm_optimizer(rate, 3e-4 if decay is None else decay), loss=member_loss(base))
     callbacks = [keras.callbacks.EarlyStopping(patience=20 if kind == "kf" else 10, restore_best_weights=True)]
     batch, epochs = 32, 100
     if kind == "kf" or kind in DEFAULT_RECIPE:
         from kerasflow.models.families import power_of_two
 
         batch, epochs = power_of_two(len(nums[0]) / (50 if kind == "kf" else 100), 16 if kind == "kf" else 32, 256), 300
-        callbacks = [keras.callbacks.EarlyStopping(patience=20, restore_best_weights=True),
-                     keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=8)]
+        callbacks = [keras.callbacks.EarlyStopping(patience=variant.get("p", 20), restore_best_weights=True),
+                     keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=variant.get("rp", 8))]
+    elif "p" in variant.values:
+        callbacks = [keras.callbacks.EarlyStopping(patience=variant.get("p", 10), restore_best_weights=True)]
+    batch = variant.get("b", batch)
+    weights = class_weights(labels[0], units) if classify and variant.get("bal", False) else None
     y = [label if classify else label[:, None] for label in labels]
     train_model.fit([nums[0], onehots[0]], y[0], validation_data=([nums[1], onehots[1]], y[1]),
-                    epochs=epochs, batch_size=batch, callbacks=callbacks, verbose=0)
+                    epochs=epochs, batch_size=batch, callbacks=callbacks, verbose=0, class_weight=weights)
     return np.asarray(predict_model([nums[2], onehots[2]], training=False))
 
 

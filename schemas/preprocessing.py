@@ -63,6 +63,11 @@ class PreprocessingConfig(Section):
             NeurIPS 2022). A search may vary it (`preprocessing.numeric_embedding`).
             A config that leaves out `model` gets `piecewise_linear` with the
             dense network its data choose (`kerasflow.lint.defaults`).
+        numeric_bins: The largest number of quantile bins per numeric
+            column of the `piecewise_linear` embedding (fewer when a column
+            has fewer distinct values). Default 48 (the paper's); the
+            defaults choose 8 for a classification table
+            (`kerasflow.models.dense.default_preprocessing`).
         categorical_embedding: Embed categorical columns with many levels
             instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
             Default none: every column one-hot.
@@ -89,6 +94,7 @@ class PreprocessingConfig(Section):
     invalid_numbers: Literal["missing", "fail"] = "missing"
     drop_constant: bool = True
     numeric_embedding: NumericEmbedding = "none"
+    numeric_bins: PositiveInt = 48
     categorical_embedding: CategoricalEmbeddingConfig | None = None
     target_transform: Literal["none", "log", "auto"] = "auto"
 

@@ -192,7 +192,8 @@ def safe_variance(variance) -> list[float]:
     return [float(v) if v > 1e-12 else 1.0 for v in variance]
 
 
-def fit_numeric_encoding(values, filled, mean, variance, normalize: str, bins: bool) -> dict[str, Any]:
+def fit_numeric_encoding(values, filled, mean, variance, normalize: str, bins: bool,
+                         n_bins: int = N_BINS) -> dict[str, Any]:
     """The statistics of `normalize: quantile` and of piecewise-linear embeddings, fitted on training rows.
 
     Args:
@@ -202,6 +203,7 @@ def fit_numeric_encoding(values, filled, mean, variance, normalize: str, bins: b
         variance: Column variances of `filled`.
         normalize: `standard`, `quantile` or `none`.
         bins: Fit piecewise-linear bin edges.
+        n_bins: The largest number of bins per column.
 
     Returns:
         `{"quantiles": ..., "bins": ...}` as lists (empty when not asked for):
@@ -211,5 +213,5 @@ def fit_numeric_encoding(values, filled, mean, variance, normalize: str, bins: b
     values = np.asarray(values, dtype="float64")
     quantiles = fit_quantiles(values, quantile_count(values.shape[0])) if normalize == "quantile" else None
     edges = normalized_bins(filled, normalize, np.asarray(mean), np.sqrt(safe_variance(variance)),
-                            quantiles) if bins else []
+                            quantiles, n_bins) if bins else []
     return {"quantiles": [] if quantiles is None else quantiles.tolist(), "bins": edges}

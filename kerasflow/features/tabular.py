@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kerasflow.errors import BadInputError
-from kerasflow.features.encodings import embedded_columns, fit_numeric_encoding, normalization
+from kerasflow.features.encodings import N_BINS, embedded_columns, fit_numeric_encoding, normalization
 from kerasflow.features.images import ImageSpec
 from kerasflow.features.rowtext import ROWS_SHOWN, row_label, rows_line, show_value, shown_rows  # noqa: F401 (re-exported)
 
@@ -186,6 +186,7 @@ def fit_features(
     max_categories: int | None = None,
     numeric_embedding: str = "none",
     bins: bool | None = None,
+    n_bins: int = N_BINS,
     categorical_embedding: Any = None,
 ) -> FeatureSpec:
     """Fits fill values, normalization statistics, bins and vocabularies on training rows.
@@ -201,6 +202,8 @@ def fit_features(
         numeric_embedding: `none` (default), `periodic` or `piecewise_linear`.
         bins: Fit piecewise-linear bins. Default: when `numeric_embedding`
             is `piecewise_linear` (a search that may choose it asks too).
+        n_bins: The largest number of piecewise-linear bins per column
+            (`preprocessing.numeric_bins`). Default 48.
         categorical_embedding: The `preprocessing.categorical_embedding`
             section (`above`, `dim`), or None (default: one-hot everywhere).
 
@@ -219,7 +222,7 @@ def fit_features(
     normalize = normalization(normalize)
     mean, variance = filled.mean(axis=0), filled.var(axis=0)
     fit_bins = numeric_embedding == "piecewise_linear" if bins is None else bins
-    fitted = fit_numeric_encoding(values, filled, mean, variance, normalize, fit_bins and bool(numeric))
+    fitted = fit_numeric_encoding(values, filled, mean, variance, normalize, fit_bins and bool(numeric), n_bins)
     vocabularies = {c: _vocabulary(train[c], max_categories) for c in categorical}
     return FeatureSpec(
         numeric=list(numeric),
@@ -245,15 +248,15 @@ def preprocessing_options(config: Any) -> dict[str, Any]:
         config: The `PipelineConfig`.
 
     Returns:
-        `impute`, `normalize`, `max_categories`, `numeric_embedding`, `bins`
-        and `categorical_embedding`.
+        `impute`, `normalize`, `max_categories`, `numeric_embedding`, `bins`,
+        `n_bins` and `categorical_embedding`.
     """
     p = config.preprocessing
     searched = (config.tuning.space or {}).get(NUMERIC_EMBEDDING) if config.tuning is not None else None
     choices = getattr(searched, "values", None) or []
     return {"impute": p.impute, "normalize": p.normalize, "max_categories": p.max_categories,
             "numeric_embedding": p.numeric_embedding,
-            "bins": "piecewise_linear" in [p.numeric_embedding, *choices],
+            "bins": "piecewise_linear" in [p.numeric_embedding, *choices], "n_bins": p.numeric_bins,
             "categorical_embedding": p.categorical_embedding}
 
 

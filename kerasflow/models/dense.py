@@ -134,6 +134,10 @@ def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any]:
             "initializer": {"name": "he_normal"}, "dropout": 0.1, "l2": 0.0}
 
 
+CLASSIFICATION_BINS = 8
+"""The piecewise-linear bins per numeric column of a defaulted classification table (`default_preprocessing`)."""
+
+
 def default_preprocessing(config: PipelineConfig, profile: Any) -> dict[str, Any]:
     """The `preprocessing` values that go with `default_section`: piecewise-linear numeric embeddings.
 
@@ -148,7 +152,8 @@ def default_preprocessing(config: PipelineConfig, profile: Any) -> dict[str, Any
     """
     if config.data.streaming or not profile.numeric_std:
         return {}
-    return {"numeric_embedding": "piecewise_linear"}
+    bins = {"numeric_bins": CLASSIFICATION_BINS} if profile.task == "classification" else {}
+    return {"numeric_embedding": "piecewise_linear", **bins}
 
 
 def weight_penalty(model: DenseModelConfig) -> WeightPenalty | None:
