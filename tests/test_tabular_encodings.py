@@ -55,6 +55,7 @@ def test_the_preprocessing_section_takes_the_encodings_and_the_old_booleans(tmp_
         ("quantile", "periodic", 2, "auto")
     for bad, path in [(["preprocessing.normalize=minmax"], r"preprocessing\.normalize"),
                       (["preprocessing.numeric_embedding=splines"], r"preprocessing\.numeric_embedding"),
+                      (["preprocessing.numeric_bins=0"], r"preprocessing\.numeric_bins"),
                       (["preprocessing.categorical_embedding.dim=0"], r"preprocessing\.categorical_embedding\.dim")]:
         with pytest.raises(ConfigError, match=path):
             _config(tmp_path, bad, preprocessing={"categorical_embedding": {"above": 4}})
@@ -106,7 +107,7 @@ def test_quantile_normalization_is_fitted_on_training_rows_as_scikit_learn_does(
 
 def test_bins_and_embedding_sizes_come_from_the_training_rows(tmp_path: Path) -> None:
     from kerasflow.features.encodings import embedding_size, quantile_normal
-    from kerasflow.features.tabular import FeatureSpec, fit_features, select_columns
+    from kerasflow.features.tabular import FeatureSpec, fit_features, preprocessing_options, select_columns
     from kerasflow.schemas.config import CategoricalEmbeddingConfig
 
     frame = _penguins()
@@ -126,6 +127,9 @@ def test_bins_and_embedding_sizes_come_from_the_training_rows(tmp_path: Path) ->
     assert spec.embedded == {"bill": embedding_size(levels + 1)} and 8 <= spec.embedded["bill"] <= 16
     assert embedding_size(4) == 4 and embedding_size(10**6) == 16 and embedding_size(50, 7) == 7
     assert fit_features(train, numeric, categorical, normalize="quantile").bins == []  # only when asked
+    few = fit_features(train, numeric, categorical, numeric_embedding="piecewise_linear", n_bins=8)
+    assert all(2 <= len(edges) <= 9 for edges in few.bins) and max(len(edges) for edges in few.bins) == 9
+    assert preprocessing_options(_config(tmp_path, preprocessing={"numeric_bins": 8}))["n_bins"] == 8
     legacy = tmp_path / "features.json"  # a spec saved before `normalize` named its method
     spec.save(legacy)
     legacy.write_text(legacy.read_text().replace('"normalize": "quantile"', '"normalize": false'))
