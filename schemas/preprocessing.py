@@ -65,9 +65,8 @@ class PreprocessingConfig(Section):
             dense network its data choose (`kerasflow.lint.defaults`).
         numeric_bins: The largest number of quantile bins per numeric
             column of the `piecewise_linear` embedding (fewer when a column
-            has fewer distinct values). Default 48 (the paper's); the
-            defaults choose 8 for a classification table
-            (`kerasflow.models.dense.default_preprocessing`).
+            has fewer distinct values). Default 48 (the paper's), also
+            for the defaults (`benchmarks/tabular_probe.py` measured 8).
         categorical_embedding: Embed categorical columns with many levels
             instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
             Default none: every column one-hot.

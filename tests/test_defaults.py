@@ -129,10 +129,7 @@ def test_an_empty_space_is_still_refused(tmp_path: Path) -> None:
 
 def test_a_chosen_dense_model_embeds_numbers_piecewise_linearly_unless_the_file_says_otherwise(tmp_path: Path) -> None:
     config = _defaulted(_only_data("iris.yaml", tmp_path))
-    assert (config.preprocessing.numeric_embedding, config.preprocessing.numeric_bins) == ("piecewise_linear", 8)
-    regression = _defaulted(_only_data("diabetes.yaml", tmp_path))
-    assert (regression.preprocessing.numeric_embedding, regression.preprocessing.numeric_bins) == \
-        ("piecewise_linear", 48), "a regression table keeps the paper's 48 bins"
+    assert config.preprocessing.numeric_embedding == "piecewise_linear"
     written = _defaulted(_only_data("iris.yaml", tmp_path, preprocessing={"impute": "median"}))
     assert (written.preprocessing.impute, written.preprocessing.numeric_embedding) == ("median", "piecewise_linear")
     kept = _defaulted(_only_data("iris.yaml", tmp_path, preprocessing={"numeric_embedding": "periodic"}))
@@ -141,8 +138,7 @@ def test_a_chosen_dense_model_embeds_numbers_piecewise_linearly_unless_the_file_
     assert own_model.preprocessing.numeric_embedding == "none", "only a chosen model brings its embedding"
     path = _only_data("iris.yaml", tmp_path)
     chosen = default_sections(load_config(path), profile_source(load_config(path)), {"name", "data"})
-    assert describe_defaults(chosen, profile_source(load_config(path))).endswith("numeric embedding piecewise_linear "
-                                                                                 "(8 bins); "
+    assert describe_defaults(chosen, profile_source(load_config(path))).endswith("numeric embedding piecewise_linear; "
                                                                                  "training batch 32, learning rate "
                                                                                  "0.001, up to 300 epochs, early "
                                                                                  "stopping, lr schedule")

@@ -39,10 +39,8 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
 - **preprocessing**, with a chosen model only: the values its family adds
   (`Family.default_preprocessing`) where the file's `preprocessing` leaves
   them out: the dense network embeds numeric columns piecewise-linearly
-  (`numeric_embedding: piecewise_linear`; `numeric_bins: 8` quantile bins
-  per column on a classification table, the schema's 48 on a regression
-  one; `kerasflow.models.dense.default_preprocessing`), except on streamed
-  tables.
+  (`numeric_embedding: piecewise_linear`, 48 quantile bins per column;
+  `kerasflow.models.dense.default_preprocessing`), except on streamed tables.
 
 Sections the config sets (or overrides with `--set`) are never changed.
 Plain functions: no Prefect, no MLflow, no TensorFlow.
@@ -222,9 +220,7 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile, k
         model = chosen["model"]
         parts.append(f"model {model['kind']}" + family(model["kind"]).describe_section(model))
     if "preprocessing" in chosen and "numeric_embedding" in chosen["preprocessing"]:
-        bins = chosen["preprocessing"].get("numeric_bins")
-        parts.append(f"numeric embedding {chosen['preprocessing']['numeric_embedding']}"
-                     + (f" ({bins} bins)" if bins else ""))
+        parts.append(f"numeric embedding {chosen['preprocessing']['numeric_embedding']}")
     if "training" in chosen:
         training = chosen["training"]
         parts.append(f"training batch {training['batch_size']}, learning rate {training['optimizer']['learning_rate']}, "

@@ -134,10 +134,6 @@ def default_section(config: PipelineConfig, profile: Any) -> dict[str, Any]:
             "initializer": {"name": "he_normal"}, "dropout": 0.1, "l2": 0.0}
 
 
-CLASSIFICATION_BINS = 8
-"""The piecewise-linear bins per numeric column of a defaulted classification table (`default_preprocessing`)."""
-
-
 def default_preprocessing(config: PipelineConfig, profile: Any) -> dict[str, Any]:
     """The `preprocessing` values that go with `default_section`: piecewise-linear numeric embeddings.
 
@@ -149,11 +145,14 @@ def default_preprocessing(config: PipelineConfig, profile: Any) -> dict[str, Any
     ionosphere, without losing on the sets the plain network already won.
     A streamed table keeps `none` (its bins would need the training rows in
     memory), and a table without numeric columns has nothing to embed.
+    Fewer bins (`preprocessing.numeric_bins: 8`) lifted the single network
+    on glass, vehicle and mlc_churn in the probe but not glass through the
+    5-fold pipeline, and lost on sonar and concrete, so the default keeps
+    48 (`benchmarks/tabular_probe.py`, Dec 2026).
     """
     if config.data.streaming or not profile.numeric_std:
         return {}
-    bins = {"numeric_bins": CLASSIFICATION_BINS} if profile.task == "classification" else {}
-    return {"numeric_embedding": "piecewise_linear", **bins}
+    return {"numeric_embedding": "piecewise_linear"}
 
 
 def weight_penalty(model: DenseModelConfig) -> WeightPenalty | None:
