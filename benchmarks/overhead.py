@@ -25,7 +25,69 @@ Each row also prints the CPU seconds of both process trees: on a shared
 machine they move less with the load than the wall times do (but still
 some: the same code measured 30.0 CPU-s at load 20-26 and 33.8 at 23-33).
 
-Measured 2026-12-07 on the 2-core machine shared with other jobs (issue 25,
+Profiled again 2026-12-07 05:50-07:15 (issue 25, item 4; load 17-25 throughout,
+so the figures below are CPU seconds, read from psutil samples of the
+process tree at each output line, and py-spy samples of every thread):
+
+| process | CPU-s (load 22) | what |
+|---|---|---|
+| main: start to flow run | 3.9 | Python, kerasflow, Prefect, MLflow imports; server check |
+| main: read-config, open the MLflow run | 1.9 | SQLAlchemy store import and schema check, sweep, config |
+| main: load-data | 1.4 | scikit-learn import (the built-in set), contract, dataset |
+| main: lint, validate-data, split, preprocess | 0.5 | (matplotlib and metrics prefetched meanwhile) |
+| main: train-model | 8.6 | TensorFlow import about 3 (sklearn already in), 20 epochs about 5.4 |
+| main: baseline, evaluate, register, infra wait, bless+card+end | 2.9 | 0.4, 0.8, 0.7, 0.3, 0.7 |
+| main process, whole run | 19.2 | (the main thread 16.4; Prefect's threads, the package map about 2) |
+| GX worker | 4.0 | GX import 3.3-3.5, warm-up 0.9-1.0, the suite on 569 rows 0.7 |
+| infra-validation process | 9.8 | MLflow + Keras/TF (+ sklearn, via keras.wrappers) imports about 7; load and score about 2.4 |
+| tree (rusage) | 33.2 | bare script at the same time: 10.5 |
+
+What was looked for and not found: no step runs twice, no process starts
+twice, no busy loop (py-spy: 97% of `fit_model`'s samples are Keras's
+own loop: train steps, validation, the epoch iterator; kerasflow's
+callbacks and the time-spaced checkpoints under 3%; `log_model` about 1 s), the package map is built once per process (the
+thread only moved it earlier; the infra process needs its own for
+`load_model`), and none of the commits since the last session adds work
+to this job (its config writes `split`, `model` and `training`, so the
+data-driven defaults, the family k-fold threshold and the default
+tuning space do not apply). The CPU seconds of the same code move with
+the load: bare 9.1 (load 1.6) / 10.5 (17.8); kerasflow 28.2 / 32.2 / 33.2
+(22) / 36.3 (22, with two benchmarks beside it, where the GX worker's
+unchanged code also went 4.0 -> 4.7). The 23.5 CPU-s quoted from last
+session is not reproducible against these and is more likely the
+measurement than a regression. In this environment PYTHONDONTWRITEBYTECODE
+is set, so each process compiles the kerasflow modules it imports from
+source on every run (0.3 CPU-s of the main process's imports; the logged
+model's code copy is compiled in any environment).
+
+Cut on this branch (small): the heartbeat sleeps until a line could be
+due instead of waking every 0.25 s (each wake-up takes the GIL from the
+training or an import; py-spy saw it runnable 4.7 s of a 90 s run at
+load 16), and the model card lists only the folders it reads (6 listings
+instead of the whole artifact tree, 12).
+
+What is left: 28-33 CPU-s on 2 cores cannot finish under 14-17 s, so
+1.5x of the bare script's 8.9 s (13.4 s) needs CPU taken out, not only
+overlapped. The big items are three heavy interpreters: the infra
+process's MLflow + TensorFlow import (about 7 CPU-s, the price of a
+fresh process), the GX worker (about 4.5), and the main process's own
+imports (Prefect, MLflow, SQLAlchemy store, sklearn, TensorFlow: about
+9 of its 19).
+
+Benchmark, main (d045a16) and this branch run side by side, so both saw
+the same load (`--skip-long --repeats 3 --no-variants`, medians):
+
+| | bare s | pipeline s | ratio | pipe MB | bare CPU-s | pipe CPU-s | load |
+|---|---|---|---|---|---|---|---|
+| main, 05:49-06:15 (beside profiled runs) | 119.2 | 270.5 | 2.27x | 2707 | 10.5 | 32.2 | 17.8 |
+| main, 06:26-07:07 | 182.6 | 421.8 | 2.31x | 1792 | 12.2 | 35.6 | 20.5 |
+| this branch, 06:26-07:07 | 171.4 | 417.2 | 2.43x | 1792 | 11.9 | 35.2 | 20.0 |
+
+(The branch's CPU-s are 0.4 lower, within the noise of these loads; the
+ratio's 2.31x -> 2.43x is the bare side's 11 s of noise. Neither cut is
+measurable at load 20; both remove work that is pure overhead.)
+
+The previous session, 2026-12-07 02:36-03:53, on the same 2-core machine (issue 25,
 item 4; `--skip-long --repeats 3 --no-variants`, medians):
 
 | | bare s | pipeline s | ratio | pipe MB | bare CPU-s | pipe CPU-s | load |

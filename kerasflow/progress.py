@@ -63,6 +63,7 @@ def reporting_progress(reporter: Reporter) -> Iterator[None]:
 
 
 
+MIN_WAIT = 0.05  # seconds: the heartbeat's shortest sleep
 _status: list[list] = []  # what is going on, innermost last: [text, since, announced]
 _output = [time.monotonic()]  # when the command last printed something
 
@@ -153,12 +154,17 @@ class Heartbeat:
         return f"... still {entry[0]} ({now - entry[1]:.0f} s)"
 
     def _run(self) -> None:
-        while not self.stopped.wait(0.25):
+        # It sleeps until the silence could first reach `quiet` (output meanwhile moves that on), not in
+        # short polls: each wake-up takes the GIL from the training or import in the main thread.
+        delay = self.quiet
+        while not self.stopped.wait(max(delay, MIN_WAIT)):
             now = time.monotonic()
-            if now - _output[0] < self.quiet:
+            delay = self.quiet - (now - _output[0])
+            if delay > 0:
                 continue
             try:
                 self.print_line(self.line(now))
             except Exception:  # a closed stream at exit: the heartbeat is only a courtesy
                 return
             note_output()
+            delay = self.quiet

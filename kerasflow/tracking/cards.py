@@ -9,8 +9,10 @@ registered version's tags and the model's aliases.
 from __future__ import annotations
 
 import json
+import posixpath
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ def read_run_record(client: Any, run_id: str, name: str, version: str) -> RunRec
         The `RunRecord`.
     """
     run = client.get_run(run_id)
-    present = _artifact_paths(client, run_id)
+    present = _artifact_paths(client, run_id, CARD_SOURCES)
     folder = tempfile.mkdtemp(prefix="kerasflow-card-")
     try:
         artifacts = {path: _parse(path, Path(client.download_artifacts(run_id, path, folder)))
@@ -89,7 +91,7 @@ def find_card(client: Any, reference: str) -> tuple[ModelRef, str]:
         aliases = registered_aliases(client, uri.removeprefix("models:/")) or {}
         uri += "@champion" if "champion" in aliases else "/latest"
     ref = resolve_model(client, uri)
-    if CARD_MD in _artifact_paths(client, ref.run_id):
+    if CARD_MD in _artifact_paths(client, ref.run_id, [CARD_MD]):
         folder = tempfile.mkdtemp(prefix="kerasflow-card-")
         try:
             return ref, Path(client.download_artifacts(ref.run_id, CARD_MD, folder)).read_text()
@@ -99,15 +101,13 @@ def find_card(client: Any, reference: str) -> tuple[ModelRef, str]:
                                                                               ref.version)))
 
 
-def _artifact_paths(client: Any, run_id: str, folder: str | None = None) -> set[str]:
-    """Every artifact file of a run (one listing per folder; the model's own files are not in the run)."""
-    paths: set[str] = set()
-    for item in client.list_artifacts(run_id, folder):
-        if item.is_dir:
-            paths |= _artifact_paths(client, run_id, item.path)
-        else:
-            paths.add(item.path)
-    return paths
+def _artifact_paths(client: Any, run_id: str, wanted: Iterable[str]) -> set[str]:
+    """Which of the `wanted` artifact files a run has: one listing per folder they are in, not the whole tree."""
+    wanted = set(wanted)
+    present: set[str] = set()
+    for folder in sorted({posixpath.dirname(path) for path in wanted}):
+        present |= {item.path for item in client.list_artifacts(run_id, folder or None) if not item.is_dir}
+    return present & wanted
 
 
 def _parse(path: str, local: Path) -> Any:
