@@ -73,7 +73,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from common import cpu_seconds, measure  # benchmarks/common.py, beside this script
+from common import cpu_between, cpu_seconds, measure  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port
 
@@ -163,8 +163,14 @@ def draft_suite(source: Path, folder: Path, env: dict[str, str], project: Path) 
     return path
 
 
-def task_seconds(output: str, env: dict[str, str]) -> dict[str, float]:
-    """Seconds per task of the flow run named in a `kerasflow run` output, from the Prefect API."""
+def task_seconds(output: str, env: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Seconds and CPU seconds per task of the flow run named in a `kerasflow run` output.
+
+    The seconds are Prefect's (`total_run_time` of each task run, from its API);
+    the CPU seconds are the run's process tree's during the task's window
+    (`common.cpu_between`), so work beside the task (the early infra process)
+    counts in it too.
+    """
     found = re.search(r"flow-run/([0-9a-f-]{36})", output)
     if not found:
         return {}
@@ -172,12 +178,20 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, float]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    async def read() -> dict[str, float]:
+    async def read() -> dict[str, tuple[float, float]]:
         async with get_client() as client:
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[found.group(1)])))
-        return {run.name.rsplit("-", 1)[0]: run.total_run_time.total_seconds() for run in runs}
+        return {run.name.rsplit("-", 1)[0]: (run.total_run_time.total_seconds(),
+                                             cpu_between(run.start_time.timestamp(), run.end_time.timestamp())
+                                             if run.start_time and run.end_time else float("nan"))
+                for run in sorted(runs, key=lambda r: r.start_time or r.expected_start_time)}
 
     return asyncio.run(read())
+
+
+def task_line(tasks: dict[str, tuple[float, float]]) -> str:
+    """The per-task line: `name wall/cpu` seconds."""
+    return "           kerasflow tasks (wall s/CPU s): " + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in tasks.items())
 
 
 def stream(sizes: list[int], data: Path, tmp: Path, project: Path, env: dict[str, str]) -> None:
@@ -190,8 +204,7 @@ def stream(sizes: list[int], data: Path, tmp: Path, project: Path, env: dict[str
         seconds, peak, out = measure([*cli, "run", str(config), "--no-lint"], env, cwd=project)
         results[rows] = (seconds, peak)
         print(f"{rows:>12,}{seconds:>9.1f}{seconds / rows * 1e6:>10.1f}{peak:>9.0f}", flush=True)
-        print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in task_seconds(out, env).items()),
-              flush=True)
+        print(task_line(task_seconds(out, env)), flush=True)
     small, large = min(results), max(results)
     per_row = (results[large][0] / large) / (results[small][0] / small)
     print(f"\n{small:,} -> {large:,} rows: peak {results[large][1] / results[small][1]:.2f}x (goal <= 1.25x), "
@@ -247,8 +260,7 @@ def main() -> None:
                 print(f"{rows:>10,}{bare_s:>9.1f}{kf_s:>9.1f}{kf_s / bare_s:>7.2f}x{bare_mb:>10.0f}{kf_mb:>9.0f}"
                       f"{kf_mb / bare_mb:>7.2f}x{bare_cpu:>10.1f}{kf_cpu:>9.1f}{kf_cpu / bare_cpu:>7.2f}x"
                       f"{os.getloadavg()[0]:>6.1f}", flush=True)
-                tasks = task_seconds(out, env)
-                print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in tasks.items()), flush=True)
+                print(task_line(task_seconds(out, env)), flush=True)
             sizes = sorted(results)
             if len(sizes) > 1:
                 small, large = sizes[0], sizes[-1]
