@@ -14,6 +14,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 LAST_CPU = [0.0]  # CPU seconds (user + sys) of the last measured command's process tree
 CPU_TRACE: list[tuple[float, float]] = []  # (epoch seconds, CPU seconds of the tree so far) of the last command
+PEAK_AT = [0.0]  # when (epoch seconds) the last measured command's tree reached its peak RSS
 
 
 def children_cpu() -> float:
@@ -70,7 +71,9 @@ def measure(cmd: list[str], env: dict[str, str], cwd: str | Path = ROOT) -> tupl
         while proc.poll() is None:
             try:
                 procs = [root, *root.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20)
+                rss = sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+                if rss > peak[0]:
+                    peak[0], PEAK_AT[0] = rss, time.time()
                 for p in procs:
                     with contextlib.suppress(psutil.Error):
                         times = p.cpu_times()

@@ -71,9 +71,10 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
-from common import cpu_between, cpu_seconds, measure  # benchmarks/common.py, beside this script
+from common import PEAK_AT, cpu_between, cpu_seconds, measure  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port
 
@@ -163,13 +164,14 @@ def draft_suite(source: Path, folder: Path, env: dict[str, str], project: Path) 
     return path
 
 
-def task_seconds(output: str, env: dict[str, str]) -> dict[str, tuple[float, float]]:
+def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
     """Seconds and CPU seconds per task of the flow run named in a `kerasflow run` output.
 
     The seconds are Prefect's (`total_run_time` of each task run, from its API);
     the CPU seconds are the run's process tree's during the task's window
-    (`common.cpu_between`), so work beside the task (the early infra process)
-    counts in it too.
+    (`common.cpu_between`), so work beside the task (the early infra process,
+    the baseline's thread) counts in it too. Under `"peak during"`: the tasks
+    running when the process tree's memory peaked.
     """
     found = re.search(r"flow-run/([0-9a-f-]{36})", output)
     if not found:
@@ -178,20 +180,27 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, tuple[float, flo
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    async def read() -> dict[str, tuple[float, float]]:
+    async def read() -> dict[str, Any]:
         async with get_client() as client:
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[found.group(1)])))
+        ordered = sorted(runs, key=lambda r: r.start_time or r.expected_start_time)
         return {run.name.rsplit("-", 1)[0]: (run.total_run_time.total_seconds(),
                                              cpu_between(run.start_time.timestamp(), run.end_time.timestamp())
                                              if run.start_time and run.end_time else float("nan"))
-                for run in sorted(runs, key=lambda r: r.start_time or r.expected_start_time)}
+                for run in ordered} | {"peak during": [run.name.rsplit("-", 1)[0] for run in ordered
+                                                       if run.start_time and run.end_time
+                                                       and run.start_time.timestamp() <= PEAK_AT[0]
+                                                       <= run.end_time.timestamp()]}
 
     return asyncio.run(read())
 
 
-def task_line(tasks: dict[str, tuple[float, float]]) -> str:
-    """The per-task line: `name wall/cpu` seconds."""
-    return "           kerasflow tasks (wall s/CPU s): " + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in tasks.items())
+def task_line(tasks: dict[str, Any]) -> str:
+    """The per-task line: `name wall/cpu` seconds, then the tasks running when the memory peaked."""
+    during = tasks.pop("peak during", [])
+    return ("           kerasflow tasks (wall s/CPU s): "
+            + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in tasks.items())
+            + f"\n           peak memory during: {', '.join(during) or 'no task'}")
 
 
 def stream(sizes: list[int], data: Path, tmp: Path, project: Path, env: dict[str, str]) -> None:

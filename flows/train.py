@@ -29,9 +29,9 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     (`split.final: ensemble`) or is refitted on all non-test rows for the
     folds' median best epoch count (`refit`). A scikit-learn baseline is
     fitted on the same training rows and scored on the same test rows
-    (`evaluation.baseline`), in a thread beside the evaluation, the
-    registration and infra validation (it needs one core; they wait on
-    TensorFlow, the store and a fresh process).
+    (`evaluation.baseline`), in a thread beside the evaluation and the
+    registration (it needs one core), and finished before infra
+    validation's fresh process loads TensorFlow (memory).
 
     Args:
         config_path: Pipeline YAML.
@@ -53,11 +53,11 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
         model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
         with step_beside(fit_baseline, run, config, prepared, enabled=config.evaluation.baseline,
-                         fresh=fresh) as baseline_step:  # one thread of CPU, beside the steps up to the gate
+                         fresh=fresh) as baseline_step:  # one thread of CPU, beside the evaluation and registration
             metrics = evaluate_model(run.tracker, config, prepared, model)
             registered = register_model(run.tracker, config, prepared, model)
-            infra = validate_infra(run.tracker, config, prepared, model, registered)
-        baseline = baseline_step.result()
+        baseline = baseline_step.result()  # done before infra validation's fresh process loads TensorFlow
+        infra = validate_infra(run.tracker, config, prepared, model, registered)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)
         publish_summary(run, config, metrics, registered, baseline)

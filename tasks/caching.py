@@ -237,8 +237,7 @@ def step_beside(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any,
     The thread carries the caller's context, so the step is a task run of
     the same flow run and logs into the same MLflow run. For a step whose
     result is needed only later (the scikit-learn baseline, one thread of
-    CPU, beside the evaluation, the registration and the wait for infra
-    validation's fresh process). When the block fails, the step is still
+    CPU, beside the evaluation and the registration). When the block fails, the step is still
     waited for (it logs into the run the block's error will close) and the
     block's error is raised; on a stop (`KeyboardInterrupt`) it is not
     waited for (a daemon thread).
