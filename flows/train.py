@@ -9,7 +9,7 @@ from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.baseline import fit_baseline
-from kerasflow.tasks.caching import step_beside
+from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.evaluate import evaluate_model
@@ -29,9 +29,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     (`split.final: ensemble`) or is refitted on all non-test rows for the
     folds' median best epoch count (`refit`). A scikit-learn baseline is
     fitted on the same training rows and scored on the same test rows
-    (`evaluation.baseline`), in a thread beside the evaluation and the
-    registration (it needs one core), and finished before infra
-    validation's fresh process loads TensorFlow (memory).
+    (`evaluation.baseline`).
 
     Args:
         config_path: Pipeline YAML.
@@ -52,11 +50,9 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
         model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
-        with step_beside(fit_baseline, run, config, prepared, enabled=config.evaluation.baseline,
-                         fresh=fresh) as baseline_step:  # one thread of CPU, beside the evaluation and registration
-            metrics = evaluate_model(run.tracker, config, prepared, model)
-            registered = register_model(run.tracker, config, prepared, model)
-        baseline = baseline_step.result()  # done before infra validation's fresh process loads TensorFlow
+        baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
+        metrics = evaluate_model(run.tracker, config, prepared, model)
+        registered = register_model(run.tracker, config, prepared, model)
         infra = validate_infra(run.tracker, config, prepared, model, registered)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)

@@ -34,18 +34,13 @@ recomputes every step and caches the new results.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import hashlib
 import inspect
 import json
 import os
 import shutil
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -227,54 +222,6 @@ def run_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fr
                                steps_root() / "results" / key, fresh)
         finally:
             release_memory()  # the rows the step read: back to the system, not kept beside the next step's
-
-
-@contextmanager
-def step_beside(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, enabled: bool = True,
-                fresh: bool = False, **kwargs: Any) -> Iterator[Future]:
-    """Runs a step with `run_step` in a thread while the block runs the next steps; waits for it when the block ends.
-
-    The thread carries the caller's context, so the step is a task run of
-    the same flow run and logs into the same MLflow run. For a step whose
-    result is needed only later (the scikit-learn baseline, one thread of
-    CPU, beside the evaluation and the registration). When the block fails, the step is still
-    waited for (it logs into the run the block's error will close) and the
-    block's error is raised; on a stop (`KeyboardInterrupt`) it is not
-    waited for (a daemon thread).
-
-    Args:
-        step: The task, as for `run_step`.
-        run: The pipeline run.
-        config: The pipeline config.
-        *args: The step's other arguments, in order.
-        enabled: Run the step; when false the future's result is None. Default true.
-        fresh: As for `run_step`. Default false.
-        **kwargs: More arguments by name.
-
-    Yields:
-        The step's future: `.result()` after the block gives its result or raises its error.
-    """
-    future: Future = Future()
-    if not enabled:
-        future.set_result(None)
-        yield future
-        return
-    context = contextvars.copy_context()
-
-    def work() -> None:
-        try:
-            future.set_result(context.run(run_step, step, run, config, *args, fresh=fresh, **kwargs))
-        except BaseException as exc:  # handed to whoever reads the result
-            future.set_exception(exc)
-
-    thread = threading.Thread(target=work, name=f"kerasflow-{step.name}", daemon=True)
-    thread.start()
-    try:
-        yield future
-    except Exception:
-        thread.join()
-        raise
-    thread.join()
 
 
 def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, record: Path,
