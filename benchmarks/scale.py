@@ -54,6 +54,26 @@ Measured with `--suite --sizes 100000 1000000` on the shared 2-core machine
 At a load of 13-30 on 2 cores the wall ratios are largely the queue's;
 the quiet-machine time ratio (goal <= 2x) is still to be measured.
 
+The per-task line gives each task's wall seconds (Prefect's) and the CPU
+seconds of the process tree during it (work beside a task, such as the early
+infra process, counts in it), then the tasks running at the memory peak.
+2026-12-07, `--suite --sizes 1000000`, CPU seconds per task:
+
+- main (load 15.4): 312.4 s against 73.5 s (4.25x), peak 1,968 MB against
+  1,584 MB (1.24x), CPU 64.8 s against 18.7 s (3.45x); load 3.7,
+  validate 2.1, split 1.7, preprocessing 1.9, train 18.8, baseline 8.6,
+  evaluate 4.8, register 3.3, infra 8.4, card 1.0;
+- registration reading no rows (the drift reference computed by the
+  preprocessing) and the evaluation copying the training rows only for
+  slices (load 10.5, tests running beside it): 296.4 s against 61.7 s
+  (4.81x), peak 1,983 MB against 1,580 MB (1.25x, at infra validation),
+  CPU 65.7 s against 18.7 s (3.52x); load 3.4, validate 2.7, split 1.9,
+  preprocessing 3.1, train 22.4, baseline 7.4, evaluate 3.5, register 0.7,
+  infra 9.4, card 0.4;
+- the baseline in a thread beside evaluation and registration (tried,
+  reverted): peak 2,254-2,300 MB (1.42-1.46x bare, at the baseline and the
+  evaluation together), so it stays serial.
+
 Usage:
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
