@@ -70,6 +70,14 @@ infra process, counts in it), then the tasks running at the memory peak.
   CPU 65.7 s against 18.7 s (3.52x); load 3.4, validate 2.7, split 1.9,
   preprocessing 3.1, train 22.4, baseline 7.4, evaluate 3.5, register 0.7,
   infra 9.4, card 0.4;
+- interleaved, main then this branch, a quieter machine: main (load 7.3)
+  141.0 s against 33.7 s (4.19x), peak 1,973 MB against 1,577 MB (1.25x),
+  CPU 62.3 s against 15.9 s (3.92x); load 3.2, validate 2.0, split 1.6,
+  preprocessing 2.3, train 20.2, baseline 7.9, evaluate 4.4, register 2.4,
+  infra 7.9; after (load 11.9) 138.0 s against 30.8 s (4.47x), peak
+  2,012 MB against 1,577 MB (1.28x), CPU 58.8 s against 17.3 s (3.40x);
+  load 3.7, validate 2.3, split 1.6, preprocessing 2.9, train 18.7,
+  baseline 6.7, evaluate 3.9, register 0.6, infra 8.0;
 - the baseline in a thread beside evaluation and registration (tried,
   reverted): peak 2,254-2,300 MB (1.42-1.46x bare, at the baseline and the
   evaluation together), so it stays serial.
