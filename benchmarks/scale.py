@@ -54,6 +54,34 @@ Measured with `--suite --sizes 100000 1000000` on the shared 2-core machine
 At a load of 13-30 on 2 cores the wall ratios are largely the queue's;
 the quiet-machine time ratio (goal <= 2x) is still to be measured.
 
+The per-task line gives each task's wall seconds (Prefect's) and the CPU
+seconds of the process tree during it (work beside a task, such as the early
+infra process, counts in it), then the tasks running at the memory peak.
+2026-12-07, `--suite --sizes 1000000`, CPU seconds per task:
+
+- main (load 15.4): 312.4 s against 73.5 s (4.25x), peak 1,968 MB against
+  1,584 MB (1.24x), CPU 64.8 s against 18.7 s (3.45x); load 3.7,
+  validate 2.1, split 1.7, preprocessing 1.9, train 18.8, baseline 8.6,
+  evaluate 4.8, register 3.3, infra 8.4, card 1.0;
+- registration reading no rows (the drift reference computed by the
+  preprocessing) and the evaluation copying the training rows only for
+  slices (load 10.5, tests running beside it): 296.4 s against 61.7 s
+  (4.81x), peak 1,983 MB against 1,580 MB (1.25x, at infra validation),
+  CPU 65.7 s against 18.7 s (3.52x); load 3.4, validate 2.7, split 1.9,
+  preprocessing 3.1, train 22.4, baseline 7.4, evaluate 3.5, register 0.7,
+  infra 9.4, card 0.4;
+- interleaved, main then this branch, a quieter machine: main (load 7.3)
+  141.0 s against 33.7 s (4.19x), peak 1,973 MB against 1,577 MB (1.25x),
+  CPU 62.3 s against 15.9 s (3.92x); load 3.2, validate 2.0, split 1.6,
+  preprocessing 2.3, train 20.2, baseline 7.9, evaluate 4.4, register 2.4,
+  infra 7.9; after (load 11.9) 138.0 s against 30.8 s (4.47x), peak
+  2,012 MB against 1,577 MB (1.28x), CPU 58.8 s against 17.3 s (3.40x);
+  load 3.7, validate 2.3, split 1.6, preprocessing 2.9, train 18.7,
+  baseline 6.7, evaluate 3.9, register 0.6, infra 8.0;
+- the baseline in a thread beside evaluation and registration (tried,
+  reverted): peak 2,254-2,300 MB (1.42-1.46x bare, at the baseline and the
+  evaluation together), so it stays serial.
+
 Usage:
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
@@ -71,9 +99,10 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
-from common import cpu_seconds, measure  # benchmarks/common.py, beside this script
+from common import PEAK_AT, cpu_between, cpu_seconds, measure  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port
 
@@ -163,8 +192,15 @@ def draft_suite(source: Path, folder: Path, env: dict[str, str], project: Path) 
     return path
 
 
-def task_seconds(output: str, env: dict[str, str]) -> dict[str, float]:
-    """Seconds per task of the flow run named in a `kerasflow run` output, from the Prefect API."""
+def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
+    """Seconds and CPU seconds per task of the flow run named in a `kerasflow run` output.
+
+    The seconds are Prefect's (`total_run_time` of each task run, from its API);
+    the CPU seconds are the run's process tree's during the task's window
+    (`common.cpu_between`), so work beside the task (the early infra process,
+    the baseline's thread) counts in it too. Under `"peak during"`: the tasks
+    running when the process tree's memory peaked.
+    """
     found = re.search(r"flow-run/([0-9a-f-]{36})", output)
     if not found:
         return {}
@@ -172,12 +208,27 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, float]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    async def read() -> dict[str, float]:
+    async def read() -> dict[str, Any]:
         async with get_client() as client:
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[found.group(1)])))
-        return {run.name.rsplit("-", 1)[0]: run.total_run_time.total_seconds() for run in runs}
+        ordered = sorted(runs, key=lambda r: r.start_time or r.expected_start_time)
+        return {run.name.rsplit("-", 1)[0]: (run.total_run_time.total_seconds(),
+                                             cpu_between(run.start_time.timestamp(), run.end_time.timestamp())
+                                             if run.start_time and run.end_time else float("nan"))
+                for run in ordered} | {"peak during": [run.name.rsplit("-", 1)[0] for run in ordered
+                                                       if run.start_time and run.end_time
+                                                       and run.start_time.timestamp() <= PEAK_AT[0]
+                                                       <= run.end_time.timestamp()]}
 
     return asyncio.run(read())
+
+
+def task_line(tasks: dict[str, Any]) -> str:
+    """The per-task line: `name wall/cpu` seconds, then the tasks running when the memory peaked."""
+    during = tasks.pop("peak during", [])
+    return ("           kerasflow tasks (wall s/CPU s): "
+            + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in tasks.items())
+            + f"\n           peak memory during: {', '.join(during) or 'no task'}")
 
 
 def stream(sizes: list[int], data: Path, tmp: Path, project: Path, env: dict[str, str]) -> None:
@@ -190,8 +241,7 @@ def stream(sizes: list[int], data: Path, tmp: Path, project: Path, env: dict[str
         seconds, peak, out = measure([*cli, "run", str(config), "--no-lint"], env, cwd=project)
         results[rows] = (seconds, peak)
         print(f"{rows:>12,}{seconds:>9.1f}{seconds / rows * 1e6:>10.1f}{peak:>9.0f}", flush=True)
-        print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in task_seconds(out, env).items()),
-              flush=True)
+        print(task_line(task_seconds(out, env)), flush=True)
     small, large = min(results), max(results)
     per_row = (results[large][0] / large) / (results[small][0] / small)
     print(f"\n{small:,} -> {large:,} rows: peak {results[large][1] / results[small][1]:.2f}x (goal <= 1.25x), "
@@ -247,8 +297,7 @@ def main() -> None:
                 print(f"{rows:>10,}{bare_s:>9.1f}{kf_s:>9.1f}{kf_s / bare_s:>7.2f}x{bare_mb:>10.0f}{kf_mb:>9.0f}"
                       f"{kf_mb / bare_mb:>7.2f}x{bare_cpu:>10.1f}{kf_cpu:>9.1f}{kf_cpu / bare_cpu:>7.2f}x"
                       f"{os.getloadavg()[0]:>6.1f}", flush=True)
-                tasks = task_seconds(out, env)
-                print("           kerasflow tasks: " + ", ".join(f"{k} {v:.1f}" for k, v in tasks.items()), flush=True)
+                print(task_line(task_seconds(out, env)), flush=True)
             sizes = sorted(results)
             if len(sizes) > 1:
                 small, large = sizes[0], sizes[-1]

@@ -123,7 +123,8 @@ class StepInputs(CachePolicy):
     cached.
 
     Args:
-        sections: Top-level config sections the step's result depends on.
+        sections: Config sections the step's result depends on: top-level
+            sections, or a dotted path to one value (`registry.drift.bins`).
         files: Returns the sources the step reads from the config; each is
             identified by `kerasflow.data.load.source_identity`.
     """
@@ -157,9 +158,17 @@ class StepInputs(CachePolicy):
         if any(identity is None for identity in files):
             return None
         dumped = config.model_dump(mode="json")
-        payload = {"code": code_digest(), "config": {s: dumped.get(s) for s in self.sections}, "files": files,
+        payload = {"code": code_digest(), "config": {s: config_value(dumped, s) for s in self.sections}, "files": files,
                    "inputs": {k: v for k, v in sorted(inputs.items()) if k not in self.exclude}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_plain).encode()).hexdigest()
+
+
+def config_value(dumped: dict[str, Any], section: str) -> Any:
+    """The value of a config section, or of a dotted path inside one (`registry.drift.bins`), None if unset."""
+    value: Any = dumped
+    for name in section.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -15,17 +15,21 @@ from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepInputs, base_model
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.registry import resolve_registered_base
-from kerasflow.training.kinds import kind_of
+from kerasflow.training.kinds import Fitted, kind_of
+from kerasflow.training.kinds.base import reference_of
 
 
 @task(name="fit-preprocessing", retries=0,
-      cache_policy=StepInputs(sections=("data", "preprocessing", "model"), files=base_model))
+      cache_policy=StepInputs(sections=("data", "preprocessing", "model", "registry.drift.bins"), files=base_model))
 def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, split_path: str, workdir: str) -> Prepared:
     """Fits feature statistics and label encoding on the training rows only.
 
     The data kind fits them (`DataKind.fit_features`): a table in memory, a
     stream in one pass over every training row, images an `ImageSpec`
-    instead of a `FeatureSpec`.
+    instead of a `FeatureSpec`. The training rows' drift reference is
+    computed from the same rows in memory and saved beside the specs
+    (`reference.json`, `Prepared.reference`): registration logs it with the
+    model without reading the rows again.
 
     Returns:
         The `Prepared` paths.
@@ -33,12 +37,11 @@ def fit_preprocessing(tracker: Tracker, config: PipelineConfig, raw_path: str, s
     if family_of(config.model).fit_inputs is not None:  # vocabularies, several outputs (the family fits them)
         return prepare_text_inputs(tracker, config, raw_path, split_path, workdir)
     fitted = kind_of(config.data).fit_features(config, raw_path, split_path)
-    return save_prepared(tracker, config, fitted.features, fitted.labels, fitted.params, raw_path, split_path,
-                         workdir)
+    return save_prepared(tracker, config, fitted, raw_path, split_path, workdir)
 
 
-def save_prepared(tracker: Tracker, config: PipelineConfig, spec: Any, labels: Any, params: dict[str, Any],
-                  raw_path: str, split_path: str, workdir: str) -> Any:
+def save_prepared(tracker: Tracker, config: PipelineConfig, fitted: Fitted, raw_path: str, split_path: str,
+                  workdir: str) -> Any:
     """Resolves a registered base, saves the fitted specs and logs them with the `preprocessing.*` params.
 
     A base given as `models:/...` is downloaded into the scratch folder here
@@ -48,21 +51,21 @@ def save_prepared(tracker: Tracker, config: PipelineConfig, spec: Any, labels: A
     Args:
         tracker: Where results are logged (the pipeline's MLflow run).
         config: The pipeline config.
-        spec: The fitted `FeatureSpec` or `ImageSpec`.
-        labels: The fitted `LabelSpec`.
-        params: The `preprocessing.*` params.
+        fitted: The fitted `FeatureSpec` or `ImageSpec`, `LabelSpec`,
+            `preprocessing.*` params and drift reference.
         raw_path: The listing or table.
         split_path: The split JSON.
         workdir: The run's scratch folder.
 
     Returns:
-        The `kerasflow.data.prepared.Prepared` paths; `features` is the spec's JSON.
+        The `kerasflow.data.prepared.Prepared` paths; `features` is the spec's JSON, `reference` the drift
+        reference's.
 
     Raises:
         BaseModelError: The registered base model cannot be found or holds
             no Keras model.
     """
-    client = tracker.client
+    client, spec = tracker.client, fitted.features
     base = pretrained_base(config.model)
     if base is not None:
         spec.base_reference = base.source
@@ -72,10 +75,10 @@ def save_prepared(tracker: Tracker, config: PipelineConfig, spec: Any, labels: A
         tracker.tags({"kerasflow.base_model": spec.base_reference})
     out = Path(workdir)
     prepared = Prepared(raw_path, split_path, str(spec.save(out / "features.json")),
-                        str(labels.save(out / "labels.json")))
+                        str(fitted.labels.save(out / "labels.json")), str(fitted.reference.save(out / "reference.json")))
     tracker.artifact(prepared.features, "preprocessing")
     tracker.artifact(prepared.labels, "preprocessing")
-    tracker.params(params, prefix="preprocessing.")
+    tracker.params(fitted.params, prefix="preprocessing.")
     return prepared
 
 
@@ -92,11 +95,12 @@ def prepare_text_inputs(tracker: Tracker, config: PipelineConfig, raw_path: str,
     Returns:
         The `kerasflow.data.prepared.Prepared` paths.
     """
-    frame = pd.read_parquet(raw_path)
-    fitted = fit_model_inputs(config, frame.iloc[Split.load(split_path).train])
+    train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
+    fitted = fit_model_inputs(config, train)
     out = Path(workdir)
+    reference = reference_of(config, train, fitted.features)  # while the training rows are in memory
     prepared = Prepared(raw_path, split_path, str(fitted.features.save(out / "features.json")),
-                        str(fitted.labels.save(out / "labels.json")))
+                        str(fitted.labels.save(out / "labels.json")), str(reference.save(out / "reference.json")))
     tracker.artifact(prepared.features, "preprocessing")
     tracker.artifact(prepared.labels, "preprocessing")
     tracker.params(fitted.params, prefix="preprocessing.")

@@ -32,7 +32,8 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     `registry.thresholds` entry (and, with `registry.beats_baseline`, does
     not lose to `baseline`) the `candidate` alias once it passed infra
     validation (`kerasflow.tasks.infra_validate`). The run also
-    gets `reference/stats.json` (training-row drift statistics) and
+    gets `reference/stats.json` (training-row drift statistics, computed by
+    the preprocessing step: registration reads no rows) and
     `reference/suite.json` (the expectation suite) for retraining and batch
     prediction.
 
@@ -53,7 +54,7 @@ def register_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
         info = log_model(tracker.run_id, model_path, prepared.features, prepared.labels, example)
     client = tracker.client
     with status("logging the reference statistics"):
-        log_reference(client, tracker.run_id, config, prepared.raw, prepared.split, prepared.features)
+        log_reference(client, tracker.run_id, config, prepared.reference)  # computed by the preprocessing: no rows read
     outcome = {"model_uri": info.model_uri, "version": None, "blessed": False, "reasons": []}
     if name is None:
         return outcome

@@ -1,12 +1,17 @@
-"""A command reads its config file once and its data once, even when the data choose the config's defaults."""
+"""A command reads its config file once and its data once, even when the data choose the config's defaults.
+
+Registration reads no rows: the drift reference it logs was computed by the preprocessing step.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
@@ -84,3 +89,41 @@ def test_a_config_that_sets_every_section_is_read_by_the_load_step_alone(
     result = validate_flow(str(path), overrides, config=load_config(path, overrides))
     assert reads[path.resolve()] == 1 and reads[csv] == 1
     assert _params(result.run_id)["model.hidden_units"] == "[4]"
+
+
+def test_registration_reads_no_rows_its_drift_reference_comes_from_the_preprocessing(
+        prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
+    from prefect import flow
+
+    from kerasflow.data.drift import reference_stats
+    from kerasflow.data.split import Split
+    from kerasflow.flows.final import fit_final_model
+    from kerasflow.flows.prepare import prepare_data
+    from kerasflow.tasks.evaluate import evaluate_model
+    from kerasflow.tasks.register import register_model
+    from kerasflow.tasks.runs import open_pipeline_run
+    from kerasflow.tracking.artifacts import REFERENCE_STATS, load_run_json
+
+    path, csv = _only_data(tmp_path, "iris_register_no_rows")
+    config = load_config(path, ["split.kind=holdout", "training.epochs=2", "model.hidden_units=[4]",
+                                "registry.drift.bins=4"])
+    gone = tmp_path / "gone"
+    gone.mkdir()
+
+    @flow(name="register-without-rows")
+    def register_without_rows() -> tuple[str, dict[str, Any], pd.DataFrame]:
+        with open_pipeline_run(config, "train") as run:
+            prepared = prepare_data(run, config)
+            model = fit_final_model(run, config, prepared, search=False)
+            evaluate_model(run.tracker, config, prepared, model)
+            raw = Path(prepared.raw).rename(gone / "raw.parquet")  # the rows are gone once evaluated: the
+            csv.rename(gone / csv.name)  # registration must not read them, nor the source
+            registered = register_model(run.tracker, config, prepared, model)
+            return run.id, registered, pd.read_parquet(raw).iloc[Split.load(prepared.split).train]
+
+    run_id, registered, train = register_without_rows()
+    assert registered["version"] is not None, "the version is registered without the rows"
+    stats = load_run_json(mlflow.MlflowClient(), run_id, REFERENCE_STATS)
+    features = [c for c in train.columns if c != "target"]
+    assert stats == json.loads(json.dumps({**reference_stats(train, features, [], [], bins=4, seed=config.split.seed),
+                                           "target": "target"})), "the training rows' statistics, as before"

@@ -6,22 +6,27 @@ the missing share and a bounded random sample of values; per categorical
 feature the level frequencies. The summary is stored with the model, so a
 later `measure_drift` can compare fresh data with what the model learned
 from, by population stability index (PSI) or the two-sample
-Kolmogorov-Smirnov statistic, without the old rows.
+Kolmogorov-Smirnov statistic, without the old rows. The preprocessing step
+computes it (`training_reference`) where the training rows are already in
+memory, and saves it as a `Reference` beside the fitted specs; registration
+logs that file and reads no rows.
 
 This module deliberately imports neither Prefect, MLflow nor TensorFlow.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kerasflow.errors import BadInputError
-from kerasflow.features.tabular import category_tokens
+from kerasflow.features.tabular import FeatureSpec, category_tokens
 
 STATS_VERSION = 1
 SAMPLE_SIZE = 2000
@@ -175,6 +180,63 @@ def reference_stats(frame: pd.DataFrame, numeric: list[str], categorical: list[s
     for column in categorical:
         stats["categorical"][column] = {"frequencies": _level_shares(frame[column], None)}
     return stats
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The drift reference of a run's training rows: their statistics, or why there are none.
+
+    Args:
+        stats: `reference_stats` of the training rows, with the `target`
+            column's name; None when they could not be computed.
+        error: Why there are no statistics (`TypeName: message`); empty
+            when there are.
+    """
+
+    stats: dict[str, Any] | None = None
+    error: str = ""
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the reference as JSON; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(asdict(self)))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Reference":
+        """Reads a reference written by `save`."""
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def training_reference(train: pd.DataFrame, features: Any, target: str, *, bins: int = 10,
+                       seed: int = 0) -> Reference:
+    """The drift reference of the training rows, for the columns a fitted spec reads.
+
+    Called where the training rows are in memory (fitting the
+    preprocessing), so that registering the model reads no rows. Statistics
+    that cannot be computed give a reference with an `error` instead of
+    raising: a registration is never blocked on drift statistics.
+
+    Args:
+        train: The training rows.
+        features: The fitted `FeatureSpec` (numeric, categorical and text
+            columns), or an image spec (its `drift_columns()`: pixels or file
+            sizes).
+        target: The label column (`data.target`), recorded with the statistics.
+        bins: Quantile bins per numeric feature (`registry.drift.bins`). Default 10.
+        seed: Seed of the kept sample (`split.seed`). Default 0.
+
+    Returns:
+        The `Reference`.
+    """
+    try:
+        numeric, categorical = (features.numeric, features.categorical) if isinstance(features, FeatureSpec) \
+            else features.drift_columns()  # an image spec (kerasflow/features/images.py): pixels or file sizes
+        text = getattr(features, "text_columns", [])  # free text: drift of word counts
+        stats = reference_stats(train, numeric, categorical, text, bins=bins, seed=seed)
+    except (ValueError, TypeError, KeyError) as exc:
+        return Reference(error=f"{type(exc).__name__}: {exc}"[:4000])
+    return Reference({**stats, "target": target})
 
 
 def measure_drift(frame: pd.DataFrame, reference: dict[str, Any], *, method: str = "psi",

@@ -49,8 +49,9 @@ def raw_head(path: str | Path, rows: int = 5) -> pd.DataFrame:
     """The first `rows` raw rows, as `pd.read_parquet(path).head(rows)` returns them, without reading the table.
 
     They come from the small file `save_raw` writes beside the raw rows
-    (the same schema and metadata, so the same dtypes); a raw file without
-    one (written before it existed) is read whole.
+    (the same schema and metadata, so the same dtypes), even when the raw
+    rows themselves are gone (a registration reads no rows); a raw file
+    without one, or with an older one, is read whole.
 
     Args:
         path: A raw Parquet file (`save_raw`).
@@ -59,8 +60,8 @@ def raw_head(path: str | Path, rows: int = 5) -> pd.DataFrame:
     Returns:
         The frame of the first rows.
     """
-    head = _head_path(path)
-    if rows <= HEAD_ROWS and head.exists() and head.stat().st_mtime_ns >= Path(path).stat().st_mtime_ns:
+    head, raw = _head_path(path), Path(path)
+    if rows <= HEAD_ROWS and head.exists() and (not raw.exists() or head.stat().st_mtime_ns >= raw.stat().st_mtime_ns):
         return pd.read_parquet(head).head(rows)
     return pd.read_parquet(path).head(rows)
 

@@ -14,9 +14,13 @@ class Prepared:
         split: The `Split` JSON.
         features: The fitted `FeatureSpec` (or `ImageSpec`) JSON.
         labels: The `LabelSpec` (or `OutputsSpec`) JSON.
+        reference: The training rows' drift reference JSON
+            (`kerasflow.data.drift.Reference`), computed while fitting the
+            preprocessing, so that registration reads no rows.
     """
 
     raw: str
     split: str
     features: str
     labels: str
+    reference: str

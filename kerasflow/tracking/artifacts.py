@@ -1,7 +1,7 @@
 """What a run or a logged model carries: the drift reference, params, JSON artifacts, files and input schema.
 
 A registered version's run holds the statistics and expectation suite of its
-training rows (`log_reference`), which `retrain` and batch prediction read
+training rows (`log_reference`, computed by the preprocessing step), which `retrain` and batch prediction read
 back (`load_run_json`); batch prediction also reads the run's params (how the
 training data was read) and the model's input signature, and predicts with
 the logged pyfunc model (`predict_with`).
@@ -17,8 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
-
+from kerasflow.data.drift import Reference
 from kerasflow.errors import BadInputError
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tracking.client import patiently
@@ -28,43 +27,31 @@ REFERENCE_STATS = "reference/stats.json"
 REFERENCE_SUITE = "reference/suite.json"
 
 
-def log_reference(client: Any, run_id: str, config: PipelineConfig, raw_path: str, split_path: str, features_path: str) -> None:
+def log_reference(client: Any, run_id: str, config: PipelineConfig, reference_path: str) -> None:
     """Logs the training rows' drift statistics and the expectation suite with a run.
 
     Both travel with every model version of the run: `retrain` checks new
     data for drift against `reference/stats.json`, and batch prediction
-    validates its input with `reference/suite.json`. Statistics that cannot
-    be computed are tagged (`kerasflow.reference_error`), not raised: the
-    drift check then reports the champion as having none.
+    validates its input with `reference/suite.json`. The statistics were
+    computed by the preprocessing step, where the training rows were in
+    memory (`kerasflow.data.drift.Reference`): no rows are read here.
+    Statistics that could not be computed are tagged
+    (`kerasflow.reference_error`), not raised: the drift check then reports
+    the champion as having none.
 
     Args:
         client: An `MlflowClient`.
         run_id: The run that logs the model.
         config: The pipeline config.
-        raw_path: Raw rows (Parquet).
-        split_path: The split JSON (its training rows are the reference).
-        features_path: The fitted feature spec JSON.
+        reference_path: The drift reference JSON (`Prepared.reference`).
     """
-
-    from kerasflow.data.drift import reference_stats  # deferred: scikit-learn, off the registry commands' path
-    from kerasflow.data.split import Split
-    from kerasflow.features.tabular import FeatureSpec
-
     if config.validation.suite and Path(config.validation.suite).is_file():
         client.log_text(run_id, Path(config.validation.suite).read_text(), REFERENCE_SUITE)
-    try:
-        features = FeatureSpec.load(features_path)
-        train = pd.read_parquet(raw_path).iloc[Split.load(split_path).train]
-        numeric, categorical = (features.numeric, features.categorical) if isinstance(features, FeatureSpec) \
-            else features.drift_columns()  # an image spec (kerasflow/features/images.py): pixels or file sizes
-        text = getattr(features, "text_columns", [])  # free text: drift of word counts
-        stats = reference_stats(train, numeric, categorical, text, bins=config.registry.drift.bins,
-                                seed=config.split.seed)
-    except (ValueError, TypeError, KeyError) as exc:  # never block a registration on drift statistics
-        client.set_tag(run_id, "kerasflow.reference_error", f"{type(exc).__name__}: {exc}"[:4000])
+    reference = Reference.load(reference_path)
+    if reference.stats is None:  # never block a registration on drift statistics
+        client.set_tag(run_id, "kerasflow.reference_error", reference.error)
         return
-    stats["target"] = config.data.target
-    client.log_text(run_id, json.dumps(stats), REFERENCE_STATS)
+    client.log_text(run_id, json.dumps(reference.stats), REFERENCE_STATS)
 
 
 def load_run_json(client: Any, run_id: str, artifact: str) -> Any | None:

@@ -150,6 +150,8 @@ def evaluate_rows(evaluation_section: EvaluationConfig, raw_path: str, split_pat
         if not evaluation_section.classification_report:
             evaluation = Evaluation(metrics=evaluation.metrics)
         files = save_reports(evaluation, predictions, test.raw_y, out_dir)
+    if not evaluation_section.slices:  # no slices: no copy of the training rows (a million rows: 800k of them)
+        return evaluation, files
     train = split.train or sorted(set(range(len(frame))) - set(split.test))  # k-fold: every non-test row
     evaluation = evaluate_slices(evaluation, evaluation_section, frame.iloc[split.test], frame.iloc[train],
                                  lambda mask: score_subset(model, test, labels, mask), categorical)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
+from kerasflow.data.drift import Reference, training_reference
 from kerasflow.training.baseline import Baseline
 
 if TYPE_CHECKING:  # annotations only: the kinds resolve without loading the training code
@@ -70,11 +71,29 @@ class Fitted:
         features: The fitted `FeatureSpec` (or `ImageSpec`), saved by the task.
         labels: The fitted `LabelSpec`.
         params: The `preprocessing.*` params to log.
+        reference: The training rows' drift reference (`reference_of`),
+            which registration logs with the model without reading the rows.
     """
 
     features: Any
     labels: Any
     params: dict[str, Any] = field(default_factory=dict)
+    reference: Reference = field(default_factory=lambda: Reference(error="the data kind computed no drift reference"))
+
+
+def reference_of(config: PipelineConfig, train: pd.DataFrame, features: Any) -> Reference:
+    """The drift reference of training rows in memory, for the columns of the fitted `features` spec.
+
+    Args:
+        config: The pipeline config (`data.target`, `registry.drift.bins`, `split.seed`).
+        train: The training rows.
+        features: The fitted `FeatureSpec` or image spec.
+
+    Returns:
+        The `kerasflow.data.drift.Reference` (`training_reference`).
+    """
+    return training_reference(train, features, config.data.target, bins=config.registry.drift.bins,
+                              seed=config.split.seed)
 
 
 @dataclass(frozen=True)

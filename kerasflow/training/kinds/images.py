@@ -36,7 +36,7 @@ from kerasflow.features.labels import fit_labels
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.baseline import Baseline
 from kerasflow.training.image_stream import should_stream
-from kerasflow.training.kinds.base import FileCheck, Fitted, Inferred, StepLog, register
+from kerasflow.training.kinds.base import FileCheck, Fitted, Inferred, StepLog, reference_of, register
 from kerasflow.training.kinds.table import Table
 
 SIDECAR_SUFFIX = ".images.parquet"
@@ -87,7 +87,8 @@ class ImageKind(Table):
         """Fits the image spec and the label encoding on the training rows.
 
         Returns:
-            The `Fitted` specs; a configured base model is recorded in the
+            The `Fitted` specs and the training rows' drift reference (pixels
+            or file sizes); a configured base model is recorded in the
             spec by the task (it may be downloaded from the registry).
         """
         frame = pd.read_parquet(raw_path)
@@ -101,7 +102,8 @@ class ImageKind(Table):
         labels = fit_labels(train[data.target], data.task, data.label_encoding, config.preprocessing.target_transform)
         return Fitted(spec, labels, {"task": labels.task, "layout": spec.layout, "image_shape": list(spec.shape),
                                      "max_value": spec.max_value, "classes": labels.classes,
-                                     "loss": labels.output()[2], "streamed": spec.streamed, **labels.target_params()})
+                                     "loss": labels.output()[2], "streamed": spec.streamed, **labels.target_params()},
+                      reference_of(config, train, spec))
 
     def baseline(self, config: PipelineConfig, raw_path: str, split_path: str, labels_path: str) -> Baseline:
         """None: no scikit-learn model is a cheap and fair baseline for images."""

@@ -17,7 +17,7 @@ from kerasflow.features.tabular import fit_features, preprocessing_options, sele
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.baseline import Baseline, fit_baseline
 from kerasflow.training.fitting import EpochHook, TrainingResult
-from kerasflow.training.kinds.base import DataKind, FileCheck, Fitted, StepLog, register
+from kerasflow.training.kinds.base import DataKind, FileCheck, Fitted, StepLog, reference_of, register
 from kerasflow.training.rows import evaluate_rows, fit_on_split
 
 
@@ -97,7 +97,10 @@ class Table(DataKind):
         return str(split.save(Path(workdir) / "split.json"))
 
     def fit_features(self, config: PipelineConfig, raw_path: str, split_path: str) -> Fitted:
-        """Fits feature statistics and the label encoding on the training rows (constant columns left out)."""
+        """Fits feature statistics and the label encoding on the training rows (constant columns left out).
+
+        The training rows' drift reference is computed here too, while they are in memory (`reference_of`).
+        """
         frame = pd.read_parquet(raw_path)
         train = frame.iloc[Split.load(split_path).train]
         d = config.data
@@ -106,7 +109,8 @@ class Table(DataKind):
         features, labels = self.fit_columns(config, train, numeric, categorical, split_path)
         return Fitted(features, labels, {"task": labels.task, "numeric_columns": len(numeric),
                                          "categorical_columns": len(categorical), "classes": labels.classes,
-                                         "loss": labels.output()[2], **labels.target_params()})
+                                         "loss": labels.output()[2], **labels.target_params()},
+                      reference_of(config, train, features))
 
     def fit_columns(self, config: PipelineConfig, train: pd.DataFrame, numeric: list[str], categorical: list[str],
                     split_path: str) -> tuple[Any, Any]:
