@@ -84,8 +84,13 @@ def run(out: Path, pytest_args: list[str]) -> int:
            "SUITE_COST_PROCS": str(out / "procs.tsv")}
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     started, load = time.time(), os.getloadavg()
-    code = subprocess.call([sys.executable, "-m", "pytest", "-p", "suite_cost_plugin", "-p", "no:cacheprovider",
-                            *pytest_args], cwd=ROOT, env=env)
+    pytest = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "suite_cost_plugin", "-p", "no:cacheprovider",
+                               *pytest_args], cwd=ROOT, env=env)
+    while True:  # reaps orphans as they end: a zombie left for later breaks tests that inspect processes
+        pid, status = os.waitpid(-1, 0)
+        if pid == pytest.pid:
+            code = pytest.returncode = os.waitstatus_to_exitcode(status)
+            break
     wall = time.time() - started
     _reap_orphans(timeout=120)
     tree = os.times()
@@ -112,6 +117,8 @@ def report(out: Path) -> None:
     files: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0, 0.0])
     for line in (out / "tests.jsonl").read_text().splitlines():
         row = json.loads(line)
+        if "wall" not in row:  # not a test's row
+            continue
         entry = files[row["id"].split("::")[0]]
         entry[0] += 1
         entry[1] += row["wall"]
