@@ -25,6 +25,11 @@ Each row also prints the CPU seconds of both process trees: on a shared
 machine they move less with the load than the wall times do (but still
 some: the same code measured 30.0 CPU-s at load 20-26 and 33.8 at 23-33).
 
+Quiet machine, 2026-12-07 (`--skip-long --repeats 3 --no-variants`, medians):
+start of the session (d045a16, load 1.6) bare 8.9 s, pipeline 20.8 s, 2.33x,
+CPU-s 9.1 / 28.2; end (7acc618, with the cuts below, load 1.1) bare 7.8 s,
+pipeline 17.3 s, 2.22x, CPU-s 8.1 / 24.5.
+
 Profiled again 2026-12-07 05:50-07:15 (issue 25, item 4; load 17-25 throughout,
 so the figures below are CPU seconds, read from psutil samples of the
 process tree at each output line, and py-spy samples of every thread):

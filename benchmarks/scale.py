@@ -53,6 +53,13 @@ Measured with `--suite --sizes 100000 1000000` on the shared 2-core machine
 
 At a load of 13-30 on 2 cores the wall ratios are largely the queue's;
 the quiet-machine time ratio (goal <= 2x) is still to be measured.
+Measured on a quiet machine at the end of that session (7acc618, load
+1.5): 38.4 s against 13.5 s (2.85x), peak 1,993 MB against 1,583 MB
+(1.26x), CPU 45.5 s against 14.4 s (3.16x); per task (wall/CPU s) load
+2.3/2.8, validate 1.3/1.9, split 1.3/1.3, preprocessing 2.7/3.0, train
+11.3/12.9, baseline 5.7/5.8, evaluate 2.3/3.2, register 0.5/0.6, infra
+5.7/6.0, card 0.2/0.2: the baseline and the infra process, serial after
+training, are 11.4 s of the 24.9 s over bare.
 
 The per-task line gives each task's wall seconds (Prefect's) and the CPU
 seconds of the process tree during it (work beside a task, such as the early
