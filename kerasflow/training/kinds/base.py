@@ -25,7 +25,7 @@ import functools
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -77,8 +77,8 @@ class Fitted:
 
     features: Any
     labels: Any
-    params: dict[str, Any] = field(default_factory=dict)
-    reference: Reference = field(default_factory=lambda: Reference(error="the data kind computed no drift reference"))
+    params: dict[str, Any]
+    reference: Reference
 
 
 def reference_of(config: PipelineConfig, train: pd.DataFrame, features: Any) -> Reference:
