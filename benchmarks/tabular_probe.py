@@ -252,7 +252,7 @@ def build_network(variant: Variant, nums, onehots, cards, units, seed):
     kind = variant.kind
     if kind in MLP_INPUTS:
         numbers = _mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed, variant.get("nb", None))
-        x = keras.layers.Concatenate()([numbers, onehot_in])
+        x = keras.layers.Concatenate()([numbers, _categoricals(onehot_in, cards, variant, seed)])
         widths, dropout, l2 = _widths(kind, nums.shape[1] + onehots.shape[1], units, len(nums))
         if "w" in variant.values or "d" in variant.values:
             widths = [variant.get("w", widths[0])] * variant.get("d", len(widths))
@@ -288,6 +288,29 @@ def build_network(variant: Variant, nums, onehots, cards, units, seed):
                                   dropout=variant.get("do", 0.1), r_init=r_init,
                                   r_chunks=chunks + cards, seed=seed), units, seed=seed + 100)
     return tabm_models([numeric_in, onehot_in], members, activation)
+
+
+def _categoricals(onehot_in, cards, variant: Variant, seed):
+    """The one-hot block, with the columns of more than `ce` levels through a learned embedding (`ce` option).
+
+    A bias-free `Dense` on a column's one-hot slice is its embedding table (kerasflow's
+    `categorical_embedding`: width `min(16, ceil(1.6 * n ** 0.56))`, uniform +-0.05 initialization).
+    """
+    import keras
+
+    from kerasflow.features.encodings import embedding_size
+
+    if "ce" not in variant.values:
+        return onehot_in
+    parts, offset = [], 0
+    for i, card in enumerate(cards):
+        piece = onehot_in[:, offset:offset + card]
+        offset += card
+        if card > variant.get("ce", 16):
+            init = keras.initializers.RandomUniform(-0.05, 0.05, seed=seed + 500 + i)
+            piece = keras.layers.Dense(embedding_size(card + 1, "auto"), use_bias=False, kernel_initializer=init)(piece)
+        parts.append(piece)
+    return keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
 
 
 def _widths(kind, width, units, rows):
