@@ -70,7 +70,7 @@ class PreprocessingConfig(Section):
         categorical_embedding: Embed categorical columns with many levels
             instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
             Default none: every column one-hot. A config that leaves out
-            `model` gets `{above: 16}` on a table of 1,000 rows or more with
+            `model` gets `{above: 32}` on a table of 1,000 rows or more with
             such a column (`kerasflow.lint.defaults`).
         target_transform: What a regression network learns in place of its
             label (one output on `data.target`; listed output heads

@@ -42,8 +42,8 @@ A config may hold only `name` and `data`. Each of `split`, `training` and
   (`numeric_embedding: piecewise_linear`, 48 quantile bins per column;
   `kerasflow.models.dense.default_preprocessing`), except on streamed tables;
   on a table of 1,000 rows or more it also embeds the categorical columns
-  of more than 16 levels instead of one-hot encoding them
-  (`categorical_embedding: {above: 16}`, measured on mlc_churn's 51 states).
+  of more than 32 levels instead of one-hot encoding them
+  (`categorical_embedding: {above: 32}`, measured on mlc_churn's 51 states).
 
 Sections the config sets (or overrides with `--set`) are never changed.
 Plain functions: no Prefect, no MLflow, no TensorFlow.
@@ -225,7 +225,7 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile, k
     if "preprocessing" in chosen and "numeric_embedding" in chosen["preprocessing"]:
         parts.append(f"numeric embedding {chosen['preprocessing']['numeric_embedding']}")
     if "preprocessing" in chosen and "categorical_embedding" in chosen["preprocessing"]:
-        above = chosen["preprocessing"]["categorical_embedding"].get("above", 16)
+        above = chosen["preprocessing"]["categorical_embedding"].get("above", 16)  # the schema's default
         parts.append(f"categorical columns of more than {above} levels embedded")
     if "training" in chosen:
         training = chosen["training"]
