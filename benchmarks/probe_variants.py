@@ -14,7 +14,9 @@ A probe model name such as `def_ple~wd1e-4~lr3e-4~p40` is the network
 - `bal`: class weights inversely proportional to the class counts;
 - `bn`: batch normalization after each hidden layer;
 - `k<int>`: TabM's ensemble size;
-- `mc<int>`: drop the categorical columns with more than this many levels.
+- `mc<int>`: drop the categorical columns with more than this many levels;
+- `ce<int>`: embed the categorical columns with more than this many levels (dense kinds), as
+  `preprocessing.categorical_embedding: {above: N}` does.
 
 Plain parsing, no Keras at import time.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 FLOATS = ("lr", "wd", "do")
-INTS = ("rp", "p", "b", "w", "d", "nb", "x", "k", "mc")
+INTS = ("rp", "p", "b", "w", "d", "nb", "x", "k", "mc", "ce")
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,22 @@ Eight bins win vehicle clearly (+5.5 points) but widen glass's gap (-5.4 against
 ionosphere short of HGB and were not run through the pipeline on mlc_churn, pima, breast_cancer_wbc,
 attrition, credit_data or satellite, so the defaults keep 48 bins (`numeric_bins` is a setting).
 
+mlc_churn's gap (7 Dec 2026; seeds 0, 1, 2; HGB 0.955, 0.950, 0.960): the 51-level `state`,
+one-hot, lets the network fit noise. Single network: `def_ple` 0.937, 0.940, 0.957;
+dropping `state` (`mc20`) 0.950, 0.940, 0.960; embedding it (`ce16`, as
+`categorical_embedding: {above: 16}`) 0.945, 0.942, 0.956; `nb8~ce16` 0.956, 0.944, 0.955;
+dropout 0.3 0.948, 0.940, 0.961. Seed 0 only: `nb8~mc20` 0.955, three layers 0.935, width 512
+0.939, patience 40 0.937, batch 128 0.937. Through the pipeline (5-fold ensemble,
+`/work/bench/qc4-ce16.json` against `q15.json`), embedding columns above 16 levels:
+0.938, 0.945, 0.957 (0.9467) -> 0.950, 0.953, 0.955 (0.9527 +- 0.0025; HGB 0.9550), a gap of
+0.23 points instead of 0.83. Of the other large sets only ames has such columns (Neighborhood, 28
+levels; Exterior_2nd, 17): embedded, its MAE went 14,175, 12,568, 13,670 (13,471) -> 14,487, 12,826,
+13,704 (13,672; HGB 14,274), 1.5% worse (`/work/bench/qc4-ce16-ames.json`). So a chosen dense
+network on 1,000 rows or more embeds the columns of more than 32 levels
+(`kerasflow.models.dense.default_preprocessing`): mlc_churn's `state` (the same model as above;
+`/work/bench/qc4-ce32.json`), none of ames's. satellite, attrition and credit_data have no column
+above 16 levels, so their defaults are unchanged.
+
 Usage: python benchmarks/tabular_probe.py [SET ...] [--seeds 3] [--models hgb,mlp,...]
 """
 
@@ -252,7 +268,7 @@ def build_network(variant: Variant, nums, onehots, cards, units, seed):
     kind = variant.kind
     if kind in MLP_INPUTS:
         numbers = _mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed, variant.get("nb", None))
-        x = keras.layers.Concatenate()([numbers, onehot_in])
+        x = keras.layers.Concatenate()([numbers, _categoricals(onehot_in, cards, variant, seed)])
         widths, dropout, l2 = _widths(kind, nums.shape[1] + onehots.shape[1], units, len(nums))
         if "w" in variant.values or "d" in variant.values:
             widths = [variant.get("w", widths[0])] * variant.get("d", len(widths))
@@ -288,6 +304,29 @@ def build_network(variant: Variant, nums, onehots, cards, units, seed):
                                   dropout=variant.get("do", 0.1), r_init=r_init,
                                   r_chunks=chunks + cards, seed=seed), units, seed=seed + 100)
     return tabm_models([numeric_in, onehot_in], members, activation)
+
+
+def _categoricals(onehot_in, cards, variant: Variant, seed):
+    """The one-hot block, with the columns of more than `ce` levels through a learned embedding (`ce` option).
+
+    A bias-free `Dense` on a column's one-hot slice is its embedding table (kerasflow's
+    `categorical_embedding`: width `min(16, ceil(1.6 * n ** 0.56))`, uniform +-0.05 initialization).
+    """
+    import keras
+
+    from kerasflow.features.encodings import embedding_size
+
+    if "ce" not in variant.values:
+        return onehot_in
+    parts, offset = [], 0
+    for i, card in enumerate(cards):
+        piece = onehot_in[:, offset:offset + card]
+        offset += card
+        if card > variant.get("ce", 16):
+            init = keras.initializers.RandomUniform(-0.05, 0.05, seed=seed + 500 + i)
+            piece = keras.layers.Dense(embedding_size(card + 1, "auto"), use_bias=False, kernel_initializer=init)(piece)
+        parts.append(piece)
+    return keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
 
 
 def _widths(kind, width, units, rows):

@@ -142,3 +142,29 @@ def test_a_chosen_dense_model_embeds_numbers_piecewise_linearly_unless_the_file_
                                                                                  "training batch 32, learning rate "
                                                                                  "0.001, up to 300 epochs, early "
                                                                                  "stopping, lr schedule")
+
+
+def test_a_chosen_dense_model_embeds_categorical_columns_of_many_levels_from_1000_rows(tmp_path: Path) -> None:
+    """Above 32 levels a categorical column is embedded (mlc_churn's 51 states), from 1,000 rows; else one-hot."""
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame
+    frame["ink_top_row"] = "ink" + frame[[f"pixel_0_{i}" for i in range(8)]].sum(axis=1).astype(int).astype(str)
+    assert frame["ink_top_row"].nunique() > 32 and len(frame) >= 1000
+
+    def defaulted(rows: pd.DataFrame, name: str) -> PipelineConfig:
+        rows.to_csv(tmp_path / f"{name}.csv", index=False)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, "data": {"source": str(tmp_path / f"{name}.csv"),
+                                                               "target": "target"}}))
+        chosen = choose_defaults(load_config(path), str(path))
+        assert ("categorical columns of more than 32 levels embedded" in chosen.describe()) == (
+            chosen.config.preprocessing.categorical_embedding is not None)
+        return chosen.config
+
+    embedded = defaulted(frame, "digits_ink").preprocessing
+    assert (embedded.categorical_embedding.above, embedded.numeric_embedding) == (32, "piecewise_linear")
+    assert defaulted(frame.head(999), "digits_ink_999").preprocessing.categorical_embedding is None
+    common = frame["ink_top_row"].value_counts().index[:31]
+    thirty_two = frame.assign(ink_top_row=frame["ink_top_row"].where(frame["ink_top_row"].isin(common), "other"))
+    assert defaulted(thirty_two, "digits_ink_32").preprocessing.categorical_embedding is None, "32 levels stay one-hot"

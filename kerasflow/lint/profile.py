@@ -38,6 +38,7 @@ class DataProfile:
         target_mean_square: Mean of the squared target (regression), the loss of a model predicting 0.
         input_width: Width of the model's tabular input (numeric columns plus one-hot levels).
         numeric_std: Standard deviation of each numeric feature.
+        categorical_levels: Distinct values of each categorical feature (tabular families only).
         distinct_tokens: Distinct word tokens of the text column, if there is one.
         text_columns: Columns holding free text (`text_columns`).
         text_median_length: Median length in characters of the first text
@@ -58,6 +59,7 @@ class DataProfile:
     target_mean_square: float = 1.0
     input_width: int = 0
     numeric_std: dict[str, float] = field(default_factory=dict)
+    categorical_levels: dict[str, int] = field(default_factory=dict)
     distinct_tokens: int | None = None
     text_columns: list[str] = field(default_factory=list)
     text_median_length: float | None = None
@@ -136,8 +138,8 @@ def _profile_features(config: PipelineConfig, frame: pd.DataFrame, profile: Data
     stds = frame[numeric].apply(pd.to_numeric, errors="coerce").std()
     profile.numeric_std = {str(c): float(s) for c, s in stds.items() if np.isfinite(s) and s > 0}
     limit = config.preprocessing.max_categories
-    levels = sum(min(int(frame[c].nunique()), limit or 10**9) for c in categorical)
-    profile.input_width = len(numeric) + levels
+    profile.categorical_levels = {str(c): min(int(frame[c].nunique()), limit or 10**9) for c in categorical}
+    profile.input_width = len(numeric) + sum(profile.categorical_levels.values())
 
 
 def _text_column(model: ModelSection) -> str | None:
