@@ -4,9 +4,10 @@ A table's features get `HistGradientBoostingClassifier` or `...Regressor`
 (default settings, categorical columns as pandas categories); a model that
 reads text columns gets TF-IDF of word 1-2-grams and `char_wb` 2-5-grams
 with `LogisticRegression` or `Ridge`. The rows are the network's (the
-split's training rows, which a k-fold split makes every non-test row) and
-the metrics are computed by the same functions as its evaluation
-(`kerasflow.training.evaluate`), so the two results are comparable.
+split's training rows, which a k-fold split makes every non-test row; above
+`evaluation.baseline_rows` of them, a seeded random sample of that many) and
+the metrics are computed on all its test rows by the same functions as its
+evaluation (`kerasflow.training.evaluate`), so the two results are comparable.
 
 Plain code: no Prefect, no MLflow. The data kinds call it
 (`kerasflow.training.kinds.DataKind.baseline`).
@@ -35,10 +36,6 @@ from kerasflow.training.evaluate import classification_evaluation, regression_me
 # wait on each other at every barrier (breast_cancer: 0.3 s on one thread, 15 s on two under load).
 MAX_THREADS = 1
 MAX_CATEGORIES = 250  # HistGradientBoosting bins a categorical column into at most 255 values (one for missing)
-# A reference, not the product: beyond this many training rows the baseline fits on a seeded (stratified) sample
-# of them. Boosting's test score changes by a few thousandths from 100k to 1M rows, while its fit took 5-6 minutes
-# of a 1M-row run on one thread (issue 25); the test rows are always all scored.
-MAX_TRAIN_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ class Baseline:
         test_rows: The rows it was scored on.
         seconds: Its fit and scoring time.
         sampled_from: The training rows it was sampled from, when there
-            were more than `MAX_TRAIN_ROWS`; 0 when it saw them all.
+            were more than `evaluation.baseline_rows`; 0 when it saw them all.
     """
 
     model: str = ""
@@ -90,12 +87,12 @@ def fit_baseline(config: PipelineConfig, raw_path: str, split_path: str, labels_
         return Baseline(reason="the split has no test rows")
     labels = LabelSpec.load(labels_path)
     frame = pd.read_parquet(raw_path)
-    positions = np.asarray(split.train)
-    sampled_from = len(positions) if len(positions) > MAX_TRAIN_ROWS else 0
+    positions, cap = np.asarray(split.train), config.evaluation.baseline_rows
+    sampled_from = len(positions) if cap is not None and len(positions) > cap else 0
     if sampled_from:  # the sample's rows are taken from the frame, never a copy of every training row first
         target = config.data.target
         values = frame[target].iloc[positions] if target in frame.columns else None
-        positions = positions[sample_positions(len(positions), values, labels, config.training.seed)]
+        positions = positions[sample_positions(len(positions), values, labels, config.training.seed, cap)]
     train, test = frame.iloc[positions], frame.iloc[split.test]
     if sampled_from:
         train = train.sort_index()
@@ -114,37 +111,39 @@ def fit_baseline(config: PipelineConfig, raw_path: str, split_path: str, labels_
                     seconds=time.perf_counter() - started, sampled_from=sampled_from)
 
 
-def sample_rows(train: pd.DataFrame, target: str | None, labels: LabelSpec, seed: int) -> pd.DataFrame:
-    """`MAX_TRAIN_ROWS` of the training rows, drawn by scikit-learn with the config's seed.
+def sample_rows(train: pd.DataFrame, target: str | None, labels: LabelSpec, seed: int, size: int) -> pd.DataFrame:
+    """`size` of the training rows, drawn uniformly at random by scikit-learn with the config's seed.
 
     A classifier's sample keeps the class shares (stratified) when every
     class has at least two rows; otherwise, and for regression, it is a
     plain random sample.
 
     Args:
-        train: The training rows.
+        train: The training rows (more than `size`).
         target: The label column (`data.target`), or None.
         labels: The fitted `LabelSpec` (its task).
         seed: `training.seed`.
+        size: Rows in the sample (`evaluation.baseline_rows`).
 
     Returns:
         The sampled rows, in their original order.
     """
     values = train[target] if target in train.columns else None
-    return train.iloc[sample_positions(len(train), values, labels, seed)].sort_index()
+    return train.iloc[sample_positions(len(train), values, labels, seed, size)].sort_index()
 
 
-def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, seed: int) -> np.ndarray:
+def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, seed: int, size: int) -> np.ndarray:
     """The positions of `sample_rows`'s sample among `rows` training rows, from their labels alone.
 
     Args:
-        rows: How many training rows.
+        rows: How many training rows (more than `size`).
         target: Their labels, or None.
         labels: The fitted `LabelSpec` (its task).
         seed: `training.seed`.
+        size: Rows in the sample.
 
     Returns:
-        `MAX_TRAIN_ROWS` positions, in scikit-learn's draw order (the rows
+        `size` positions, in scikit-learn's draw order (the rows
         `train_test_split` of the training frame itself would draw).
     """
     from sklearn.model_selection import train_test_split  # deferred: heavy
@@ -153,7 +152,7 @@ def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, see
     if labels.task != "regression" and target is not None:
         counts = target.value_counts(dropna=False)
         stratify = target if counts.min() >= 2 else None
-    chosen, _ = train_test_split(np.arange(rows), train_size=MAX_TRAIN_ROWS, random_state=seed, stratify=stratify)
+    chosen, _ = train_test_split(np.arange(rows), train_size=size, random_state=seed, stratify=stratify)
     return chosen
 
 
