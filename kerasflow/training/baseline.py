@@ -24,6 +24,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from kerasflow.data.contract import dropped_columns, feature_columns
+from kerasflow.data.holdout import rows_at
 from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import raw_targets
@@ -86,29 +87,36 @@ def fit_baseline(config: PipelineConfig, raw_path: str, split_path: str, labels_
     if not split.test:
         return Baseline(reason="the split has no test rows")
     labels = LabelSpec.load(labels_path)
-    frame = pd.read_parquet(raw_path)
     positions, cap = np.asarray(split.train), config.evaluation.baseline_rows
     sampled_from = len(positions) if cap is not None and len(positions) > cap else 0
-    if sampled_from:  # the sample's rows are taken from the frame, never a copy of every training row first
-        target = config.data.target
-        values = frame[target].iloc[positions] if target in frame.columns else None
-        positions = positions[sample_positions(len(positions), values, labels, config.training.seed, cap)]
-    train, test = frame.iloc[positions], frame.iloc[split.test]
-    if sampled_from:
-        train = train.sort_index()
+    if sampled_from:  # drawn from the labels alone; the rows read are the sample's, in their order in the file
+        values = read_target(raw_path, config.data.target)
+        values = values.iloc[positions] if values is not None else None
+        positions = np.sort(positions[sample_positions(len(positions), values, labels, config.training.seed, cap)])
+    rows = rows_at(raw_path, np.concatenate([positions, split.test]))  # never a copy of every row
+    train, test = rows.iloc[:len(positions)], rows.iloc[len(positions):]
     texts = text_section(config.model)
     started = time.perf_counter()
     try:
         if texts is not None and texts.columns:
             name, estimator, x_train, x_test = text_inputs(texts.columns, labels, train, test)
         else:
-            name, estimator, x_train, x_test = table_inputs(config, raw_path, frame, labels, train, test)
+            name, estimator, x_train, x_test = table_inputs(config, raw_path, labels, train, test)
         metrics = fit_and_score(estimator, x_train, x_test, labels, train, test)
     except ValueError as exc:  # a column scikit-learn refuses: the run goes on without a baseline
         return Baseline(reason=f"the baseline could not be fitted: {exc}")
     return Baseline(model=type(estimator[-1] if hasattr(estimator, "steps") else estimator).__name__, name=name,
                     metrics=metrics, train_rows=len(train), test_rows=len(test),
                     seconds=time.perf_counter() - started, sampled_from=sampled_from)
+
+
+def read_target(raw_path: str, target: str | None) -> pd.Series | None:
+    """The label column of every raw row (one column read), or None when the rows have no such column."""
+    import pyarrow.parquet as pq  # deferred: only the steps that read raw Parquet need it
+
+    if target is None or target not in pq.ParquetFile(raw_path).schema_arrow.names:
+        return None
+    return pd.read_parquet(raw_path, columns=[target])[target]
 
 
 def sample_rows(train: pd.DataFrame, target: str | None, labels: LabelSpec, seed: int, size: int) -> pd.DataFrame:
@@ -156,8 +164,8 @@ def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, see
     return chosen
 
 
-def table_inputs(config: PipelineConfig, raw_path: str, frame: pd.DataFrame, labels: LabelSpec,
-                 train: pd.DataFrame, test: pd.DataFrame) -> tuple[str, Any, pd.DataFrame, pd.DataFrame]:
+def table_inputs(config: PipelineConfig, raw_path: str, labels: LabelSpec, train: pd.DataFrame,
+                 test: pd.DataFrame) -> tuple[str, Any, pd.DataFrame, pd.DataFrame]:
     """The boosting baseline of a table's feature columns, and its training and test inputs.
 
     Categorical columns (declared, or not numeric) become pandas categories
@@ -170,9 +178,9 @@ def table_inputs(config: PipelineConfig, raw_path: str, frame: pd.DataFrame, lab
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor  # deferred: heavy
 
     dropped = set(dropped_columns(raw_path))
-    names, declared = feature_columns(config, frame)
+    names, declared = feature_columns(config, train)
     names = [c for c in names if c not in dropped]
-    categorical = [c for c in names if c in declared or not is_numeric(frame[c])]
+    categorical = [c for c in names if c in declared or not is_numeric(train[c])]
     x_train, x_test = train[names].copy(), test[names].copy()
     for column in names:
         if column in categorical:

@@ -10,43 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import decode_outputs
 from kerasflow.features.tabular import FeatureSpec, as_model_inputs, frame_to_inputs
-
-
-def rows_at(raw_path: str, positions: list[int]) -> pd.DataFrame:
-    """Reads raw rows at positions (e.g. the chosen canary rows of the test split), one column at a time.
-
-    The same frame as `pd.read_parquet(raw_path).iloc[positions]`, without
-    ever holding every row: each column is read, its rows taken, and
-    dropped before the next (a million rows: a few MB at a time instead of
-    some 450 MB, so infra validation can read them while its fresh
-    process loads the model).
-
-    Args:
-        raw_path: Raw rows (Parquet).
-        positions: Positions in the raw rows; those beyond its end are left out.
-
-    Returns:
-        The rows, label columns included, in the order of `positions`.
-    """
-    import pyarrow as pa  # deferred: only the steps that read raw Parquet need it
-    import pyarrow.parquet as pq
-
-    source = pq.ParquetFile(raw_path)
-    kept = np.asarray([p for p in positions if p < source.metadata.num_rows], dtype=np.int64)
-    schema = source.schema_arrow
-    columns = [source.read(columns=[name]).column(0).take(kept) for name in schema.names]
-    frame = pa.Table.from_arrays(columns, schema=schema).to_pandas()
-    stored = (schema.pandas_metadata or {}).get("index_columns") or [{"kind": "range", "start": 0, "step": 1}]
-    if isinstance(stored[0], dict) and stored[0].get("kind") == "range":  # a RangeIndex lives in the metadata only
-        frame.index = pd.Index(stored[0]["start"] + stored[0]["step"] * kept, name=stored[0].get("name"))
-    return frame
 
 
 def serving_rows(features_path: str, rows: pd.DataFrame) -> pd.DataFrame:
