@@ -87,7 +87,23 @@ infra process, counts in it), then the tasks running at the memory peak.
   baseline 6.7, evaluate 3.9, register 0.6, infra 8.0;
 - the baseline in a thread beside evaluation and registration (tried,
   reverted): peak 2,254-2,300 MB (1.42-1.46x bare, at the baseline and the
-  evaluation together), so it stays serial.
+  evaluation together), so it stays serial;
+- the baseline, the evaluation and the canary rows reading only the rows
+  they use (`holdout.rows_at`), interleaved main (900cd92) then this branch,
+  4 pairs at load 10.3/8.3/10.8/5.8 (main) and 8.9/7.7/10.6/4.8 (branch):
+  main CPU 48.4/53.6/54.2/51.1 s against 13.9-15.1 s bare (3.49x, 3.56x,
+  3.75x, 3.54x), peak 1.27/1.25/1.24/1.64x (the last at register-model,
+  likely a `git` child of the 1.2 GB process counted before it execs, as
+  joblib's `lscpu` child was at the baseline); branch CPU
+  50.0/46.8/52.3/48.1 s (3.48x, 3.30x, 3.40x, 3.35x), peak
+  1.27/1.25/1.26/1.30x (the last at train-model, which this change does
+  not touch). Mean CPU 51.8 -> 49.3 s; per task, main -> branch: baseline 6.4 -> 6.05,
+  evaluate 3.7 -> 3.5, infra 7.5 -> 6.4 (wall times at these loads are
+  mostly the queue's); the quietest pair (load 5-6):
+  main 94.6 s against 18.1 s (5.23x), branch 50.4 s against 21.9 s (2.30x;
+  per task wall/CPU load 3.0/2.8, validate 1.9/1.9, split 1.4/1.3,
+  preprocessing 3.1/2.9, train 15.7/14.3, baseline 6.1/5.9, evaluate
+  2.7/3.7, register 0.5/0.5, infra 6.0/6.1, card 0.2/0.2).
 
 Usage:
 

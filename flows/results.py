@@ -28,6 +28,9 @@ class TrainResult:
         prefect_url: The flow run's page in the Prefect UI, if there is one.
         baseline: The scikit-learn baseline's short name (`HistGradientBoosting`), or None without one.
         baseline_metrics: Its metrics on the same test rows, by the network's names.
+        baseline_rows: The training rows it was fitted on (0 without one).
+        baseline_sampled_from: The training rows its sample was drawn from
+            (`evaluation.baseline_rows`); 0 when it was fitted on all of them.
     """
 
     run_id: str
@@ -41,6 +44,8 @@ class TrainResult:
     prefect_url: str | None = None
     baseline: str | None = None
     baseline_metrics: dict[str, float] = field(default_factory=dict)
+    baseline_rows: int = 0
+    baseline_sampled_from: int = 0
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)
         publish_summary(run, config, metrics, registered, baseline)
+    fitted = baseline if baseline is not None and baseline.model else None
     return TrainResult(run_id=run.id, experiment_id=run.experiment_id, metrics=metrics,
-                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(), baseline=baseline.name if baseline and baseline.model else None,
-                       baseline_metrics=baseline.metrics if baseline else {}, **registered)
+                       mlflow_url=mlflow_run_url(run), prefect_url=flow_run_url(),
+                       baseline=fitted.name if fitted else None, baseline_metrics=fitted.metrics if fitted else {},
+                       baseline_rows=fitted.train_rows if fitted else 0,
+                       baseline_sampled_from=fitted.sampled_from if fitted else 0, **registered)

@@ -13,14 +13,19 @@ from kerasflow.training.baseline import Baseline
 from kerasflow.training.kinds import kind_of
 
 
-@task(name="fit-baseline", retries=0, cache_policy=StepInputs(sections=("data", "split", "model", "training")))
+@task(name="fit-baseline", retries=0, cache_policy=StepInputs(sections=("data", "split", "model", "training",
+                                                                             "evaluation.baseline_rows")))
 def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -> Baseline:
     """Fits the data kind's baseline (`DataKind.baseline`) and logs `baseline/<metric>` and `baseline.model`.
 
     The flows run it when `evaluation.baseline` is true. A kind without a
     baseline (images, a streamed table) says so once in the step's log.
-    Run through `run_step`, the result is cached like the other steps
-    (keyed by the prepared data, the model's text columns and `training.seed`).
+    The params `baseline.rows` (the training rows it was fitted on) and,
+    when it was fitted on a sample (`evaluation.baseline_rows`),
+    `baseline.sampled_from` (the training rows it was drawn from) say on
+    what. Run through `run_step`, the result is cached like the other steps
+    (keyed by the prepared data, the model's text columns, `training.seed`
+    and `evaluation.baseline_rows`).
 
     Returns:
         The `Baseline` (without a model when there is none).
@@ -29,12 +34,12 @@ def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -
     if not baseline.model:
         step_logger().info(f"no baseline: {baseline.reason}")
         return baseline
-    tracker.params({"model": baseline.model, "name": baseline.name, "train_rows": baseline.train_rows,
+    tracker.params({"model": baseline.model, "name": baseline.name, "rows": baseline.train_rows,
                     **({"sampled_from": baseline.sampled_from} if baseline.sampled_from else {})},
                    prefix="baseline.")
     if baseline.sampled_from:
-        step_logger().info(f"baseline fitted on a seeded sample of {baseline.train_rows} of the "
-                           f"{baseline.sampled_from} training rows")
+        step_logger().info(f"baseline fitted on a seeded sample of {baseline.train_rows:,} of the "
+                           f"{baseline.sampled_from:,} training rows (evaluation.baseline_rows)")
     overall = {name: value for name, value in baseline.metrics.items() if not name.startswith("class.")}
     tracker.metrics({**overall, "seconds": baseline.seconds}, prefix="baseline.")  # per-class scores: the network's
     step_logger().info(f"baseline {baseline.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in overall.items())

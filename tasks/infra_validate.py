@@ -7,7 +7,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kerasflow.data.holdout import raw_rows
+from kerasflow.data.holdout import raw_rows, rows_at
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import release_memory
 from kerasflow.promotion.infra import SKIPPED, InfraReport, canary_positions, infra_mode, judge_probe
@@ -15,7 +15,7 @@ from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import Tracker
 from kerasflow.tracking.infra import probe_version, start_probe
-from kerasflow.training.canary import evaluated_predictions, rows_at, serving_rows, split_test_rows
+from kerasflow.training.canary import evaluated_predictions, serving_rows, split_test_rows
 
 
 @task(name="validate-infra", retries=0, cache_policy=NO_CACHE)

@@ -212,7 +212,9 @@ def publish_summary(run: tracking.PipelineRun, config: PipelineConfig, metrics: 
         lines += ["| test metric | value |", "| --- | --- |"]
         lines += [f"| {name} | {value:.4f} |" for name, value in shown.items()]
     else:
-        lines += [f"| test metric | value | {baseline.name} (same rows) |", "| --- | --- | --- |"]
+        rows = (f"same test rows, fitted on {baseline.train_rows:,} of {baseline.sampled_from:,} training rows"
+                if baseline.sampled_from else "same rows")
+        lines += [f"| test metric | value | {baseline.name} ({rows}) |", "| --- | --- | --- |"]
         lines += [f"| {name} | {value:.4f} | {scores[name]:.4f} |" if name in scores else f"| {name} | {value:.4f} | |"
                   for name, value in shown.items()]
     if registered.get("version"):

@@ -169,6 +169,12 @@ def test_the_printed_result_shows_the_baseline_beside_the_network(capsys: pytest
     assert any(line.split() == ["accuracy", "0.8710", "(HistGradientBoosting", "0.8760", "on", "the", "same",
                                 "rows)"] for line in lines)
     assert any(line.split() == ["loss", "0.3000"] for line in lines)
+    sampled = TrainResult(run_id="r", experiment_id="1", metrics={"accuracy": 0.871}, model_uri="m",
+                          mlflow_url="http://ui/r", baseline="HistGradientBoosting", baseline_metrics={"accuracy": 0.876},
+                          baseline_rows=200_000, baseline_sampled_from=800_000)
+    print_train(sampled, config)
+    assert "accuracy       0.8710  (HistGradientBoosting 0.8760 on the same test rows, fitted on 200,000 of " \
+           "800,000 training rows)\n" in capsys.readouterr().out
 
 
 # --- the training flow (integration: Prefect's test harness) ----------------------------------------------
@@ -190,10 +196,14 @@ def breast_cancer_config(tmp_path: Path, name: str, **changes: Any) -> str:
 def test_a_weak_network_is_refused_by_beats_baseline(prefect_harness, mlflow_store: str, tmp_path: Path) -> None:
     from kerasflow.flows.train import train_flow
 
-    path = breast_cancer_config(tmp_path, "baseline-weak", registry={"beats_baseline": {"margin": 0.005}})
+    path = breast_cancer_config(tmp_path, "baseline-weak", registry={"beats_baseline": {"margin": 0.005}},
+                                evaluation={"baseline_rows": 200})  # below the training rows: a sample
     result = train_flow(path)
     run = mlflow.MlflowClient(mlflow_store).get_run(result.run_id)
+    train_rows = int(run.data.params["split.train_rows"])
     assert run.data.params["baseline.model"] == "HistGradientBoostingClassifier"
+    assert (run.data.params["baseline.rows"], run.data.params["baseline.sampled_from"]) == ("200", str(train_rows))
+    assert (result.baseline_rows, result.baseline_sampled_from) == (200, train_rows)
     assert run.data.metrics["baseline/accuracy"] == pytest.approx(result.baseline_metrics["accuracy"])
     assert {"baseline/f1_macro", "baseline/roc_auc", "test/accuracy"} <= set(run.data.metrics)
     assert result.baseline == "HistGradientBoosting" and result.version and not result.blessed
@@ -203,7 +213,8 @@ def test_a_weak_network_is_refused_by_beats_baseline(prefect_harness, mlflow_sto
         print_train(result, load_config(path))
     shown = out.getvalue()
     assert f"accuracy       {result.metrics['accuracy']:.4f}  (HistGradientBoosting " \
-           f"{result.baseline_metrics['accuracy']:.4f} on the same rows)" in shown
+           f"{result.baseline_metrics['accuracy']:.4f} on the same test rows, fitted on 200 of {train_rows} " \
+           "training rows)" in shown
     assert "gate: beats_baseline accuracy" in shown
     aliases = mlflow.MlflowClient(mlflow_store).get_registered_model("baseline-weak").aliases
     assert "candidate" not in aliases
@@ -239,26 +250,46 @@ def test_a_text_run_logs_the_tfidf_baseline(prefect_harness, mlflow_store: str, 
 
 def test_a_large_training_set_is_sampled_with_the_seed_keeping_class_shares() -> None:
     from kerasflow.features.labels import fit_labels
-    from kerasflow.training.baseline import MAX_TRAIN_ROWS, sample_rows
+    from kerasflow.training.baseline import sample_rows
 
-    rows = MAX_TRAIN_ROWS + 20_000
+    size, rows = 1_000, 1_200
     frame = pd.DataFrame({"x": range(rows), "y": ["rare" if i % 10 == 0 else "common" for i in range(rows)]})
     labels = fit_labels(frame["y"], "classification")
-    first, again = (sample_rows(frame, "y", labels, seed=7) for _ in range(2))
-    assert len(first) == MAX_TRAIN_ROWS and first.index.equals(again.index)  # seeded: the same rows
-    assert first.index.is_monotonic_increasing and (first["y"] == "rare").mean() == pytest.approx(0.1, abs=1e-4)
-    assert not sample_rows(frame, "y", labels, seed=8).index.equals(first.index)
+    first, again = (sample_rows(frame, "y", labels, seed=7, size=size) for _ in range(2))
+    assert len(first) == size and first.index.equals(again.index)  # seeded: the same rows
+    assert first.index.is_monotonic_increasing and (first["y"] == "rare").mean() == pytest.approx(0.1, abs=1e-3)
+    assert not sample_rows(frame, "y", labels, seed=8, size=size).index.equals(first.index)
 
 
 def test_the_sample_is_drawn_from_positions_without_copying_every_training_row() -> None:
     import numpy as np
 
     from kerasflow.features.labels import fit_labels
-    from kerasflow.training.baseline import MAX_TRAIN_ROWS, sample_positions, sample_rows
+    from kerasflow.training.baseline import sample_positions, sample_rows
 
-    rows = MAX_TRAIN_ROWS + 30_000
+    size, rows = 1_000, 1_300
     frame = pd.DataFrame({"x": range(rows), "y": [("a", "b", "c")[i % 3] for i in range(rows)]})
-    train = np.sort(np.random.default_rng(0).choice(rows, MAX_TRAIN_ROWS + 20_000, replace=False))
+    train = np.sort(np.random.default_rng(0).choice(rows, size + 200, replace=False))
     labels = fit_labels(frame["y"], "classification")
-    chosen = train[sample_positions(len(train), frame["y"].iloc[train], labels, seed=5)]
-    assert frame.iloc[chosen].sort_index().equals(sample_rows(frame.iloc[train], "y", labels, seed=5))
+    chosen = train[sample_positions(len(train), frame["y"].iloc[train], labels, seed=5, size=size)]
+    assert frame.iloc[chosen].sort_index().equals(sample_rows(frame.iloc[train], "y", labels, seed=5, size=size))
+
+
+def test_baseline_rows_caps_the_training_rows_with_a_seeded_sample(tmp_path: Path) -> None:
+    data, split = {"source": "breast_cancer", "target": "target"}, {"test_fraction": 0.2, "seed": 42}
+    assert config_of(data=data).evaluation.baseline_rows == 100_000
+    for name in ("capped", "whole"):
+        (tmp_path / name).mkdir()
+    capped = baseline_of(config_of(data=data, split=split, evaluation={"baseline_rows": 150}), tmp_path / "capped")
+    train, test = (len(rows) for rows in (Split.load(tmp_path / "capped/split.json").train,
+                                          Split.load(tmp_path / "capped/split.json").test))
+    assert (capped.train_rows, capped.sampled_from, capped.test_rows) == (150, train, test)
+    assert capped.metrics["accuracy"] > 0.85
+    whole = baseline_of(config_of(data=data, split=split, evaluation={"baseline_rows": None}), tmp_path / "whole")
+    assert (whole.train_rows, whole.sampled_from) == (train, 0)
+    for rows, where in ((99, "evaluation.baseline_rows"), (0, "evaluation.baseline_rows")):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"name": "t", "data": data,
+                                                           "evaluation": {"baseline_rows": rows}}))
+        with pytest.raises(ConfigError) as err:
+            load_config(tmp_path / "bad.yaml")
+        assert any(problem.startswith(where) for problem in err.value.problems), err.value.problems

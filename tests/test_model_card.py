@@ -61,6 +61,11 @@ def test_intervals_slices_baseline_and_lint_appear_when_logged() -> None:
     assert "| accuracy | 0.9 | 0.85 … 0.95 |" in markdown
     assert "| petal<2 | 40 | 1.0 |" in markdown or "| petal<2 | 40 | 1 |" in markdown
     assert "Baseline model: `most_frequent`." in markdown and "| accuracy | 0.33 | 0.9 |" in markdown
+    sampled = _record(metrics={"test/accuracy": 0.9, "baseline/accuracy": 0.95},
+                      params={"baseline.model": "HistGradientBoostingClassifier", "baseline.rows": "100000",
+                              "baseline.sampled_from": "800000"})
+    assert "Baseline model: `HistGradientBoostingClassifier`, fitted on a seeded sample of 100,000 of 800,000 " \
+           "training rows." in render_card(build_card("iris", "2", sampled))
     assert "- warning: model.dropout: too high" in markdown
     assert card["intended_use"] is None and "Not stated" in markdown
 

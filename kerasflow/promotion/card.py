@@ -81,7 +81,9 @@ def build_card(name: str, version: str, record: RunRecord) -> dict[str, Any]:
         card["slices"] = _table_rows(slices)
     baseline = {k.removeprefix("baseline/"): v for k, v in record.metrics.items() if k.startswith("baseline/")}
     if baseline or "baseline.model" in record.params:
-        card["baseline"] = {"model": record.params.get("baseline.model"), "metrics": baseline}
+        card["baseline"] = {"model": record.params.get("baseline.model"), "metrics": baseline,
+                            "rows": record.params.get("baseline.rows"),
+                            "sampled_from": record.params.get("baseline.sampled_from")}
     lint = record.artifacts.get("lint/report.json")
     if lint is not None:
         card["lint"] = {"counts": lint.get("counts", {}),
@@ -243,7 +245,9 @@ def _metric_lines(metrics: dict[str, dict[str, float]]) -> list[str]:
 def _baseline_lines(baseline: dict[str, Any], metrics: dict[str, dict[str, float]]) -> list[str]:
     lines = ["## Baseline", ""]
     if baseline.get("model"):
-        lines.append(f"Baseline model: `{baseline['model']}`.")
+        sample = (f", fitted on a seeded sample of {int(baseline['rows']):,} of {int(baseline['sampled_from']):,} "
+                  "training rows" if baseline.get("sampled_from") and baseline.get("rows") else "")
+        lines.append(f"Baseline model: `{baseline['model']}`{sample}.")
         lines.append("")
     if baseline["metrics"]:
         lines += ["| metric | baseline | model |", "|---|---|---|"]

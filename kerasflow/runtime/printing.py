@@ -46,10 +46,18 @@ def print_train(result: TrainResult, cfg: PipelineConfig, server: Any = None) ->
 
 
 def beside_baseline(result: TrainResult, metric: str) -> str:
-    """What follows a test metric's value: the baseline's score on the same rows, or nothing."""
+    """What follows a test metric's value: the baseline's score on the same rows, or nothing.
+
+    A baseline fitted on a sample of the training rows (`evaluation.baseline_rows`) says so:
+    `(HistGradientBoosting 0.8760 on the same test rows, fitted on 100,000 of 800,000 training rows)`.
+    """
     if result.baseline is None or metric not in result.baseline_metrics:
         return ""
-    return f"  ({result.baseline} {result.baseline_metrics[metric]:.4f} on the same rows)"
+    score = f"{result.baseline} {result.baseline_metrics[metric]:.4f}"
+    if not result.baseline_sampled_from:
+        return f"  ({score} on the same rows)"
+    return (f"  ({score} on the same test rows, fitted on {result.baseline_rows:,} of "
+            f"{result.baseline_sampled_from:,} training rows)")
 
 
 def print_links(result: TrainResult, registry: RegistryConfig, server: Any = None) -> None:

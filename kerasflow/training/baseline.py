@@ -4,9 +4,10 @@ A table's features get `HistGradientBoostingClassifier` or `...Regressor`
 (default settings, categorical columns as pandas categories); a model that
 reads text columns gets TF-IDF of word 1-2-grams and `char_wb` 2-5-grams
 with `LogisticRegression` or `Ridge`. The rows are the network's (the
-split's training rows, which a k-fold split makes every non-test row) and
-the metrics are computed by the same functions as its evaluation
-(`kerasflow.training.evaluate`), so the two results are comparable.
+split's training rows, which a k-fold split makes every non-test row; above
+`evaluation.baseline_rows` of them, a seeded random sample of that many) and
+the metrics are computed on all its test rows by the same functions as its
+evaluation (`kerasflow.training.evaluate`), so the two results are comparable.
 
 Plain code: no Prefect, no MLflow. The data kinds call it
 (`kerasflow.training.kinds.DataKind.baseline`).
@@ -23,6 +24,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from kerasflow.data.contract import dropped_columns, feature_columns
+from kerasflow.data.holdout import rows_at
 from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import raw_targets
@@ -35,10 +37,6 @@ from kerasflow.training.evaluate import classification_evaluation, regression_me
 # wait on each other at every barrier (breast_cancer: 0.3 s on one thread, 15 s on two under load).
 MAX_THREADS = 1
 MAX_CATEGORIES = 250  # HistGradientBoosting bins a categorical column into at most 255 values (one for missing)
-# A reference, not the product: beyond this many training rows the baseline fits on a seeded (stratified) sample
-# of them. Boosting's test score changes by a few thousandths from 100k to 1M rows, while its fit took 5-6 minutes
-# of a 1M-row run on one thread (issue 25); the test rows are always all scored.
-MAX_TRAIN_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class Baseline:
         test_rows: The rows it was scored on.
         seconds: Its fit and scoring time.
         sampled_from: The training rows it was sampled from, when there
-            were more than `MAX_TRAIN_ROWS`; 0 when it saw them all.
+            were more than `evaluation.baseline_rows`; 0 when it saw them all.
     """
 
     model: str = ""
@@ -89,23 +87,21 @@ def fit_baseline(config: PipelineConfig, raw_path: str, split_path: str, labels_
     if not split.test:
         return Baseline(reason="the split has no test rows")
     labels = LabelSpec.load(labels_path)
-    frame = pd.read_parquet(raw_path)
-    positions = np.asarray(split.train)
-    sampled_from = len(positions) if len(positions) > MAX_TRAIN_ROWS else 0
-    if sampled_from:  # the sample's rows are taken from the frame, never a copy of every training row first
-        target = config.data.target
-        values = frame[target].iloc[positions] if target in frame.columns else None
-        positions = positions[sample_positions(len(positions), values, labels, config.training.seed)]
-    train, test = frame.iloc[positions], frame.iloc[split.test]
-    if sampled_from:
-        train = train.sort_index()
+    positions, cap = np.asarray(split.train), config.evaluation.baseline_rows
+    sampled_from = len(positions) if cap is not None and len(positions) > cap else 0
+    if sampled_from:  # drawn from the labels alone; the rows read are the sample's, in their order in the file
+        values = read_target(raw_path, config.data.target)
+        values = values.iloc[positions] if values is not None else None
+        positions = np.sort(positions[sample_positions(len(positions), values, labels, config.training.seed, cap)])
+    rows = rows_at(raw_path, np.concatenate([positions, split.test]))  # never a copy of every row
+    train, test = rows.iloc[:len(positions)], rows.iloc[len(positions):]
     texts = text_section(config.model)
     started = time.perf_counter()
     try:
         if texts is not None and texts.columns:
             name, estimator, x_train, x_test = text_inputs(texts.columns, labels, train, test)
         else:
-            name, estimator, x_train, x_test = table_inputs(config, raw_path, frame, labels, train, test)
+            name, estimator, x_train, x_test = table_inputs(config, raw_path, labels, train, test)
         metrics = fit_and_score(estimator, x_train, x_test, labels, train, test)
     except ValueError as exc:  # a column scikit-learn refuses: the run goes on without a baseline
         return Baseline(reason=f"the baseline could not be fitted: {exc}")
@@ -114,37 +110,48 @@ def fit_baseline(config: PipelineConfig, raw_path: str, split_path: str, labels_
                     seconds=time.perf_counter() - started, sampled_from=sampled_from)
 
 
-def sample_rows(train: pd.DataFrame, target: str | None, labels: LabelSpec, seed: int) -> pd.DataFrame:
-    """`MAX_TRAIN_ROWS` of the training rows, drawn by scikit-learn with the config's seed.
+def read_target(raw_path: str, target: str | None) -> pd.Series | None:
+    """The label column of every raw row (one column read), or None when the rows have no such column."""
+    import pyarrow.parquet as pq  # deferred: only the steps that read raw Parquet need it
+
+    if target is None or target not in pq.ParquetFile(raw_path).schema_arrow.names:
+        return None
+    return pd.read_parquet(raw_path, columns=[target])[target]
+
+
+def sample_rows(train: pd.DataFrame, target: str | None, labels: LabelSpec, seed: int, size: int) -> pd.DataFrame:
+    """`size` of the training rows, drawn uniformly at random by scikit-learn with the config's seed.
 
     A classifier's sample keeps the class shares (stratified) when every
     class has at least two rows; otherwise, and for regression, it is a
     plain random sample.
 
     Args:
-        train: The training rows.
+        train: The training rows (more than `size`).
         target: The label column (`data.target`), or None.
         labels: The fitted `LabelSpec` (its task).
         seed: `training.seed`.
+        size: Rows in the sample (`evaluation.baseline_rows`).
 
     Returns:
         The sampled rows, in their original order.
     """
     values = train[target] if target in train.columns else None
-    return train.iloc[sample_positions(len(train), values, labels, seed)].sort_index()
+    return train.iloc[sample_positions(len(train), values, labels, seed, size)].sort_index()
 
 
-def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, seed: int) -> np.ndarray:
+def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, seed: int, size: int) -> np.ndarray:
     """The positions of `sample_rows`'s sample among `rows` training rows, from their labels alone.
 
     Args:
-        rows: How many training rows.
+        rows: How many training rows (more than `size`).
         target: Their labels, or None.
         labels: The fitted `LabelSpec` (its task).
         seed: `training.seed`.
+        size: Rows in the sample.
 
     Returns:
-        `MAX_TRAIN_ROWS` positions, in scikit-learn's draw order (the rows
+        `size` positions, in scikit-learn's draw order (the rows
         `train_test_split` of the training frame itself would draw).
     """
     from sklearn.model_selection import train_test_split  # deferred: heavy
@@ -153,12 +160,12 @@ def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, see
     if labels.task != "regression" and target is not None:
         counts = target.value_counts(dropna=False)
         stratify = target if counts.min() >= 2 else None
-    chosen, _ = train_test_split(np.arange(rows), train_size=MAX_TRAIN_ROWS, random_state=seed, stratify=stratify)
+    chosen, _ = train_test_split(np.arange(rows), train_size=size, random_state=seed, stratify=stratify)
     return chosen
 
 
-def table_inputs(config: PipelineConfig, raw_path: str, frame: pd.DataFrame, labels: LabelSpec,
-                 train: pd.DataFrame, test: pd.DataFrame) -> tuple[str, Any, pd.DataFrame, pd.DataFrame]:
+def table_inputs(config: PipelineConfig, raw_path: str, labels: LabelSpec, train: pd.DataFrame,
+                 test: pd.DataFrame) -> tuple[str, Any, pd.DataFrame, pd.DataFrame]:
     """The boosting baseline of a table's feature columns, and its training and test inputs.
 
     Categorical columns (declared, or not numeric) become pandas categories
@@ -171,9 +178,9 @@ def table_inputs(config: PipelineConfig, raw_path: str, frame: pd.DataFrame, lab
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor  # deferred: heavy
 
     dropped = set(dropped_columns(raw_path))
-    names, declared = feature_columns(config, frame)
+    names, declared = feature_columns(config, train)
     names = [c for c in names if c not in dropped]
-    categorical = [c for c in names if c in declared or not is_numeric(frame[c])]
+    categorical = [c for c in names if c in declared or not is_numeric(train[c])]
     x_train, x_test = train[names].copy(), test[names].copy()
     for column in names:
         if column in categorical:

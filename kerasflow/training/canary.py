@@ -18,20 +18,6 @@ from kerasflow.features.outputs import decode_outputs
 from kerasflow.features.tabular import FeatureSpec, as_model_inputs, frame_to_inputs
 
 
-def rows_at(raw_path: str, positions: list[int]) -> pd.DataFrame:
-    """Reads raw rows at positions (e.g. the chosen canary rows of the test split).
-
-    Args:
-        raw_path: Raw rows (Parquet).
-        positions: Positions in the raw rows; those beyond its end are left out.
-
-    Returns:
-        The rows, label columns included, in the order of `positions`.
-    """
-    frame = pd.read_parquet(raw_path)
-    return frame.iloc[[p for p in positions if p < len(frame)]]
-
-
 def serving_rows(features_path: str, rows: pd.DataFrame) -> pd.DataFrame:
     """Returns raw rows as a client sends them to the served model: its input columns, images as files.
 

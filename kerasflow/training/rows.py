@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kerasflow.data.holdout import rows_at
 from kerasflow.data.split import Split
 from kerasflow.features.labels import LabelSpec
 from kerasflow.features.outputs import encode_targets, raw_targets
@@ -139,8 +140,9 @@ def evaluate_rows(evaluation_section: EvaluationConfig, raw_path: str, split_pat
     if not split.test:
         raise ValueError("the split has no test rows (split.test_fraction is 0); nothing to evaluate on")
     features, labels = FeatureSpec.load(features_path), LabelSpec.load(labels_path)
-    frame = pd.read_parquet(raw_path)
-    test = make_partition(frame, split.test, features, labels)
+    sliced = bool(evaluation_section.slices)  # slices cut numeric columns at the training rows' quantiles
+    frame = pd.read_parquet(raw_path) if sliced else rows_at(raw_path, split.test)  # else the test rows alone
+    test = make_partition(frame, split.test if sliced else list(range(len(frame))), features, labels)
     model = keras.models.load_model(model_path)
     if not isinstance(labels, LabelSpec):  # several outputs: each head scored on its own
         evaluation, files = evaluate_heads(model, test.x, test.raw_y, labels, test.y, out_dir,
@@ -150,7 +152,7 @@ def evaluate_rows(evaluation_section: EvaluationConfig, raw_path: str, split_pat
         if not evaluation_section.classification_report:
             evaluation = Evaluation(metrics=evaluation.metrics)
         files = save_reports(evaluation, predictions, test.raw_y, out_dir)
-    if not evaluation_section.slices:  # no slices: no copy of the training rows (a million rows: 800k of them)
+    if not sliced:  # no slices: the training rows were not read (a million rows: 800k of them)
         return evaluation, files
     train = split.train or sorted(set(range(len(frame))) - set(split.test))  # k-fold: every non-test row
     evaluation = evaluate_slices(evaluation, evaluation_section, frame.iloc[split.test], frame.iloc[train],
