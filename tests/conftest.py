@@ -45,6 +45,32 @@ def _stop_shared_server():
                    capture_output=True, timeout=60)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kept_validation_worker():
+    """Keeps the Great Expectations worker between the in-process flow runs of this test process.
+
+    Each flow that validates would otherwise start a fresh worker and import
+    GX again (about 4 CPU s, some 60 times a session); see
+    `kerasflow.data.expectations.run.keep_validator`. The CLI's commands, run
+    in subprocesses, never keep it; `validator_per_job` gives a test that
+    behaviour in process.
+    """
+    from kerasflow.data.expectations.run import keep_validator
+
+    keep_validator(True)
+    yield
+
+
+@pytest.fixture
+def validator_per_job():
+    """The validation worker as a command has it, not kept between jobs (the session's kept one is stopped)."""
+    from kerasflow.data.expectations.run import keep_validator
+
+    keep_validator(False)
+    yield
+    keep_validator(True)
+
+
 @pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Points MLflow at a fresh SQLite store for the whole session."""

@@ -54,7 +54,7 @@ def _prefect_servers() -> set[int]:
 
 
 def test_a_cache_hit_validation_stops_the_warm_worker(prefect_harness, mlflow_store: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch, validator_per_job) -> None:
     from prefect import flow
 
     from kerasflow.data.expectations import run as gx_run

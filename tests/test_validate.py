@@ -575,7 +575,8 @@ def test_invalid_expectation_is_a_suite_error(tiny: pd.DataFrame, item: dict, me
 
 
 def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_suite: dict,
-                                              corrupted_report: ValidationReport, tmp_path: Path) -> None:
+                                              corrupted_report: ValidationReport, tmp_path: Path,
+                                              validator_per_job: None) -> None:
     from kerasflow.data.expectations import run as gx_run
     from kerasflow.data.expectations.run import validate_file
 
@@ -630,3 +631,55 @@ def test_worker_death_is_reported_clearly() -> None:
         run_validation(os._exit, 3)
     assert isinstance(info.value, RuntimeError)
     assert run_validation(abs, -2) == 2  # a fresh worker after a dead one
+
+
+def test_a_kept_worker_serves_many_jobs_and_is_replaced_or_killed_when_it_must() -> None:
+    import signal
+    import time
+
+    from kerasflow.data.expectations.run import (
+        keep_validator,
+        release_validator,
+        run_validation,
+        start_validator,
+        validator_pid,
+    )
+
+    assert keep_validator(True) is True  # the session keeps it (tests/conftest.py)
+    start_validator()
+    pid = validator_pid()
+    assert run_validation(abs, -2) == 2 and validator_pid() == pid
+    release_validator()  # a step that did not validate: a kept worker stays
+    with pytest.raises(ValueError):
+        run_validation(int, "x")  # the job's own error: the worker answered, it stays
+    assert validator_pid() == pid
+    os.kill(pid, signal.SIGKILL)  # died while idle: replaced, by the next start or job
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    assert run_validation(abs, -3) == 3
+    fresh = validator_pid()
+    assert fresh not in (None, pid)
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_validation(time.sleep, 120, while_waiting=interrupt)  # a job interrupted: its worker is killed
+    assert validator_pid() is None and not _alive(fresh)
+    start_validator()
+    kept = validator_pid()
+    keep_validator(False)  # not kept any more: stopped at once
+    assert validator_pid() is None and not _alive(kept)
+    keep_validator(True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and is no zombie (a stopped worker is reaped by `Worker.stop`)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[-1][0] != "Z"
+
