@@ -154,7 +154,7 @@ INTEGRATION_TESTS = {
 # the modules are collected longest first (the others by `_estimate`): the workers then end together, instead of
 # one running a long module of a few tests, which xdist's own order (by number of tests) hands out last.
 MODULE_SECONDS = {
-    "test_tune_dask": 160, "test_team": 145, "test_flow": 132, "test_reliability": 115, "test_contract": 65,
+    "test_tune_dask": 160, "test_team": 145, "test_flow": 90, "test_reliability": 115, "test_contract": 65,
     "test_serving": 92, "test_unattended": 95, "test_prefect_server": 90, "test_tune": 90, "test_cv": 85,
     "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 120,
     "test_deployments": 57, "test_resume": 55, "test_cli_exit": 46, "test_slices_flow": 42, "test_caching": 41,
