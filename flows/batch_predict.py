@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from kerasflow.data.expectations.run import stop_validator
+from kerasflow.data.expectations.run import release_validator
 from kerasflow.flows.results import PredictResult
 from kerasflow.tasks.predict import read_input, resolve_model, score_rows
 from kerasflow.tasks.runs import recording_outcome
@@ -39,5 +39,5 @@ def batch_predict_flow(model_uri: str, input_path: str, output_path: str | None 
         try:
             result = score_rows(run.tracker, model, source, options, run.workdir, output_path)
         finally:  # the validation worker runs only for expectations the vectorized counts do not cover
-            stop_validator()
+            release_validator()
     return PredictResult(run_id=run.id, experiment_id=run.experiment_id, model_uri=model.version_uri, **result)

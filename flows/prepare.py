@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kerasflow.data.expectations.run import stop_validator
+from kerasflow.data.expectations.run import release_validator
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
@@ -47,6 +47,6 @@ def prepare_data(run: PipelineRun, config: PipelineConfig, fresh: bool = False,
     try:
         run_step(validate_data, run, config, raw, fresh=fresh)
     finally:  # reused from the step cache, validation never used the warm worker: free it before training
-        stop_validator()
+        release_validator()
     split = run_step(split_data, run, config, raw, fresh=fresh)
     return run_step(fit_preprocessing, run, config, raw, split, fresh=fresh)

@@ -45,6 +45,32 @@ def _stop_shared_server():
                    capture_output=True, timeout=60)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kept_validation_worker():
+    """Keeps the Great Expectations worker between the in-process flow runs of this test process.
+
+    Each flow that validates would otherwise start a fresh worker and import
+    GX again (about 4 CPU s, some 60 times a session); see
+    `kerasflow.data.expectations.run.keep_validator`. The CLI's commands, run
+    in subprocesses, never keep it; `validator_per_job` gives a test that
+    behaviour in process.
+    """
+    from kerasflow.data.expectations.run import keep_validator
+
+    keep_validator(True)
+    yield
+
+
+@pytest.fixture
+def validator_per_job():
+    """The validation worker as a command has it, not kept between jobs (the session's kept one is stopped)."""
+    from kerasflow.data.expectations.run import keep_validator
+
+    keep_validator(False)
+    yield
+    keep_validator(True)
+
+
 @pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Points MLflow at a fresh SQLite store for the whole session."""
@@ -128,7 +154,7 @@ INTEGRATION_TESTS = {
 # the modules are collected longest first (the others by `_estimate`): the workers then end together, instead of
 # one running a long module of a few tests, which xdist's own order (by number of tests) hands out last.
 MODULE_SECONDS = {
-    "test_tune_dask": 160, "test_team": 145, "test_flow": 132, "test_reliability": 115, "test_contract": 110,
+    "test_tune_dask": 160, "test_team": 145, "test_flow": 90, "test_reliability": 115, "test_contract": 65,
     "test_serving": 92, "test_unattended": 95, "test_prefect_server": 90, "test_tune": 90, "test_cv": 85,
     "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 120,
     "test_deployments": 57, "test_resume": 55, "test_cli_exit": 46, "test_slices_flow": 42, "test_caching": 41,

@@ -1,14 +1,21 @@
 """The data contract: every broken file of the catalogue through the real CLI, plus the report's own rules.
 
 The catalogue (`tests/data/bad/`, written by `make_catalogue.py` from the
-bundled datasets) holds one file per class of defect. Each runs through
-`kerasflow run` against a temporary SQLite MLflow store: a refused file
-exits 2 with a message naming file, column and rows, leaves a FAILED run and
-an unchanged registry; a repairable one exits 0 with the named warning.
+bundled datasets) holds one file per class of defect. Each runs through the
+training flow against a temporary SQLite MLflow store: a refused file
+fails with a message naming file, column and rows, leaves a FAILED run and
+an unchanged registry; a repairable one trains with the named warning.
+One case of each way the command ends (`CLI_CASES`: refused by the flow,
+refused by the config before it, repaired) runs through `kerasflow run` in
+a process of its own, which must exit 2 or 0 with that message and no
+traceback; the others run the same flow in this process (a command costs
+about 8 CPU s, mostly importing Prefect and MLflow), and their message is
+the command's: `describe` of the error, and the warnings the flow logs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +29,7 @@ import yaml
 from kerasflow.data.contract import check_contract, read_sources
 from kerasflow.data.findings import require_contract
 from kerasflow.data.load import Table
+from kerasflow.errors import BadInputError, describe
 from kerasflow.schemas.config import PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +38,7 @@ sys.path.insert(0, str(CATALOGUE))
 from make_catalogue import CASES, Case, write_catalogue  # noqa: E402
 
 MODEL = "contract-bad"
+CLI_CASES = ("single_class", "bad_set_value", "polluted_numeric")  # exit 2 from the flow, from the config; exit 0
 
 
 def _config(case: Case, folder: Path) -> Path:
@@ -57,7 +66,33 @@ def _latest_run(client: mlflow.MlflowClient) -> mlflow.entities.Run:
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def _cases(cli: bool) -> list:
+    return [pytest.param(c, id=c.name) for c in CASES if (c.name in CLI_CASES) == cli]
+
+
+def _check_output(case: Case, output: str) -> None:
+    for word in case.words:
+        assert word.lower() in output.lower(), f"{word!r} not in:\n{output}"
+    for word in case.absent:
+        assert word.lower() not in output.lower(), f"{word!r} in:\n{output}"
+
+
+def _check_refused(case: Case, client: mlflow.MlflowClient, before: tuple) -> None:
+    """A refused file leaves the registry unchanged and a FAILED run with its error and its report."""
+    assert _registry(client) == before
+    run = _latest_run(client)
+    assert run.info.status == "FAILED"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "errors")} == {"errors/error.txt"}
+    contract = {a.path for a in client.list_artifacts(run.info.run_id, "contract")}
+    if "image" in case.data:  # image folders have their own report
+        assert "images/report.json" in {a.path for a in client.list_artifacts(run.info.run_id, "images")}
+    elif case.name != "bad_set_value":  # every data problem, a file that cannot be read included
+        assert contract == {"contract/report.json", "contract/report.txt"}
+        report = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/contract/report.json")
+        assert report["passed"] is False and report["errors"] >= 1
+
+
+@pytest.mark.parametrize("case", _cases(cli=True))
 def test_broken_file_through_the_cli(case: Case, tmp_path: Path, mlflow_store: str) -> None:
     client = mlflow.MlflowClient(mlflow_store)
     before = _registry(client)
@@ -68,22 +103,45 @@ def test_broken_file_through_the_cli(case: Case, tmp_path: Path, mlflow_store: s
     output = proc.stdout + proc.stderr
     assert proc.returncode == case.exit_code, output
     assert "Traceback" not in output, output
-    for word in case.words:
-        assert word.lower() in output.lower(), f"{word!r} not in:\n{output}"
-    for word in case.absent:
-        assert word.lower() not in output.lower(), f"{word!r} in:\n{output}"
+    _check_output(case, output)
     if case.exit_code == 2:
-        assert _registry(client) == before
-        run = _latest_run(client)
-        assert run.info.status == "FAILED"
-        assert {a.path for a in client.list_artifacts(run.info.run_id, "errors")} == {"errors/error.txt"}
-        contract = {a.path for a in client.list_artifacts(run.info.run_id, "contract")}
-        if "image" in case.data:  # image folders have their own report
-            assert "images/report.json" in {a.path for a in client.list_artifacts(run.info.run_id, "images")}
-        elif case.name != "bad_set_value":  # every data problem, a file that cannot be read included
-            assert contract == {"contract/report.json", "contract/report.txt"}
-            report = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/contract/report.json")
-            assert report["passed"] is False and report["errors"] >= 1
+        _check_refused(case, client, before)
+
+
+class _Messages(logging.Handler):
+    """The messages of the flow's log records (what the command shows on the terminal)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize("case", _cases(cli=False))
+def test_broken_file_through_the_flow(case: Case, tmp_path: Path, mlflow_store: str, prefect_harness) -> None:
+    from kerasflow.flows.train import train_flow
+
+    client = mlflow.MlflowClient(mlflow_store)
+    before = _registry(client)
+    logged = _Messages()
+    logging.getLogger("prefect").addHandler(logged)  # the run and task loggers propagate to it
+    try:
+        if case.exit_code == 2:  # what the command prints, and exits 2 for: `describe` of a BadInputError
+            with pytest.raises(BadInputError) as refused:
+                train_flow(str(_config(case, tmp_path)), list(case.overrides))
+            output = describe(refused.value)
+        else:
+            output = ""
+            train_flow(str(_config(case, tmp_path)), list(case.overrides))
+    finally:
+        logging.getLogger("prefect").removeHandler(logged)
+    _check_output(case, "\n".join([output, *logged.messages]))
+    if case.exit_code == 2:
+        _check_refused(case, client, before)
+    else:
+        assert _latest_run(client).info.status == "FINISHED"
 
 
 def test_catalogue_is_reproducible(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def _prefect_servers() -> set[int]:
 
 
 def test_a_cache_hit_validation_stops_the_warm_worker(prefect_harness, mlflow_store: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch, validator_per_job) -> None:
     from prefect import flow
 
     from kerasflow.data.expectations import run as gx_run
@@ -171,3 +171,39 @@ def test_a_stop_signal_to_a_validating_command_leaves_no_process_and_one_line(
     assert "stopped by" in err
     assert _wait_gone(sorted(seen), 5) == [], "a child of the command outlived it"
     assert _workers_of(proc.pid) == []
+
+
+def test_a_kept_worker_serves_many_jobs_and_is_replaced_or_killed_when_it_must() -> None:
+    from kerasflow.data.expectations.run import (
+        keep_validator,
+        release_validator,
+        run_validation,
+        start_validator,
+        validator_pid,
+    )
+
+    assert keep_validator(True) is True  # the session keeps it (tests/conftest.py)
+    start_validator()
+    pid = validator_pid()
+    assert run_validation(abs, -2) == 2 and validator_pid() == pid
+    release_validator()  # a step that did not validate: a kept worker stays
+    with pytest.raises(ValueError):
+        run_validation(int, "x")  # the job's own error: the worker answered, it stays
+    assert validator_pid() == pid
+    os.kill(pid, signal.SIGKILL)  # died while idle: replaced by the next job
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has ended (all its threads), left for the worker to reap
+    assert run_validation(abs, -3) == 3
+    fresh = validator_pid()
+    assert fresh not in (None, pid)
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_validation(time.sleep, 120, while_waiting=interrupt)  # a job interrupted: its worker is killed
+    assert validator_pid() is None and _gone(fresh)
+    start_validator()
+    kept = validator_pid()
+    keep_validator(False)  # not kept any more: stopped at once
+    assert validator_pid() is None and _gone(kept)
+    keep_validator(True)

@@ -265,7 +265,8 @@ def test_invalid_expectation_is_a_suite_error(tiny: pd.DataFrame, item: dict, me
 
 
 def test_worker_validation_matches_in_process(penguins: pd.DataFrame, penguin_suite: dict,
-                                              corrupted_report: ValidationReport, tmp_path: Path) -> None:
+                                              corrupted_report: ValidationReport, tmp_path: Path,
+                                              validator_per_job: None) -> None:
     from kerasflow.data.expectations import run as gx_run
     from kerasflow.data.expectations.run import validate_file
 

@@ -15,8 +15,16 @@ MLflow; `run_validation()` hands the real job to the warm worker and stops
 the worker once it returns, so its memory is free again before TensorFlow
 is imported. A run that does not validate (validation reused from the step
 cache, a model without a suite, a failure before the step) stops it at once
-with `stop_validator()`, which also runs at exit; and the worker ends by
-itself within half a second if this process dies.
+with `release_validator()`; `stop_validator()` runs at exit; and the worker
+ends by itself within half a second if this process dies.
+
+A process that runs many flows one after another (a notebook, a script, the
+test suite) can keep the worker between them with `keep_validator()`, and
+import Great Expectations once (about 4 s of CPU) instead of at every
+validation, at the cost of the idle worker's memory while training runs.
+A kept worker is still stopped at exit, killed when its job is interrupted,
+replaced when it died, and ends by itself if this process dies; the
+commands of the CLI run one flow each and never keep it.
 
 The worker is a fresh interpreter (`python -c`, never forked from a
 process running TensorFlow's or Prefect's threads), in a process group of
@@ -318,28 +326,51 @@ T = TypeVar("T")
 
 _LOCK = threading.Lock()
 _WORKER: Worker | None = None
+_KEEP = False
 
 
 class ValidationWorkerDied(RuntimeError):
     """The validation worker process died before returning a result."""
 
 
+def keep_validator(keep: bool = True) -> bool:
+    """Keeps the validation worker running between jobs, or not (the default); see the module's docstring.
+
+    Args:
+        keep: Keep it; false stops a kept idle worker at once. Default true.
+
+    Returns:
+        The previous setting.
+    """
+    global _KEEP
+    with _LOCK:
+        previous, _KEEP = _KEEP, keep
+    if not keep:
+        stop_validator()
+    return previous
+
+
 def start_validator() -> None:
-    """Starts the validation worker, if not running, and its warm-up; returns at once."""
+    """Starts the validation worker, if not running (a dead one is replaced), and its warm-up; returns at once."""
     global _WORKER
     with _LOCK:
-        if _WORKER is None:
+        dead = _WORKER if _WORKER is not None and _WORKER.process.poll() is not None else None
+        if _WORKER is None or dead is not None:
             _WORKER = Worker(_NAME)
             _WORKER.send(warm_up, reply=False)
+    if dead is not None:
+        dead.stop()  # reaped
 
 
 def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callable[[], Any] | None = None,
                    **kwargs: Any) -> T:
     """Runs `function(*args, **kwargs)` in the validation worker, then stops the worker.
 
-    Uses the worker `start_validator` started, or starts one. However the
-    call ends (a result, the job's error, an interrupt), the worker is gone
-    when it returns: reaped after its answer, killed at once otherwise.
+    Uses the worker `start_validator` started (unless it died), or starts
+    one. However the call ends (a result, the job's error, an interrupt),
+    the worker is gone when it returns: reaped after its answer, killed at
+    once otherwise; a kept one (`keep_validator`) stays only when it has
+    answered.
 
     Args:
         function: A module-level (picklable) function, e.g.
@@ -360,6 +391,9 @@ def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callab
     global _WORKER
     with _LOCK:
         worker, _WORKER = _WORKER, None
+    if worker is not None and worker.process.poll() is not None:  # a kept worker that died since
+        worker.stop()
+        worker = None
     try:
         worker = worker or Worker(_NAME)
         worker.send(function, *args, **kwargs)
@@ -370,15 +404,37 @@ def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callab
         raise ValidationWorkerDied(str(exc)) from exc
     finally:
         if worker is not None:
-            worker.stop()  # the worker exits: its memory is free before TensorFlow loads
+            _put_back(worker)  # the worker exits (its memory is free before TensorFlow loads), unless kept
 
 
-def stop_validator() -> None:
-    """Stops the validation worker at once, warm-up or not (a no-op when none runs).
+def _put_back(worker: Worker) -> None:
+    """Keeps an idle worker as the validation worker when `keep_validator` is on; stops it otherwise."""
+    global _WORKER
+    with _LOCK:
+        if _KEEP and _WORKER is None and worker.idle():
+            _WORKER, worker = worker, None
+    if worker is not None:
+        worker.stop()  # killed at once when it owes an answer (an interrupted job)
+
+
+def release_validator() -> None:
+    """Stops the validation worker, unless it is kept (`keep_validator`) and alive.
 
     A step that did not need it (validation reused from the step cache, a
     model without a suite, a run that failed before validating) calls this,
-    so the worker's memory is free before training; it also runs at exit.
+    so the worker's memory is free before training.
+    """
+    global _WORKER
+    with _LOCK:
+        worker, _WORKER = _WORKER, None
+    if worker is not None:
+        _put_back(worker)
+
+
+def stop_validator() -> None:
+    """Stops the validation worker at once, warm-up or not, kept or not (a no-op when none runs).
+
+    The CLI's commands call this when their flow ends; it also runs at exit.
     """
     global _WORKER
     with _LOCK:

@@ -82,6 +82,10 @@ class Worker:
         """The worker's process id."""
         return self.process.pid
 
+    def idle(self) -> bool:
+        """Whether the worker runs and owes no answer: every job sent has been answered (a warm-up aside)."""
+        return self._expected == 0 and self.process.poll() is None
+
     def send(self, function: Callable[..., Any], *args: Any, reply: bool = True, **kwargs: Any) -> None:
         """Queues `function(*args, **kwargs)` in the worker.
 
