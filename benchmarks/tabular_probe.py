@@ -122,21 +122,9 @@ Eight bins win vehicle clearly (+5.5 points) but widen glass's gap (-5.4 against
 ionosphere short of HGB and were not run through the pipeline on mlc_churn, pima, breast_cancer_wbc,
 attrition, credit_data or satellite, so the defaults keep 48 bins (`numeric_bins` is a setting).
 
-mlc_churn's gap (7 Dec 2026; seeds 0, 1, 2; HGB 0.955, 0.950, 0.960): the 51-level `state`,
-one-hot, lets the network fit noise. Single network: `def_ple` 0.937, 0.940, 0.957;
-dropping `state` (`mc20`) 0.950, 0.940, 0.960; embedding it (`ce16`, as
-`categorical_embedding: {above: 16}`) 0.945, 0.942, 0.956; `nb8~ce16` 0.956, 0.944, 0.955;
-dropout 0.3 0.948, 0.940, 0.961. Seed 0 only: `nb8~mc20` 0.955, three layers 0.935, width 512
-0.939, patience 40 0.937, batch 128 0.937. Through the pipeline (5-fold ensemble,
-`/work/bench/qc4-ce16.json` against `q15.json`), embedding columns above 16 levels:
-0.938, 0.945, 0.957 (0.9467) -> 0.950, 0.953, 0.955 (0.9527 +- 0.0025; HGB 0.9550), a gap of
-0.23 points instead of 0.83. Of the other large sets only ames has such columns (Neighborhood, 28
-levels; Exterior_2nd, 17): embedded, its MAE went 14,175, 12,568, 13,670 (13,471) -> 14,487, 12,826,
-13,704 (13,672; HGB 14,274), 1.5% worse (`/work/bench/qc4-ce16-ames.json`). So a chosen dense
-network on 1,000 rows or more embeds the columns of more than 32 levels
-(`kerasflow.models.dense.default_preprocessing`): mlc_churn's `state` (the same model as above;
-`/work/bench/qc4-ce32.json`), none of ames's. satellite, attrition and credit_data have no column
-above 16 levels, so their defaults are unchanged.
+The evidence of 7 Dec 2026 (mlc_churn's categorical embedding above 32 levels; the TabM
+paper's training recipe for the dense network below 2,000 rows; what did not close glass) is in
+`docs/tabular-defaults.md`.
 
 Usage: python benchmarks/tabular_probe.py [SET ...] [--seeds 3] [--models hgb,mlp,...]
 """

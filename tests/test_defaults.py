@@ -37,6 +37,8 @@ def test_small_tables_get_kfold_and_a_wide_dense_network(tmp_path: Path) -> None
     training = config.training
     assert training.early_stopping.enabled and training.early_stopping.restore_best_weights
     assert training.reduce_lr.enabled and training.batch_size == 32
+    assert (training.optimizer.name, training.optimizer.learning_rate, training.early_stopping.patience) == \
+        ("adamw", 2e-3, 16), "below 2,000 rows the dense network trains with TabM's recipe"
 
 
 def test_the_kfold_threshold_is_the_model_family_s(tmp_path: Path) -> None:
@@ -53,6 +55,8 @@ def test_the_kfold_threshold_is_the_model_family_s(tmp_path: Path) -> None:
     assert config.model.kind == "dense" and config.split.kind == "kfold", "5,391 rows < 10,000 for dense"
     chosen = choose_defaults(load_config(only_data), str(only_data))
     assert "(5 folds, 5,391 rows < 10,000 for dense)" in chosen.describe()
+    assert (config.training.optimizer.name, config.training.early_stopping.patience) == ("adam", 20), \
+        "5,391 rows >= 2,000: Adam"
     tabm = _defaulted(str(only_data), ["model.kind=tabm"])
     assert tabm.split.kind == "holdout", "5,391 rows >= 2,000 for tabm"
     config = _defaulted(_only_data("digits.yaml", tmp_path), ["split.kind=holdout"])
@@ -140,7 +144,7 @@ def test_a_chosen_dense_model_embeds_numbers_piecewise_linearly_unless_the_file_
     chosen = default_sections(load_config(path), profile_source(load_config(path)), {"name", "data"})
     assert describe_defaults(chosen, profile_source(load_config(path))).endswith("numeric embedding piecewise_linear; "
                                                                                  "training batch 32, learning rate "
-                                                                                 "0.001, up to 300 epochs, early "
+                                                                                 "0.002, up to 300 epochs, early "
                                                                                  "stopping, lr schedule")
 
 
