@@ -139,7 +139,7 @@ def test_the_prefect_api_down_mid_run_ends_soon_with_a_finished_run(tmp_path: Pa
     from kerasflow.tracking.tags import FLOW_RUN_TAG, PREFECT_PENDING_TAG
 
     code, output, late, client, run, api = _run_while_the_api_dies(
-        tmp_path, api_server, [*IRIS, "-s", "name=iris_outage", "-s", "training.epochs=60",  # trains for a while:
+        tmp_path, api_server, [*IRIS, "-s", "name=iris_outage", "-s", "training.epochs=20",  # trains on after the kill:
                                "-s", "training.early_stopping.enabled=false"], "iris_outage")  # the API dies mid-training
     _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris-dense")
     reconciled, states = _reconcile(client, run, api)  # back: the next run's sweep sets the final state
@@ -153,7 +153,7 @@ def test_the_prefect_api_down_mid_fold_ends_soon_with_a_finished_run(tmp_path: P
 
     code, output, late, client, run, api = _run_while_the_api_dies(
         tmp_path, api_server, ["configs/iris_kfold.yaml", "-s", "name=iris_kfold_outage", "-s", "split.folds=2",
-                               "-s", "training.epochs=50", "-s", "training.early_stopping.enabled=false"],
+                               "-s", "training.epochs=20", "-s", "training.early_stopping.enabled=false"],
         "iris_kfold_outage")
     _assert_finished_soon_in_one_paragraph(code, output, late, client, run, "iris_kfold-dense")
     folds = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")

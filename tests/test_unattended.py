@@ -23,6 +23,9 @@ import pytest
 from kerasflow.runtime.processes import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
+# as kerasflow's stacks run it (`kerasflow.runtime.stack`): without MLflow's GenAI job runner and its seven
+# huey consumers, some 19 CPU s of start-up that a store for these tests never uses
+MLFLOW_SERVER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 LONG = ["--set", "training.epochs=5000", "--set", "training.early_stopping.patience=5000"]
 SHORT = ["--set", "training.epochs=1"]
 
@@ -249,7 +252,7 @@ def mlflow_server(tmp_path: Path):
                              f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
                              str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                              "--workers", "1"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+                            start_new_session=True, env={**os.environ, **MLFLOW_SERVER_ENV})
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{uri}/health", proc.poll, tmp_path / "server.log", timeout=60)
