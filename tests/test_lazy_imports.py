@@ -25,7 +25,7 @@ PACKAGES = ("kerasflow", "tasks", "flows", "schemas")
 HEAVY = {
     "tensorflow", "keras", "keras_tuner", "great_expectations", "mlflow", "prefect", "prefect_dask", "dask",
     "distributed", "sklearn", "scipy", "pyarrow", "matplotlib", "PIL", "psutil", "palmerpenguins", "psycopg2",
-    "uvicorn", "requests", "sqlalchemy", "alembic", "tqdm",
+    "uvicorn", "requests", "sqlalchemy", "alembic", "tqdm", "joblib",
 }
 LIGHT_THIRD_PARTY = {"pandas", "numpy", "yaml", "pydantic", "typer"}
 
