@@ -58,6 +58,7 @@ from typing import Any
 from kerasflow.lint.profile import DataProfile
 from kerasflow.models.families import Family, families, family, family_of, fine_tuning, power_of_two
 from kerasflow.schemas.config import PipelineConfig
+from kerasflow.schemas.preprocessing import CategoricalEmbeddingConfig
 
 DEFAULTED = ("split", "training", "model")
 
@@ -227,7 +228,7 @@ def describe_defaults(chosen: dict[str, dict[str, Any]], profile: DataProfile, k
     if "preprocessing" in chosen and "numeric_embedding" in chosen["preprocessing"]:
         parts.append(f"numeric embedding {chosen['preprocessing']['numeric_embedding']}")
     if "preprocessing" in chosen and "categorical_embedding" in chosen["preprocessing"]:
-        above = chosen["preprocessing"]["categorical_embedding"].get("above", 16)  # the schema's default
+        above = CategoricalEmbeddingConfig.model_validate(chosen["preprocessing"]["categorical_embedding"]).above
         parts.append(f"categorical columns of more than {above} levels embedded")
     if "training" in chosen:
         training = chosen["training"]

@@ -354,7 +354,7 @@ def start_validator() -> None:
     """Starts the validation worker, if not running (a dead one is replaced), and its warm-up; returns at once."""
     global _WORKER
     with _LOCK:
-        dead = _WORKER if _WORKER is not None and _WORKER.process.poll() is not None else None
+        dead = _WORKER if _WORKER is not None and not _WORKER.alive() else None
         if _WORKER is None or dead is not None:
             _WORKER = Worker(_NAME)
             _WORKER.send(warm_up, reply=False)
@@ -391,7 +391,7 @@ def run_validation(function: Callable[..., T], *args: Any, while_waiting: Callab
     global _WORKER
     with _LOCK:
         worker, _WORKER = _WORKER, None
-    if worker is not None and worker.process.poll() is not None:  # a kept worker that died since
+    if worker is not None and not worker.alive():  # a kept worker that died since
         worker.stop()
         worker = None
     try:

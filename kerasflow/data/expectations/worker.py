@@ -82,9 +82,13 @@ class Worker:
         """The worker's process id."""
         return self.process.pid
 
+    def alive(self) -> bool:
+        """Whether the worker's process still runs."""
+        return self.process.poll() is None
+
     def idle(self) -> bool:
         """Whether the worker runs and owes no answer: every job sent has been answered (a warm-up aside)."""
-        return self._expected == 0 and self.process.poll() is None
+        return self._expected == 0 and self.alive()
 
     def send(self, function: Callable[..., Any], *args: Any, reply: bool = True, **kwargs: Any) -> None:
         """Queues `function(*args, **kwargs)` in the worker.
@@ -149,7 +153,7 @@ class Worker:
                 closable.close()
             except OSError:
                 pass
-        if busy and self.process.poll() is None:
+        if busy and self.alive():
             self.process.kill()
         try:
             self.process.wait(timeout=5)
