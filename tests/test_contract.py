@@ -25,6 +25,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from log_lines import LogLines
 
 from kerasflow.data.contract import check_contract, read_sources
 from kerasflow.data.findings import require_contract
@@ -108,24 +109,13 @@ def test_broken_file_through_the_cli(case: Case, tmp_path: Path, mlflow_store: s
         _check_refused(case, client, before)
 
 
-class _Messages(logging.Handler):
-    """The messages of the flow's log records (what the command shows on the terminal)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.mark.parametrize("case", _cases(cli=False))
 def test_broken_file_through_the_flow(case: Case, tmp_path: Path, mlflow_store: str, prefect_harness) -> None:
     from kerasflow.flows.train import train_flow
 
     client = mlflow.MlflowClient(mlflow_store)
     before = _registry(client)
-    logged = _Messages()
+    logged = LogLines()
     logging.getLogger("prefect").addHandler(logged)  # the run and task loggers propagate to it
     try:
         if case.exit_code == 2:  # what the command prints, and exits 2 for: `describe` of a BadInputError
@@ -137,7 +127,7 @@ def test_broken_file_through_the_flow(case: Case, tmp_path: Path, mlflow_store: 
             train_flow(str(_config(case, tmp_path)), list(case.overrides))
     finally:
         logging.getLogger("prefect").removeHandler(logged)
-    _check_output(case, "\n".join([output, *logged.messages]))
+    _check_output(case, "\n".join([output, *logged.lines]))
     if case.exit_code == 2:
         _check_refused(case, client, before)
     else:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from log_lines import LogLines
 
 from kerasflow.runtime.processes import free_port, wait_healthy
 from kerasflow.runtime.stores import StoreUnreachable, check_store
@@ -173,15 +174,6 @@ IRIS = str(ROOT / "configs/iris.yaml")
 FAST = ["name=iris_damage", "training.epochs=3", "training.early_stopping.patience=2"]
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def _entry(home: Path, step: str) -> Path:
     [folder] = [p for p in (home / ".kerasflow" / "steps" / "iris_damage" / step).iterdir() if p.is_dir()]
     return folder
@@ -205,7 +197,7 @@ def test_damaged_cache_entries_are_reported_and_recomputed(prefect_harness, mlfl
     [record] = [p for p in record.parent.iterdir() if p.name.startswith(record.name)]
     record.write_text("not a result record")
 
-    handler = _Lines()
+    handler = LogLines(logging.WARNING)
     logging.getLogger("prefect").addHandler(handler)
     try:
         rerun = train_flow(IRIS, FAST)

@@ -10,6 +10,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from log_lines import LogLines
 
 from kerasflow.data.load import load_frame
 from kerasflow.flows.results import TrainResult, TuneResult
@@ -316,21 +317,10 @@ def test_run_with_a_tuning_section_refits_the_best_trial_and_tests_it(prefect_ha
     assert "test/accuracy" in run.data.metrics and any(k.startswith("tune.best.") for k in run.data.params)
 
 
-class _Lines(logging.Handler):
-    """Collects the messages of the `kerasflow` logger (the step logger outside a flow run)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @pytest.fixture
 def step_lines(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     logger = logging.getLogger("kerasflow")
-    handler = _Lines()
+    handler = LogLines()
     monkeypatch.setattr(logger, "disabled", False)  # Prefect's logging set-up may disable it
     monkeypatch.setattr(logger, "level", logging.INFO)
     logger.addHandler(handler)
