@@ -249,30 +249,35 @@ def test_a_text_run_logs_the_tfidf_baseline(prefect_harness, mlflow_store: str, 
 
 
 def test_a_large_training_set_is_sampled_with_the_seed_keeping_class_shares() -> None:
+    import numpy as np
+
     from kerasflow.features.labels import fit_labels
-    from kerasflow.training.baseline import sample_rows
+    from kerasflow.training.baseline import sample_positions
 
     size, rows = 1_000, 1_200
     frame = pd.DataFrame({"x": range(rows), "y": ["rare" if i % 10 == 0 else "common" for i in range(rows)]})
     labels = fit_labels(frame["y"], "classification")
-    first, again = (sample_rows(frame, "y", labels, seed=7, size=size) for _ in range(2))
-    assert len(first) == size and first.index.equals(again.index)  # seeded: the same rows
-    assert first.index.is_monotonic_increasing and (first["y"] == "rare").mean() == pytest.approx(0.1, abs=1e-3)
-    assert not sample_rows(frame, "y", labels, seed=8, size=size).index.equals(first.index)
+    first, again = (sample_positions(rows, frame["y"], labels, seed=7, size=size) for _ in range(2))
+    assert len(first) == size == len(np.unique(first)) and np.array_equal(first, again)  # seeded: the same rows
+    assert (frame["y"].iloc[first] == "rare").mean() == pytest.approx(0.1, abs=1e-3)
+    assert not np.array_equal(np.sort(sample_positions(rows, frame["y"], labels, seed=8, size=size)), np.sort(first))
 
 
 def test_the_sample_is_drawn_from_positions_without_copying_every_training_row() -> None:
     import numpy as np
+    from sklearn.model_selection import train_test_split
 
     from kerasflow.features.labels import fit_labels
-    from kerasflow.training.baseline import sample_positions, sample_rows
+    from kerasflow.training.baseline import sample_positions
 
     size, rows = 1_000, 1_300
     frame = pd.DataFrame({"x": range(rows), "y": [("a", "b", "c")[i % 3] for i in range(rows)]})
     train = np.sort(np.random.default_rng(0).choice(rows, size + 200, replace=False))
     labels = fit_labels(frame["y"], "classification")
     chosen = train[sample_positions(len(train), frame["y"].iloc[train], labels, seed=5, size=size)]
-    assert frame.iloc[chosen].sort_index().equals(sample_rows(frame.iloc[train], "y", labels, seed=5, size=size))
+    rows_of_train = frame.iloc[train]  # what scikit-learn draws from the training frame itself, stratified
+    drawn, _ = train_test_split(rows_of_train, train_size=size, random_state=5, stratify=rows_of_train["y"])
+    assert frame.iloc[chosen].equals(drawn)
 
 
 def test_baseline_rows_caps_the_training_rows_with_a_seeded_sample(tmp_path: Path) -> None:

@@ -73,16 +73,19 @@ def test_trials_on_dask_workers_take_the_values_of_the_local_search(prefect_harn
     assert {int(t.data.tags["kerasflow.pid"]) for t in trials} <= worker_pids, "trained by the cluster's workers"
 
 
-def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(tmp_path: Path, mlflow_store: str) -> None:
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
+def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(prefect_harness, tmp_path: Path,
+                                                                      mlflow_store: str) -> None:
+    """A `kerasflow tune` process on a LocalCluster is interrupted mid-search; a search in another process resumes.
 
-    args = [sys.executable, "-m", "kerasflow.runtime.cli", "tune", CONFIG, "--no-lint", "--set", "runner.kind=dask",
-            "--set", "tuning.tuner=random", "--set", "tuning.max_trials=5", "--set", "training.epochs=12",
-            "--set", f"tuning.directory={tmp_path / 'tuning'}"]
+    The resuming search is this test's process (`tune_flow`, as the command runs it): what the command prints
+    of a `TuneResult` ("5 trials (3 new, 2 resumed ...") is checked in test_tune.py.
+    """
+    from kerasflow.flows.tune import tune_flow
+
+    overrides = ["runner.kind=dask", "tuning.tuner=random", "tuning.max_trials=5", "training.epochs=12",
+                 f"tuning.directory={tmp_path / 'tuning'}"]
+    args = [sys.executable, "-m", "kerasflow.runtime.cli", "tune", CONFIG, "--no-lint",
+            *(arg for override in overrides for arg in ("--set", override))]
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     first = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in first.stdout:
@@ -91,7 +94,8 @@ def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(tmp_path: P
             break
     first.communicate(timeout=120)
     assert first.returncode != 0
-    second = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
-    found = re.search(r"5 trials \((\d+) new, (\d+) resumed", second.stdout)
-    assert found and int(found.group(2)) >= 2 and int(found.group(1)) + int(found.group(2)) == 5, second.stdout
+    second = tune_flow(CONFIG, overrides, lint=False)  # the LocalCluster of runner.kind=dask again, in this process
+    resumed = len(second.trials) - second.new_trials
+    assert len(second.trials) == 5 and resumed >= 2, second.summary
+    run = mlflow.MlflowClient(mlflow_store).get_run(second.run_id)
+    assert run.data.params["tune.trials"] == "5" and run.data.params["tune.new_trials"] == str(second.new_trials)

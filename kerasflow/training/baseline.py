@@ -119,29 +119,12 @@ def read_target(raw_path: str, target: str | None) -> pd.Series | None:
     return pd.read_parquet(raw_path, columns=[target])[target]
 
 
-def sample_rows(train: pd.DataFrame, target: str | None, labels: LabelSpec, seed: int, size: int) -> pd.DataFrame:
-    """`size` of the training rows, drawn uniformly at random by scikit-learn with the config's seed.
-
-    A classifier's sample keeps the class shares (stratified) when every
-    class has at least two rows; otherwise, and for regression, it is a
-    plain random sample.
-
-    Args:
-        train: The training rows (more than `size`).
-        target: The label column (`data.target`), or None.
-        labels: The fitted `LabelSpec` (its task).
-        seed: `training.seed`.
-        size: Rows in the sample (`evaluation.baseline_rows`).
-
-    Returns:
-        The sampled rows, in their original order.
-    """
-    values = train[target] if target in train.columns else None
-    return train.iloc[sample_positions(len(train), values, labels, seed, size)].sort_index()
-
-
 def sample_positions(rows: int, target: pd.Series | None, labels: LabelSpec, seed: int, size: int) -> np.ndarray:
-    """The positions of `sample_rows`'s sample among `rows` training rows, from their labels alone.
+    """The positions of `size` of `rows` training rows, drawn uniformly at random with the config's seed.
+
+    Drawn from their labels alone. A classifier's sample keeps the class
+    shares (stratified) when every class has at least two rows; otherwise,
+    and for regression, it is a plain random sample.
 
     Args:
         rows: How many training rows (more than `size`).
