@@ -35,9 +35,15 @@ def _kerasflow(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def _prefect_server(home: Path, port: int) -> subprocess.Popen:
+    """Starts Prefect's server with its API alone, the part these outages concern.
+
+    Without the UI and the background services (scheduler, late runs, event persister, ...) it answers in about
+    half the time (on a loaded machine 14 s against 39 s; 8 against 11 CPU s).
+    """
     log = open(home / "server.log", "a")
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port), "--analytics-off"], cwd=home, stdout=log, stderr=subprocess.STDOUT,
+                               str(port), "--analytics-off", "--no-ui", "--no-services"], cwd=home, stdout=log,
+                              stderr=subprocess.STDOUT,
                               env={**os.environ, "PREFECT_HOME": str(home)}, start_new_session=True)
     wait_healthy(f"http://127.0.0.1:{port}/api/health", server.poll, home / "server.log", timeout=240)
     return server

@@ -133,7 +133,7 @@ def test_temporary_mode_leaves_nothing_running(tmp_path: Path, mlflow_store: str
     """A training run on Prefect's temporary server: the fast exit still runs the `atexit` work that stops it."""
     home, port = tmp_path / "prefect", free_port()
     env = _env(home, port, MLFLOW_TRACKING_URI=mlflow_store, KERASFLOW_PREFECT_SERVER="temporary")
-    proc = _cli(env, "run", "configs/breast_cancer.yaml", "--set", "training.epochs=2")
+    proc = _cli(env, "run", "configs/iris.yaml", "--set", "training.epochs=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test metrics" in proc.stdout
     assert "Starting temporary server" in proc.stderr, "Prefect's own temporary server"

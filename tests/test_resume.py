@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from log_lines import LogLines
 
 from kerasflow.heavy import import_tensorflow
 from kerasflow.schemas.config import TrainingConfig
@@ -21,9 +23,10 @@ from kerasflow.training.fitting import fit_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = "diabetes_resume"
+OVERRIDES = [f"name={PIPELINE}", "registry.model_name=diabetes-resume", "training.epochs=80",
+             "training.early_stopping.enabled=false"]
 COMMAND = [sys.executable, "-m", "kerasflow.runtime.cli", "run", "configs/diabetes.yaml",
-           "--set", f"name={PIPELINE}", "--set", "registry.model_name=diabetes-resume",
-           "--set", "training.epochs=80", "--set", "training.early_stopping.enabled=false"]
+           *(arg for override in OVERRIDES for arg in ("--set", override))]
 
 
 def _metadata_files(home: Path) -> list[Path]:
@@ -39,7 +42,9 @@ def _running_epochs(client: mlflow.MlflowClient) -> tuple[str, int] | None:
     return None
 
 
-def test_a_killed_training_resumes_at_its_last_epoch(mlflow_store: str, tmp_path: Path) -> None:
+def test_a_killed_training_resumes_at_its_last_epoch(prefect_harness, mlflow_store: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `kerasflow run` killed with SIGKILL mid-training; the next run (in this process) resumes its checkpoint."""
     # checkpoints every 0.5 s at most (default 5): the first lands well before the 80 short epochs end
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "KERASFLOW_HOME": str(tmp_path),
            resume.INTERVAL_ENV: "0.5"}
@@ -61,16 +66,22 @@ def test_a_killed_training_resumes_at_its_last_epoch(mlflow_store: str, tmp_path
     assert old_run is not None, "the first run never logged 3 epochs"
     assert _metadata_files(tmp_path), "a checkpoint survives the kill"
 
-    second = subprocess.run(COMMAND, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    output = second.stdout + second.stderr
-    assert second.returncode == 0, output[-3000:]
-    line = next((x for x in output.splitlines() if "resumed at epoch" in x), "")
-    assert line, output[-3000:]
+    from kerasflow.flows.train import train_flow
+
+    monkeypatch.setenv("KERASFLOW_HOME", str(tmp_path))  # the killed run's checkpoints
+    handler = LogLines()
+    logging.getLogger("prefect").addHandler(handler)
+    try:
+        second = train_flow("configs/diabetes.yaml", OVERRIDES)  # the flow `kerasflow run` runs
+    finally:
+        logging.getLogger("prefect").removeHandler(handler)
+    line = next((x for x in handler.lines if "resumed at epoch" in x), "")
+    assert line, handler.lines[-30:]
     epoch = int(line.split("resumed at epoch ")[1].split()[0])
     assert 0 < epoch < 80 and f"of 80 (checkpoint of run {old_run})" in line
 
-    experiment = client.get_experiment_by_name(PIPELINE)
-    new = next(r for r in client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'"))
+    new = client.get_run(second.run_id)
+    assert new.info.status == "FINISHED"
     assert new.data.tags["kerasflow.resumed_from"] == old_run
     assert new.data.tags["kerasflow.resumed_epoch"] == str(epoch)
     steps = sorted(m.step for m in client.get_metric_history(new.info.run_id, "train/loss"))

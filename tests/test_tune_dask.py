@@ -77,12 +77,12 @@ def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(prefect_har
                                                                       mlflow_store: str) -> None:
     """A `kerasflow tune` process on a LocalCluster is interrupted mid-search; a search in another process resumes.
 
-    The resuming search is this test's process (`tune_flow`, as the command runs it): what the command prints
-    of a `TuneResult` ("5 trials (3 new, 2 resumed ...") is checked in test_tune.py.
+    The resuming search is this test's process (`tune_flow`, as the command runs it), on a LocalCluster of its
+    own; what the command prints of a `TuneResult` ("5 trials (3 new, 2 resumed ...") is checked in test_tune.py.
     """
     from kerasflow.flows.tune import tune_flow
 
-    overrides = ["runner.kind=dask", "tuning.tuner=random", "tuning.max_trials=5", "training.epochs=12",
+    overrides = ["runner.kind=dask", "tuning.tuner=random", "tuning.max_trials=5", "training.epochs=6",
                  f"tuning.directory={tmp_path / 'tuning'}"]
     args = [sys.executable, "-m", "kerasflow.runtime.cli", "tune", CONFIG, "--no-lint",
             *(arg for override in overrides for arg in ("--set", override))]
@@ -94,7 +94,7 @@ def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(prefect_har
             break
     first.communicate(timeout=120)
     assert first.returncode != 0
-    second = tune_flow(CONFIG, overrides, lint=False)  # the LocalCluster of runner.kind=dask again, in this process
+    second = tune_flow(CONFIG, overrides, lint=False)
     resumed = len(second.trials) - second.new_trials
     assert len(second.trials) == 5 and resumed >= 2, second.summary
     run = mlflow.MlflowClient(mlflow_store).get_run(second.run_id)

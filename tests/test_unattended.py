@@ -82,37 +82,44 @@ def test_closed_port_stops_within_30_s() -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_sigkill_leaves_an_orphan_that_the_next_run_marks_failed(store: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def orphan(store: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, mlflow.entities.Run]:
+    """A `kerasflow run` killed with SIGKILL mid-training; yields its pid and its MLflow run as the kill left it.
+
+    The next run of the experiment (the first signalled run below) sweeps it.
+    """
     client = mlflow.MlflowClient(store, store)
-    proc = _start("configs/breast_cancer.yaml", store, tmp_path / "killed.log", *LONG)
+    proc = _start("configs/breast_cancer.yaml", store, tmp_path_factory.mktemp("orphan") / "killed.log", *LONG)
     try:
         run_id = _training_run(client, "breast_cancer", proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         _stop(proc)
-    orphan = client.get_run(run_id)
-    assert orphan.info.status == "RUNNING"
-    assert orphan.data.tags["kerasflow.host"] and orphan.data.tags["kerasflow.started"]
+    return proc.pid, client.get_run(run_id)
 
-    after = subprocess.run([sys.executable, "-m", "kerasflow.runtime.cli", "run", "configs/breast_cancer.yaml",
-                            *SHORT], cwd=ROOT, env=_env(store), capture_output=True, text=True, timeout=300)
 
-    assert after.returncode == 0, after.stderr
-    swept = client.get_run(run_id)
+def _assert_swept(client: mlflow.MlflowClient, orphan: tuple[int, mlflow.entities.Run]) -> None:
+    """The SIGKILLed run was left RUNNING; a later run marked it FAILED, with a note, and crashed its flow run."""
+    pid, left = orphan
+    assert left.info.status == "RUNNING"
+    assert left.data.tags["kerasflow.host"] and left.data.tags["kerasflow.started"]
+    swept = client.get_run(left.info.run_id)
     assert swept.info.status == "FAILED"
     note = swept.data.tags["kerasflow.note"]
-    assert f"process {proc.pid} on host" in note and "is gone; marked FAILED by run" in note
+    assert f"process {pid} on host" in note and "is gone; marked FAILED by run" in note
     assert swept.data.tags["mlflow.note.content"] == note
-    assert _flow_run_state(orphan.data.tags["prefect.flow_run_id"]) == "CRASHED", "its Prefect flow run is closed too"
+    assert _flow_run_state(left.data.tags["prefect.flow_run_id"]) == "CRASHED", "its Prefect flow run is closed too"
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_ends_the_run_killed(store: str, tmp_path: Path, signum: int, status: int) -> None:
+def test_signal_ends_the_run_killed(store: str, orphan: tuple, tmp_path: Path, signum: int, status: int) -> None:
+    """A signal ends a training run KILLED; the run (the next after a SIGKILL) first swept the SIGKILLed one."""
     client = mlflow.MlflowClient(store, store)
     proc = _start("configs/breast_cancer.yaml", store, tmp_path / "signalled.log", *LONG)
     try:
         run_id = _training_run(client, "breast_cancer", proc.pid)
+        _assert_swept(client, orphan)  # swept as the run started, before it trained
         sent = time.monotonic()
         os.kill(proc.pid, signum)
         try:
@@ -264,7 +271,7 @@ def mlflow_server(tmp_path: Path):
 def test_store_dying_mid_run_fails_within_the_budget(mlflow_server, tmp_path: Path) -> None:
     uri, server = mlflow_server
     client = mlflow.MlflowClient(uri, uri)
-    budget = 20
+    budget = 12
     proc = _start("configs/breast_cancer.yaml", uri, tmp_path / "outage.log", *LONG,
                   KERASFLOW_TRACKING_BUDGET_SECONDS=str(budget), PYTHONFAULTHANDLER="1")
     try:
