@@ -147,19 +147,21 @@ INTEGRATION_TESTS = {
 }
 
 
-# Rough seconds the heaviest modules take on the two-core CI machine (from the `--durations` lists of recent full
-# runs, and the CPU seconds of a module run alone, which a shared machine's load does not stretch; only their
-# order matters). `make test`
-# runs `--dist loadfile --no-loadscope-reorder`: xdist hands the modules to its two workers in collection order, so
-# the modules are collected longest first (the others by `_estimate`): the workers then end together, instead of
-# one running a long module of a few tests, which xdist's own order (by number of tests) hands out last.
+# Seconds the heaviest modules take on the two-core CI machine: the sums of their tests' `--durations` in the last
+# full run, less what later changes removed (only their order matters). `make test` runs `--dist loadfile
+# --no-loadscope-reorder`: xdist hands the modules to its two workers in collection order, so the modules are
+# collected longest first (the others by `_estimate`): the workers then end together, instead of one running a
+# long module of a few tests, which xdist's own order (by number of tests) hands out last.
 MODULE_SECONDS = {
-    "test_tune_dask": 160, "test_team": 145, "test_flow": 90, "test_reliability": 115, "test_contract": 65,
-    "test_serving": 92, "test_unattended": 95, "test_prefect_server": 90, "test_tune": 90, "test_cv": 85,
-    "test_cnn": 80, "test_retrain": 75, "test_scaffold": 65, "test_images": 60, "test_outages": 120,
-    "test_deployments": 57, "test_resume": 55, "test_cli_exit": 46, "test_slices_flow": 42, "test_caching": 41,
-    "test_tracking_server": 38, "test_ui": 35, "test_distribute": 34,
-    "test_retrain_kfold": 70,
+    "test_tune_dask": 135, "test_team": 120, "test_reliability": 100, "test_unattended": 95, "test_outages": 92,
+    "test_prefect_server": 77, "test_tune": 67, "test_retrain": 66, "test_deployments": 61, "test_contract": 53,
+    "test_cv": 45, "test_tabular_encodings": 43, "test_scaffold": 43, "test_tabm": 41, "test_ui": 39, "test_flow": 39,
+    "test_gx_worker": 38, "test_resume": 36, "test_cnn": 36, "test_slices_flow": 35, "test_serving": 33,
+    "test_infra_validation": 32, "test_cli_exit": 28, "test_stream": 24, "test_text_analyzers": 23,
+    "test_registry_names": 23, "test_text_encode_once": 22, "test_retrain_kfold": 22, "test_tracking_server": 21,
+    "test_read_once": 20, "test_noise_gate_regression": 19, "test_caching": 19, "test_images": 18,
+    "test_distribute": 18, "test_noise_gate": 16, "test_validate": 15, "test_toy_family": 15,
+    "test_image_defaults": 15, "test_baseline": 15, "test_promote": 14,
 }
 
 
