@@ -125,7 +125,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import PEAK_AT, cpu_between, cpu_seconds, measure  # benchmarks/common.py, beside this script
+from common import PEAK_AT, cpu_between, cpu_seconds, measure, peak_between  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port
 
@@ -219,9 +219,10 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
     """Seconds and CPU seconds per task of the flow run named in a `kerasflow run` output.
 
     The seconds are Prefect's (`total_run_time` of each task run, from its API);
-    the CPU seconds are the run's process tree's during the task's window
-    (`common.cpu_between`), so work beside the task (the early infra process,
-    the baseline's thread) counts in it too. Under `"peak during"`: the tasks
+    the CPU seconds and the peak RSS (MB) are the run's process tree's during
+    the task's window (`common.cpu_between`, `common.peak_between`), so work
+    beside the task (the early infra process, a step running beside it)
+    counts in it too. Under `"peak during"`: the tasks
     running when the process tree's memory peaked.
     """
     found = re.search(r"flow-run/([0-9a-f-]{36})", output)
@@ -236,8 +237,9 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[found.group(1)])))
         ordered = sorted(runs, key=lambda r: r.start_time or r.expected_start_time)
         return {run.name.rsplit("-", 1)[0]: (run.total_run_time.total_seconds(),
-                                             cpu_between(run.start_time.timestamp(), run.end_time.timestamp())
-                                             if run.start_time and run.end_time else float("nan"))
+                                             *((cpu_between(run.start_time.timestamp(), run.end_time.timestamp()),
+                                                peak_between(run.start_time.timestamp(), run.end_time.timestamp()))
+                                               if run.start_time and run.end_time else (float("nan"),) * 2))
                 for run in ordered} | {"peak during": [run.name.rsplit("-", 1)[0] for run in ordered
                                                        if run.start_time and run.end_time
                                                        and run.start_time.timestamp() <= PEAK_AT[0]
@@ -249,8 +251,8 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
 def task_line(tasks: dict[str, Any]) -> str:
     """The per-task line: `name wall/cpu` seconds, then the tasks running when the memory peaked."""
     during = tasks.pop("peak during", [])
-    return ("           kerasflow tasks (wall s/CPU s): "
-            + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in tasks.items())
+    return ("           kerasflow tasks (wall s/CPU s/peak MB): "
+            + ", ".join(f"{k} {w:.1f}/{c:.1f}/{m:.0f}" for k, (w, c, m) in tasks.items())
             + f"\n           peak memory during: {', '.join(during) or 'no task'}")
 
 

@@ -9,8 +9,8 @@ from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.baseline import fit_baseline
-from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
+from kerasflow.tasks.concurrency import side_by_side
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.infra_validate import validate_infra
@@ -49,11 +49,14 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     config = defaulted.config
     with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
-        model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
-        baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
-        metrics = evaluate_model(run.tracker, config, prepared, model)
-        registered = register_model(run.tracker, config, prepared, model)
-        infra = validate_infra(run.tracker, config, prepared, model, registered)
+        with side_by_side() as side:
+            baseline = side.step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
+            model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
+            evaluated = side.task(evaluate_model, run.tracker, config, prepared, model)
+            registered = register_model(run.tracker, config, prepared, model)
+            infra = validate_infra(run.tracker, config, prepared, model, registered)
+            metrics = evaluated.result()
+            baseline = baseline.result() if baseline is not None else None
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)
         publish_summary(run, config, metrics, registered, baseline)

@@ -1,0 +1,74 @@
+"""Steps that run beside each other on the flow's task runner, each waited for on every path.
+
+A flow starts a step it does not need yet with `Task.submit` (Prefect's
+own concurrency: the flow's `ThreadPoolTaskRunner`), goes on with the
+steps that do not depend on it, and asks for its result where it needs it.
+`side_by_side` keeps that safe: when the block raises (a failed step, an
+interrupt), it waits for every step still running before the error
+leaves the block, so no step logs into a run its flow has already closed
+as FAILED, holds a cache entry's lock, or outlives the flow's process.
+The block's own error is the one raised; a step's result not asked for
+inside a block that ended normally is asked for at its end (its error
+raised there).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from kerasflow.schemas.config import PipelineConfig
+from kerasflow.tasks.caching import StepFuture, submit_step
+from kerasflow.tracking import PipelineRun
+
+
+class Side:
+    """The steps started in one `side_by_side` block."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+
+    def task(self, task: Any, *args: Any, **kwargs: Any) -> Any:
+        """Starts a task (`Task.submit`); returns its `PrefectFuture` (`result()` waits and returns or raises)."""
+        future = task.submit(*args, **kwargs)
+        self.started.append(future)
+        return future
+
+    def step(self, step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fresh: bool = False,
+             **kwargs: Any) -> StepFuture:
+        """Starts a cached step (`kerasflow.tasks.caching.submit_step`); returns its `StepFuture`."""
+        future = submit_step(step, run, config, *args, fresh=fresh, **kwargs)
+        self.started.append(future)
+        return future
+
+
+@contextmanager
+def side_by_side() -> Iterator[Side]:
+    """A block whose started steps are all finished when it ends, however it ends.
+
+    Example:
+
+    ```python
+    with side_by_side() as side:
+        evaluated = side.task(evaluate_model, run.tracker, config, prepared, model)
+        registered = register_model(run.tracker, config, prepared, model)
+        metrics = evaluated.result()
+    ```
+    """
+    side = Side()
+    try:
+        yield side
+    except BaseException:
+        for future in side.started:  # the block's error wins: each step is only waited for and finished
+            _finish_quietly(future)
+        raise
+    for future in side.started:
+        future.result()
+
+
+def _finish_quietly(future: Any) -> None:
+    """Waits for a started step and finishes it (lock, journal), ignoring its own error."""
+    try:
+        future.result()
+    except Exception:  # a second interrupt while waiting does leave: the stop is the user's
+        pass
