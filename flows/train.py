@@ -8,7 +8,7 @@ from kerasflow.flows.final import fit_final_model
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.baseline import fit_baseline
+from kerasflow.tasks.baseline import start_baseline
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.concurrency import side_by_side
 from kerasflow.tasks.config import choose_data_defaults, read_config
@@ -49,10 +49,11 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     config = defaulted.config
     with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
-        with side_by_side() as side:
-            baseline = side.step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
+        with side_by_side() as side:  # independent steps overlap (`start_baseline` says where the baseline runs)
+            baseline = start_baseline(side, run, config, prepared, fresh=fresh, before_training=True)
             model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
-            evaluated = side.task(evaluate_model, run.tracker, config, prepared, model)
+            baseline = baseline or start_baseline(side, run, config, prepared, fresh=fresh, before_training=False)
+            evaluated = side.task(evaluate_model, run.tracker, config, prepared, model)  # beside registration
             registered = register_model(run.tracker, config, prepared, model)
             infra = validate_infra(run.tracker, config, prepared, model, registered)
             metrics = evaluated.result()

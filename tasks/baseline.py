@@ -6,9 +6,10 @@ from prefect import task
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.caching import StepInputs
+from kerasflow.tasks.caching import StepFuture, StepInputs
+from kerasflow.tasks.concurrency import Side, fits_beside
 from kerasflow.tasks.policies import step_logger
-from kerasflow.tracking import Tracker
+from kerasflow.tracking import PipelineRun, Tracker
 from kerasflow.training.baseline import Baseline
 from kerasflow.training.kinds import kind_of
 
@@ -45,3 +46,33 @@ def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -
     step_logger().info(f"baseline {baseline.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in overall.items())
                        + f" on {baseline.test_rows} test rows ({baseline.seconds:.1f} s)")
     return baseline
+
+
+def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepared: Prepared, *, fresh: bool,
+                   before_training: bool) -> StepFuture | None:
+    """Starts `fit_baseline` (with `evaluation.baseline`) where it fits in memory, on the flow's task runner.
+
+    The flows call it twice: before the final model trains and after. A
+    table of fewer than `LARGE_ROWS` raw rows (`fits_beside`) gets its
+    baseline before, fitted beside the training (the baseline depends on
+    the prepared data alone); a larger one after, and waited for there, so
+    the baseline's memory is not added to the training's peak nor to the
+    evaluation's.
+
+    Args:
+        side: The flow's `side_by_side` block.
+        run: The pipeline run.
+        config: The pipeline config.
+        prepared: Paths from the data steps.
+        fresh: Recompute instead of reusing a cached result.
+        before_training: Whether the call is the one before the training.
+
+    Returns:
+        The step's `StepFuture` when this call started it, else None.
+    """
+    if not config.evaluation.baseline or before_training != fits_beside(prepared):
+        return None
+    started = side.step(fit_baseline, run, config, prepared, fresh=fresh)
+    if not before_training:
+        started.result()  # a large table: the baseline alone, before the evaluation starts
+    return started

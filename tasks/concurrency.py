@@ -17,9 +17,32 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from kerasflow.data.holdout import raw_rows
+from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepFuture, submit_step
+from kerasflow.tasks.infra_validate import LARGE_ROWS
 from kerasflow.tracking import PipelineRun
+
+
+def fits_beside(prepared: Prepared) -> bool:
+    """Whether steps may overlap the final model's training: fewer than `LARGE_ROWS` raw rows (or not a table).
+
+    Measured with `benchmarks/scale.py --suite` at a million rows, the
+    baseline beside the training raised the run's peak from 1.26x the bare
+    script's to 1.32x (goal <= 1.3x): the baseline's sample, its fit and
+    scoring (about 90 MB) sit on top of the training's peak. Below
+    `LARGE_ROWS` the early infra process's TensorFlow already dominates
+    the peak, and the overlap only saves time.
+
+    Args:
+        prepared: Paths from the data steps (the raw rows are counted from the Parquet footer).
+
+    Returns:
+        True when the raw rows are fewer than `LARGE_ROWS`, or cannot be counted.
+    """
+    rows = raw_rows(prepared.raw)
+    return rows is None or rows < LARGE_ROWS
 
 
 class Side:
