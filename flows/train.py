@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from kerasflow.flows.final import fit_final_model
+from kerasflow.flows.final import evaluate_and_register, fit_final_model
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.schemas.config import PipelineConfig
@@ -12,9 +12,7 @@ from kerasflow.tasks.baseline import start_baseline
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.concurrency import side_by_side
 from kerasflow.tasks.config import choose_data_defaults, read_config
-from kerasflow.tasks.evaluate import evaluate_model
-from kerasflow.tasks.infra_validate import validate_infra
-from kerasflow.tasks.register import bless_candidate, register_model
+from kerasflow.tasks.register import bless_candidate
 from kerasflow.tasks.runs import flow_run_url, mlflow_run_url, open_pipeline_run, publish_summary
 
 
@@ -30,6 +28,14 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     folds' median best epoch count (`refit`). A scikit-learn baseline is
     fitted on the same training rows and scored on the same test rows
     (`evaluation.baseline`).
+
+    Steps that do not depend on each other overlap on the flow's task
+    runner (`kerasflow.tasks.concurrency.side_by_side`): the baseline
+    beside the final model's training (below `LARGE_ROWS` raw rows; after
+    it, alone, from there: `kerasflow.tasks.baseline.start_baseline`), the
+    evaluation beside the registration and infra validation
+    (`kerasflow.flows.final.evaluate_and_register`). The gate
+    (`bless_candidate`) waits for all of them.
 
     Args:
         config_path: Pipeline YAML.
@@ -53,10 +59,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
             baseline = start_baseline(side, run, config, prepared, fresh=fresh, before_training=True)
             model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
             baseline = baseline or start_baseline(side, run, config, prepared, fresh=fresh, before_training=False)
-            evaluated = side.task(evaluate_model, run.tracker, config, prepared, model)  # beside registration
-            registered = register_model(run.tracker, config, prepared, model)
-            infra = validate_infra(run.tracker, config, prepared, model, registered)
-            metrics = evaluated.result()
+            metrics, registered, infra = evaluate_and_register(run, config, prepared, model, side)
             baseline = baseline.result() if baseline is not None else None
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)
