@@ -77,12 +77,13 @@ def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Pr
                           keep: str | None = None) -> tuple[dict[str, float], dict[str, Any], InfraReport]:
     """Evaluates the final model on the flow's task runner, beside its registration and infra validation.
 
-    Each depends on the model alone. On a table of `LARGE_ROWS` raw rows or
-    more (`kerasflow.tasks.concurrency.fits_beside` false), infra validation
-    waits for the evaluation: its fresh process's TensorFlow beside the
-    evaluation's rows raised the run's peak at a million rows from 1.26x the
-    bare script's to 1.31x (`benchmarks/scale.py --suite`); the registration
-    still overlaps it.
+    Each depends on the model alone. A table of `LARGE_ROWS` raw rows or
+    more (`kerasflow.tasks.concurrency.fits_beside` false) runs them one
+    after the other in this thread instead: at a million rows the
+    evaluation beside infra validation's fresh process raised the run's
+    peak from 1.25x the bare script's to 1.31x, and beside the registration
+    alone (0.5 s) it saved no time but kept its memory in the worker
+    thread's allocator (1.29x; `benchmarks/scale.py --suite`).
 
     Args:
         run: The pipeline run.
@@ -96,9 +97,10 @@ def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Pr
         `(metrics, registered, infra)`: the test metrics, `register_model`'s
         result and `validate_infra`'s report.
     """
-    evaluated = side.task(evaluate_model, run.tracker, config, prepared, model, keep=keep)
+    if fits_beside(prepared):
+        evaluated = side.task(evaluate_model, run.tracker, config, prepared, model, keep=keep)
+    else:
+        metrics = evaluate_model(run.tracker, config, prepared, model, keep=keep)
     registered = register_model(run.tracker, config, prepared, model)
-    if not fits_beside(prepared):
-        evaluated.result()  # a large table: the fresh process of infra validation not beside the evaluation
     infra = validate_infra(run.tracker, config, prepared, model, registered)
-    return evaluated.result(), registered, infra
+    return (evaluated.result() if fits_beside(prepared) else metrics), registered, infra

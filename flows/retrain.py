@@ -12,7 +12,7 @@ from kerasflow.flows.final import evaluate_and_register, fit_final_model
 from kerasflow.flows.results import Drift, RetrainResult
 from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.baseline import start_baseline
+from kerasflow.tasks.baseline import finish_baseline, start_baseline
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.champion import (
@@ -89,13 +89,12 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         retune = drift["action"] == "retune"  # a fresh search; else the champion's values (`choose-hyperparameters`)
         reports = {who: str(Path(run.workdir) / f"{who}-evaluation") for who in ("challenger", "champion")}
         with side_by_side() as side:  # as in `train_flow`: the baseline beside the training, and so on
-            baseline = start_baseline(side, run, config, prepared, fresh=False, before_training=True)
+            started = start_baseline(side, run, config, prepared, fresh=False)  # beside the training
             model = fit_final_model(run, config, prepared, search=retune, fresh=retune,
                                     choose=partial(choose_hyperparameters, run.tracker, config, champion))
-            baseline = baseline or start_baseline(side, run, config, prepared, fresh=False, before_training=False)
             metrics, registered, infra = evaluate_and_register(run, config, prepared, model, side,
                                                                keep=reports["challenger"])
-            baseline = baseline.result() if baseline is not None else None
+            baseline = finish_baseline(started, run, config, prepared, fresh=False)
         champion_metrics = score_champion(run.tracker, config, prepared, champion, keep=reports["champion"])
         comparison = compare_with_champion(run.tracker, config, reports["challenger"],
                                            reports["champion"] if champion else None)

@@ -8,7 +8,7 @@ from kerasflow.flows.final import evaluate_and_register, fit_final_model
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.baseline import start_baseline
+from kerasflow.tasks.baseline import finish_baseline, start_baseline
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.concurrency import side_by_side
 from kerasflow.tasks.config import choose_data_defaults, read_config
@@ -31,10 +31,11 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
 
     Steps that do not depend on each other overlap on the flow's task
     runner (`kerasflow.tasks.concurrency.side_by_side`): the baseline
-    beside the final model's training (below `LARGE_ROWS` raw rows; after
-    it, alone, from there: `kerasflow.tasks.baseline.start_baseline`), the
-    evaluation beside the registration and infra validation
-    (`kerasflow.flows.final.evaluate_and_register`). The gate
+    beside the final model's training (`kerasflow.tasks.baseline.start_baseline`),
+    the evaluation beside the registration and infra validation
+    (`kerasflow.flows.final.evaluate_and_register`); a table of
+    `LARGE_ROWS` raw rows or more runs them one at a time, for memory
+    (`kerasflow.tasks.concurrency.fits_beside`). The gate
     (`bless_candidate`) waits for all of them.
 
     Args:
@@ -55,12 +56,11 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     config = defaulted.config
     with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
-        with side_by_side() as side:  # independent steps overlap (`start_baseline` says where the baseline runs)
-            baseline = start_baseline(side, run, config, prepared, fresh=fresh, before_training=True)
+        with side_by_side() as side:  # independent steps overlap (below LARGE_ROWS raw rows)
+            started = start_baseline(side, run, config, prepared, fresh=fresh)  # beside the training
             model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
-            baseline = baseline or start_baseline(side, run, config, prepared, fresh=fresh, before_training=False)
             metrics, registered, infra = evaluate_and_register(run, config, prepared, model, side)
-            baseline = baseline.result() if baseline is not None else None
+            baseline = finish_baseline(started, run, config, prepared, fresh=fresh)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)
         publish_summary(run, config, metrics, registered, baseline)

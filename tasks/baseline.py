@@ -6,7 +6,7 @@ from prefect import task
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.caching import StepFuture, StepInputs
+from kerasflow.tasks.caching import StepFuture, StepInputs, run_step
 from kerasflow.tasks.concurrency import Side, fits_beside
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import PipelineRun, Tracker
@@ -48,16 +48,15 @@ def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -
     return baseline
 
 
-def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepared: Prepared, *, fresh: bool,
-                   before_training: bool) -> StepFuture | None:
-    """Starts `fit_baseline` (with `evaluation.baseline`) where it fits in memory, on the flow's task runner.
 
-    The flows call it twice: before the final model trains and after. A
-    table of fewer than `LARGE_ROWS` raw rows (`fits_beside`) gets its
-    baseline before, fitted beside the training (the baseline depends on
-    the prepared data alone); a larger one after, and waited for there, so
-    the baseline's memory is not added to the training's peak nor to the
-    evaluation's.
+def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepared: Prepared, *,
+                   fresh: bool) -> StepFuture | None:
+    """Starts `fit_baseline` on the flow's task runner, beside the final model's training, where it fits.
+
+    With `evaluation.baseline` and a table of fewer than `LARGE_ROWS` raw
+    rows (`kerasflow.tasks.concurrency.fits_beside`): the baseline depends
+    on the prepared data alone. A larger table's baseline runs later, alone
+    (`finish_baseline`).
 
     Args:
         side: The flow's `side_by_side` block.
@@ -65,14 +64,22 @@ def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepare
         config: The pipeline config.
         prepared: Paths from the data steps.
         fresh: Recompute instead of reusing a cached result.
-        before_training: Whether the call is the one before the training.
 
     Returns:
-        The step's `StepFuture` when this call started it, else None.
+        The step's `StepFuture`, or None when it was not started.
     """
-    if not config.evaluation.baseline or before_training != fits_beside(prepared):
+    if not config.evaluation.baseline or not fits_beside(prepared):
         return None
-    started = side.step(fit_baseline, run, config, prepared, fresh=fresh)
-    if not before_training:
-        started.result()  # a large table: the baseline alone, before the evaluation starts
-    return started
+    return side.step(fit_baseline, run, config, prepared, fresh=fresh)
+
+
+def finish_baseline(started: StepFuture | None, run: PipelineRun, config: PipelineConfig, prepared: Prepared, *,
+                    fresh: bool) -> Baseline | None:
+    """The baseline's result: the step `start_baseline` started, or (a large table) the step run now, alone.
+
+    Returns:
+        The `Baseline`, or None without `evaluation.baseline`.
+    """
+    if started is not None:
+        return started.result()
+    return run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
