@@ -105,6 +105,17 @@ infra process, counts in it), then the tasks running at the memory peak.
   preprocessing 3.1/2.9, train 15.7/14.3, baseline 6.1/5.9, evaluate
   2.7/3.7, register 0.5/0.5, infra 6.0/6.1, card 0.2/0.2).
 
+Steps beside each other (issue 25; the per-task line now ends each task
+with the peak MB of the process tree in its window), 2026-12-07 12:07-12:21,
+`--suite --sizes 1000000`, interleaved main then branch, load 5-6: main
+73.7 / 91.3 s against 21.3 / 31.0 s, peak 1.25 / 1.26x (at validate-infra;
+train-model 1,889 / 1,940 MB), CPU 49.7 / 60.6 s; branch 73.8 / 100.0 s
+against 21.6 / 25.1 s, peak 1.29x (evaluation beside registration, since
+dropped) / 1.25x, CPU 49.9 / 56.7 s. Overlaps tried at 1M rows: the
+baseline beside train-model 1.32x (2,082 MB), the evaluation beside
+validate-infra 1.31x (2,069 MB); so from `LARGE_ROWS` raw rows the steps
+stay serial (docs/scaling.md, "Steps beside each other").
+
 Usage:
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
