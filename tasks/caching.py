@@ -237,20 +237,25 @@ def submit_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any,
     Returns:
         The running step's `StepFuture`.
     """
-    started = ExitStack()
-    started.enter_context(status(f"running the {step.name} step"))
+    started, shown = ExitStack(), status(f"running the {step.name} step")
+    shown.__enter__()  # ended when the task ends (below), not when the flow asks for the result
     try:
         inputs, entry = _bound(step, run, config, args, kwargs)
         if entry is None:
-            return StepFuture(step.submit(**inputs), lambda state: state.result(), started)
-        folder, record = entry
-        started.enter_context(_entry_lock(step, run.tracker, folder))
-        refresh = fresh or _unusable(step, folder, record)
-        journal = _journaling(run.tracker, inputs, folder)
-        future = _cached_step(step, refresh).submit(**inputs)
+            future = step.submit(**inputs)
+        else:
+            folder, record = entry
+            started.enter_context(_entry_lock(step, run.tracker, folder))
+            refresh = fresh or _unusable(step, folder, record)
+            journal = _journaling(run.tracker, inputs, folder)
+            future = _cached_step(step, refresh).submit(**inputs)
     except BaseException:
+        shown.__exit__(None, None, None)
         started.close()
         raise
+    future.add_done_callback(lambda _: shown.__exit__(None, None, None))  # once, in the task's thread
+    if entry is None:
+        return StepFuture(future, lambda state: state.result(), started)
 
     def finish(state: Any) -> Any:
         value, settled = _settled(step, state, journal, folder, refresh)
@@ -265,7 +270,7 @@ class StepFuture:
     Args:
         future: The task's `PrefectFuture`.
         finish: Turns the task's final state into the step's value (raising its error).
-        started: What the step holds until it is finished: its `status`, the entry's lock.
+        started: What the step holds until it is finished: the entry's lock.
     """
 
     def __init__(self, future: Any, finish: Callable[[Any], Any], started: ExitStack):
