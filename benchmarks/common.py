@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAST_CPU = [0.0]  # CPU seconds (user + sys) of the last measured command's process tree
 CPU_TRACE: list[tuple[float, float]] = []  # (epoch seconds, CPU seconds of the tree so far) of the last command
 PEAK_AT = [0.0]  # when (epoch seconds) the last measured command's tree reached its peak RSS
+RSS_TRACE: list[tuple[float, float]] = []  # (epoch seconds, RSS MB of the tree) of the last command
 
 
 def children_cpu() -> float:
@@ -46,6 +47,11 @@ def cpu_between(start: float, end: float) -> float:
     return at(end) - at(start)
 
 
+def peak_between(start: float, end: float) -> float:
+    """The highest RSS (MB) of the last measured command's process tree sampled from `start` to `end` (epoch s)."""
+    return max((rss for when, rss in RSS_TRACE if start <= when <= end), default=float("nan"))
+
+
 def measure(cmd: list[str], env: dict[str, str], cwd: str | Path = ROOT) -> tuple[float, float, str]:
     """Runs a command; returns wall seconds, peak RSS (MB) of its process tree, and its output.
 
@@ -64,6 +70,7 @@ def measure(cmd: list[str], env: dict[str, str], cwd: str | Path = ROOT) -> tupl
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0.0]
     CPU_TRACE.clear()
+    RSS_TRACE.clear()
     used: dict[int, float] = {}  # CPU seconds of every process of the tree at its last sample
 
     def poll() -> None:
@@ -72,6 +79,7 @@ def measure(cmd: list[str], env: dict[str, str], cwd: str | Path = ROOT) -> tupl
             try:
                 procs = [root, *root.children(recursive=True)]
                 rss = sum(p.memory_info().rss for p in procs if p.is_running()) / 2**20
+                RSS_TRACE.append((time.time(), rss))
                 if rss > peak[0]:
                     peak[0], PEAK_AT[0] = rss, time.time()
                 for p in procs:

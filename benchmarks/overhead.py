@@ -25,6 +25,15 @@ Each row also prints the CPU seconds of both process trees: on a shared
 machine they move less with the load than the wall times do (but still
 some: the same code measured 30.0 CPU-s at load 20-26 and 33.8 at 23-33).
 
+Steps beside each other (the baseline beside the training, the evaluation
+beside registration and infra validation; 2026-12-07 12:21-12:30,
+`--skip-long --repeats 3 --no-variants`, medians): main (load 6.9) bare
+18.1 s, pipeline 54.5 s, 3.01x, CPU-s 10.2 / 32.3; branch (load 5.7) bare
+16.4 s, pipeline 52.8 s, 3.23x, CPU-s 9.4 / 30.1; peak 1,796 / 1,798 MB.
+Second pair, 12:42-12:48, load 3.8: main bare 10.1 s, pipeline 26.5 s,
+2.62x, CPU-s 8.3 / 26.7; branch bare 9.5 s, pipeline 23.7 s, 2.50x,
+CPU-s 8.1 / 24.9.
+
 Quiet machine, 2026-12-07 (`--skip-long --repeats 3 --no-variants`, medians):
 start of the session (d045a16, load 1.6) bare 8.9 s, pipeline 20.8 s, 2.33x,
 CPU-s 9.1 / 28.2; end (7acc618, with the cuts below, load 1.1) bare 7.8 s,

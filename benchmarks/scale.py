@@ -105,6 +105,17 @@ infra process, counts in it), then the tasks running at the memory peak.
   preprocessing 3.1/2.9, train 15.7/14.3, baseline 6.1/5.9, evaluate
   2.7/3.7, register 0.5/0.5, infra 6.0/6.1, card 0.2/0.2).
 
+Steps beside each other (issue 25; the per-task line now ends each task
+with the peak MB of the process tree in its window), 2026-12-07 12:07-12:21,
+`--suite --sizes 1000000`, interleaved main then branch, load 5-6: main
+73.7 / 91.3 s against 21.3 / 31.0 s, peak 1.25 / 1.26x (at validate-infra;
+train-model 1,889 / 1,940 MB), CPU 49.7 / 60.6 s; branch 73.8 / 100.0 s
+against 21.6 / 25.1 s, peak 1.29x (evaluation beside registration, since
+dropped) / 1.25x, CPU 49.9 / 56.7 s. Overlaps tried at 1M rows: the
+baseline beside train-model 1.32x (2,082 MB), the evaluation beside
+validate-infra 1.31x (2,069 MB); so from `LARGE_ROWS` raw rows the steps
+stay serial (docs/scaling.md, "Steps beside each other").
+
 Usage:
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--data DIR] [--suite]
@@ -125,7 +136,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import PEAK_AT, cpu_between, cpu_seconds, measure  # benchmarks/common.py, beside this script
+from common import PEAK_AT, cpu_between, cpu_seconds, measure, peak_between  # benchmarks/common.py, beside this script
 
 from kerasflow.runtime.processes import free_port
 
@@ -219,9 +230,10 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
     """Seconds and CPU seconds per task of the flow run named in a `kerasflow run` output.
 
     The seconds are Prefect's (`total_run_time` of each task run, from its API);
-    the CPU seconds are the run's process tree's during the task's window
-    (`common.cpu_between`), so work beside the task (the early infra process,
-    the baseline's thread) counts in it too. Under `"peak during"`: the tasks
+    the CPU seconds and the peak RSS (MB) are the run's process tree's during
+    the task's window (`common.cpu_between`, `common.peak_between`), so work
+    beside the task (the early infra process, a step running beside it)
+    counts in it too. Under `"peak during"`: the tasks
     running when the process tree's memory peaked.
     """
     found = re.search(r"flow-run/([0-9a-f-]{36})", output)
@@ -236,8 +248,9 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[found.group(1)])))
         ordered = sorted(runs, key=lambda r: r.start_time or r.expected_start_time)
         return {run.name.rsplit("-", 1)[0]: (run.total_run_time.total_seconds(),
-                                             cpu_between(run.start_time.timestamp(), run.end_time.timestamp())
-                                             if run.start_time and run.end_time else float("nan"))
+                                             *((cpu_between(run.start_time.timestamp(), run.end_time.timestamp()),
+                                                peak_between(run.start_time.timestamp(), run.end_time.timestamp()))
+                                               if run.start_time and run.end_time else (float("nan"),) * 2))
                 for run in ordered} | {"peak during": [run.name.rsplit("-", 1)[0] for run in ordered
                                                        if run.start_time and run.end_time
                                                        and run.start_time.timestamp() <= PEAK_AT[0]
@@ -249,8 +262,8 @@ def task_seconds(output: str, env: dict[str, str]) -> dict[str, Any]:
 def task_line(tasks: dict[str, Any]) -> str:
     """The per-task line: `name wall/cpu` seconds, then the tasks running when the memory peaked."""
     during = tasks.pop("peak during", [])
-    return ("           kerasflow tasks (wall s/CPU s): "
-            + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in tasks.items())
+    return ("           kerasflow tasks (wall s/CPU s/peak MB): "
+            + ", ".join(f"{k} {w:.1f}/{c:.1f}/{m:.0f}" for k, (w, c, m) in tasks.items())
             + f"\n           peak memory during: {', '.join(during) or 'no task'}")
 
 

@@ -1,4 +1,5 @@
-"""The model a pipeline ends with, for `run` and `retrain` alike: a search or not, k folds or not, then the refit."""
+"""The model a pipeline ends with, for `run` and `retrain` alike: a search or not, k folds or not, then the refit;
+then its evaluation beside its registration and infra validation."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ from typing import Any
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.flows.cv import cross_validate
+from kerasflow.promotion.infra import InfraReport
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
-from kerasflow.tasks.infra_validate import start_infra_validation
+from kerasflow.tasks.concurrency import Side, fits_beside
+from kerasflow.tasks.evaluate import evaluate_model
+from kerasflow.tasks.infra_validate import start_infra_validation, validate_infra
+from kerasflow.tasks.register import register_model
 from kerasflow.tasks.train import assemble_ensemble, train_model
 from kerasflow.tasks.tune import search_hyperparameters
 from kerasflow.tracking import PipelineRun
@@ -66,3 +71,36 @@ def fit_final_model(run: PipelineRun, config: PipelineConfig, prepared: Prepared
     if plan["refit"] == "ensemble":
         return assemble_ensemble(run.tracker, config, cv.models, run.workdir)
     return run_step(train_model, run, config, prepared, hyperparameters=hyperparameters, **plan, fresh=fresh)
+
+
+def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Prepared, model: str, side: Side,
+                          keep: str | None = None) -> tuple[dict[str, float], dict[str, Any], InfraReport]:
+    """Evaluates the final model on the flow's task runner, beside its registration and infra validation.
+
+    Each depends on the model alone. A table of `LARGE_ROWS` raw rows or
+    more (`kerasflow.tasks.concurrency.fits_beside` false) runs them one
+    after the other in this thread instead: at a million rows the
+    evaluation beside infra validation's fresh process raised the run's
+    peak from 1.25x the bare script's to 1.31x, and beside the registration
+    alone (0.5 s) it saved no time but kept its memory in the worker
+    thread's allocator (1.29x; `benchmarks/scale.py --suite`).
+
+    Args:
+        run: The pipeline run.
+        config: The pipeline config.
+        prepared: Paths from the data steps.
+        model: Path of the final `.keras` model.
+        side: The flow's `side_by_side` block.
+        keep: Folder to keep the evaluation's reports in (`evaluate_model`). Default none.
+
+    Returns:
+        `(metrics, registered, infra)`: the test metrics, `register_model`'s
+        result and `validate_infra`'s report.
+    """
+    if fits_beside(prepared):
+        evaluated = side.task(evaluate_model, run.tracker, config, prepared, model, keep=keep)
+    else:
+        metrics = evaluate_model(run.tracker, config, prepared, model, keep=keep)
+    registered = register_model(run.tracker, config, prepared, model)
+    infra = validate_infra(run.tracker, config, prepared, model, registered)
+    return (evaluated.result() if fits_beside(prepared) else metrics), registered, infra

@@ -8,11 +8,11 @@ from pathlib import Path
 from prefect import flow
 from prefect.states import Completed, State
 
-from kerasflow.flows.final import fit_final_model
+from kerasflow.flows.final import evaluate_and_register, fit_final_model
 from kerasflow.flows.results import Drift, RetrainResult
 from kerasflow.promotion.lineage import SKIPPED
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.baseline import fit_baseline
+from kerasflow.tasks.baseline import finish_baseline, start_baseline
 from kerasflow.tasks.caching import run_step
 from kerasflow.tasks.card import write_model_card
 from kerasflow.tasks.champion import (
@@ -23,14 +23,13 @@ from kerasflow.tasks.champion import (
     score_champion,
 )
 from kerasflow.tasks.compare import compare_with_champion
+from kerasflow.tasks.concurrency import side_by_side
 from kerasflow.tasks.config import choose_data_defaults, read_config
 from kerasflow.tasks.drift import check_drift
-from kerasflow.tasks.evaluate import evaluate_model
-from kerasflow.tasks.infra_validate import validate_infra
 from kerasflow.tasks.load import load_data
 from kerasflow.tasks.preprocess import fit_preprocessing
 from kerasflow.tasks.promote import gate_challenger, promote_challenger
-from kerasflow.tasks.register import bless_candidate, register_model
+from kerasflow.tasks.register import bless_candidate
 from kerasflow.tasks.runs import open_pipeline_run
 from kerasflow.tasks.slices import gate_slices
 from kerasflow.tasks.split import split_data
@@ -88,16 +87,17 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         prepared = run_step(fit_preprocessing, run, config, raw, split)
         drift = check_drift(run.tracker, config, prepared.raw, champion)
         retune = drift["action"] == "retune"  # a fresh search; else the champion's values (`choose-hyperparameters`)
-        model = fit_final_model(run, config, prepared, search=retune, fresh=retune,
-                                choose=partial(choose_hyperparameters, run.tracker, config, champion))
-        baseline = run_step(fit_baseline, run, config, prepared) if config.evaluation.baseline else None
         reports = {who: str(Path(run.workdir) / f"{who}-evaluation") for who in ("challenger", "champion")}
-        metrics = evaluate_model(run.tracker, config, prepared, model, keep=reports["challenger"])
+        with side_by_side() as side:  # as in `train_flow`: the baseline beside the training, and so on
+            started = start_baseline(side, run, config, prepared, fresh=False)  # beside the training
+            model = fit_final_model(run, config, prepared, search=retune, fresh=retune,
+                                    choose=partial(choose_hyperparameters, run.tracker, config, champion))
+            metrics, registered, infra = evaluate_and_register(run, config, prepared, model, side,
+                                                               keep=reports["challenger"])
+            baseline = finish_baseline(started, run, config, prepared, fresh=False)
         champion_metrics = score_champion(run.tracker, config, prepared, champion, keep=reports["champion"])
         comparison = compare_with_champion(run.tracker, config, reports["challenger"],
                                            reports["champion"] if champion else None)
-        registered = register_model(run.tracker, config, prepared, model)
-        infra = validate_infra(run.tracker, config, prepared, model, registered)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         decision = gate_challenger(run.tracker, config, metrics, champion_metrics, infra, comparison)
         decision = gate_slices(run.tracker, config, decision, champion)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from prefect import flow
 
-from kerasflow.flows.final import fit_final_model
+from kerasflow.flows.final import evaluate_and_register, fit_final_model
 from kerasflow.flows.prepare import prepare_data
 from kerasflow.flows.results import TrainResult
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.baseline import fit_baseline
-from kerasflow.tasks.caching import run_step
+from kerasflow.tasks.baseline import finish_baseline, start_baseline
 from kerasflow.tasks.card import write_model_card
+from kerasflow.tasks.concurrency import side_by_side
 from kerasflow.tasks.config import choose_data_defaults, read_config
-from kerasflow.tasks.evaluate import evaluate_model
-from kerasflow.tasks.infra_validate import validate_infra
-from kerasflow.tasks.register import bless_candidate, register_model
+from kerasflow.tasks.register import bless_candidate
 from kerasflow.tasks.runs import flow_run_url, mlflow_run_url, open_pipeline_run, publish_summary
 
 
@@ -30,6 +28,15 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     folds' median best epoch count (`refit`). A scikit-learn baseline is
     fitted on the same training rows and scored on the same test rows
     (`evaluation.baseline`).
+
+    Steps that do not depend on each other overlap on the flow's task
+    runner (`kerasflow.tasks.concurrency.side_by_side`): the baseline
+    beside the final model's training (`kerasflow.tasks.baseline.start_baseline`),
+    the evaluation beside the registration and infra validation
+    (`kerasflow.flows.final.evaluate_and_register`); a table of
+    `LARGE_ROWS` raw rows or more runs them one at a time, for memory
+    (`kerasflow.tasks.concurrency.fits_beside`). The gate
+    (`bless_candidate`) waits for all of them.
 
     Args:
         config_path: Pipeline YAML.
@@ -49,11 +56,11 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     config = defaulted.config
     with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
-        model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
-        baseline = run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None
-        metrics = evaluate_model(run.tracker, config, prepared, model)
-        registered = register_model(run.tracker, config, prepared, model)
-        infra = validate_infra(run.tracker, config, prepared, model, registered)
+        with side_by_side() as side:  # independent steps overlap (below LARGE_ROWS raw rows)
+            started = start_baseline(side, run, config, prepared, fresh=fresh)  # beside the training
+            model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
+            metrics, registered, infra = evaluate_and_register(run, config, prepared, model, side)
+            baseline = finish_baseline(started, run, config, prepared, fresh=fresh)
         registered = bless_candidate(run.tracker, config, metrics, registered, infra, baseline)
         write_model_card(run.tracker, config, registered)
         publish_summary(run, config, metrics, registered, baseline)

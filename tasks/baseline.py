@@ -6,9 +6,10 @@ from prefect import task
 
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.caching import StepInputs
+from kerasflow.tasks.caching import StepFuture, StepInputs, run_step
+from kerasflow.tasks.concurrency import Side, fits_beside
 from kerasflow.tasks.policies import step_logger
-from kerasflow.tracking import Tracker
+from kerasflow.tracking import PipelineRun, Tracker
 from kerasflow.training.baseline import Baseline
 from kerasflow.training.kinds import kind_of
 
@@ -45,3 +46,40 @@ def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -
     step_logger().info(f"baseline {baseline.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in overall.items())
                        + f" on {baseline.test_rows} test rows ({baseline.seconds:.1f} s)")
     return baseline
+
+
+
+def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepared: Prepared, *,
+                   fresh: bool) -> StepFuture | None:
+    """Starts `fit_baseline` on the flow's task runner, beside the final model's training, where it fits.
+
+    With `evaluation.baseline` and a table of fewer than `LARGE_ROWS` raw
+    rows (`kerasflow.tasks.concurrency.fits_beside`): the baseline depends
+    on the prepared data alone. A larger table's baseline runs later, alone
+    (`finish_baseline`).
+
+    Args:
+        side: The flow's `side_by_side` block.
+        run: The pipeline run.
+        config: The pipeline config.
+        prepared: Paths from the data steps.
+        fresh: Recompute instead of reusing a cached result.
+
+    Returns:
+        The step's `StepFuture`, or None when it was not started.
+    """
+    if not config.evaluation.baseline or not fits_beside(prepared):
+        return None
+    return side.step(fit_baseline, run, config, prepared, fresh=fresh)
+
+
+def finish_baseline(started: StepFuture | None, run: PipelineRun, config: PipelineConfig, prepared: Prepared, *,
+                    fresh: bool) -> Baseline | None:
+    """The baseline's result: the step `start_baseline` started, or (a large table) the step run now, alone.
+
+    Returns:
+        The `Baseline`, or None without `evaluation.baseline`.
+    """
+    if started is not None:
+        return started.result()
+    return run_step(fit_baseline, run, config, prepared, fresh=fresh) if config.evaluation.baseline else None

@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -204,6 +205,98 @@ def run_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fr
     split = run_step(split_data, run, config, raw)
     ```
     """
+    inputs, entry = _bound(step, run, config, args, kwargs)
+    with status(f"running the {step.name} step"):
+        try:
+            if entry is None:  # caching off, or e.g. a registered base model: run in the run's scratch folder
+                return step(**inputs)
+            return _run_cached(step, run.tracker, inputs, *entry, fresh)
+        finally:
+            release_memory()  # the rows the step read: back to the system, not kept beside the next step's
+
+
+def submit_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fresh: bool = False,
+                **kwargs: Any) -> "StepFuture":
+    """Starts a step as `run_step` runs it, but on the flow's task runner (`Task.submit`), beside the caller's work.
+
+    The entry's lock is taken and its journal started here, in the calling
+    thread; `StepFuture.result` waits for the task and does the rest
+    (seal or discard the journal, replay it on a cache hit, tag
+    `kerasflow.cache.<step>`, release the lock) in the calling thread again.
+    A flow resolves every `StepFuture` it starts, on every path
+    (`kerasflow.tasks.concurrency.side_by_side`).
+
+    Args:
+        step: A task whose cache policy is a `StepInputs` (see `run_step`).
+        run: The pipeline run.
+        config: The pipeline config.
+        *args: The step's other arguments, in order.
+        fresh: Run the step even if a cached result exists, and cache the new one. Default false.
+        **kwargs: More arguments by name.
+
+    Returns:
+        The running step's `StepFuture`.
+    """
+    started, shown = ExitStack(), status(f"running the {step.name} step")
+    shown.__enter__()  # ended when the task ends (below), not when the flow asks for the result
+    try:
+        inputs, entry = _bound(step, run, config, args, kwargs)
+        if entry is None:
+            future = step.submit(**inputs)
+        else:
+            folder, record = entry
+            started.enter_context(_entry_lock(step, run.tracker, folder))
+            refresh = fresh or _unusable(step, folder, record)
+            journal = _journaling(run.tracker, inputs, folder)
+            future = _cached_step(step, refresh).submit(**inputs)
+    except BaseException:
+        shown.__exit__(None, None, None)
+        started.close()
+        raise
+    future.add_done_callback(lambda _: shown.__exit__(None, None, None))  # once, in the task's thread
+    if entry is None:
+        return StepFuture(future, lambda state: state.result(), started)
+
+    def finish(state: Any) -> Any:
+        value, settled = _settled(step, state, journal, folder, refresh)
+        return _concluded(step, run.tracker, inputs, folder, value, settled)
+
+    return StepFuture(future, finish, started)
+
+
+class StepFuture:
+    """A step started by `submit_step`: `result()` waits for it and finishes it in the calling thread.
+
+    Args:
+        future: The task's `PrefectFuture`.
+        finish: Turns the task's final state into the step's value (raising its error).
+        started: What the step holds until it is finished: the entry's lock.
+    """
+
+    def __init__(self, future: Any, finish: Callable[[Any], Any], started: ExitStack):
+        self.future, self.finish, self.started = future, finish, started
+        self.outcome: tuple[bool, Any] | None = None  # (succeeded, value or error), once finished
+
+    def result(self) -> Any:
+        """Waits for the step and returns its value, or raises its error (the same on every call)."""
+        if self.outcome is None:
+            self.future.wait()  # interrupted here, the step still runs and holds its entry: waited for again later
+            try:
+                self.outcome = (True, self.finish(self.future.state))
+            except BaseException as exc:
+                self.outcome = (False, exc)
+            finally:
+                self.started.close()
+                release_memory()  # the rows the step read, as `run_step` does
+        succeeded, value = self.outcome
+        if not succeeded:
+            raise value
+        return value
+
+
+def _bound(step: Any, run: PipelineRun, config: PipelineConfig, args: tuple, kwargs: dict[str, Any],
+           ) -> tuple[dict[str, Any], tuple[Path, Path] | None]:
+    """The step's inputs by name, and its cache entry `(folder, record)` (None, tagged `off`: not cached)."""
     signature = inspect.signature(step.fn)
     if "workdir" in signature.parameters:
         kwargs["workdir"] = run.workdir
@@ -212,16 +305,11 @@ def run_step(step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fr
     inputs = dict(bound.arguments)
     policy = step.cache_policy
     key = policy.key_of(inputs) if isinstance(policy, StepInputs) and cache_days() > 0 else None
-    with status(f"running the {step.name} step"):
-        try:
-            if key is None:  # caching off, or e.g. a registered base model: run in the run's scratch folder
-                run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
-                return step(**inputs)
-            prune_steps()
-            return _run_cached(step, run.tracker, inputs, steps_root() / config.name / step.name / key[:24],
-                               steps_root() / "results" / key, fresh)
-        finally:
-            release_memory()  # the rows the step read: back to the system, not kept beside the next step's
+    if key is None:
+        run.tracker.tags({f"{CACHE_TAG}{step.name}": "off"})
+        return inputs, None
+    prune_steps()
+    return inputs, (steps_root() / config.name / step.name / key[:24], steps_root() / "results" / key)
 
 
 def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, record: Path,
@@ -233,16 +321,29 @@ def _run_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Pat
     (pid, host, run), then reuses its result. A finished entry whose files
     no longer match their manifest is reported, deleted and computed again.
     """
-    purpose = f"compute step {step.name} for MLflow run {tracker.run_id}"
-    with file_lock(folder.with_name(folder.name + ".lock"), purpose=purpose, notice=step_logger().warning):
+    with _entry_lock(step, tracker, folder):
         refresh = fresh or _unusable(step, folder, record)
         value, state = _call_cached(step, tracker, inputs, folder, refresh)
-        if state is None:  # a cached result Prefect could not read: computed again
-            value, state = _call_cached(step, tracker, inputs, folder, True)
-        if state.name != "Cached":
-            tracker.tags({f"{CACHE_TAG}{step.name}": "miss"})
-            return value
-        origin = tracker.replay(folder)
+        return _concluded(step, tracker, inputs, folder, value, state)
+
+
+def _entry_lock(step: Any, tracker: Tracker, folder: Path) -> Any:
+    """The lock of a cache entry (`<folder>.lock`), naming this run to a second one that waits for it."""
+    purpose = f"compute step {step.name} for MLflow run {tracker.run_id}"
+    return file_lock(folder.with_name(folder.name + ".lock"), purpose=purpose, notice=step_logger().warning)
+
+
+def _concluded(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path, value: Any, state: Any) -> Any:
+    """The step's value once its state is known: tagged `miss`, or its journal replayed and tagged `hit`.
+
+    A cached result Prefect could not read (`state` None) is computed again first.
+    """
+    if state is None:
+        value, state = _call_cached(step, tracker, inputs, folder, True)
+    if state.name != "Cached":
+        tracker.tags({f"{CACHE_TAG}{step.name}": "miss"})
+        return value
+    origin = tracker.replay(folder)
     os.utime(folder)  # in use: not pruned
     tracker.tags({f"{CACHE_TAG}{step.name}": "hit", f"{CACHE_TAG}{step.name}.run": origin})
     step_logger().info(f"{step.name}: reused the result of run {origin} (unchanged inputs; --fresh recomputes)")
@@ -269,11 +370,22 @@ def _discard(step: Any, folder: Path, record: Path, problem: str) -> None:
 def _call_cached(step: Any, tracker: Tracker, inputs: dict[str, Any], folder: Path,
                  refresh: bool) -> tuple[Any, Any]:
     """One call of the cached step; `(value, state)`, or `(None, None)` when a cached result was unreadable."""
+    journal = _journaling(tracker, inputs, folder)
+    state = _cached_step(step, refresh)(**inputs, return_state=True)
+    return _settled(step, state, journal, folder, refresh)
+
+
+def _journaling(tracker: Tracker, inputs: dict[str, Any], folder: Path) -> str:
+    """Starts the entry's journal and points the step's `tracker` (and `workdir`) at the entry; returns the journal."""
     journal = start_journal(folder, tracker.run_id)
     inputs["tracker"] = tracker.journaled(journal)
     if "workdir" in inputs:
         inputs["workdir"] = str(folder)
-    state = _cached_step(step, refresh)(**inputs, return_state=True)
+    return journal
+
+
+def _settled(step: Any, state: Any, journal: str, folder: Path, refresh: bool) -> tuple[Any, Any]:
+    """The value of a cached step's final `state`: its journal sealed (computed) or discarded (reused, failed)."""
     try:
         value = state.result()
     except BaseException as exc:

@@ -15,7 +15,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from kerasflow.data.prepared import Prepared
-from kerasflow.heavy import import_tensorflow
+from kerasflow.heavy import import_tensorflow, release_memory
 from kerasflow.progress import status
 from kerasflow.promotion.bootstrap import read_outputs
 from kerasflow.promotion.compare import gated_metrics, metric_intervals
@@ -61,6 +61,7 @@ def evaluate_model(tracker: Tracker, config: PipelineConfig, prepared: Prepared,
     tracker.metrics(charted_metrics(evaluation), prefix="test.")
     if evaluation.slices:
         log_slices(tracker, config, evaluation.slices, evaluation.worst)
+    release_memory()  # the test rows read: not kept beside infra validation's fresh process, which it may overlap
     return evaluation.metrics
 
 

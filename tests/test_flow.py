@@ -179,3 +179,25 @@ def test_prefect_and_mlflow_link_both_ways(iris_run: TrainResult, mlflow_store: 
     assert f"models:/iris-dense/{iris_run.version}" in by_key["summary-iris"]
     description = mlflow.MlflowClient(mlflow_store, mlflow_store).get_model_version("iris-dense", iris_run.version)
     assert description.description.startswith("Gate decision: ") and "accuracy" in description.description
+
+
+def test_independent_steps_overlap_and_log_into_one_run(iris_run: TrainResult, mlflow_store: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run_id = mlflow.MlflowClient(mlflow_store).get_run(iris_run.run_id).data.tags["prefect.flow_run_id"]
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    window = {run.name.rsplit("-", 1)[0]: (run.start_time, run.end_time) for run in runs}
+
+    def overlap(a: str, b: str) -> bool:  # each started before the other ended
+        return window[a][0] < window[b][1] and window[b][0] < window[a][1]
+
+    assert overlap("fit-baseline", "train-model"), window  # 150 rows: the baseline fits beside the training
+    assert overlap("evaluate-model", "register-model"), window
+    assert window["bless-candidate"][0] >= max(window[s][1] for s in ("fit-baseline", "evaluate-model",
+                                                                       "validate-infra")), "the gate waits for all"
+    run = mlflow.MlflowClient(mlflow_store).get_run(iris_run.run_id)
+    assert run.data.metrics["baseline/accuracy"] == pytest.approx(iris_run.baseline_metrics["accuracy"])
+    assert run.data.metrics["test/accuracy"] == pytest.approx(iris_run.metrics["accuracy"])
+    assert run.data.tags["kerasflow.cache.fit-baseline"] in ("miss", "off") and run.data.tags["kerasflow.infra"]
