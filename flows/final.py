@@ -97,10 +97,11 @@ def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Pr
         `(metrics, registered, infra)`: the test metrics, `register_model`'s
         result and `validate_infra`'s report.
     """
-    if fits_beside(prepared):
-        evaluated = side.task(evaluate_model, run.tracker, config, prepared, model, keep=keep)
-    else:
+    if not fits_beside(prepared):
         metrics = evaluate_model(run.tracker, config, prepared, model, keep=keep)
+        registered = register_model(run.tracker, config, prepared, model)
+        return metrics, registered, validate_infra(run.tracker, config, prepared, model, registered)
+    evaluated = side.task(evaluate_model, run.tracker, config, prepared, model, keep=keep)
     registered = register_model(run.tracker, config, prepared, model)
     infra = validate_infra(run.tracker, config, prepared, model, registered)
-    return (evaluated.result() if fits_beside(prepared) else metrics), registered, infra
+    return evaluated.result(), registered, infra

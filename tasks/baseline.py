@@ -48,7 +48,6 @@ def fit_baseline(tracker: Tracker, config: PipelineConfig, prepared: Prepared) -
     return baseline
 
 
-
 def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepared: Prepared, *,
                    fresh: bool) -> StepFuture | None:
     """Starts `fit_baseline` on the flow's task runner, beside the final model's training, where it fits.
