@@ -425,3 +425,17 @@ def test_a_tuning_section_without_a_space_searches_the_family_default_space(pref
     assert trials[0].data.params == {"model.layers": "2", "model.units": "256", "model.use_dropout": "true",
                                      **{name: params[name] for name in same}}, "trial 0 is the untuned config"
     assert any(k.startswith("tune.best.model.") for k in params) and "accuracy" in result.metrics
+
+
+def test_a_search_seed_of_0_seeds_the_search() -> None:
+    import keras_tuner
+
+    from kerasflow.training.first_trial import configured_first_oracle, oracle_seed
+
+    def oracle(seed: int):
+        return configured_first_oracle(objective=keras_tuner.Objective("val_loss", "min"), max_trials=5, seed=seed)
+
+    unseeded = {oracle(0).seed for _ in range(5)}  # Keras Tuner takes 0 as none and draws one
+    assert len(unseeded) > 1 or unseeded != {0}
+    assert [oracle(oracle_seed(0)).seed for _ in range(3)] == [1, 1, 1]
+    assert len({oracle_seed(seed) for seed in (-1, 0, 1, 2)}) == 4 and oracle_seed(-1) == -1

@@ -5,7 +5,8 @@ short search could return a model worse than the untuned config. Every
 searched parameter is declared with the config's value as its default
 (`kerasflow.training.search.declare_space`), and this oracle hands those
 defaults out as trial 0, so the search's best validation score is at
-least that of the configured values.
+least that of the configured values. `oracle_seed` is the seed every
+oracle of a search gets from `tuning.seed`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,30 @@ def configured_values(space: Any) -> dict[str, Any]:
     values = keras_tuner.HyperParameters()
     values.merge(space)  # registers each parameter with its default, if its conditions hold
     return dict(values.values)
+
+
+def oracle_seed(seed: int) -> int:
+    """The seed a Keras Tuner oracle gets for `tuning.seed`: `seed + 1` (from 0), so that a seed of 0 seeds it too.
+
+    Keras Tuner's `Oracle` takes a falsy seed as none and draws a random
+    one (`seed or random.randint(1, 10000)`), so `tuning.seed: 0` would
+    give a different search on every run. Shifting every seed by one keeps
+    distinct seeds distinct and every search reproducible (a negative seed
+    is passed as it is: it is not falsy). The seeds of
+    the trials' training (weights, shuffling) stay `tuning.seed` itself.
+
+    Args:
+        seed: `tuning.seed`.
+
+    Returns:
+        The oracle's seed, never 0 for a seed of 0 or more.
+
+    Example:
+
+    >>> oracle_seed(0)
+    1
+    """
+    return seed + 1 if seed >= 0 else seed
 
 
 def configured_first_oracle(**kwargs: Any) -> Any:

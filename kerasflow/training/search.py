@@ -43,7 +43,7 @@ from kerasflow.schemas.tuning import TuningConfig
 from kerasflow.training.cv import fold_features, search_folds
 from kerasflow.training.encoded import encode_rows, split_encoder
 from kerasflow.training.final import model_spec
-from kerasflow.training.first_trial import configured_first_oracle
+from kerasflow.training.first_trial import configured_first_oracle, oracle_seed
 from kerasflow.training.fitting import build_callbacks, set_seed
 from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.rows import Partition, make_partition
@@ -287,7 +287,7 @@ def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: T
     import keras_tuner
 
     s = config.tuning
-    searching = dict(objective=objective_of(s), seed=s.seed, max_consecutive_failed_trials=3)
+    searching = dict(objective=objective_of(s), seed=oracle_seed(s.seed), max_consecutive_failed_trials=3)
     common = dict(directory=str(project.parent), project_name=project.name, overwrite=False)
     kinds = {
         "bayesian": (keras_tuner.BayesianOptimization, dict(max_trials=s.max_trials, **searching)),
