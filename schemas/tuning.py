@@ -236,7 +236,8 @@ class TuningConfig(Section):
         cv_folds: Score each trial by the mean validation score over this
             many folds of the non-test rows instead of one validation split.
             Default none (k-fold split configs use their `split.folds`).
-        seed: Seed of the tuner's sampling and of trial training. Default 42.
+        seed: Seed of the tuner's sampling and of trial training; 0 is a seed too
+            (`kerasflow.training.first_trial.oracle_seed`). Default 42.
         directory: Folder of resumable tuner state; the search lives in
             `<directory>/<pipeline name>`. Default `.kerasflow/tuning`.
         space: The searched parameters by dotted name; see `tunable_names()`.
