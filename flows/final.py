@@ -11,7 +11,7 @@ from kerasflow.flows.cv import cross_validate
 from kerasflow.promotion.infra import InfraReport
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import run_step
-from kerasflow.tasks.concurrency import Side, fits_beside
+from kerasflow.tasks.concurrency import Side
 from kerasflow.tasks.evaluate import evaluate_model
 from kerasflow.tasks.infra_validate import start_infra_validation, validate_infra
 from kerasflow.tasks.register import register_model
@@ -78,7 +78,7 @@ def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Pr
     """Evaluates the final model on the flow's task runner, beside its registration and infra validation.
 
     Each depends on the model alone. A table of `LARGE_ROWS` raw rows or
-    more (`kerasflow.tasks.concurrency.fits_beside` false) runs them one
+    more (`Side.beside` false, `kerasflow.tasks.concurrency.fits_beside`) runs them one
     after the other in this thread instead: at a million rows the
     evaluation beside infra validation's fresh process raised the run's
     peak from 1.25x the bare script's to 1.31x, and beside the registration
@@ -97,7 +97,7 @@ def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Pr
         `(metrics, registered, infra)`: the test metrics, `register_model`'s
         result and `validate_infra`'s report.
     """
-    if not fits_beside(prepared):
+    if not side.beside:
         metrics = evaluate_model(run.tracker, config, prepared, model, keep=keep)
         registered = register_model(run.tracker, config, prepared, model)
         return metrics, registered, validate_infra(run.tracker, config, prepared, model, registered)

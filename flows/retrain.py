@@ -88,7 +88,7 @@ def retrain_flow(config_path: str, overrides: list[str] | None = None, source: s
         drift = check_drift(run.tracker, config, prepared.raw, champion)
         retune = drift["action"] == "retune"  # a fresh search; else the champion's values (`choose-hyperparameters`)
         reports = {who: str(Path(run.workdir) / f"{who}-evaluation") for who in ("challenger", "champion")}
-        with side_by_side() as side:  # as in `train_flow`: the baseline beside the training, and so on
+        with side_by_side(prepared) as side:  # as in `train_flow`: the baseline beside the training, and so on
             started = start_baseline(side, run, config, prepared, fresh=False)  # beside the training
             model = fit_final_model(run, config, prepared, search=retune, fresh=retune,
                                     choose=partial(choose_hyperparameters, run.tracker, config, champion))

@@ -56,7 +56,7 @@ def train_flow(config_path: str, overrides: list[str] | None = None, fresh: bool
     config = defaulted.config
     with open_pipeline_run(config, "train") as run:
         prepared = prepare_data(run, config, fresh, lint_as=config_path if lint else None, read=defaulted.hand_over())
-        with side_by_side() as side:  # independent steps overlap (below LARGE_ROWS raw rows)
+        with side_by_side(prepared) as side:  # independent steps overlap (below LARGE_ROWS raw rows)
             started = start_baseline(side, run, config, prepared, fresh=fresh)  # beside the training
             model = fit_final_model(run, config, prepared, search=config.tuning is not None, fresh=fresh)
             metrics, registered, infra = evaluate_and_register(run, config, prepared, model, side)

@@ -7,7 +7,7 @@ from prefect import task
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.caching import StepFuture, StepInputs, run_step
-from kerasflow.tasks.concurrency import Side, fits_beside
+from kerasflow.tasks.concurrency import Side
 from kerasflow.tasks.policies import step_logger
 from kerasflow.tracking import PipelineRun, Tracker
 from kerasflow.training.baseline import Baseline
@@ -53,7 +53,7 @@ def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepare
     """Starts `fit_baseline` on the flow's task runner, beside the final model's training, where it fits.
 
     With `evaluation.baseline` and a table of fewer than `LARGE_ROWS` raw
-    rows (`kerasflow.tasks.concurrency.fits_beside`): the baseline depends
+    rows (`Side.beside`, `kerasflow.tasks.concurrency.fits_beside`): the baseline depends
     on the prepared data alone. A larger table's baseline runs later, alone
     (`finish_baseline`).
 
@@ -67,7 +67,7 @@ def start_baseline(side: Side, run: PipelineRun, config: PipelineConfig, prepare
     Returns:
         The step's `StepFuture`, or None when it was not started.
     """
-    if not config.evaluation.baseline or not fits_beside(prepared):
+    if not config.evaluation.baseline or not side.beside:
         return None
     return side.step(fit_baseline, run, config, prepared, fresh=fresh)
 

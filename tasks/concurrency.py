@@ -50,10 +50,16 @@ def fits_beside(prepared: Prepared) -> bool:
 
 
 class Side:
-    """The steps started in one `side_by_side` block."""
+    """The steps started in one `side_by_side` block.
 
-    def __init__(self) -> None:
+    Args:
+        beside: Whether the block's steps may overlap (`fits_beside`); a
+            flow runs them one after the other in its thread when not.
+    """
+
+    def __init__(self, beside: bool = True) -> None:
         self.started: list[Any] = []
+        self.beside = beside
 
     def task(self, task: Any, *args: Any, **kwargs: Any) -> Any:
         """Starts a task (`Task.submit`); returns its `PrefectFuture` (`result()` waits and returns or raises)."""
@@ -70,19 +76,24 @@ class Side:
 
 
 @contextmanager
-def side_by_side() -> Iterator[Side]:
+def side_by_side(prepared: Prepared | None = None) -> Iterator[Side]:
     """A block whose started steps are all finished when it ends, however it ends.
+
+    Args:
+        prepared: Paths from the data steps: its table's size decides
+            `Side.beside` (`fits_beside`), once for the block. Default none
+            (the steps may overlap).
 
     Example:
 
     ```python
-    with side_by_side() as side:
+    with side_by_side(prepared) as side:
         evaluated = side.task(evaluate_model, run.tracker, config, prepared, model)
         registered = register_model(run.tracker, config, prepared, model)
         metrics = evaluated.result()
     ```
     """
-    side = Side()
+    side = Side(fits_beside(prepared) if prepared is not None else True)
     try:
         yield side
     except BaseException:
