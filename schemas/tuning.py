@@ -194,13 +194,16 @@ class ObjectiveConfig(Section):
     """The validation metric the search optimizes.
 
     Args:
-        name: A validation metric: `val_loss` (default), `val_accuracy`
+        name: A validation metric: `val_data_loss` (default: the
+            validation loss without the `model.l1`/`model.l2` penalty, so
+            trials of different penalties are ranked on their predictions),
+            `val_loss` (Keras' own, penalty included), `val_accuracy`
             (classifiers) or `val_mae` (regressors).
         direction: `min` or `max`; default: `min` for losses and errors,
             `max` otherwise.
     """
 
-    name: Annotated[str, Field(pattern=r"^val_[A-Za-z0-9_]+$")] = "val_loss"
+    name: Annotated[str, Field(pattern=r"^val_[A-Za-z0-9_]+$")] = "val_data_loss"
     direction: Literal["min", "max"] | None = None
 
     @model_validator(mode="after")
@@ -221,7 +224,7 @@ class TuningConfig(Section):
             tuning; a value outside its range or choices gives way to the
             parameter's `min` or first choice), then random ones, so its
             best trial scores at least as well as the configured values.
-        objective: See `ObjectiveConfig`. Default `val_loss`, minimized.
+        objective: See `ObjectiveConfig`. Default `val_data_loss`, minimized.
         max_trials: Most trials to run (hyperband: a cap on its brackets).
             Default 20.
         executions_per_trial: Models trained per trial, scores averaged.

@@ -108,6 +108,7 @@ def _run_while_the_api_dies(tmp_path: Path, api_server: dict, args: list[str], e
         _stop(server)
     client, run = _only_run(env["MLFLOW_TRACKING_URI"], experiment)
     api_server["server"] = _prefect_server(home, port)
+    assert run.info.end_time is not None, (code, run.info.status, run.data.tags, "".join(lines)[-6000:])
     return code, "".join(lines), ended - run.info.end_time / 1000, client, run, api
 
 

@@ -439,3 +439,63 @@ def test_a_search_seed_of_0_seeds_the_search() -> None:
     assert len(unseeded) > 1 or unseeded != {0}
     assert [oracle(oracle_seed(0)).seed for _ in range(3)] == [1, 1, 1]
     assert len({oracle_seed(seed) for seed in (-1, 0, 1, 2)}) == 4 and oracle_seed(-1) == -1
+
+
+class _Logs(_Recorder):
+    """Keeps every trial's epoch logs and fold scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.logs: dict[str, list[dict]] = {}
+        self.scores: dict[str, float] = {}
+
+    def epoch_ended(self, trial_id, label, epoch, logs):
+        self.logs.setdefault(trial_id, []).append(logs)
+
+    def fold_ended(self, trial_id, fold, score, best_epoch):
+        self.scores[trial_id] = score
+
+
+def test_trials_are_ranked_on_the_validation_loss_without_the_weight_penalty(tmp_path: Path) -> None:
+    from kerasflow.schemas.tuning import ObjectiveConfig
+    from kerasflow.training.search import run_search, search_data
+
+    config = load_config(CONFIG, FAST + [
+        "tuning.max_trials=2", "training.epochs=2", 'tuning.objective={"name": "val_data_loss"}',
+        'tuning.space={"model.l2": {"type": "choice", "values": [0.0, 0.5]}}'])
+    frame, split, features, labels = _search_inputs(config, poison=False)
+    recorder = _Logs()
+    result = run_search(config, search_data(config, frame, split, features, labels), tmp_path / "s",
+                        fingerprint="f", hook=recorder)
+    assert ObjectiveConfig().name == "val_data_loss"  # the default
+    by_l2 = {t.values["model.l2"]: t.trial_id for t in result.trials}
+    assert set(by_l2) == {0.0, 0.5}
+    for l2, trial in by_l2.items():
+        logs = recorder.logs[trial]
+        gaps = [epoch["val_loss"] - epoch["val_data_loss"] for epoch in logs]
+        assert all(gap > 0.01 for gap in gaps) if l2 else all(gap == 0 for gap in gaps), (l2, gaps)
+        assert recorder.scores[trial] == pytest.approx(min(epoch["val_data_loss"] for epoch in logs))
+
+
+def test_val_data_loss_is_the_loss_of_the_predictions_on_the_validation_rows() -> None:
+    import keras
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    from kerasflow.training.fitting import data_loss_callback
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = StandardScaler().fit_transform(x).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((x.shape[1],)),
+                              keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05)),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    history = model.fit(x[:400], y[:400], validation_data=(x[400:], y[400:]), epochs=2, verbose=0,
+                        callbacks=[data_loss_callback()]).history
+    predicted = model.predict(x[400:], verbose=0)
+    expected = float(np.mean(keras.losses.binary_crossentropy(y[400:, None].astype("float32"), predicted)))
+    assert history["val_data_loss"][-1] == pytest.approx(expected, rel=1e-4)
+    assert history["val_loss"][-1] - history["val_data_loss"][-1] == pytest.approx(
+        0.05 * float(np.sum(model.layers[0].kernel.numpy() ** 2)), rel=1e-3)

@@ -62,7 +62,7 @@ def build_callbacks(cfg: TrainingConfig, on_epoch: EpochHook | None = None, has_
     """
     import keras
 
-    callbacks: list[Any] = []
+    callbacks: list[Any] = [data_loss_callback()]  # first: the monitors below may watch `val_data_loss`
     es, rl = cfg.early_stopping, cfg.reduce_lr
     if es.enabled:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -75,6 +75,46 @@ def build_callbacks(cfg: TrainingConfig, on_epoch: EpochHook | None = None, has_
         callbacks.append(keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})))
     return callbacks
+
+
+DATA_LOSS = "val_data_loss"
+
+
+def data_loss_callback() -> Any:
+    """A callback that adds `val_data_loss` to every epoch's logs: the validation loss without the weight penalty.
+
+    Keras reports `val_loss` as the compiled loss on the validation rows
+    plus the model's penalty losses (`model.losses`: the `l1`/`l2` kernel
+    regularizers, computed from the weights the validation rows were
+    scored with). Two models with different penalties are compared on
+    their predictions by `val_data_loss` = `val_loss` - penalty, the
+    search's default objective. Without a penalty the two are equal.
+
+    Returns:
+        A `keras.callbacks.Callback`, to run before any callback that monitors `val_data_loss`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, validation_data=(xv, yv), callbacks=[data_loss_callback()])
+    history.history["val_data_loss"]  # = val_loss without the l2 term
+    ```
+    """
+    import keras
+
+    class DataLoss(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is not None and "val_loss" in logs:
+                logs[DATA_LOSS] = float(logs["val_loss"]) - penalty(self.model)
+
+    return DataLoss()
+
+
+def penalty(model: Any) -> float:
+    """The model's penalty losses (`model.losses`: its weight regularizers) at its current weights."""
+    import keras
+
+    return float(sum(float(keras.ops.convert_to_numpy(keras.ops.sum(loss))) for loss in model.losses))
 
 
 def without_early_stopping(cfg: TrainingConfig) -> TrainingConfig:

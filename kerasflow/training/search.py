@@ -147,10 +147,10 @@ def check_objective(settings: TuningConfig, labels: LabelSpec) -> None:
     """Checks that the model reports the objective metric.
 
     Raises:
-        TuningError: The objective is not one of `val_loss` and the
-            validation twins of the compiled metrics.
+        TuningError: The objective is not one of `val_data_loss`,
+            `val_loss` and the validation twins of the compiled metrics.
     """
-    known = ["val_loss", *(f"val_{m}" for m in labels.metrics())]
+    known = ["val_data_loss", "val_loss", *(f"val_{m}" for m in labels.metrics())]  # `data_loss_callback`
     if settings.objective.name not in known:
         raise TuningError(f"tuning.objective.name: {settings.objective.name!r} is not reported by a "
                           f"{labels.task} model; use one of {known}")
