@@ -113,3 +113,29 @@ def _assert_output_budget(stamps: list[tuple[float, str]], stretch: float) -> No
     gaps = [(later - earlier, line) for (earlier, _), (later, line) in zip(stamps, stamps[1:])]
     silent = [f"{gap:.1f} s before {line.strip()[:100]!r}" for gap, line in gaps if gap > budget]
     assert not silent, f"silent gaps over {budget:.1f} s{note}: {silent}"
+
+
+_ENDS_WITH_A_RUN_OPEN = """
+import sys
+from kerasflow import tracking
+from kerasflow.runtime.stopping import hard_exit
+
+client = tracking.configure(sys.argv[1])
+run = client.create_run(tracking.ensure_experiment(client, "open"), run_name="left-open")
+tracking.track_open_run(run.info.run_id, sys.argv[1])
+print(run.info.run_id, flush=True)
+hard_exit(int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize(("code", "status"), [(1, "FAILED"), (143, "KILLED")])
+def test_an_exit_that_skips_unwinding_closes_the_runs_still_open(tmp_path: Path, code: int, status: str) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ended = subprocess.run([sys.executable, "-c", _ENDS_WITH_A_RUN_OPEN, uri, str(code)], capture_output=True,
+                           text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert ended.returncode == code, ended.stderr[-3000:]
+    run = MlflowClient(uri).get_run(ended.stdout.split()[-1])
+    assert run.info.status == status and run.info.end_time is not None
+    assert f"the command ended with exit status {code}" in run.data.tags["kerasflow.note"]

@@ -238,15 +238,36 @@ def hard_exit(code: int, logs_within: float = 5.0) -> None:
     a store that is gone; the runs are already closed (or reported), so the
     process ends here after flushing its output and logs (at most
     `logs_within` seconds, default 5: Prefect's API log handler waits on an
-    API that may be gone).
+    API that may be gone). A run still open, which its block did not close,
+    is closed first (`close_unwound_runs`), so no exit leaves a run RUNNING
+    in a store that answers.
     """
-
+    close_unwound_runs(code)
     flusher = threading.Thread(target=logging.shutdown, daemon=True)
     flusher.start()
     flusher.join(timeout=logs_within)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def close_unwound_runs(code: int, within: float = 3.0) -> None:
+    """Closes the MLflow runs this process still has open before it ends without unwinding (normally none).
+
+    FAILED, or KILLED for a signal's exit status (above 128), with a note
+    giving the exit status. At most `within` seconds (default 3): a store
+    that does not answer keeps the run RUNNING until the next pipeline run
+    on this host marks it FAILED.
+    """
+    if "mlflow" not in sys.modules:  # no run was ever opened
+        return
+    from kerasflow.tracking import close_open_runs
+
+    status = "KILLED" if code > 128 else "FAILED"
+    closer = threading.Thread(target=close_open_runs, daemon=True, args=(
+        status, f"the command ended with exit status {code}", "the run was still open when it ended"))
+    closer.start()
+    closer.join(timeout=within)
 
 
 def exit_with(code: Any) -> None:

@@ -27,6 +27,7 @@ from kerasflow.tracking.records import log_config, log_metrics, log_params, unde
 from kerasflow.tracking.runs import (
     PipelineRun,
     close_child_run,
+    close_open_runs,
     closing_run,
     end_failed_run,
     forget_open_run,
@@ -53,7 +54,7 @@ from kerasflow.tracking.tracker import Tracker
 __all__ = [
     "FLOW_RUN_TAG", "PARENT_TAG", "RUN_KIND_TAG", "PipelineRun", "Tracker", "TrackingUnavailable", "client_for",
     "close_child_run", "closing_run", "configure", "end_failed_run", "ensure_experiment", "forget_open_run",
-    "kill_open_runs", "kill_run", "log_config", "log_metrics", "log_params", "mark_prefect_pending", "model_run", "nested_run",
+    "close_open_runs", "kill_open_runs", "kill_run", "log_config", "log_metrics", "log_params", "mark_prefect_pending", "model_run", "nested_run",
     "open_child_run", "open_flow_runs", "patiently", "pipeline_run", "prepare_store", "record_failed_run", "run_url", "track_open_run",
     "tracking_uri", "ui_url", "undelivered_epochs", "unreachable",
 ]

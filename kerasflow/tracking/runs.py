@@ -294,15 +294,32 @@ def kill_open_runs(signum: int) -> list[str]:
     Returns:
         The ids of the runs marked.
     """
+    return close_open_runs("KILLED", f"stopped by {signal.Signals(signum).name}",
+                           "the process did not unwind in time and was ended")
 
+
+def close_open_runs(status: str, what: str, why: str) -> list[str]:
+    """Closes every run this process still has open, with a note: for a process that ends without unwinding.
+
+    Normally every run is closed by its block (`closing_run`) before the
+    process ends; a run still open here would stay RUNNING in the store
+    after the process is gone. A run the store does not take is left as it
+    is (the next pipeline run on this host marks it FAILED).
+
+    Args:
+        status: `FAILED` or `KILLED`.
+        what: What ended the process, e.g. `stopped by SIGTERM`.
+        why: Why the run was not closed by its block.
+
+    Returns:
+        The ids of the runs closed.
+    """
     marked = []
     for run_id, (uri, _) in list(_open_runs.items()):
         with contextlib.suppress(Exception):
             client = client_for(uri)
-            note = (f"stopped by {signal.Signals(signum).name} in process {os.getpid()} on host "
-                    f"{socket.gethostname()}; the process did not unwind in time and was ended")
-            client.set_tag(run_id, NOTE_TAG, note)
-            client.set_terminated(run_id, "KILLED")
+            client.set_tag(run_id, NOTE_TAG, f"{what} in process {os.getpid()} on host {socket.gethostname()}; {why}")
+            client.set_terminated(run_id, status)
             marked.append(run_id)
     return marked
 
