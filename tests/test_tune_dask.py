@@ -13,6 +13,7 @@ import mlflow
 import pytest
 
 from kerasflow.flows.results import TuneResult
+from kerasflow.runtime.processes import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/wine_tuned.yaml")
@@ -46,11 +47,7 @@ def dask_cluster():
         yield address, pids
     finally:
         for proc in (workers, scheduler):
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            stop_group(proc, 30)  # never a reaped leader's group id, which may be another test's by now
 
 
 def test_trials_on_dask_workers_take_the_values_of_the_local_search(prefect_harness, mlflow_store: str,

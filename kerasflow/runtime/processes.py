@@ -82,3 +82,76 @@ def wait_healthy(url: str, exit_code: Callable[[], Any], log: Path, timeout: flo
             told = time.monotonic()
             progress(told - start)
     raise error(f"{url} did not answer within {timeout:.0f} s\n{tail_log(log)}")
+
+
+def stop_group(proc: Any, grace: float, *, stragglers_grace: bool = True) -> int | None:
+    """Stops a child started as a process-group leader (`start_new_session=True`) and the rest of its group.
+
+    SIGTERM to the group; up to `grace` seconds for it to end; SIGKILL to
+    whatever of the group is left; then the leader is reaped. The leader is
+    reaped last on purpose: until then its process id, which is the group's
+    id, cannot be taken by a new process, so no signal of this function can
+    reach a stranger's group (process ids are reused quickly on a busy
+    machine: Linux's default `pid_max` is 32,768, and every thread takes
+    one). A leader already reaped (its `returncode` is set, e.g. by `poll`)
+    leaves an id that may now be another group's: nothing is signalled.
+
+    Args:
+        proc: The leader's `subprocess.Popen`.
+        grace: Seconds between SIGTERM and SIGKILL.
+        stragglers_grace: Wait for the rest of the group to end too (a
+            server's workers finishing their requests). When false, what
+            outlives the leader is killed as soon as the leader ends.
+            Default true.
+
+    Returns:
+        The leader's exit status (negative: the signal that ended it).
+    """
+    import signal
+
+    if proc.returncode is not None:
+        return proc.returncode
+    deadline = time.monotonic() + grace
+    _signal_group(proc.pid, signal.SIGTERM)
+    while time.monotonic() < deadline:
+        if _exited(proc.pid) and not (stragglers_grace and group_alive(proc.pid)):
+            break
+        time.sleep(0.05)
+    _signal_group(proc.pid, signal.SIGKILL)
+    return proc.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies waiting to be reaped do not count).
+
+    Reads `/proc` where there is one (Linux), else asks with signal 0, for
+    which a zombie leader still counts.
+    """
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return _signal_group(pgid, 0)
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (command)": state, ppid, pgrp
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _exited(pid: int) -> bool:
+    """Whether child `pid` has ended, without reaping it (it stays a zombie, its id reserved)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Signals a process group; returns whether any process of it was there (signal 0 only asks)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

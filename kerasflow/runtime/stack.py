@@ -28,7 +28,6 @@ import contextlib
 import importlib.util
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -52,7 +51,7 @@ from kerasflow.runtime.prefect_server import (
     shared_server,
     stop_shared_server,
 )
-from kerasflow.runtime.processes import LOCALHOST, wait_healthy
+from kerasflow.runtime.processes import LOCALHOST, stop_group, wait_healthy
 from kerasflow.runtime.projects import (
     PROJECT_NAME,
     StackError,
@@ -449,13 +448,7 @@ class Stack:
         self.pause_schedules()  # while the Prefect server still runs
         for name in reversed(list(self.children)):
             proc = self.children.pop(name)
-            _signal_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait(timeout=10)
-            _signal_group(proc, signal.SIGKILL)
+            stop_group(proc, timeout, stragglers_grace=False)  # the leader reaped last: no stranger's group is hit
             proc.log.close()  # type: ignore[attr-defined]
         server, self.server = self.server, None
         if server is not None and server.started:
@@ -489,10 +482,3 @@ def write_env_file(settings: StackSettings, credentials: dict[str, str] | None =
                     f"export KERASFLOW_MLFLOW_UI_URL={settings.mlflow_ui}\n"
                     f"export KERASFLOW_HOME={settings.home}\n")
     return path
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -14,15 +14,13 @@ within a few seconds when this process dies without stopping it (`kill -9`).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 from kerasflow.runtime.guard import guarded
-from kerasflow.runtime.processes import LOCALHOST, wait_healthy
+from kerasflow.runtime.processes import LOCALHOST, stop_group, wait_healthy
 
 LOG_NAME = "mlflow-ui.log"
 BOOT_TIMEOUT = 120.0
@@ -114,24 +112,7 @@ class UIServer:
         Safe to call twice, and from a `finally` after an interrupt.
         """
         proc, self.process = self.process, None
-        if proc is None:
-            return
-        deadline = time.monotonic() + grace
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        while _signal_group(proc.pid, 0) and time.monotonic() < deadline:  # uvicorn's workers finish too
-            time.sleep(0.1)
-        _signal_group(proc.pid, signal.SIGKILL)  # anything of the group that lingers
-        proc.wait()
+        if proc is not None:
+            stop_group(proc, grace)  # uvicorn's workers finish too
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Signals a process group; returns whether any process of it was there (signal 0 only asks)."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
