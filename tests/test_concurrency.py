@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from prefect import flow, task
@@ -57,3 +58,24 @@ def test_a_failed_main_step_waits_for_the_side_step_before_failing(prefect_harne
     with pytest.raises(RuntimeError, match="the main step broke"):  # the block's error, not the side step's
         side_by_side_flow(True, True)
     assert FINISHED.is_set(), "the side step had ended before the flow failed"
+
+
+@pytest.mark.parametrize(("rows", "beside"), [(1_000, True), (250_000, False)])
+def test_a_table_of_large_rows_runs_its_steps_one_at_a_time(tmp_path, rows: int, beside: bool) -> None:
+    import pandas as pd
+
+    from kerasflow.data.prepared import Prepared
+    from kerasflow.schemas.config import load_config
+    from kerasflow.tasks.baseline import start_baseline
+    from kerasflow.tasks.concurrency import side_by_side
+    from kerasflow.tasks.infra_validate import LARGE_ROWS
+
+    raw = tmp_path / "raw.parquet"
+    pd.DataFrame({"x": pd.Series(range(rows), dtype="int32")}).to_parquet(raw)
+    prepared = Prepared(raw=str(raw), split="", features="", labels="", reference="")
+    config = load_config(str(Path(__file__).resolve().parents[1] / "configs/breast_cancer.yaml"))
+    assert config.evaluation.baseline and (rows >= LARGE_ROWS) is not beside
+    with side_by_side(prepared) as side:
+        assert side.beside is beside
+        if not beside:  # nothing is started: the baseline runs later, alone (`finish_baseline`)
+            assert start_baseline(side, None, config, prepared, fresh=False) is None and side.started == []
