@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import urllib.error
@@ -107,8 +108,6 @@ def stop_group(proc: Any, grace: float, *, stragglers_grace: bool = True) -> int
     Returns:
         The leader's exit status (negative: the signal that ended it).
     """
-    import signal
-
     if proc.returncode is not None:
         return proc.returncode
     deadline = time.monotonic() + grace
