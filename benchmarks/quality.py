@@ -18,7 +18,8 @@ split, written to files: kerasflow reads the test file as
   random search (`--trials`, default 6) over the default space of the model
   family the defaults choose (`Family.default_space`: for tables the
   learning rate, depth, width, dropout, weight decay and numeric encoding),
-  as a user gets it;
+  as a user gets it, seeded by the split's seed (`tuning.seed`; before
+  session 18 every seed searched with `tuning.seed: 0`);
 - `hgb`, `linear`: `HistGradientBoosting` with default settings and
   `LogisticRegression`/`Ridge` (`benchmarks/quality_baselines.py`);
 - `bundled`: the bundled hand-written config of the text and image sets.
@@ -98,7 +99,7 @@ def write_config(config: dict[str, Any], folder: Path) -> Path:
 
 
 def network_config(method: str, item: sets.QualitySet, split: sets.SeedSplit, name: str, folder: Path,
-                   trials: int) -> tuple[dict[str, Any], str]:
+                   trials: int, seed: int = 0) -> tuple[dict[str, Any], str]:
     """The config of one kerasflow run and what its search searches (`family default`, or `-`).
 
     Args:
@@ -108,6 +109,8 @@ def network_config(method: str, item: sets.QualitySet, split: sets.SeedSplit, na
         name: The run's config name.
         folder: The benchmark's work folder.
         trials: `tuning.max_trials`.
+        seed: The split's seed, also the search's (`tuning.seed`): each seed draws its own trials, so
+            the seeds average over the search's luck too, as over the split's. Default 0.
     """
     if method == "bundled":
         config = yaml.safe_load((ROOT / item.bundled).read_text())
@@ -119,7 +122,8 @@ def network_config(method: str, item: sets.QualitySet, split: sets.SeedSplit, na
     if method == "defaults":
         return config, "-"
     # No `space`: the defaults step chooses the family's default space, as for a user's config.
-    config["tuning"] = {"tuner": "random", "max_trials": trials, "seed": 0, "directory": str(folder / "tuning" / name)}
+    config["tuning"] = {"tuner": "random", "max_trials": trials, "seed": seed,
+                        "directory": str(folder / "tuning" / name)}
     return config, "family default"
 
 
@@ -150,7 +154,7 @@ def run_one(method: str, item: sets.QualitySet, split: sets.SeedSplit, seed: int
     start = time.perf_counter()
     try:
         if method in NETWORKS:
-            config, searched = network_config(method, item, split, name, folder, trials)
+            config, searched = network_config(method, item, split, name, folder, trials, seed)
             record.update(run_network(config, folder), **({"searched": searched} if method == "tuned" else {}))
         else:
             record["metrics"] = run_baseline(method, item.kind, split, item.text)
