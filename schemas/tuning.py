@@ -200,7 +200,9 @@ class ObjectiveConfig(Section):
             `val_loss` (Keras' own, penalty included), `val_accuracy`
             (classifiers) or `val_mae` (regressors).
         direction: `min` or `max`; default: `min` for losses and errors,
-            `max` otherwise.
+            `max` otherwise. A direction that would search for the worst
+            value (`max` for a loss or an error, `min` for accuracy, AUC,
+            precision or recall) is refused.
     """
 
     name: Annotated[str, Field(pattern=r"^val_[A-Za-z0-9_]+$")] = "val_data_loss"
@@ -208,10 +210,19 @@ class ObjectiveConfig(Section):
 
     @model_validator(mode="after")
     def _infer_direction(self) -> "ObjectiveConfig":
+        lower = any(token in self.name for token in _LOWER_IS_BETTER)
+        higher = any(token in self.name for token in _HIGHER_IS_BETTER)
         if self.direction is None:
-            lower = any(token in self.name for token in ("loss", "error", "mae", "mse"))
             self.direction = "min" if lower else "max"
+        elif (lower and self.direction == "max") or (higher and not lower and self.direction == "min"):
+            better = "min" if lower else "max"
+            raise ValueError(f"direction {self.direction!r} would search for the worst {self.name}: it is better "
+                             f"when {'lower' if lower else 'higher'}; use direction {better!r}, or leave it out")
         return self
+
+
+_LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "crossentropy", "hinge")
+_HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall")
 
 
 class TuningConfig(Section):
