@@ -79,7 +79,7 @@ def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Pr
 
     Each depends on the model alone. A table of `LARGE_ROWS` raw rows or
     more (`Side.beside` false, `kerasflow.tasks.concurrency.fits_beside`) runs them one
-    after the other in this thread instead: at a million rows the
+    after the other in this thread instead (`Side.task` runs the evaluation at once): at a million rows the
     evaluation beside infra validation's fresh process raised the run's
     peak from 1.25x the bare script's to 1.31x, and beside the registration
     alone (0.5 s) it saved no time but kept its memory in the worker
@@ -97,10 +97,6 @@ def evaluate_and_register(run: PipelineRun, config: PipelineConfig, prepared: Pr
         `(metrics, registered, infra)`: the test metrics, `register_model`'s
         result and `validate_infra`'s report.
     """
-    if not side.beside:
-        metrics = evaluate_model(run.tracker, config, prepared, model, keep=keep)
-        registered = register_model(run.tracker, config, prepared, model)
-        return metrics, registered, validate_infra(run.tracker, config, prepared, model, registered)
     evaluated = side.task(evaluate_model, run.tracker, config, prepared, model, keep=keep)
     registered = register_model(run.tracker, config, prepared, model)
     infra = validate_infra(run.tracker, config, prepared, model, registered)

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 from kerasflow.data.holdout import raw_rows
 from kerasflow.data.prepared import Prepared
 from kerasflow.schemas.config import PipelineConfig
-from kerasflow.tasks.caching import StepFuture, submit_step
+from kerasflow.tasks.caching import run_step, submit_step
 from kerasflow.tasks.infra_validate import LARGE_ROWS
 from kerasflow.tracking import PipelineRun
 
@@ -62,17 +62,40 @@ class Side:
         self.beside = beside
 
     def task(self, task: Any, *args: Any, **kwargs: Any) -> Any:
-        """Starts a task (`Task.submit`); returns its `PrefectFuture` (`result()` waits and returns or raises)."""
+        """Starts a task (`Task.submit`); returns its `PrefectFuture` (`result()` waits and returns or raises).
+
+        When the block's steps may not overlap (`beside` false) the task
+        runs now, in the caller's thread, and its value is handed back the
+        same way (`result()`).
+        """
+        if not self.beside:
+            return _Ran(task(*args, **kwargs))
         future = task.submit(*args, **kwargs)
         self.started.append(future)
         return future
 
     def step(self, step: Any, run: PipelineRun, config: PipelineConfig, *args: Any, fresh: bool = False,
-             **kwargs: Any) -> StepFuture:
-        """Starts a cached step (`kerasflow.tasks.caching.submit_step`); returns its `StepFuture`."""
+             **kwargs: Any) -> Any:
+        """Starts a cached step (`kerasflow.tasks.caching.submit_step`); returns its `StepFuture`.
+
+        When the block's steps may not overlap (`beside` false) the step runs
+        now (`run_step`), and its value is handed back the same way (`result()`).
+        """
+        if not self.beside:
+            return _Ran(run_step(step, run, config, *args, fresh=fresh, **kwargs))
         future = submit_step(step, run, config, *args, fresh=fresh, **kwargs)
         self.started.append(future)
         return future
+
+
+class _Ran:
+    """The value of a step that ran in the caller's thread, handed back as a started step's is (`result()`)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 @contextmanager

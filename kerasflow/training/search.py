@@ -44,7 +44,7 @@ from kerasflow.training.cv import fold_features, search_folds
 from kerasflow.training.encoded import encode_rows, split_encoder
 from kerasflow.training.final import model_spec
 from kerasflow.training.first_trial import configured_first_oracle, oracle_seed
-from kerasflow.training.fitting import build_callbacks, set_seed
+from kerasflow.training.fitting import DATA_LOSS, build_callbacks, set_seed
 from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.rows import Partition, make_partition
 from kerasflow.training.trials import FOLD_METRIC, TrialRecord, public_values, record_of, trial_records
@@ -150,7 +150,7 @@ def check_objective(settings: TuningConfig, labels: LabelSpec) -> None:
         TuningError: The objective is not one of `val_data_loss`,
             `val_loss` and the validation twins of the compiled metrics.
     """
-    known = ["val_data_loss", "val_loss", *(f"val_{m}" for m in labels.metrics())]  # `data_loss_callback`
+    known = [DATA_LOSS, "val_loss", *(f"val_{m}" for m in labels.metrics())]  # DATA_LOSS: `data_loss_callback`
     if settings.objective.name not in known:
         raise TuningError(f"tuning.objective.name: {settings.objective.name!r} is not reported by a "
                           f"{labels.task} model; use one of {known}")
