@@ -67,6 +67,14 @@ class PreprocessingConfig(Section):
             column of the `piecewise_linear` embedding (fewer when a column
             has fewer distinct values). Default 48 (the paper's), also
             for the defaults (`benchmarks/tabular_probe.py` measured 8).
+        numeric_bin_edges: Where the `piecewise_linear` bins' edges fall:
+            `quantile` (default: each bin holds about as many training
+            rows) or `target` (the thresholds of a decision tree fitted on
+            each column alone to predict the label, the paper's
+            "target-aware" bins: narrow where the label changes, wide where
+            it does not; `kerasflow.features.encodings.fit_target_bins`).
+            Fitted on the training rows only, of each fold in k-fold runs
+            and searches. Needs one label column (not listed output heads).
         categorical_embedding: Embed categorical columns with many levels
             instead of one-hot encoding them (`CategoricalEmbeddingConfig`).
             Default none: every column one-hot. A config that leaves out
@@ -96,6 +104,7 @@ class PreprocessingConfig(Section):
     drop_constant: bool = True
     numeric_embedding: NumericEmbedding = "none"
     numeric_bins: PositiveInt = 48
+    numeric_bin_edges: Literal["quantile", "target"] = "quantile"
     categorical_embedding: CategoricalEmbeddingConfig | None = None
     target_transform: Literal["none", "log", "auto"] = "auto"
 

@@ -73,7 +73,7 @@ def test_piecewise_linear_bins_are_refused_with_streaming_naming_the_path(tmp_pa
 
 
 def test_a_search_may_vary_the_numeric_embedding_and_then_fits_bins(tmp_path: Path) -> None:
-    from kerasflow.features.tabular import preprocessing_options
+    from kerasflow.features.options import preprocessing_options
     from kerasflow.schemas.config import ConfigError
 
     space = {"preprocessing.numeric_embedding": {"type": "choice", "values": ["none", "piecewise_linear"]}}
@@ -107,7 +107,8 @@ def test_quantile_normalization_is_fitted_on_training_rows_as_scikit_learn_does(
 
 def test_bins_and_embedding_sizes_come_from_the_training_rows(tmp_path: Path) -> None:
     from kerasflow.features.encodings import embedding_size, quantile_normal
-    from kerasflow.features.tabular import FeatureSpec, fit_features, preprocessing_options, select_columns
+    from kerasflow.features.options import preprocessing_options
+    from kerasflow.features.tabular import FeatureSpec, fit_features, select_columns
     from kerasflow.schemas.config import CategoricalEmbeddingConfig
 
     frame = _penguins()
@@ -150,7 +151,8 @@ def test_every_setting_trains_and_survives_a_keras_round_trip(tmp_path: Path, mo
 
     from kerasflow.features.inputs import feature_widths
     from kerasflow.features.labels import encode_labels, fit_labels
-    from kerasflow.features.tabular import as_model_inputs, fit_features, frame_to_inputs, preprocessing_options
+    from kerasflow.features.options import preprocessing_options
+    from kerasflow.features.tabular import as_model_inputs, fit_features, frame_to_inputs
     from kerasflow.models.families import build_model
     from kerasflow.training.final import model_spec
     from kerasflow.training.fitting import fit_model, set_seed, split_encoder
@@ -202,7 +204,7 @@ def test_a_kfold_ensemble_with_every_encoding_registers_and_serves(prefect_harne
         "name": name, "data": {"source": "penguins", "target": "species"},
         "split": {"kind": "kfold", "folds": 2, "test_fraction": 0.2, "seed": 42},
         "preprocessing": {"normalize": "quantile", "numeric_embedding": "piecewise_linear",
-                          "categorical_embedding": {"above": 2}},
+                          "numeric_bin_edges": "target", "categorical_embedding": {"above": 2}},
         "model": DENSE, "training": {**FAST, "epochs": 10}, "registry": {"model_name": name}}))
     result = train_flow(str(path))
     assert result.metrics["accuracy"] > 0.6
@@ -217,7 +219,8 @@ def test_a_kfold_ensemble_with_every_encoding_registers_and_serves(prefect_harne
 def test_a_tiny_search_chooses_among_the_numeric_embeddings(tmp_path: Path) -> None:
     from kerasflow.data.split import split_holdout
     from kerasflow.features.labels import fit_labels
-    from kerasflow.features.tabular import fit_features, preprocessing_options, select_columns
+    from kerasflow.features.options import preprocessing_options
+    from kerasflow.features.tabular import fit_features, select_columns
     from kerasflow.training.search import run_search, search_data
 
     space = {"preprocessing.numeric_embedding": {"type": "choice", "values": ["periodic", "piecewise_linear"]}}

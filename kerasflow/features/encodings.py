@@ -21,6 +21,8 @@ import numpy as np
 BOUNDS_THRESHOLD = 1e-7
 NORMAL_CLIP = 5.199337582605575
 N_BINS = 48  # piecewise-linear bins per numeric column (the papers' default)
+TREE_LEAF_CAP = 64  # the largest leaf of a target-aware bin tree (rtdl_num_embeddings' example)
+TREE_MIN_DECREASE = 1e-4  # the smallest impurity decrease a target-aware bin tree splits for
 EMBEDDING_CAP = 16  # the largest `dim: auto` of a categorical embedding
 
 
@@ -51,6 +53,60 @@ def fit_quantile_bins(values, n_bins: int = N_BINS) -> list[list[float]]:
         column = column[np.isfinite(column)]
         edges = np.quantile(column, levels) if column.size else np.array([0.0])
         bins.append(_strict_edges(edges))
+    return bins
+
+
+def fit_target_bins(values, label, n_bins: int = N_BINS, task: str = "classification") -> list[list[float]]:
+    """Target-aware bin edges of each numeric column: the thresholds of a decision tree on the column and the label.
+
+    Gorishniy et al. (NeurIPS 2022, section 3.2, "target-aware bins"): for
+    each column alone, a decision tree with at most `n_bins` leaves is
+    fitted to predict the label; its split thresholds, with the column's
+    smallest and largest training value, are the edges. Bins then follow
+    where the label changes instead of where the rows are dense, so a few
+    wide bins cover a flat stretch and narrow ones a steep one. A leaf holds
+    at least `min(64, max(1, rows // n_bins))` rows, and a split must
+    lower the impurity by 1e-4 (the reference implementation's example
+    settings, with the leaf scaled down for small tables; a regression
+    label is standardized first, so the threshold does not depend on its
+    units).
+
+    Args:
+        values: Training rows only, shape `(n_rows, n_features)`; NaN is
+            left out of each column's tree.
+        label: The training rows' labels, `(n_rows,)`: class labels, or
+            numbers for regression.
+        n_bins: The largest number of bins per column.
+        task: `classification` (Gini trees) or `regression` (squared-error trees).
+
+    Returns:
+        One sorted list of at least two edges per column.
+
+    Raises:
+        ValueError: If `values` is not two-dimensional, `n_bins < 1`, or
+            `label` does not have one value per row.
+    """
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    values, label = np.asarray(values, dtype="float64"), np.asarray(label)
+    if values.ndim != 2 or n_bins < 1 or label.shape != (values.shape[0],):
+        raise ValueError(f"values must be 2-D with one label per row and n_bins >= 1, got shapes {values.shape}, "
+                         f"{label.shape} and n_bins={n_bins}")
+    tree_class = DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier
+    if task == "regression":  # the impurity threshold is in the label's units: standardize it
+        label = (label.astype("float64") - label.mean()) / (label.std() or 1.0)
+    bins = []
+    for column in values.T:
+        finite = np.isfinite(column)
+        x = column[finite]
+        if x.size < 2 or n_bins < 2:
+            bins.append(_strict_edges([x.min(), x.max()] if x.size else [0.0]))
+            continue
+        tree = tree_class(max_leaf_nodes=n_bins, min_samples_leaf=min(TREE_LEAF_CAP, max(1, x.size // n_bins)),
+                          min_impurity_decrease=TREE_MIN_DECREASE, random_state=0)
+        fitted = tree.fit(x[:, None], label[finite]).tree_
+        splits = fitted.threshold[fitted.children_left != fitted.children_right]
+        bins.append(_strict_edges([x.min(), *splits, x.max()]))
     return bins
 
 
@@ -102,11 +158,12 @@ def quantile_normal(values, quantiles) -> np.ndarray:
 
 
 def normalized_bins(filled, normalize: str, mean=None, scale=None, quantiles=None,
-                    n_bins: int = N_BINS) -> list[list[float]]:
+                    n_bins: int = N_BINS, label=None, task: str = "classification") -> list[list[float]]:
     """Piecewise-linear bin edges of the values the embedding receives: after imputation and normalization.
 
-    The edges are the quantiles of the filled training values mapped
-    through the column's normalization (a monotone map, so they are the
+    The edges are the quantiles of the filled training values (or, given
+    `label`, the target-aware edges of `fit_target_bins`) mapped through the
+    column's normalization (a monotone map, so quantiles stay the
     quantiles of the normalized values), with edges that the map merges
     (the clipped tails of `quantile`) removed.
 
@@ -117,11 +174,13 @@ def normalized_bins(filled, normalize: str, mean=None, scale=None, quantiles=Non
         scale: Column standard deviations, zeros replaced by one (`standard`).
         quantiles: `(n_features, n_quantiles)` (`quantile`).
         n_bins: The largest number of bins per column.
+        label: The training labels for target-aware edges, or None (default) for quantile edges.
+        task: `classification` or `regression`, with `label`.
 
     Returns:
         One strictly increasing list of at least two edges per column.
     """
-    bins = fit_quantile_bins(filled, n_bins)
+    bins = fit_quantile_bins(filled, n_bins) if label is None else fit_target_bins(filled, label, n_bins, task)
     if normalize == "none":
         return bins
     mapped = []
@@ -193,7 +252,7 @@ def safe_variance(variance) -> list[float]:
 
 
 def fit_numeric_encoding(values, filled, mean, variance, normalize: str, bins: bool,
-                         n_bins: int = N_BINS) -> dict[str, Any]:
+                         n_bins: int = N_BINS, label=None, task: str = "classification") -> dict[str, Any]:
     """The statistics of `normalize: quantile` and of piecewise-linear embeddings, fitted on training rows.
 
     Args:
@@ -204,6 +263,8 @@ def fit_numeric_encoding(values, filled, mean, variance, normalize: str, bins: b
         normalize: `standard`, `quantile` or `none`.
         bins: Fit piecewise-linear bin edges.
         n_bins: The largest number of bins per column.
+        label: The training labels for target-aware bin edges (`fit_target_bins`), or None for quantile edges.
+        task: `classification` or `regression`, with `label`.
 
     Returns:
         `{"quantiles": ..., "bins": ...}` as lists (empty when not asked for):
@@ -213,5 +274,5 @@ def fit_numeric_encoding(values, filled, mean, variance, normalize: str, bins: b
     values = np.asarray(values, dtype="float64")
     quantiles = fit_quantiles(values, quantile_count(values.shape[0])) if normalize == "quantile" else None
     edges = normalized_bins(filled, normalize, np.asarray(mean), np.sqrt(safe_variance(variance)),
-                            quantiles, n_bins) if bins else []
+                            quantiles, n_bins, label, task) if bins else []
     return {"quantiles": [] if quantiles is None else quantiles.tolist(), "bins": edges}

@@ -30,7 +30,8 @@ from kerasflow.features.labels import (
     encode_labels,
     fit_labels,
 )
-from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features, preprocessing_options
+from kerasflow.features.options import preprocessing_options
+from kerasflow.features.tabular import FeatureError, FeatureSpec, fit_features
 from kerasflow.features.text import TextSpec, embedding_coverage, fit_text_spec, text_series, vectors_dim
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.schemas.functional import OutputConfig
@@ -164,10 +165,10 @@ def fit_model_inputs(config: PipelineConfig, train: pd.DataFrame, *, branches: l
             input, or a text column has no tokens.
     """
     _check_no_leak(config.data, outputs, numeric + categorical + [column for _, column, _ in branches])
-    features = fit_features(train, numeric, categorical, **preprocessing_options(config))
+    labels = fit_output_labels(config.data, train, outputs, config.preprocessing.target_transform)
+    features = fit_features(train, numeric, categorical, **preprocessing_options(config, train, labels))
     texts = [_fit_branch(train, encoder, encoder_path, branches, b, shared) for b in branches]
     features.text = [t.as_dict() for t in texts]
-    labels = fit_output_labels(config.data, train, outputs, config.preprocessing.target_transform)
     return FittedInputs(features, labels, _params(features, labels, texts), _text_metrics(texts))
 
 

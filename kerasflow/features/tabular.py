@@ -188,6 +188,8 @@ def fit_features(
     bins: bool | None = None,
     n_bins: int = N_BINS,
     categorical_embedding: Any = None,
+    label: pd.Series | None = None,
+    task: str = "classification",
 ) -> FeatureSpec:
     """Fits fill values, normalization statistics, bins and vocabularies on training rows.
 
@@ -206,6 +208,10 @@ def fit_features(
             (`preprocessing.numeric_bins`). Default 48.
         categorical_embedding: The `preprocessing.categorical_embedding`
             section (`above`, `dim`), or None (default: one-hot everywhere).
+        label: The training rows' labels: the bins follow a decision tree
+            on each column and the label (`fit_target_bins`,
+            `preprocessing.numeric_bin_edges: target`). Default None: quantile bins.
+        task: `classification` (default) or `regression`, with `label`.
 
     Returns:
         The fitted `FeatureSpec`.
@@ -222,7 +228,8 @@ def fit_features(
     normalize = normalization(normalize)
     mean, variance = filled.mean(axis=0), filled.var(axis=0)
     fit_bins = numeric_embedding == "piecewise_linear" if bins is None else bins
-    fitted = fit_numeric_encoding(values, filled, mean, variance, normalize, fit_bins and bool(numeric), n_bins)
+    fitted = fit_numeric_encoding(values, filled, mean, variance, normalize, fit_bins and bool(numeric), n_bins,
+                                  None if label is None else label.to_numpy(), task)
     vocabularies = {c: _vocabulary(train[c], max_categories) for c in categorical}
     return FeatureSpec(
         numeric=list(numeric),
@@ -236,28 +243,6 @@ def fit_features(
         embedded=embedded_columns(vocabularies, categorical_embedding),
         **fitted,
     )
-
-
-def preprocessing_options(config: Any) -> dict[str, Any]:
-    """The `fit_features` keywords of a pipeline config's `preprocessing` section.
-
-    Piecewise-linear bins are fitted when the section asks for them or the
-    search space (`tuning.space`) may choose them.
-
-    Args:
-        config: The `PipelineConfig`.
-
-    Returns:
-        `impute`, `normalize`, `max_categories`, `numeric_embedding`, `bins`,
-        `n_bins` and `categorical_embedding`.
-    """
-    p = config.preprocessing
-    searched = (config.tuning.space or {}).get(NUMERIC_EMBEDDING) if config.tuning is not None else None
-    choices = getattr(searched, "values", None) or []
-    return {"impute": p.impute, "normalize": p.normalize, "max_categories": p.max_categories,
-            "numeric_embedding": p.numeric_embedding,
-            "bins": "piecewise_linear" in [p.numeric_embedding, *choices], "n_bins": p.numeric_bins,
-            "categorical_embedding": p.categorical_embedding}
 
 
 def frame_to_inputs(df: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:

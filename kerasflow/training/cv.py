@@ -17,7 +17,8 @@ import pandas as pd
 
 from kerasflow.data.split import Split, split_kfold
 from kerasflow.features.labels import LabelSpec
-from kerasflow.features.tabular import FeatureSpec, fit_features, preprocessing_options
+from kerasflow.features.options import preprocessing_options
+from kerasflow.features.tabular import FeatureSpec, fit_features
 from kerasflow.models.families import build_model, fit_model_inputs
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.training.evaluate import evaluate_model
@@ -115,7 +116,7 @@ def search_folds(config: PipelineConfig, frame: pd.DataFrame, split: Split,
 
 
 def fold_features(config: PipelineConfig, frame: pd.DataFrame, train_rows: list[int],
-                  features: FeatureSpec) -> FeatureSpec:
+                  features: FeatureSpec, labels: LabelSpec) -> FeatureSpec:
     """Refits feature statistics on one fold's training rows.
 
     Args:
@@ -123,6 +124,7 @@ def fold_features(config: PipelineConfig, frame: pd.DataFrame, train_rows: list[
         frame: All raw rows.
         train_rows: The fold's training positions.
         features: The pipeline's spec, for its column lists.
+        labels: The label spec (the column target-aware bins are fitted on).
 
     Returns:
         A `FeatureSpec` with the same columns and the fold's statistics.
@@ -131,8 +133,8 @@ def fold_features(config: PipelineConfig, frame: pd.DataFrame, train_rows: list[
         return features.refit(frame.iloc[train_rows])
     if features.text:  # text branches refit their vocabularies as well
         return fit_model_inputs(config, frame.iloc[train_rows]).features
-    return fit_features(frame.iloc[train_rows], features.numeric, features.categorical,
-                        **preprocessing_options(config))
+    train = frame.iloc[train_rows]
+    return fit_features(train, features.numeric, features.categorical, **preprocessing_options(config, train, labels))
 
 
 def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[list[int], list[int]], fold: int,
@@ -162,7 +164,7 @@ def train_fold(config: PipelineConfig, frame: pd.DataFrame, fold_rows: tuple[lis
         The `FoldResult`.
     """
     train_rows, val_rows = fold_rows
-    spec = fold_features(config, frame, train_rows, features)
+    spec = fold_features(config, frame, train_rows, features, labels)
     train = make_partition(frame, train_rows, spec, labels)
     val = make_partition(frame, val_rows, spec, labels)
     set_seed(config.training.seed)

@@ -182,7 +182,7 @@ def search_data(config: PipelineConfig, frame: pd.DataFrame, split: Split, featu
         return SearchData(folds=[pair], specs=[spec], rows=[(split.train, split.val)])
     pairs, specs = [], []
     for train_rows, val_rows in folds:
-        fold_spec = fold_features(config, frame, train_rows, features)
+        fold_spec = fold_features(config, frame, train_rows, features, labels)
         specs.append(model_spec(config, fold_spec, labels, config.tuning.searched()))
         pairs.append((make_partition(frame, train_rows, fold_spec, labels),
                       make_partition(frame, val_rows, fold_spec, labels)))

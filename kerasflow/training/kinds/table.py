@@ -13,7 +13,8 @@ from kerasflow.data.holdout import save_raw, split_rows, test_rows_of
 from kerasflow.data.load import DataLoadError, fingerprint_frame, resolve_source
 from kerasflow.data.split import Split, class_balance
 from kerasflow.features.labels import fit_labels
-from kerasflow.features.tabular import fit_features, preprocessing_options, select_columns
+from kerasflow.features.options import preprocessing_options
+from kerasflow.features.tabular import fit_features, select_columns
 from kerasflow.schemas.config import DataConfig, PipelineConfig
 from kerasflow.training.baseline import Baseline, fit_baseline
 from kerasflow.training.fitting import EpochHook, TrainingResult
@@ -116,8 +117,8 @@ class Table(DataKind):
                     split_path: str) -> tuple[Any, Any]:
         """Fits the `FeatureSpec` and `LabelSpec` of the chosen columns on the training rows in memory."""
         d = config.data
-        features = fit_features(train, numeric, categorical, **preprocessing_options(config))
-        return features, fit_labels(train[d.target], d.task, d.label_encoding, config.preprocessing.target_transform)
+        labels = fit_labels(train[d.target], d.task, d.label_encoding, config.preprocessing.target_transform)
+        return fit_features(train, numeric, categorical, **preprocessing_options(config, train, labels)), labels
 
     def train(self, config: PipelineConfig, model: Any, raw_path: str, split_path: str, features: Any, labels: Any,
               *, refit: str = "train", epochs: int | None = None, on_epoch: EpochHook | None = None,
