@@ -247,6 +247,14 @@ class TuningConfig(Section):
             (default) fits on the training rows with validation and early
             stopping, like a trial; `train+val` fits on training and
             validation rows for the best trial's epoch count.
+        selection: Which trial the final model takes: `one_se` (default)
+            keeps the configured values (trial 0 of a `random` search)
+            unless the best trial beats them by more than one standard
+            error of their paired per-fold score differences, the
+            one-standard-error rule; it needs 3 or more folds (`cv_folds`
+            or a k-fold split), else the best trial is taken. `best`: the
+            best mean score. Changing it re-chooses from a finished search
+            without running a trial again.
         cv_folds: Score each trial by the mean validation score over this
             many folds of the non-test rows instead of one validation split.
             Default none (k-fold split configs use their `split.folds`).
@@ -267,6 +275,7 @@ class TuningConfig(Section):
     max_epochs: PositiveInt | None = None
     factor: Annotated[int, Field(ge=2)] = 3
     refit: Literal["train", "train+val"] = "train"
+    selection: Literal["one_se", "best"] = "one_se"
     cv_folds: Annotated[int, Field(ge=2, le=50)] | None = None
     seed: int = 42
     directory: str = ".kerasflow/tuning"

@@ -152,6 +152,8 @@ def search_hyperparameters(tracker: Tracker, config: PipelineConfig, prepared: P
     summary = summary_table(result.trials, result.objective, result.direction)
     if config.tuning.tuner == "random":  # kerasflow.training.first_trial: trial 0 is the untuned config
         summary += f"\ntrial {result.trials[0].trial_id}: the configured values"
+    summary += f"\nchosen: {result.chosen}"
+    step_logger().info(f"search: {result.chosen}")
     tracker.params(result.best_values, prefix="tune.best.")
     tracker.metrics({"best_score": result.best_score, "best_epoch": result.best_epoch}, prefix="tune.")
     tracker.counts({"trials": len(result.trials), "new_trials": result.new_trials, "folds": len(data.folds)},

@@ -47,6 +47,7 @@ from kerasflow.training.first_trial import configured_first_oracle, oracle_seed
 from kerasflow.training.fitting import DATA_LOSS, build_callbacks, set_seed
 from kerasflow.training.image_stream import fit_arguments, is_streamed, validation_data
 from kerasflow.training.rows import Partition, make_partition
+from kerasflow.training.selection import choose_trial
 from kerasflow.training.trials import FOLD_METRIC, TrialRecord, public_values, record_of, trial_records
 
 STATE_FILE = "kerasflow_search.json"
@@ -82,12 +83,15 @@ class SearchResult:
     """The outcome of a search.
 
     Args:
-        best_values: Hyperparameter values of the best trial.
+        best_values: Hyperparameter values of the chosen trial: the best,
+            or the configured values `tuning.selection: one_se` kept
+            (`kerasflow.training.selection`).
         best_score: Its objective value.
         best_epoch: Its epoch count at the best objective value.
         trials: Every trial of the search so far, in start order.
         objective: Objective name.
         direction: `min` or `max`.
+        chosen: Which trial was chosen and why, one sentence.
     """
 
     best_values: dict[str, Any]
@@ -96,6 +100,7 @@ class SearchResult:
     trials: list[TrialRecord]
     objective: str
     direction: str
+    chosen: str = ""
 
     @property
     def new_trials(self) -> int:
@@ -192,8 +197,8 @@ def search_data(config: PipelineConfig, frame: pd.DataFrame, split: Split, featu
 def search_fingerprint(config: PipelineConfig, data_digest: str) -> str:
     """Returns a digest of everything that makes trial scores comparable.
 
-    `max_trials`, `refit` and `directory` are left out, so a search can be
-    resumed with a larger budget.
+    `max_trials`, `refit`, `selection` and `directory` are left out, so a
+    search can be resumed with a larger budget or chosen from differently.
 
     Args:
         config: The pipeline config.
@@ -204,7 +209,7 @@ def search_fingerprint(config: PipelineConfig, data_digest: str) -> str:
     """
 
     data = config.model_dump(mode="json", include={"data", "split", "preprocessing", "model", "training", "tuning"})
-    for key in ("max_trials", "refit", "directory"):
+    for key in ("max_trials", "refit", "selection", "directory"):
         data["tuning"].pop(key, None)
     payload = json.dumps({"config": data, "data": data_digest}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -262,11 +267,13 @@ def search_result(config: PipelineConfig, tuner: Any, new_ids: set[str]) -> Sear
     if not completed:
         reasons = "; ".join(sorted({t.message.strip().splitlines()[-1] for t in records if t.message})) or "none ran"
         raise TuningError(f"no trial of the search completed ({reasons})")
-    best = tuner.oracle.get_best_trials(1)[0]
-    best_record = next(t for t in records if t.trial_id == best.trial_id)
-    return SearchResult(best_values=best_record.values, best_score=float(best.score),
-                        best_epoch=best_record.best_epoch or config.training.epochs, trials=records,
-                        objective=settings.objective.name, direction=settings.objective.direction)
+    best = next(t for t in records if t.trial_id == tuner.oracle.get_best_trials(1)[0].trial_id)
+    configured = records[0] if settings.tuner == "random" and records[0] in completed else None  # first_trial
+    choice = choose_trial(best, configured, settings.objective.direction, settings.selection)
+    return SearchResult(best_values=choice.trial.values, best_score=float(choice.trial.score),
+                        best_epoch=choice.trial.best_epoch or config.training.epochs, trials=records,
+                        objective=settings.objective.name, direction=settings.objective.direction,
+                        chosen=choice.reason)
 
 
 def build_tuner(config: PipelineConfig, data: SearchData, project: Path, hook: TrialHook | None = None) -> Any:
