@@ -144,6 +144,7 @@ INTEGRATION_TESTS = {
     "test_worker_death_is_reported_clearly", "test_functional_flow_logs_per_output_metrics_and_serves_raw_columns",
     "test_a_small_tabm_learns_breast_cancer", "test_help_shows_plain_metavars",
     "test_slices_of_a_two_head_text_model_score_every_head",
+    "test_a_cross_validated_search_chooses_by_its_own_fold_scores_and_rechooses_without_training",
 }
 
 
