@@ -50,6 +50,15 @@ def test_the_bins_follow_the_label_not_the_row_density() -> None:
     assert len(fit_quantile_bins(x, 48)[0]) == 49  # quantile bins spread over the rows instead
 
 
+def test_a_large_table_fits_its_trees_on_a_fixed_sample_with_the_whole_range() -> None:
+    x, y = _steps(rows=20_000, seed=4)
+    x[7, 0], x[11, 0] = -3.0, 14.0  # extremes a 600-row sample would most likely miss
+    edges = fit_target_bins(x, y, n_bins=48, max_rows=600)[0]
+    assert edges[0] == -3.0 and edges[-1] == 14.0
+    assert all(min(abs(np.asarray(edges) - step)) < 0.1 for step in (3.7, 8.2))
+    assert fit_target_bins(x, y, n_bins=48, max_rows=600) == fit_target_bins(x, y, n_bins=48, max_rows=600)
+
+
 def test_regression_bins_do_not_depend_on_the_label_units() -> None:
     x, steps = _steps(seed=2)
     y = steps * 3.0 + np.random.default_rng(3).normal(0.0, 0.05, len(steps))
