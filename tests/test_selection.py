@@ -68,6 +68,13 @@ def test_a_cross_validated_search_chooses_by_its_own_fold_scores_and_rechooses_w
     rechosen = load_config(str(ROOT / "configs/wine_tuned.yaml"), overrides + ["tuning.selection=best"])
     assert config.tuning.selection == "one_se" and rechosen.tuning.selection == "best"
     assert search_fingerprint(config, "d") == search_fingerprint(rechosen, "d")  # the same search, resumable
+    # a search saved before `selection` and `preprocessing.numeric_bin_edges` existed resumes (kerasflow 8c00a65
+    # computed this digest); a new config key that changes it refuses every saved search with exit status 2
+    assert search_fingerprint(load_config(str(ROOT / "configs/wine_tuned.yaml")), "d") == (
+        "da7bb8f38b1ba594724d52c8c281a14dc0485e8c026eea7f5bd11511f8a1f765")
+    assert search_fingerprint(load_config(str(ROOT / "configs/wine_tuned.yaml"), [
+        "preprocessing.numeric_bin_edges=target"]), "d") != search_fingerprint(load_config(
+            str(ROOT / "configs/wine_tuned.yaml")), "d")
     frame = load_frame("wine")
     split = split_holdout(frame["target"], test_fraction=0.2, val_fraction=0.15, seed=0)
     numeric, categorical = select_columns(frame, "target")

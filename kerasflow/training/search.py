@@ -198,7 +198,8 @@ def search_fingerprint(config: PipelineConfig, data_digest: str) -> str:
     """Returns a digest of everything that makes trial scores comparable.
 
     `max_trials`, `refit`, `selection` and `directory` are left out, so a
-    search can be resumed with a larger budget or chosen from differently.
+    search can be resumed with a larger budget or chosen from differently,
+    and `preprocessing.numeric_bin_edges` at its default (older searches resume).
 
     Args:
         config: The pipeline config.
@@ -211,6 +212,8 @@ def search_fingerprint(config: PipelineConfig, data_digest: str) -> str:
     data = config.model_dump(mode="json", include={"data", "split", "preprocessing", "model", "training", "tuning"})
     for key in ("max_trials", "refit", "selection", "directory"):
         data["tuning"].pop(key, None)
+    if data["preprocessing"].get("numeric_bin_edges") == "quantile":  # as before the option: saved searches resume
+        data["preprocessing"].pop("numeric_bin_edges")
     payload = json.dumps({"config": data, "data": data_digest}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
