@@ -105,8 +105,8 @@ def fit_target_bins(values, label, n_bins: int = N_BINS, task: str = "classifica
         len(label) > max_rows) else slice(None)
     bins = []
     for column in values.T:
-        finite = np.isfinite(column)
-        x, y = column[rows][finite[rows]], label[rows][finite[rows]]
+        x, y = column[rows], label[rows]
+        x, y = x[np.isfinite(x)], y[np.isfinite(x)]
         if x.size < 2 or n_bins < 2:
             bins.append(_strict_edges(_range(column) if x.size else [0.0]))
             continue

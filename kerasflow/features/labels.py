@@ -194,7 +194,7 @@ def fit_labels(y: pd.Series, task: str = "auto", encoding: str = "integer",
     if y.isna().any():
         raise FeatureError(f"label column {y.name!r} has {int(y.isna().sum())} missing values")
     if task == "auto":
-        task = infer_task(y)
+        task = _infer_task(y)
     if task == "regression":
         if not is_numeric(y):
             raise FeatureError(f"regression label {y.name!r} is not numeric")
@@ -417,8 +417,7 @@ def decode_predictions(raw: np.ndarray, spec: LabelSpec) -> pd.DataFrame:
     return frame
 
 
-def infer_task(y: pd.Series) -> str:
-    """`classification` for text labels and integral ones of few levels, else `regression` (`data.task: auto`)."""
+def _infer_task(y: pd.Series) -> str:
     if not is_numeric(y):
         return "classification"
     with np.errstate(invalid="ignore"):  # inf labels: not integral; the data contract names them

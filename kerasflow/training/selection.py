@@ -34,14 +34,17 @@ class Choice:
     Args:
         trial: The chosen trial.
         best: The trial with the best mean score.
-        kept_configured: True when the configured values were kept over a better-scoring trial.
         reason: One sentence for the run's output and the tuning summary.
     """
 
     trial: TrialRecord
     best: TrialRecord
-    kept_configured: bool
     reason: str
+
+    @property
+    def kept_configured(self) -> bool:
+        """True when the configured values were kept over a better-scoring trial."""
+        return self.trial is not self.best
 
 
 def paired_gain(best: TrialRecord, configured: TrialRecord, direction: str) -> tuple[float, float]:
@@ -83,15 +86,15 @@ def choose_trial(best: TrialRecord, configured: TrialRecord | None, direction: s
         the best one's mean gain is at most one standard error.
     """
     if selection != "one_se" or configured is None or configured.trial_id == best.trial_id:
-        return Choice(best, best, False, f"trial {best.trial_id} scored best")
+        return Choice(best, best, f"trial {best.trial_id} scored best")
     folds = len(best.fold_scores)
     if folds < MIN_FOLDS or len(configured.fold_scores) != folds:
-        return Choice(best, best, False, f"trial {best.trial_id} scored best (one_se needs {MIN_FOLDS} or more "
-                                         f"folds to compare it with the configured values; the search had {folds})")
+        return Choice(best, best, f"trial {best.trial_id} scored best (one_se needs {MIN_FOLDS} or more "
+                                  f"folds to compare it with the configured values; the search had {folds})")
     gain, error = paired_gain(best, configured, direction)
     if gain > error:
-        return Choice(best, best, False, f"trial {best.trial_id} beat the configured values (trial "
-                                         f"{configured.trial_id}) by {gain:.4g} ± {error:.4g} over {folds} folds")
-    return Choice(configured, best, True, f"kept the configured values (trial {configured.trial_id}): the best, "
-                                          f"trial {best.trial_id}, beat them by {gain:.4g}, within one standard "
-                                          f"error ({error:.4g}) over {folds} folds")
+        return Choice(best, best, f"trial {best.trial_id} beat the configured values (trial "
+                                  f"{configured.trial_id}) by {gain:.4g} ± {error:.4g} over {folds} folds")
+    return Choice(configured, best, f"kept the configured values (trial {configured.trial_id}): the best, "
+                                    f"trial {best.trial_id}, beat them by {gain:.4g}, within one standard "
+                                    f"error ({error:.4g}) over {folds} folds")
