@@ -13,20 +13,19 @@ import threading
 from typing import Any
 
 from kerasflow.progress import status
-from kerasflow.quiet import filtered_stderr, muted_stderr, silence
+from kerasflow.quiet import filtered_stderr, silence
 
 
-def import_tensorflow(*, beside_others: bool = False) -> None:
-    """Imports TensorFlow once with native stderr muted.
+def import_tensorflow() -> None:
+    """Imports TensorFlow once, dropping its import banners from native stderr.
 
     TensorFlow's C++ runtime prints CUDA-probe and absl banners straight to
-    file descriptor 2 during import, past any Python logging setting.
-
-    Args:
-        beside_others: The import runs in a thread while others work: drop
-            only TensorFlow's banner lines, passing on what the others write
-            meanwhile (`kerasflow.quiet.filtered_stderr`). Default false: all
-            of fd 2 is muted.
+    file descriptor 2 during import, past any Python logging setting. Only
+    those lines are dropped (`kerasflow.quiet.filtered_stderr`): a flow's
+    other tasks run in threads meanwhile (the baseline's fit beside the
+    training's import), and what they write to fd 2, their Prefect log lines
+    among them, still reaches the terminal. (Muting all of fd 2 lost those
+    lines, and the heartbeat, counting them as output, stayed silent.)
     """
     if "tensorflow" in sys.modules:
         return
@@ -34,7 +33,7 @@ def import_tensorflow(*, beside_others: bool = False) -> None:
         if "tensorflow" in sys.modules:  # another thread imported it meanwhile
             return
         silence()
-        with status("importing TensorFlow"), (filtered_stderr(_banner) if beside_others else muted_stderr()):
+        with status("importing TensorFlow"), filtered_stderr(_banner):
             import keras  # noqa: F401
             import tensorflow
 

@@ -57,6 +57,7 @@ def test_fast_exit_loses_nothing(tmp_path: Path) -> None:
         assert "Traceback" not in output
         assert f"train: epoch {EPOCHS}/{EPOCHS}  accuracy " in output, "per-epoch progress, not a TTY"
         assert "train: epoch 1/" in output
+        assert "baseline HistGradientBoosting: accuracy " in output, "logged while training imports TensorFlow"
         run_id = re.search(r"MLflow run:\s+(\w+)", output).group(1)
 
         client = mlflow.MlflowClient(store, registry_uri=store)  # not the registry another test set globally

@@ -270,7 +270,7 @@ def start_heartbeat() -> None:
     """Starts the command's heartbeat (`kerasflow.progress.Heartbeat`), once: till `stop_heartbeat`, a silence prints what is going on.
 
     It writes to its own copy of file descriptor 2, so its lines show while
-    TensorFlow's import mutes the descriptor (`kerasflow.quiet.muted_stderr`).
+    TensorFlow's import filters the descriptor (`kerasflow.heavy.import_tensorflow`).
     """
     if _heartbeat:
         return

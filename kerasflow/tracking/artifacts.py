@@ -164,7 +164,7 @@ def _load(model_uri: str, future: Future) -> None:
     from kerasflow.heavy import import_tensorflow
 
     try:
-        import_tensorflow(beside_others=True)
+        import_tensorflow()
         future.set_result(mlflow.pyfunc.load_model(model_uri))
     except BaseException as exc:  # handed to the thread that predicts
         future.set_exception(exc)
