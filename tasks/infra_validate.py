@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from kerasflow.data.holdout import raw_rows, rows_at
 from kerasflow.data.prepared import Prepared
 from kerasflow.heavy import release_memory
+from kerasflow.progress import status
 from kerasflow.promotion.infra import SKIPPED, InfraReport, canary_positions, infra_mode, judge_probe
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.tasks.policies import step_logger
@@ -103,9 +104,10 @@ def _validate(tracker: Tracker, config: PipelineConfig, prepared: Prepared, mode
 
     log = step_logger()
     log.info(f"infra validation ({mode}): loading {uri} in a fresh process, as `mlflow models serve` does")
-    probe = probe_version(uri, tracker.uri, canary, query, settings.timeout_seconds, meanwhile=evaluate,
-                          tick=lambda waited: log.info(f"infra validation: the fresh process is still at work "
-                                                       f"({waited:.0f} s: imports, then the model)"))
+    with status(f"validating {uri} in a fresh process"):  # what the heartbeat names while it waits
+        probe = probe_version(uri, tracker.uri, canary, query, settings.timeout_seconds, meanwhile=evaluate,
+                              tick=lambda waited: log.info(f"infra validation: the fresh process is still at work "
+                                                           f"({waited:.0f} s: imports, then the model)"))
     evaluated = probe.meanwhile
     tracker.metrics({"process_seconds": probe.wall_seconds}, prefix="infra.")  # what validation added to the run
     return judge_probe(mode, uri, settings.tolerance, error=probe.error,
