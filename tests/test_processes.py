@@ -31,10 +31,16 @@ def test_stragglers_that_ignore_sigterm_are_killed_after_the_grace() -> None:
 
 
 def test_without_a_grace_for_stragglers_what_outlives_the_leader_is_killed_at_once() -> None:
-    proc = _leader("(trap '' TERM; sleep 60) & echo ready; wait")
-    started = time.monotonic()
-    stop_group(proc, grace=20, stragglers_grace=False)
-    assert time.monotonic() - started < 5 and not group_alive(proc.pid)
+    """Gone when `stop_group` returns: SIGKILL lands asynchronously, and a busy machine showed a survivor for a moment.
+
+    (Before `stop_group` waited for the killed, 8 of 150 such stops under three CPU hogs returned with the
+    straggler still running; CI hit it once.) Ten stops give the race a chance to show.
+    """
+    for _ in range(10):
+        proc = _leader("(trap '' TERM; sleep 60) & echo ready; wait")
+        started = time.monotonic()
+        stop_group(proc, grace=20, stragglers_grace=False)
+        assert time.monotonic() - started < 5 and not group_alive(proc.pid)
 
 
 def test_a_leader_reaped_before_leaves_its_group_id_alone(monkeypatch) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 LOCALHOST = "127.0.0.1"
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds the `kerasflow` package
+KILLED_WAIT = 2.0  # seconds: at most, for the processes sent SIGKILL to be gone
 
 
 def free_port() -> int:
@@ -89,7 +90,7 @@ def stop_group(proc: Any, grace: float, *, stragglers_grace: bool = True) -> int
     """Stops a child started as a process-group leader (`start_new_session=True`) and the rest of its group.
 
     SIGTERM to the group; up to `grace` seconds for it to end; SIGKILL to
-    whatever of the group is left; then the leader is reaped. The leader is
+    whatever of the group is left, and a moment for it to be gone; then the leader is reaped. The leader is
     reaped last on purpose: until then its process id, which is the group's
     id, cannot be taken by a new process, so no signal of this function can
     reach a stranger's group (process ids are reused quickly on a busy
@@ -117,7 +118,22 @@ def stop_group(proc: Any, grace: float, *, stragglers_grace: bool = True) -> int
             break
         time.sleep(0.05)
     _signal_group(proc.pid, signal.SIGKILL)
+    _wait_killed(proc.pid)
     return proc.wait()
+
+
+def _wait_killed(pgid: int) -> None:
+    """Waits (at most `KILLED_WAIT` s) until no process of the group runs (Linux: `group_alive` reads /proc).
+
+    SIGKILL is delivered asynchronously: on a busy machine a member may still
+    show as running for some milliseconds after `killpg` returns, and a caller
+    that checks for survivors right after `stop_group` would see it.
+    """
+    if not Path("/proc/self/stat").exists():  # elsewhere the unreaped leader counts as alive: nothing to wait for
+        return
+    deadline = time.monotonic() + KILLED_WAIT
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def group_alive(pgid: int) -> bool:
