@@ -44,7 +44,8 @@ _IMPORTING = threading.Lock()
 
 
 LOGICAL_CPUS_ENV = "KERASFLOW_LOGICAL_CPUS"
-_BANNERS = (b"absl::InitializeLog", b"cuda", b"TensorFlow binary is optimized", b"oneDNN custom operations")
+_BANNERS = (b"absl::InitializeLog", b"cuda", b"TensorFlow binary is optimized", b"oneDNN custom operations",
+            b"To enable the following instructions")  # the CPU-feature banner's second line
 
 
 def _banner(line: bytes) -> bool:
