@@ -65,5 +65,7 @@ def test_what_other_threads_write_during_the_import_reaches_stderr_without_the_b
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
     counts = [int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("beside the import ")]
-    assert counts == list(range(1, len(counts) + 1)) and len(counts) > 5, done.stderr[-2000:]
+    # every line, none lost (the order may differ at the end of the import: lines still in the filter's pipe are
+    # copied out while the thread already writes to the restored descriptor)
+    assert sorted(counts) == list(range(1, len(counts) + 1)) and len(counts) > 5, done.stderr[-2000:]
     assert not [line for line in lines if not line.startswith("beside the import ")], "TensorFlow's banners"
