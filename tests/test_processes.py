@@ -34,7 +34,7 @@ def test_without_a_grace_for_stragglers_what_outlives_the_leader_is_killed_at_on
     """Gone when `stop_group` returns: SIGKILL lands asynchronously, and a busy machine showed a survivor for a moment.
 
     (Before `stop_group` waited for the killed, 8 of 150 such stops under three CPU hogs returned with the
-    straggler still running; CI hit it once.) Ten stops give the race a chance to show.
+    straggler still running; a full `make test` hit it once.) Ten stops give the race a chance to show.
     """
     for _ in range(10):
         proc = _leader("(trap '' TERM; sleep 60) & echo ready; wait")
