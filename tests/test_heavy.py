@@ -11,6 +11,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _run(script: str) -> subprocess.CompletedProcess:
+    """Runs a Python script in a fresh process (TensorFlow not yet imported); it must succeed."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def test_two_threads_importing_tensorflow_leave_stderr_working() -> None:
     """Each import swaps fd 2 for its duration; two interleaved swaps used to leave it muted for good.
 
@@ -30,9 +38,7 @@ def test_two_threads_importing_tensorflow_leave_stderr_working() -> None:
             thread.join()
         os.write(2, b"fd 2 still writes\\n")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _run(script)
     assert "fd 2 still writes" in done.stderr
 
 
@@ -60,9 +66,7 @@ def test_what_other_threads_write_during_the_import_reaches_stderr_without_the_b
         done.set()
         thread.join()
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _run(script)
     lines = done.stderr.splitlines()
     counts = [int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("beside the import ")]
     # every line, none lost (the order may differ at the end of the import: lines still in the filter's pipe are

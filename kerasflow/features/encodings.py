@@ -103,10 +103,12 @@ def fit_target_bins(values, label, n_bins: int = N_BINS, task: str = "classifica
         label = (label.astype("float64") - label.mean()) / (label.std() or 1.0)
     rows = np.sort(np.random.default_rng(0).choice(len(label), max_rows, replace=False)) if (
         len(label) > max_rows) else slice(None)
+    sampled = label[rows]
     bins = []
     for column in values.T:
-        x, y = column[rows], label[rows]
-        x, y = x[np.isfinite(x)], y[np.isfinite(x)]
+        x = column[rows]
+        finite = np.isfinite(x)
+        x, y = x[finite], sampled[finite]
         if x.size < 2 or n_bins < 2:
             bins.append(_strict_edges(_range(column) if x.size else [0.0]))
             continue

@@ -14,6 +14,7 @@ from typing import Any, Callable
 LOCALHOST = "127.0.0.1"
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds the `kerasflow` package
 KILLED_WAIT = 2.0  # seconds: at most, for the processes sent SIGKILL to be gone
+_PROC_STAT = Path("/proc/self/stat")  # present where /proc lists the processes (Linux)
 
 
 def free_port() -> int:
@@ -129,7 +130,7 @@ def _wait_killed(pgid: int) -> None:
     show as running for some milliseconds after `killpg` returns, and a caller
     that checks for survivors right after `stop_group` would see it.
     """
-    if not Path("/proc/self/stat").exists():  # elsewhere the unreaped leader counts as alive: nothing to wait for
+    if not _PROC_STAT.exists():  # elsewhere the unreaped leader counts as alive: nothing to wait for
         return
     deadline = time.monotonic() + KILLED_WAIT
     while group_alive(pgid) and time.monotonic() < deadline:
@@ -142,10 +143,9 @@ def group_alive(pgid: int) -> bool:
     Reads `/proc` where there is one (Linux), else asks with signal 0, for
     which a zombie leader still counts.
     """
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
+    if not _PROC_STAT.exists():
         return _signal_group(pgid, 0)
-    for stat in proc.glob("[0-9]*/stat"):
+    for stat in _PROC_STAT.parents[1].glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (command)": state, ppid, pgrp
         except (OSError, IndexError):
