@@ -1,4 +1,4 @@
-"""Deferred imports of heavy libraries: TensorFlow (muted, with the CPU split) and the light prefetch.
+"""Deferred imports of heavy libraries: TensorFlow (its banners filtered, with the CPU split) and the light prefetch.
 
 TensorFlow stays off the paths that do not train (`kerasflow --help`,
 config errors, data that fails validation); the steps that need it call
@@ -7,10 +7,11 @@ config errors, data that fails validation); the steps that need it call
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from kerasflow.progress import status
 from kerasflow.quiet import filtered_stderr, silence
@@ -29,11 +30,11 @@ def import_tensorflow() -> None:
     """
     if "tensorflow" in sys.modules:
         return
-    with _IMPORTING:  # one thread at a time: two interleaved fd 2 swaps would leave fd 2 muted for good
+    with _IMPORTING:  # one thread at a time
         if "tensorflow" in sys.modules:  # another thread imported it meanwhile
             return
         silence()
-        with status("importing TensorFlow"), filtered_stderr(_banner):
+        with status("importing TensorFlow"), tensorflow_banners_dropped():
             import keras  # noqa: F401
             import tensorflow
 
@@ -41,6 +42,23 @@ def import_tensorflow() -> None:
 
 
 _IMPORTING = threading.Lock()
+
+
+@contextlib.contextmanager
+def tensorflow_banners_dropped() -> Iterator[None]:
+    """Drops TensorFlow's native banner lines on fd 2 for the block; every other line passes.
+
+    For the steps where TensorFlow's C++ runtime may print (its import,
+    building a pretrained Keras application from a weights file). Other
+    threads' lines still reach the terminal (see `import_tensorflow`). One
+    block at a time: two interleaved swaps of fd 2 would leave it filtered
+    for good.
+    """
+    with _SWAPPING, filtered_stderr(_banner):
+        yield
+
+
+_SWAPPING = threading.Lock()
 
 
 LOGICAL_CPUS_ENV = "KERASFLOW_LOGICAL_CPUS"

@@ -70,29 +70,10 @@ def silence() -> None:
 
 
 @contextlib.contextmanager
-def muted_stderr() -> Iterator[None]:
-    """Points file descriptor 2 at /dev/null for the duration of the block."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    with open(os.devnull, "w") as devnull:
-        sys.stderr.flush()
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-@contextlib.contextmanager
 def filtered_stderr(dropped: Callable[[bytes], bool]) -> Iterator[None]:
     """Passes file descriptor 2 through a filter for the duration of the block.
 
-    Unlike `muted_stderr`, which drops everything, only the lines `dropped`
+    Only the lines `dropped`
     marks are lost: what other threads write meanwhile (a warning, an error
     message) is passed on, line by line, by a copying thread. That thread
     keeps copying after the block for any child process started meanwhile,

@@ -43,6 +43,20 @@ if _log:
             f.write(f"{time.time():.2f}\\t{os.getpid()}\\t{os.getppid()}\\t{test}\\t{cmd}\\n")
     except Exception:
         pass
+
+    import atexit, resource
+
+    def _spent(pid=os.getpid()):
+        if os.getpid() != pid:  # a forked child: it logs its own end, if it starts Python afresh
+            return
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        try:
+            with open(_log, "a") as f:
+                f.write(f"{time.time():.2f}\\t{pid}\\tEND\\t{own.ru_utime + own.ru_stime:.2f}\\n")
+        except Exception:
+            pass
+
+    atexit.register(_spent)
 '''
 
 PLUGIN = '''\
@@ -140,6 +154,36 @@ def report(out: Path) -> None:
         print(f"whole process tree: {tree['user'] + tree['system']:.0f} CPU s in {tree['wall']:.0f} s wall "
               f"(pytest exit {tree['exit']}; load {tree['load_before'][0]:.1f} before, {tree['load_after'][0]:.1f} "
               "after); what the tests do not account for: worker start-up, collection, session fixtures, servers")
+    if (out / "procs.tsv").exists():
+        _cpu_by_kind(out / "procs.tsv")
+
+
+def _kind(command: str) -> str:
+    """The `KINDS` name of a logged command line, else `pytest` or `other`."""
+    for kind, pattern in KINDS:
+        if pattern.search(command):
+            return kind
+    return "pytest" if "-m pytest" in command or "exec(eval(sys.stdin" in command else "other"
+
+
+def _cpu_by_kind(path: Path) -> None:
+    """Prints the CPU seconds of the logged processes that ended normally, summed per kind of process."""
+    started, spent = {}, {}
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[2] == "END":
+            spent[parts[1]] = float(parts[3])
+        elif len(parts) >= 5:
+            started[parts[1]] = parts[4]
+    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+    for pid, command in started.items():
+        kind = "guard" if "runtime/guard.py" in command else _kind(command)
+        totals[kind][0] += 1
+        totals[kind][1] += spent.get(pid, 0.0)
+    ended = sum(pid in spent for pid in started)
+    print(f"CPU of the logged processes by kind ({ended} of {len(started)} ended normally and are counted):")
+    for kind, (n, cpu) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+        print(f"  {kind:12} {n:4d} processes {cpu:8.1f} CPU s")
 
 
 def _process_counts(path: Path) -> dict[str, collections.Counter]:

@@ -73,3 +73,31 @@ def test_what_other_threads_write_during_the_import_reaches_stderr_without_the_b
     # copied out while the thread already writes to the restored descriptor)
     assert sorted(counts) == list(range(1, len(counts) + 1)) and len(counts) > 5, done.stderr[-2000:]
     assert not [line for line in lines if not line.startswith("beside the import ")], "TensorFlow's banners"
+
+
+def test_building_a_pretrained_base_drops_only_tensorflow_banners() -> None:
+    """The CNN family builds a Keras application inside `tensorflow_banners_dropped` (it once muted all of fd 2).
+
+    Lines other threads write meanwhile arrive; an absl banner line does not. Two such blocks at once, and a
+    TensorFlow import beside them, leave fd 2 writing straight to the terminal afterwards.
+    """
+    script = textwrap.dedent("""
+        import os, threading
+        from kerasflow.heavy import import_tensorflow, tensorflow_banners_dropped
+        start = threading.Barrier(3)
+        def block(n):
+            start.wait()
+            with tensorflow_banners_dropped():
+                os.write(2, f"line from block {n}\\n".encode())
+                os.write(2, b"I0000 00:00:1700000000.000000    1 cpu_feature_guard.cc:210] banner\\n")
+        threads = [threading.Thread(target=block, args=(n,)) for n in (1, 2)]
+        threads.append(threading.Thread(target=lambda: (start.wait(), import_tensorflow())))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        os.write(2, b"after the blocks\\n")
+    """)
+    done = _run(script)
+    assert "line from block 1" in done.stderr and "line from block 2" in done.stderr
+    assert "cpu_feature_guard" not in done.stderr and "after the blocks" in done.stderr

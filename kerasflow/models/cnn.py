@@ -22,10 +22,10 @@ from typing import Any
 
 from kerasflow.features.images import IMAGE_INPUT, ImageSpec
 from kerasflow.features.labels import inverse_target, training_loss
+from kerasflow.heavy import tensorflow_banners_dropped
 from kerasflow.models.errors import BaseModelError  # noqa: F401  (raised here; re-exported)
 from kerasflow.models.families import learning_rate_space, power_of_two, register_family
 from kerasflow.models.hyper import activation_layer, build_initializer, build_optimizer, choose, widths_around
-from kerasflow.quiet import muted_stderr
 from kerasflow.schemas.config import PipelineConfig
 from kerasflow.schemas.images import APPLICATIONS, AugmentationConfig, BaseModelConfig, CNNConfig
 
@@ -293,7 +293,7 @@ def _application(cfg: BaseModelConfig, image: ImageSpec) -> Any:
     if cfg.alpha != 1.0:
         kwargs["alpha"] = cfg.alpha
     try:
-        with muted_stderr():
+        with tensorflow_banners_dropped():
             return getattr(keras.applications, cfg.source)(**kwargs)
     except (ValueError, OSError, KeyError) as exc:
         raise BaseModelError(f"model.base: cannot build {cfg.source} at {height}x{width} with weights "
