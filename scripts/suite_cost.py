@@ -25,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,20 +44,6 @@ if _log:
             f.write(f"{time.time():.2f}\\t{os.getpid()}\\t{os.getppid()}\\t{test}\\t{cmd}\\n")
     except Exception:
         pass
-
-    import atexit, resource
-
-    def _spent(pid=os.getpid()):
-        if os.getpid() != pid:  # a forked child: it logs its own end, if it starts Python afresh
-            return
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        try:
-            with open(_log, "a") as f:
-                f.write(f"{time.time():.2f}\\t{pid}\\tEND\\t{own.ru_utime + own.ru_stime:.2f}\\n")
-        except Exception:
-            pass
-
-    atexit.register(_spent)
 '''
 
 PLUGIN = '''\
@@ -83,7 +70,8 @@ KINDS = [("cli", re.compile(r"kerasflow\.runtime\.cli (\w+)|bin/kerasflow (\w+)"
          ("infra", re.compile(r"import mlflow\.pyfunc")),
          ("prefect_srv", re.compile(r"uvicorn .*prefect\.server|-m prefect server start (?!--background)")),
          ("mlflow_srv", re.compile(r"-m mlflow server")),
-         ("mp_spawn", re.compile(r"multiprocessing\.spawn"))]
+         ("mp_spawn", re.compile(r"multiprocessing\.spawn")),
+         ("flow_run", re.compile(r"prefect\.engine|flow-run execute"))]
 
 
 def run(out: Path, pytest_args: list[str]) -> int:
@@ -98,6 +86,7 @@ def run(out: Path, pytest_args: list[str]) -> int:
            "SUITE_COST_PROCS": str(out / "procs.tsv")}
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     started, load = time.time(), os.getloadavg()
+    sampler = ProcessSampler(out / "cpu.json")
     pytest = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "suite_cost_plugin", "-p", "no:cacheprovider",
                                *pytest_args], cwd=ROOT, env=env)
     while True:  # reaps orphans as they end: a zombie left for later breaks tests that inspect processes
@@ -107,11 +96,54 @@ def run(out: Path, pytest_args: list[str]) -> int:
             break
     wall = time.time() - started
     _reap_orphans(timeout=120)
+    sampler.stop()
     tree = os.times()
     (out / "tree.json").write_text(json.dumps({
         "user": tree.children_user, "system": tree.children_system, "wall": wall, "exit": code,
         "load_before": load, "load_after": os.getloadavg(), "args": pytest_args}))
     return code
+
+
+class ProcessSampler:
+    """Samples every process's CPU seconds from /proc twice a second; writes the last seen per process at `stop`.
+
+    Counts processes however they end (killed, `os._exit`), which an exit hook would miss; only the last half
+    second of each is lost.
+    """
+
+    def __init__(self, path: Path, interval: float = 0.5) -> None:
+        self.path, self.interval, self.seen = path, interval, {}
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self.before = set(self._pids())  # what ran before pytest: not the suite's
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _pids() -> list[str]:
+        return [name for name in os.listdir("/proc") if name.isdigit()]
+
+    def _loop(self) -> None:
+        while not self.done.wait(self.interval):
+            for pid in self._pids():
+                if pid in self.before:
+                    continue
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    cpu = (int(fields[11]) + int(fields[12])) / self.ticks  # utime, stime
+                    if pid not in self.seen:
+                        with open(f"/proc/{pid}/cmdline", "rb") as f:
+                            command = f.read().replace(b"\0", b" ").decode(errors="replace")[:300]
+                        self.seen[pid] = [command, cpu]
+                    self.seen[pid][1] = cpu
+                except (OSError, IndexError, ValueError):
+                    continue
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+        self.path.write_text(json.dumps(self.seen))
 
 
 def _reap_orphans(timeout: float) -> None:
@@ -154,8 +186,8 @@ def report(out: Path) -> None:
         print(f"whole process tree: {tree['user'] + tree['system']:.0f} CPU s in {tree['wall']:.0f} s wall "
               f"(pytest exit {tree['exit']}; load {tree['load_before'][0]:.1f} before, {tree['load_after'][0]:.1f} "
               "after); what the tests do not account for: worker start-up, collection, session fixtures, servers")
-    if (out / "procs.tsv").exists():
-        _cpu_by_kind(out / "procs.tsv")
+    if (out / "cpu.json").exists():
+        _cpu_by_kind(out / "cpu.json")
 
 
 def _kind(command: str) -> str:
@@ -163,27 +195,25 @@ def _kind(command: str) -> str:
     for kind, pattern in KINDS:
         if pattern.search(command):
             return kind
-    return "pytest" if "-m pytest" in command or "exec(eval(sys.stdin" in command else "other"
+    if "-m pytest" in command or "exec(eval(sys.stdin" in command:
+        return "pytest"
+    program = command.split(" ", 1)[0].rsplit("/", 1)[-1]
+    if not program.startswith("python"):
+        return program or "other"  # postgres, git, pip ...
+    words = command.split()
+    return "py " + " ".join(words[1:3])[:40]  # e.g. `py -m prefect`, `py -c import sys,`
 
 
 def _cpu_by_kind(path: Path) -> None:
-    """Prints the CPU seconds of the logged processes that ended normally, summed per kind of process."""
-    started, spent = {}, {}
-    for line in path.read_text(errors="replace").splitlines():
-        parts = line.split("\t")
-        if len(parts) == 4 and parts[2] == "END":
-            spent[parts[1]] = float(parts[3])
-        elif len(parts) >= 5:
-            started[parts[1]] = parts[4]
+    """Prints the CPU seconds of the sampled processes (`ProcessSampler`), summed per kind of process."""
     totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
-    for pid, command in started.items():
+    for command, cpu in json.loads(path.read_text()).values():
         kind = "guard" if "runtime/guard.py" in command else _kind(command)
         totals[kind][0] += 1
-        totals[kind][1] += spent.get(pid, 0.0)
-    ended = sum(pid in spent for pid in started)
-    print(f"CPU of the logged processes by kind ({ended} of {len(started)} ended normally and are counted):")
+        totals[kind][1] += cpu
+    print("CPU of the suite's processes by kind (sampled from /proc twice a second):")
     for kind, (n, cpu) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
-        print(f"  {kind:12} {n:4d} processes {cpu:8.1f} CPU s")
+        print(f"  {kind:12} {n:5d} processes {cpu:8.1f} CPU s")
 
 
 def _process_counts(path: Path) -> dict[str, collections.Counter]:

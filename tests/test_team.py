@@ -7,9 +7,10 @@ credentials; requests without them are refused with HTTP 401.
 
 A bare clone of this repository stands for the team's git remote. The
 worker runs in a folder of its own, and each flow run clones the code from
-that remote. The test trains through the `manual` deployment, retrains twice
-through `nightly`, and checks runs, versions and aliases through the MLflow
-client against the PostgreSQL-backed server. Everything is stopped at the end.
+that remote. The test trains through the `manual` deployment while it
+retrains twice through `nightly` (one retraining at a time, the deployment's
+limit), and checks runs, versions and aliases through the MLflow client
+against the PostgreSQL-backed server. Everything is stopped at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -92,8 +94,10 @@ def test_deployments_clone_the_code_and_report_to_the_postgres_backed_servers(te
 
     base = ["training.epochs=3", f"registry.model_name={MODEL}",
             "registry.gate.thresholds=[{metric: accuracy, min: 0.0}]"]
-    trained = _run_deployment(team, "train/manual", base)
-    retrained = [_run_deployment(team, "retrain/nightly", base + [f"split.seed={seed}"]) for seed in (1, 2)]
+    with ThreadPoolExecutor(1) as beside:  # the worker runs the manual training beside the first retraining
+        training = beside.submit(_run_deployment, team, "train/manual", base)
+        retrained = [_run_deployment(team, "retrain/nightly", base + [f"split.seed={seed}"]) for seed in (1, 2)]
+        trained = training.result()
 
     client = mlflow.MlflowClient(settings.store, settings.store)
     experiment = client.get_experiment_by_name("iris")

@@ -26,9 +26,12 @@ def _trial_values(client: mlflow.MlflowClient, result: TuneResult) -> dict[str, 
     return {t.data.tags["kerasflow.trial_id"]: t.data.params for t in trials}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dask_cluster():
-    """A running Dask cluster started with Dask's own commands: a scheduler and two single-threaded workers."""
+    """A running Dask cluster started with Dask's own commands: a scheduler and two single-threaded workers.
+
+    One for the module: each worker imports TensorFlow for its first trial, which costs more than the trials.
+    """
     from distributed import Client
 
     from kerasflow.runtime.processes import free_port
@@ -57,7 +60,7 @@ def test_trials_on_dask_workers_take_the_values_of_the_local_search(prefect_harn
     common = ["tuning.tuner=random", "tuning.max_trials=4", "training.epochs=2", "training.early_stopping.enabled=false",
               "runner.n_workers=2"]
     local = tune_flow(CONFIG, [*common, f"tuning.directory={tmp_path / 'local'}"], fresh=True)
-    address, worker_pids = dask_cluster  # the LocalCluster of runner.kind=dask alone: the kill-and-resume test
+    address, worker_pids = dask_cluster  # the LocalCluster of runner.kind=dask alone: the killed command
     spread = tune_flow(CONFIG, [*common, "runner.kind=dask", f"runner.address={address}",
                                 f"tuning.directory={tmp_path / 'dask'}"], fresh=True)
     client = mlflow.MlflowClient(mlflow_store)
@@ -71,11 +74,13 @@ def test_trials_on_dask_workers_take_the_values_of_the_local_search(prefect_harn
 
 
 def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(prefect_harness, tmp_path: Path,
-                                                                      mlflow_store: str) -> None:
+                                                                      mlflow_store: str, dask_cluster) -> None:
     """A `kerasflow tune` process on a LocalCluster is interrupted mid-search; a search in another process resumes.
 
-    The resuming search is this test's process (`tune_flow`, as the command runs it), on a LocalCluster of its
-    own; what the command prints of a `TuneResult` ("5 trials (3 new, 2 resumed ...") is checked in test_tune.py.
+    The resuming search is this test's process (`tune_flow`, as the command runs it), on the module's running
+    cluster (`runner.address`): the runner is not part of what makes trials comparable, so the finished
+    trials of one cluster count on another. What the command prints of a `TuneResult` ("5 trials (3 new,
+    2 resumed ...") is checked in test_tune.py.
     """
     from kerasflow.flows.tune import tune_flow
 
@@ -91,8 +96,12 @@ def test_a_search_on_dask_killed_mid_way_resumes_its_finished_trials(prefect_har
             break
     first.communicate(timeout=120)
     assert first.returncode != 0
-    second = tune_flow(CONFIG, overrides, lint=False)
+    address, worker_pids = dask_cluster
+    second = tune_flow(CONFIG, [*overrides, f"runner.address={address}"], lint=False)
     resumed = len(second.trials) - second.new_trials
     assert len(second.trials) == 5 and resumed >= 2, second.summary
-    run = mlflow.MlflowClient(mlflow_store).get_run(second.run_id)
+    client = mlflow.MlflowClient(mlflow_store)
+    run = client.get_run(second.run_id)
     assert run.data.params["tune.trials"] == "5" and run.data.params["tune.new_trials"] == str(second.new_trials)
+    new = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{second.run_id}'")
+    assert len(new) == second.new_trials and {int(t.data.tags["kerasflow.pid"]) for t in new} <= worker_pids
