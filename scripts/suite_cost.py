@@ -8,7 +8,10 @@ Python process started with this folder's hook on its `PYTHONPATH` is logged wit
 it (`PYTEST_CURRENT_TEST`), so the table also counts, per file, the `kerasflow` CLI processes, the Great
 Expectations workers (of in-process flows and of subprocesses), infra-validation probes, Prefect and
 MLflow servers and multiprocessing children (Dask workers). Processes whose environment replaces
-`PYTHONPATH` are not logged (their CPU is still counted). Usage, one pytest at a time:
+`PYTHONPATH` are not logged (their CPU is still counted). A sampler reads every new process's CPU
+seconds from /proc twice a second, however it ends (killed, `os._exit`), and the report sums them per
+kind of process: where the tree's total goes (the last half second of each process is missed). Usage,
+one pytest at a time:
 
     python scripts/suite_cost.py --out /tmp/cost -- -n 2 --dist loadfile --no-loadscope-reorder
     python scripts/suite_cost.py --out /tmp/cost -- tests/test_outages.py

@@ -168,7 +168,7 @@ INTEGRATION_TESTS = {
 # collected longest first (the others by `_estimate`): the workers then end together, instead of one running a
 # long module of a few tests, which xdist's own order (by number of tests) hands out last.
 MODULE_SECONDS = {
-    "test_tune_dask": 135, "test_team": 120, "test_reliability": 100, "test_unattended": 95, "test_outages": 92,
+    "test_tune_dask": 110, "test_team": 105, "test_reliability": 100, "test_unattended": 95, "test_outages": 92,
     "test_prefect_server": 77, "test_tune": 67, "test_retrain": 66, "test_deployments": 61, "test_contract": 53,
     "test_cv": 45, "test_tabular_encodings": 43, "test_scaffold": 43, "test_tabm": 41, "test_ui": 39, "test_flow": 39,
     "test_gx_worker": 38, "test_resume": 36, "test_cnn": 36, "test_slices_flow": 35, "test_serving": 33,
