@@ -90,7 +90,7 @@ def prefect_harness(mlflow_store: str):
 
     Not the session's shared local server that the CLI's commands start: with
     both the in-process flows and the commands on it, whole `make test` runs
-    took 18-19 min against 16.5-16.8 min with the harness (2026-12-08), though
+    took 18-19 min against 16.5-17.5 min with the harness (2026-12-08), though
     each module alone ran faster on the shared one. The harness's ephemeral
     server runs fewer background services.
     """
