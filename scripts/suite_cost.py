@@ -226,10 +226,9 @@ def _process_counts(path: Path) -> dict[str, collections.Counter]:
         parts = line.split("\t")
         if len(parts) < 5 or "runtime/guard.py" in parts[4]:  # a guard runs a server: the server is counted
             continue
-        for kind, pattern in KINDS:
-            if pattern.search(parts[4]):
-                counts[parts[3].split("::")[0] or "(session)"][kind] += 1
-                break
+        kind = _kind(parts[4])
+        if kind in dict(KINDS):
+            counts[parts[3].split("::")[0] or "(session)"][kind] += 1
     return counts
 
 

@@ -11,9 +11,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+TOGETHER = """
+import threading
+def together(*targets):
+    start = threading.Barrier(len(targets))
+    def run(target):
+        start.wait()
+        target()
+    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+"""  # the scripts' `together(*targets)`: runs the functions in threads that start at once, and waits for them
+
+
 def _run(script: str) -> subprocess.CompletedProcess:
-    """Runs a Python script in a fresh process (TensorFlow not yet imported); it must succeed."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+    """Runs a Python script in a fresh process (TensorFlow not yet imported, `together` defined); it must succeed."""
+    done = subprocess.run([sys.executable, "-c", TOGETHER + textwrap.dedent(script)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
     return done
@@ -25,17 +40,9 @@ def test_two_threads_importing_tensorflow_leave_stderr_working() -> None:
     That silenced every later log line of a k-fold run on `runner: {kind: local, n_workers: 2}`.
     """
     script = textwrap.dedent("""
-        import os, threading
+        import os
         from kerasflow.heavy import import_tensorflow
-        start = threading.Barrier(2)
-        def load():
-            start.wait()
-            import_tensorflow()
-        threads = [threading.Thread(target=load) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        together(import_tensorflow, import_tensorflow)
         os.write(2, b"fd 2 still writes\\n")
     """)
     done = _run(script)
@@ -82,20 +89,13 @@ def test_building_a_pretrained_base_drops_only_tensorflow_banners() -> None:
     TensorFlow import beside them, leave fd 2 writing straight to the terminal afterwards.
     """
     script = textwrap.dedent("""
-        import os, threading
+        import os
         from kerasflow.heavy import import_tensorflow, tensorflow_banners_dropped
-        start = threading.Barrier(3)
         def block(n):
-            start.wait()
             with tensorflow_banners_dropped():
                 os.write(2, f"line from block {n}\\n".encode())
                 os.write(2, b"I0000 00:00:1700000000.000000    1 cpu_feature_guard.cc:210] banner\\n")
-        threads = [threading.Thread(target=block, args=(n,)) for n in (1, 2)]
-        threads.append(threading.Thread(target=lambda: (start.wait(), import_tensorflow())))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        together(lambda: block(1), lambda: block(2), import_tensorflow)
         os.write(2, b"after the blocks\\n")
     """)
     done = _run(script)
