@@ -73,9 +73,9 @@ def silence() -> None:
 def filtered_stderr(dropped: Callable[[bytes], bool]) -> Iterator[None]:
     """Passes file descriptor 2 through a filter for the duration of the block.
 
-    Only the lines `dropped`
-    marks are lost: what other threads write meanwhile (a warning, an error
-    message) is passed on, line by line, by a copying thread. That thread
+    Only the lines `dropped` marks are lost: what other threads write
+    meanwhile (a warning, an error message) is passed on, line by line, by a
+    copying thread. That thread
     keeps copying after the block for any child process started meanwhile,
     which holds the pipe.
 
