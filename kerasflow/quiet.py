@@ -75,9 +75,8 @@ def filtered_stderr(dropped: Callable[[bytes], bool]) -> Iterator[None]:
 
     Only the lines `dropped` marks are lost: what other threads write
     meanwhile (a warning, an error message) is passed on, line by line, by a
-    copying thread. That thread
-    keeps copying after the block for any child process started meanwhile,
-    which holds the pipe.
+    copying thread. That thread keeps copying after the block for any child
+    process started meanwhile, which holds the pipe.
 
     Args:
         dropped: Says, for a line written to fd 2 (bytes), whether to drop it.
