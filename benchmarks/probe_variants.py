@@ -15,6 +15,14 @@ A probe model name such as `def_ple~wd1e-4~lr3e-4~p40` is the network
 - `bn`: batch normalization after each hidden layer;
 - `k<int>`: TabM's ensemble size;
 - `mc<int>`: drop the categorical columns with more than this many levels;
+- `ls<float>`: label smoothing of the classification loss;
+- `gn<float>`: Gaussian noise of this standard deviation on the standardized numbers while training;
+- `rt<int>`: this many totally random trees of depth 5 on the numbers (scikit-learn's
+  `RandomTreesEmbedding`, fitted on the training rows), their leaves one-hot beside the categoricals;
+- `rf<int>`: the same with a random forest of this many trees fitted on the training labels (leaves of at
+  least 3 rows);
+- `wide`: the random trees' leaves feed a linear layer whose logits add to the network's (wide and deep),
+  instead of the network's input;
 - `ce<int>`: embed the categorical columns with more than this many levels (dense kinds), as
   `preprocessing.categorical_embedding: {above: N}` does.
 
@@ -25,8 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FLOATS = ("lr", "wd", "do")
-INTS = ("rp", "p", "b", "w", "d", "nb", "x", "k", "mc", "ce")
+FLOATS = ("lr", "wd", "do", "ls", "gn")
+INTS = ("rp", "p", "b", "w", "d", "nb", "x", "k", "mc", "ce", "rt", "rf")
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ def parse(name: str) -> Variant:
     base, *options = name.split("~")
     values: dict = {}
     for option in options:
-        if option in ("bal", "bn"):
+        if option in ("bal", "bn", "wide"):
             values[option] = True
             continue
         for prefix in FLOATS + INTS:  # "do" before "d", "rp" before "p": longest prefixes are listed first

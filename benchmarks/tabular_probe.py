@@ -31,6 +31,8 @@ for every model, several seeds:
   weight decay, patience, batch, width, depth, dropout, bins, ensemble size, class weights
   changed (`benchmarks/probe_variants.py` lists them).
 
+Scikit-learn references beside `hgb` (`benchmarks/probe_sklearn.py`): `rf`, `et`, `knn`, `svc`, `lr`.
+
 Networks train on 80% of the training rows with early stopping on the other
 20% (patience 10, at most 100 epochs) and are scored on the held-out test
 rows (20% of the set): accuracy for classes, RMSE for regression.
@@ -143,6 +145,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import describe, load  # noqa: E402
+from probe_sklearn import SKLEARN, filled, run_sklearn, tree_leaves  # noqa: E402
 from probe_variants import Variant, class_weights, parse  # noqa: E402
 
 MODELS = ("hgb", "mlp", "mlp_q", "mlp_plr", "mlp_ple", "tabm", "tabm_plr", "tabm_ple")
@@ -174,7 +177,7 @@ def encode(train, parts, target, classify):
     """
     features = train.drop(columns=[target])
     numeric = features.select_dtypes("number").columns
-    parts = [_filled(part, [name for name in features.columns if name not in numeric]) for part in parts]
+    parts = [filled(part, [name for name in features.columns if name not in numeric]) for part in parts]
     train = parts[0]
     categorical = [name for name in features.columns if name not in numeric]
     medians = train[numeric].median()
@@ -203,32 +206,6 @@ def log_labels(train, parts, target):
     return [((v - mean) / std).astype("float32") for v in values], (1, mean, std, "log" if log else "none")
 
 
-def _filled(part, categorical):
-    """The rows with missing categorical values as the level `(missing)`, every level a string."""
-    part = part.copy()
-    for name in categorical:
-        part[name] = part[name].astype(object).where(part[name].notna(), "(missing)").astype(str)
-    return part
-
-
-def run_hgb(train, test, target, classify, seed):
-    """Default HistGradientBoosting on the raw columns (categoricals as pandas categories)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-    def frame(part):
-        x = _filled(part.drop(columns=[target]), list(part.drop(columns=[target]).select_dtypes(exclude="number")))
-        for name in x.select_dtypes(exclude="number").columns:
-            levels = sorted(_filled(train[[name]], [name])[name].unique())
-            x[name] = pd.Categorical(x[name], categories=levels)
-        return x
-
-    model = (HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor)(
-        random_state=seed, categorical_features="from_dtype")
-    model.fit(frame(train), train[target].astype(str) if classify else train[target])
-    predicted = model.predict(frame(test))
-    return score(test[target].astype(str) if classify else test[target], predicted, classify)
-
-
 def score(truth, predicted, classify):
     """Accuracy for classes, RMSE for values."""
     truth, predicted = np.asarray(truth), np.asarray(predicted)
@@ -237,8 +214,11 @@ def score(truth, predicted, classify):
     return float(np.sqrt(np.mean((truth.astype(float) - predicted.astype(float)) ** 2)))
 
 
-def build_network(variant: Variant, nums, onehots, cards, units, seed):
-    """The Keras training and prediction models of one network kind (with its `~` options)."""
+def build_network(variant: Variant, nums, onehots, cards, units, seed, leaves=0):
+    """The Keras training and prediction models of one network kind (with its `~` options).
+
+    `leaves`: the number of tree leaf columns at the end of `onehots` (the `rt` and `rf` options).
+    """
     import keras
 
     from kerasflow.features.numeric_embeddings import (
@@ -255,8 +235,10 @@ def build_network(variant: Variant, nums, onehots, cards, units, seed):
     activation = "softmax" if units > 1 else None
     kind = variant.kind
     if kind in MLP_INPUTS:
-        numbers = _mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed, variant.get("nb", None))
-        x = keras.layers.Concatenate()([numbers, _categoricals(onehot_in, cards, variant, seed)])
+        numbers = _mlp_numbers(MLP_INPUTS[kind], numeric_in, nums, seed, variant.get("nb", None), variant.get("gn", 0.0))
+        wide = variant.get("wide", False) and leaves
+        deep_in = onehot_in[:, :onehots.shape[1] - leaves] if wide else onehot_in
+        x = keras.layers.Concatenate()([numbers, _categoricals(deep_in, cards, variant, seed)])
         widths, dropout, l2 = _widths(kind, nums.shape[1] + onehots.shape[1], units, len(nums))
         if "w" in variant.values or "d" in variant.values:
             widths = [variant.get("w", widths[0])] * variant.get("d", len(widths))
@@ -271,6 +253,8 @@ def build_network(variant: Variant, nums, onehots, cards, units, seed):
             if dropout:
                 x = keras.layers.Dropout(dropout, seed=seed + block)(x)
         outputs = keras.layers.Dense(units)(x)
+        if wide:
+            outputs = keras.layers.Add()([outputs, keras.layers.Dense(units)(onehot_in[:, onehots.shape[1] - leaves:])])
         model = keras.Model([numeric_in, onehot_in], outputs)
         predict = keras.Model([numeric_in, onehot_in], keras.layers.Activation(activation or "linear")(outputs))
         return model, predict
@@ -329,7 +313,7 @@ def _widths(kind, width, units, rows):
     return (first, max(first // 2, units, 8)), 0.2 if rows < 2000 else 0.1, 1e-4
 
 
-def _mlp_numbers(how, numeric_in, nums, seed, n_bins=None):
+def _mlp_numbers(how, numeric_in, nums, seed, n_bins=None, noise=0.0):
     """The MLP's numeric input: standardized, quantile-normalized, or periodic / piecewise-linear embeddings."""
     import keras
 
@@ -342,6 +326,8 @@ def _mlp_numbers(how, numeric_in, nums, seed, n_bins=None):
     )
 
     standardized = keras.layers.Normalization(mean=nums.mean(0), variance=nums.var(0) + 1e-9)(numeric_in)
+    if noise:
+        standardized = keras.layers.GaussianNoise(noise, seed=seed + 700)(standardized)
     if how == "standard":
         return standardized
     if how == "piecewise_linear_raw":  # the former probe's bug: the raw numbers into the linear embedding
@@ -386,9 +372,17 @@ def _predict(variant: Variant, data, classify, scale, seed):
     if "mc" in variant.values:  # drop the one-hot columns of categoricals with more than `mc` levels
         keep = np.concatenate([np.full(card, card <= variant.get("mc", 0)) for card in cards] or [np.zeros(0, bool)])
         onehots, cards = [part[:, keep] for part in onehots], [card for card in cards if card <= variant.get("mc", 0)]
+    coded = tree_leaves(variant, nums, labels[0], classify, seed)
+    leaves = coded[0].shape[1] if coded else 0
+    if coded:
+        onehots = [np.concatenate([part, code], 1) for part, code in zip(onehots, coded)]
     units = scale[0] if classify else 1
-    train_model, predict_model = build_network(variant, nums[0], onehots[0], cards, units, seed)
+    train_model, predict_model = build_network(variant, nums[0], onehots[0], cards, units, seed, leaves)
     base = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classify else keras.losses.MeanSquaredError()
+    smoothing = variant.get("ls", 0.0)
+    if classify and smoothing:
+        base = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+        labels = [np.eye(units, dtype="float32")[label] for label in labels]
     rate, decay = variant.get("lr", 1e-3 if kind in MLP_INPUTS else 2e-3), variant.get("wd", None)
     if kind in MLP_INPUTS:
         optimizer = keras.optimizers.AdamW(rate, weight_decay=decay) if decay is not None else keras.optimizers.Adam(rate)
@@ -425,8 +419,9 @@ def probe(name, seeds, models):
         logged = None if classify else log_labels(train, (train, valid, test), target)
         for model in models:
             started = time.perf_counter()
-            if model == "hgb":
-                value = run_hgb(pd.concat([train, valid]), test, target, classify, seed)
+            if model in SKLEARN:
+                value = score(test[target].astype(str) if classify else test[target],
+                              run_sklearn(model, pd.concat([train, valid]), test, target, classify, seed), classify)
             elif model.endswith("_log") and logged is not None:
                 value = run_network(model.removesuffix("_log"), (nums, onehots, cards, logged[0]), classify, logged[1], seed)
             elif model.endswith("_logc") and logged is not None:  # outputs clipped to the training labels' range
