@@ -11,7 +11,7 @@ packages, scikit-learn's 6 bundled sets, the fine-food reviews (text) and
 the digit image folder. Each seed is its own stratified 80/20 train/test
 split, written to files: kerasflow reads the test file as
 `data.test_source`, so every method is scored on exactly the same test rows
-(3 seeds below 4,000 rows, 1 above, unless `--seeds`). Methods:
+(10 seeds below 500 rows, 3 below 4,000, 1 above, unless `--seeds`). Methods:
 
 - `defaults`: a config with only `name` and `data`; kerasflow chooses the rest;
 - `tuned`: the same plus a `tuning` section without a `space`, a small
@@ -205,7 +205,7 @@ def run_benchmark(plan: list, folder: Path, results: report.Results, trials: int
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", help="comma-separated sets (default all; --list shows them)")
-    parser.add_argument("--seeds", type=int, help="splits per set (default 3 below 4,000 rows, else 1)")
+    parser.add_argument("--seeds", type=int, help="splits per set (default 10 below 500 rows, 3 below 4,000, else 1)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     parser.add_argument("--quick", action="store_true", help=f"1 seed on {', '.join(sets.QUICK_SETS)}")
     parser.add_argument("--trials", type=int, default=6, help="search trials of the tuned method (default 6)")
