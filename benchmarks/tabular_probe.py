@@ -29,7 +29,9 @@ for every model, several seeds:
   `_logc`: the same, with the network's outputs clipped to the training labels' range before expm1;
 - any name with `~` options (e.g. `def_ple~nb8~wd1e-2`): the network with the learning rate,
   weight decay, patience, batch, width, depth, dropout, bins, ensemble size, class weights
-  changed (`benchmarks/probe_variants.py` lists them).
+  changed (`benchmarks/probe_variants.py` lists them);
+- `A|B|...` (quote it in a shell): trains each network and scores the one whose validation loss is
+  lowest, as a choice on validation rows would (it prints the losses and the choice).
 
 Scikit-learn references beside `hgb` (`benchmarks/probe_sklearn.py`): `rf`, `et`, `knn`, `svc`, `lr`.
 
@@ -347,20 +349,41 @@ def _mlp_numbers(how, numeric_in, nums, seed, n_bins=None, noise=0.0):
 
 
 def run_network(kind, data, classify, scale, seed):
-    """Trains one network (or the mean of an ensemble) with early stopping on the validation rows; returns its test score."""
+    """Trains one network (or the mean of an ensemble) with early stopping on the validation rows; returns its test score.
+
+    A name `A|B|...` trains each network and scores the one with the lowest validation loss (log-loss,
+    or MSE of the standardized values), as a choice by validation would.
+    """
     labels = data[3]
-    variant = parse(kind)
-    predicted = np.mean([_predict(variant, data, classify, scale, seed + 1000 * member)
-                         for member in range(variant.get("x", ENSEMBLES.get(variant.kind, 1)))], axis=0)
+    outputs = {name: _outputs(parse(name), data, classify, scale, seed) for name in kind.split("|")}
+    losses = {name: _loss(valid, labels[1], classify) for name, (valid, _) in outputs.items()}
+    chosen = min(losses, key=losses.get)
+    if len(outputs) > 1:
+        print(f"    validation losses {', '.join(f'{n} {v:.4f}' for n, v in losses.items())}: {chosen}", flush=True)
+    predicted = outputs[chosen][1]
     if classify:
         return score(labels[2], predicted.argmax(1), True)
     back = np.expm1 if len(scale) > 3 and scale[3] == "log" else (lambda values: values)
-    outputs = predicted[:, 0] if len(scale) < 5 else np.clip(predicted[:, 0], *scale[4])
-    return score(back(labels[2] * scale[2] + scale[1]), back(outputs * scale[2] + scale[1]), False)
+    values = predicted[:, 0] if len(scale) < 5 else np.clip(predicted[:, 0], *scale[4])
+    return score(back(labels[2] * scale[2] + scale[1]), back(values * scale[2] + scale[1]), False)
+
+
+def _outputs(variant: Variant, data, classify, scale, seed):
+    """The validation and test outputs of a network, or the means of an ensemble's (`x` option)."""
+    members = [_predict(variant, data, classify, scale, seed + 1000 * member)
+               for member in range(variant.get("x", ENSEMBLES.get(variant.kind, 1)))]
+    return tuple(np.mean([member[part] for member in members], axis=0) for part in (0, 1))
+
+
+def _loss(predicted, labels, classify):
+    """Log-loss of class probabilities, or the MSE of standardized values."""
+    if classify:
+        return float(-np.mean(np.log(np.clip(predicted[np.arange(len(labels)), labels], 1e-7, 1.0))))
+    return float(np.mean((predicted[:, 0] - labels) ** 2))
 
 
 def _predict(variant: Variant, data, classify, scale, seed):
-    """Trains one network and returns its test-row outputs (probabilities, or standardized values)."""
+    """Trains one network and returns its validation and test rows' outputs (probabilities, or standardized values)."""
     import keras
 
     from kerasflow.models.tabm_backbone import member_loss, tabm_optimizer
@@ -404,7 +427,7 @@ def _predict(variant: Variant, data, classify, scale, seed):
     y = [label if classify else label[:, None] for label in labels]
     train_model.fit([nums[0], onehots[0]], y[0], validation_data=([nums[1], onehots[1]], y[1]),
                     epochs=epochs, batch_size=batch, callbacks=callbacks, verbose=0, class_weight=weights)
-    return np.asarray(predict_model([nums[2], onehots[2]], training=False))
+    return tuple(np.asarray(predict_model([nums[part], onehots[part]], training=False)) for part in (1, 2))
 
 
 def probe(name, seeds, models):
