@@ -39,8 +39,9 @@ def fits_beside(prepared: Prepared) -> bool:
     wait (the flow's process idle but for it, 2026-12-08) from 1.27x to
     1.39x (2,195 MB against the bare script's 1,575: its 200,000 rows
     read, copied as inputs and scored, with the fresh process's
-    TensorFlow). So a large table runs them one after the other, as before. Below `LARGE_ROWS` the early infra process's
-    TensorFlow dominates the peak, and the overlap only saves time.
+    TensorFlow). So a large table runs them one after the other, as
+    before. Below `LARGE_ROWS` the early infra process's TensorFlow
+    dominates the peak, and the overlap only saves time.
 
     Args:
         prepared: Paths from the data steps (the raw rows are counted from the Parquet footer).
