@@ -376,10 +376,12 @@ def _outputs(variant: Variant, data, classify, scale, seed):
 
 
 def _loss(predicted, labels, classify):
-    """Log-loss of class probabilities, or the MSE of standardized values."""
+    """Log-loss of class probabilities, or the MSE of standardized values (scikit-learn's metrics)."""
+    from sklearn.metrics import log_loss, mean_squared_error
+
     if classify:
-        return float(-np.mean(np.log(np.clip(predicted[np.arange(len(labels)), labels], 1e-7, 1.0))))
-    return float(np.mean((predicted[:, 0] - labels) ** 2))
+        return float(log_loss(labels, predicted, labels=np.arange(predicted.shape[1])))
+    return float(mean_squared_error(labels, predicted[:, 0]))
 
 
 def _predict(variant: Variant, data, classify, scale, seed):
